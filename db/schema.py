@@ -1,0 +1,80 @@
+"""Connecting to the database and bringing its schema to the current Alembic revision."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be used; the message names it and what to do."""
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (a person's sqlite3 shell) query while a run writes; foreign keys are off
+    # by default in SQLite and the cascades rely on them.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """One pooled engine per URL per process. ``postgresql://`` uses psycopg 3."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    # pre_ping: a worker that outlives a PostgreSQL restart gets a fresh connection, not an error.
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Migrate to the newest revision (creating the schema in an empty database)."""
+    from alembic import command
+
+    config = _alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def is_current(engine: Engine) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    head = ScriptDirectory.from_config(_alembic_config(engine)).get_heads()
+    return set(current) == set(head)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the schema in an empty database; refuse to touch an outdated one silently."""
+    try:
+        if "alembic_version" not in inspect(engine).get_table_names():
+            upgrade(engine)
+        elif not is_current(engine):
+            raise DatabaseError(f"{engine.url.render_as_string()}: schema is outdated; run `soundtag db upgrade`")
+    except DatabaseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - driver errors vary; the user needs one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise DatabaseError(f"{engine.url.render_as_string()}: {reason}") from None

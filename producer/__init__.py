@@ -1,0 +1,1 @@
+"""Finding audio in sources and handing it to workers. Never imports torch or transformers."""

@@ -1,0 +1,1 @@
+"""soundtag: zero-shot labeling of sound archives with CLAP."""

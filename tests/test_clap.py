@@ -1,0 +1,76 @@
+"""The classifier against the transformers pipeline, on a real (tiny, random) CLAP checkpoint."""
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+from soundtag.taxonomy import Taxonomy, taxonomy_from_csv
+from tests.audio_files import write
+from worker.clap import Classifier
+from worker.labeling import Labeler
+from worker.storage import read_local
+
+LABELS = ["dog barking", "rain", "siren", "speech", "church bells"]
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_clap):
+    return Classifier(str(tiny_clap), device="cpu")
+
+
+def _clip(seconds, seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 48000)) / 48000
+    return (0.2 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_scores_equal_the_zero_shot_pipeline_within_1e_4(tiny_clap, classifier, tmp_path):
+    pipe = pipeline("zero-shot-audio-classification", model=str(tiny_clap), device="cpu")
+    labeler = Labeler(classifier, batch_size=4)
+    clips = {f"{s}s": _clip(s, seed) for seed, s in enumerate([0.5, 3.0, 5.0, 9.5, 10.0])}
+    import soundfile as sf
+
+    uris = []
+    for name, audio in clips.items():
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, audio, 48000, subtype="FLOAT")
+        uris.append(path.as_uri())
+    results = list(labeler.label(uris, taxonomy_from_csv(",".join(LABELS)), read_local))
+    for result, audio in zip(results, clips.values()):
+        expected = {r["label"]: r["score"] for r in pipe(audio, candidate_labels=LABELS)}
+        assert result.ok, result.error
+        assert len(result.segments) == 1
+        np.testing.assert_allclose(result.scores, [expected[label] for label in LABELS], atol=1e-4)
+        assert result.scores.sum() == pytest.approx(1.0)
+
+
+def test_batching_does_not_change_results(classifier, tmp_path):
+    uris = [write(tmp_path / f"{i}.wav", seconds=2 + 7 * i, rate=22050, freq=200 * (i + 1)).as_uri() for i in range(3)]
+    tax = taxonomy_from_csv(",".join(LABELS))
+    one = list(Labeler(classifier, batch_size=1).label(uris, tax, read_local))
+    many = list(Labeler(classifier, batch_size=16).label(uris, tax, read_local))
+    for a, b in zip(one, many):
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+
+
+def test_results_are_deterministic_for_long_files(classifier, tmp_path):
+    uri = write(tmp_path / "long.flac", seconds=33.0, rate=44100).as_uri()
+    tax = taxonomy_from_csv(",".join(LABELS))
+    first, second = (next(Labeler(classifier).label([uri], tax, read_local)) for _ in range(2))
+    assert [(s.start_s, s.end_s) for s in first.segments] == [(0, 10), (10, 20), (20, 30), (23, 33)]
+    np.testing.assert_array_equal(first.scores, second.scores)
+    np.testing.assert_allclose(first.scores, np.mean([s.scores for s in first.segments], axis=0))
+
+
+def test_label_embeddings_are_computed_once_per_taxonomy(classifier, monkeypatch):
+    tax = taxonomy_from_csv("a,b")
+    first = classifier.label_embeddings(tax)
+    monkeypatch.setattr(classifier, "_embed_labels", lambda prompts: pytest.fail("re-encoded the labels"))
+    assert classifier.label_embeddings(taxonomy_from_csv("a,b")) is first
+
+
+def test_multi_prompt_label_is_the_normalised_mean_of_its_prompts(classifier):
+    single = classifier.label_embeddings(Taxonomy(name="x", template="{}", labels=["a dog", "a puppy"]))
+    multi = classifier.label_embeddings(Taxonomy(name="y", labels=[{"name": "dog", "prompts": ["a dog", "a puppy"]}]))
+    mean = single.mean(axis=0)
+    np.testing.assert_allclose(multi[0], mean / np.linalg.norm(mean), atol=1e-6)

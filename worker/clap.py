@@ -1,0 +1,116 @@
+"""The CLAP model: loading, label embeddings, audio embeddings, scores.
+
+Scores follow ``pipeline("zero-shot-audio-classification")`` exactly: the softmax over labels of
+``exp(logit_scale_a) * cos(audio, text)``. Label embeddings are computed once per taxonomy.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import torch
+
+from soundtag.taxonomy import Taxonomy
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class ModelError(RuntimeError):
+    """The model cannot be loaded; the message says which and what to do."""
+
+
+def pick_device(device: str) -> torch.device:
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+class Classifier:
+    """A loaded CLAP checkpoint. Thread-safe for ``features``; ``embed_audio`` belongs to one thread."""
+
+    def __init__(self, model: str, device: str = "auto", dtype: str = "fp32"):
+        from transformers import ClapModel, ClapProcessor
+
+        self.name = model
+        self.device = pick_device(device)
+        try:
+            self.processor = ClapProcessor.from_pretrained(self.name)
+            loaded = ClapModel.from_pretrained(self.name, dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            offline = " (HF_HUB_OFFLINE is set: pre-fetch it into the cache or pass a local folder)" \
+                if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"} else ""
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise ModelError(f"model {model}: cannot load{offline}: {reason}") from None
+        self.dtype_name = dtype
+        if dtype == "int8":
+            if self.device.type != "cpu":
+                raise ModelError("dtype int8 (dynamic quantization) runs on the CPU only")
+            # Only the linear layers are quantized; the convolutions and norms keep fp32.
+            loaded = torch.ao.quantization.quantize_dynamic(loaded, {torch.nn.Linear}, dtype=torch.qint8)
+            self.dtype = torch.float32
+        else:
+            self.dtype = _DTYPES[dtype]
+            loaded = loaded.to(self.device, dtype=self.dtype)
+        self.model = loaded.eval()
+        extractor = self.processor.feature_extractor
+        self.sampling_rate: int = extractor.sampling_rate
+        self.max_length_s: float = float(extractor.max_length_s)
+        self.logit_scale = float(self.model.logit_scale_a.detach().float().exp())
+        self._label_cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def features(self, windows: list[np.ndarray]) -> np.ndarray:
+        """Log-mel features of each window, as the model's own feature extractor makes them
+        (repeat-padding clips shorter than the model's window). Pure numpy; safe in threads."""
+        out = self.processor.feature_extractor(
+            windows, sampling_rate=self.sampling_rate, return_tensors="np"
+        )
+        return out["input_features"].astype(np.float32, copy=False)
+
+    @torch.inference_mode()
+    def embed_audio(self, features: np.ndarray) -> np.ndarray:
+        """Unit-norm audio embeddings for a batch of features."""
+        inputs = torch.from_numpy(features).to(self.device, dtype=self.dtype)
+        # is_longer only switches on feature fusion for clips longer than the window; windows never
+        # are, and the extractor's habit of flagging a random clip as longer would make results random.
+        is_longer = torch.zeros((len(features), 1), dtype=torch.bool, device=self.device)
+        out = self.model.get_audio_features(input_features=inputs, is_longer=is_longer)
+        return out.pooler_output.float().cpu().numpy()
+
+    def label_embeddings(self, taxonomy: Taxonomy) -> np.ndarray:
+        """Unit-norm text embedding per label (prompts averaged), cached per taxonomy content."""
+        key = taxonomy.content_hash
+        with self._lock:
+            cached = self._label_cache.get(key)
+            if cached is None:
+                cached = self._label_cache[key] = self._embed_labels(taxonomy.prompts())
+        return cached
+
+    @torch.inference_mode()
+    def _embed_labels(self, prompts: list[list[str]]) -> np.ndarray:
+        texts = [text for group in prompts for text in group]
+        embedded = []
+        for start in range(0, len(texts), 256):
+            tokens = self.processor.tokenizer(texts[start : start + 256], padding=True, return_tensors="pt")
+            out = self.model.get_text_features(**tokens.to(self.device))
+            embedded.append(out.pooler_output.float().cpu().numpy())
+        flat = np.concatenate(embedded)
+        labels, at = [], 0
+        for group in prompts:
+            mean = flat[at : at + len(group)].mean(axis=0)
+            labels.append(mean / np.linalg.norm(mean))
+            at += len(group)
+        return np.stack(labels)
+
+
+def score(audio: np.ndarray, labels: np.ndarray, logit_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax scores and cosine similarities, shape (windows, labels)."""
+    similarity = audio.astype(np.float64) @ labels.astype(np.float64).T
+    logits = similarity * logit_scale
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True), similarity
