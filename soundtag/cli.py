@@ -160,7 +160,9 @@ def main() -> None:
 
     known: tuple[type[BaseException], ...] = (DatabaseError, SourceError, TaxonomyError)
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns an Exit's code instead of raising it.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
