@@ -185,6 +185,13 @@ def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequenc
                 conn.execute(_insert(engine, SegmentScore), chunk)
 
 
+def queued_uris(engine: Engine, job_id: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(File.uri).join(JobFile, JobFile.file_id == File.id)
+                                 .where(JobFile.job_id == job_id, JobFile.status == "queued")
+                                 .order_by(File.id)).scalars())
+
+
 def pending_uris(engine: Engine, job_id: str, uris: Sequence[str]) -> list[str]:
     """Of ``uris``, those the job still wants labeled (not cancelled, not already finished)."""
     with engine.connect() as conn:
@@ -205,6 +212,13 @@ def fail_files(engine: Engine, job_id: str, uris: Sequence[str], reason: str) ->
         conn.execute(update(JobFile).where(JobFile.job_id == job_id, JobFile.file_id.in_(ids),
                                            JobFile.status == "queued")
                      .values(status="failed", error=reason, updated_at=stamp))
+
+
+def finish_job_if_done(engine: Engine, job_id: str) -> None:
+    """Stamp the job finished once none of its files is queued."""
+    with engine.begin() as conn:
+        queued = select(JobFile.file_id).where(JobFile.job_id == job_id, JobFile.status == "queued").exists()
+        conn.execute(update(Job).where(Job.id == job_id, Job.finished_at.is_(None), ~queued).values(finished_at=now()))
 
 
 def finish_job(engine: Engine, job_id: str) -> None:

@@ -18,7 +18,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# Piped output (scripts, logs) gets wide lines instead of rich's 80-column default.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 _debug = False
 
@@ -89,21 +90,15 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Relabel files already labeled.")] = False,
 ) -> None:
     """Label every audio file under PATHS on this machine and store the results."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from db import store
+    from producer.enqueue import record_job
 
     settings = _settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                          hop_s=hop, device=device, dtype=dtype)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
     refs = _refs(paths, pattern)
-    job_id = store.create_job(engine, kind="run", model=settings.model_ref,
-                              taxonomy_id=store.save_taxonomy(engine, tax),
-                              sources=[str(Path(p).absolute()) for p in paths],
-                              options={"window_s": settings.window_s, "hop_s": settings.hop_s,
-                                       "batch_size": settings.batch_size})
-    todo = store.add_files(engine, job_id, refs, force=force)
+    job_id, todo = record_job(engine, refs, tax, settings, sources=_source_names(paths), kind="run", force=force)
     skipped = len(refs) - len(todo)
     console.print(f"run {job_id}: {len(refs)} files, {len(todo)} to label, {skipped} already labeled "
                   f"(model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels)", highlight=False)
@@ -114,10 +109,7 @@ def run(
 
         with console.status(f"loading {settings.model_ref} ..."):
             classifier_for(settings.model_ref, settings)
-        columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]:.1f} files/s"), TimeRemainingColumn(),
-                   TextColumn("[red]{task.fields[failed]} failed"))
-        with Progress(*columns, console=console, transient=False) as progress:
+        with _progress() as progress:
             task = progress.add_task("labeling", total=len(todo), rate=0.0, failed=0)
             begun = time.monotonic()
 
@@ -128,18 +120,173 @@ def run(
                 progress.update(task, advance=1, failed=len(failures),
                                 rate=done / max(time.monotonic() - begun, 1e-9))
 
-            process(job_id, [uri for _, uri in todo], settings, on_result=tick)
+            process(job_id, todo, settings, on_result=tick)
     store.finish_job(engine, job_id)
     info = store.job_info(engine, job_id)
     elapsed = time.monotonic() - started
-    labeled = info.counts.get("done", 0)
-    console.print(f"done: {labeled} labeled, {info.counts.get('failed', 0)} failed, {skipped} skipped "
-                  f"in {elapsed:.1f} s ({len(todo) / elapsed if elapsed else 0:.1f} files/s) "
+    console.print(f"done: {info.counts.get('done', 0)} labeled, {info.counts.get('failed', 0)} failed, "
+                  f"{skipped} skipped in {elapsed:.1f} s ({len(todo) / elapsed if elapsed else 0:.1f} files/s) "
                   f"→ {engine.url.render_as_string()}", highlight=False)
     for uri, error in failures[:20]:
         console.print(f"  [red]failed[/] {uri}: {error}", highlight=False)
     if len(failures) > 20:
         console.print(f"  ... and {len(failures) - 20} more: select uri, error from files where status = 'failed'")
+
+
+def _source_names(sources: list[str]) -> list[str]:
+    return [s if "://" in s else str(Path(s).expanduser().absolute()) for s in sources]
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]:.1f} files/s"), TimeRemainingColumn(),
+                    TextColumn("[red]{task.fields[failed]} failed"), console=console)
+
+
+@app.command()
+def enqueue(
+    paths: Annotated[list[str], typer.Argument(help="Folders, files or source URIs to label.")],
+    taxonomy: Taxonomy_ = None,
+    labels: Labels = None,
+    model: Model = None,
+    database: Database = None,
+    batch_size: BatchSize = None,
+    window: WindowS = None,
+    hop: HopS = None,
+    pattern: Pattern = None,
+    queue: Annotated[Optional[str], typer.Option(help="Celery queue [SOUNDTAG_QUEUE].")] = None,
+    files_per_task: Annotated[Optional[int], typer.Option(min=1, help="Files per Celery task.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Relabel files already labeled.")] = False,
+) -> None:
+    """Record a job and send its files to the workers; prints the job id."""
+    from producer.enqueue import enqueue as enqueue_job
+
+    settings = _settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
+                         hop_s=hop, queue=queue, files_per_task=files_per_task)
+    tax = _taxonomy(taxonomy, labels)
+    engine = _engine(settings)
+    result = enqueue_job(engine, _refs(paths, pattern), tax, settings, sources=_source_names(paths), force=force)
+    console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} already "
+                  f"labeled → {settings.queue if queue is None else queue}", highlight=False)
+    out.print(result.job_id)
+
+
+def _job(engine, job_id: str):
+    from db import store
+
+    info = store.job_info(engine, job_id)
+    if info is None:
+        _fail(f"job {job_id}: not found")
+    return info
+
+
+def _counts(info) -> str:
+    c = info.counts
+    return (f"{c.get('done', 0)} done, {c.get('failed', 0)} failed, {c.get('queued', 0)} queued"
+            + (f", {c['skipped']} skipped" if c.get("skipped") else "")
+            + (f", {c['cancelled']} cancelled" if c.get("cancelled") else ""))
+
+
+@app.command()
+def status(
+    job_id: Annotated[str, typer.Argument(help="Job id from `soundtag enqueue` or `soundtag jobs`.")],
+    watch: Annotated[bool, typer.Option("--watch", help="Live progress until the job ends.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Block until the job ends; exit 0 if it completed.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
+    database: Database = None,
+) -> None:
+    """Progress of a job: done / failed / queued, files/s, ETA. Exit 3 if it was cancelled."""
+    settings = _settings(database_url=database)
+    engine = _engine(settings)
+    info = _job(engine, job_id)
+    if watch or wait:
+        info = _follow(engine, info, interval, show=watch)
+    out.print(f"job {info.id} ({info.kind}, {info.state}): {_counts(info)} of {info.total}; "
+              f"model {info.model}, taxonomy {info.taxonomy}", highlight=False)
+    if info.state == "cancelled":
+        raise typer.Exit(3)
+    if (watch or wait) and info.pending:
+        raise typer.Exit(1)
+
+
+def _follow(engine, info, interval: float, show: bool):
+    from contextlib import nullcontext
+
+    from db import store
+
+    finished = lambda i: i.total - i.pending  # noqa: E731
+    with _progress() if show else nullcontext() as progress:
+        task = progress.add_task(f"job {info.id}", total=info.total, completed=finished(info), rate=0.0,
+                                 failed=info.counts.get("failed", 0)) if show else None
+        first, begun = finished(info), time.monotonic()
+        while info.pending and info.state == "active":
+            time.sleep(interval)
+            info = store.job_info(engine, info.id)
+            if show:
+                progress.update(task, completed=finished(info), failed=info.counts.get("failed", 0),
+                                rate=(finished(info) - first) / max(time.monotonic() - begun, 1e-9))
+    return info
+
+
+@app.command()
+def jobs(limit: Annotated[int, typer.Option(help="How many.")] = 20, database: Database = None) -> None:
+    """Recent jobs with their counts."""
+    from rich.table import Table
+
+    from db import store
+
+    engine = _engine(_settings(database_url=database))
+    table = Table("job", "kind", "state", "created", "done", "failed", "queued", "skipped", "taxonomy", "sources")
+    for info in store.recent_jobs(engine, limit):
+        c = info.counts
+        table.add_row(info.id, info.kind, "finished" if info.finished_at and info.state == "active" else info.state,
+                      info.created_at.strftime("%Y-%m-%d %H:%M"), str(c.get("done", 0)), str(c.get("failed", 0)),
+                      str(c.get("queued", 0)), str(c.get("skipped", 0)), info.taxonomy, " ".join(info.sources))
+    out.print(table)
+
+
+@app.command()
+def cancel(job_id: Annotated[str, typer.Argument()], database: Database = None) -> None:
+    """Drop a job's queued work; finished results stay."""
+    from db import store
+
+    engine = _engine(_settings(database_url=database))
+    _job(engine, job_id)
+    dropped = store.cancel_job(engine, job_id)
+    out.print(f"job {job_id}: cancelled, {dropped} queued files dropped", highlight=False)
+
+
+@app.command()
+def requeue(job_id: Annotated[str, typer.Argument()], database: Database = None) -> None:
+    """Send a job's still-queued files to the workers again, e.g. after Redis lost its data.
+    Safe to repeat: files already labeled are not labeled twice."""
+    from producer.enqueue import requeue as requeue_job
+
+    settings = _settings(database_url=database)
+    engine = _engine(settings)
+    _job(engine, job_id)
+    out.print(f"job {job_id}: {requeue_job(engine, job_id, settings)} files sent again", highlight=False)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    queue: Annotated[Optional[str], typer.Option(help="Queue to consume [SOUNDTAG_QUEUE].")] = None,
+    pool: Annotated[str, typer.Option(help="solo: one process per GPU (default); prefork for CPU fleets.")] = "solo",
+    concurrency: Annotated[Optional[int], typer.Option(help="Processes (prefork/threads pools).")] = None,
+) -> None:
+    """Start a Celery worker (`celery -A worker worker` with soundtag's defaults). Extra
+    arguments are passed to Celery."""
+    import os
+
+    settings = _settings(queue=queue)
+    argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", pool, "--queues",
+            settings.queue, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    os.execv(sys.executable, argv + list(ctx.args))
 
 
 @db_app.command("upgrade")
@@ -153,34 +300,16 @@ def db_upgrade(database: Database = None) -> None:
 
 
 def main() -> None:
-    """Entry point: known errors print one line (tracebacks with --debug)."""
-    from db.schema import DatabaseError
-    from producer.sources import SourceError
-    from soundtag.taxonomy import TaxonomyError
-
-    known: tuple[type[BaseException], ...] = (DatabaseError, SourceError, TaxonomyError)
+    """Entry point: usage errors are click's; any other error prints one line (a traceback with
+    --debug) and exits 1."""
     try:
-        # Without standalone mode click returns an Exit's code instead of raising it.
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        console.print("interrupted: finished results are stored; run again to resume")
-        sys.exit(130)
+        app()
     except Exception as exc:  # noqa: BLE001 - the one place errors become messages
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
         if _debug:
             raise
-        if isinstance(exc, known) or exc.__class__.__name__ in {"ModelError", "ValidationError"}:
-            _message = str(exc).strip().splitlines()[0]
-        else:
-            _message = f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        console.print(f"[bold red]error:[/] {_message}", highlight=False)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        known = exc.__class__.__name__ in {"DatabaseError", "SourceError", "TaxonomyError", "ModelError"}
+        console.print(f"[bold red]error:[/] {text if known else f'{exc.__class__.__name__}: {text}'}", highlight=False)
         sys.exit(1)
 
 

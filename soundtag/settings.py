@@ -33,8 +33,9 @@ class Settings(BaseSettings):
 
     queue: str = "soundtag"
     files_per_task: int = Field(16, ge=1)
-    task_max_attempts: int = Field(3, ge=1)
-    visibility_timeout_s: int = Field(6 * 3600, ge=60)
+    task_max_attempts: int = Field(3, ge=1, description="deliveries of a file that kill its worker")
+    transient_retries: int = Field(50, ge=0, description="retries (backoff up to 5 min) while a service is down")
+    visibility_timeout_s: int = Field(6 * 3600, ge=5)
     schedule_file: str | None = None
 
     @property

@@ -61,3 +61,82 @@ def soundtag(*args: str, cwd: Path | None = None, env: dict | None = None, check
     if check and proc.returncode != 0:
         raise AssertionError(f"soundtag {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    """Poll until ``predicate()`` is truthy; fail naming ``what`` after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class WorkerProcess:
+    """A real `soundtag worker` (Celery) subprocess with its log in a file."""
+
+    def __init__(self, env: dict, log_path: Path, *extra: str):
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "soundtag.cli", "worker", *extra], cwd=ROOT,
+                                     env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: "ready." in self.log() or self.proc.poll() is not None, 60, "the worker to start")
+        assert self.proc.poll() is None, self.log()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self, sig=9) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig if sig != 9 else signal.SIGKILL)
+            self.proc.wait(30)
+        self._log.close()
+
+    def stop(self) -> None:
+        import signal
+
+        self.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def celery_env(tiny_clap, pg_url, tmp_path):
+    """Environment for producer and workers of one test: its own queue on the local Redis and
+    its own PostgreSQL database, so tests never see each other's messages or rows."""
+    return {
+        "SOUNDTAG_DATABASE_URL": pg_url,
+        "SOUNDTAG_BROKER_URL": os.environ.get("SOUNDTAG_TEST_REDIS", "redis://127.0.0.1:6379/0"),
+        "SOUNDTAG_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
+        "SOUNDTAG_MODEL": str(tiny_clap),
+        "SOUNDTAG_VISIBILITY_TIMEOUT_S": "8",
+        "HF_HOME": str(tmp_path / "hf"),
+    }
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """Starts workers on demand and kills whatever is left at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict, *extra: str) -> WorkerProcess:
+        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log", *extra)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()

@@ -1,0 +1,150 @@
+"""The distributed path on the real thing: Redis, PostgreSQL, `soundtag worker` processes."""
+
+import signal
+import subprocess
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.audio_files import write
+from tests.conftest import free_port, soundtag, wait_for
+from tests.tcp_proxy import TcpProxy
+
+LABELS = "dog barking,rain,siren"
+
+
+def _q(url, sql):
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).all()
+    finally:
+        engine.dispose()
+
+
+def _count(url, job, status):
+    return _q(url, f"select count(*) from job_file where job_id = '{job}' and status = '{status}'")[0][0]
+
+
+def _archive(root, n, seconds):
+    for i in range(n):
+        write(root / f"clip{i:03d}.wav", seconds=seconds, rate=22050, freq=100.0 + 37 * i)
+    return root
+
+
+def _enqueue(env, archive, *extra):
+    proc = soundtag("enqueue", str(archive), "--labels", LABELS, *extra, env=env)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _assert_each_file_labeled_once(url, job, n):
+    assert _count(url, job, "done") == n
+    assert _q(url, "select count(*) from labeling")[0][0] == n
+    assert _q(url, "select count(*), count(distinct uri) from file_labels where rank = 1")[0] == (n, n)
+    assert _q(url, "select count(*) from file_labels")[0][0] == 3 * n
+
+
+def test_job_end_to_end_through_redis_and_a_worker(tmp_path, celery_env, workers):
+    archive = _archive(tmp_path / "archive", 5, 3.0)
+    (archive / "broken.flac").write_bytes(b"fLaC" + b"\x00" * 100)
+    workers(celery_env)
+    job = _enqueue(celery_env, archive, "--files-per-task", "2")
+
+    done = soundtag("status", job, "--wait", env=celery_env)
+    assert f"job {job} (enqueue, active): 5 done, 1 failed, 0 queued of 6" in done.stdout
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    assert _q(url, "select status, error from files where uri like '%broken.flac'")[0][0] == "failed"
+    assert _q(url, f"select finished_at is not null from job where id = '{job}'")[0][0]
+    assert job in soundtag("jobs", env=celery_env).stdout
+
+    again = _enqueue(celery_env, archive)  # labeled files are skipped; the failed one is tried again
+    assert "0 done, 1 failed, 0 queued, 5 skipped of 6" in soundtag("status", again, "--wait", env=celery_env).stdout
+
+
+def test_sigkill_mid_job_then_new_worker_labels_every_file_exactly_once(tmp_path, celery_env, workers):
+    n = 24
+    archive = _archive(tmp_path / "archive", n, 30.0)
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    first = workers(celery_env)
+    job = _enqueue(celery_env, archive, "--files-per-task", "2")
+    wait_for(lambda: _count(url, job, "done") >= 2, 120, "the first results")
+    first.kill(signal.SIGKILL)
+    assert _count(url, job, "queued") > 0, "the job ended before the kill: make it longer"
+
+    second = workers(celery_env)
+    soundtag("status", job, "--wait", env=celery_env)
+    _assert_each_file_labeled_once(url, job, n)
+    assert "received" in second.log()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of the test's own, with the append-only file production uses, so it can be restarted."""
+    port = free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+           "--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+
+    class Server:
+        url = f"redis://127.0.0.1:{port}/0"
+
+        def start(self):
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+            wait_for(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout
+                     .strip() == b"PONG", 20, "redis to start")
+
+        def stop(self):
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(20)
+
+    server = Server()
+    server.start()
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
+
+
+def test_redis_restart_mid_job_then_job_completes(tmp_path, celery_env, workers, own_redis):
+    n = 24
+    env = {**celery_env, "SOUNDTAG_BROKER_URL": own_redis.url}
+    url = env["SOUNDTAG_DATABASE_URL"]
+    archive = _archive(tmp_path / "archive", n, 30.0)
+    workers(env)
+    job = _enqueue(env, archive, "--files-per-task", "2")
+    wait_for(lambda: _count(url, job, "done") >= 2, 120, "the first results")
+    own_redis.stop()
+    assert _count(url, job, "queued") > 0, "the job ended before the restart: make it longer"
+    subprocess.run(["sleep", "2"])
+    own_redis.start()
+    soundtag("status", job, "--wait", env=env)
+    _assert_each_file_labeled_once(url, job, n)
+
+
+def test_database_unreachable_for_a_while_then_job_completes(tmp_path, celery_env, workers):
+    n = 16
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    proxy = TcpProxy(5432, free_port())
+    proxy.start()
+    worker_env = {**celery_env, "SOUNDTAG_DATABASE_URL": url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")}
+    archive = _archive(tmp_path / "archive", n, 30.0)
+    worker = workers(worker_env)
+    proxy.stop()  # the outage starts before the job, so no batch can slip through first
+    job = _enqueue(celery_env, archive, "--files-per-task", "2")
+    wait_for(lambda: "OperationalError; retrying in" in worker.log(), 60, "the worker to notice the outage")
+    assert _count(url, job, "queued") == n
+    subprocess.run(["sleep", "3"])
+    proxy.start()
+    soundtag("status", job, "--wait", env=celery_env)
+    _assert_each_file_labeled_once(url, job, n)
+
+
+def test_cancel_drops_queued_work_and_keeps_results(tmp_path, celery_env, workers):
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    archive = _archive(tmp_path / "archive", 4, 2.0)
+    job = _enqueue(celery_env, archive)  # no worker yet: everything stays queued
+    assert "4 queued files dropped" in soundtag("cancel", job, env=celery_env).stdout
+    workers(celery_env)
+    status = soundtag("status", job, "--wait", env=celery_env, check=False)
+    assert status.returncode == 3 and "4 cancelled" in status.stdout
+    assert _q(url, "select count(*) from labeling")[0][0] == 0
