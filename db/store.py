@@ -3,14 +3,20 @@ redelivered batch leaves exactly the rows one clean pass would have left."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy import (
+    BigInteger, DateTime, Engine, Text, and_, bindparam, column, delete, func, literal, or_, select, text, true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeEngine
 
 from db.models import File, Job, JobFile, LabelScore, Labeling, SegmentScore, TaxonomyRow, now
 from soundtag.taxonomy import Taxonomy, taxonomy_from_canonical
@@ -96,6 +102,20 @@ def create_job(engine: Engine, *, kind: str, model: str, taxonomy_id: int, sourc
     return job_id
 
 
+def _relation(engine: Engine, name: str, columns: dict[str, TypeEngine], rows: list[tuple]):
+    """``rows`` as a table to select from, in one statement whatever their number: arrays
+    unnested on PostgreSQL, one JSON document on SQLite. Per-row parameters would make a
+    100,000-file enqueue spend its time building SQL."""
+    if engine.dialect.name == "postgresql":
+        arrays = [bindparam(f"{name}_{col}", [row[i] for row in rows], type_=ARRAY(kind))
+                  for i, (col, kind) in enumerate(columns.items())]
+        return func.unnest(*arrays).table_valued(*(column(c, t) for c, t in columns.items())).render_derived(name=name)
+    picks = ", ".join(f"json_extract(value, '$[{i}]') AS {col}" for i, col in enumerate(columns))
+    return (text(f"SELECT {picks} FROM json_each(:{name}_rows)")
+            .bindparams(**{f"{name}_rows": json.dumps(rows)})
+            .columns(*(column(c, t) for c, t in columns.items())).subquery(name))
+
+
 def add_files(engine: Engine, job_id: str, refs: Iterable[FileRef], *, force: bool = False) -> list[tuple[int, str]]:
     """Register the files of a job. Returns (file id, uri) of those to label; the rest, already
     labeled by the job's model and taxonomy at the same fingerprint, are marked skipped."""
@@ -103,36 +123,74 @@ def add_files(engine: Engine, job_id: str, refs: Iterable[FileRef], *, force: bo
         job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
     todo: list[tuple[int, str]] = []
     refs = list({ref.uri: ref for ref in refs}.values())
-    for chunk in _chunks(refs):
-        stamp = now()
+    for chunk in _chunks(refs, 20_000):
+        stamp = literal(now(), DateTime(timezone=True))
+        found = _relation(engine, "found", {"uri": Text(), "fingerprint": Text(), "size_bytes": BigInteger(),
+                                            "truth": Text()},
+                          [(r.uri, r.fingerprint, r.size_bytes, r.truth) for r in chunk])
+        upsert = _insert(engine, File).from_select(
+            ["uri", "fingerprint", "size_bytes", "truth", "status", "created_at", "updated_at"],
+            # WHERE true: SQLite cannot otherwise tell the upsert's ON from a join's.
+            select(found.c.uri, found.c.fingerprint, found.c.size_bytes, found.c.truth, literal("queued"),
+                   stamp, stamp).where(true()))
+        upsert = upsert.on_conflict_do_update(index_elements=["uri"], set_={
+            "fingerprint": upsert.excluded.fingerprint,
+            "size_bytes": func.coalesce(upsert.excluded.size_bytes, File.size_bytes),
+            "truth": func.coalesce(upsert.excluded.truth, File.truth),
+        }).returning(File.id, File.uri)
         with engine.begin() as conn:
-            stmt = _insert(engine, File)
-            stmt = stmt.on_conflict_do_update(index_elements=["uri"], set_={
-                "fingerprint": stmt.excluded.fingerprint,
-                "size_bytes": func.coalesce(stmt.excluded.size_bytes, File.size_bytes),
-                "truth": func.coalesce(stmt.excluded.truth, File.truth),
-            }).returning(File.id, File.uri)
-            rows = conn.execute(stmt, [
-                {"uri": r.uri, "fingerprint": r.fingerprint, "size_bytes": r.size_bytes, "truth": r.truth,
-                 "status": "queued", "created_at": stamp, "updated_at": stamp} for r in chunk
-            ]).all()
-            ids = {uri: file_id for file_id, uri in rows}
-            fresh: set[int] = set()
+            ids = conn.execute(upsert).all()
+            skip: set[int] = set()
             if not force:
-                fresh = set(conn.execute(
-                    select(Labeling.file_id).join(File, File.id == Labeling.file_id).where(
-                        Labeling.file_id.in_(ids.values()), Labeling.model == job.model,
-                        Labeling.taxonomy_id == job.taxonomy_id, Labeling.fingerprint == File.fingerprint,
-                        File.fingerprint.is_not(None))).scalars())
-            chunk_todo = [(ids[r.uri], r.uri) for r in chunk if ids[r.uri] not in fresh]
-            todo.extend(chunk_todo)
-            if chunk_todo:
-                conn.execute(update(File).where(File.id.in_([i for i, _ in chunk_todo]))
-                             .values(status="queued", error=None, updated_at=stamp))
-            conn.execute(_insert(engine, JobFile).on_conflict_do_nothing(), [
-                {"job_id": job_id, "file_id": ids[r.uri], "updated_at": stamp,
-                 "status": "skipped" if ids[r.uri] in fresh else "queued"} for r in chunk])
+                skip = set(conn.execute(
+                    select(Labeling.file_id).join(File, File.id == Labeling.file_id)
+                    .join(found, found.c.uri == File.uri)
+                    .where(Labeling.model == job.model, Labeling.taxonomy_id == job.taxonomy_id,
+                           Labeling.fingerprint == File.fingerprint)).scalars())
+            entries = _relation(engine, "entries", {"file_id": BigInteger(), "status": Text()},
+                                [(file_id, "skipped" if file_id in skip else "queued") for file_id, _ in ids])
+            queued = select(entries.c.file_id).where(entries.c.status == "queued")
+            # Rows the upsert just inserted are queued already: rewriting them would double the work.
+            conn.execute(update(File).where(File.id.in_(queued), or_(File.status != "queued", File.error.is_not(None)))
+                         .values(status="queued", error=None, updated_at=stamp))
+            conn.execute(_insert(engine, JobFile).from_select(
+                ["job_id", "file_id", "status", "updated_at"],
+                select(literal(job_id), entries.c.file_id, entries.c.status, stamp).where(true()),
+            ).on_conflict_do_nothing())
+        todo.extend((file_id, uri) for file_id, uri in ids if file_id not in skip)
     return todo
+
+
+def new_or_changed(engine: Engine, refs: Sequence[FileRef], model: str,
+                   taxonomy_id: int) -> tuple[list[FileRef], int, int]:
+    """Of ``refs``, those not yet labeled by ``model`` + taxonomy at their current fingerprint,
+    not already queued for it, and not failed at that same fingerprint. Returns them with the
+    count of new files and of changed ones."""
+    fresh: list[FileRef] = []
+    new = changed = 0
+    with engine.connect() as conn:
+        for chunk in _chunks(list({ref.uri: ref for ref in refs}.values())):
+            known = {row.uri: row for row in conn.execute(
+                select(File.id, File.uri, File.fingerprint, File.status).where(File.uri.in_([r.uri for r in chunk])))}
+            ids = [row.id for row in known.values()]
+            settled = set(conn.execute(select(Labeling.file_id).join(File, File.id == Labeling.file_id).where(
+                Labeling.file_id.in_(ids), Labeling.model == model, Labeling.taxonomy_id == taxonomy_id,
+                Labeling.fingerprint == File.fingerprint)).scalars())
+            settled |= set(conn.execute(select(JobFile.file_id).join(Job, Job.id == JobFile.job_id).where(
+                JobFile.file_id.in_(ids), JobFile.status == "queued", Job.state == "active",
+                Job.model == model, Job.taxonomy_id == taxonomy_id)).scalars())
+            for ref in chunk:
+                row = known.get(ref.uri)
+                if row is None:
+                    new += 1
+                elif row.fingerprint != ref.fingerprint:
+                    changed += 1
+                elif row.id in settled or row.status == "failed":
+                    continue
+                else:
+                    new += 1  # known file, but new to this model and taxonomy
+                fresh.append(ref)
+    return fresh, new, changed
 
 
 def _ranked(scores: np.ndarray, similarity: np.ndarray, labels: Sequence[str]) -> list[dict]:
@@ -259,3 +317,30 @@ def job_info(engine: Engine, job_id: str) -> JobInfo | None:
 
 def recent_jobs(engine: Engine, limit: int = 20) -> list[JobInfo]:
     return _job_infos(engine, Job.id.is_not(None), limit)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    uri: str
+    truth: str | None
+    labels: tuple[str, ...]  # best first; empty when the file has no result
+
+
+def job_predictions(engine: Engine, job_id: str, k: int = 5) -> list[Prediction]:
+    """Each file of a job with its truth and its first ``k`` labels by the job's model and
+    taxonomy (the current result, whichever job made it)."""
+    with engine.connect() as conn:
+        job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
+        rows = conn.execute(
+            select(File.uri, File.truth, LabelScore.label).select_from(JobFile)
+            .join(File, File.id == JobFile.file_id)
+            .outerjoin(Labeling, and_(Labeling.file_id == File.id, Labeling.model == job.model,
+                                      Labeling.taxonomy_id == job.taxonomy_id))
+            .outerjoin(LabelScore, and_(LabelScore.labeling_id == Labeling.id, LabelScore.rank <= k))
+            .where(JobFile.job_id == job_id).order_by(File.uri, LabelScore.rank)).all()
+    found: dict[str, tuple[str | None, list[str]]] = {}
+    for uri, truth, label in rows:
+        labels = found.setdefault(uri, (truth, []))[1]
+        if label is not None:
+            labels.append(label)
+    return [Prediction(uri, truth, tuple(labels)) for uri, (truth, labels) in found.items()]

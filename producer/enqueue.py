@@ -4,13 +4,17 @@ batches through Celery. Never imports torch or transformers."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 
 from sqlalchemy import Engine
 
 from db import store
 from soundtag.settings import Settings
 from soundtag.taxonomy import Taxonomy
+
+CHUNK = 20_000  # files recorded per transaction; their batches are sent while the next is recorded
 
 
 @dataclass(frozen=True)
@@ -21,32 +25,50 @@ class Enqueued:
     skipped: int
 
 
-def send_batches(job_id: str, uris: Sequence[str], settings: Settings, queue: str | None = None) -> int:
-    """Send ``uris`` as tasks of ``files_per_task`` files; returns how many tasks were sent.
-    Safe to repeat: workers skip files that are no longer queued."""
-    from worker.app import LABEL_BATCH, make_app
+class _Sender:
+    """Publishes batches of one job on a background thread, over one broker connection."""
 
-    app = make_app(settings)
-    size = settings.files_per_task
-    sent = 0
-    # One producer (one broker connection) for the whole loop: per-call connection setup would
-    # cost more than the publish itself.
-    with app.producer_or_acquire() as producer:
-        for start in range(0, len(uris), size):
-            app.send_task(LABEL_BATCH, args=[job_id, list(uris[start : start + size])],
-                          queue=queue or settings.queue, producer=producer)
-            sent += 1
-    return sent
+    def __init__(self, job_id: str, settings: Settings, queue: str | None):
+        from worker.app import make_app
+
+        self.app, self.job_id, self.settings = make_app(settings), job_id, settings
+        self.queue = queue or settings.queue
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="send")
+        self._sent: list = []
+
+    def send(self, uris: Sequence[str]) -> None:
+        self._sent.append(self._thread.submit(self._publish, list(uris)))
+
+    def _publish(self, uris: list[str]) -> None:
+        from worker.app import LABEL_BATCH
+
+        size = self.settings.files_per_task
+        # One producer for the whole loop: per-call connection setup would cost more than the publish.
+        with self.app.producer_or_acquire() as producer:
+            for start in range(0, len(uris), size):
+                self.app.send_task(LABEL_BATCH, args=[self.job_id, uris[start : start + size]],
+                                   queue=self.queue, producer=producer)
+
+    def close(self) -> None:
+        """Wait for every batch to be published; raises what publishing raised."""
+        self._thread.shutdown(wait=True)
+        for future in self._sent:
+            future.result()
 
 
-def record_job(engine: Engine, refs: Sequence[store.FileRef], taxonomy: Taxonomy, settings: Settings, *,
-               sources: list[str], kind: str, force: bool = False, queue: str | None = None) -> tuple[str, list[str]]:
-    """Record a job and its files; returns the job id and the URIs that need labeling (files
-    already labeled by this model and taxonomy at the same fingerprint are skipped)."""
-    job_id = store.create_job(
+def _create_job(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, sources: list[str], kind: str,
+                queue: str | None) -> str:
+    return store.create_job(
         engine, kind=kind, model=settings.model_ref, taxonomy_id=store.save_taxonomy(engine, taxonomy),
         sources=sources, options={"window_s": settings.window_s, "hop_s": settings.hop_s,
                                   "batch_size": settings.batch_size, "queue": queue or settings.queue})
+
+
+def record_job(engine: Engine, refs: Sequence[store.FileRef], taxonomy: Taxonomy, settings: Settings, *,
+               sources: list[str], kind: str, force: bool = False) -> tuple[str, list[str]]:
+    """Record a job and its files; returns the job id and the URIs that need labeling (files
+    already labeled by this model and taxonomy at the same fingerprint are skipped)."""
+    job_id = _create_job(engine, taxonomy, settings, sources=sources, kind=kind, queue=None)
     todo = [uri for _, uri in store.add_files(engine, job_id, refs, force=force)]
     if not todo:
         store.finish_job(engine, job_id)
@@ -55,15 +77,30 @@ def record_job(engine: Engine, refs: Sequence[store.FileRef], taxonomy: Taxonomy
 
 def enqueue(engine: Engine, refs: Iterable[store.FileRef], taxonomy: Taxonomy, settings: Settings, *,
             sources: list[str], kind: str = "enqueue", force: bool = False, queue: str | None = None) -> Enqueued:
-    """Record a job and its files, then send the files to the workers."""
-    refs = list(refs)
-    job_id, todo = record_job(engine, refs, taxonomy, settings, sources=sources, kind=kind, force=force, queue=queue)
-    send_batches(job_id, todo, settings, queue)
-    return Enqueued(job_id, len(refs), len(todo), len(refs) - len(todo))
+    """Record a job and its files, and send the files to the workers in batches of
+    ``files_per_task``. A file's row is committed before its batch is sent, so a worker always
+    finds what it is asked to label."""
+    job_id = _create_job(engine, taxonomy, settings, sources=sources, kind=kind, queue=queue)
+    sender = _Sender(job_id, settings, queue)
+    found = queued = 0
+    try:
+        refs = iter(refs)
+        while chunk := list(islice(refs, CHUNK)):
+            todo = [uri for _, uri in store.add_files(engine, job_id, chunk, force=force)]
+            sender.send(todo)
+            found, queued = found + len(chunk), queued + len(todo)
+    finally:
+        sender.close()
+    if not queued:
+        store.finish_job(engine, job_id)
+    return Enqueued(job_id, found, queued, found - queued)
 
 
 def requeue(engine: Engine, job_id: str, settings: Settings) -> int:
-    """Send a job's still-queued files again (after the broker lost its messages); returns how many."""
+    """Send a job's still-queued files again (after the broker lost its messages); returns how
+    many. Safe to repeat: workers skip files that are no longer queued."""
     uris = store.queued_uris(engine, job_id)
-    send_batches(job_id, uris, settings, store.job_spec(engine, job_id).options.get("queue"))
+    sender = _Sender(job_id, settings, store.job_spec(engine, job_id).options.get("queue"))
+    sender.send(uris)
+    sender.close()
     return len(uris)

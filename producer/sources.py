@@ -1,12 +1,15 @@
-"""Walking sources: local folders (here), S3 prefixes and Hugging Face datasets, each yielding
+"""Walking sources: local folders, S3 prefixes and Hugging Face datasets, each yielding
 FileRefs whose fingerprint changes whenever the object does."""
 
 from __future__ import annotations
 
+import csv
 import fnmatch
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from db.store import FileRef
 from soundtag.settings import AUDIO_EXTENSIONS
@@ -22,12 +25,14 @@ def _wanted(name: str, pattern: str | None) -> bool:
     return name.lower().endswith(AUDIO_EXTENSIONS)
 
 
-def _local_ref(path: str, stat: os.stat_result) -> FileRef:
-    return FileRef(uri=Path(path).as_uri(), fingerprint=f"{stat.st_size}:{stat.st_mtime_ns}",
-                   size_bytes=stat.st_size)
+def _local_ref(path: str, stat: os.stat_result, truth: str | None = None) -> FileRef:
+    # What Path.as_uri() returns for an absolute path, without pathlib's parsing: listing a
+    # million files spent most of its time there.
+    return FileRef(uri="file://" + quote(path), fingerprint=f"{stat.st_size}:{stat.st_mtime_ns}",
+                   size_bytes=stat.st_size, truth=truth)
 
 
-def _walk_dir(root: str, pattern: str | None) -> Iterator[FileRef]:
+def _walk_dir(root: str, pattern: str | None) -> Iterator[tuple[str, os.stat_result]]:
     # scandir reuses the directory entry's stat on most filesystems: no extra syscall per file.
     stack = [root]
     while stack:
@@ -40,20 +45,108 @@ def _walk_dir(root: str, pattern: str | None) -> Iterator[FileRef]:
             if entry.is_dir(follow_symlinks=True):
                 stack.append(entry.path)
             elif _wanted(entry.name, pattern) and entry.is_file(follow_symlinks=True):
-                yield _local_ref(entry.path, entry.stat())
+                yield entry.path, entry.stat()
 
 
-def walk_local(source: str, pattern: str | None = None) -> Iterator[FileRef]:
+def walk_local(source: str, pattern: str | None = None, truth_column: str | None = None) -> Iterator[FileRef]:
     path = Path(source).expanduser().absolute()
     if path.is_dir():
-        yield from _walk_dir(str(path), pattern)
+        found = _walk_dir(str(path), pattern)
     elif path.is_file():
         # A file named explicitly is taken whatever its extension: the user asked for it.
-        yield _local_ref(str(path), path.stat())
+        found = iter([(str(path), path.stat())])
     else:
         raise SourceError(f"{source}: no such file or directory")
+    truth = _audiofolder_truths(path, truth_column) if truth_column else None
+    for file, stat in found:
+        yield _local_ref(file, stat, truth(file) if truth else None)
 
 
-def walk(source: str, pattern: str | None = None) -> Iterator[FileRef]:
-    """FileRefs for one source given on the command line."""
-    return walk_local(source, pattern)
+_METADATA = ("metadata.csv", "metadata.jsonl")
+
+
+def _audiofolder_truths(path: Path, column: str) -> Callable[[str], str | None]:
+    """Each file's truth in a Hugging Face audiofolder: ``column`` of the metadata.csv or
+    metadata.jsonl whose ``file_name`` names the file, relative to the metadata's own folder.
+    Without metadata, the column ``label`` is the file's folder name, as datasets infers it."""
+    folder, search = (path, path.rglob) if path.is_dir() else (path.parent, path.parent.glob)
+    truths: dict[str, str | None] = {}
+    metadata = sorted(found for name in _METADATA for found in search(name))
+    for meta in metadata:
+        for record in _records(meta):
+            if column not in record or "file_name" not in record:
+                missing = "file_name" if column in record else column
+                raise SourceError(f"{meta}: no column {missing!r} (columns: {', '.join(record)})")
+            value = record[column]
+            truths[str((meta.parent / record["file_name"]).absolute())] = None if value in (None, "") else str(value)
+    if metadata:
+        return truths.get
+    if column == "label":
+        return lambda file: Path(file).parent.name
+    raise SourceError(f"{folder}: no metadata.csv or metadata.jsonl to read --truth-column {column!r} from")
+
+
+def _records(path: Path) -> Iterator[dict]:
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            if path.suffix == ".csv":
+                yield from csv.DictReader(f)
+            else:
+                yield from (json.loads(line) for line in f if line.strip())
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"{path}: {exc}") from None
+
+
+def _s3_refs(source: str, pattern: str | None) -> Iterator[FileRef]:
+    """An S3 prefix read like a folder: ``s3://b/dir`` and ``s3://b/dir/`` hold the same files, and
+    a key named in full is taken whatever its extension."""
+    from soundtag import s3
+
+    try:
+        bucket, key = s3.split_uri(source)
+        folder = key if not key or key.endswith("/") else key + "/"
+        for obj in s3.list_objects(s3.make_client(), bucket, key):
+            name = obj["Key"]
+            inside = name.startswith(folder) and _wanted(name.rsplit("/", 1)[-1], pattern)
+            if name.endswith("/") or not (name == key or inside):
+                continue
+            # The ETag changes with the content. LastModified is left out: re-uploading the same
+            # bytes changes it, and that should not relabel the file.
+            etag = obj["ETag"].strip('"')
+            yield FileRef(uri=f"s3://{bucket}/{name}", fingerprint=f"etag:{etag}:{obj['Size']}", size_bytes=obj["Size"])
+    except s3.S3Error as exc:
+        raise SourceError(str(exc)) from None
+
+
+def _dataset_refs(source: str, audio_column: str | None, truth_column: str | None) -> Iterator[FileRef]:
+    from soundtag import hf_datasets
+
+    try:
+        for row in hf_datasets.rows(source, audio_column, truth_column):
+            yield FileRef(uri=row.uri, fingerprint=row.fingerprint, truth=row.truth)
+    except hf_datasets.DatasetError as exc:
+        raise SourceError(str(exc)) from None
+
+
+def walk(source: str, pattern: str | None = None, *, audio_column: str | None = None,
+         truth_column: str | None = None) -> Iterator[FileRef]:
+    """FileRefs for one source given on the command line: a local file or folder,
+    ``s3://BUCKET/PREFIX`` or ``hf://DATASET`` (forms in soundtag.hf_datasets). ``truth_column``
+    names a dataset's column, or an audiofolder metadata column, holding each file's true label.
+    Raises SourceError, lazily for what only listing can find out."""
+    if source.startswith("hf://"):
+        if pattern:
+            raise SourceError(f"{source}: --pattern selects files by name; a dataset's rows have none")
+        return _dataset_refs(source, audio_column, truth_column)
+    if audio_column:
+        raise SourceError(f"{source}: --audio-column applies to hf:// datasets only")
+    if source.startswith("s3://"):
+        if truth_column:
+            raise SourceError(f"{source}: --truth-column applies to hf:// datasets and local audio folders")
+        return _s3_refs(source, pattern)
+    return walk_local(source, pattern, truth_column)
+
+
+def source_name(source: str) -> str:
+    """How a source is recorded with its job: URIs as given, local paths made absolute."""
+    return source if "://" in source else str(Path(source).expanduser().absolute())

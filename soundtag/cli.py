@@ -32,6 +32,10 @@ Pattern = Annotated[Optional[str], typer.Option("--pattern", help='Glob on file 
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Windows per forward pass.")]
 WindowS = Annotated[Optional[float], typer.Option("--window", min=0.1, help="Window seconds (default: model max).")]
 HopS = Annotated[Optional[float], typer.Option("--hop", min=0.1, help="Hop seconds (default: the window).")]
+AudioColumn = Annotated[Optional[str], typer.Option("--audio-column", help="hf:// datasets: the column holding "
+                                                    "audio (default: the one Audio column).")]
+TruthColumn = Annotated[Optional[str], typer.Option("--truth-column", help="Column with each file's true label "
+                                                    "(hf:// datasets, audiofolder metadata.csv), for `evaluate`.")]
 
 
 def _settings(**overrides) -> Settings:
@@ -65,10 +69,11 @@ def _engine(settings: Settings):
     return engine
 
 
-def _refs(sources: list[str], pattern: str | None):
+def _refs(sources: list[str], pattern: str | None, audio_column: str | None = None, truth_column: str | None = None):
     from producer.sources import walk
 
-    refs = [ref for source in sources for ref in walk(source, pattern)]
+    refs = [ref for source in sources
+            for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column)]
     if not refs:
         _fail(f"no audio files found in {', '.join(sources)}" + (f" matching {pattern!r}" if pattern else ""))
     return refs
@@ -76,7 +81,7 @@ def _refs(sources: list[str], pattern: str | None):
 
 @app.command()
 def run(
-    paths: Annotated[list[str], typer.Argument(help="Folders or files to label.")],
+    paths: Annotated[list[str], typer.Argument(help="Folders, files, s3://BUCKET/PREFIX or hf://DATASET to label.")],
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
     model: Model = None,
@@ -85,6 +90,8 @@ def run(
     window: WindowS = None,
     hop: HopS = None,
     pattern: Pattern = None,
+    audio_column: AudioColumn = None,
+    truth_column: TruthColumn = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="fp32, fp16, bf16 (GPU), int8 (CPU).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Relabel files already labeled.")] = False,
@@ -97,7 +104,7 @@ def run(
                          hop_s=hop, device=device, dtype=dtype)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
-    refs = _refs(paths, pattern)
+    refs = _refs(paths, pattern, audio_column, truth_column)
     job_id, todo = record_job(engine, refs, tax, settings, sources=_source_names(paths), kind="run", force=force)
     skipped = len(refs) - len(todo)
     console.print(f"run {job_id}: {len(refs)} files, {len(todo)} to label, {skipped} already labeled "
@@ -134,7 +141,9 @@ def run(
 
 
 def _source_names(sources: list[str]) -> list[str]:
-    return [s if "://" in s else str(Path(s).expanduser().absolute()) for s in sources]
+    from producer.sources import source_name
+
+    return [source_name(s) for s in sources]
 
 
 def _progress():
@@ -156,6 +165,8 @@ def enqueue(
     window: WindowS = None,
     hop: HopS = None,
     pattern: Pattern = None,
+    audio_column: AudioColumn = None,
+    truth_column: TruthColumn = None,
     queue: Annotated[Optional[str], typer.Option(help="Celery queue [SOUNDTAG_QUEUE].")] = None,
     files_per_task: Annotated[Optional[int], typer.Option(min=1, help="Files per Celery task.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Relabel files already labeled.")] = False,
@@ -167,10 +178,29 @@ def enqueue(
                          hop_s=hop, queue=queue, files_per_task=files_per_task)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
-    result = enqueue_job(engine, _refs(paths, pattern), tax, settings, sources=_source_names(paths), force=force)
+    refs = _refs(paths, pattern, audio_column, truth_column)
+    result = enqueue_job(engine, refs, tax, settings, sources=_source_names(paths), force=force)
     console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} already "
                   f"labeled → {settings.queue if queue is None else queue}", highlight=False)
     out.print(result.job_id)
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[str], typer.Argument(help="Folders, files or source URIs to scan.")],
+    taxonomy: Taxonomy_ = None,
+    labels: Labels = None,
+    model: Model = None,
+    database: Database = None,
+    pattern: Pattern = None,
+) -> None:
+    """Enqueue only the files that are new or changed since they were last seen (what the
+    scheduled scans run); prints what it found."""
+    from producer.scan import scan as run_scan
+
+    settings = _settings(model=model, database_url=database)
+    result = run_scan(_engine(settings), paths, _taxonomy(taxonomy, labels), settings, pattern=pattern)
+    out.print(result.summary(), highlight=False)
 
 
 def _job(engine, job_id: str):
@@ -289,6 +319,69 @@ def worker(
     os.execv(sys.executable, argv + list(ctx.args))
 
 
+@app.command()
+def evaluate(
+    job_id: Annotated[str, typer.Argument(help="Job id from `soundtag run`, `enqueue` or `jobs`.")],
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the confusion matrix to this PNG.")] = None,
+    database: Database = None,
+) -> None:
+    """Compare a job's labels with the truth its files carry (see --truth-column): accuracy,
+    top-5 accuracy, and precision and recall per true class."""
+    from rich.table import Table
+
+    from db import store
+    from soundtag.evaluation import evaluate as score, plot_confusion
+
+    engine = _engine(_settings(database_url=database))
+    info = _job(engine, job_id)
+    result = score(((p.truth, p.labels) for p in store.job_predictions(engine, job_id, k=5)),
+                   store.job_spec(engine, job_id).taxonomy.names, k=5)
+    if not result.files:
+        _fail(f"job {job_id}: no file has both a result and a truth naming one of its labels ({result.no_truth} "
+              f"without truth, {sum(result.missing.values())} with other truths, {result.unlabeled} without result); "
+              "give a dataset's label column with --truth-column")
+    out.print(f"job {job_id}: {result.files} files compared (model {info.model}, taxonomy {info.taxonomy})",
+              highlight=False)
+    out.print(f"accuracy {result.accuracy:.1%} ({result.top1}/{result.files}), top-{result.k} accuracy "
+              f"{result.topk_accuracy:.1%} ({result.topk}/{result.files})", highlight=False)
+    percent = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    table = Table("class", "support", "predicted", "precision", "recall")
+    for c in result.classes:
+        table.add_row(c.label, str(c.support), str(c.predicted), percent(c.precision), percent(c.recall))
+    out.print(table)
+    if result.missing:
+        out.print(f"left out: {sum(result.missing.values())} files whose truth is no taxonomy label: "
+                  + ", ".join(f"{name} ({n})" for name, n in result.missing.items()), highlight=False)
+    if result.unlabeled or result.no_truth:
+        out.print(f"left out: {result.unlabeled} files without a result, {result.no_truth} without truth",
+                  highlight=False)
+    if plot:
+        try:
+            plot_confusion(result, plot, title=f"job {job_id}: accuracy {result.accuracy:.1%} on {result.files} files")
+        except ImportError:
+            _fail("--plot needs matplotlib: pip install 'soundtag[plot]'")
+        console.print(f"confusion matrix → {plot}", highlight=False)
+
+
+@app.command("fetch-model")
+def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOUNDTAG_MODEL].")] = None) -> None:
+    """Download a model into the Hugging Face cache (HF_HOME), e.g. once into a volume that
+    every worker mounts; workers then run with HF_HUB_OFFLINE=1."""
+    from pathlib import Path as _Path
+
+    settings = _settings(model=model)
+    if _Path(settings.model).expanduser().is_dir():
+        console.print(f"{settings.model_ref}: a local folder, nothing to fetch", highlight=False)
+        return
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(settings.model)
+    except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
+        _fail(f"model {settings.model}: cannot fetch: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__}")
+    console.print(f"{settings.model}: in the cache at {path}", highlight=False)
+
+
 @db_app.command("upgrade")
 def db_upgrade(database: Database = None) -> None:
     """Create or migrate the schema to the newest version."""
@@ -308,7 +401,8 @@ def main() -> None:
         if _debug:
             raise
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        known = exc.__class__.__name__ in {"DatabaseError", "SourceError", "TaxonomyError", "ModelError"}
+        known = exc.__class__.__name__ in {"DatabaseError", "SourceError", "TaxonomyError", "ModelError",
+                                           "TransientReadError"}
         console.print(f"[bold red]error:[/] {text if known else f'{exc.__class__.__name__}: {text}'}", highlight=False)
         sys.exit(1)
 

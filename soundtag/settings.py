@@ -32,11 +32,13 @@ class Settings(BaseSettings):
     max_duration_s: float = Field(4 * 3600, gt=0, description="longer files fail instead of filling RAM")
 
     queue: str = "soundtag"
-    files_per_task: int = Field(16, ge=1)
+    files_per_task: int = Field(64, ge=1)
     task_max_attempts: int = Field(3, ge=1, description="deliveries of a file that kill its worker")
     transient_retries: int = Field(50, ge=0, description="retries (backoff up to 5 min) while a service is down")
     visibility_timeout_s: int = Field(6 * 3600, ge=5)
     schedule_file: str | None = None
+    scan_queue: str = "soundtag.scan"
+    scan_lock_s: int = Field(3600, ge=10, description="a scan's lock expires after this if its process dies")
 
     @property
     def model_ref(self) -> str:

@@ -63,6 +63,15 @@ def soundtag(*args: str, cwd: Path | None = None, env: dict | None = None, check
     return proc
 
 
+def query(url: str, sql: str) -> list:
+    """Rows of ``sql`` on the database at ``url``, as a person's SQL client would see them."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        rows = conn.execute(text(sql)).all()
+    engine.dispose()
+    return rows
+
+
 def free_port() -> int:
     import socket
 

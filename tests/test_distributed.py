@@ -1,29 +1,21 @@
 """The distributed path on the real thing: Redis, PostgreSQL, `soundtag worker` processes."""
 
+import base64
+import json
 import signal
 import subprocess
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.audio_files import write
-from tests.conftest import free_port, soundtag, wait_for
+from tests.conftest import free_port, query, soundtag, wait_for
 from tests.tcp_proxy import TcpProxy
 
 LABELS = "dog barking,rain,siren"
 
 
-def _q(url, sql):
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(sql)).all()
-    finally:
-        engine.dispose()
-
-
 def _count(url, job, status):
-    return _q(url, f"select count(*) from job_file where job_id = '{job}' and status = '{status}'")[0][0]
+    return query(url, f"select count(*) from job_file where job_id = '{job}' and status = '{status}'")[0][0]
 
 
 def _archive(root, n, seconds):
@@ -39,9 +31,9 @@ def _enqueue(env, archive, *extra):
 
 def _assert_each_file_labeled_once(url, job, n):
     assert _count(url, job, "done") == n
-    assert _q(url, "select count(*) from labeling")[0][0] == n
-    assert _q(url, "select count(*), count(distinct uri) from file_labels where rank = 1")[0] == (n, n)
-    assert _q(url, "select count(*) from file_labels")[0][0] == 3 * n
+    assert query(url, "select count(*) from labeling")[0][0] == n
+    assert query(url, "select count(*), count(distinct uri) from file_labels where rank = 1")[0] == (n, n)
+    assert query(url, "select count(*) from file_labels")[0][0] == 3 * n
 
 
 def test_job_end_to_end_through_redis_and_a_worker(tmp_path, celery_env, workers):
@@ -53,8 +45,8 @@ def test_job_end_to_end_through_redis_and_a_worker(tmp_path, celery_env, workers
     done = soundtag("status", job, "--wait", env=celery_env)
     assert f"job {job} (enqueue, active): 5 done, 1 failed, 0 queued of 6" in done.stdout
     url = celery_env["SOUNDTAG_DATABASE_URL"]
-    assert _q(url, "select status, error from files where uri like '%broken.flac'")[0][0] == "failed"
-    assert _q(url, f"select finished_at is not null from job where id = '{job}'")[0][0]
+    assert query(url, "select status, error from files where uri like '%broken.flac'")[0][0] == "failed"
+    assert query(url, f"select finished_at is not null from job where id = '{job}'")[0][0]
     assert job in soundtag("jobs", env=celery_env).stdout
 
     again = _enqueue(celery_env, archive)  # labeled files are skipped; the failed one is tried again
@@ -147,4 +139,41 @@ def test_cancel_drops_queued_work_and_keeps_results(tmp_path, celery_env, worker
     workers(celery_env)
     status = soundtag("status", job, "--wait", env=celery_env, check=False)
     assert status.returncode == 3 and "4 cancelled" in status.stdout
-    assert _q(url, "select count(*) from labeling")[0][0] == 0
+    assert query(url, "select count(*) from labeling")[0][0] == 0
+
+
+def test_batch_that_keeps_killing_workers_is_split_and_its_culprit_fails_alone(tmp_path, celery_env, monkeypatch):
+    """A worker that dies mid-batch leaves only a counter in Redis behind; this test plants the
+    counter that two such deaths leave and runs the task as the next delivery would."""
+    import redis
+
+    for key, value in celery_env.items():
+        monkeypatch.setenv(key, value)
+    from db.schema import engine_for
+    from worker import tasks
+
+    tasks._settings.cache_clear()
+    tasks._redis.cache_clear()
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    archive = _archive(tmp_path / "archive", 3, 1.0)
+    job = _enqueue(celery_env, archive, "--files-per-task", "3")
+    broker = redis.Redis.from_url(celery_env["SOUNDTAG_BROKER_URL"])
+    queue = celery_env["SOUNDTAG_QUEUE"]
+    assert broker.llen(queue) == 1
+    message = json.loads(broker.lpop(queue))
+    uris = json.loads(base64.b64decode(message["body"]))[0][1]
+
+    broker.set("soundtag:attempts:batch-1", 1)  # one delivery already died
+    tasks.label_batch.apply(args=(job, uris), task_id="batch-1")
+    assert broker.llen(queue) == 3  # one task per file, each with its own attempt count
+    assert _count(url, job, "queued") == 3
+
+    broker.set("soundtag:attempts:one-file", 3)  # that file's task killed three workers
+    tasks.label_batch.apply(args=(job, uris[:1]), task_id="one-file")
+    assert query(url, f"select status, error from job_file where job_id = '{job}' and status = 'failed'") == [
+        ("failed", "worker died 3 times while labeling this file")]
+    tasks.label_batch.apply(args=(job, uris[1:]), task_id="the-rest")
+    assert _count(url, job, "done") == 2
+    assert query(url, f"select finished_at is not null from job where id = '{job}'")[0][0]
+    broker.delete(queue)
+    engine_for.cache_clear()

@@ -3,10 +3,9 @@
 import os
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.audio_files import write
-from tests.conftest import soundtag
+from tests.conftest import query, soundtag
 
 LABELS = "dog barking,rain,siren"
 
@@ -23,37 +22,29 @@ def _archive(root):
     return root
 
 
-def _query(url, sql):
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.connect() as conn:
-        rows = conn.execute(text(sql)).all()
-    engine.dispose()
-    return rows
-
-
 def test_run_labels_folder_and_records_failures(tmp_path, tiny_clap, database_url):
     archive = _archive(tmp_path / "archive")
     proc = soundtag("run", str(archive), "--labels", LABELS, "--model", str(tiny_clap), "--database", database_url)
     assert "5 labeled, 2 failed, 0 skipped" in proc.stderr
 
     files = {uri.rsplit("/", 1)[1]: (status, error, duration, rate, channels) for uri, status, error, duration, rate, channels
-             in _query(database_url, "select uri, status, error, duration_s, sample_rate, channels from files")}
+             in query(database_url, "select uri, status, error, duration_s, sample_rate, channels from files")}
     assert set(files) == {"a.wav", "b.flac", "c.mp3", "d.m4a", "long.ogg", "corrupt.wav", "empty.flac"}
     assert files["b.flac"][0] == "done" and files["b.flac"][3:] == (96000, 2)
     assert files["long.ogg"][2] == pytest.approx(25.0)
     assert files["empty.flac"][:2] == ("failed", "empty file (0 bytes)")
     assert files["corrupt.wav"][0] == "failed" and files["corrupt.wav"][1].startswith("corrupt audio file")
 
-    per_file = _query(database_url, "select uri, count(*), sum(score), min(rank), max(rank) from file_labels group by uri")
+    per_file = query(database_url, "select uri, count(*), sum(score), min(rank), max(rank) from file_labels group by uri")
     assert len(per_file) == 5
     for _uri, count, total, lo, hi in per_file:
         assert (count, lo, hi) == (3, 1, 3) and total == pytest.approx(1.0)
-    top = _query(database_url, "select uri, label, model, taxonomy from file_labels where rank = 1")
+    top = query(database_url, "select uri, label, model, taxonomy from file_labels where rank = 1")
     assert {row.model for row in top} == {str(tiny_clap)} and {row.taxonomy for row in top} == {"cli"}
 
-    windows = _query(database_url, "select distinct start_s, end_s from segment_labels where uri like '%long.ogg' order by 1")
+    windows = query(database_url, "select distinct start_s, end_s from segment_labels where uri like '%long.ogg' order by 1")
     assert [tuple(w) for w in windows] == [(0.0, 10.0), (10.0, 20.0), (15.0, 25.0)]
-    assert os.path.abspath(archive / "a.wav") in _query(database_url, "select uri from files where uri like '%a.wav'")[0].uri
+    assert os.path.abspath(archive / "a.wav") in query(database_url, "select uri from files where uri like '%a.wav'")[0].uri
 
 
 def test_rerun_skips_and_force_relabels_without_duplicates(tmp_path, tiny_clap, database_url):
@@ -62,7 +53,7 @@ def test_rerun_skips_and_force_relabels_without_duplicates(tmp_path, tiny_clap, 
     write(archive / "b.wav", seconds=3.0)
     args = ("run", str(archive), "--labels", LABELS, "--model", str(tiny_clap), "--database", database_url)
     soundtag(*args)
-    first = _query(database_url, "select uri, label, score, run_id from file_labels order by uri, label")
+    first = query(database_url, "select uri, label, score, run_id from file_labels order by uri, label")
 
     assert "0 labeled, 0 failed, 2 skipped" in soundtag(*args).stderr
 
@@ -70,10 +61,10 @@ def test_rerun_skips_and_force_relabels_without_duplicates(tmp_path, tiny_clap, 
     assert "1 labeled, 0 failed, 1 skipped" in soundtag(*args).stderr
 
     assert "2 labeled, 0 failed, 0 skipped" in soundtag(*args, "--force").stderr
-    after = _query(database_url, "select uri, label, score, run_id from file_labels order by uri, label")
+    after = query(database_url, "select uri, label, score, run_id from file_labels order by uri, label")
     assert len(after) == len(first) == 6
     assert [r.score for r in after if r.uri.endswith("a.wav")] == pytest.approx([r.score for r in first if r.uri.endswith("a.wav")])
-    assert len(_query(database_url, "select * from segment_labels")) == 6
+    assert len(query(database_url, "select * from segment_labels")) == 6
 
 
 def test_other_taxonomy_labels_the_same_files_again(tmp_path, tiny_clap, sqlite_url):
@@ -84,7 +75,7 @@ def test_other_taxonomy_labels_the_same_files_again(tmp_path, tiny_clap, sqlite_
     proc = soundtag("run", str(archive), "--taxonomy", str(tmp_path / "birds.yaml"), "--model", str(tiny_clap),
                     "--database", sqlite_url)
     assert "1 labeled" in proc.stderr
-    assert _query(sqlite_url, "select taxonomy, count(*) from file_labels group by taxonomy order by 1") == [("birds", 2), ("cli", 3)]
+    assert query(sqlite_url, "select taxonomy, count(*) from file_labels group by taxonomy order by 1") == [("birds", 2), ("cli", 3)]
 
 
 def test_default_database_is_sqlite_file_in_working_directory(tmp_path, tiny_clap):
@@ -92,7 +83,7 @@ def test_default_database_is_sqlite_file_in_working_directory(tmp_path, tiny_cla
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOUNDTAG_")}
     soundtag("run", "clips", "--labels", LABELS, cwd=tmp_path, env={**env, "SOUNDTAG_MODEL": str(tiny_clap)})
     assert (tmp_path / "soundtag.db").exists()
-    assert _query(f"sqlite:///{tmp_path / 'soundtag.db'}", "select count(*) from file_labels where rank = 1")[0][0] == 1
+    assert query(f"sqlite:///{tmp_path / 'soundtag.db'}", "select count(*) from file_labels where rank = 1")[0][0] == 1
 
 
 def test_pattern_selects_files(tmp_path, tiny_clap, sqlite_url):
@@ -100,7 +91,7 @@ def test_pattern_selects_files(tmp_path, tiny_clap, sqlite_url):
     write(tmp_path / "b.flac")
     soundtag("run", str(tmp_path), "--pattern", "*.flac", "--labels", LABELS, "--model", str(tiny_clap),
              "--database", sqlite_url)
-    assert [r.uri.rsplit("/", 1)[1] for r in _query(sqlite_url, "select uri from files")] == ["b.flac"]
+    assert [r.uri.rsplit("/", 1)[1] for r in query(sqlite_url, "select uri from files")] == ["b.flac"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -125,5 +116,5 @@ def test_missing_path_is_reported(tmp_path, sqlite_url):
 
 def test_db_upgrade_creates_views(pg_url):
     soundtag("db", "upgrade", "--database", pg_url)
-    names = {r[0] for r in _query(pg_url, "select table_name from information_schema.views where table_schema = 'public'")}
+    names = {r[0] for r in query(pg_url, "select table_name from information_schema.views where table_schema = 'public'")}
     assert names == {"files", "file_labels", "segment_labels"}

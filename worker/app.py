@@ -4,10 +4,12 @@ send tasks by name."""
 from __future__ import annotations
 
 from celery import Celery
+from celery.beat import PersistentScheduler
 
 from soundtag.settings import Settings
 
 LABEL_BATCH = "soundtag.label_batch"
+SCAN = "soundtag.scan"
 
 
 def make_app(settings: Settings | None = None) -> Celery:
@@ -43,7 +45,23 @@ def make_app(settings: Settings | None = None) -> Celery:
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
+    app.conf.task_routes = {SCAN: {"queue": settings.scan_queue}}
+    app.conf.beat_scheduler = "worker.app:ScheduleFileScheduler"
     return app
+
+
+class ScheduleFileScheduler(PersistentScheduler):
+    """Beat's scheduler, with the entries of SOUNDTAG_SCHEDULE_FILE. Only beat reads that file,
+    so a typo in it cannot stop the labeling workers."""
+
+    def setup_schedule(self) -> None:
+        settings = Settings()
+        if not settings.schedule_file:
+            raise SystemExit("celery beat: set SOUNDTAG_SCHEDULE_FILE to a schedule file (see producer/schedule.py)")
+        from producer.schedule import beat_schedule, load_schedule
+
+        self.app.conf.beat_schedule = beat_schedule(load_schedule(settings.schedule_file), SCAN, settings.scan_queue)
+        super().setup_schedule()
 
 
 app = make_app()

@@ -34,6 +34,10 @@ class Classifier:
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "fp32"):
         from transformers import ClapModel, ClapProcessor
+        from transformers.utils import logging as hf_logging
+
+        # Loading bars are noise in worker logs and under soundtag's own progress bar.
+        hf_logging.disable_progress_bar()
 
         self.name = model
         self.device = pick_device(device)
@@ -62,10 +66,13 @@ class Classifier:
         self.logit_scale = float(self.model.logit_scale_a.detach().float().exp())
         self._label_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._log_mel = _LogMel(extractor) if _LogMel.fits(extractor) else None
 
     def features(self, windows: list[np.ndarray]) -> np.ndarray:
         """Log-mel features of each window, as the model's own feature extractor makes them
         (repeat-padding clips shorter than the model's window). Pure numpy; safe in threads."""
+        if self._log_mel is not None and all(len(w) <= self._log_mel.size for w in windows):
+            return np.stack([self._log_mel(w) for w in windows])
         out = self.processor.feature_extractor(
             windows, sampling_rate=self.sampling_rate, return_tensors="np"
         )
@@ -105,6 +112,44 @@ class Classifier:
             labels.append(mean / np.linalg.norm(mean))
             at += len(group)
         return np.stack(labels)
+
+
+class _LogMel:
+    """ClapFeatureExtractor's log-mel for unfused checkpoints (rand_trunc, repeatpad), in whole-array
+    numpy calls. The extractor loops over the 1001 frames of a window in Python, which made it a
+    quarter of the CPU time of a window; this takes the same float64 steps, its rounding of the
+    spectrum to complex64 included, and equals its output bit for bit. Windows longer than the
+    model's (which the extractor crops at random) are left to the extractor."""
+
+    def __init__(self, extractor):
+        from transformers.audio_utils import window_function
+
+        self.size: int = extractor.nb_max_samples
+        self.frame: int = extractor.fft_window_size
+        self.hop: int = extractor.hop_length
+        self.window = window_function(self.frame, "hann")
+        self.filters = extractor.mel_filters_slaney.T
+
+    @staticmethod
+    def fits(extractor) -> bool:
+        from transformers import ClapFeatureExtractor
+
+        return (isinstance(extractor, ClapFeatureExtractor) and extractor.truncation == "rand_trunc"
+                and extractor.padding == "repeatpad")
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        from transformers.audio_utils import power_to_db
+
+        wave = np.asarray(samples, dtype=np.float64)
+        if len(wave) < self.size:
+            wave = np.tile(wave, int(self.size / len(wave)))
+            wave = np.pad(wave, (0, self.size - len(wave)))
+        padded = np.pad(wave, self.frame // 2, mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.frame)[:: self.hop]
+        spectrum = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64)
+        power = np.abs(spectrum, dtype=np.float64) ** 2
+        mel = np.maximum(1e-10, np.dot(self.filters, power.T))
+        return np.asarray(power_to_db(mel), dtype=np.float32).T[None]
 
 
 def score(audio: np.ndarray, labels: np.ndarray, logit_scale: float) -> tuple[np.ndarray, np.ndarray]:

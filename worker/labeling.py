@@ -2,7 +2,8 @@
 
 preprocess (threads: read, decode, resample, window, features) → forward (audio tower, in
 batches of windows) → postprocess (scores per window, aggregated per file). Errors of one file
-become a failed FileResult; they never abort the others.
+become a failed FileResult; they never abort the others. Only a TransientReadError (the storage
+is down, no file's fault) stops the batch.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ Reader = Callable[[str], bytes]
 
 class ReadError(OSError):
     """A file could not be fetched: missing, forbidden. The file fails; the batch goes on."""
+
+
+class TransientReadError(ConnectionError):
+    """The storage could not be reached right now (endpoint down, throttling, 5xx after the
+    client's own retries). Not a ReadError: the file is not at fault, so ``Labeler.label`` lets it
+    propagate and the Celery task retries the whole batch later (it is a ConnectionError, which
+    the task treats as transient) instead of failing files."""
 
 
 @dataclass
@@ -95,6 +103,8 @@ class Labeler:
             return _Prepared(result, [(w.start_s, w.end_s) for w in parts], features)
         except (AudioError, ReadError) as exc:
             result.error = str(exc)
+        except TransientReadError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any decoder surprise is this file's failure alone
             result.error = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
         return _Prepared(result)

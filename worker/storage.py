@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from worker.labeling import ReadError
+from worker.labeling import ReadError, TransientReadError
 
 
 def path_of(uri: str) -> Path:
@@ -29,10 +30,16 @@ def read_local(uri: str) -> bytes:
 
 
 class Storage:
-    """Reads ``file://``, ``s3://`` and ``hf://`` URIs; one per process, clients made lazily."""
+    """Reads ``file://``, ``s3://`` and ``hf://`` URIs; one per process, clients made lazily.
+    ``read`` raises ReadError when the file is at fault (missing, forbidden) and
+    TransientReadError when its storage is unreachable for now."""
 
     def __init__(self) -> None:
-        self._readers = {"file": read_local}
+        self._readers = {"file": read_local, "s3": self._read_s3, "hf": self._read_row}
+        self._s3_lock = threading.Lock()
+        self._s3 = None
+        self._datasets_lock = threading.Lock()
+        self._columns: dict[tuple, object] = {}  # loaded dataset columns, or why one cannot load
 
     def read(self, uri: str) -> bytes:
         scheme = uri.split("://", 1)[0] if "://" in uri else "file"
@@ -40,3 +47,41 @@ class Storage:
         if reader is None:
             raise ReadError(f"{uri}: unsupported scheme {scheme!r}")
         return reader(uri)
+
+    def _read_s3(self, uri: str) -> bytes:
+        from soundtag import s3
+
+        with self._s3_lock:
+            if self._s3 is None:
+                self._s3 = s3.make_client()
+        try:
+            return s3.get_object(self._s3, *s3.split_uri(uri))
+        except s3.S3Error as exc:
+            raise _read_error(exc) from None
+
+    def _read_row(self, uri: str) -> bytes:
+        from soundtag import hf_datasets
+
+        try:
+            ref, split, row, column = hf_datasets.parse_row(uri)
+            key = (ref, split, column)
+            # One load per dataset split per process; threads asking meanwhile wait for it.
+            with self._datasets_lock:
+                if key not in self._columns:
+                    try:
+                        self._columns[key] = hf_datasets.AudioColumn(ref, split, column)
+                    except hf_datasets.DatasetError as exc:
+                        if exc.transient:
+                            raise
+                        self._columns[key] = str(exc)  # its other rows fail alike, without loading again
+                loaded = self._columns[key]
+            if isinstance(loaded, str):
+                raise ReadError(loaded)
+            return loaded.read(row, uri)
+        except hf_datasets.DatasetError as exc:
+            raise _read_error(exc) from None
+
+
+def _read_error(exc) -> OSError:
+    """An S3Error or DatasetError as the worker's ReadError, or TransientReadError when waiting may help."""
+    return (TransientReadError if exc.transient else ReadError)(str(exc))

@@ -14,7 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from db import store
 from db.schema import engine_for
 from soundtag.settings import Settings
-from worker.app import LABEL_BATCH, app
+from worker.app import LABEL_BATCH, SCAN, app
 from worker.runner import process
 
 log = logging.getLogger(__name__)
@@ -93,3 +93,19 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
         done = 0
     _end_attempt(self.request.id)
     return done
+
+
+@app.task(name=SCAN)
+def scan(name: str) -> dict:
+    """Run the scan named ``name`` in the schedule file: enqueue what is new or changed."""
+    from producer.scan import scan as run_scan
+    from producer.schedule import load_schedule
+
+    settings = _settings()
+    schedule = load_schedule(settings.schedule_file)
+    entry = schedule.get(name)
+    scan_settings = settings.model_copy(update={"model": entry.model}) if entry.model else settings
+    result = run_scan(engine_for(settings.database_url), entry.sources, schedule.taxonomy(entry), scan_settings,
+                      pattern=entry.pattern)
+    log.info("%s: %s", name, result.summary())
+    return {"job_id": result.job_id, "listed": result.listed, "new": result.new, "changed": result.changed}

@@ -1,0 +1,22 @@
+# One image for every soundtag service (worker, migrate, beat, scanner, producer).
+FROM python:3.11-slim
+
+# The default pulls PyPI's Linux torch build, which bundles CUDA for GPU workers.
+# For CPU-only images: --build-arg TORCH_SPEC="torch==2.13.0 --index-url <your CPU wheel index>"
+ARG TORCH_SPEC="torch==2.13.0"
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HOME=/models
+
+WORKDIR /app
+RUN pip install ${TORCH_SPEC}
+COPY pyproject.toml README.md ./
+COPY soundtag ./soundtag
+COPY worker ./worker
+COPY producer ./producer
+COPY db ./db
+RUN pip install . && useradd --create-home soundtag && mkdir -p /models && chown soundtag /models
+USER soundtag
+CMD ["soundtag", "--help"]

@@ -1,0 +1,99 @@
+"""S3 objects, for the producer (listing a prefix) and the workers (fetching an object).
+
+Credentials, region and endpoint come from the standard AWS chain and environment
+(``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL`` for MinIO and other S3-compatible
+stores ...); nothing here names a provider. Every failure becomes an S3Error: one line naming the
+bucket or object, and whether waiting could help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+# HTTP codes and S3 error codes that mean "the service is busy or broken right now".
+_THROTTLING = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+               "RequestThrottled", "RequestTimeout", "ServiceUnavailable", "InternalError"}
+
+
+class S3Error(Exception):
+    """One line naming the bucket or object and the problem. ``transient`` is true when the same
+    request may succeed later (endpoint unreachable, throttling, 5xx): callers retry those instead
+    of giving up on the object."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` → ``("bucket", "some/key")``; the key may be empty."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise S3Error(f"{uri}: no bucket named; expected s3://BUCKET/PREFIX")
+    return bucket, key
+
+
+def make_client():
+    """A new S3 client. Clients are thread-safe, sessions are not: each client gets its own
+    session, so clients can be made from any thread."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        # Standard mode retries throttling, 5xx and dropped connections with backoff (3 attempts
+        # unless AWS_MAX_ATTEMPTS says otherwise); what still fails is reported as transient.
+        retries={"mode": "standard"},
+        # A dead endpoint should fail a listing in seconds, not after botocore's 60 s default.
+        connect_timeout=10,
+        read_timeout=60,
+    )
+    return boto3.session.Session().client("s3", config=config)
+
+
+def list_objects(client, bucket: str, prefix: str) -> Iterator[dict]:
+    """The listing entries (``Key``, ``ETag``, ``Size``, ``LastModified``) under ``prefix``,
+    page by page. Raises S3Error."""
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            yield from page.get("Contents", ())
+    except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
+        raise _problem(exc, client, bucket, prefix) from None
+
+
+def get_object(client, bucket: str, key: str) -> bytes:
+    """The object's bytes. Raises S3Error."""
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
+        raise _problem(exc, client, bucket, key) from None
+
+
+def _problem(exc: Exception, client, bucket: str, key: str) -> S3Error:
+    """The one-line S3Error for a botocore failure on ``s3://bucket/key``."""
+    from botocore.exceptions import (
+        ClientError, ConnectionError, HTTPClientError, NoCredentialsError, PartialCredentialsError, SSLError,
+    )
+
+    uri = f"s3://{bucket}/{key}"
+    endpoint = client.meta.endpoint_url
+    reason = str(exc).strip().partition("\n")[0]
+    if isinstance(exc, SSLError):  # a certificate problem does not go away by waiting
+        return S3Error(f"{uri}: TLS error with endpoint {endpoint}: {reason}")
+    if isinstance(exc, (ConnectionError, HTTPClientError)):  # refused, reset, DNS, timeouts, cut-off bodies
+        return S3Error(f"{uri}: endpoint {endpoint} unreachable ({exc.__class__.__name__})", transient=True)
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return S3Error(f"{uri}: no AWS credentials; set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if not isinstance(exc, ClientError):
+        return S3Error(f"{uri}: {exc.__class__.__name__}: {reason}")
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code == "NoSuchBucket":
+        return S3Error(f"s3://{bucket}: bucket not found (endpoint {endpoint})")
+    if code in {"NoSuchKey", "404"} or status == 404:
+        return S3Error(f"{uri}: object not found")
+    if status == 403:
+        return S3Error(f"{uri}: access denied ({code}; endpoint {endpoint}): check the credentials and the "
+                       "bucket policy")
+    if code in _THROTTLING or status == 429 or status >= 500:
+        return S3Error(f"{uri}: {code or 'error'} (HTTP {status}) from endpoint {endpoint}", transient=True)
+    return S3Error(f"{uri}: {code} (HTTP {status}): {exc.response.get('Error', {}).get('Message', '')}".rstrip(": "))

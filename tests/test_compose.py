@@ -1,0 +1,86 @@
+"""docker-compose.yml cannot run here (no Docker engine), so it is parsed, and every soundtag
+service's command is run as the container would run it, against the local Redis and PostgreSQL."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from soundtag.settings import Settings
+from tests.conftest import ROOT, WorkerProcess, soundtag, wait_for
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+OURS = {name: svc for name, svc in SERVICES.items() if svc.get("image") == "soundtag:latest"}
+
+
+def test_compose_declares_the_deployment():
+    assert set(SERVICES) == {"redis", "postgres", "migrate", "worker", "scanner", "beat", "producer"}
+    assert set(OURS) == {"migrate", "worker", "scanner", "beat", "producer"}
+    assert "--appendonly" in SERVICES["redis"]["command"]
+    assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
+    devices = SERVICES["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    assert SERVICES["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert SERVICES["producer"]["profiles"] == ["tools"]
+    for svc in OURS.values():
+        assert "models:/models" in svc["volumes"] and svc["environment"]["HF_HOME"] == "/models"
+        for volume in svc["volumes"]:
+            name = volume.split(":")[0]
+            assert name.startswith("${") or name in COMPOSE["volumes"]
+
+
+def test_environment_names_only_real_settings():
+    fields = {f"SOUNDTAG_{name.upper()}" for name in Settings.model_fields}
+    env = OURS["worker"]["environment"]
+    assert {key for key in env if key.startswith("SOUNDTAG_")} <= fields
+
+
+def test_dockerfile_copies_what_exists_and_installs_the_cli():
+    dockerfile = (ROOT / OURS["worker"]["build"] / "Dockerfile").read_text()
+    for src in re.findall(r"^COPY (\S+)", dockerfile, re.M):
+        assert (ROOT / src).exists(), src
+    assert "pip install ${TORCH_SPEC}" in dockerfile and "pip install ." in dockerfile
+
+
+def _local_env(celery_env) -> dict:
+    env = {k: v for k, v in OURS["worker"]["environment"].items() if not k.startswith(("AWS_", "HF_"))}
+    return {**env, **celery_env, "SOUNDTAG_DTYPE": "fp32", "SOUNDTAG_SCHEDULE_FILE": ""}
+
+
+def test_migrate_and_producer_commands_run(celery_env):
+    env = _local_env(celery_env)
+    assert OURS["migrate"]["command"][:1] == ["soundtag"]
+    soundtag(*OURS["migrate"]["command"][1:], env=env)
+    assert soundtag(*OURS["producer"]["command"][1:], env=env).returncode == 0
+
+
+@pytest.mark.parametrize("service", ["worker", "scanner"])
+def test_worker_services_start(service, celery_env, tmp_path):
+    command = OURS[service]["command"]
+    assert command[:2] == ["soundtag", "worker"]
+    worker = WorkerProcess(_local_env(celery_env), tmp_path / "w.log", *command[2:])
+    try:
+        assert "soundtag.label_batch" in worker.log() and "soundtag.scan" in worker.log()
+    finally:
+        worker.stop()
+
+
+def test_beat_service_starts_with_a_schedule(celery_env, tmp_path):
+    schedule = tmp_path / "schedule.yaml"
+    schedule.write_text("scans:\n  - {name: nightly, sources: [/archive], labels: [rain], cron: '0 3 * * *'}\n")
+    command = [sys.executable, "-m"] + OURS["beat"]["command"]
+    command[command.index("--schedule") + 1] = str(tmp_path / "beat-state")
+    log = tmp_path / "beat.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **_local_env(celery_env), "SOUNDTAG_SCHEDULE_FILE": str(schedule)})
+        try:
+            wait_for(lambda: "beat: Starting" in log.read_text() or proc.poll() is not None, 60, "beat to start")
+            assert proc.poll() is None, log.read_text()
+        finally:
+            proc.terminate()
+            proc.wait(20)
