@@ -43,14 +43,15 @@ def _lock(settings: Settings, sources: Sequence[str]):
 
 
 def scan(engine: Engine, sources: Sequence[str], taxonomy: Taxonomy, settings: Settings, *,
-         pattern: str | None = None) -> ScanResult:
+         pattern: str | None = None, audio_column: str | None = None, truth_column: str | None = None) -> ScanResult:
     """List ``sources`` and enqueue the files the model and taxonomy have not seen as they are now."""
     names = [source_name(s) for s in sources]
     lock = _lock(settings, names)
     if not lock.acquire():
         return ScanResult(names, already_running=True)
     try:
-        refs = [ref for source in sources for ref in walk(source, pattern)]
+        refs = [ref for source in sources
+                for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column)]
         taxonomy_id = store.save_taxonomy(engine, taxonomy)
         fresh, new, changed = store.new_or_changed(engine, refs, settings.model_ref, taxonomy_id)
         lock.extend(settings.scan_lock_s, replace_ttl=True)

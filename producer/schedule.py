@@ -7,6 +7,7 @@
         model: laion/clap-htsat-unfused  # optional, default SOUNDTAG_MODEL
         every: 6h                        # 90s, 30m, 6h, 1d ... or cron: "0 3 * * *"
         pattern: "*.wav"                 # optional
+        truth_column: category           # optional, as `soundtag run --truth-column`
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Scan(BaseModel):
     labels: list[str] | None = None
     model: str | None = None
     pattern: str | None = None
+    audio_column: str | None = None
+    truth_column: str | None = None
     every: str | int | None = None
     cron: str | None = None
 

@@ -193,13 +193,16 @@ def scan(
     model: Model = None,
     database: Database = None,
     pattern: Pattern = None,
+    audio_column: AudioColumn = None,
+    truth_column: TruthColumn = None,
 ) -> None:
     """Enqueue only the files that are new or changed since they were last seen (what the
     scheduled scans run); prints what it found."""
     from producer.scan import scan as run_scan
 
     settings = _settings(model=model, database_url=database)
-    result = run_scan(_engine(settings), paths, _taxonomy(taxonomy, labels), settings, pattern=pattern)
+    result = run_scan(_engine(settings), paths, _taxonomy(taxonomy, labels), settings, pattern=pattern,
+                      audio_column=audio_column, truth_column=truth_column)
     out.print(result.summary(), highlight=False)
 
 

@@ -106,6 +106,6 @@ def scan(name: str) -> dict:
     entry = schedule.get(name)
     scan_settings = settings.model_copy(update={"model": entry.model}) if entry.model else settings
     result = run_scan(engine_for(settings.database_url), entry.sources, schedule.taxonomy(entry), scan_settings,
-                      pattern=entry.pattern)
+                      pattern=entry.pattern, audio_column=entry.audio_column, truth_column=entry.truth_column)
     log.info("%s: %s", name, result.summary())
     return {"job_id": result.job_id, "listed": result.listed, "new": result.new, "changed": result.changed}
