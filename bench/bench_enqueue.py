@@ -8,6 +8,7 @@ Needs the local PostgreSQL and Redis (bash .ci/services). Writes its section of 
 from __future__ import annotations
 
 import argparse
+from datetime import date
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 import redis
 from sqlalchemy import create_engine, text
 
-from bench.report import machine, write_section
+from bench.report import loadavg, machine, write_section
 
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -36,7 +37,7 @@ def _make_files(root: Path, n: int) -> None:
 def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    return time.perf_counter() - start, proc.stdout + proc.stderr
+    return time.perf_counter() - start, proc.stderr
 
 
 def main() -> None:
@@ -74,10 +75,10 @@ def main() -> None:
     ]
     table = "| what | time | result |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     body = (f"Command: `.venv/bin/python -m bench.bench_enqueue --files {args.files}` (PostgreSQL 15 and Redis 7 on "
-            f"localhost, whole `soundtag` processes timed, interpreter start included).\n\n{machine()}\n\n{table}\n\n"
+            f"localhost, whole `soundtag` processes timed, interpreter start included).\n\nRun {date.today()} on {machine()}, load average {loadavg()}.\n\n{table}\n\n"
             f"Output of the first enqueue: `{out.strip().splitlines()[0]}`\n")
     print(table)
-    write_section("bench_enqueue", "Producer: enqueue throughput (issue 3)", body)
+    write_section("bench_enqueue", "## Producer: enqueue throughput (issue 3)\n\n" + body)
 
 
 if __name__ == "__main__":

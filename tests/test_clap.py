@@ -74,3 +74,11 @@ def test_multi_prompt_label_is_the_normalised_mean_of_its_prompts(classifier):
     multi = classifier.label_embeddings(Taxonomy(name="y", labels=[{"name": "dog", "prompts": ["a dog", "a puppy"]}]))
     mean = single.mean(axis=0)
     np.testing.assert_allclose(multi[0], mean / np.linalg.norm(mean), atol=1e-6)
+
+
+@pytest.mark.parametrize("samples", [1, 480, 48000 * 3 + 7, 480000 - 1, 480000])
+def test_log_mel_equals_the_models_feature_extractor(classifier, samples):
+    assert classifier._log_mel is not None  # the vectorised path is the one under test
+    audio = _clip(samples / 48000, samples)[:samples]
+    expected = classifier.processor.feature_extractor([audio], sampling_rate=48000, return_tensors="np")
+    np.testing.assert_array_equal(classifier.features([audio]), expected["input_features"].astype(np.float32))

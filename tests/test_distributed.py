@@ -48,6 +48,7 @@ def test_job_end_to_end_through_redis_and_a_worker(tmp_path, celery_env, workers
     assert query(url, "select status, error from files where uri like '%broken.flac'")[0][0] == "failed"
     assert query(url, f"select finished_at is not null from job where id = '{job}'")[0][0]
     assert job in soundtag("jobs", env=celery_env).stdout
+    assert "5 done, 1 failed, 0 queued" in soundtag("status", job, "--watch", env=celery_env).stdout
 
     again = _enqueue(celery_env, archive)  # labeled files are skipped; the failed one is tried again
     assert "0 done, 1 failed, 0 queued, 5 skipped of 6" in soundtag("status", again, "--wait", env=celery_env).stdout

@@ -118,3 +118,12 @@ def test_db_upgrade_creates_views(pg_url):
     soundtag("db", "upgrade", "--database", pg_url)
     names = {r[0] for r in query(pg_url, "select table_name from information_schema.views where table_schema = 'public'")}
     assert names == {"files", "file_labels", "segment_labels"}
+
+
+def test_cli_and_producer_start_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, soundtag.cli, producer.enqueue, producer.scan, producer.sources, worker.app, db.store; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
