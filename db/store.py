@@ -133,31 +133,37 @@ def add_files(engine: Engine, job_id: str, refs: Iterable[FileRef], *, force: bo
             # WHERE true: SQLite cannot otherwise tell the upsert's ON from a join's.
             select(found.c.uri, found.c.fingerprint, found.c.size_bytes, found.c.truth, literal("queued"),
                    stamp, stamp).where(true()))
+        # A row never updated since its insert has no result and is queued: only the others need
+        # the look-up of results and the reset of their status (none, when an archive is new).
         upsert = upsert.on_conflict_do_update(index_elements=["uri"], set_={
             "fingerprint": upsert.excluded.fingerprint,
             "size_bytes": func.coalesce(upsert.excluded.size_bytes, File.size_bytes),
             "truth": func.coalesce(upsert.excluded.truth, File.truth),
-        }).returning(File.id, File.uri)
+        }).returning(File.id, File.uri, File.created_at == File.updated_at)
         with engine.begin() as conn:
             ids = conn.execute(upsert).all()
+            touched = [(file_id,) for file_id, _, untouched in ids if not untouched]
             skip: set[int] = set()
-            if not force:
+            if touched and not force:
+                known = _relation(engine, "known", {"file_id": BigInteger()}, touched)
                 skip = set(conn.execute(
                     select(Labeling.file_id).join(File, File.id == Labeling.file_id)
-                    .join(found, found.c.uri == File.uri)
+                    .join(known, known.c.file_id == File.id)
                     .where(Labeling.model == job.model, Labeling.taxonomy_id == job.taxonomy_id,
                            Labeling.fingerprint == File.fingerprint)).scalars())
+            requeued = [row for row in touched if row[0] not in skip]
+            if requeued:
+                again = _relation(engine, "again", {"file_id": BigInteger()}, requeued)
+                conn.execute(update(File).where(File.id.in_(select(again.c.file_id)),
+                                                or_(File.status != "queued", File.error.is_not(None)))
+                             .values(status="queued", error=None, updated_at=stamp))
             entries = _relation(engine, "entries", {"file_id": BigInteger(), "status": Text()},
-                                [(file_id, "skipped" if file_id in skip else "queued") for file_id, _ in ids])
-            queued = select(entries.c.file_id).where(entries.c.status == "queued")
-            # Rows the upsert just inserted are queued already: rewriting them would double the work.
-            conn.execute(update(File).where(File.id.in_(queued), or_(File.status != "queued", File.error.is_not(None)))
-                         .values(status="queued", error=None, updated_at=stamp))
+                                [(file_id, "skipped" if file_id in skip else "queued") for file_id, _, _ in ids])
             conn.execute(_insert(engine, JobFile).from_select(
                 ["job_id", "file_id", "status", "updated_at"],
                 select(literal(job_id), entries.c.file_id, entries.c.status, stamp).where(true()),
             ).on_conflict_do_nothing())
-        todo.extend((file_id, uri) for file_id, uri in ids if file_id not in skip)
+        todo.extend((file_id, uri) for file_id, uri, _ in ids if file_id not in skip)
     return todo
 
 

@@ -3,7 +3,9 @@ batches through Celery. Never imports torch or transformers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
@@ -56,6 +58,27 @@ class _Sender:
             future.result()
 
 
+def _listed_ahead(refs: Iterable[store.FileRef]) -> Iterator[list[store.FileRef]]:
+    """``refs`` in chunks of CHUNK, listed one chunk ahead on a thread: the listing (Python) then
+    runs while the database writes the previous chunk. The listing's errors are raised here."""
+    chunks: queue.Queue = queue.Queue(maxsize=1)
+    refs = iter(refs)
+
+    def produce() -> None:
+        try:
+            while chunk := list(islice(refs, CHUNK)):
+                chunks.put(chunk)
+            chunks.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
+            chunks.put(exc)
+
+    threading.Thread(target=produce, name="list", daemon=True).start()
+    while (item := chunks.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 def _create_job(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, sources: list[str], kind: str,
                 queue: str | None) -> str:
     return store.create_job(
@@ -84,8 +107,7 @@ def enqueue(engine: Engine, refs: Iterable[store.FileRef], taxonomy: Taxonomy, s
     sender = _Sender(job_id, settings, queue)
     found = queued = 0
     try:
-        refs = iter(refs)
-        while chunk := list(islice(refs, CHUNK)):
+        for chunk in _listed_ahead(refs):
             todo = [uri for _, uri in store.add_files(engine, job_id, chunk, force=force)]
             sender.send(todo)
             found, queued = found + len(chunk), queued + len(todo)

@@ -3,6 +3,7 @@ the model."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -72,11 +73,13 @@ def _engine(settings: Settings):
 def _refs(sources: list[str], pattern: str | None, audio_column: str | None = None, truth_column: str | None = None):
     from producer.sources import walk
 
-    refs = [ref for source in sources
-            for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column)]
-    if not refs:
+    # Lazy, so that enqueue lists while it records; the first file is looked for up front.
+    refs = (ref for source in sources
+            for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column))
+    first = next(refs, None)
+    if first is None:
         _fail(f"no audio files found in {', '.join(sources)}" + (f" matching {pattern!r}" if pattern else ""))
-    return refs
+    return itertools.chain([first], refs)
 
 
 @app.command()
@@ -104,7 +107,7 @@ def run(
                          hop_s=hop, device=device, dtype=dtype)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
-    refs = _refs(paths, pattern, audio_column, truth_column)
+    refs = list(_refs(paths, pattern, audio_column, truth_column))
     job_id, todo = record_job(engine, refs, tax, settings, sources=_source_names(paths), kind="run", force=force)
     skipped = len(refs) - len(todo)
     console.print(f"run {job_id}: {len(refs)} files, {len(todo)} to label, {skipped} already labeled "
