@@ -41,7 +41,9 @@ def build(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
     """Save a randomly initialised ClapModel + ClapProcessor to ``path``; returns it."""
     import torch
     from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     torch.manual_seed(seed)
     tokenizer = _tokenizer(400)
     if size == "full":
