@@ -84,8 +84,7 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     """Poll until ``predicate()`` is truthy; fail naming ``what`` after ``timeout`` seconds."""
     import time
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    for _ in range(max(1, round(timeout / interval))):
         value = predicate()
         if value:
             return value
