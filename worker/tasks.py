@@ -58,23 +58,19 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
     engine = engine_for(settings.database_url)
     try:
         attempt = _begin_attempt(self.request.id)
-        if attempt > 1:
-            pending = store.pending_uris(engine, job_id, uris)
-            if len(pending) > 1:
-                log.warning("batch %s of job %s came back after a worker died: splitting %d files",
-                            self.request.id, job_id, len(pending))
-                queue = (self.request.delivery_info or {}).get("routing_key") or settings.queue
-                for uri in pending:
-                    label_batch.apply_async((job_id, [uri]), queue=queue)
-                _end_attempt(self.request.id)
-                return 0
-            if attempt > settings.task_max_attempts:
-                store.fail_files(engine, job_id, pending,
-                                 f"worker died {attempt - 1} times while labeling this file")
-                store.finish_job_if_done(engine, job_id)
-                _end_attempt(self.request.id)
-                return len(pending)
-        done = process(job_id, uris, settings)
+        pending = store.pending_uris(engine, job_id, uris) if attempt > 1 else uris
+        if attempt > 1 and len(pending) > 1:
+            log.warning("batch %s of job %s came back after a worker died: splitting %d files",
+                        self.request.id, job_id, len(pending))
+            queue = (self.request.delivery_info or {}).get("routing_key") or settings.queue
+            for uri in pending:
+                label_batch.apply_async((job_id, [uri]), queue=queue)
+            done = 0
+        elif attempt > settings.task_max_attempts:
+            store.fail_files(engine, job_id, pending, f"worker died {attempt - 1} times while labeling this file")
+            done = len(pending)
+        else:
+            done = process(job_id, uris, settings)
         store.finish_job_if_done(engine, job_id)
     except Retry:
         raise
