@@ -17,6 +17,7 @@ COPY soundtag ./soundtag
 COPY worker ./worker
 COPY producer ./producer
 COPY db ./db
-RUN pip install . && useradd --create-home soundtag && mkdir -p /models && chown soundtag /models
+RUN pip install ".[monitoring]" && useradd --create-home soundtag && mkdir -p /models && chown soundtag /models
+# Not root: Celery warns against (and with pickle refuses) running workers as root.
 USER soundtag
 CMD ["soundtag", "--help"]

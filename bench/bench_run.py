@@ -49,7 +49,7 @@ def checkpoint() -> Path:
     """The full-size random CLAP, built on first use (about 10 s, 600 MB) and kept."""
     path = CACHE / "clap-full"
     if not (path / "model.safetensors").exists() or not (path / "processor_config.json").exists():
-        from bench.checkpoint import build
+        from soundtag.random_clap import build
 
         partial = CACHE / "clap-full.partial"
         build(partial, "full")
@@ -368,7 +368,7 @@ def report(r: dict) -> str:
         "",
         f"{n} clips of 5 s at 44.1 kHz, written for the run (WAV and FLAC, mono and stereo: tones, sweeps, "
         f"white and brown noise, tremolo, clicks, harmonics, bursts), {k} labels, one random-weight CLAP "
-        "with `ClapConfig()`'s architecture (htsat-unfused, 153M parameters; bench/checkpoint.py). Each "
+        "with `ClapConfig()`'s architecture (htsat-unfused, 153M parameters; soundtag/random_clap.py). Each "
         f"row is a whole process timed from start to exit: interpreter, imports, model load (the "
         f"pipeline's construction), and for soundtag the SQLite database. Each ran {runs}: best and median.",
         "",

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
+    JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from soundtag.states import FileState, JobState
 
 # Named constraints so Alembic migrations can refer to them on every backend.
 NAMING = {
@@ -50,7 +52,8 @@ class Job(Base):
     taxonomy_id: Mapped[int] = mapped_column(ForeignKey("taxonomy.id"))
     sources: Mapped[list] = mapped_column(JSON)
     options: Mapped[dict] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(16), default="active")  # active | cancelled
+    state: Mapped[str] = mapped_column(String(16), default=JobState.ACTIVE)  # a JobState
+    error: Mapped[str | None] = mapped_column(Text)  # why the job failed as a whole
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -60,7 +63,8 @@ class File(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     uri: Mapped[str] = mapped_column(Text, unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | done | failed
+    # The outcome of the latest attempt at the file as it is now (FileState queued, done or failed).
+    status: Mapped[str] = mapped_column(String(16), default=FileState.QUEUED)
     error: Mapped[str | None] = mapped_column(Text)
     # What the source says about the object (size + mtime, ETag, dataset revision): the cheap
     # change detector used to skip work. content_hash is the sha256 the worker computed.
@@ -83,7 +87,7 @@ class JobFile(Base):
 
     job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("file.id", ondelete="CASCADE"), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))  # queued | done | failed | skipped | cancelled
+    status: Mapped[str] = mapped_column(String(16))  # a FileState
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
@@ -130,3 +134,18 @@ class SegmentScore(Base):
     score: Mapped[float] = mapped_column(Float)
     similarity: Mapped[float] = mapped_column(Float)
     rank: Mapped[int] = mapped_column(Integer)
+
+
+class LabelEmbedding(Base):
+    """The text embeddings of a taxonomy's labels by one model (one row per label, prompts
+    averaged), so a repeated run skips the text tower. ``model_revision`` names the weights and
+    dtype that computed them."""
+
+    __tablename__ = "label_embedding"
+
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_revision: Mapped[str] = mapped_column(Text, primary_key=True)
+    taxonomy_id: Mapped[int] = mapped_column(ForeignKey("taxonomy.id", ondelete="CASCADE"), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vectors: Mapped[bytes] = mapped_column(LargeBinary)  # float32, labels × dim, in label order
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)

@@ -7,14 +7,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
+from soundtag.errors import DatabaseError, first_line
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest revision in migrations/versions (a test keeps the two in step). Comparing with a
 # constant spares every command alembic's import and its parsing of the migration scripts.
-HEAD = "0001"
-
-
-class DatabaseError(RuntimeError):
-    """The database cannot be used; the message names it and what to do."""
+HEAD = "0002"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -38,6 +36,11 @@ def engine_for(url: str) -> Engine:
         return engine
     # pre_ping: a worker that outlives a PostgreSQL restart gets a fresh connection, not an error.
     return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+
+
+def safe_url(engine: Engine) -> str:
+    """The engine's URL as it may be printed: its password masked."""
+    return engine.url.render_as_string(hide_password=True)
 
 
 def _alembic_config(engine: Engine):
@@ -70,9 +73,8 @@ def ensure_schema(engine: Engine) -> None:
         if "alembic_version" not in inspect(engine).get_table_names():
             upgrade(engine)
         elif not is_current(engine):
-            raise DatabaseError(f"{engine.url.render_as_string()}: schema is outdated; run `soundtag db upgrade`")
+            raise DatabaseError(f"{safe_url(engine)}: schema is outdated; run `soundtag db upgrade`")
     except DatabaseError:
         raise
     except Exception as exc:  # noqa: BLE001 - driver errors vary; the user needs one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise DatabaseError(f"{engine.url.render_as_string()}: {reason}") from None
+        raise DatabaseError(f"{safe_url(engine)}: {first_line(exc)}") from None

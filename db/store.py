@@ -11,48 +11,44 @@ from datetime import datetime
 
 import numpy as np
 from sqlalchemy import (
-    BigInteger, DateTime, Engine, Text, and_, bindparam, column, delete, func, literal, or_, select, text, true,
-    update,
+    JSON, BigInteger, DateTime, Engine, Integer, String, Text, and_, bindparam, case, column, delete, func, literal,
+    select, table, text, true, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
 
-from db.models import File, Job, JobFile, LabelScore, Labeling, SegmentScore, TaxonomyRow, now
+from db.schema import safe_url
+from db.models import File, Job, JobFile, LabelEmbedding, LabelScore, Labeling, SegmentScore, TaxonomyRow, now
+from soundtag.errors import JobNotFound
+from soundtag.fileref import FileRef
+from soundtag.settings import Settings
+from soundtag.states import FileState, JobState
 from soundtag.taxonomy import Taxonomy, taxonomy_from_canonical
 
 CHUNK = 2000  # rows per statement: well under SQLite's and PostgreSQL's parameter limits
 
 
 @dataclass(frozen=True)
-class FileRef:
-    """A file found in a source: its URI and what the source says about its version."""
-
-    uri: str
-    fingerprint: str | None = None
-    size_bytes: int | None = None
-    truth: str | None = None
-
-
-@dataclass(frozen=True)
 class JobInfo:
-    id: str
+    """A row of the ``jobs`` view: what ``status``, ``jobs`` and ``cancel`` print."""
+
+    job_id: str
     kind: str
+    state: JobState
+    error: str | None
     model: str
     taxonomy: str
+    taxonomy_hash: str
     sources: list
-    state: str
+    total: int
+    done: int
+    failed: int
+    queued: int
+    skipped: int
+    cancelled: int
     created_at: datetime
     finished_at: datetime | None
-    counts: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def pending(self) -> int:
-        return self.counts.get("queued", 0)
 
 
 def _insert(engine: Engine, table):
@@ -80,25 +76,33 @@ class JobSpec:
     """What a worker needs to label a job's files."""
 
     model: str
+    taxonomy_id: int
     taxonomy: Taxonomy
     options: dict
-    active: bool
+    state: JobState
 
 
-def job_spec(engine: Engine, job_id: str) -> JobSpec:
+def job_spec(engine: Engine, job_id: str) -> JobSpec | None:
+    """The job's model, taxonomy and options; None when no such job exists."""
     with engine.connect() as conn:
-        job = conn.execute(select(Job.model, Job.options, Job.state, TaxonomyRow.body)
-                           .join(TaxonomyRow, TaxonomyRow.id == Job.taxonomy_id).where(Job.id == job_id)).one()
-    return JobSpec(job.model, taxonomy_from_canonical(job.body), job.options or {}, job.state == "active")
+        job = conn.execute(select(Job.model, Job.taxonomy_id, Job.options, Job.state, TaxonomyRow.body)
+                           .join(TaxonomyRow, TaxonomyRow.id == Job.taxonomy_id).where(Job.id == job_id)).one_or_none()
+    if job is None:
+        return None
+    return JobSpec(job.model, job.taxonomy_id, taxonomy_from_canonical(job.body), job.options or {}, JobState(job.state))
 
 
-def create_job(engine: Engine, *, kind: str, model: str, taxonomy_id: int, sources: list[str],
-               options: dict | None = None) -> str:
+def create_job(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, kind: str, sources: list[str],
+               queue: str | None = None) -> str:
+    """Record a new active job of ``settings.model`` and ``taxonomy``; returns its id."""
     job_id = uuid.uuid4().hex[:12]
+    options = {"window_s": settings.window_s, "hop_s": settings.hop_s, "batch_size": settings.batch_size,
+               "queue": queue or settings.queue}
+    taxonomy_id = save_taxonomy(engine, taxonomy)
     with engine.begin() as conn:
         conn.execute(_insert(engine, Job).values(
-            id=job_id, kind=kind, model=model, taxonomy_id=taxonomy_id, sources=sources,
-            options=options or {}, state="active", created_at=now()))
+            id=job_id, kind=kind, model=settings.model_ref, taxonomy_id=taxonomy_id, sources=sources,
+            options=options, state=JobState.ACTIVE, created_at=now()))
     return job_id
 
 
@@ -116,9 +120,14 @@ def _relation(engine: Engine, name: str, columns: dict[str, TypeEngine], rows: l
             .columns(*(column(c, t) for c, t in columns.items())).subquery(name))
 
 
-def add_files(engine: Engine, job_id: str, refs: Iterable[FileRef], *, force: bool = False) -> list[tuple[int, str]]:
-    """Register the files of a job. Returns (file id, uri) of those to label; the rest, already
-    labeled by the job's model and taxonomy at the same fingerprint, are marked skipped."""
+def add_files(engine: Engine, job_id: str, refs: Iterable[FileRef], *, force: bool = False,
+              retry_failed: bool = False) -> list[tuple[int, str]]:
+    """Register the files of a job. Returns (file id, uri) of those to label. The others are
+    marked skipped: already labeled by the job's model and taxonomy at the same fingerprint, or
+    failed at the same fingerprint (unless ``retry_failed``); ``force`` skips nothing.
+
+    A file's row keeps the outcome of its latest attempt: only a new or changed file (another
+    fingerprint) becomes queued, so a job that is cancelled or fails erases nothing."""
     with engine.connect() as conn:
         job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
     todo: list[tuple[int, str]] = []
@@ -131,18 +140,21 @@ def add_files(engine: Engine, job_id: str, refs: Iterable[FileRef], *, force: bo
         upsert = _insert(engine, File).from_select(
             ["uri", "fingerprint", "size_bytes", "truth", "status", "created_at", "updated_at"],
             # WHERE true: SQLite cannot otherwise tell the upsert's ON from a join's.
-            select(found.c.uri, found.c.fingerprint, found.c.size_bytes, found.c.truth, literal("queued"),
+            select(found.c.uri, found.c.fingerprint, found.c.size_bytes, found.c.truth, literal(FileState.QUEUED),
                    stamp, stamp).where(true()))
-        # A row never updated since its insert has no result and is queued: only the others need
-        # the look-up of results and the reset of their status (none, when an archive is new).
+        changed = File.fingerprint.is_distinct_from(upsert.excluded.fingerprint)
         upsert = upsert.on_conflict_do_update(index_elements=["uri"], set_={
             "fingerprint": upsert.excluded.fingerprint,
             "size_bytes": func.coalesce(upsert.excluded.size_bytes, File.size_bytes),
             "truth": func.coalesce(upsert.excluded.truth, File.truth),
-        }).returning(File.id, File.uri, File.created_at == File.updated_at)
+            "status": case((changed, literal(FileState.QUEUED)), else_=File.status),
+            "error": case((changed, literal(None, Text())), else_=File.error),
+        # A row never updated since its insert has no result: only the others need the look-up
+        # of results (none, when an archive is new).
+        }).returning(File.id, File.uri, File.created_at == File.updated_at, File.status)
         with engine.begin() as conn:
             ids = conn.execute(upsert).all()
-            touched = [(file_id,) for file_id, _, untouched in ids if not untouched]
+            touched = [(file_id,) for file_id, _, untouched, _ in ids if not untouched]
             skip: set[int] = set()
             if touched and not force:
                 known = _relation(engine, "known", {"file_id": BigInteger()}, touched)
@@ -151,19 +163,16 @@ def add_files(engine: Engine, job_id: str, refs: Iterable[FileRef], *, force: bo
                     .join(known, known.c.file_id == File.id)
                     .where(Labeling.model == job.model, Labeling.taxonomy_id == job.taxonomy_id,
                            Labeling.fingerprint == File.fingerprint)).scalars())
-            requeued = [row for row in touched if row[0] not in skip]
-            if requeued:
-                again = _relation(engine, "again", {"file_id": BigInteger()}, requeued)
-                conn.execute(update(File).where(File.id.in_(select(again.c.file_id)),
-                                                or_(File.status != "queued", File.error.is_not(None)))
-                             .values(status="queued", error=None, updated_at=stamp))
+                if not retry_failed:
+                    skip.update(file_id for file_id, _, _, status in ids if status == FileState.FAILED)
             entries = _relation(engine, "entries", {"file_id": BigInteger(), "status": Text()},
-                                [(file_id, "skipped" if file_id in skip else "queued") for file_id, _, _ in ids])
+                                [(file_id, FileState.SKIPPED if file_id in skip else FileState.QUEUED)
+                                 for file_id, _, _, _ in ids])
             conn.execute(_insert(engine, JobFile).from_select(
                 ["job_id", "file_id", "status", "updated_at"],
                 select(literal(job_id), entries.c.file_id, entries.c.status, stamp).where(true()),
             ).on_conflict_do_nothing())
-        todo.extend((file_id, uri) for file_id, uri, _ in ids if file_id not in skip)
+        todo.extend((file_id, uri) for file_id, uri, _, _ in ids if file_id not in skip)
     return todo
 
 
@@ -183,7 +192,7 @@ def new_or_changed(engine: Engine, refs: Sequence[FileRef], model: str,
                 Labeling.file_id.in_(ids), Labeling.model == model, Labeling.taxonomy_id == taxonomy_id,
                 Labeling.fingerprint == File.fingerprint)).scalars())
             settled |= set(conn.execute(select(JobFile.file_id).join(Job, Job.id == JobFile.job_id).where(
-                JobFile.file_id.in_(ids), JobFile.status == "queued", Job.state == "active",
+                JobFile.file_id.in_(ids), JobFile.status == FileState.QUEUED, Job.state == JobState.ACTIVE,
                 Job.model == model, Job.taxonomy_id == taxonomy_id)).scalars())
             for ref in chunk:
                 row = known.get(ref.uri)
@@ -191,7 +200,7 @@ def new_or_changed(engine: Engine, refs: Sequence[FileRef], model: str,
                     new += 1
                 elif row.fingerprint != ref.fingerprint:
                     changed += 1
-                elif row.id in settled or row.status == "failed":
+                elif row.id in settled or row.status == FileState.FAILED:
                     continue
                 else:
                     new += 1  # known file, but new to this model and taxonomy
@@ -206,7 +215,8 @@ def _ranked(scores: np.ndarray, similarity: np.ndarray, labels: Sequence[str]) -
 
 
 def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequence[str]) -> None:
-    """Store a batch of FileResults (worker.labeling) of one job in one transaction."""
+    """Store a batch of FileResults (worker.labeling) of one job in one transaction. A failed
+    file keeps the results earlier jobs gave it; its row says the latest attempt failed."""
     if not results:
         return
     stamp = now()
@@ -215,16 +225,13 @@ def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequenc
         ids = dict(conn.execute(select(File.uri, File.id).where(File.uri.in_([r.uri for r in results]))).all())
         for result in results:
             file_id = ids[result.uri]
-            status = "done" if result.ok else "failed"
+            status = FileState.DONE if result.ok else FileState.FAILED
             conn.execute(update(File).where(File.id == file_id).values(
                 status=status, error=result.error, duration_s=result.duration_s, sample_rate=result.sample_rate,
                 channels=result.channels, content_hash=result.content_hash, updated_at=stamp))
             conn.execute(update(JobFile).where(JobFile.job_id == job_id, JobFile.file_id == file_id)
                          .values(status=status, error=result.error, updated_at=stamp))
-            key = and_(Labeling.file_id == file_id, Labeling.model == job.model,
-                       Labeling.taxonomy_id == job.taxonomy_id)
             if not result.ok:
-                conn.execute(delete(Labeling).where(key))
                 continue
             fingerprint = select(File.fingerprint).where(File.id == file_id).scalar_subquery()
             stmt = _insert(engine, Labeling).values(
@@ -252,77 +259,108 @@ def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequenc
 def queued_uris(engine: Engine, job_id: str) -> list[str]:
     with engine.connect() as conn:
         return list(conn.execute(select(File.uri).join(JobFile, JobFile.file_id == File.id)
-                                 .where(JobFile.job_id == job_id, JobFile.status == "queued")
+                                 .where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED)
                                  .order_by(File.id)).scalars())
 
 
 def pending_uris(engine: Engine, job_id: str, uris: Sequence[str]) -> list[str]:
-    """Of ``uris``, those the job still wants labeled (not cancelled, not already finished)."""
+    """Of ``uris``, those the job still wants labeled: the job is active and the file is queued
+    in it (not cancelled, not already finished)."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(File.uri).join(JobFile, JobFile.file_id == File.id).join(Job, Job.id == JobFile.job_id)
-            .where(JobFile.job_id == job_id, JobFile.status == "queued", Job.state == "active",
+            .where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED, Job.state == JobState.ACTIVE,
                    File.uri.in_(uris))).scalars()
         wanted = set(rows)
     return [uri for uri in uris if uri in wanted]
 
 
 def fail_files(engine: Engine, job_id: str, uris: Sequence[str], reason: str) -> None:
-    """Mark files of a job failed without results (e.g. a batch that kept crashing its worker)."""
+    """Mark files still queued in this job failed without results (e.g. a file that kept
+    crashing its worker); files of other jobs are not touched."""
     stamp = now()
     with engine.begin() as conn:
-        ids = select(File.id).where(File.uri.in_(uris)).scalar_subquery()
-        conn.execute(update(File).where(File.uri.in_(uris)).values(status="failed", error=reason, updated_at=stamp))
-        conn.execute(update(JobFile).where(JobFile.job_id == job_id, JobFile.file_id.in_(ids),
-                                           JobFile.status == "queued")
-                     .values(status="failed", error=reason, updated_at=stamp))
+        ids = list(conn.execute(
+            select(JobFile.file_id).join(File, File.id == JobFile.file_id)
+            .where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED, File.uri.in_(uris))).scalars())
+        conn.execute(update(File).where(File.id.in_(ids)).values(status=FileState.FAILED, error=reason,
+                                                                 updated_at=stamp))
+        conn.execute(update(JobFile).where(JobFile.job_id == job_id, JobFile.file_id.in_(ids))
+                     .values(status=FileState.FAILED, error=reason, updated_at=stamp))
 
 
 def finish_job_if_done(engine: Engine, job_id: str) -> None:
-    """Stamp the job finished once none of its files is queued."""
+    """Mark an active job completed once none of its files is queued."""
     with engine.begin() as conn:
-        queued = select(JobFile.file_id).where(JobFile.job_id == job_id, JobFile.status == "queued").exists()
-        conn.execute(update(Job).where(Job.id == job_id, Job.finished_at.is_(None), ~queued).values(finished_at=now()))
+        queued = select(JobFile.file_id).where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED).exists()
+        conn.execute(update(Job).where(Job.id == job_id, Job.state == JobState.ACTIVE, ~queued)
+                     .values(state=JobState.COMPLETED, finished_at=now()))
 
 
-def finish_job(engine: Engine, job_id: str) -> None:
+def fail_job(engine: Engine, job_id: str, reason: str) -> bool:
+    """Mark an active job failed as a whole (its model cannot load...). Its files stay queued, for
+    ``requeue`` after the fix, and no file is marked failed. Returns whether this call failed it."""
     with engine.begin() as conn:
-        conn.execute(update(Job).where(Job.id == job_id, Job.finished_at.is_(None)).values(finished_at=now()))
+        return conn.execute(update(Job).where(Job.id == job_id, Job.state == JobState.ACTIVE).values(
+            state=JobState.FAILED, error=reason, finished_at=now())).rowcount == 1
 
 
-def cancel_job(engine: Engine, job_id: str) -> int:
+def reactivate_job(engine: Engine, job_id: str) -> None:
+    """Make a failed job active again, before its queued files are sent once more."""
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == job_id, Job.state == JobState.FAILED).values(
+            state=JobState.ACTIVE, error=None, finished_at=None))
+
+
+def cancel_job(engine: Engine, job_id: str, reason: str | None = None) -> int:
     """Drop the job's queued work; finished results stay. Returns how many files were dropped."""
     stamp = now()
     with engine.begin() as conn:
-        conn.execute(update(Job).where(Job.id == job_id).values(state="cancelled", finished_at=stamp))
-        queued = select(JobFile.file_id).where(JobFile.job_id == job_id, JobFile.status == "queued")
-        conn.execute(update(File).where(File.id.in_(queued), File.status == "queued").values(
-            status="failed", error="cancelled", updated_at=stamp))
-        return conn.execute(update(JobFile).where(JobFile.job_id == job_id, JobFile.status == "queued")
-                            .values(status="cancelled", updated_at=stamp)).rowcount
+        conn.execute(update(Job).where(Job.id == job_id, Job.state.in_([JobState.ACTIVE, JobState.FAILED]))
+                     .values(state=JobState.CANCELLED, error=reason, finished_at=stamp))
+        return conn.execute(update(JobFile).where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED)
+                            .values(status=FileState.CANCELLED, updated_at=stamp)).rowcount
 
 
-def _job_infos(engine: Engine, where, limit: int | None = None) -> list[JobInfo]:
+_JOBS = table("jobs", *(column(name, kind) for name, kind in {
+    "job_id": String(), "kind": String(), "state": String(), "error": Text(), "model": Text(),
+    "taxonomy": Text(), "taxonomy_hash": String(), "sources": JSON(), "total": Integer(), "done": Integer(),
+    "failed": Integer(), "queued": Integer(), "skipped": Integer(), "cancelled": Integer(),
+    "created_at": DateTime(timezone=True), "finished_at": DateTime(timezone=True)}.items()))
+
+
+def jobs(engine: Engine, job_id: str | None = None, limit: int = 20) -> list[JobInfo]:
+    """Rows of the public ``jobs`` view, newest first: one job, or the latest ``limit``."""
+    query = select(_JOBS)
+    query = query.where(_JOBS.c.job_id == job_id) if job_id else query.order_by(_JOBS.c.created_at.desc()).limit(limit)
     with engine.connect() as conn:
-        jobs = conn.execute(
-            select(Job.id, Job.kind, Job.model, TaxonomyRow.name, Job.sources, Job.state, Job.created_at,
-                   Job.finished_at).join(TaxonomyRow, TaxonomyRow.id == Job.taxonomy_id)
-            .where(where).order_by(Job.created_at.desc()).limit(limit)).all()
-        counts: dict[str, dict[str, int]] = {job.id: {} for job in jobs}
-        for job_id, status, n in conn.execute(
-                select(JobFile.job_id, JobFile.status, func.count()).where(JobFile.job_id.in_(counts))
-                .group_by(JobFile.job_id, JobFile.status)):
-            counts[job_id][status] = n
-    return [JobInfo(*job, counts=counts[job.id]) for job in jobs]
+        rows = conn.execute(query).all()
+    return [JobInfo(**{**row._mapping, "state": JobState(row.state)}) for row in rows]
 
 
-def job_info(engine: Engine, job_id: str) -> JobInfo | None:
-    found = _job_infos(engine, Job.id == job_id)
-    return found[0] if found else None
+def job_info(engine: Engine, job_id: str) -> JobInfo:
+    """The job's row of the ``jobs`` view. Raises JobNotFound."""
+    found = jobs(engine, job_id)
+    if not found:
+        raise JobNotFound(f"job {job_id}: not found in {safe_url(engine)}")
+    return found[0]
 
 
-def recent_jobs(engine: Engine, limit: int = 20) -> list[JobInfo]:
-    return _job_infos(engine, Job.id.is_not(None), limit)
+def label_embeddings(engine: Engine, model: str, revision: str, taxonomy_id: int) -> np.ndarray | None:
+    """The stored text embeddings of a taxonomy's labels by this model, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(select(LabelEmbedding.dim, LabelEmbedding.vectors).where(
+            LabelEmbedding.model == model, LabelEmbedding.model_revision == revision,
+            LabelEmbedding.taxonomy_id == taxonomy_id)).one_or_none()
+    return None if row is None else np.frombuffer(row.vectors, dtype=np.float32).reshape(-1, row.dim)
+
+
+def save_label_embeddings(engine: Engine, model: str, revision: str, taxonomy_id: int, vectors: np.ndarray) -> None:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    with engine.begin() as conn:
+        conn.execute(_insert(engine, LabelEmbedding).values(
+            model=model, model_revision=revision, taxonomy_id=taxonomy_id, dim=vectors.shape[1],
+            vectors=vectors.tobytes(), created_at=now()).on_conflict_do_nothing())
 
 
 @dataclass(frozen=True)

@@ -34,3 +34,20 @@ JOIN taxonomy t ON t.id = l.taxonomy_id
 """
 
 V1 = {"files": FILES_V1, "file_labels": FILE_LABELS_V1, "segment_labels": SEGMENT_LABELS_V1}
+
+# Counts are correlated subqueries (one index range each on ix_job_file_job_status) rather than
+# a grouped join, so that `... ORDER BY created_at DESC LIMIT 20` counts only those 20 jobs.
+JOBS_V1 = """
+CREATE VIEW jobs AS
+SELECT j.id AS job_id, j.kind, j.state, j.error, j.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       j.sources,
+       (SELECT COUNT(*) FROM job_file c WHERE c.job_id = j.id) AS total,
+       (SELECT COUNT(*) FROM job_file c WHERE c.job_id = j.id AND c.status = 'done') AS done,
+       (SELECT COUNT(*) FROM job_file c WHERE c.job_id = j.id AND c.status = 'failed') AS failed,
+       (SELECT COUNT(*) FROM job_file c WHERE c.job_id = j.id AND c.status = 'queued') AS queued,
+       (SELECT COUNT(*) FROM job_file c WHERE c.job_id = j.id AND c.status = 'skipped') AS skipped,
+       (SELECT COUNT(*) FROM job_file c WHERE c.job_id = j.id AND c.status = 'cancelled') AS cancelled,
+       j.created_at, j.finished_at
+FROM job j
+JOIN taxonomy t ON t.id = j.taxonomy_id
+"""

@@ -19,13 +19,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from soundtag.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, taxonomy_from_csv
+from soundtag.errors import ScheduleError, TaxonomyError
+from soundtag.taxonomy import Taxonomy, load_taxonomy, taxonomy_from_csv
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class ScheduleError(ValueError):
-    """A schedule file that cannot be used; one line saying what to fix."""
 
 
 def parse_interval(text: str | int | float) -> timedelta:

@@ -11,12 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from db.store import FileRef
+from soundtag.errors import SourceError
+from soundtag.fileref import FileRef
 from soundtag.settings import AUDIO_EXTENSIONS
-
-
-class SourceError(ValueError):
-    """A source that cannot be listed; one line naming it and the problem."""
 
 
 def _wanted(name: str, pattern: str | None) -> bool:

@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from soundtag.settings import Settings
+from soundtag.errors import SoundtagError, describe, first_line
+from soundtag.settings import load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Zero-shot labeling of sound archives with CLAP.")
@@ -28,6 +29,9 @@ Taxonomy_ = Annotated[Optional[Path], typer.Option("--taxonomy", "-t", help="YAM
 Labels = Annotated[Optional[str], typer.Option("--labels", "-l", help='Comma-separated labels: "dog,rain".')]
 Model = Annotated[Optional[str], typer.Option("--model", help="Hub id or local folder [SOUNDTAG_MODEL].")]
 Database = Annotated[Optional[str], typer.Option("--database", help="SQLAlchemy URL [SOUNDTAG_DATABASE_URL].")]
+RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed at the same "
+                                          "fingerprint (by default they are skipped).")]
+Force = Annotated[bool, typer.Option("--force", help="Relabel every file, labeled or failed.")]
 Pattern = Annotated[Optional[str], typer.Option("--pattern", help='Glob on file names, e.g. "*.wav" '
                                                 "(default: audio extensions).")]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Windows per forward pass.")]
@@ -39,19 +43,32 @@ TruthColumn = Annotated[Optional[str], typer.Option("--truth-column", help="Colu
                                                     "(hf:// datasets, audiofolder metadata.csv), for `evaluate`.")]
 
 
-def _settings(**overrides) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
-
-
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
+    raise SoundtagError(message)
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+          verbose: Annotated[bool, typer.Option("--verbose", help="Show the libraries' own warnings and "
+                                                "progress bars.")] = False) -> None:
     global _debug
     _debug = debug
+    if not (verbose or debug):
+        _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """Silence what third-party libraries print on a normal run (transformers' load reports and
+    progress bars, Python warnings); soundtag's own progress and summary say what matters."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
 def _taxonomy(taxonomy: Path | None, labels: str | None):
@@ -62,7 +79,7 @@ def _taxonomy(taxonomy: Path | None, labels: str | None):
     return load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels)
 
 
-def _engine(settings: Settings):
+def _engine(settings):
     from db.schema import engine_for, ensure_schema
 
     engine = engine_for(settings.database_url)
@@ -95,48 +112,59 @@ def run(
     pattern: Pattern = None,
     audio_column: AudioColumn = None,
     truth_column: TruthColumn = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="fp32, fp16, bf16 (GPU), int8 (CPU).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Relabel files already labeled.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N, mps.")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="fp32, fp16, bf16, int8 (CPU only).")] = None,
+    force: Force = False,
+    retry_failed: RetryFailed = False,
 ) -> None:
     """Label every audio file under PATHS on this machine and store the results."""
-    from db import store
-    from producer.enqueue import record_job
+    from db.schema import safe_url
+    from worker.runner import run as run_job
 
-    settings = _settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
-                         hop_s=hop, device=device, dtype=dtype)
+    settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
+                             hop_s=hop, device=device, dtype=dtype)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
-    refs = list(_refs(paths, pattern, audio_column, truth_column))
-    job_id, todo = record_job(engine, refs, tax, settings, sources=_source_names(paths), kind="run", force=force)
-    skipped = len(refs) - len(todo)
-    console.print(f"run {job_id}: {len(refs)} files, {len(todo)} to label, {skipped} already labeled "
-                  f"(model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels)", highlight=False)
-    failures: list[tuple[str, str]] = []
     started = time.monotonic()
-    if todo:
-        from worker.runner import classifier_for, process
-
-        with console.status(f"loading {settings.model_ref} ..."):
-            classifier_for(settings.model_ref, settings)
-        with _progress() as progress:
-            task = progress.add_task("labeling", total=len(todo), rate=0.0, failed=0)
-            begun = time.monotonic()
-
-            def tick(result) -> None:
-                if not result.ok:
-                    failures.append((result.uri, result.error))
-                done = progress.tasks[task].completed + 1
-                progress.update(task, advance=1, failed=len(failures),
-                                rate=done / max(time.monotonic() - begun, 1e-9))
-
-            process(job_id, todo, settings, on_result=tick)
-    store.finish_job(engine, job_id)
-    info = store.job_info(engine, job_id)
+    with _progress() as progress:
+        shown = _RunProgress(progress, f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
+        info = run_job(engine, _refs(paths, pattern, audio_column, truth_column), tax, settings,
+                       sources=_source_names(paths), force=force, retry_failed=retry_failed,
+                       on_planned=shown.planned, on_result=shown.result)
     elapsed = time.monotonic() - started
-    console.print(f"done: {info.counts.get('done', 0)} labeled, {info.counts.get('failed', 0)} failed, "
-                  f"{skipped} skipped in {elapsed:.1f} s ({len(todo) / elapsed if elapsed else 0:.1f} files/s) "
-                  f"→ {engine.url.render_as_string()}", highlight=False)
+    console.print(f"done: {info.done} labeled, {info.failed} failed, {info.skipped} skipped in {elapsed:.1f} s "
+                  f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}",
+                  highlight=False)
+    _print_failures(shown.failures)
+
+
+class _RunProgress:
+    """What `soundtag run` shows while it works: the plan, then a bar that starts with the first
+    result (after the model has loaded), so its rate is the labeling rate."""
+
+    def __init__(self, progress, about: str):
+        self.progress, self.about = progress, about
+        self.failures: list[tuple[str, str]] = []
+        self.bar = None
+        self.begun = 0.0
+
+    def planned(self, plan) -> None:
+        console.print(f"run {plan.job_id}: {plan.found} files, {plan.todo} to label, {plan.skipped} skipped "
+                      f"({self.about})", highlight=False)
+        if plan.todo:
+            self.bar = self.progress.add_task("loading the model", total=plan.todo, rate=0.0, failed=0)
+
+    def result(self, result) -> None:
+        if not result.ok:
+            self.failures.append((result.uri, result.error))
+        done = self.progress.tasks[self.bar].completed + 1
+        if done == 1:
+            self.begun = time.monotonic()
+        self.progress.update(self.bar, description="labeling", advance=1, failed=len(self.failures),
+                             rate=(done - 1) / max(time.monotonic() - self.begun, 1e-3))
+
+
+def _print_failures(failures: list[tuple[str, str]]) -> None:
     for uri, error in failures[:20]:
         console.print(f"  [red]failed[/] {uri}: {error}", highlight=False)
     if len(failures) > 20:
@@ -172,19 +200,20 @@ def enqueue(
     truth_column: TruthColumn = None,
     queue: Annotated[Optional[str], typer.Option(help="Celery queue [SOUNDTAG_QUEUE].")] = None,
     files_per_task: Annotated[Optional[int], typer.Option(min=1, help="Files per Celery task.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Relabel files already labeled.")] = False,
+    force: Force = False,
+    retry_failed: RetryFailed = False,
 ) -> None:
     """Record a job and send its files to the workers; prints the job id."""
     from producer.enqueue import enqueue as enqueue_job
 
-    settings = _settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
-                         hop_s=hop, queue=queue, files_per_task=files_per_task)
+    settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
+                             hop_s=hop, queue=queue, files_per_task=files_per_task)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
-    refs = _refs(paths, pattern, audio_column, truth_column)
-    result = enqueue_job(engine, refs, tax, settings, sources=_source_names(paths), force=force)
-    console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} already "
-                  f"labeled → {settings.queue if queue is None else queue}", highlight=False)
+    result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column), tax, settings,
+                         sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue)
+    console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} skipped "
+                  f"→ {settings.queue}", highlight=False)
     out.print(result.job_id)
 
 
@@ -203,83 +232,83 @@ def scan(
     scheduled scans run); prints what it found."""
     from producer.scan import scan as run_scan
 
-    settings = _settings(model=model, database_url=database)
+    settings = load_settings(model=model, database_url=database)
     result = run_scan(_engine(settings), paths, _taxonomy(taxonomy, labels), settings, pattern=pattern,
                       audio_column=audio_column, truth_column=truth_column)
     out.print(result.summary(), highlight=False)
 
 
-def _job(engine, job_id: str):
-    from db import store
-
-    info = store.job_info(engine, job_id)
-    if info is None:
-        _fail(f"job {job_id}: not found")
-    return info
-
-
 def _counts(info) -> str:
-    c = info.counts
-    return (f"{c.get('done', 0)} done, {c.get('failed', 0)} failed, {c.get('queued', 0)} queued"
-            + (f", {c['skipped']} skipped" if c.get("skipped") else "")
-            + (f", {c['cancelled']} cancelled" if c.get("cancelled") else ""))
+    return (f"{info.done} done, {info.failed} failed, {info.queued} queued"
+            + (f", {info.skipped} skipped" if info.skipped else "")
+            + (f", {info.cancelled} cancelled" if info.cancelled else ""))
+
+
+# `status --wait` exit codes: the job completed, was cancelled, failed as a whole.
+EXIT_COMPLETED, EXIT_CANCELLED, EXIT_FAILED = 0, 3, 4
 
 
 @app.command()
 def status(
     job_id: Annotated[str, typer.Argument(help="Job id from `soundtag enqueue` or `soundtag jobs`.")],
     watch: Annotated[bool, typer.Option("--watch", help="Live progress until the job ends.")] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="Block until the job ends; exit 0 if it completed.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Block until the job ends.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
     database: Database = None,
 ) -> None:
-    """Progress of a job: done / failed / queued, files/s, ETA. Exit 3 if it was cancelled."""
-    settings = _settings(database_url=database)
-    engine = _engine(settings)
-    info = _job(engine, job_id)
+    """A job's state and counts (done / failed / queued), as the `jobs` view has them. Exit code:
+    0 active or completed, 3 cancelled, 4 failed as a whole (its error is printed)."""
+    from db import store
+    from soundtag.states import JobState
+
+    engine = _engine(load_settings(database_url=database))
+    info = store.job_info(engine, job_id)
     if watch or wait:
         info = _follow(engine, info, interval, show=watch)
-    out.print(f"job {info.id} ({info.kind}, {info.state}): {_counts(info)} of {info.total}; "
+    out.print(f"job {info.job_id} ({info.kind}, {info.state}): {_counts(info)} of {info.total}; "
               f"model {info.model}, taxonomy {info.taxonomy}", highlight=False)
-    if info.state == "cancelled":
-        raise typer.Exit(3)
-    if (watch or wait) and info.pending:
-        raise typer.Exit(1)
+    if info.error:
+        out.print(f"error: {info.error}", highlight=False)
+    if info.state == JobState.CANCELLED:
+        raise typer.Exit(EXIT_CANCELLED)
+    if info.state == JobState.FAILED:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _follow(engine, info, interval: float, show: bool):
     from contextlib import nullcontext
 
     from db import store
+    from soundtag.states import JobState
 
-    finished = lambda i: i.total - i.pending  # noqa: E731
+    finished = lambda i: i.total - i.queued  # noqa: E731
     with _progress() if show else nullcontext() as progress:
-        task = progress.add_task(f"job {info.id}", total=info.total, completed=finished(info), rate=0.0,
-                                 failed=info.counts.get("failed", 0)) if show else None
+        task = progress.add_task(f"job {info.job_id}", total=info.total, completed=finished(info), rate=0.0,
+                                 failed=info.failed) if show else None
         first, begun = finished(info), time.monotonic()
-        while info.pending and info.state == "active":
+        while info.state == JobState.ACTIVE:
             time.sleep(interval)
-            info = store.job_info(engine, info.id)
+            info = store.job_info(engine, info.job_id)
             if show:
-                progress.update(task, completed=finished(info), failed=info.counts.get("failed", 0),
+                progress.update(task, completed=finished(info), failed=info.failed,
                                 rate=(finished(info) - first) / max(time.monotonic() - begun, 1e-9))
     return info
 
 
 @app.command()
 def jobs(limit: Annotated[int, typer.Option(help="How many.")] = 20, database: Database = None) -> None:
-    """Recent jobs with their counts."""
+    """Recent jobs, newest first, as the `jobs` view has them."""
     from rich.table import Table
 
     from db import store
 
-    engine = _engine(_settings(database_url=database))
-    table = Table("job", "kind", "state", "created", "done", "failed", "queued", "skipped", "taxonomy", "sources")
-    for info in store.recent_jobs(engine, limit):
-        c = info.counts
-        table.add_row(info.id, info.kind, "finished" if info.finished_at and info.state == "active" else info.state,
-                      info.created_at.strftime("%Y-%m-%d %H:%M"), str(c.get("done", 0)), str(c.get("failed", 0)),
-                      str(c.get("queued", 0)), str(c.get("skipped", 0)), info.taxonomy, " ".join(info.sources))
+    engine = _engine(load_settings(database_url=database))
+    table = Table("job", "kind", "state", "created", "done", "failed", "queued", "skipped", "taxonomy", "sources",
+                  "error")
+    for info in store.jobs(engine, limit=limit):
+        table.add_row(info.job_id, info.kind, info.state, info.created_at.strftime("%Y-%m-%d %H:%M"), str(info.done),
+                      str(info.failed), str(info.queued), str(info.skipped), info.taxonomy, " ".join(info.sources),
+                      info.error or "")
     out.print(table)
 
 
@@ -288,22 +317,21 @@ def cancel(job_id: Annotated[str, typer.Argument()], database: Database = None) 
     """Drop a job's queued work; finished results stay."""
     from db import store
 
-    engine = _engine(_settings(database_url=database))
-    _job(engine, job_id)
-    dropped = store.cancel_job(engine, job_id)
-    out.print(f"job {job_id}: cancelled, {dropped} queued files dropped", highlight=False)
+    engine = _engine(load_settings(database_url=database))
+    store.job_info(engine, job_id)
+    store.cancel_job(engine, job_id)
+    info = store.job_info(engine, job_id)
+    out.print(f"job {job_id}: {info.state}, {info.cancelled} queued files dropped; {_counts(info)}", highlight=False)
 
 
 @app.command()
 def requeue(job_id: Annotated[str, typer.Argument()], database: Database = None) -> None:
-    """Send a job's still-queued files to the workers again, e.g. after Redis lost its data.
-    Safe to repeat: files already labeled are not labeled twice."""
+    """Send a job's still-queued files to the workers again: after Redis lost its data, or after
+    fixing what made the job fail (it becomes active again). Safe to repeat."""
     from producer.enqueue import requeue as requeue_job
 
-    settings = _settings(database_url=database)
-    engine = _engine(settings)
-    _job(engine, job_id)
-    out.print(f"job {job_id}: {requeue_job(engine, job_id, settings)} files sent again", highlight=False)
+    settings = load_settings(database_url=database)
+    out.print(f"job {job_id}: {requeue_job(_engine(settings), job_id, settings)} files sent again", highlight=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -317,8 +345,8 @@ def worker(
     arguments are passed to Celery."""
     import os
 
-    settings = _settings(queue=queue)
-    argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", pool, "--queues",
+    settings = load_settings(queue=queue)
+    argv = [sys.executable, "-m", "celery", "-A", "soundtag.fleet", "worker", "--pool", pool, "--queues",
             settings.queue, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
@@ -338,8 +366,8 @@ def evaluate(
     from db import store
     from soundtag.evaluation import evaluate as score, plot_confusion
 
-    engine = _engine(_settings(database_url=database))
-    info = _job(engine, job_id)
+    engine = _engine(load_settings(database_url=database))
+    info = store.job_info(engine, job_id)
     result = score(((p.truth, p.labels) for p in store.job_predictions(engine, job_id, k=5)),
                    store.job_spec(engine, job_id).taxonomy.names, k=5)
     if not result.files:
@@ -375,7 +403,7 @@ def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOU
     every worker mounts; workers then run with HF_HUB_OFFLINE=1."""
     from pathlib import Path as _Path
 
-    settings = _settings(model=model)
+    settings = load_settings(model=model)
     if _Path(settings.model).expanduser().is_dir():
         console.print(f"{settings.model_ref}: a local folder, nothing to fetch", highlight=False)
         return
@@ -384,32 +412,34 @@ def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOU
     try:
         path = snapshot_download(settings.model)
     except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
-        _fail(f"model {settings.model}: cannot fetch: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__}")
+        _fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
     console.print(f"{settings.model}: in the cache at {path}", highlight=False)
 
 
 @db_app.command("upgrade")
 def db_upgrade(database: Database = None) -> None:
     """Create or migrate the schema to the newest version."""
-    from db.schema import engine_for, upgrade
+    from db.schema import engine_for, safe_url, upgrade
 
-    settings = _settings(database_url=database)
-    upgrade(engine_for(settings.database_url))
-    console.print(f"schema up to date: {settings.database_url}", highlight=False)
+    engine = engine_for(load_settings(database_url=database).database_url)
+    upgrade(engine)
+    console.print(f"schema up to date: {safe_url(engine)}", highlight=False)
 
 
 def main() -> None:
-    """Entry point: usage errors are click's; any other error prints one line (a traceback with
-    --debug) and exits 1."""
+    """Entry point: usage errors are click's; a SoundtagError prints its one line, anything else
+    one line and how to see the traceback; both exit 1."""
     try:
         app()
+    except SoundtagError as exc:
+        if _debug:
+            raise
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the one place errors become messages
         if _debug:
             raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        known = exc.__class__.__name__ in {"DatabaseError", "SourceError", "TaxonomyError", "ModelError",
-                                           "TransientReadError"}
-        console.print(f"[bold red]error:[/] {text if known else f'{exc.__class__.__name__}: {text}'}", highlight=False)
+        console.print(f"[bold red]error:[/] {describe(exc)}\n(run with --debug for the traceback)", highlight=False)
         sys.exit(1)
 
 

@@ -23,19 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from soundtag.errors import DatasetError
+
 SCHEME = "hf://"
 _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 _SOURCE_FORMS = "expected hf://OWNER/NAME[@REVISION][:SPLIT], or hf://PATH[:SPLIT] for a dataset on disk"
 _AUDIO_VALUES = {"binary", "large_binary", "string", "large_string"}  # encoded bytes, or paths
-
-
-class DatasetError(Exception):
-    """One line naming the dataset or row and the problem. ``transient`` is true when the Hub was
-    unreachable and a later try may succeed."""
-
-    def __init__(self, message: str, transient: bool = False):
-        super().__init__(message)
-        self.transient = transient
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from soundtag.errors import S3Error
+
 # HTTP codes and S3 error codes that mean "the service is busy or broken right now".
 _THROTTLING = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
                "RequestThrottled", "RequestTimeout", "ServiceUnavailable", "InternalError"}
-
-
-class S3Error(Exception):
-    """One line naming the bucket or object and the problem. ``transient`` is true when the same
-    request may succeed later (endpoint unreachable, throttling, 5xx): callers retry those instead
-    of giving up on the object."""
-
-    def __init__(self, message: str, transient: bool = False):
-        super().__init__(message)
-        self.transient = transient
 
 
 def split_uri(uri: str) -> tuple[str, str]:

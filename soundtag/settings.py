@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from soundtag.errors import ConfigError
 
 AUDIO_EXTENSIONS = (
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff",
@@ -40,9 +43,45 @@ class Settings(BaseSettings):
     scan_queue: str = "soundtag.scan"
     scan_lock_s: int = Field(3600, ge=10, description="a scan's lock expires after this if its process dies")
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        scheme = value.partition(":")[0].partition("+")[0]
+        if scheme not in {"sqlite", "postgresql", "postgres"} or "://" not in value:
+            # The URL itself is not repeated: it may hold a password.
+            raise ValueError(f"scheme {scheme!r} is not supported; use sqlite:///PATH or "
+                             "postgresql://USER:PASSWORD@HOST:PORT/DB")
+        return value
+
     @property
     def model_ref(self) -> str:
         """The model's identity stored with every result: a local folder by absolute path, a hub
         id as given."""
         path = Path(self.model).expanduser()
         return str(path.resolve()) if path.is_dir() else self.model
+
+
+# Options whose name on the command line is not the field's.
+_OPTIONS = {"database_url": "--database", "window_s": "--window", "hop_s": "--hop"}
+_SECRET = {"database_url", "broker_url"}
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment, with the given non-None values on top. Raises ConfigError
+    naming the option, its environment variable and the allowed values."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "setting"
+        option = _OPTIONS.get(field, "--" + field.replace("_", "-"))
+        shown = "" if field in _SECRET else f" {err.get('input')!r}"
+        reason = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{option} (SOUNDTAG_{field.upper()}){shown}: {reason}") from None

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
+from string import Formatter
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from soundtag.errors import TaxonomyError
+
 DEFAULT_TEMPLATE = "This is a sound of {}."
-
-
-class TaxonomyError(ValueError):
-    """A taxonomy that cannot be used; the message says what to fix."""
 
 
 class Label(BaseModel):
@@ -44,8 +44,13 @@ class Taxonomy(BaseModel):
     @field_validator("template")
     @classmethod
     def _template_has_slot(cls, value: str) -> str:
-        if "{}" not in value:
-            raise ValueError(f"template {value!r} has no '{{}}' where the label goes")
+        try:
+            fields = [field for _, field, _, _ in Formatter().parse(value) if field is not None]
+        except ValueError:
+            fields = ["?"]
+        if fields != [""]:
+            raise ValueError(f"template {value!r} must hold exactly one '{{}}' where the label goes, and no "
+                             "other braces (write {{ and }} for literal ones)")
         return value
 
     @field_validator("labels", mode="before")
@@ -86,12 +91,27 @@ class Taxonomy(BaseModel):
         return hashlib.sha256(body.encode()).hexdigest()
 
 
+def _problem(err: dict) -> str:
+    """One pydantic error as a person reads it: unknown keys with the closest valid one."""
+    loc = [str(part) for part in err["loc"]]
+    where = ".".join(loc[:-1])
+    at = f" in {where}" if where else ""
+    if err["type"] == "extra_forbidden":
+        model = Label if len(loc) > 1 and loc[0] == "labels" else Taxonomy
+        valid = list(model.model_fields)
+        close = difflib.get_close_matches(loc[-1], valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (valid keys: {', '.join(valid)})"
+        return f"unknown key {loc[-1]!r}{at}{hint}"
+    if err["type"] == "missing":
+        return f"missing key {loc[-1]!r}{at}"
+    return err["msg"].removeprefix("Value error, ")
+
+
 def _parse(data: dict, where: str) -> Taxonomy:
     try:
         return Taxonomy.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(err["msg"].removeprefix("Value error, ") for err in exc.errors())
-        raise TaxonomyError(f"{where}: {problems}") from None
+        raise TaxonomyError(f"{where}: {'; '.join(_problem(err) for err in exc.errors())}") from None
 
 
 def load_taxonomy(path: str | Path) -> Taxonomy:

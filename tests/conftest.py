@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bench.checkpoint import build
+from soundtag.random_clap import build
 
 PG_ADMIN_URL = os.environ.get("SOUNDTAG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,8 @@ import pytest
 import soundfile as sf
 
 from tests.audio_files import tone, write
-from worker.audio import AudioError, decode, windows
+from soundtag.errors import AudioError
+from worker.audio import decode, windows
 
 FORMATS = ["wav", "flac", "ogg", "opus", "mp3", "aiff", "m4a"]
 

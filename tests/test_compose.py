@@ -18,8 +18,9 @@ OURS = {name: svc for name, svc in SERVICES.items() if svc.get("image") == "soun
 
 
 def test_compose_declares_the_deployment():
-    assert set(SERVICES) == {"redis", "postgres", "migrate", "worker", "scanner", "beat", "producer"}
-    assert set(OURS) == {"migrate", "worker", "scanner", "beat", "producer"}
+    assert set(SERVICES) == {"redis", "postgres", "migrate", "worker", "scanner", "beat", "producer", "flower"}
+    assert set(OURS) == {"migrate", "worker", "scanner", "beat", "producer", "flower"}
+    assert SERVICES["flower"]["profiles"] == ["monitoring"]
     assert "--appendonly" in SERVICES["redis"]["command"]
     assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
     devices = SERVICES["worker"]["deploy"]["resources"]["reservations"]["devices"]
@@ -43,7 +44,10 @@ def test_dockerfile_copies_what_exists_and_installs_the_cli():
     dockerfile = (ROOT / OURS["worker"]["build"] / "Dockerfile").read_text()
     for src in re.findall(r"^COPY (\S+)", dockerfile, re.M):
         assert (ROOT / src).exists(), src
-    assert "pip install ${TORCH_SPEC}" in dockerfile and "pip install ." in dockerfile
+    assert "pip install ${TORCH_SPEC}" in dockerfile and 'pip install ".[monitoring]"' in dockerfile
+    # Celery warns at every start of a worker run as root; the image's last USER is not root.
+    users = re.findall(r"^USER (\S+)", dockerfile, re.M)
+    assert users and users[-1] not in {"root", "0"}
 
 
 def _local_env(celery_env) -> dict:
@@ -80,6 +84,34 @@ def test_beat_service_starts_with_a_schedule(celery_env, tmp_path):
                                 env={**os.environ, **_local_env(celery_env), "SOUNDTAG_SCHEDULE_FILE": str(schedule)})
         try:
             wait_for(lambda: "beat: Starting" in log.read_text() or proc.poll() is not None, 60, "beat to start")
+            assert proc.poll() is None, log.read_text()
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+def test_flower_service_serves_the_fleet_dashboard(celery_env, tmp_path):
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    command = [sys.executable, "-m"] + OURS["flower"]["command"]
+    port = free_port()
+    command = [f"--port={port}" if arg.startswith("--port=") else arg for arg in command]
+    command = ["--address=127.0.0.1" if arg.startswith("--address=") else arg for arg in command]
+    log = tmp_path / "flower.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **_local_env(celery_env)})
+        try:
+            def answers():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/workers", timeout=5) as r:
+                        return r.status == 200 and b"Flower" in r.read()
+                except OSError:
+                    return proc.poll() is not None
+
+            wait_for(answers, 60, "flower to answer")
             assert proc.poll() is None, log.read_text()
         finally:
             proc.terminate()

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from producer.sources import SourceError, walk
+from producer.sources import walk
+from soundtag.errors import SourceError
 from soundtag.hf_datasets import DatasetRef, parse_row, parse_source
 from tests.audio_files import write
 from tests.conftest import query, soundtag
-from worker.labeling import ReadError
+from soundtag.errors import ReadError
 from worker.storage import Storage
 
 LABELS = "dog,rain,siren"

@@ -43,15 +43,17 @@ def test_job_end_to_end_through_redis_and_a_worker(tmp_path, celery_env, workers
     job = _enqueue(celery_env, archive, "--files-per-task", "2")
 
     done = soundtag("status", job, "--wait", env=celery_env)
-    assert f"job {job} (enqueue, active): 5 done, 1 failed, 0 queued of 6" in done.stdout
+    assert f"job {job} (enqueue, completed): 5 done, 1 failed, 0 queued of 6" in done.stdout
     url = celery_env["SOUNDTAG_DATABASE_URL"]
     assert query(url, "select status, error from files where uri like '%broken.flac'")[0][0] == "failed"
     assert query(url, f"select finished_at is not null from job where id = '{job}'")[0][0]
     assert job in soundtag("jobs", env=celery_env).stdout
     assert "5 done, 1 failed, 0 queued" in soundtag("status", job, "--watch", env=celery_env).stdout
 
-    again = _enqueue(celery_env, archive)  # labeled files are skipped; the failed one is tried again
-    assert "0 done, 1 failed, 0 queued, 5 skipped of 6" in soundtag("status", again, "--wait", env=celery_env).stdout
+    again = _enqueue(celery_env, archive)  # labeled files are skipped, and so is the unchanged failed one
+    assert "0 done, 0 failed, 0 queued, 6 skipped of 6" in soundtag("status", again, "--wait", env=celery_env).stdout
+    retried = _enqueue(celery_env, archive, "--retry-failed")
+    assert "0 done, 1 failed, 0 queued, 5 skipped of 6" in soundtag("status", retried, "--wait", env=celery_env).stdout
 
 
 def test_sigkill_mid_job_then_new_worker_labels_every_file_exactly_once(tmp_path, celery_env, workers):

@@ -97,7 +97,7 @@ def test_pattern_selects_files(tmp_path, tiny_clap, sqlite_url):
 @pytest.mark.parametrize("args, message", [
     (["--labels", "a,a"], "--labels: label 'a' appears twice"),
     ([], "give exactly one of --taxonomy FILE or --labels"),
-    (["--labels", "a", "--model", "laion/no-such-clap"], "model laion/no-such-clap: cannot load (HF_HUB_OFFLINE is set"),
+    (["--labels", "a", "--model", "laion/no-such-clap"], "model laion/no-such-clap: not in the Hugging Face cache and HF_HUB_OFFLINE is set"),
     (["--labels", "a", "--database", "postgresql://nobody@127.0.0.1:1/none"], "postgresql+psycopg://nobody@127.0.0.1:1/none:"),
 ])
 def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
@@ -117,14 +117,15 @@ def test_missing_path_is_reported(tmp_path, sqlite_url):
 def test_db_upgrade_creates_views(pg_url):
     soundtag("db", "upgrade", "--database", pg_url)
     names = {r[0] for r in query(pg_url, "select table_name from information_schema.views where table_schema = 'public'")}
-    assert names == {"files", "file_labels", "segment_labels"}
+    assert names == {"files", "file_labels", "segment_labels", "jobs"}
 
 
 def test_cli_and_producer_start_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, soundtag.cli, producer.enqueue, producer.scan, producer.sources, worker.app, db.store; "
+    code = ("import sys, soundtag.cli, soundtag.fleet, producer.enqueue, producer.scan, producer.sources, "
+            "producer.tasks, producer.beat, db.store; "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 

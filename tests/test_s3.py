@@ -9,10 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from producer.sources import SourceError, walk
+from producer.sources import walk
+from soundtag.errors import SourceError
 from tests.audio_files import write
 from tests.conftest import free_port, query, soundtag
-from worker.labeling import ReadError, TransientReadError
+from soundtag.errors import ReadError, TransientReadError
 from worker.storage import Storage
 
 LABELS = "dog barking,rain,siren"
@@ -158,10 +159,9 @@ def test_access_denied_is_one_line_when_listing_and_reading(bucket, monkeypatch)
 
 def test_object_deleted_after_listing_fails_alone(bucket, tmp_path, tiny_clap, sqlite_url):
     from db.schema import engine_for, ensure_schema
-    from producer.enqueue import record_job
     from soundtag.settings import Settings
     from soundtag.taxonomy import taxonomy_from_csv
-    from worker.runner import process
+    from worker.runner import run
 
     for name in ("a.wav", "b.wav", "c.wav"):
         bucket.put_audio(f"clips/{name}", tmp_path)
@@ -171,8 +171,8 @@ def test_object_deleted_after_listing_fails_alone(bucket, tmp_path, tiny_clap, s
     settings = Settings(model=str(tiny_clap), database_url=sqlite_url, device="cpu")
     engine = engine_for(sqlite_url)
     ensure_schema(engine)
-    job_id, todo = record_job(engine, refs, taxonomy_from_csv(LABELS), settings, sources=["s3"], kind="run")
-    process(job_id, todo, settings)
+    info = run(engine, refs, taxonomy_from_csv(LABELS), settings, sources=["s3"])
+    assert (info.done, info.failed) == (2, 1)
 
     files = dict(query(sqlite_url, "select uri, coalesce(error, status) from files"))
     prefix = f"s3://{bucket.name}/clips"
@@ -213,7 +213,8 @@ def test_transient_read_error_stops_the_batch_instead_of_failing_files(tiny_clap
     from worker.clap import Classifier
     from worker.labeling import Labeler
 
-    labeler = Labeler(Classifier(str(tiny_clap), device="cpu"))
+    classifier = Classifier(str(tiny_clap), device="cpu")
+    labeler = Labeler(classifier)
 
     def storage_down(uri: str) -> bytes:
         raise TransientReadError(f"{uri}: endpoint unreachable")
@@ -221,7 +222,7 @@ def test_transient_read_error_stops_the_batch_instead_of_failing_files(tiny_clap
     def missing(uri: str) -> bytes:
         raise ReadError(f"{uri}: object not found")
 
-    taxonomy = taxonomy_from_csv(LABELS)
+    taxonomy = classifier.label_embeddings(taxonomy_from_csv(LABELS))
     assert [r.error for r in labeler.label(["s3://b/a.wav"], taxonomy, missing)] == ["s3://b/a.wav: object not found"]
     with pytest.raises(TransientReadError):
         list(labeler.label(["s3://b/a.wav", "s3://b/b.wav"], taxonomy, storage_down))

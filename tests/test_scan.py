@@ -8,7 +8,8 @@ import time
 import pytest
 import redis
 
-from producer.schedule import ScheduleError, beat_schedule, load_schedule
+from producer.schedule import beat_schedule, load_schedule
+from soundtag.errors import ScheduleError
 from tests.audio_files import write
 from tests.conftest import ROOT, query, soundtag, wait_for
 
@@ -111,7 +112,7 @@ def test_beat_scans_on_schedule_and_workers_label_only_what_changed(tmp_path, ce
     workers(env)
     workers(env, "--queue", env["SOUNDTAG_SCAN_QUEUE"], "--pool", "threads", "--concurrency", "2")
     log = open(tmp_path / "beat.log", "wb")
-    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel", "INFO", "--schedule",
+    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "soundtag.fleet", "beat", "--loglevel", "INFO", "--schedule",
                              str(tmp_path / "beat-state")], cwd=ROOT, env={**os.environ, **env},
                             stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-class AudioError(ValueError):
-    """The bytes are not usable audio; the message is a one-line reason stored with the file."""
+from soundtag.errors import AudioError, first_line
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int] | None:
             # always_2d keeps (frames, channels) even for mono, so downmixing has one shape to handle.
             samples = f.read(dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(f"corrupt or truncated audio ({_first_line(exc)})") from None
+            raise AudioError(f"corrupt or truncated audio ({first_line(exc)})") from None
         promised = f.frames
         declared = _TRUNCATED_DATA.search(f.extra_info or "")
         if declared and int(declared.group(2)) < int(declared.group(1)):
@@ -100,18 +98,13 @@ def _decode_pyav(data: bytes) -> tuple[np.ndarray, int]:
     except AudioError:
         raise
     except av.error.FFmpegError as exc:
-        raise AudioError(f"not a readable audio file ({exc.strerror or _first_line(exc)})") from None
+        raise AudioError(f"not a readable audio file ({exc.strerror or first_line(exc)})") from None
     except (ValueError, IndexError) as exc:
-        raise AudioError(f"not a readable audio file ({_first_line(exc)})") from None
+        raise AudioError(f"not a readable audio file ({first_line(exc)})") from None
     if not chunks:
         raise AudioError("no audio samples")
     planar = np.concatenate(chunks, axis=1)[:channels]
     return planar.T.astype(np.float32, copy=False), rate
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__
 
 
 def decode(data: bytes, target_rate: int, max_duration_s: float = float("inf")) -> Decoded:

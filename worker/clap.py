@@ -6,19 +6,17 @@ Scores follow ``pipeline("zero-shot-audio-classification")`` exactly: the softma
 
 from __future__ import annotations
 
-import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from soundtag import hub
+from soundtag.errors import ModelError, first_line
 from soundtag.taxonomy import Taxonomy
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-class ModelError(RuntimeError):
-    """The model cannot be loaded; the message says which and what to do."""
 
 
 def pick_device(device: str) -> torch.device:
@@ -29,6 +27,19 @@ def pick_device(device: str) -> torch.device:
     return torch.device("cpu")
 
 
+def check_device(device: str) -> None:
+    """Raises ModelError unless this machine has ``device`` (auto always resolves)."""
+    if device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        if not torch.cuda.is_available():
+            raise ModelError(f"--device {device}: no CUDA GPU is visible here (torch {torch.__version__}, "
+                             f"CUDA build {torch.version.cuda or 'none'}); use --device cpu or auto")
+        if index >= torch.cuda.device_count():
+            raise ModelError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise ModelError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
+
+
 class Classifier:
     """A loaded CLAP checkpoint. Thread-safe for ``features``; ``embed_audio`` belongs to one thread."""
 
@@ -36,19 +47,22 @@ class Classifier:
         from transformers import ClapModel, ClapProcessor
         from transformers.utils import logging as hf_logging
 
-        # Loading bars are noise in worker logs and under soundtag's own progress bar.
+        # Loading bars and load reports are noise in worker logs and under soundtag's own progress.
         hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
 
         self.name = model
+        check_device(device)
         self.device = pick_device(device)
+        # A cached hub model loads without asking the hub first: an unreachable hub would
+        # otherwise cost minutes of retries before the cache is used.
+        local = hub.is_local(model) or hub.in_cache(model)
         try:
-            self.processor = ClapProcessor.from_pretrained(self.name)
-            loaded = ClapModel.from_pretrained(self.name, dtype=torch.float32)
+            self.processor = ClapProcessor.from_pretrained(self.name, local_files_only=local)
+            loaded = ClapModel.from_pretrained(self.name, dtype=torch.float32, local_files_only=local)
         except (OSError, ValueError) as exc:
-            offline = " (HF_HUB_OFFLINE is set: pre-fetch it into the cache or pass a local folder)" \
-                if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"} else ""
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise ModelError(f"model {model}: cannot load{offline}: {reason}") from None
+            raise ModelError(f"model {model}: cannot load: {first_line(exc)}") from None
+        self.revision = f"{_weights_stamp(loaded)}:{dtype}"
         self.dtype_name = dtype
         if dtype == "int8":
             if self.device.type != "cpu":
@@ -112,6 +126,17 @@ class Classifier:
             labels.append(mean / np.linalg.norm(mean))
             at += len(group)
         return np.stack(labels)
+
+
+def _weights_stamp(model) -> str:
+    """Names the weights a model was loaded from: the hub commit, or the size and mtime of a local
+    folder's weight files, so embeddings stored per model are not reused after the weights change."""
+    commit = getattr(model.config, "_commit_hash", None)
+    if commit:
+        return commit
+    folder = Path(model.name_or_path).expanduser()
+    stats = [f.stat() for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))]
+    return ",".join(f"{st.st_size}.{st.st_mtime_ns}" for st in stats) or "unknown"
 
 
 class _LogMel:

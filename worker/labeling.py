@@ -16,22 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from soundtag.taxonomy import Taxonomy
-from worker.audio import AudioError, decode, windows
+from soundtag.errors import AudioError, ReadError, TransientReadError, describe
+from worker.audio import decode, windows
 from worker.clap import Classifier, score
 
 Reader = Callable[[str], bytes]
-
-
-class ReadError(OSError):
-    """A file could not be fetched: missing, forbidden. The file fails; the batch goes on."""
-
-
-class TransientReadError(ConnectionError):
-    """The storage could not be reached right now (endpoint down, throttling, 5xx after the
-    client's own retries). Not a ReadError: the file is not at fault, so ``Labeler.label`` lets it
-    propagate and the Celery task retries the whole batch later (it is a ConnectionError, which
-    the task treats as transient) instead of failing files."""
 
 
 @dataclass
@@ -106,13 +95,13 @@ class Labeler:
         except TransientReadError:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder surprise is this file's failure alone
-            result.error = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+            result.error = describe(exc)
         return _Prepared(result)
 
-    def label(self, uris: Iterable[str], taxonomy: Taxonomy, read: Reader) -> Iterator[FileResult]:
-        """Yield one FileResult per uri, in order. Decoding runs ahead in threads while the
-        model works on the previous batch."""
-        labels = self.classifier.label_embeddings(taxonomy)
+    def label(self, uris: Iterable[str], labels: np.ndarray, read: Reader) -> Iterator[FileResult]:
+        """Yield one FileResult per uri, in order, scored against ``labels`` (the taxonomy's
+        label embeddings). Decoding runs ahead in threads while the model works on the previous
+        batch."""
         lookahead = max(2 * self.batch_size, 2 * self.decode_threads)
         with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
             pending: deque[Future[_Prepared]] = deque()

@@ -1,20 +1,32 @@
-"""Labeling a job's files into the database: the step ``soundtag run`` and the Celery task share.
+"""Labeling a job's files into the database: ``process``, the step the Celery task runs on each
+batch, and ``run``, the whole local job that ``soundtag run`` is.
 
 The model is loaded once per process and kept, keyed by what changes its output.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
 
 from db import store
 from db.schema import engine_for
+from soundtag import hub
+from soundtag.errors import ModelError
+from soundtag.fileref import FileRef
 from soundtag.settings import Settings
-from worker.clap import Classifier
+from soundtag.states import JobState
+from soundtag.taxonomy import Taxonomy
+from worker.clap import Classifier, check_device
 from worker.labeling import FileResult, Labeler
 from worker.storage import Storage
+
+log = logging.getLogger(__name__)
 
 _cache_lock = threading.Lock()
 _classifiers: dict[tuple[str, str, str], Classifier] = {}
@@ -49,21 +61,38 @@ def labeler_for(spec: store.JobSpec, settings: Settings) -> Labeler:
     )
 
 
+def label_embeddings(engine: Engine, classifier: Classifier, spec: store.JobSpec):
+    """The taxonomy's label embeddings: stored ones when this model computed them before (a
+    repeated run skips the text tower), else computed now and stored."""
+    vectors = store.label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id)
+    if vectors is None:
+        vectors = classifier.label_embeddings(spec.taxonomy)
+        store.save_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id, vectors)
+    return vectors
+
+
 def process(job_id: str, uris: Sequence[str], settings: Settings,
             on_result: Callable[[FileResult], None] | None = None, flush_every_s: float = 2.0) -> int:
     """Label those of ``uris`` the job still wants and store the results. Results are written
     in small transactions as they come, so an interruption loses at most the last few seconds
-    of work, and never leaves partial rows. Returns how many files were labeled or failed."""
+    of work, and never leaves partial rows. A job that does not exist or is no longer active
+    changes nothing. Returns how many files were labeled or failed; raises ModelError when the
+    model cannot load (the job's failure, not its files')."""
     engine = engine_for(settings.database_url)
     spec = store.job_spec(engine, job_id)
+    if spec is None or spec.state != JobState.ACTIVE:
+        log.warning("job %s: %s; dropping %d files", job_id,
+                    "no such job" if spec is None else f"job is {spec.state}", len(uris))
+        return 0
     wanted = store.pending_uris(engine, job_id, uris)
     if not wanted:
         return 0
     labeler = labeler_for(spec, settings)
     labels = spec.taxonomy.names
+    vectors = label_embeddings(engine, labeler.classifier, spec)
     buffer: list[FileResult] = []
     flushed = time.monotonic()
-    for result in labeler.label(wanted, spec.taxonomy, storage().read):
+    for result in labeler.label(wanted, vectors, storage().read):
         buffer.append(result)
         if on_result:
             on_result(result)
@@ -72,3 +101,42 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
             buffer, flushed = [], time.monotonic()
     store.save_results(engine, job_id, buffer, labels)
     return len(wanted)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A local run once its files are recorded: how many were found and will be labeled."""
+
+    job_id: str
+    found: int
+    todo: int
+
+    @property
+    def skipped(self) -> int:
+        return self.found - self.todo
+
+
+def run(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: Settings, *, sources: list[str],
+        force: bool = False, retry_failed: bool = False, on_planned: Callable[[Planned], None] | None = None,
+        on_result: Callable[[FileResult], None] | None = None) -> store.JobInfo:
+    """``soundtag run``: check the model and device, record a job of ``refs``, label what is
+    pending in this process, and return the finished job. The model is loaded only when a file
+    is pending. A model that fails to load fails the job (ModelError is raised); an interrupted
+    run is recorded as cancelled, its finished files kept."""
+    hub.check(settings.model)
+    check_device(settings.device)
+    job_id = store.create_job(engine, taxonomy, settings, kind="run", sources=sources)
+    try:
+        todo = [uri for _, uri in store.add_files(engine, job_id, refs, force=force, retry_failed=retry_failed)]
+        if on_planned:
+            on_planned(Planned(job_id, store.job_info(engine, job_id).total, len(todo)))
+        if todo:
+            process(job_id, todo, settings, on_result=on_result)
+    except ModelError as exc:
+        store.fail_job(engine, job_id, str(exc))
+        raise
+    except BaseException:
+        store.cancel_job(engine, job_id, reason="interrupted")
+        raise
+    store.finish_job_if_done(engine, job_id)
+    return store.job_info(engine, job_id)

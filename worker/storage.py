@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from worker.labeling import ReadError, TransientReadError
+from soundtag.errors import ReadError, TransientReadError
 
 
 def path_of(uri: str) -> Path:

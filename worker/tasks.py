@@ -1,5 +1,5 @@
-"""Celery tasks. A task carries plain JSON (a job id and file URIs) and runs the same labeling
-step as ``soundtag run`` (worker.runner.process)."""
+"""The worker's Celery task. A task carries plain JSON (a job id and file URIs) and runs the
+same labeling step as ``soundtag run`` (worker.runner.process)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from db import store
 from db.schema import engine_for
+from soundtag.errors import ModelError, describe
+from soundtag.fleet import LABEL_BATCH, app
 from soundtag.settings import Settings
-from worker.app import LABEL_BATCH, SCAN, app
 from worker.runner import process
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
     """Label a batch of one job's files. Returns how many files were processed.
 
     A batch that killed its worker is split into one task per remaining file, so a file that
-    crashes the decoder fails alone after ``task_max_attempts`` tries and the others go on.
+    crashes the decoder fails alone after ``task_max_attempts`` tries and the others go on. A
+    model that cannot load fails the job once, with its reason; its files stay queued.
     """
     settings = _settings()
     engine = engine_for(settings.database_url)
@@ -74,6 +76,10 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
         store.finish_job_if_done(engine, job_id)
     except Retry:
         raise
+    except ModelError as exc:
+        if store.fail_job(engine, job_id, str(exc)):
+            log.error("job %s failed: %s", job_id, exc)
+        done = 0
     except TRANSIENT as exc:
         countdown = min(300, 5 * 2 ** self.request.retries)
         log.warning("job %s: %s; retrying in %d s", job_id, exc.__class__.__name__, countdown)
@@ -84,24 +90,8 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
         raise self.retry(exc=exc, countdown=countdown, max_retries=settings.transient_retries) from None
     except Exception as exc:  # noqa: BLE001 - a bug must not leave files queued forever
         log.exception("job %s: batch failed", job_id)
-        store.fail_files(engine, job_id, uris, f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        store.fail_files(engine, job_id, uris, describe(exc))
         store.finish_job_if_done(engine, job_id)
         done = 0
     _end_attempt(self.request.id)
     return done
-
-
-@app.task(name=SCAN)
-def scan(name: str) -> dict:
-    """Run the scan named ``name`` in the schedule file: enqueue what is new or changed."""
-    from producer.scan import scan as run_scan
-    from producer.schedule import load_schedule
-
-    settings = _settings()
-    schedule = load_schedule(settings.schedule_file)
-    entry = schedule.get(name)
-    scan_settings = settings.model_copy(update={"model": entry.model}) if entry.model else settings
-    result = run_scan(engine_for(settings.database_url), entry.sources, schedule.taxonomy(entry), scan_settings,
-                      pattern=entry.pattern, audio_column=entry.audio_column, truth_column=entry.truth_column)
-    log.info("%s: %s", name, result.summary())
-    return {"job_id": result.job_id, "listed": result.listed, "new": result.new, "changed": result.changed}

@@ -1,0 +1,91 @@
+"""Where the producer and the workers meet: the Celery app, the task names, and sending a
+job's files as batches. Neither side imports the other; both import this (no torch here).
+
+``celery -A soundtag.fleet worker`` runs the tasks of both sides (``worker.tasks`` labels,
+``producer.tasks`` scans, each on its own queue), ``celery -A soundtag.fleet beat`` the schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from celery import Celery
+
+from soundtag.settings import Settings
+
+LABEL_BATCH = "soundtag.label_batch"
+SCAN = "soundtag.scan"
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings()
+    # Task modules by name: importing them here would tie the producer to torch and back.
+    app = Celery("soundtag", broker=settings.broker_url, include=["worker.tasks", "producer.tasks"])
+    app.conf.update(
+        # JSON only: a pickle message from anyone who can reach Redis would be code execution.
+        task_serializer="json",
+        accept_content=["json"],
+        # Results live in SQL; a result backend would only duplicate them.
+        task_ignore_result=True,
+        # A task is acknowledged after it finished, and a worker that dies mid-batch (SIGKILL,
+        # OOM, lost GPU) gives its batch back: results are idempotent upserts, so redoing is safe.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # One reserved batch per process: a batch waiting behind a long one in a worker's buffer
+        # is invisible to idle workers.
+        worker_prefetch_multiplier=1,
+        task_default_queue=settings.queue,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_transport_options={
+            # Unacknowledged batches come back after this long; it must exceed the longest batch
+            # (a batch of long recordings on a slow CPU) or a live worker's batch is redone.
+            "visibility_timeout": settings.visibility_timeout_s,
+            # Sweep for abandoned batches every 10 s (kombu's default throttle makes it ~100 s).
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+            "socket_timeout": 30,
+            "socket_connect_timeout": 10,
+            "health_check_interval": 25,
+        },
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        # Events let `celery flower` (the compose `flower` service) show tasks as they run.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    app.conf.task_routes = {SCAN: {"queue": settings.scan_queue}}
+    app.conf.beat_scheduler = "producer.beat:ScheduleFileScheduler"
+    return app
+
+
+class Sender:
+    """Publishes batches of one job's files on a background thread, over one broker connection,
+    so listing and recording the next files go on meanwhile."""
+
+    def __init__(self, job_id: str, settings: Settings, queue: str | None = None):
+        self.app, self.job_id, self.settings = make_app(settings), job_id, settings
+        self.queue = queue or settings.queue
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="send")
+        self._sent: list = []
+
+    def send(self, uris: Sequence[str]) -> None:
+        self._sent.append(self._thread.submit(self._publish, list(uris)))
+
+    def _publish(self, uris: list[str]) -> None:
+        size = self.settings.files_per_task
+        # One producer for the whole loop: per-call connection setup would cost more than the publish.
+        with self.app.producer_or_acquire() as producer:
+            for start in range(0, len(uris), size):
+                self.app.send_task(LABEL_BATCH, args=[self.job_id, uris[start : start + size]],
+                                   queue=self.queue, producer=producer)
+
+    def close(self) -> None:
+        """Wait for every batch to be published; raises what publishing raised."""
+        self._thread.shutdown(wait=True)
+        for future in self._sent:
+            future.result()
+
+
+app = make_app()

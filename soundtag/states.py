@@ -1,0 +1,29 @@
+"""The states of jobs and files, each in one place and compared by name.
+
+A job is ``active`` until none of its files is queued, then ``completed`` (failed files are part
+of a completed job). It is ``failed`` as a whole when it could not run at all (its model could
+not load), with the reason in ``job.error``: its files stay queued for ``soundtag requeue`` after
+the fix. ``cancelled`` jobs keep what they finished.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class FileState(StrEnum):
+    """A file within a job (``job_file.status``). ``file.status`` takes the first three only: the
+    outcome of the latest attempt at the file as it is now, whatever job or taxonomy made it."""
+
+    QUEUED = "queued"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # already labeled at this fingerprint, or failed at it (--retry-failed)
+    CANCELLED = "cancelled"
