@@ -48,13 +48,15 @@ def _fail(message: str) -> None:
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+def _root(ctx: typer.Context, debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
           verbose: Annotated[bool, typer.Option("--verbose", help="Show the libraries' own warnings and "
                                                 "progress bars.")] = False) -> None:
     global _debug
     _debug = debug
     if not (verbose or debug):
         _quiet_libraries()
+        if ctx.invoked_subcommand == "run":
+            _silence_native_stderr()
 
 
 def _quiet_libraries() -> None:
@@ -69,6 +71,20 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def _silence_native_stderr() -> None:
+    """Decoders in C (mpg123 inside libsndfile, FFmpeg) print warnings such as ID3 complaints
+    straight to file descriptor 2, over the progress bar. Point that descriptor at /dev/null and
+    keep Python's own stderr, soundtag's output, on the terminal."""
+    import os
+
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
 
 
 def _taxonomy(taxonomy: Path | None, labels: str | None):

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import signal
 import subprocess
 
@@ -56,20 +57,94 @@ def test_job_end_to_end_through_redis_and_a_worker(tmp_path, celery_env, workers
     assert "0 done, 1 failed, 0 queued, 5 skipped of 6" in soundtag("status", retried, "--wait", env=celery_env).stdout
 
 
-def test_sigkill_mid_job_then_new_worker_labels_every_file_exactly_once(tmp_path, celery_env, workers):
-    n = 24
-    archive = _archive(tmp_path / "archive", n, 30.0)
+def _in_flight(broker, known: set) -> set:
+    """Batches started and not finished: their attempt counters (leftovers of other tests excepted)."""
+    return {key for key in broker.keys("soundtag:attempts:*") if key not in known}
+
+
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
+def test_sigkill_mid_batch_gives_the_batch_back_and_each_file_is_labeled_once(pool, tmp_path, celery_env, workers):
+    """solo: the whole worker dies and a new one takes the batch back after the visibility
+    timeout. prefork: the pool process running the batch dies and its parent hands it back."""
+    import redis
+
+    n = 16
+    archive = _archive(tmp_path / "archive", n, 60.0)
     url = celery_env["SOUNDTAG_DATABASE_URL"]
-    first = workers(celery_env)
+    broker = redis.Redis.from_url(celery_env["SOUNDTAG_BROKER_URL"])
+    known = set(broker.keys("soundtag:attempts:*"))
+    first = workers(celery_env, "--pool", pool, "--concurrency", "1")
     job = _enqueue(celery_env, archive, "--files-per-task", "2")
-    wait_for(lambda: _count(url, job, "done") >= 2, 120, "the first results")
-    first.kill(signal.SIGKILL)
+    wait_for(lambda: _count(url, job, "done") >= 2 and _in_flight(broker, known), 180, "a batch in flight")
+    if pool == "solo":
+        first.kill(signal.SIGKILL)
+    else:
+        children = subprocess.run(["pgrep", "-P", str(first.proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 1, children
+        os.kill(int(children[0]), signal.SIGKILL)
+    assert _in_flight(broker, known), "no batch was in flight at the kill"
     assert _count(url, job, "queued") > 0, "the job ended before the kill: make it longer"
 
-    second = workers(celery_env)
+    survivor = workers(celery_env) if pool == "solo" else first
+    # The killed batch itself comes back (acks_late, reject_on_worker_lost): its second delivery
+    # is recognised and split.
+    wait_for(lambda: "came back after a worker died" in survivor.log(), 120, "the killed batch to come back")
     soundtag("status", job, "--wait", env=celery_env)
     _assert_each_file_labeled_once(url, job, n)
-    assert "received" in second.log()
+
+
+def test_model_that_cannot_load_fails_the_job_once_and_erases_nothing(tmp_path, celery_env, workers, tiny_clap):
+    import shutil
+
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    archive = _archive(tmp_path / "archive", 4, 2.0)
+    worker = workers(celery_env)
+    good = _enqueue(celery_env, archive)
+    soundtag("status", good, "--wait", env=celery_env)
+    before = query(url, "select uri, model, label, score from file_labels order by 1, 2, 3")
+
+    broken = tmp_path / "clap-without-weights"  # a valid config, so the producer accepts it
+    shutil.copytree(tiny_clap, broken)
+    (broken / "model.safetensors").rename(tmp_path / "weights.safetensors")
+    env = {**celery_env, "SOUNDTAG_MODEL": str(broken)}
+    job = _enqueue(env, archive, "--files-per-task", "1")
+    status = soundtag("status", job, "--wait", env=env, check=False)
+    assert status.returncode == 4, status.stdout
+    assert f"job {job} (enqueue, failed): 0 done, 0 failed, 4 queued of 4" in status.stdout
+    assert f"error: model {broken}: cannot load" in status.stdout
+    assert query(url, f"select state, error like 'model %: cannot load%' from jobs where job_id = '{job}'") == [
+        ("failed", True)]
+    wait_for(lambda: _count(url, job, "queued") == 4 and worker.log().count(f"job {job} failed") == 1
+             and "dropping 1 files" in worker.log(), 60, "the job's other batches to be dropped")
+    assert worker.log().count(f"job {job} failed") == 1
+    assert query(url, "select distinct status from files") == [("done",)]
+    assert query(url, "select uri, model, label, score from file_labels order by 1, 2, 3") == before
+
+    (tmp_path / "weights.safetensors").rename(broken / "model.safetensors")  # the fix
+    assert "4 files sent again" in soundtag("requeue", job, env=env).stdout
+    done = soundtag("status", job, "--wait", env=env)
+    assert f"job {job} (enqueue, completed): 4 done, 0 failed, 0 queued of 4" in done.stdout
+
+
+def test_message_of_an_unknown_job_is_dropped_and_changes_nothing(tmp_path, celery_env, workers):
+    from soundtag.fleet import Sender
+    from soundtag.settings import Settings
+
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    archive = _archive(tmp_path / "archive", 2, 2.0)
+    worker = workers(celery_env)
+    job = _enqueue(celery_env, archive)
+    soundtag("status", job, "--wait", env=celery_env)
+    before = query(url, "select uri, status, error, updated_at from file order by uri")
+
+    settings = Settings(**{k.removeprefix("SOUNDTAG_").lower(): v for k, v in celery_env.items()
+                           if k.startswith("SOUNDTAG_")})
+    sender = Sender("no-such-job", settings)
+    sender.send([row.uri for row in before])
+    sender.close()
+    wait_for(lambda: "job no-such-job: no such job; dropping 2 files" in worker.log(), 60, "the message to be dropped")
+    assert query(url, "select uri, status, error, updated_at from file order by uri") == before
+    assert _count(url, job, "done") == 2
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from tests.audio_files import write
-from tests.conftest import query, soundtag
+from tests.audio_files import tone, write
+from tests.conftest import free_port, query, soundtag
 
 LABELS = "dog barking,rain,siren"
 
@@ -97,16 +97,139 @@ def test_pattern_selects_files(tmp_path, tiny_clap, sqlite_url):
 @pytest.mark.parametrize("args, message", [
     (["--labels", "a,a"], "--labels: label 'a' appears twice"),
     ([], "give exactly one of --taxonomy FILE or --labels"),
-    (["--labels", "a", "--model", "laion/no-such-clap"], "model laion/no-such-clap: not in the Hugging Face cache and HF_HUB_OFFLINE is set"),
+    (["--labels", "a", "--model", "laion/no-such-clap"],
+     "model laion/no-such-clap: not in the Hugging Face cache and HF_HUB_OFFLINE is set; run `soundtag fetch-model"),
+    (["--labels", "a", "--model", "./no/such/folder"], "model ./no/such/folder: no such folder"),
+    (["--labels", "a", "--dtype", "fp8"], "--dtype (SOUNDTAG_DTYPE) 'fp8': Input should be 'fp32', 'fp16', 'bf16' or "
+                                          "'int8'"),
+    (["--labels", "a", "--device", "tpu"], "--device (SOUNDTAG_DEVICE) 'tpu': must be auto, cpu, cuda, cuda:N or mps"),
+    (["--labels", "a", "--device", "cuda"], "--device cuda: no CUDA GPU is visible here"),
+    (["--labels", "a", "--database", "mysql://root:s3cret@db/archive"],
+     "--database (SOUNDTAG_DATABASE_URL): scheme 'mysql' is not supported; use sqlite:///PATH or postgresql://"),
     (["--labels", "a", "--database", "postgresql://nobody@127.0.0.1:1/none"], "postgresql+psycopg://nobody@127.0.0.1:1/none:"),
+    (["--taxonomy", "{tmp}/two-slots.yaml"], "two-slots.yaml: template 'a {} and {}' must hold exactly one '{}'"),
+    (["--taxonomy", "{tmp}/no-labels.yaml"], "no-labels.yaml: missing key 'labels'; unknown key 'lables' (did you mean "
+                                             "'labels'?)"),
 ])
-def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
+def test_user_errors_are_one_line_without_traceback_and_record_no_job(tmp_path, tiny_clap, args, message):
     write(tmp_path / "a.wav")
+    (tmp_path / "two-slots.yaml").write_text('name: x\ntemplate: "a {} and {}"\nlabels: [dog]\n')
+    (tmp_path / "no-labels.yaml").write_text("name: x\nlables: [dog]\n")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     proc = soundtag("run", str(tmp_path), *args, check=False, cwd=tmp_path,
-                    env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"})
+                    env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "SOUNDTAG_MODEL": str(tiny_clap)})
     assert proc.returncode == 1
     assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "s3cret" not in proc.stderr
+    if (tmp_path / "soundtag.db").exists():
+        assert query(f"sqlite:///{tmp_path / 'soundtag.db'}", "select count(*) from jobs") == [(0,)]
+
+
+def test_default_model_without_network_fails_at_once_naming_the_ways_out(tmp_path):
+    write(tmp_path / "a.wav")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOUNDTAG_", "HF_"))}
+    # A hub endpoint that refuses connections: what a machine without network sees.
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0", HF_ENDPOINT=f"http://127.0.0.1:{free_port()}")
+    proc = soundtag("run", str(tmp_path), "--labels", "a", check=False, cwd=tmp_path, env=env)
+    assert proc.returncode == 1
+    line = proc.stderr.strip()
+    assert line.startswith("error: model laion/clap-htsat-unfused: not in the Hugging Face cache and the hub is "
+                           "unreachable"), line
+    assert "run `soundtag fetch-model laion/clap-htsat-unfused` where there is network, or pass --model DIR" in line
+    assert len(line.splitlines()) == 1
+
+
+def test_model_that_fails_to_load_fails_the_job_and_keeps_earlier_results(tmp_path, tiny_clap, sqlite_url):
+    import shutil
+
+    archive = tmp_path / "archive"
+    write(archive / "a.wav")
+    soundtag("run", str(archive), "--labels", LABELS, "--model", str(tiny_clap), "--database", sqlite_url)
+    before = query(sqlite_url, "select uri, label, score from file_labels order by 1, 2")
+    broken = tmp_path / "clap-without-weights"
+    shutil.copytree(tiny_clap, broken)
+    (broken / "model.safetensors").unlink()
+    proc = soundtag("run", str(archive), "--labels", "owl,crow", "--model", str(broken), "--database", sqlite_url,
+                    check=False)
+    assert proc.returncode == 1 and f"error: model {broken}: cannot load" in proc.stderr
+    job, state, error, queued = query(sqlite_url, "select job_id, state, error, queued from jobs where model = "
+                                                  f"'{broken}'")[0]
+    assert (state, queued) == ("failed", 1) and error.startswith(f"model {broken}: cannot load")
+    status = soundtag("status", job, "--database", sqlite_url, check=False)
+    assert status.returncode == 4 and f"({'run'}, failed)" in status.stdout
+    assert query(sqlite_url, "select status from files") == [("done",)]
+    assert query(sqlite_url, "select uri, label, score from file_labels order by 1, 2") == before
+
+
+def test_rerun_with_nothing_pending_never_loads_the_model(tmp_path, tiny_clap, sqlite_url):
+    import shutil
+
+    archive = tmp_path / "archive"
+    write(archive / "a.wav")
+    (archive / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt nonsense")
+    model = tmp_path / "clap"
+    shutil.copytree(tiny_clap, model)
+    args = ("run", str(archive), "--labels", LABELS, "--model", str(model), "--database", sqlite_url)
+    assert "1 labeled, 1 failed, 0 skipped" in soundtag(*args).stderr
+    (model / "model.safetensors").unlink()  # any attempt to load the model would now fail the run
+    proc = soundtag(*args)
+    assert "0 to label, 2 skipped" in proc.stderr and "0 labeled, 0 failed, 2 skipped" in proc.stderr
+    retried = soundtag(*args, "--retry-failed", check=False)  # the failed file is retried: the model loads
+    assert retried.returncode == 1 and "cannot load" in retried.stderr
+
+
+def test_status_jobs_and_the_jobs_view_agree(tmp_path, tiny_clap, database_url):
+    archive = tmp_path / "archive"
+    write(archive / "a.wav")
+    (archive / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt nonsense")
+    soundtag("run", str(archive), "--labels", LABELS, "--model", str(tiny_clap), "--database", database_url)
+    (job, state, total, done, failed, queued, finished), = query(
+        database_url, "select job_id, state, total, done, failed, queued, finished_at is not null from jobs")
+    assert (state, total, done, failed, queued, finished) == ("completed", 2, 1, 1, 0, True)
+    status = soundtag("status", job, "--wait", "--database", database_url)
+    assert f"job {job} (run, completed): 1 done, 1 failed, 0 queued of 2" in status.stdout
+    listed = soundtag("jobs", "--database", database_url).stdout
+    assert job in listed and "completed" in listed and "active" not in listed
+    assert "job nope: not found" in soundtag("status", "nope", "--database", database_url, check=False).stderr
+
+
+def test_a_normal_run_shows_no_third_party_output(tmp_path, tiny_clap, sqlite_url):
+    import soundfile as sf
+
+    archive = tmp_path / "archive"
+    write(archive / "a.wav")
+    clip = tmp_path / "plain.mp3"
+    sf.write(clip, tone(3.0, 44100), 44100, format="MP3")
+    # An ID3v2.4 tag whose frame claims more bytes than the tag holds: mpg123 complains on stderr.
+    frames = b"TXXX\x00\x00\x00\x05\x00\x00\x03ab\x00c" + b"APIC\x7f\x7f\x7f\x7f\x00\x00" + bytes(10)
+    size = bytes((len(frames) >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    (archive / "tagged.mp3").write_bytes(b"ID3\x04\x00\x00" + size + frames + clip.read_bytes())
+    args = ("run", str(archive), "--labels", LABELS, "--model", str(tiny_clap), "--database", sqlite_url)
+    proc = soundtag(*args)
+    assert "2 labeled, 0 failed" in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert all(line.startswith(("run ", "labeling", "loading", "done: ")) for line in lines), proc.stderr
+    verbose = soundtag("--verbose", *args, "--force")
+    assert "ID3v2" in verbose.stderr  # the decoder's complaint is there, only hidden
+
+
+def test_unexpected_errors_print_one_line_and_how_to_see_the_traceback(monkeypatch, capsys):
+    import sys
+
+    from db import store
+    from soundtag import cli
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(store, "jobs", broken)
+    monkeypatch.setattr(sys, "argv", ["soundtag", "jobs", "--database", "sqlite://"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: RuntimeError: disk on fire", "(run with --debug for the traceback)"]
 
 
 def test_missing_path_is_reported(tmp_path, sqlite_url):

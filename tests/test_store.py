@@ -1,0 +1,149 @@
+"""db/store.py directly, on SQLite and PostgreSQL: the upserts and the state changes that the
+CLI, the producer and the workers all rely on."""
+
+import numpy as np
+import pytest
+
+from db import store
+from db.schema import engine_for, ensure_schema
+from soundtag.errors import JobNotFound
+from soundtag.fileref import FileRef
+from soundtag.settings import Settings
+from soundtag.states import FileState, JobState
+from soundtag.taxonomy import taxonomy_from_csv
+from tests.conftest import query
+from worker.labeling import FileResult, Segment
+
+TAX = taxonomy_from_csv("dog,rain")
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = engine_for(database_url)
+    ensure_schema(engine)
+    yield engine
+    engine_for.cache_clear()
+    engine.dispose()
+
+
+def _job(engine, taxonomy=TAX, model="m"):
+    return store.create_job(engine, taxonomy, Settings(model=model), kind="run", sources=["/a"])
+
+
+def _refs(*names, version="1"):
+    return [FileRef(f"file:///a/{name}", fingerprint=f"{name}:{version}") for name in names]
+
+
+def _ok(uri):
+    scores = np.array([0.7, 0.3])
+    return FileResult(uri, scores=scores, similarity=np.array([0.2, 0.1]), duration_s=1.0,
+                      segments=[Segment(0.0, 1.0, scores, np.array([0.2, 0.1]))])
+
+
+def _statuses(engine, job_id):
+    return dict(query(str(engine.url.render_as_string(hide_password=False)),
+                      f"select f.uri, j.status from job_file j join file f on f.id = j.file_id "
+                      f"where j.job_id = '{job_id}'"))
+
+
+def test_new_files_are_queued_and_a_rerun_skips_what_is_labeled(engine):
+    first = _job(engine)
+    assert [uri for _, uri in store.add_files(engine, first, _refs("a", "b"))] == ["file:///a/a", "file:///a/b"]
+    store.save_results(engine, first, [_ok("file:///a/a"), FileResult("file:///a/b", error="corrupt")], TAX.names)
+    store.finish_job_if_done(engine, first)
+    assert store.job_info(engine, first).state == JobState.COMPLETED
+
+    second = _job(engine)
+    assert store.add_files(engine, second, _refs("a", "b")) == []  # labeled, and failed at this fingerprint
+    assert set(_statuses(engine, second).values()) == {FileState.SKIPPED}
+    third = _job(engine)
+    assert [uri for _, uri in store.add_files(engine, third, _refs("a", "b"), retry_failed=True)] == ["file:///a/b"]
+    fourth = _job(engine)
+    assert len(store.add_files(engine, fourth, _refs("a", "b"), force=True)) == 2
+
+
+def test_a_changed_file_is_queued_again_and_its_status_reset(engine):
+    job = _job(engine)
+    store.add_files(engine, job, _refs("a"))
+    store.save_results(engine, job, [FileResult("file:///a/a", error="corrupt")], TAX.names)
+    again = _job(engine)
+    assert len(store.add_files(engine, again, _refs("a", version="2"))) == 1
+    url = engine.url.render_as_string(hide_password=False)
+    assert query(url, "select status, error from file") == [("queued", None)]
+
+
+def test_a_new_job_of_an_old_file_erases_none_of_its_results(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    job = _job(engine)
+    store.add_files(engine, job, _refs("a"))
+    store.save_results(engine, job, [_ok("file:///a/a")], TAX.names)
+    other = _job(engine, taxonomy_from_csv("owl,crow"))
+    store.add_files(engine, other, _refs("a"))
+    assert query(url, "select status from file") == [("done",)]  # queued again, but its outcome stays
+    store.cancel_job(engine, other)
+    assert query(url, "select status from file") == [("done",)]
+    failing = _job(engine, taxonomy_from_csv("owl,crow"))
+    store.add_files(engine, failing, _refs("a"))
+    store.save_results(engine, failing, [FileResult("file:///a/a", error="unreadable now")], ["owl", "crow"])
+    assert query(url, "select count(*) from file_labels where taxonomy = 'cli'") == [(2,)]
+
+
+def test_a_failed_job_keeps_its_files_queued_until_it_is_reactivated(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    job = _job(engine)
+    store.add_files(engine, job, _refs("a", "b"))
+    assert store.fail_job(engine, job, "model m: cannot load")
+    assert not store.fail_job(engine, job, "again")  # failed once, with the first reason
+    info = store.job_info(engine, job)
+    assert (info.state, info.error, info.queued, info.failed) == (JobState.FAILED, "model m: cannot load", 2, 0)
+    assert store.pending_uris(engine, job, ["file:///a/a"]) == []
+    assert query(url, "select distinct status from file") == [("queued",)]
+    store.reactivate_job(engine, job)
+    assert store.pending_uris(engine, job, ["file:///a/a"]) == ["file:///a/a"]
+    assert store.job_info(engine, job).error is None
+
+
+def test_cancel_counts_what_it_dropped_and_the_view_shows_it(engine):
+    job = _job(engine)
+    store.add_files(engine, job, _refs("a", "b", "c"))
+    store.save_results(engine, job, [_ok("file:///a/a")], TAX.names)
+    assert store.cancel_job(engine, job) == 2
+    info = store.job_info(engine, job)
+    assert (info.state, info.done, info.cancelled, info.queued, info.total) == (JobState.CANCELLED, 1, 2, 0, 3)
+    store.finish_job_if_done(engine, job)  # a late batch cannot turn a cancelled job completed
+    assert store.job_info(engine, job).state == JobState.CANCELLED
+
+
+def test_fail_files_touches_only_its_own_job(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    done_job = _job(engine)
+    store.add_files(engine, done_job, _refs("a"))
+    store.save_results(engine, done_job, [_ok("file:///a/a")], TAX.names)
+    other = _job(engine, taxonomy_from_csv("owl"))
+    store.add_files(engine, other, _refs("b"))
+    store.fail_files(engine, other, ["file:///a/a", "file:///a/b"], "worker died 3 times")
+    assert _statuses(engine, done_job) == {"file:///a/a": "done"}
+    assert dict(query(url, "select uri, status from file")) == {"file:///a/a": "done", "file:///a/b": "failed"}
+
+
+def test_jobs_view_rows_are_what_job_info_returns(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    job = _job(engine)
+    store.add_files(engine, job, _refs("a", "b"))
+    row = query(url, f"select job_id, kind, state, total, done, failed, queued, taxonomy from jobs where job_id = '{job}'")
+    info = store.job_info(engine, job)
+    assert row == [(job, "run", "active", 2, 0, 0, 2, "cli")]
+    assert (info.job_id, info.kind, info.state, info.total, info.queued, info.sources) == (job, "run", "active", 2, 2,
+                                                                                           ["/a"])
+    with pytest.raises(JobNotFound, match="^job nope: not found"):
+        store.job_info(engine, "nope")
+
+
+def test_label_embeddings_are_stored_per_model_revision_and_taxonomy(engine):
+    taxonomy_id = store.save_taxonomy(engine, TAX)
+    vectors = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)
+    assert store.label_embeddings(engine, "m", "r1", taxonomy_id) is None
+    store.save_label_embeddings(engine, "m", "r1", taxonomy_id, vectors)
+    store.save_label_embeddings(engine, "m", "r1", taxonomy_id, vectors)  # a second worker's copy: ignored
+    np.testing.assert_array_equal(store.label_embeddings(engine, "m", "r1", taxonomy_id), vectors)
+    assert store.label_embeddings(engine, "m", "r2", taxonomy_id) is None
