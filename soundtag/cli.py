@@ -11,8 +11,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from soundtag.settings import Settings
+from soundtag.uris import readable, shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Zero-shot labeling of sound archives with CLAP.")
@@ -70,12 +72,13 @@ def _engine(settings: Settings):
     return engine
 
 
-def _refs(sources: list[str], pattern: str | None, audio_column: str | None = None, truth_column: str | None = None):
+def _refs(sources: list[str], pattern: str | None, audio_column: str | None = None, truth_column: str | None = None,
+          report=None):
     from producer.sources import walk
 
     # Lazy, so that enqueue lists while it records; the first file is looked for up front.
     refs = (ref for source in sources
-            for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column))
+            for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column, report=report))
     first = next(refs, None)
     if first is None:
         _fail(f"no audio files found in {', '.join(sources)}" + (f" matching {pattern!r}" if pattern else ""))
@@ -102,16 +105,19 @@ def run(
     """Label every audio file under PATHS on this machine and store the results."""
     from db import store
     from producer.enqueue import record_job
+    from producer.sources import WalkReport
 
     settings = _settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                          hop_s=hop, device=device, dtype=dtype)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
-    refs = list(_refs(paths, pattern, audio_column, truth_column))
+    walked = WalkReport()
+    refs = list(_refs(paths, pattern, audio_column, truth_column, walked))
     job_id, todo = record_job(engine, refs, tax, settings, sources=_source_names(paths), kind="run", force=force)
     skipped = len(refs) - len(todo)
     console.print(f"run {job_id}: {len(refs)} files, {len(todo)} to label, {skipped} already labeled "
-                  f"(model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels)", highlight=False)
+                  f"(model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels)"
+                  + (f"; skipped: {walked}" if str(walked) else ""), highlight=False)
     failures: list[tuple[str, str]] = []
     started = time.monotonic()
     if todo:
@@ -138,7 +144,7 @@ def run(
                   f"{skipped} skipped in {elapsed:.1f} s ({len(todo) / elapsed if elapsed else 0:.1f} files/s) "
                   f"→ {engine.url.render_as_string()}", highlight=False)
     for uri, error in failures[:20]:
-        console.print(f"  [red]failed[/] {uri}: {error}", highlight=False)
+        console.print(f"  [red]failed[/] {escape(readable(uri))}: {escape(shown(error))}", highlight=False)
     if len(failures) > 20:
         console.print(f"  ... and {len(failures) - 20} more: select uri, error from files where status = 'failed'")
 
@@ -176,15 +182,18 @@ def enqueue(
 ) -> None:
     """Record a job and send its files to the workers; prints the job id."""
     from producer.enqueue import enqueue as enqueue_job
+    from producer.sources import WalkReport
 
     settings = _settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                          hop_s=hop, queue=queue, files_per_task=files_per_task)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
-    refs = _refs(paths, pattern, audio_column, truth_column)
+    walked = WalkReport()
+    refs = _refs(paths, pattern, audio_column, truth_column, walked)
     result = enqueue_job(engine, refs, tax, settings, sources=_source_names(paths), force=force)
     console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} already "
-                  f"labeled → {settings.queue if queue is None else queue}", highlight=False)
+                  f"labeled → {settings.queue if queue is None else queue}"
+                  + (f"; skipped: {walked}" if str(walked) else ""), highlight=False)
     out.print(result.job_id)
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
+from soundtag import uris
 from worker.labeling import ReadError, TransientReadError
 
 
 def path_of(uri: str) -> Path:
-    """The local path behind a ``file://`` URI."""
-    parsed = urlparse(uri)
-    return Path(unquote(parsed.path))
+    """The local path behind a ``file://`` URI, exactly, whatever bytes its name holds."""
+    return Path(uris.path_of(uri))
 
 
 def read_local(uri: str) -> bytes:
