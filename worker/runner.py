@@ -18,7 +18,7 @@ from worker.storage import Storage
 
 _cache_lock = threading.Lock()
 _classifiers: dict[tuple[str, str, str], Classifier] = {}
-_storage: Storage | None = None
+_storages: dict[tuple, Storage] = {}
 
 
 def classifier_for(model: str, settings: Settings) -> Classifier:
@@ -29,12 +29,12 @@ def classifier_for(model: str, settings: Settings) -> Classifier:
         return _classifiers[key]
 
 
-def storage() -> Storage:
-    global _storage
+def storage(settings: Settings) -> Storage:
+    key = (tuple(settings.allowed_roots), tuple(settings.allowed_buckets))
     with _cache_lock:
-        if _storage is None:
-            _storage = Storage()
-        return _storage
+        if key not in _storages:
+            _storages[key] = Storage(*key)
+        return _storages[key]
 
 
 def labeler_for(spec: store.JobSpec, settings: Settings) -> Labeler:
@@ -63,7 +63,7 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     labels = spec.taxonomy.names
     buffer: list[FileResult] = []
     flushed = time.monotonic()
-    for result in labeler.label(wanted, spec.taxonomy, storage().read):
+    for result in labeler.label(wanted, spec.taxonomy, storage(settings).read):
         buffer.append(result)
         if on_result:
             on_result(result)
