@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from soundtag.redaction import masked
 from soundtag.settings import Settings
 from soundtag.uris import readable, shown
 
@@ -404,7 +405,7 @@ def db_upgrade(database: Database = None) -> None:
 
     settings = _settings(database_url=database)
     upgrade(engine_for(settings.database_url))
-    console.print(f"schema up to date: {settings.database_url}", highlight=False)
+    console.print(f"schema up to date: {masked(settings.database_url)}", highlight=False)
 
 
 def main() -> None:
@@ -418,6 +419,7 @@ def main() -> None:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         known = exc.__class__.__name__ in {"DatabaseError", "SourceError", "TaxonomyError", "ModelError",
                                            "TransientReadError"}
+        text = masked(text)  # drivers and clients may echo a URL with its password
         console.print(f"[bold red]error:[/] {text if known else f'{exc.__class__.__name__}: {text}'}", highlight=False)
         sys.exit(1)
 
