@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from db import store
 from producer.enqueue import enqueue
-from producer.sources import source_name, walk
+from producer.sources import WalkReport, source_name, walk
 from soundtag.settings import Settings
 from soundtag.taxonomy import Taxonomy
 
@@ -24,13 +24,15 @@ class ScanResult:
     changed: int = 0
     job_id: str | None = None
     already_running: bool = False
+    left_out: str = ""  # what the walk did not read: links out of the root, loops, unreadable folders
 
     def summary(self) -> str:
         names = ", ".join(self.sources)
         if self.already_running:
             return f"scan of {names}: another scan of these sources is running; skipped"
         job = f"enqueued as job {self.job_id}" if self.job_id else "nothing to enqueue"
-        return f"scan of {names}: {self.listed} listed, {self.new} new, {self.changed} changed; {job}"
+        left_out = f"; left out: {self.left_out}" if self.left_out else ""
+        return f"scan of {names}: {self.listed} listed, {self.new} new, {self.changed} changed; {job}{left_out}"
 
 
 def _lock(settings: Settings, sources: Sequence[str]):
@@ -50,15 +52,16 @@ def scan(engine: Engine, sources: Sequence[str], taxonomy: Taxonomy, settings: S
     if not lock.acquire():
         return ScanResult(names, already_running=True)
     try:
+        walked = WalkReport()
         refs = [ref for source in sources
-                for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column)]
+                for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column, report=walked)]
         taxonomy_id = store.save_taxonomy(engine, taxonomy)
         fresh, new, changed = store.new_or_changed(engine, refs, settings.model_ref, taxonomy_id)
         lock.extend(settings.scan_lock_s, replace_ttl=True)
         job_id = None
         if fresh:
             job_id = enqueue(engine, fresh, taxonomy, settings, sources=names, kind="scan").job_id
-        return ScanResult(names, len(refs), new, changed, job_id)
+        return ScanResult(names, len(refs), new, changed, job_id, left_out=str(walked))
     finally:
         from redis.exceptions import LockError
 

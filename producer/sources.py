@@ -4,16 +4,19 @@ FileRefs whose fingerprint changes whenever the object does."""
 from __future__ import annotations
 
 import csv
+import errno
 import fnmatch
 import json
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from soundtag.errors import SourceError
 from soundtag.fileref import FileRef
+from soundtag.access import inside
 from soundtag.settings import AUDIO_EXTENSIONS
+from soundtag.uris import file_uri
 
 
 def _wanted(name: str, pattern: str | None) -> bool:
@@ -23,32 +26,68 @@ def _wanted(name: str, pattern: str | None) -> bool:
 
 
 def _local_ref(path: str, stat: os.stat_result, truth: str | None = None) -> FileRef:
-    # What Path.as_uri() returns for an absolute path, without pathlib's parsing: listing a
-    # million files spent most of its time there.
-    return FileRef(uri="file://" + quote(path), fingerprint=f"{stat.st_size}:{stat.st_mtime_ns}",
+    return FileRef(uri=file_uri(path), fingerprint=f"{stat.st_size}:{stat.st_mtime_ns}",
                    size_bytes=stat.st_size, truth=truth)
 
 
-def _walk_dir(root: str, pattern: str | None) -> Iterator[tuple[str, os.stat_result]]:
-    # scandir reuses the directory entry's stat on most filesystems: no extra syscall per file.
-    stack = [root]
+@dataclass
+class WalkReport:
+    """What walking local folders left out, filled as the walk goes: symlinks that lead outside
+    the folder walked (never read), links and mounts that lead back into a folder being walked,
+    and folders that cannot be listed."""
+
+    outside_links: int = 0
+    loops: int = 0
+    unreadable: int = 0
+
+    def __str__(self) -> str:
+        """``2 links outside the root, 1 loop, 1 unreadable folder``; empty when nothing was left out."""
+        counts = ((self.outside_links, "link outside the root", "links outside the root"),
+                  (self.loops, "loop", "loops"), (self.unreadable, "unreadable folder", "unreadable folders"))
+        return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts if n)
+
+
+def _walk_dir(root: str, pattern: str | None, report: WalkReport) -> Iterator[tuple[str, os.stat_result]]:
+    """Regular files under ``root``, never leaving it. A symlink whose target is elsewhere inside
+    the root is not followed into a folder: that folder is walked where it is, so each file is
+    listed once."""
+    top = os.path.realpath(root)
+    here = os.stat(root)
+    # Each folder carries the (device, inode) of the folders above it: meeting one again is a loop.
+    stack = [(root, ((here.st_dev, here.st_ino),))]
     while stack:
-        folder = stack.pop()
+        folder, above = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except PermissionError:
+        except OSError:
+            report.unreadable += 1
             continue
         for entry in entries:
-            if entry.is_dir(follow_symlinks=True):
-                stack.append(entry.path)
-            elif _wanted(entry.name, pattern) and entry.is_file(follow_symlinks=True):
-                yield entry.path, entry.stat()
+            try:
+                link = entry.is_symlink()
+                if link and not inside(os.path.realpath(entry.path), top):
+                    report.outside_links += 1
+                    continue
+                # scandir knows a plain entry's type without a stat call: files cost none here.
+                if entry.is_dir():
+                    info = entry.stat()
+                    if (info.st_dev, info.st_ino) in above:
+                        report.loops += 1
+                    elif not link:
+                        stack.append((entry.path, above + ((info.st_dev, info.st_ino),)))
+                elif _wanted(entry.name, pattern) and entry.is_file():
+                    yield entry.path, entry.stat()
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:  # a chain of symlinks that never ends
+                    report.loops += 1
+                # Otherwise the entry vanished since the listing: nothing to label.
 
 
-def walk_local(source: str, pattern: str | None = None, truth_column: str | None = None) -> Iterator[FileRef]:
+def walk_local(source: str, pattern: str | None = None, truth_column: str | None = None,
+               report: WalkReport | None = None) -> Iterator[FileRef]:
     path = Path(source).expanduser().absolute()
     if path.is_dir():
-        found = _walk_dir(str(path), pattern)
+        found = _walk_dir(str(path), pattern, WalkReport() if report is None else report)
     elif path.is_file():
         # A file named explicitly is taken whatever its extension: the user asked for it.
         found = iter([(str(path), path.stat())])
@@ -126,11 +165,12 @@ def _dataset_refs(source: str, audio_column: str | None, truth_column: str | Non
 
 
 def walk(source: str, pattern: str | None = None, *, audio_column: str | None = None,
-         truth_column: str | None = None) -> Iterator[FileRef]:
+         truth_column: str | None = None, report: WalkReport | None = None) -> Iterator[FileRef]:
     """FileRefs for one source given on the command line: a local file or folder,
     ``s3://BUCKET/PREFIX`` or ``hf://DATASET`` (forms in soundtag.hf_datasets). ``truth_column``
     names a dataset's column, or an audiofolder metadata column, holding each file's true label.
-    Raises SourceError, lazily for what only listing can find out."""
+    A folder's walk counts what it leaves out in ``report``. Raises SourceError, lazily for what
+    only listing can find out."""
     if source.startswith("hf://"):
         if pattern:
             raise SourceError(f"{source}: --pattern selects files by name; a dataset's rows have none")
@@ -141,7 +181,7 @@ def walk(source: str, pattern: str | None = None, *, audio_column: str | None = 
         if truth_column:
             raise SourceError(f"{source}: --truth-column applies to hf:// datasets and local audio folders")
         return _s3_refs(source, pattern)
-    return walk_local(source, pattern, truth_column)
+    return walk_local(source, pattern, truth_column, report)
 
 
 def source_name(source: str) -> str:

@@ -11,9 +11,12 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from soundtag.errors import SoundtagError, describe, first_line
+from soundtag.redaction import masked
 from soundtag.settings import load_settings
+from soundtag.uris import readable, shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Zero-shot labeling of sound archives with CLAP.")
@@ -103,12 +106,13 @@ def _engine(settings):
     return engine
 
 
-def _refs(sources: list[str], pattern: str | None, audio_column: str | None = None, truth_column: str | None = None):
+def _refs(sources: list[str], pattern: str | None, audio_column: str | None = None, truth_column: str | None = None,
+          report=None):
     from producer.sources import walk
 
     # Lazy, so that enqueue lists while it records; the first file is looked for up front.
     refs = (ref for source in sources
-            for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column))
+            for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column, report=report))
     first = next(refs, None)
     if first is None:
         _fail(f"no audio files found in {', '.join(sources)}" + (f" matching {pattern!r}" if pattern else ""))
@@ -135,6 +139,7 @@ def run(
 ) -> None:
     """Label every audio file under PATHS on this machine and store the results."""
     from db.schema import safe_url
+    from producer.sources import WalkReport
     from worker.runner import run as run_job
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
@@ -143,30 +148,33 @@ def run(
     engine = _engine(settings)
     started = time.monotonic()
     with _progress() as progress:
-        shown = _RunProgress(progress, f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
-        info = run_job(engine, _refs(paths, pattern, audio_column, truth_column), tax, settings,
+        walked = WalkReport()
+        display = _RunProgress(progress, f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels",
+                               walked)
+        info = run_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
                        sources=_source_names(paths), force=force, retry_failed=retry_failed,
-                       on_planned=shown.planned, on_result=shown.result)
+                       on_planned=display.planned, on_result=display.result)
     elapsed = time.monotonic() - started
     console.print(f"done: {info.done} labeled, {info.failed} failed, {info.skipped} skipped in {elapsed:.1f} s "
                   f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}",
                   highlight=False)
-    _print_failures(shown.failures)
+    _print_failures(display.failures)
 
 
 class _RunProgress:
     """What `soundtag run` shows while it works: the plan, then a bar that starts with the first
     result (after the model has loaded), so its rate is the labeling rate."""
 
-    def __init__(self, progress, about: str):
-        self.progress, self.about = progress, about
+    def __init__(self, progress, about: str, walked):
+        self.progress, self.about, self.walked = progress, about, walked
         self.failures: list[tuple[str, str]] = []
         self.bar = None
         self.begun = 0.0
 
     def planned(self, plan) -> None:
         console.print(f"run {plan.job_id}: {plan.found} files, {plan.todo} to label, {plan.skipped} skipped "
-                      f"({self.about})", highlight=False)
+                      f"({self.about})" + (f"; left out: {self.walked}" if str(self.walked) else ""),
+                      highlight=False)
         if plan.todo:
             self.bar = self.progress.add_task("loading the model", total=plan.todo, rate=0.0, failed=0)
 
@@ -182,7 +190,7 @@ class _RunProgress:
 
 def _print_failures(failures: list[tuple[str, str]]) -> None:
     for uri, error in failures[:20]:
-        console.print(f"  [red]failed[/] {uri}: {error}", highlight=False)
+        console.print(f"  [red]failed[/] {escape(readable(uri))}: {escape(shown(error))}", highlight=False)
     if len(failures) > 20:
         console.print(f"  ... and {len(failures) - 20} more: select uri, error from files where status = 'failed'")
 
@@ -221,15 +229,18 @@ def enqueue(
 ) -> None:
     """Record a job and send its files to the workers; prints the job id."""
     from producer.enqueue import enqueue as enqueue_job
+    from producer.sources import WalkReport
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                              hop_s=hop, queue=queue, files_per_task=files_per_task)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
-    result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column), tax, settings,
+    walked = WalkReport()
+    result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
                          sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue)
     console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} skipped "
-                  f"→ {settings.queue}", highlight=False)
+                  f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""),
+                  highlight=False)
     out.print(result.job_id)
 
 
@@ -455,7 +466,8 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the one place errors become messages
         if _debug:
             raise
-        console.print(f"[bold red]error:[/] {describe(exc)}\n(run with --debug for the traceback)", highlight=False)
+        console.print(f"[bold red]error:[/] {masked(describe(exc))}\n(run with --debug for the traceback)",
+                      highlight=False)
         sys.exit(1)
 
 

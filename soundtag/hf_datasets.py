@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from soundtag import access
 from soundtag.errors import DatasetError
+from soundtag.uris import shown
 
 SCHEME = "hf://"
 _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
@@ -108,9 +110,11 @@ class AudioColumn:
         ds = _load(ref, split)[split]
         self._column, _ = _audio_column(ds, column, where)
         self._rows = ds.select_columns([self._column]).cast_column(self._column, Audio(decode=False))
+        self._folder = _folder(ref)
 
     def read(self, row: int, uri: str) -> bytes:
-        """The row's audio bytes; a row holding only a path is read from that path. Raises DatasetError."""
+        """The row's audio bytes; a row holding only a path is read from that path, which must
+        name a file inside the dataset's folder. Raises DatasetError."""
         if row >= len(self._rows):
             raise DatasetError(f"{uri}: no such row (the split has {len(self._rows)})")
         value = self._rows[row][self._column] or {}
@@ -119,9 +123,21 @@ class AudioColumn:
         if not value.get("path"):
             raise DatasetError(f"{uri}: the row holds no audio")
         try:
-            return Path(value["path"]).read_bytes()
+            return Path(access.dataset_file(self._folder, value["path"])).read_bytes()
+        except access.Refused as exc:
+            raise DatasetError(f"{uri}: {exc}") from None
         except OSError as exc:
-            raise DatasetError(f"{uri}: {value['path']}: {exc.strerror or exc}") from None
+            raise DatasetError(f"{uri}: {shown(value['path'])}: {exc.strerror or exc}") from None
+
+
+def _folder(ref: DatasetRef) -> str:
+    """Where a dataset's relative audio paths start, and which its paths may not leave: the
+    folder on disk, or the datasets cache that a Hub dataset's files were extracted into."""
+    import datasets
+
+    if not ref.local:
+        return str(datasets.config.HF_DATASETS_CACHE)
+    return ref.name if Path(ref.name).is_dir() else str(Path(ref.name).parent)
 
 
 def _load(ref: DatasetRef, split: str | None) -> dict:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from soundtag.errors import ConfigError
 
@@ -42,6 +43,19 @@ class Settings(BaseSettings):
     schedule_file: str | None = None
     scan_queue: str = "soundtag.scan"
     scan_lock_s: int = Field(3600, ge=10, description="a scan's lock expires after this if its process dies")
+
+    # A worker reads only files under these folders and objects in these buckets, whatever a
+    # message names (see soundtag.access); empty: no restriction.
+    allowed_roots: Annotated[list[str], NoDecode] = []
+    allowed_buckets: Annotated[list[str], NoDecode] = []
+
+    @field_validator("allowed_roots", "allowed_buckets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        """The environment gives a JSON list or a comma-separated one."""
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        return [item.strip() for item in value if item.strip()]
 
     @field_validator("device")
     @classmethod

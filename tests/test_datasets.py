@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -136,10 +137,10 @@ def test_parquet_file_and_folder_rows_read_back_their_bytes(tmp_path):
 def test_audio_column_is_chosen_and_named_in_the_uri_when_ambiguous(tmp_path):
     from datasets import Audio, Dataset
 
-    mixes, voices = _clips(tmp_path / "mix", 2), _clips(tmp_path / "voice", 2)
+    mixes, voices = _clips(tmp_path / "mix", 2), _clips(tmp_path / "stems" / "voice", 2)
     ds = Dataset.from_dict({"mix": [{"bytes": p.read_bytes(), "path": None} for p in mixes],
                             "voice": [{"bytes": p.read_bytes(), "path": None} for p in voices],
-                            "file": [str(p) for p in voices]})
+                            "file": [str(voices[0]), "voice/clip1.wav"]})
     ds.cast_column("mix", Audio()).cast_column("voice", Audio()).save_to_disk(tmp_path / "stems")
     source = f"hf://{tmp_path}/stems"
 
@@ -148,9 +149,34 @@ def test_audio_column_is_chosen_and_named_in_the_uri_when_ambiguous(tmp_path):
     refs = list(walk(source, audio_column="voice"))
     assert refs[1].uri == f"hf://{tmp_path}/stems:train/1#voice"
     assert Storage().read(refs[1].uri) == voices[1].read_bytes()
-    # A column of paths: each row is read from its file.
+    # A column of paths inside the dataset's folder, absolute or relative to it: each row is read from its file.
     by_path = list(walk(source, audio_column="file"))
-    assert Storage().read(by_path[0].uri) == voices[0].read_bytes()
+    assert [Storage().read(ref.uri) for ref in by_path] == [voices[0].read_bytes(), voices[1].read_bytes()]
+
+
+def test_dataset_paths_leading_out_of_its_folder_are_refused(tmp_path):
+    from datasets import Dataset
+
+    inside = _clips(tmp_path / "ds" / "audio", 1)[0]
+    outside = _clips(tmp_path / "private", 1)[0]
+    (tmp_path / "ds" / "audio" / "link.wav").symlink_to(outside)
+    os.mkfifo(tmp_path / "ds" / "audio" / "pipe.wav")  # reading it would block the worker forever
+    paths = ["audio/clip0.wav", "../private/clip0.wav", str(outside), "audio/link.wav", "/dev/zero", "audio/none.wav",
+             "audio/pipe.wav"]
+    Dataset.from_dict({"file": paths}).save_to_disk(tmp_path / "ds")
+    uris = [ref.uri for ref in walk(f"hf://{tmp_path}/ds", audio_column="file")]
+
+    storage = Storage()
+    assert storage.read(uris[0]) == inside.read_bytes()
+    for uri, path in zip(uris[1:4], paths[1:4]):
+        with pytest.raises(ReadError, match=rf"^{uri}: {path}: outside the dataset's folder {tmp_path}/ds$"):
+            storage.read(uri)
+    with pytest.raises(ReadError, match=rf"^{uris[4]}: /dev/zero: outside the dataset's folder"):
+        storage.read(uris[4])
+    with pytest.raises(ReadError, match=rf"^{uris[5]}: {tmp_path}/ds/audio/none.wav: file not found$"):
+        storage.read(uris[5])
+    with pytest.raises(ReadError, match=rf"^{uris[6]}: {tmp_path}/ds/audio/pipe.wav: not a regular file$"):
+        storage.read(uris[6])
 
 
 @pytest.mark.parametrize("source, options, message", [

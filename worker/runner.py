@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 _cache_lock = threading.Lock()
 _classifiers: dict[tuple[str, str, str], Classifier] = {}
-_storage: Storage | None = None
+_storages: dict[tuple, Storage] = {}
 
 
 def classifier_for(model: str, settings: Settings) -> Classifier:
@@ -41,12 +41,12 @@ def classifier_for(model: str, settings: Settings) -> Classifier:
         return _classifiers[key]
 
 
-def storage() -> Storage:
-    global _storage
+def storage(settings: Settings) -> Storage:
+    key = (tuple(settings.allowed_roots), tuple(settings.allowed_buckets))
     with _cache_lock:
-        if _storage is None:
-            _storage = Storage()
-        return _storage
+        if key not in _storages:
+            _storages[key] = Storage(*key)
+        return _storages[key]
 
 
 def labeler_for(spec: store.JobSpec, settings: Settings) -> Labeler:
@@ -92,7 +92,7 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     vectors = label_embeddings(engine, labeler.classifier, spec)
     buffer: list[FileResult] = []
     flushed = time.monotonic()
-    for result in labeler.label(wanted, vectors, storage().read):
+    for result in labeler.label(wanted, vectors, storage(settings).read):
         buffer.append(result)
         if on_result:
             on_result(result)

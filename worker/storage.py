@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
+from soundtag import access, uris
 from soundtag.errors import ReadError, TransientReadError
 
 
 def path_of(uri: str) -> Path:
-    """The local path behind a ``file://`` URI."""
-    parsed = urlparse(uri)
-    return Path(unquote(parsed.path))
+    """The local path behind a ``file://`` URI, exactly, whatever bytes its name holds."""
+    return Path(uris.path_of(uri))
 
 
 def read_local(uri: str) -> bytes:
@@ -31,10 +31,12 @@ def read_local(uri: str) -> bytes:
 
 class Storage:
     """Reads ``file://``, ``s3://`` and ``hf://`` URIs; one per process, clients made lazily.
-    ``read`` raises ReadError when the file is at fault (missing, forbidden) and
-    TransientReadError when its storage is unreachable for now."""
+    ``read`` raises ReadError when the file is at fault (missing, forbidden, refused by the
+    allow-lists ``roots`` and ``buckets``) and TransientReadError when its storage is
+    unreachable for now."""
 
-    def __init__(self) -> None:
+    def __init__(self, roots: Sequence[str] = (), buckets: Sequence[str] = ()) -> None:
+        self._roots, self._buckets = tuple(roots), tuple(buckets)
         self._readers = {"file": read_local, "s3": self._read_s3, "hf": self._read_row}
         self._s3_lock = threading.Lock()
         self._s3 = None
@@ -46,6 +48,10 @@ class Storage:
         reader = self._readers.get(scheme)
         if reader is None:
             raise ReadError(f"{uri}: unsupported scheme {scheme!r}")
+        try:
+            access.check(uri, self._roots, self._buckets)
+        except access.Refused as exc:
+            raise ReadError(str(exc)) from None
         return reader(uri)
 
     def _read_s3(self, uri: str) -> bytes:

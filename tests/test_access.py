@@ -1,0 +1,78 @@
+"""What a worker reads, whatever a message names: regular files, inside SOUNDTAG_ALLOWED_ROOTS,
+objects in SOUNDTAG_ALLOWED_BUCKETS."""
+
+from __future__ import annotations
+
+import pytest
+
+from soundtag.settings import Settings
+from soundtag.uris import file_uri
+from tests.audio_files import write
+from tests.conftest import query, soundtag
+from tests.test_s3 import bucket, s3_server  # noqa: F401 - fixtures
+from soundtag.errors import ReadError
+from worker.storage import Storage
+
+LABELS = "dog barking,rain,siren"
+
+
+def test_files_outside_the_allowed_roots_are_refused(tmp_path):
+    archive, private = tmp_path / "archive", tmp_path / "private"
+    inside = write(archive / "a.wav")
+    secret = write(private / "secret.wav")
+    (archive / "link.wav").symlink_to(secret)
+    storage = Storage(roots=[str(archive), str(tmp_path / "other")])
+
+    assert storage.read(file_uri(str(inside))) == inside.read_bytes()
+    for uri in (file_uri(str(secret)), file_uri(str(archive / "link.wav")), str(secret),
+                file_uri(f"{archive}/../private/secret.wav"), "file:///etc/passwd"):
+        with pytest.raises(ReadError, match="outside SOUNDTAG_ALLOWED_ROOTS$"):
+            storage.read(uri)
+    assert Storage().read(file_uri(str(secret))) == secret.read_bytes()  # no list: no restriction
+
+
+def test_device_files_are_never_read(tmp_path):
+    with pytest.raises(ReadError, match="^/dev/zero: not a regular file$"):
+        Storage().read("file:///dev/zero")
+    with pytest.raises(ReadError, match="^/dev/zero: not a regular file$"):
+        Storage(roots=["/dev"]).read("/dev/zero")
+    with pytest.raises(ReadError, match="not an absolute path"):
+        Storage().read("file://etc/passwd")
+
+
+def test_objects_outside_the_allowed_buckets_are_refused(bucket, tmp_path):  # noqa: F811
+    bucket.put("a.wav", b"audio")
+    assert Storage(buckets=[bucket.name]).read(f"s3://{bucket.name}/a.wav") == b"audio"
+    with pytest.raises(ReadError, match=rf"^s3://{bucket.name}/a.wav: bucket '{bucket.name}' is not in "
+                                        "SOUNDTAG_ALLOWED_BUCKETS$"):
+        Storage(buckets=["archive"]).read(f"s3://{bucket.name}/a.wav")
+
+
+def test_datasets_on_disk_outside_the_allowed_roots_are_refused(tmp_path):
+    from datasets import Dataset
+
+    Dataset.from_dict({"audio": [write(tmp_path / "a.wav").read_bytes()]}).save_to_disk(tmp_path / "ds")
+    uri = f"hf://{tmp_path}/ds:train/0#audio"
+    assert Storage(roots=[str(tmp_path)]).read(uri) == (tmp_path / "a.wav").read_bytes()
+    with pytest.raises(ReadError, match=r"dataset outside SOUNDTAG_ALLOWED_ROOTS$"):
+        Storage(roots=[str(tmp_path / "elsewhere")]).read(uri)
+
+
+def test_allow_lists_come_from_the_environment_as_json_or_commas(monkeypatch):
+    monkeypatch.setenv("SOUNDTAG_ALLOWED_ROOTS", "/data/a, /data/b")
+    monkeypatch.setenv("SOUNDTAG_ALLOWED_BUCKETS", '["archive", "field"]')
+    settings = Settings()
+    assert (settings.allowed_roots, settings.allowed_buckets) == (["/data/a", "/data/b"], ["archive", "field"])
+    monkeypatch.setenv("SOUNDTAG_ALLOWED_ROOTS", "")
+    assert Settings().allowed_roots == []
+
+
+def test_run_fails_refused_files_alone(tmp_path, tiny_clap, sqlite_url):
+    write(tmp_path / "open" / "a.wav")
+    write(tmp_path / "closed" / "b.wav")
+    proc = soundtag("run", str(tmp_path / "open"), str(tmp_path / "closed"), "--labels", LABELS, "--model",
+                    str(tiny_clap), "--database", sqlite_url, env={"SOUNDTAG_ALLOWED_ROOTS": str(tmp_path / "open")})
+    assert "1 labeled, 1 failed" in proc.stderr
+    assert dict(query(sqlite_url, "select uri, coalesce(error, status) from files")) == {
+        file_uri(str(tmp_path / "open" / "a.wav")): "done",
+        file_uri(str(tmp_path / "closed" / "b.wav")): f"{tmp_path}/closed/b.wav: outside SOUNDTAG_ALLOWED_ROOTS"}
