@@ -368,7 +368,7 @@ def worker(
     pool: Annotated[str, typer.Option(help="solo: one process per GPU (default); prefork for CPU fleets.")] = "solo",
     concurrency: Annotated[Optional[int], typer.Option(help="Processes (prefork/threads pools).")] = None,
 ) -> None:
-    """Start a Celery worker (`celery -A worker worker` with soundtag's defaults). Extra
+    """Start a Celery worker (`celery -A soundtag.fleet worker` with soundtag's defaults). Extra
     arguments are passed to Celery."""
     import os
 
