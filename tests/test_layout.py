@@ -1,0 +1,40 @@
+"""The layout docs/architecture.md promises: the producer and the workers meet only in
+soundtag/fleet.py, shared modules carry no torch, and tests stand on their own."""
+
+import ast
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _imports(path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _top(names: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in names}
+
+
+@pytest.mark.parametrize("package, forbidden", [
+    ("producer", {"worker", "torch", "transformers"}),
+    ("worker", {"producer"}),
+    ("db", {"producer", "worker", "torch", "transformers"}),
+    ("tests", {"bench"}),
+])
+def test_packages_import_only_what_the_layout_allows(package, forbidden):
+    for path in sorted((ROOT / package).rglob("*.py")):
+        assert not _top(_imports(path)) & forbidden, f"{path.relative_to(ROOT)} imports {_top(_imports(path)) & forbidden}"
+
+
+def test_shared_modules_need_neither_torch_nor_the_sides():
+    for path in sorted((ROOT / "soundtag").glob("*.py")):
+        if path.name in {"cli.py", "random_clap.py"}:  # the top of the stack; a tool that builds models
+            continue
+        assert not _top(_imports(path)) & {"torch", "transformers", "producer", "worker"}, path.name
