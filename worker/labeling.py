@@ -112,7 +112,6 @@ class Labeler:
     def label(self, uris: Iterable[str], taxonomy: Taxonomy, read: Reader) -> Iterator[FileResult]:
         """Yield one FileResult per uri, in order. Decoding runs ahead in threads while the
         model works on the previous batch."""
-        labels = self.classifier.label_embeddings(taxonomy)
         lookahead = max(2 * self.batch_size, 2 * self.decode_threads)
         with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
             pending: deque[Future[_Prepared]] = deque()
@@ -128,6 +127,8 @@ class Labeler:
                     pending.append(pool.submit(self._prepare, uri, read))
 
             refill()
+            # After the first files are submitted, so that they decode while the text tower runs.
+            labels = self.classifier.label_embeddings(taxonomy)
             while pending or waiting:
                 # Gather prepared files until one batch of windows is ready (or input ends).
                 while pending and queued_windows < self.batch_size:
