@@ -68,8 +68,8 @@ class Classifier:
         self._lock = threading.Lock()
         self._log_mel = _LogMel(extractor) if _LogMel.fits(extractor) else None
         # On the CPU the numpy log-mel, in the decode threads: it equals the extractor bit for bit,
-        # and took 50 ms a window on one core where torch's took 77 ms with the float64 FFT that
-        # parity needs (see _LogMel), on the same shared 2-core machine.
+        # and took 15.7 ms a 5 s clip on one core where torch's, with the float64 FFT that parity
+        # needs (see _LogMel), took 38.9 ms (bench/bench_feed.py, docs/benchmarks.md).
         self.mel_on_device = self.device.type != "cpu"
 
     def prepare(self, windows: list[np.ndarray]) -> list[np.ndarray]:
