@@ -69,13 +69,15 @@ class Classifier:
         self._log_mel = _LogMel(extractor) if _LogMel.fits(extractor) else None
         # On the CPU the numpy log-mel, in the decode threads: it equals the extractor bit for bit,
         # and took 15.7 ms a 5 s clip on one core where torch's, with the float64 FFT that parity
-        # needs (see _LogMel), took 38.9 ms (bench/bench_feed.py, docs/benchmarks.md).
-        self.mel_on_device = self.device.type != "cpu"
+        # needs (see _LogMel), took 38.9 ms (bench/bench_feed.py, docs/benchmarks.md). Apple's MPS
+        # has no float64, so there too the CPU computes it.
+        self.mel_on_device = self.device.type == "cuda"
 
     def prepare(self, windows: list[np.ndarray]) -> list[np.ndarray]:
         """What the decode threads hand to ``embed_windows`` for raw mono windows at the model's
-        rate, none longer than the model's window: on a GPU the windows themselves, whose log-mel
-        the GPU computes in batches; on the CPU their log-mel features, computed here. Safe in threads."""
+        rate, none longer than the model's window: for a CUDA GPU the windows themselves, whose
+        log-mel the GPU computes in batches; otherwise their log-mel features, computed here, on the
+        CPU. Safe in threads."""
         if self._log_mel is None:
             # Fused checkpoints (4-channel fusion features): the extractor's own numpy path.
             out = self.processor.feature_extractor(windows, sampling_rate=self.sampling_rate, return_tensors="np")
