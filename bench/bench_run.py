@@ -273,7 +273,7 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
         samples = resample(native.samples, native.sample_rate, rate)
         t2 = time.perf_counter()
         parts = windows(samples, rate, classifier.max_length_s, classifier.max_length_s)
-        features = classifier.features([w.samples for w in parts])
+        features = classifier.prepare([w.samples for w in parts])
         t3 = time.perf_counter()
         extractor([w.samples for w in parts], sampling_rate=rate, return_tensors="np")
         t4 = time.perf_counter()
@@ -287,7 +287,7 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
     for start in range(0, len(prepared), batch_size):
         batch = prepared[start : start + batch_size]
         t0 = time.perf_counter()
-        embeddings = classifier.embed_audio(np.concatenate([features for *_, features in batch]))
+        embeddings = classifier.embed_windows([f for *_, features in batch for f in features])
         t1 = time.perf_counter()
         ticks["audio tower"] += t1 - t0
         all_scores, all_similarity = score(embeddings, label_embeddings, classifier.logit_scale)
@@ -321,8 +321,8 @@ def audio_tower_per_clip(model: Path, clips: list[Path], dtype: str, repeat: int
     from worker.clap import Classifier
 
     classifier = Classifier(str(model), device="cpu", dtype=dtype)
-    features = np.concatenate([classifier.features([decode(p.read_bytes(), classifier.sampling_rate).samples])
-                               for p in clips[:16]])
+    features = classifier.features(classifier.prepare([decode(p.read_bytes(), classifier.sampling_rate).samples
+                                                       for p in clips[:16]]))
     classifier.embed_audio(features[:2])
     times = []
     for _ in range(repeat):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,13 @@ AUDIO_EXTENSIONS = (
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff",
     ".aifc", ".au", ".caf", ".w64", ".wma", ".mp4", ".webm", ".mka",
 )
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, as taskset and container limits set it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -32,7 +40,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(16, ge=1, description="windows per forward pass of the audio tower")
     window_s: float | None = Field(None, gt=0, description="window length; default: the model's max")
     hop_s: float | None = Field(None, gt=0, description="hop between windows; default: the window")
-    decode_threads: int = Field(2, ge=1)
+    decode_threads: int = Field(default_factory=usable_cpus, ge=1,
+                                description="threads reading and decoding ahead of the model; default: the usable CPUs")
     max_duration_s: float = Field(4 * 3600, gt=0, description="longer files fail instead of filling RAM")
 
     queue: str = "soundtag"

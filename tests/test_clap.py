@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from transformers import pipeline
 
 from soundtag.taxonomy import Taxonomy, taxonomy_from_csv
@@ -24,7 +25,9 @@ def _clip(seconds, seed):
     return (0.2 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-def test_scores_equal_the_zero_shot_pipeline_within_1e_4(tiny_clap, classifier, tmp_path):
+@pytest.mark.parametrize("mel_on_device", [False, True], ids=["numpy log-mel in threads", "torch log-mel in batches"])
+def test_scores_equal_the_zero_shot_pipeline_within_1e_4(tiny_clap, classifier, tmp_path, monkeypatch, mel_on_device):
+    monkeypatch.setattr(classifier, "mel_on_device", mel_on_device)  # True: a GPU's path, on the CPU
     pipe = pipeline("zero-shot-audio-classification", model=str(tiny_clap), device="cpu")
     labeler = Labeler(classifier, batch_size=4)
     clips = {f"{s}s": _clip(s, seed) for seed, s in enumerate([0.5, 3.0, 5.0, 9.5, 10.0])}
@@ -76,9 +79,49 @@ def test_multi_prompt_label_is_the_normalised_mean_of_its_prompts(classifier):
     np.testing.assert_allclose(multi[0], mean / np.linalg.norm(mean), atol=1e-6)
 
 
+def _tone(seconds, seed, amplitude=1.0):
+    """A pure tone, no noise: its spectrum falls to the -100 dB floor, where float32 rounding shows."""
+    t = np.arange(int(seconds * 48000)) / 48000
+    return (amplitude * np.sin(2 * np.pi * np.random.default_rng(seed).uniform(100, 4000) * t)).astype(np.float32)
+
+
+SOUNDS = {"tone + noise": _clip, "pure tone": _tone, "noise": lambda seconds, seed: np.random.default_rng(seed)
+          .standard_normal(int(seconds * 48000)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("sound", SOUNDS)
 @pytest.mark.parametrize("samples", [1, 480, 48000 * 3 + 7, 480000 - 1, 480000])
-def test_log_mel_equals_the_models_feature_extractor(classifier, samples):
+def test_log_mel_of_a_batch_in_torch_is_within_1e_4_of_the_numpy_one_and_the_extractors(classifier, sound, samples):
+    """The path a GPU takes, run here on the CPU: clips shorter than the window are repeat-padded,
+    in one batch with a full window."""
+    audio = SOUNDS[sound](samples / 48000 + 1e-6, samples)[:samples]
+    full = _clip(10.0, 99)
+    expected = classifier.processor.feature_extractor([audio, full], sampling_rate=48000, return_tensors="np")
+    features = classifier._log_mel.torch([audio, full], torch.device("cpu"))
+    assert features.dtype == torch.float32
+    np.testing.assert_allclose(features.numpy(), expected["input_features"], rtol=0, atol=1e-4)
+    numpy_one = np.stack([classifier._log_mel.numpy(audio), classifier._log_mel.numpy(full)])
+    np.testing.assert_allclose(features.numpy(), numpy_one, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("samples", [1, 480, 48000 * 3 + 7, 480000 - 1, 480000])
+def test_log_mel_on_the_cpu_equals_the_models_feature_extractor(classifier, samples):
     assert classifier._log_mel is not None  # the vectorised path is the one under test
     audio = _clip(samples / 48000, samples)[:samples]
     expected = classifier.processor.feature_extractor([audio], sampling_rate=48000, return_tensors="np")
-    np.testing.assert_array_equal(classifier.features([audio]), expected["input_features"].astype(np.float32))
+    features = classifier.features(classifier.prepare([audio]))
+    assert features.device == classifier.device
+    np.testing.assert_array_equal(features.numpy(), expected["input_features"].astype(np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+def test_log_mel_is_computed_on_the_gpu(tiny_clap, classifier, monkeypatch):
+    gpu = Classifier(str(tiny_clap), device="cuda")
+    audio = _clip(3.0, 1)
+    expected = classifier.features(classifier.prepare([audio]))
+    monkeypatch.setattr(np.fft, "rfft", lambda *a, **k: pytest.fail("numpy FFT on a GPU classifier"))
+    prepared = gpu.prepare([audio])
+    assert prepared[0].ndim == 1  # raw samples: nothing computed in the decode threads
+    features = gpu.features(prepared)
+    assert features.is_cuda
+    np.testing.assert_allclose(features.cpu().numpy(), expected.numpy(), rtol=0, atol=1e-4)

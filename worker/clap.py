@@ -41,7 +41,7 @@ def check_device(device: str) -> None:
 
 
 class Classifier:
-    """A loaded CLAP checkpoint. Thread-safe for ``features``; ``embed_audio`` belongs to one thread."""
+    """A loaded CLAP checkpoint. ``embed_windows`` and ``embed_audio`` belong to one thread."""
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "fp32"):
         from transformers import ClapModel, ClapProcessor
@@ -81,24 +81,46 @@ class Classifier:
         self._label_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._log_mel = _LogMel(extractor) if _LogMel.fits(extractor) else None
+        # On the CPU the numpy log-mel, in the decode threads: it equals the extractor bit for bit,
+        # and took 15.7 ms a 5 s clip on one core where torch's, with the float64 FFT that parity
+        # needs (see _LogMel), took 38.9 ms (bench/bench_feed.py, docs/benchmarks.md). Apple's MPS
+        # has no float64, so there too the CPU computes it.
+        self.mel_on_device = self.device.type == "cuda"
 
-    def features(self, windows: list[np.ndarray]) -> np.ndarray:
-        """Log-mel features of each window, as the model's own feature extractor makes them
-        (repeat-padding clips shorter than the model's window). Pure numpy; safe in threads."""
-        if self._log_mel is not None and all(len(w) <= self._log_mel.size for w in windows):
-            return np.stack([self._log_mel(w) for w in windows])
-        out = self.processor.feature_extractor(
-            windows, sampling_rate=self.sampling_rate, return_tensors="np"
-        )
-        return out["input_features"].astype(np.float32, copy=False)
+    def prepare(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+        """What the decode threads hand to ``embed_windows`` for raw mono windows at the model's
+        rate, none longer than the model's window: for a CUDA GPU the windows themselves, whose
+        log-mel the GPU computes in batches; otherwise their log-mel features, computed here, on the
+        CPU. Safe in threads."""
+        if self._log_mel is None:
+            # Fused checkpoints (4-channel fusion features): the extractor's own numpy path.
+            out = self.processor.feature_extractor(windows, sampling_rate=self.sampling_rate, return_tensors="np")
+            return list(out["input_features"].astype(np.float32, copy=False))
+        if not self.mel_on_device:
+            return [self._log_mel.numpy(w) for w in windows]
+        return [np.asarray(w, dtype=np.float32) for w in windows]
 
     @torch.inference_mode()
-    def embed_audio(self, features: np.ndarray) -> np.ndarray:
-        """Unit-norm audio embeddings for a batch of features."""
-        inputs = torch.from_numpy(features).to(self.device, dtype=self.dtype)
+    def features(self, prepared: list[np.ndarray]) -> torch.Tensor:
+        """The batch of log-mel features on the model's device, float32, shape (windows, channels,
+        frames, mels), from what ``prepare`` returned: computed there from raw windows."""
+        if prepared[0].ndim == 1:
+            return self._log_mel.torch(prepared, self.device)
+        return torch.from_numpy(np.stack(prepared)).to(self.device)
+
+    @torch.inference_mode()
+    def embed_windows(self, prepared: list[np.ndarray]) -> np.ndarray:
+        """Unit-norm audio embeddings of a batch of windows, from what ``prepare`` returned:
+        features and audio tower on the model's device."""
+        return self.embed_audio(self.features(prepared))
+
+    @torch.inference_mode()
+    def embed_audio(self, features: torch.Tensor) -> np.ndarray:
+        """Unit-norm audio embeddings for a batch of features (from ``features``)."""
+        inputs = features.to(self.device, dtype=self.dtype)
         # is_longer only switches on feature fusion for clips longer than the window; windows never
         # are, and the extractor's habit of flagging a random clip as longer would make results random.
-        is_longer = torch.zeros((len(features), 1), dtype=torch.bool, device=self.device)
+        is_longer = torch.zeros((len(inputs), 1), dtype=torch.bool, device=self.device)
         out = self.model.get_audio_features(input_features=inputs, is_longer=is_longer)
         return out.pooler_output.float().cpu().numpy()
 
@@ -140,12 +162,19 @@ def _weights_stamp(model) -> str:
 
 
 class _LogMel:
-    """ClapFeatureExtractor's log-mel for unfused checkpoints (rand_trunc, repeatpad), in whole-array
-    numpy calls. The extractor loops over the 1001 frames of a window in Python (15-25 ms a window
-    on one core, in the decode threads that share the CPU with the audio tower; this takes 6-8 ms).
-    It takes the same float64 steps, its rounding of the spectrum to complex64 included, and its
-    output equals the extractor's bit for bit. Windows longer than the model's (which the extractor
-    crops at random) are left to the extractor."""
+    """ClapFeatureExtractor's log-mel for unfused checkpoints (rand_trunc, repeatpad), two ways.
+
+    ``numpy``: one window, in whole-array calls. The extractor loops over the 1001 frames of a
+    window in Python (15-25 ms a window on one core; this takes 6-8 ms). It takes the same float64
+    steps, its rounding of the spectrum to complex64 included, and equals the extractor bit for bit.
+
+    ``torch``: a batch of raw windows on the model's device, repeat-padded there; a GPU computes it
+    in a fraction of a millisecond a window, where the CPU would spend 6-9 ms a window feeding it.
+    The FFT is float64, as the extractor's: a float32 FFT's rounding error follows the whole frame's
+    energy, and in the quiet bands of a clean tone it moved features by up to 0.12 dB; with it, the
+    features stay within 1e-4 of the extractor's (tests/test_clap.py). The rest is float32.
+
+    Windows longer than the model's (which the extractor crops at random) are refused."""
 
     def __init__(self, extractor):
         from transformers.audio_utils import window_function
@@ -155,17 +184,23 @@ class _LogMel:
         self.hop: int = extractor.hop_length
         self.window = window_function(self.frame, "hann")
         self.filters = extractor.mel_filters_slaney.T
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @staticmethod
     def fits(extractor) -> bool:
-        from transformers import ClapFeatureExtractor
+        from transformers.models.clap.feature_extraction_clap import ClapFeatureExtractor
 
         return (isinstance(extractor, ClapFeatureExtractor) and extractor.truncation == "rand_trunc"
                 and extractor.padding == "repeatpad")
 
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
+    def _check(self, lengths: list[int]) -> None:
+        if max(lengths) > self.size or min(lengths) == 0:
+            raise ValueError(f"windows must hold 1 to {self.size} samples, not {min(lengths)}-{max(lengths)}")
+
+    def numpy(self, samples: np.ndarray) -> np.ndarray:
         from transformers.audio_utils import power_to_db
 
+        self._check([len(samples)])
         wave = np.asarray(samples, dtype=np.float64)
         if len(wave) < self.size:
             wave = np.tile(wave, int(self.size / len(wave)))
@@ -176,6 +211,29 @@ class _LogMel:
         power = np.abs(spectrum, dtype=np.float64) ** 2
         mel = np.maximum(1e-10, np.dot(self.filters, power.T))
         return np.asarray(power_to_db(mel), dtype=np.float32).T[None]
+
+    def torch(self, windows: list[np.ndarray], device: torch.device) -> torch.Tensor:
+        lengths = [len(w) for w in windows]
+        self._check(lengths)
+        if device not in self._on:
+            self._on[device] = (torch.from_numpy(self.window).to(device),
+                                torch.from_numpy(self.filters.T).float().to(device))
+        window, filters = self._on[device]
+        # One host-to-device copy for the whole batch; the repeat-padding happens on the device.
+        flat = torch.from_numpy(np.concatenate(windows).astype(np.float32, copy=False)).to(device)
+        rows = []
+        for wave in flat.split(lengths):
+            if len(wave) < self.size:
+                repeats = self.size // len(wave)
+                wave = torch.nn.functional.pad(wave.repeat(repeats), (0, self.size - repeats * len(wave)))
+            rows.append(wave)
+        half = self.frame // 2
+        padded = torch.nn.functional.pad(torch.stack(rows)[:, None], (half, half), mode="reflect")[:, 0]
+        frames = padded.double().unfold(-1, self.frame, self.hop) * window
+        spectrum = torch.view_as_real(torch.fft.rfft(frames).to(torch.complex64))
+        mel = torch.matmul(spectrum.square().sum(-1), filters).clamp_(min=1e-10)
+        # transformers' power_to_db as the extractor calls it: reference 1.0, no top_db.
+        return (10.0 * torch.log10(mel))[:, None]
 
 
 def score(audio: np.ndarray, labels: np.ndarray, logit_scale: float) -> tuple[np.ndarray, np.ndarray]:

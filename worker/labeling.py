@@ -1,9 +1,9 @@
 """The one labeling code path, shared by ``soundtag run`` and the Celery task.
 
-preprocess (threads: read, decode, resample, window, features) → forward (audio tower, in
-batches of windows) → postprocess (scores per window, aggregated per file). Errors of one file
-become a failed FileResult; they never abort the others. Only a TransientReadError (the storage
-is down, no file's fault) stops the batch.
+preprocess (threads: read, decode, resample, window; on the CPU, log-mel) → forward (on a GPU,
+log-mel; audio tower; in batches of windows) → postprocess (scores per window, aggregated per file).
+Errors of one file become a failed FileResult; they never abort the others. Only a
+TransientReadError (the storage is down, no file's fault) stops the batch.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class FileResult:
 class _Prepared:
     result: FileResult
     spans: list[tuple[float, float]] = field(default_factory=list)
-    features: np.ndarray | None = None
+    features: list[np.ndarray] | None = None  # one per window, as Classifier.prepare hands them over
 
 
 def aggregate(segments: list[Segment]) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +88,8 @@ class Labeler:
             result.duration_s, result.sample_rate, result.channels = (
                 audio.duration_s, audio.source_rate, audio.channels)
             parts = windows(audio.samples, audio.sample_rate, self.window_s, self.hop_s)
-            features = self.classifier.features([w.samples for w in parts])
-            return _Prepared(result, [(w.start_s, w.end_s) for w in parts], features)
+            return _Prepared(result, [(w.start_s, w.end_s) for w in parts],
+                             self.classifier.prepare([w.samples for w in parts]))
         except (AudioError, ReadError) as exc:
             result.error = str(exc)
         except TransientReadError:
@@ -144,7 +144,7 @@ class Labeler:
                 feats.append(prepared.features[index])
         if not feats:
             return 0
-        embeddings = self.classifier.embed_audio(np.stack(feats))
+        embeddings = self.classifier.embed_windows(feats)
         scores, similarity = score(embeddings, labels, self.classifier.logit_scale)
         for (prepared, index), s, sim in zip(owners, scores, similarity):
             start, end = prepared.spans[index]
