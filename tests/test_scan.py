@@ -117,7 +117,7 @@ def test_beat_scans_on_schedule_and_workers_label_only_what_changed(tmp_path, ce
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         scans = "select id from job where kind = 'scan' order by created_at"
-        wait_for(lambda: query(url, "select count(*) from labeling")[0][0] == 2, 90, "the first scan's files to be labeled")
+        wait_for(lambda: query(url, "select count(*) from labeling")[0][0] == 2, 180, "the first scan's files to be labeled")
         time.sleep(5)  # two more beats: nothing changed, so no new job
         assert len(query(url, scans)) == 1
         write(folder / "c.wav")
