@@ -151,7 +151,7 @@ def test_access_denied_is_one_line_when_listing_and_reading(bucket, monkeypatch)
         with pytest.raises(SourceError, match=rf"^s3://{bucket.name}/secret/: access denied \(AccessDenied; endpoint"):
             list(walk(f"s3://{bucket.name}/secret/"))
         with pytest.raises(ReadError, match=rf"^s3://{bucket.name}/secret/a.wav: access denied"):
-            Storage().read(f"s3://{bucket.name}/secret/a.wav")
+            Storage().open(f"s3://{bucket.name}/secret/a.wav")
     finally:
         reset_auth(b"inf")
 
@@ -184,7 +184,7 @@ def test_unreachable_endpoint_at_read_time_is_transient_not_a_file_failure(tmp_p
     for key, value in _aws_env(f"http://127.0.0.1:{free_port()}", tmp_path).items():
         monkeypatch.setenv(key, value)
     with pytest.raises(TransientReadError, match="unreachable") as caught:
-        Storage().read("s3://archive/a.wav")
+        Storage().open("s3://archive/a.wav")
     assert not isinstance(caught.value, ReadError)
 
 
@@ -203,7 +203,7 @@ def test_s3_errors_are_sorted_into_transient_and_permanent(code, status, transie
 
     client = SimpleNamespace(meta=SimpleNamespace(endpoint_url="https://s3.example"), get_object=refuse)
     with pytest.raises(s3.S3Error) as caught:
-        s3.get_object(client, "b", "k")
+        s3.open_object(client, "b", "k")
     assert caught.value.transient is transient
     assert str(caught.value).startswith("s3://b/k: ") and "\n" not in str(caught.value)
 

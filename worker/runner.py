@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from db import store
 from db.schema import engine_for
 from soundtag.settings import Settings
+from worker.audio import Limits
 from worker.clap import Classifier
 from worker.labeling import FileResult, Labeler
 from worker.storage import Storage
@@ -45,7 +46,7 @@ def labeler_for(spec: store.JobSpec, settings: Settings) -> Labeler:
         window_s=options.get("window_s") or settings.window_s,
         hop_s=options.get("hop_s") or settings.hop_s,
         decode_threads=settings.decode_threads,
-        max_duration_s=settings.max_duration_s,
+        limits=Limits(settings.max_channels, settings.max_rate, settings.max_duration_s),
     )
 
 
@@ -63,7 +64,7 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     labels = spec.taxonomy.names
     buffer: list[FileResult] = []
     flushed = time.monotonic()
-    for result in labeler.label(wanted, spec.taxonomy, storage().read):
+    for result in labeler.label(wanted, spec.taxonomy, storage().open):
         buffer.append(result)
         if on_result:
             on_result(result)
