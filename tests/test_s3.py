@@ -225,3 +225,29 @@ def test_transient_read_error_stops_the_batch_instead_of_failing_files(tiny_clap
     assert [r.error for r in labeler.label(["s3://b/a.wav"], taxonomy, missing)] == ["s3://b/a.wav: object not found"]
     with pytest.raises(TransientReadError):
         list(labeler.label(["s3://b/a.wav", "s3://b/b.wav"], taxonomy, storage_down))
+
+
+def test_object_larger_than_the_in_memory_spool_is_labeled_like_the_local_file(bucket, tmp_path, tiny_clap):
+    import hashlib
+
+    import numpy as np
+
+    from soundtag import s3
+    from soundtag.taxonomy import taxonomy_from_csv
+    from worker.clap import Classifier
+    from worker.labeling import Labeler
+    from worker.storage import open_local
+
+    local = write(tmp_path / "big.wav", seconds=200.0, rate=48000, channels=2)  # 38 MB of PCM
+    assert local.stat().st_size > s3._SPOOL_IN_MEMORY
+    bucket.put("big.wav", local.read_bytes())
+    labeler = Labeler(Classifier(str(tiny_clap), device="cpu"))
+    taxonomy = taxonomy_from_csv(LABELS)
+
+    (remote,) = labeler.label([f"s3://{bucket.name}/big.wav"], taxonomy, Storage().open)
+    (expected,) = labeler.label([local.as_uri()], taxonomy, open_local)
+    assert remote.ok, remote.error
+    assert remote.content_hash == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert (remote.duration_s, remote.sample_rate, remote.channels) == (200.0, 48000, 2)
+    assert [(s.start_s, s.end_s) for s in remote.segments] == [(s.start_s, s.end_s) for s in expected.segments]
+    np.testing.assert_array_equal(remote.scores, expected.scores)
