@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -48,6 +48,8 @@ class Window:
     samples: np.ndarray
 
 
+# A decoder's blocks of (frames, channels) float32 at the file's rate, its rate, channels, closer.
+_Opened = tuple[Iterator[np.ndarray], int, int, Callable[[], None]]
 # Samples (frames × channels) per decoded block: 4 MB of float32 whatever the channel count.
 _BLOCK_SAMPLES = 1 << 20
 # libsndfile error codes: unrecognised format and unsupported encoding are left to FFmpeg; any
@@ -64,8 +66,9 @@ class Stream:
     ``blocks()`` is exhausted. Use as a context manager; ``open_stream`` makes one."""
 
     def __init__(self, native: Iterator[np.ndarray], source_rate: int, channels: int, target_rate: int,
-                 limits: Limits):
+                 limits: Limits, close: Callable[[], None] = lambda: None):
         self._native = native
+        self._close = close
         self.source_rate = source_rate
         self.channels = channels
         self.sample_rate = target_rate
@@ -106,6 +109,7 @@ class Stream:
 
     def close(self) -> None:
         self._native.close()
+        self._close()
 
     def __enter__(self) -> Stream:
         return self
@@ -128,8 +132,8 @@ def open_stream(file: BinaryIO, target_rate: int, limits: Limits = Limits()) -> 
     if opened is None:
         file.seek(0)
         opened = _open_pyav(file, limits)
-    native, rate, channels = opened
-    return Stream(native, rate, channels, target_rate, limits)
+    native, rate, channels, close = opened
+    return Stream(native, rate, channels, target_rate, limits, close)
 
 
 def _check_declared(limits: Limits, channels: int, rate: int, seconds: float | None) -> None:
@@ -147,8 +151,8 @@ def _check_declared(limits: Limits, channels: int, rate: int, seconds: float | N
         raise AudioError(f"{declares}: over the {limits.max_duration_s:.0f} s limit (SOUNDTAG_MAX_DURATION_S)")
 
 
-def _open_soundfile(file: BinaryIO, limits: Limits) -> tuple[Iterator[np.ndarray], int, int] | None:
-    """libsndfile's blocks, rate and channels; None when the format is one only FFmpeg reads."""
+def _open_soundfile(file: BinaryIO, limits: Limits) -> _Opened | None:
+    """libsndfile's blocks, rate, channels and closer; None when the format is one only FFmpeg reads."""
     import soundfile as sf
 
     try:
@@ -167,34 +171,33 @@ def _open_soundfile(file: BinaryIO, limits: Limits) -> tuple[Iterator[np.ndarray
     except BaseException:
         f.close()
         raise
-    return _soundfile_blocks(f, file, promised), f.samplerate, f.channels
+    return _soundfile_blocks(f, file, promised), f.samplerate, f.channels, f.close
 
 
 def _soundfile_blocks(f, file: BinaryIO, promised: int) -> Iterator[np.ndarray]:
     """(frames, channels) float32 blocks; after the last, checks the file held what it promised."""
     import soundfile as sf
 
-    with f:
-        # always_2d keeps (frames, channels) even for mono, so downmixing has one shape to handle;
-        # one buffer, refilled, keeps the allocator from growing the heap block after block.
-        buffer = np.empty((max(1, _BLOCK_SAMPLES // f.channels), f.channels), np.float32)
-        read = 0
-        while True:
-            try:
-                block = f.read(len(buffer), dtype="float32", always_2d=True, out=buffer)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise AudioError(f"corrupt or truncated audio ({_first_line(exc)})") from None
-            if not len(block):
-                break
-            read += len(block)
-            yield block
-        # MP3 lengths without a Xing header are estimates from the bitrate: allow them slack.
-        slack = 0.1 if f.format == "MP3" else 0.0
-        if promised > 0 and read < promised * (1 - slack):
-            raise AudioError(f"truncated: header promises {promised / f.samplerate:.2f} s, "
-                             f"the file holds {read / f.samplerate:.2f} s")
-        if f.format == "OGG" and not _ogg_has_end(file):
-            raise AudioError(f"truncated: the Ogg stream stops at {read / f.samplerate:.2f} s without its end page")
+    # always_2d keeps (frames, channels) even for mono, so downmixing has one shape to handle;
+    # one buffer, refilled, keeps the allocator from growing the heap block after block.
+    buffer = np.empty((max(1, _BLOCK_SAMPLES // f.channels), f.channels), np.float32)
+    read = 0
+    while True:
+        try:
+            block = f.read(len(buffer), dtype="float32", always_2d=True, out=buffer)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(f"corrupt or truncated audio ({_first_line(exc)})") from None
+        if not len(block):
+            break
+        read += len(block)
+        yield block
+    # MP3 lengths without a Xing header are estimates from the bitrate: allow them slack.
+    slack = 0.1 if f.format == "MP3" else 0.0
+    if promised > 0 and read < promised * (1 - slack):
+        raise AudioError(f"truncated: header promises {promised / f.samplerate:.2f} s, "
+                         f"the file holds {read / f.samplerate:.2f} s")
+    if f.format == "OGG" and not _ogg_has_end(file):
+        raise AudioError(f"truncated: the Ogg stream stops at {read / f.samplerate:.2f} s without its end page")
 
 
 def _ogg_has_end(file: BinaryIO) -> bool:
@@ -210,7 +213,7 @@ def _bytes_per_sample(subtype: str) -> int:
     return {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}.get(subtype, 2)
 
 
-def _open_pyav(file: BinaryIO, limits: Limits) -> tuple[Iterator[np.ndarray], int, int]:
+def _open_pyav(file: BinaryIO, limits: Limits) -> _Opened:
     import av
 
     try:
@@ -231,25 +234,24 @@ def _open_pyav(file: BinaryIO, limits: Limits) -> tuple[Iterator[np.ndarray], in
     except BaseException:
         container.close()
         raise
-    return _pyav_blocks(container, stream, channels), rate, channels
+    return _pyav_blocks(container, stream, channels), rate, channels, container.close
 
 
 def _pyav_blocks(container, stream, channels: int) -> Iterator[np.ndarray]:
     import av
 
-    with container:
-        # The resampler only converts sample format/layout (to planar float); the rate stays the file's.
-        converter = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=stream.rate)
-        try:
-            for frame in container.decode(stream):
-                for out in converter.resample(frame):
-                    yield out.to_ndarray()[:channels].T
-            for out in converter.resample(None):
+    # The resampler only converts sample format/layout (to planar float); the rate stays the file's.
+    converter = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=stream.rate)
+    try:
+        for frame in container.decode(stream):
+            for out in converter.resample(frame):
                 yield out.to_ndarray()[:channels].T
-        except av.error.FFmpegError as exc:
-            raise AudioError(f"not a readable audio file ({exc.strerror or _first_line(exc)})") from None
-        except (ValueError, IndexError) as exc:
-            raise AudioError(f"not a readable audio file ({_first_line(exc)})") from None
+        for out in converter.resample(None):
+            yield out.to_ndarray()[:channels].T
+    except av.error.FFmpegError as exc:
+        raise AudioError(f"not a readable audio file ({exc.strerror or _first_line(exc)})") from None
+    except (ValueError, IndexError) as exc:
+        raise AudioError(f"not a readable audio file ({_first_line(exc)})") from None
 
 
 def _first_line(exc: BaseException) -> str:
