@@ -94,7 +94,7 @@ class Stream:
             if self.duration_s > self.limits.max_duration_s:
                 raise AudioError(f"decodes to more than {self.limits.max_duration_s:.0f} s, over the "
                                  f"{self.limits.max_duration_s:.0f} s limit (SOUNDTAG_MAX_DURATION_S)")
-            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
+            mono = downmix(block)
             if not np.isfinite(mono).all():
                 raise AudioError("samples are NaN or infinite")
             out = resampler.resample_chunk(mono) if resampler else mono
@@ -134,6 +134,18 @@ def open_stream(file: BinaryIO, target_rate: int, limits: Limits = Limits()) -> 
         opened = _open_pyav(file, limits)
     native, rate, channels, close = opened
     return Stream(native, rate, channels, target_rate, limits, close)
+
+
+def downmix(block: np.ndarray) -> np.ndarray:
+    """The mean of the channels of a (frames, channels) block, as a new mono array."""
+    # Column by column: numpy's mean over a short last axis is ~15x slower, and took a third
+    # of the decode time of a long stereo file.
+    mono = block[:, 0].astype(np.float32, copy=True)
+    for channel in range(1, block.shape[1]):
+        mono += block[:, channel]
+    if block.shape[1] > 1:
+        mono /= np.float32(block.shape[1])
+    return mono
 
 
 def _check_declared(limits: Limits, channels: int, rate: int, seconds: float | None) -> None:
