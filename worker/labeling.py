@@ -22,7 +22,7 @@ from typing import BinaryIO
 import numpy as np
 
 from soundtag.taxonomy import Taxonomy
-from worker.audio import AudioError, Limits, Windower, open_stream
+from worker.audio import AudioError, Limits, Window, Windower, open_stream
 from worker.clap import Classifier, score
 
 Opener = Callable[[str], AbstractContextManager[BinaryIO]]
@@ -118,6 +118,7 @@ class Labeler:
         """Yield one FileResult per uri, in order. Files are decoded ahead, in threads, while the
         model works; a long file's windows go to the model batch by batch as they are decoded."""
         labels = self.classifier.label_embeddings(taxonomy)
+        # Files are submitted this far ahead; each holds at most a batch of features in its queue.
         lookahead = max(2 * self.batch_size, 2 * self.decode_threads)
         stop = threading.Event()
         pool = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode")
@@ -176,6 +177,7 @@ class Labeler:
             _put(file.items, None, stop)
 
     def _decode(self, file: _File, open_: Opener, stop: threading.Event) -> None:
+        """Hash, then stream: blocks to windows to features, each window handed on as it is cut."""
         result = file.result
         with open_(result.uri) as raw:
             result.content_hash = _sha256(raw)
@@ -194,7 +196,7 @@ class Labeler:
         if not sent:  # a few samples that resample to none
             raise AudioError("no audio samples")
 
-    def _send(self, file: _File, window, stop: threading.Event) -> None:
+    def _send(self, file: _File, window: Window, stop: threading.Event) -> None:
         features = self.classifier.features([window.samples])[0]
         _put(file.items, _Window(file, window.start_s, window.end_s, features), stop)
 
