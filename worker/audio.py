@@ -333,9 +333,9 @@ class Windower:
             cut.append(Window(self._next / self.rate, (self._next + self.size) / self.rate, held[at : at + self.size]))
             self._last_end = self._next + self.size
             self._next += self.hop
-        # Keep what later windows can need: from the next hop-aligned start, and the last
-        # window's worth, which the end-aligned window may take once the stream ends.
-        keep = max(self._offset, min(self._next, self._total - self.size))
+        # Keep the last window's worth: the next hop-aligned window starts no earlier (the loop
+        # stopped because it does not fit yet), and the end-aligned window may need all of it.
+        keep = max(self._offset, self._total - self.size)
         self._held = [held[keep - self._offset :].copy()]
         self._offset = keep
         return cut
