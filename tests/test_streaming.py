@@ -56,7 +56,7 @@ def test_windower_cuts_what_windows_cuts_however_the_blocks_fall(total, size, ho
 @pytest.mark.parametrize("hop_s", [10.0, 4.0])
 def test_streamed_windows_equal_the_split_of_the_whole_decoded_file(tmp_path, monkeypatch, seconds, source_rate,
                                                                     hop_s):
-    # Small, odd-sized blocks: many block edges, none on a window edge.
+    # Small blocks of an odd size: many block edges, falling anywhere in the windows.
     monkeypatch.setattr(audio, "_BLOCK_SAMPLES", 20011)
     path = tmp_path / "clip.flac"
     rng = np.random.default_rng(1)
