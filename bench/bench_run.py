@@ -248,7 +248,7 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
     from worker.audio import decode, resample, windows
     from worker.clap import Classifier, score
     from worker.labeling import FileResult, Segment, aggregate
-    from worker.storage import read_local
+    from worker.storage import open_local
 
     batch_size = 16  # Settings.batch_size's default
     out: dict[str, float] = {}
@@ -266,7 +266,8 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
     prepared = []
     for path in clips:
         t0 = time.perf_counter()
-        data = read_local(path.as_uri())
+        with open_local(path.as_uri()) as file:
+            data = file.read()
         # Decoding at the file's own rate skips resampling, which is timed next on its own.
         native = decode(data, target_rate=CLIP_RATE)
         t1 = time.perf_counter()

@@ -8,13 +8,20 @@ bucket or object, and whether waiting could help.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from typing import BinaryIO
 
 from soundtag.errors import S3Error
 
 # HTTP codes and S3 error codes that mean "the service is busy or broken right now".
 _THROTTLING = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
                "RequestThrottled", "RequestTimeout", "ServiceUnavailable", "InternalError"}
+
+# Decoding seeks, so an object is read into a temporary file first: objects up to this size stay
+# in memory, larger ones go to disk.
+_SPOOL_IN_MEMORY = 16 * 1024 * 1024
+_CHUNK = 1024 * 1024
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -52,11 +59,21 @@ def list_objects(client, bucket: str, prefix: str) -> Iterator[dict]:
         raise _problem(exc, client, bucket, prefix) from None
 
 
-def get_object(client, bucket: str, key: str) -> bytes:
-    """The object's bytes. Raises S3Error."""
+def open_object(client, bucket: str, key: str) -> BinaryIO:
+    """The object as a seekable binary file: its body streamed into a temporary file, in memory
+    while small and on disk past ``_SPOOL_IN_MEMORY``, so an object of any size takes bounded
+    memory. Close it to delete it. Raises S3Error."""
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, prefix="soundtag-s3-")
     try:
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        # botocore checks the length it streamed against Content-Length, so a body cut off
+        # mid-way raises here instead of leaving a short file.
+        for chunk in body.iter_chunks(_CHUNK):
+            spool.write(chunk)
+        spool.seek(0)
+        return spool
     except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
+        spool.close()
         raise _problem(exc, client, bucket, key) from None
 
 

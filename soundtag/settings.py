@@ -42,7 +42,11 @@ class Settings(BaseSettings):
     hop_s: float | None = Field(None, gt=0, description="hop between windows; default: the window")
     decode_threads: int = Field(default_factory=usable_cpus, ge=1,
                                 description="threads reading and decoding ahead of the model; default: the usable CPUs")
-    max_duration_s: float = Field(4 * 3600, gt=0, description="longer files fail instead of filling RAM")
+    # Files are decoded in blocks, so memory does not grow with them; these bound the time one
+    # file can take, checked on what a file declares and again on what it decodes to.
+    max_duration_s: float = Field(24 * 3600, gt=0, description="longer files fail")
+    max_channels: int = Field(64, ge=1, description="files declaring more channels fail")
+    max_rate: int = Field(768_000, ge=1, description="files declaring a higher sample rate fail")
 
     queue: str = "soundtag"
     files_per_task: int = Field(64, ge=1)

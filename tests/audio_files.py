@@ -58,3 +58,17 @@ def write(path: Path, seconds: float = 2.0, rate: int = 44100, channels: int = 1
     else:
         raise ValueError(ext)
     return path
+
+
+def write_long(path: Path, seconds: int, rate: int, channels: int = 1, freq: float = 440.0) -> Path:
+    """A long 16-bit FLAC written one second at a time, so hours of audio never sit in memory.
+    With a whole number of Hz every second holds whole periods, and the same second repeats."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    second = (tone(1.0, rate, channels, freq) * 32767).astype(np.int16)
+    with sf.SoundFile(path, "w", rate, channels, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(seconds):
+            f.write(second)
+    return path

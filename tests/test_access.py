@@ -23,29 +23,29 @@ def test_files_outside_the_allowed_roots_are_refused(tmp_path):
     (archive / "link.wav").symlink_to(secret)
     storage = Storage(roots=[str(archive), str(tmp_path / "other")])
 
-    assert storage.read(file_uri(str(inside))) == inside.read_bytes()
+    assert _read(storage, file_uri(str(inside))) == inside.read_bytes()
     for uri in (file_uri(str(secret)), file_uri(str(archive / "link.wav")), str(secret),
                 file_uri(f"{archive}/../private/secret.wav"), "file:///etc/passwd"):
         with pytest.raises(ReadError, match="outside SOUNDTAG_ALLOWED_ROOTS$"):
-            storage.read(uri)
-    assert Storage().read(file_uri(str(secret))) == secret.read_bytes()  # no list: no restriction
+            _read(storage, uri)
+    assert _read(Storage(), file_uri(str(secret))) == secret.read_bytes()  # no list: no restriction
 
 
 def test_device_files_are_never_read(tmp_path):
     with pytest.raises(ReadError, match="^/dev/zero: not a regular file$"):
-        Storage().read("file:///dev/zero")
+        _read(Storage(), "file:///dev/zero")
     with pytest.raises(ReadError, match="^/dev/zero: not a regular file$"):
-        Storage(roots=["/dev"]).read("/dev/zero")
+        _read(Storage(roots=["/dev"]), "/dev/zero")
     with pytest.raises(ReadError, match="not an absolute path"):
-        Storage().read("file://etc/passwd")
+        _read(Storage(), "file://etc/passwd")
 
 
 def test_objects_outside_the_allowed_buckets_are_refused(bucket, tmp_path):  # noqa: F811
     bucket.put("a.wav", b"audio")
-    assert Storage(buckets=[bucket.name]).read(f"s3://{bucket.name}/a.wav") == b"audio"
+    assert _read(Storage(buckets=[bucket.name]), f"s3://{bucket.name}/a.wav") == b"audio"
     with pytest.raises(ReadError, match=rf"^s3://{bucket.name}/a.wav: bucket '{bucket.name}' is not in "
                                         "SOUNDTAG_ALLOWED_BUCKETS$"):
-        Storage(buckets=["archive"]).read(f"s3://{bucket.name}/a.wav")
+        _read(Storage(buckets=["archive"]), f"s3://{bucket.name}/a.wav")
 
 
 def test_datasets_on_disk_outside_the_allowed_roots_are_refused(tmp_path):
@@ -53,9 +53,9 @@ def test_datasets_on_disk_outside_the_allowed_roots_are_refused(tmp_path):
 
     Dataset.from_dict({"audio": [write(tmp_path / "a.wav").read_bytes()]}).save_to_disk(tmp_path / "ds")
     uri = f"hf://{tmp_path}/ds:train/0#audio"
-    assert Storage(roots=[str(tmp_path)]).read(uri) == (tmp_path / "a.wav").read_bytes()
+    assert _read(Storage(roots=[str(tmp_path)]), uri) == (tmp_path / "a.wav").read_bytes()
     with pytest.raises(ReadError, match=r"dataset outside SOUNDTAG_ALLOWED_ROOTS$"):
-        Storage(roots=[str(tmp_path / "elsewhere")]).read(uri)
+        _read(Storage(roots=[str(tmp_path / "elsewhere")]), uri)
 
 
 def test_allow_lists_come_from_the_environment_as_json_or_commas(monkeypatch):
@@ -76,3 +76,8 @@ def test_run_fails_refused_files_alone(tmp_path, tiny_clap, sqlite_url):
     assert dict(query(sqlite_url, "select uri, coalesce(error, status) from files")) == {
         file_uri(str(tmp_path / "open" / "a.wav")): "done",
         file_uri(str(tmp_path / "closed" / "b.wav")): f"{tmp_path}/closed/b.wav: outside SOUNDTAG_ALLOWED_ROOTS"}
+
+
+def _read(storage: Storage, uri: str) -> bytes:
+    with storage.open(uri) as file:
+        return file.read()

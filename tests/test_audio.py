@@ -6,7 +6,7 @@ import soundfile as sf
 
 from tests.audio_files import tone, write
 from soundtag.errors import AudioError
-from worker.audio import decode, windows
+from worker.audio import Limits, decode, windows
 
 FORMATS = ["wav", "flac", "ogg", "opus", "mp3", "aiff", "m4a"]
 
@@ -75,7 +75,7 @@ def test_bad_input_raises_one_line_reason(data, reason):
 
 def test_over_long_file_fails_instead_of_filling_memory():
     with pytest.raises(AudioError, match="over the 60 s limit"):
-        decode(_wav_bytes(np.zeros((16000 * 61, 1))), 48000, max_duration_s=60)
+        decode(_wav_bytes(np.zeros((16000 * 61, 1))), 48000, Limits(max_duration_s=60))
 
 
 def test_short_clip_is_one_window():

@@ -9,7 +9,7 @@ from soundtag.taxonomy import Taxonomy, taxonomy_from_csv
 from tests.audio_files import write
 from worker.clap import Classifier
 from worker.labeling import Labeler
-from worker.storage import read_local
+from worker.storage import open_local
 
 LABELS = ["dog barking", "rain", "siren", "speech", "church bells"]
 
@@ -38,7 +38,7 @@ def test_scores_equal_the_zero_shot_pipeline_within_1e_4(tiny_clap, classifier, 
         path = tmp_path / f"{name}.wav"
         sf.write(path, audio, 48000, subtype="FLOAT")
         uris.append(path.as_uri())
-    results = list(labeler.label(uris, classifier.label_embeddings(taxonomy_from_csv(",".join(LABELS))), read_local))
+    results = list(labeler.label(uris, classifier.label_embeddings(taxonomy_from_csv(",".join(LABELS))), open_local))
     for result, audio in zip(results, clips.values()):
         expected = {r["label"]: r["score"] for r in pipe(audio, candidate_labels=LABELS)}
         assert result.ok, result.error
@@ -50,8 +50,8 @@ def test_scores_equal_the_zero_shot_pipeline_within_1e_4(tiny_clap, classifier, 
 def test_batching_does_not_change_results(classifier, tmp_path):
     uris = [write(tmp_path / f"{i}.wav", seconds=2 + 7 * i, rate=22050, freq=200 * (i + 1)).as_uri() for i in range(3)]
     tax = classifier.label_embeddings(taxonomy_from_csv(",".join(LABELS)))
-    one = list(Labeler(classifier, batch_size=1).label(uris, tax, read_local))
-    many = list(Labeler(classifier, batch_size=16).label(uris, tax, read_local))
+    one = list(Labeler(classifier, batch_size=1).label(uris, tax, open_local))
+    many = list(Labeler(classifier, batch_size=16).label(uris, tax, open_local))
     for a, b in zip(one, many):
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
 
@@ -59,7 +59,7 @@ def test_batching_does_not_change_results(classifier, tmp_path):
 def test_results_are_deterministic_for_long_files(classifier, tmp_path):
     uri = write(tmp_path / "long.flac", seconds=33.0, rate=44100).as_uri()
     tax = classifier.label_embeddings(taxonomy_from_csv(",".join(LABELS)))
-    first, second = (next(Labeler(classifier).label([uri], tax, read_local)) for _ in range(2))
+    first, second = (next(Labeler(classifier).label([uri], tax, open_local)) for _ in range(2))
     assert [(s.start_s, s.end_s) for s in first.segments] == [(0, 10), (10, 20), (20, 30), (23, 33)]
     np.testing.assert_array_equal(first.scores, second.scores)
     np.testing.assert_allclose(first.scores, np.mean([s.scores for s in first.segments], axis=0))

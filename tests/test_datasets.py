@@ -122,16 +122,21 @@ def test_parquet_file_and_folder_rows_read_back_their_bytes(tmp_path):
     assert [(r.uri.rsplit(":", 1)[1], r.truth) for r in test_split] == [("test/0", "dog"), ("test/1", "cat")]
 
     storage = Storage()
-    assert storage.read(one[4].uri) == paths[4].read_bytes()
-    assert storage.read(test_split[1].uri) == paths[4].read_bytes()
+    assert _read(storage, one[4].uri) == paths[4].read_bytes()
+    assert _read(storage, test_split[1].uri) == paths[4].read_bytes()
     with pytest.raises(ReadError, match=r":test/7: no such row \(the split has 2\)"):
-        storage.read(f"hf://{tmp_path}/pq:test/7")
+        _read(storage, f"hf://{tmp_path}/pq:test/7")
     for row in (0, 1):  # a dataset that cannot load fails each of its rows with the reason
         with pytest.raises(ReadError, match=f"^hf://{tmp_path}/gone: no such file or directory$"):
-            storage.read(f"hf://{tmp_path}/gone:train/{row}")
+            _read(storage, f"hf://{tmp_path}/gone:train/{row}")
 
     _dataset(paths[:2], ["rain", "rain"]).to_parquet(tmp_path / "one.parquet")  # the data changes
     assert list(walk(f"hf://{tmp_path}/one.parquet"))[0].fingerprint != one[0].fingerprint
+
+
+def _read(storage: Storage, uri: str) -> bytes:
+    with storage.open(uri) as file:
+        return file.read()
 
 
 def test_audio_column_is_chosen_and_named_in_the_uri_when_ambiguous(tmp_path):
@@ -148,10 +153,10 @@ def test_audio_column_is_chosen_and_named_in_the_uri_when_ambiguous(tmp_path):
         list(walk(source))
     refs = list(walk(source, audio_column="voice"))
     assert refs[1].uri == f"hf://{tmp_path}/stems:train/1#voice"
-    assert Storage().read(refs[1].uri) == voices[1].read_bytes()
+    assert _read(Storage(), refs[1].uri) == voices[1].read_bytes()
     # A column of paths inside the dataset's folder, absolute or relative to it: each row is read from its file.
     by_path = list(walk(source, audio_column="file"))
-    assert [Storage().read(ref.uri) for ref in by_path] == [voices[0].read_bytes(), voices[1].read_bytes()]
+    assert [_read(Storage(), ref.uri) for ref in by_path] == [voices[0].read_bytes(), voices[1].read_bytes()]
 
 
 def test_dataset_paths_leading_out_of_its_folder_are_refused(tmp_path):
@@ -167,16 +172,16 @@ def test_dataset_paths_leading_out_of_its_folder_are_refused(tmp_path):
     uris = [ref.uri for ref in walk(f"hf://{tmp_path}/ds", audio_column="file")]
 
     storage = Storage()
-    assert storage.read(uris[0]) == inside.read_bytes()
+    assert _read(storage, uris[0]) == inside.read_bytes()
     for uri, path in zip(uris[1:4], paths[1:4]):
         with pytest.raises(ReadError, match=rf"^{uri}: {path}: outside the dataset's folder {tmp_path}/ds$"):
-            storage.read(uri)
+            _read(storage, uri)
     with pytest.raises(ReadError, match=rf"^{uris[4]}: /dev/zero: outside the dataset's folder"):
-        storage.read(uris[4])
+        _read(storage, uris[4])
     with pytest.raises(ReadError, match=rf"^{uris[5]}: {tmp_path}/ds/audio/none.wav: file not found$"):
-        storage.read(uris[5])
+        _read(storage, uris[5])
     with pytest.raises(ReadError, match=rf"^{uris[6]}: {tmp_path}/ds/audio/pipe.wav: not a regular file$"):
-        storage.read(uris[6])
+        _read(storage, uris[6])
 
 
 @pytest.mark.parametrize("source, options, message", [

@@ -152,7 +152,7 @@ def test_access_denied_is_one_line_when_listing_and_reading(bucket, monkeypatch)
         with pytest.raises(SourceError, match=rf"^s3://{bucket.name}/secret/: access denied \(AccessDenied; endpoint"):
             list(walk(f"s3://{bucket.name}/secret/"))
         with pytest.raises(ReadError, match=rf"^s3://{bucket.name}/secret/a.wav: access denied"):
-            Storage().read(f"s3://{bucket.name}/secret/a.wav")
+            Storage().open(f"s3://{bucket.name}/secret/a.wav")
     finally:
         reset_auth(b"inf")
 
@@ -184,7 +184,7 @@ def test_unreachable_endpoint_at_read_time_is_transient_not_a_file_failure(tmp_p
     for key, value in _aws_env(f"http://127.0.0.1:{free_port()}", tmp_path).items():
         monkeypatch.setenv(key, value)
     with pytest.raises(TransientReadError, match="unreachable") as caught:
-        Storage().read("s3://archive/a.wav")
+        Storage().open("s3://archive/a.wav")
     assert not isinstance(caught.value, ReadError)
 
 
@@ -203,7 +203,7 @@ def test_s3_errors_are_sorted_into_transient_and_permanent(code, status, transie
 
     client = SimpleNamespace(meta=SimpleNamespace(endpoint_url="https://s3.example"), get_object=refuse)
     with pytest.raises(s3.S3Error) as caught:
-        s3.get_object(client, "b", "k")
+        s3.open_object(client, "b", "k")
     assert caught.value.transient is transient
     assert str(caught.value).startswith("s3://b/k: ") and "\n" not in str(caught.value)
 
@@ -226,3 +226,30 @@ def test_transient_read_error_stops_the_batch_instead_of_failing_files(tiny_clap
     assert [r.error for r in labeler.label(["s3://b/a.wav"], taxonomy, missing)] == ["s3://b/a.wav: object not found"]
     with pytest.raises(TransientReadError):
         list(labeler.label(["s3://b/a.wav", "s3://b/b.wav"], taxonomy, storage_down))
+
+
+def test_object_larger_than_the_in_memory_spool_is_labeled_like_the_local_file(bucket, tmp_path, tiny_clap):
+    import hashlib
+
+    import numpy as np
+
+    from soundtag import s3
+    from soundtag.taxonomy import taxonomy_from_csv
+    from worker.clap import Classifier
+    from worker.labeling import Labeler
+    from worker.storage import open_local
+
+    local = write(tmp_path / "big.wav", seconds=200.0, rate=48000, channels=2)  # 38 MB of PCM
+    assert local.stat().st_size > s3._SPOOL_IN_MEMORY
+    bucket.put("big.wav", local.read_bytes())
+    classifier = Classifier(str(tiny_clap), device="cpu")
+    labeler = Labeler(classifier)
+    taxonomy = classifier.label_embeddings(taxonomy_from_csv(LABELS))
+
+    (remote,) = labeler.label([f"s3://{bucket.name}/big.wav"], taxonomy, Storage().open)
+    (expected,) = labeler.label([local.as_uri()], taxonomy, open_local)
+    assert remote.ok, remote.error
+    assert remote.content_hash == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert (remote.duration_s, remote.sample_rate, remote.channels) == (200.0, 48000, 2)
+    assert [(s.start_s, s.end_s) for s in remote.segments] == [(s.start_s, s.end_s) for s in expected.segments]
+    np.testing.assert_array_equal(remote.scores, expected.scores)

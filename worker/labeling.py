@@ -1,26 +1,33 @@
 """The one labeling code path, shared by ``soundtag run`` and the Celery task.
 
-preprocess (threads: read, decode, resample, window; on the CPU, log-mel) → forward (on a GPU,
-log-mel; audio tower; in batches of windows) → postprocess (scores per window, aggregated per file).
-Errors of one file become a failed FileResult; they never abort the others. Only a
-TransientReadError (the storage is down, no file's fault) stops the batch.
+preprocess (threads: read, decode, resample, window, ``Classifier.prepare``, block by block) →
+forward (``Classifier.embed_windows``: features on a GPU, then the audio tower, in batches of
+windows taken from files as they are decoded) → postprocess (scores per window, aggregated per
+file). Memory holds a bounded number of windows whatever a file's length. Errors of one file
+become a failed FileResult; they never abort the others. Only a TransientReadError (the storage
+is down, no file's fault) stops the batch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 
 from soundtag.errors import AudioError, ReadError, TransientReadError, describe
-from worker.audio import decode, windows
+from worker.audio import Limits, Window, Windower, open_stream
 from worker.clap import Classifier, score
 
-Reader = Callable[[str], bytes]
+Opener = Callable[[str], AbstractContextManager[BinaryIO]]
+"""Opens a URI as a seekable binary file; raises ReadError or TransientReadError."""
 
 
 @dataclass
@@ -51,10 +58,29 @@ class FileResult:
 
 
 @dataclass
-class _Prepared:
-    result: FileResult
-    spans: list[tuple[float, float]] = field(default_factory=list)
-    features: list[np.ndarray] | None = None  # one per window, as Classifier.prepare hands them over
+class _Window:
+    """One window on its way to the audio tower, as ``Classifier.prepare`` made it."""
+
+    file: _File
+    start_s: float
+    end_s: float
+    prepared: np.ndarray
+
+
+class _File:
+    """A file on its way through the pipeline. Its decode thread puts _Windows on ``items`` and
+    then None; the queue's bound holds that thread back while the model is behind, so a long
+    file's features never pile up."""
+
+    def __init__(self, uri: str, capacity: int):
+        self.result = FileResult(uri)
+        self.items: queue.Queue[_Window | None] = queue.Queue(capacity)
+        self.windows = 0  # windows taken off `items`
+        self.transient: TransientReadError | None = None
+
+
+class _Cancelled(Exception):
+    """``label`` was left early (an exception, or its caller stopped iterating): decoding stops."""
 
 
 def aggregate(segments: list[Segment]) -> tuple[np.ndarray, np.ndarray]:
@@ -68,8 +94,7 @@ class Labeler:
     """Binds a classifier to the window settings; ``label`` runs the pipeline over many files."""
 
     def __init__(self, classifier: Classifier, *, batch_size: int = 16, window_s: float | None = None,
-                 hop_s: float | None = None, decode_threads: int = 2,
-                 max_duration_s: float = float("inf")):
+                 hop_s: float | None = None, decode_threads: int = 2, limits: Limits = Limits()):
         self.classifier = classifier
         self.batch_size = batch_size
         self.window_s = window_s or classifier.max_length_s
@@ -77,76 +102,129 @@ class Labeler:
             raise ValueError(f"window {self.window_s} s is longer than the model's {classifier.max_length_s} s")
         self.hop_s = hop_s or self.window_s
         self.decode_threads = decode_threads
-        self.max_duration_s = max_duration_s
+        self.limits = limits
 
-    def _prepare(self, uri: str, read: Reader) -> _Prepared:
-        result = FileResult(uri)
+    def label(self, uris: Iterable[str], labels: np.ndarray, open_: Opener) -> Iterator[FileResult]:
+        """Yield one FileResult per uri, in order, scored against ``labels`` (the taxonomy's label
+        embeddings). Files are decoded ahead, in threads, while the model works; a long file's
+        windows go to the model batch by batch as they are decoded."""
+        # Files are submitted this far ahead; each holds at most a batch of features in its queue.
+        lookahead = max(2 * self.batch_size, 2 * self.decode_threads)
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode")
+        # The pool starts files in submission order, so the file being drained is always one that
+        # a thread has started or finished: waiting on it cannot deadlock.
+        submitted: deque[_File] = deque()
+        scoring: deque[_File] = deque()  # decoded to the end, windows not yet all scored
+        batch: list[_Window] = []
+        source = iter(uris)
+
+        def refill() -> None:
+            while len(submitted) < lookahead:
+                uri = next(source, None)
+                if uri is None:
+                    return
+                file = _File(uri, self.batch_size)
+                pool.submit(self._prepare, file, open_, stop)
+                submitted.append(file)
+
         try:
-            data = read(uri)
-            result.content_hash = hashlib.sha256(data).hexdigest()
-            audio = decode(data, self.classifier.sampling_rate, self.max_duration_s)
-            result.duration_s, result.sample_rate, result.channels = (
-                audio.duration_s, audio.source_rate, audio.channels)
-            parts = windows(audio.samples, audio.sample_rate, self.window_s, self.hop_s)
-            return _Prepared(result, [(w.start_s, w.end_s) for w in parts],
-                             self.classifier.prepare([w.samples for w in parts]))
+            refill()
+            while submitted:
+                file = submitted.popleft()
+                refill()
+                while (window := file.items.get()) is not None:
+                    file.windows += 1
+                    batch.append(window)
+                    if len(batch) == self.batch_size:
+                        self._forward(batch, labels)
+                        batch = []
+                        yield from _finished(scoring)
+                if file.transient is not None:
+                    raise file.transient
+                scoring.append(file)
+                yield from _finished(scoring)
+            self._forward(batch, labels)
+            yield from _finished(scoring)
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare(self, file: _File, open_: Opener, stop: threading.Event) -> None:
+        """Decode one file into window features on ``file.items``, then its end (None)."""
+        result = file.result
+        try:
+            self._decode(file, open_, stop)
+        except _Cancelled:
+            return
         except (AudioError, ReadError) as exc:
             result.error = str(exc)
-        except TransientReadError:
-            raise
+        except TransientReadError as exc:
+            file.transient = exc
         except Exception as exc:  # noqa: BLE001 - any decoder surprise is this file's failure alone
             result.error = describe(exc)
-        return _Prepared(result)
+        with suppress(_Cancelled):
+            _put(file.items, None, stop)
 
-    def label(self, uris: Iterable[str], labels: np.ndarray, read: Reader) -> Iterator[FileResult]:
-        """Yield one FileResult per uri, in order, scored against ``labels`` (the taxonomy's
-        label embeddings). Decoding runs ahead in threads while the model works on the previous
-        batch."""
-        lookahead = max(2 * self.batch_size, 2 * self.decode_threads)
-        with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
-            pending: deque[Future[_Prepared]] = deque()
-            waiting: deque[_Prepared] = deque()  # decoded, windows not yet all scored
-            queued_windows = 0
-            source = iter(uris)
+    def _decode(self, file: _File, open_: Opener, stop: threading.Event) -> None:
+        """Hash, then stream: blocks to windows to features, each window handed on as it is cut."""
+        result = file.result
+        with open_(result.uri) as raw:
+            result.content_hash = _sha256(raw)
+            with open_stream(raw, self.classifier.sampling_rate, self.limits) as stream:
+                result.sample_rate, result.channels = stream.source_rate, stream.channels
+                windower = Windower(stream.sample_rate, self.window_s, self.hop_s)
+                sent = 0
+                for block in stream.blocks():
+                    for window in windower.push(block):
+                        self._send(file, window, stop)
+                        sent += 1
+                for window in windower.finish():
+                    self._send(file, window, stop)
+                    sent += 1
+                result.duration_s = stream.duration_s
+        if not sent:  # a few samples that resample to none
+            raise AudioError("no audio samples")
 
-            def refill() -> None:
-                while len(pending) < lookahead:
-                    uri = next(source, None)
-                    if uri is None:
-                        return
-                    pending.append(pool.submit(self._prepare, uri, read))
+    def _send(self, file: _File, window: Window, stop: threading.Event) -> None:
+        prepared = self.classifier.prepare([window.samples])[0]
+        _put(file.items, _Window(file, window.start_s, window.end_s, prepared), stop)
 
-            refill()
-            while pending or waiting:
-                # Gather prepared files until one batch of windows is ready (or input ends).
-                while pending and queued_windows < self.batch_size:
-                    prepared = pending.popleft().result()
-                    refill()
-                    waiting.append(prepared)
-                    queued_windows += len(prepared.spans)
-                queued_windows -= self._forward(waiting, labels)
-                while waiting and (not waiting[0].spans or len(waiting[0].result.segments) == len(waiting[0].spans)):
-                    done = waiting.popleft()
-                    if done.result.ok:
-                        done.result.scores, done.result.similarity = aggregate(done.result.segments)
-                    done.features = None
-                    yield done.result
-
-    def _forward(self, waiting: Iterable[_Prepared], labels: np.ndarray) -> int:
-        """Run the audio tower on up to batch_size unscored windows; returns how many it scored."""
-        owners, feats = [], []
-        for prepared in waiting:
-            have = len(prepared.result.segments)
-            for index in range(have, len(prepared.spans)):
-                if len(feats) == self.batch_size:
-                    break
-                owners.append((prepared, index))
-                feats.append(prepared.features[index])
-        if not feats:
-            return 0
-        embeddings = self.classifier.embed_windows(feats)
+    def _forward(self, batch: list[_Window], labels: np.ndarray) -> None:
+        """Run the audio tower on a batch of windows and give each its file's next segment."""
+        if not batch:
+            return
+        embeddings = self.classifier.embed_windows([w.prepared for w in batch])
         scores, similarity = score(embeddings, labels, self.classifier.logit_scale)
-        for (prepared, index), s, sim in zip(owners, scores, similarity):
-            start, end = prepared.spans[index]
-            prepared.result.segments.append(Segment(start, end, s, sim))
-        return len(feats)
+        for window, s, sim in zip(batch, scores, similarity):
+            window.file.result.segments.append(Segment(window.start_s, window.end_s, s, sim))
+
+
+def _finished(scoring: deque[_File]) -> Iterator[FileResult]:
+    """Results of the leading files whose windows are all scored. A file that failed after some
+    of its windows went to the model (found truncated at its end) keeps none of their scores."""
+    while scoring and len(scoring[0].result.segments) == scoring[0].windows:
+        result = scoring.popleft().result
+        if result.ok:
+            result.scores, result.similarity = aggregate(result.segments)
+        else:
+            result.segments = []
+        yield result
+
+
+def _put(items: queue.Queue, item: _Window | None, stop: threading.Event) -> None:
+    """Put ``item`` as soon as there is room; raises _Cancelled once ``stop`` is set."""
+    while True:
+        if stop.is_set():
+            raise _Cancelled
+        with suppress(queue.Full):
+            items.put(item, timeout=0.1)
+            return
+
+
+def _sha256(file: BinaryIO) -> str:
+    """The content hash, in one sequential pass before decoding, then back to the start: the
+    decoders seek, so hashing what they read would miss or repeat bytes."""
+    digest = hashlib.file_digest(file, "sha256").hexdigest()
+    file.seek(0)
+    return digest

@@ -22,6 +22,7 @@ from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
+from worker.audio import Limits
 from worker.clap import Classifier, check_device
 from worker.labeling import FileResult, Labeler
 from worker.storage import Storage
@@ -57,7 +58,7 @@ def labeler_for(spec: store.JobSpec, settings: Settings) -> Labeler:
         window_s=options.get("window_s") or settings.window_s,
         hop_s=options.get("hop_s") or settings.hop_s,
         decode_threads=settings.decode_threads,
-        max_duration_s=settings.max_duration_s,
+        limits=Limits(settings.max_channels, settings.max_rate, settings.max_duration_s),
     )
 
 
@@ -92,7 +93,7 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     vectors = label_embeddings(engine, labeler.classifier, spec)
     buffer: list[FileResult] = []
     flushed = time.monotonic()
-    for result in labeler.label(wanted, vectors, storage(settings).read):
+    for result in labeler.label(wanted, vectors, storage(settings).open):
         buffer.append(result)
         if on_result:
             on_result(result)

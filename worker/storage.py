@@ -1,10 +1,13 @@
-"""Fetching a file's bytes by URI, wherever it lives."""
+"""Opening a file by URI, wherever it lives, as a seekable binary file read in pieces."""
 
 from __future__ import annotations
 
 import threading
+import io
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import BinaryIO
 
 from soundtag import access, uris
 from soundtag.errors import ReadError, TransientReadError
@@ -15,10 +18,10 @@ def path_of(uri: str) -> Path:
     return Path(uris.path_of(uri))
 
 
-def read_local(uri: str) -> bytes:
+def open_local(uri: str) -> BinaryIO:
     path = path_of(uri)
     try:
-        return path.read_bytes()
+        return path.open("rb")
     except FileNotFoundError:
         raise ReadError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -31,41 +34,42 @@ def read_local(uri: str) -> bytes:
 
 class Storage:
     """Reads ``file://``, ``s3://`` and ``hf://`` URIs; one per process, clients made lazily.
-    ``read`` raises ReadError when the file is at fault (missing, forbidden, refused by the
+    ``open`` raises ReadError when the file is at fault (missing, forbidden, refused by the
     allow-lists ``roots`` and ``buckets``) and TransientReadError when its storage is
     unreachable for now."""
 
     def __init__(self, roots: Sequence[str] = (), buckets: Sequence[str] = ()) -> None:
         self._roots, self._buckets = tuple(roots), tuple(buckets)
-        self._readers = {"file": read_local, "s3": self._read_s3, "hf": self._read_row}
+        self._openers = {"file": open_local, "s3": self._open_s3, "hf": self._open_row}
         self._s3_lock = threading.Lock()
         self._s3 = None
         self._datasets_lock = threading.Lock()
         self._columns: dict[tuple, object] = {}  # loaded dataset columns, or why one cannot load
 
-    def read(self, uri: str) -> bytes:
+    def open(self, uri: str) -> AbstractContextManager[BinaryIO]:
+        """The file as a seekable binary file object; close it (``with``) when done."""
         scheme = uri.split("://", 1)[0] if "://" in uri else "file"
-        reader = self._readers.get(scheme)
-        if reader is None:
+        opener = self._openers.get(scheme)
+        if opener is None:
             raise ReadError(f"{uri}: unsupported scheme {scheme!r}")
         try:
             access.check(uri, self._roots, self._buckets)
         except access.Refused as exc:
             raise ReadError(str(exc)) from None
-        return reader(uri)
+        return opener(uri)
 
-    def _read_s3(self, uri: str) -> bytes:
+    def _open_s3(self, uri: str) -> BinaryIO:
         from soundtag import s3
 
         with self._s3_lock:
             if self._s3 is None:
                 self._s3 = s3.make_client()
         try:
-            return s3.get_object(self._s3, *s3.split_uri(uri))
+            return s3.open_object(self._s3, *s3.split_uri(uri))
         except s3.S3Error as exc:
             raise _read_error(exc) from None
 
-    def _read_row(self, uri: str) -> bytes:
+    def _open_row(self, uri: str) -> BinaryIO:
         from soundtag import hf_datasets
 
         try:
@@ -83,7 +87,8 @@ class Storage:
                 loaded = self._columns[key]
             if isinstance(loaded, str):
                 raise ReadError(loaded)
-            return loaded.read(row, uri)
+            # A dataset row's audio is a clip, already in memory as bytes.
+            return io.BytesIO(loaded.read(row, uri))
         except hf_datasets.DatasetError as exc:
             raise _read_error(exc) from None
 
