@@ -139,7 +139,6 @@ def run(
 ) -> None:
     """Label every audio file under PATHS on this machine and store the results."""
     from db.schema import safe_url
-    from producer.sources import WalkReport
     from worker.runner import run as run_job
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
@@ -147,13 +146,13 @@ def run(
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
     started = time.monotonic()
-    with _progress() as progress:
-        walked = WalkReport()
-        display = _RunProgress(progress, f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels",
-                               walked)
-        info = run_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
+    display = _RunProgress(f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
+    try:
+        info = run_job(engine, _refs(paths, pattern, audio_column, truth_column, display.walked), tax, settings,
                        sources=_source_names(paths), force=force, retry_failed=retry_failed,
                        on_planned=display.planned, on_result=display.result)
+    finally:
+        display.close()
     elapsed = time.monotonic() - started
     console.print(f"done: {info.done} labeled, {info.failed} failed, {info.skipped} skipped in {elapsed:.1f} s "
                   f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}",
@@ -163,10 +162,13 @@ def run(
 
 class _RunProgress:
     """What `soundtag run` shows while it works: the plan, then a bar that starts with the first
-    result (after the model has loaded), so its rate is the labeling rate."""
+    result (after the model has loaded), so its rate is the labeling rate. The bar appears only
+    once there is something to label, so an error while listing prints its one line alone."""
 
-    def __init__(self, progress, about: str, walked):
-        self.progress, self.about, self.walked = progress, about, walked
+    def __init__(self, about: str):
+        from producer.sources import WalkReport
+
+        self.progress, self.about, self.walked = _progress(), about, WalkReport()
         self.failures: list[tuple[str, str]] = []
         self.bar = None
         self.begun = 0.0
@@ -177,6 +179,11 @@ class _RunProgress:
                       highlight=False)
         if plan.todo:
             self.bar = self.progress.add_task("loading the model", total=plan.todo, rate=0.0, failed=0)
+            self.progress.start()
+
+    def close(self) -> None:
+        if self.bar is not None:  # rich prints a newline when stopping a bar never started
+            self.progress.stop()
 
     def result(self, result) -> None:
         if not result.ok:

@@ -123,7 +123,7 @@ def test_content_hash_is_the_sha256_of_the_file_bytes(classifier, tmp_path):
     from worker.labeling import Labeler
 
     paths = [write(tmp_path / "a.flac", seconds=25.0, rate=44100, channels=2), write(tmp_path / "b.ogg", seconds=3.0)]
-    results = list(Labeler(classifier).label([p.as_uri() for p in paths], taxonomy_from_csv(LABELS), open_local))
+    results = list(Labeler(classifier).label([p.as_uri() for p in paths], classifier.label_embeddings(taxonomy_from_csv(LABELS)), open_local))
     assert [r.content_hash for r in results] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
 
 
@@ -136,7 +136,7 @@ def test_file_found_truncated_after_its_first_windows_fails_alone(classifier, tm
     good = write(tmp_path / "good.wav", seconds=12.0)
     uris = [(tmp_path / "cut.wav").as_uri(), good.as_uri()]
     # Batches of 2: the cut file's first windows reach the model before its end shows the cut.
-    cut, ok = Labeler(classifier, batch_size=2).label(uris, taxonomy_from_csv(LABELS), open_local)
+    cut, ok = Labeler(classifier, batch_size=2).label(uris, classifier.label_embeddings(taxonomy_from_csv(LABELS)), open_local)
     assert cut.error == "truncated: header promises 60.00 s, the file holds 45.00 s"
     assert cut.segments == [] and cut.scores is None
     assert ok.ok and [(s.start_s, s.end_s) for s in ok.segments] == [(0.0, 10.0), (2.0, 12.0)]
@@ -159,7 +159,7 @@ def test_long_file_reaches_the_model_in_batches_while_it_decodes(classifier, tmp
 
     monkeypatch.setattr(classifier, "features", counted_features)
     monkeypatch.setattr(classifier, "embed_audio", counted_embed)
-    (result,) = Labeler(classifier, batch_size=2).label([path.as_uri()], taxonomy_from_csv(LABELS), open_local)
+    (result,) = Labeler(classifier, batch_size=2).label([path.as_uri()], classifier.label_embeddings(taxonomy_from_csv(LABELS)), open_local)
     assert len(result.segments) == sum(made) == 12
     # Before each batch: the windows scored so far, the batch, one batch in the file's queue
     # and one window in the decode thread's hands; never the whole file.
