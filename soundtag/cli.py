@@ -424,6 +424,48 @@ def evaluate(
         console.print(f"confusion matrix → {plot}", highlight=False)
 
 
+@app.command()
+def review(
+    database: Database = None,
+    job: Annotated[Optional[str], typer.Option("--job", help="Job whose results to review (default: the newest).")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Only recordings the model decided are LABEL.")] = None,
+    order: Annotated[str, typer.Option("--order", help="uncertain, confident, random (seeded) or stratified.")]
+    = "uncertain",
+    reviewer: Annotated[Optional[str], typer.Option("--reviewer", help="Name stored with each verdict "
+                                                    "(default: your login).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; any but loopback needs --token.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8765,
+    token: Annotated[Optional[str], typer.Option("--token", help="Required to open the page "
+                                                 "[SOUNDTAG_REVIEW_TOKEN].")] = None,
+) -> None:
+    """Serve a page to listen to labeled recordings and accept, reject or correct the model's
+    decisions; verdicts go to the `reviews` view."""
+    import getpass
+
+    from db import store
+    from review.guard import Guard, check_exposure
+    from review.order import Order
+    from review.server import Session, create_app, serve
+
+    settings = load_settings(database_url=database, review_token=token)
+    if order not in set(Order):
+        _fail(f"--order {order!r}: use one of {', '.join(Order)}")
+    check_exposure(host, settings.review_token)
+    engine = _engine(settings)
+    info = store.job_info(engine, job) if job else next(iter(store.jobs(engine, limit=1)), None)
+    if info is None:
+        _fail("review: no job in this database yet; label something with `soundtag run` first")
+    session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label)
+    guard = Guard(host, port, settings.review_token)
+    app_ = create_app(engine, settings, session, guard)
+    shown_host = f"[{host}]" if ":" in host else host
+    console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}: "
+                  f"http://{shown_host}:{port}/" + ("?token=…" if settings.review_token else "")
+                  + "  (Ctrl-C stops)", highlight=False)
+    serve(app_, host, port)
+
+
 @app.command("fetch-model")
 def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOUNDTAG_MODEL].")] = None) -> None:
     """Download a model into the Hugging Face cache (HF_HOME), e.g. once into a volume that
