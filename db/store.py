@@ -372,20 +372,25 @@ class Prediction:
     labels: tuple[str, ...]  # best first; empty when the file has no result
 
 
-def job_predictions(engine: Engine, job_id: str, k: int = 5) -> list[Prediction]:
+def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = False) -> list[Prediction]:
     """Each file of a job with its truth and its first ``k`` labels by the job's model and
-    taxonomy (the current result, whichever job made it)."""
+    taxonomy (the current result, whichever job made it). With ``reviewed`` the truth is the
+    label of the verdict in force (accept or correct); a file without one, or rejected, has none."""
+    given = verdicts(engine, job_id) if reviewed else {}
     with engine.connect() as conn:
         job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
         rows = conn.execute(
-            select(File.uri, File.truth, LabelScore.label).select_from(JobFile)
+            select(File.uri, File.truth, LabelScore.label, File.id).select_from(JobFile)
             .join(File, File.id == JobFile.file_id)
             .outerjoin(Labeling, and_(Labeling.file_id == File.id, Labeling.model == job.model,
                                       Labeling.taxonomy_id == job.taxonomy_id))
             .outerjoin(LabelScore, and_(LabelScore.labeling_id == Labeling.id, LabelScore.rank <= k))
             .where(JobFile.job_id == job_id).order_by(File.uri, LabelScore.rank)).all()
     found: dict[str, tuple[str | None, list[str]]] = {}
-    for uri, truth, label in rows:
+    for uri, truth, label, file_id in rows:
+        if reviewed:
+            verdict, truth = given.get(file_id, (Verdict.REJECT, None))
+            truth = None if verdict == Verdict.REJECT else truth
         labels = found.setdefault(uri, (truth, []))[1]
         if label is not None:
             labels.append(label)

@@ -384,23 +384,29 @@ def worker(
 def evaluate(
     job_id: Annotated[str, typer.Argument(help="Job id from `soundtag run`, `enqueue` or `jobs`.")],
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the confusion matrix to this PNG.")] = None,
+    truth: Annotated[str, typer.Option("--truth", help="files: the truth files carry (--truth-column); reviews: "
+                                       "the verdicts of `soundtag review`.")] = "files",
     database: Database = None,
 ) -> None:
-    """Compare a job's labels with the truth its files carry (see --truth-column): accuracy,
-    top-5 accuracy, and precision and recall per true class."""
+    """Compare a job's labels with the truth its files carry (see --truth-column) or with
+    reviewers' verdicts: accuracy, top-5 accuracy, and precision and recall per true class."""
     from rich.table import Table
 
     from db import store
     from soundtag.evaluation import evaluate as score, plot_confusion
 
+    if truth not in {"files", "reviews"}:
+        _fail(f"--truth {truth!r}: use files or reviews")
     engine = _engine(load_settings(database_url=database))
     info = store.job_info(engine, job_id)
-    result = score(((p.truth, p.labels) for p in store.job_predictions(engine, job_id, k=5)),
+    predictions = store.job_predictions(engine, job_id, k=5, reviewed=truth == "reviews")
+    result = score(((p.truth, p.labels) for p in predictions),
                    store.job_spec(engine, job_id).taxonomy.names, k=5)
     if not result.files:
         _fail(f"job {job_id}: no file has both a result and a truth naming one of its labels ({result.no_truth} "
               f"without truth, {sum(result.missing.values())} with other truths, {result.unlabeled} without result); "
-              "give a dataset's label column with --truth-column")
+              + ("review some with `soundtag review`" if truth == "reviews"
+                 else "give a dataset's label column with --truth-column"))
     out.print(f"job {job_id}: {result.files} files compared (model {info.model}, taxonomy {info.taxonomy})",
               highlight=False)
     out.print(f"accuracy {result.accuracy:.1%} ({result.top1}/{result.files}), top-{result.k} accuracy "

@@ -180,7 +180,12 @@ def test_post_from_another_origin_is_refused(labeled, server, browser):
 
 
 def test_other_address_without_token_does_not_serve(labeled):
-    proc = soundtag("review", "--database", labeled, "--host", "0.0.0.0", "--port", str(free_port()), check=False)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "soundtag.cli", "review", "--database", labeled, "--host",
+                               "0.0.0.0", "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("soundtag review --host 0.0.0.0 served without a token")
     assert proc.returncode != 0
     message = proc.stderr.strip()
     assert len(message.splitlines()) == 1 and "--token" in message, message
