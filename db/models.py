@@ -149,3 +149,25 @@ class LabelEmbedding(Base):
     dim: Mapped[int] = mapped_column(Integer)
     vectors: Mapped[bytes] = mapped_column(LargeBinary)  # float32, labels × dim, in label order
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Review(Base):
+    """A person's verdict on the model's decision for one file, model and taxonomy. Rows are never
+    deleted: a later verdict supersedes an earlier one, and an undo stamps ``undone_at``, so the
+    history of who said what stays."""
+
+    __tablename__ = "review"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("file.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(Text)
+    taxonomy_id: Mapped[int] = mapped_column(ForeignKey("taxonomy.id"))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))  # the run reviewed
+    # accept and reject: the model's decision judged (as it was then); correct: the reviewer's label.
+    label: Mapped[str | None] = mapped_column(Text)
+    verdict: Mapped[str] = mapped_column(String(16))  # a Verdict
+    reviewer: Mapped[str] = mapped_column(Text)
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_review_key", "file_id", "model", "taxonomy_id"),)

@@ -19,11 +19,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
 
 from db.schema import safe_url
-from db.models import File, Job, JobFile, LabelEmbedding, LabelScore, Labeling, SegmentScore, TaxonomyRow, now
+from db.models import (
+    File, Job, JobFile, LabelEmbedding, LabelScore, Labeling, Review, SegmentScore, TaxonomyRow, now,
+)
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
-from soundtag.states import FileState, JobState
+from soundtag.states import FileState, JobState, Verdict
 from soundtag.taxonomy import Taxonomy, taxonomy_from_canonical
 
 CHUNK = 2000  # rows per statement: well under SQLite's and PostgreSQL's parameter limits
@@ -370,21 +372,144 @@ class Prediction:
     labels: tuple[str, ...]  # best first; empty when the file has no result
 
 
-def job_predictions(engine: Engine, job_id: str, k: int = 5) -> list[Prediction]:
+def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = False) -> list[Prediction]:
     """Each file of a job with its truth and its first ``k`` labels by the job's model and
-    taxonomy (the current result, whichever job made it)."""
+    taxonomy (the current result, whichever job made it). With ``reviewed`` the truth is the
+    label of the verdict in force (accept or correct); a file without one, or rejected, has none."""
+    given = verdicts(engine, job_id) if reviewed else {}
     with engine.connect() as conn:
         job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
         rows = conn.execute(
-            select(File.uri, File.truth, LabelScore.label).select_from(JobFile)
+            select(File.uri, File.truth, LabelScore.label, File.id).select_from(JobFile)
             .join(File, File.id == JobFile.file_id)
             .outerjoin(Labeling, and_(Labeling.file_id == File.id, Labeling.model == job.model,
                                       Labeling.taxonomy_id == job.taxonomy_id))
             .outerjoin(LabelScore, and_(LabelScore.labeling_id == Labeling.id, LabelScore.rank <= k))
             .where(JobFile.job_id == job_id).order_by(File.uri, LabelScore.rank)).all()
     found: dict[str, tuple[str | None, list[str]]] = {}
-    for uri, truth, label in rows:
+    for uri, truth, label, file_id in rows:
+        if reviewed:
+            verdict, truth = given.get(file_id, (Verdict.REJECT, None))
+            truth = None if verdict == Verdict.REJECT else truth
         labels = found.setdefault(uri, (truth, []))[1]
         if label is not None:
             labels.append(label)
     return [Prediction(uri, truth, tuple(labels)) for uri, (truth, labels) in found.items()]
+
+
+def model_decisions(engine: Engine, model: str, taxonomy_id: int, file_ids: Sequence[int]) -> dict[int, str]:
+    """The model's decision on each of these files: for now its rank-1 label. The one place that
+    says so in Python (the ``reviewed_labels`` view says it in SQL); thresholds will change both."""
+    found: dict[int, str] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(list(file_ids)):
+            found.update(conn.execute(
+                select(Labeling.file_id, LabelScore.label).join(LabelScore, LabelScore.labeling_id == Labeling.id)
+                .where(Labeling.model == model, Labeling.taxonomy_id == taxonomy_id, LabelScore.rank == 1,
+                       Labeling.file_id.in_(chunk))).all())
+    return found
+
+
+@dataclass(frozen=True)
+class Scored:
+    label: str
+    score: float
+    similarity: float
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A labeled file as the review page shows it."""
+
+    file_id: int
+    uri: str
+    duration_s: float | None
+    decision: str | None
+    labels: tuple[Scored, ...]  # best first, at most five
+
+    @property
+    def margin(self) -> float:
+        """Between the first two scores: small when the model hesitated."""
+        scores = [s.score for s in self.labels[:2]] + [0.0]
+        return scores[0] - scores[1]
+
+    @property
+    def similarity(self) -> float:
+        return self.labels[0].similarity if self.labels else 0.0
+
+
+def review_items(engine: Engine, job_id: str, label: str | None = None) -> list[ReviewItem]:
+    """The job's files that have a result by its model and taxonomy, by file id; with ``label``,
+    only those whose model decision it is."""
+    spec = job_spec(engine, job_id)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(File.id, File.uri, File.duration_s, LabelScore.label, LabelScore.score, LabelScore.similarity)
+            .select_from(JobFile).join(File, File.id == JobFile.file_id)
+            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
+                                 Labeling.taxonomy_id == spec.taxonomy_id))
+            .join(LabelScore, and_(LabelScore.labeling_id == Labeling.id, LabelScore.rank <= 5))
+            .where(JobFile.job_id == job_id).order_by(File.id, LabelScore.rank)).all()
+    files: dict[int, tuple[str, float | None, list[Scored]]] = {}
+    for file_id, uri, duration, name, score, similarity in rows:
+        files.setdefault(file_id, (uri, duration, []))[2].append(Scored(name, score, similarity))
+    decided = model_decisions(engine, spec.model, spec.taxonomy_id, list(files))
+    items = [ReviewItem(file_id, uri, duration, decided.get(file_id), tuple(scored))
+             for file_id, (uri, duration, scored) in files.items()]
+    return [item for item in items if label is None or item.decision == label]
+
+
+def file_windows(engine: Engine, job_id: str, file_id: int) -> list[tuple[float, float, Scored]]:
+    """Each window of the file with its top label by the job's model and taxonomy, in time order."""
+    spec = job_spec(engine, job_id)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(SegmentScore.start_s, SegmentScore.end_s, SegmentScore.label, SegmentScore.score,
+                   SegmentScore.similarity).join(Labeling, Labeling.id == SegmentScore.labeling_id)
+            .where(Labeling.file_id == file_id, Labeling.model == spec.model,
+                   Labeling.taxonomy_id == spec.taxonomy_id, SegmentScore.rank == 1)
+            .order_by(SegmentScore.window)).all()
+    return [(start, end, Scored(name, score, similarity)) for start, end, name, score, similarity in rows]
+
+
+def record_verdict(engine: Engine, job_id: str, file_id: int, verdict: Verdict, reviewer: str,
+                   label: str | None = None) -> None:
+    """Record a verdict on the job's model decision for the file; it supersedes earlier ones.
+    ``label`` is the right label for ``correct`` and ignored otherwise: accept and reject record
+    the decision they judged."""
+    spec = job_spec(engine, job_id)
+    if verdict != Verdict.CORRECT:
+        label = model_decisions(engine, spec.model, spec.taxonomy_id, [file_id]).get(file_id)
+    with engine.begin() as conn:
+        conn.execute(_insert(engine, Review).values(
+            file_id=file_id, model=spec.model, taxonomy_id=spec.taxonomy_id, job_id=job_id, label=label,
+            verdict=verdict, reviewer=reviewer, reviewed_at=now()))
+
+
+def _in_force(spec: JobSpec):
+    later = Review.__table__.alias("later")
+    return (Review.model == spec.model, Review.taxonomy_id == spec.taxonomy_id, Review.undone_at.is_(None),
+            ~select(later.c.id).where(later.c.file_id == Review.file_id, later.c.model == Review.model,
+                                      later.c.taxonomy_id == Review.taxonomy_id, later.c.undone_at.is_(None),
+                                      later.c.id > Review.id).exists())
+
+
+def undo_verdict(engine: Engine, job_id: str, reviewer: str) -> int | None:
+    """Undo the reviewer's latest verdict still in force on the job's model and taxonomy (the one
+    before it, if any, is in force again). Returns its file id, or None when there is none."""
+    spec = job_spec(engine, job_id)
+    with engine.begin() as conn:
+        latest = conn.execute(select(Review.id, Review.file_id).where(*_in_force(spec), Review.reviewer == reviewer)
+                              .order_by(Review.id.desc()).limit(1)).one_or_none()
+        if latest is None:
+            return None
+        conn.execute(update(Review).where(Review.id == latest.id).values(undone_at=now()))
+    return latest.file_id
+
+
+def verdicts(engine: Engine, job_id: str) -> dict[int, tuple[Verdict, str | None]]:
+    """The verdict in force, and its label, for each file reviewed under the job's model and taxonomy."""
+    spec = job_spec(engine, job_id)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Review.file_id, Review.verdict, Review.label).where(*_in_force(spec))).all()
+    return {file_id: (Verdict(verdict), label) for file_id, verdict, label in rows}

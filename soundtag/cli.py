@@ -391,23 +391,29 @@ def worker(
 def evaluate(
     job_id: Annotated[str, typer.Argument(help="Job id from `soundtag run`, `enqueue` or `jobs`.")],
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the confusion matrix to this PNG.")] = None,
+    truth: Annotated[str, typer.Option("--truth", help="files: the truth files carry (--truth-column); reviews: "
+                                       "the verdicts of `soundtag review`.")] = "files",
     database: Database = None,
 ) -> None:
-    """Compare a job's labels with the truth its files carry (see --truth-column): accuracy,
-    top-5 accuracy, and precision and recall per true class."""
+    """Compare a job's labels with the truth its files carry (see --truth-column) or with
+    reviewers' verdicts: accuracy, top-5 accuracy, and precision and recall per true class."""
     from rich.table import Table
 
     from db import store
     from soundtag.evaluation import evaluate as score, plot_confusion
 
+    if truth not in {"files", "reviews"}:
+        _fail(f"--truth {truth!r}: use files or reviews")
     engine = _engine(load_settings(database_url=database))
     info = store.job_info(engine, job_id)
-    result = score(((p.truth, p.labels) for p in store.job_predictions(engine, job_id, k=5)),
+    predictions = store.job_predictions(engine, job_id, k=5, reviewed=truth == "reviews")
+    result = score(((p.truth, p.labels) for p in predictions),
                    store.job_spec(engine, job_id).taxonomy.names, k=5)
     if not result.files:
         _fail(f"job {job_id}: no file has both a result and a truth naming one of its labels ({result.no_truth} "
               f"without truth, {sum(result.missing.values())} with other truths, {result.unlabeled} without result); "
-              "give a dataset's label column with --truth-column")
+              + ("review some with `soundtag review`" if truth == "reviews"
+                 else "give a dataset's label column with --truth-column"))
     out.print(f"job {job_id}: {result.files} files compared (model {info.model}, taxonomy {info.taxonomy})",
               highlight=False)
     out.print(f"accuracy {result.accuracy:.1%} ({result.top1}/{result.files}), top-{result.k} accuracy "
@@ -429,6 +435,48 @@ def evaluate(
         except ImportError:
             _fail("--plot needs matplotlib: pip install 'soundtag[plot]'")
         console.print(f"confusion matrix → {plot}", highlight=False)
+
+
+@app.command()
+def review(
+    database: Database = None,
+    job: Annotated[Optional[str], typer.Option("--job", help="Job whose results to review (default: the newest).")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Only recordings the model decided are LABEL.")] = None,
+    order: Annotated[str, typer.Option("--order", help="uncertain, confident, random (seeded) or stratified.")]
+    = "uncertain",
+    reviewer: Annotated[Optional[str], typer.Option("--reviewer", help="Name stored with each verdict "
+                                                    "(default: your login).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; any but loopback needs --token.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8765,
+    token: Annotated[Optional[str], typer.Option("--token", help="Required to open the page "
+                                                 "[SOUNDTAG_REVIEW_TOKEN].")] = None,
+) -> None:
+    """Serve a page to listen to labeled recordings and accept, reject or correct the model's
+    decisions; verdicts go to the `reviews` view."""
+    import getpass
+
+    from db import store
+    from review.guard import Guard, check_exposure
+    from review.order import Order
+    from review.server import Session, create_app, serve
+
+    settings = load_settings(database_url=database, review_token=token)
+    if order not in set(Order):
+        _fail(f"--order {order!r}: use one of {', '.join(Order)}")
+    check_exposure(host, settings.review_token)
+    engine = _engine(settings)
+    info = store.job_info(engine, job) if job else next(iter(store.jobs(engine, limit=1)), None)
+    if info is None:
+        _fail("review: no job in this database yet; label something with `soundtag run` first")
+    session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label)
+    guard = Guard(host, port, settings.review_token)
+    app_ = create_app(engine, settings, session, guard)
+    shown_host = f"[{host}]" if ":" in host else host
+    console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}: "
+                  f"http://{shown_host}:{port}/" + ("?token=…" if settings.review_token else "")
+                  + "  (Ctrl-C stops)", highlight=False)
+    serve(app_, host, port)
 
 
 @app.command("fetch-model")

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     allowed_roots: Annotated[list[str], NoDecode] = []
     allowed_buckets: Annotated[list[str], NoDecode] = []
 
+    # `soundtag review` requires it on any address but loopback (see review.guard).
+    review_token: str | None = None
+
     @field_validator("allowed_roots", "allowed_buckets", mode="before")
     @classmethod
     def _comma_separated(cls, value):
@@ -96,8 +99,8 @@ class Settings(BaseSettings):
 
 
 # Options whose name on the command line is not the field's.
-_OPTIONS = {"database_url": "--database", "window_s": "--window", "hop_s": "--hop"}
-_SECRET = {"database_url", "broker_url"}
+_OPTIONS = {"database_url": "--database", "window_s": "--window", "hop_s": "--hop", "review_token": "--token"}
+_SECRET = {"database_url", "broker_url", "review_token"}
 
 
 def load_settings(**overrides) -> Settings:

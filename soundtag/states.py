@@ -27,3 +27,11 @@ class FileState(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"  # already labeled at this fingerprint, or failed at it (--retry-failed)
     CANCELLED = "cancelled"
+
+
+class Verdict(StrEnum):
+    """A reviewer's verdict on the model's decision for one file (``review.verdict``)."""
+
+    ACCEPT = "accept"  # the model's decision is right
+    REJECT = "reject"  # it is wrong, and the reviewer names no label
+    CORRECT = "correct"  # it is wrong; ``review.label`` is the right one

@@ -9,7 +9,7 @@ from db.schema import engine_for, ensure_schema
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
-from soundtag.states import FileState, JobState
+from soundtag.states import FileState, JobState, Verdict
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.conftest import query
 from worker.labeling import FileResult, Segment
@@ -147,3 +147,43 @@ def test_label_embeddings_are_stored_per_model_revision_and_taxonomy(engine):
     store.save_label_embeddings(engine, "m", "r1", taxonomy_id, vectors)  # a second worker's copy: ignored
     np.testing.assert_array_equal(store.label_embeddings(engine, "m", "r1", taxonomy_id), vectors)
     assert store.label_embeddings(engine, "m", "r2", taxonomy_id) is None
+
+
+def _labeled(engine, *names):
+    job = _job(engine)
+    ids = dict((uri, file_id) for file_id, uri in store.add_files(engine, job, _refs(*names)))
+    store.save_results(engine, job, [_ok(uri) for uri in ids], TAX.names)
+    return job, ids
+
+
+def test_a_later_verdict_supersedes_and_undo_restores_the_one_before(engine):
+    job, ids = _labeled(engine, "a", "b")
+    a, b = ids["file:///a/a"], ids["file:///a/b"]
+    assert store.model_decisions(engine, "m", store.job_spec(engine, job).taxonomy_id, [a, b]) == {a: "dog", b: "dog"}
+    store.record_verdict(engine, job, a, Verdict.REJECT, "ana")
+    store.record_verdict(engine, job, a, Verdict.CORRECT, "ana", "rain")
+    store.record_verdict(engine, job, b, Verdict.ACCEPT, "ana")
+    assert store.verdicts(engine, job) == {a: (Verdict.CORRECT, "rain"), b: (Verdict.ACCEPT, "dog")}
+
+    assert store.undo_verdict(engine, job, "bo") is None  # only one's own verdicts
+    assert store.undo_verdict(engine, job, "ana") == b
+    assert store.undo_verdict(engine, job, "ana") == a
+    assert store.verdicts(engine, job) == {a: (Verdict.REJECT, "dog")}
+    url = engine.url.render_as_string(hide_password=False)
+    history = query(url, "select uri, verdict, label, undone_at is not null, current from reviews order by reviewed_at")
+    assert [tuple(row[1:]) for row in history] == [("reject", "dog", False, 1), ("correct", "rain", True, 0),
+                                                    ("accept", "dog", True, 0)]
+    final = {row.uri: (row.label, row.source) for row in query(url, "select uri, label, source from reviewed_labels")}
+    assert final == {"file:///a/a": (None, "human"), "file:///a/b": ("dog", "model")}
+    store.record_verdict(engine, job, b, Verdict.CORRECT, "ana", "rain")
+    truths = {p.uri: p.truth for p in store.job_predictions(engine, job, reviewed=True)}
+    assert truths == {"file:///a/a": None, "file:///a/b": "rain"}  # rejected: no truth
+
+
+def test_review_items_carry_decision_margin_and_windows(engine):
+    job, ids = _labeled(engine, "a")
+    [item] = store.review_items(engine, job)
+    assert (item.uri, item.decision) == ("file:///a/a", "dog") and item.margin == pytest.approx(0.4)
+    assert store.review_items(engine, job, label="rain") == []
+    [(start, end, top)] = store.file_windows(engine, job, ids["file:///a/a"])
+    assert (start, end, top.label) == (0.0, 1.0, "dog")

@@ -1,0 +1,1 @@
+"""The review page: a person listens to labeled recordings and gives verdicts, stored by db.store."""

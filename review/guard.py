@@ -1,0 +1,91 @@
+"""Who may use the review page, and which requests may change state.
+
+- On a loopback address the page serves this machine only; its Host header must name that
+  address, so a foreign site that rebinds its DNS name to 127.0.0.1 is still refused.
+- On any other address a token is required (``--token``, SOUNDTAG_REVIEW_TOKEN). A first visit
+  with ``?token=T`` sets it as an HttpOnly, SameSite=Strict cookie; scripts may send it in the
+  ``X-Soundtag-Token`` header instead.
+- A POST must come from the page itself: ``Sec-Fetch-Site`` and ``Origin``, when the browser
+  sends them, must say same origin, and the ``X-Soundtag-CSRF`` header must carry the token the
+  page was served with. A cross-site form can send neither that header nor its value.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from soundtag.errors import ConfigError
+
+COOKIE = "soundtag_review"
+TOKEN_HEADER = "x-soundtag-token"
+CSRF_HEADER = "x-soundtag-csrf"
+SAFE_METHODS = {"GET", "HEAD"}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Raise ConfigError when the page would be served beyond this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise ConfigError(f"review: --host {host} serves the page to other machines; give --token T "
+                          "(or SOUNDTAG_REVIEW_TOKEN), or keep the default --host 127.0.0.1")
+
+
+def _same(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+class Guard:
+    """Checks every request before the page handles it (``await guard.check(request)`` returns
+    the refusal, or None)."""
+
+    def __init__(self, host: str, port: int, token: str | None) -> None:
+        self.token = token
+        self.csrf = secrets.token_urlsafe(32)
+        # Without a token only the loopback names of this port reach the page (DNS rebinding).
+        self.hosts = None if token else {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"{host}:{port}"}
+
+    def check(self, request: Request) -> Response | None:
+        host = request.headers.get("host", "")
+        if self.hosts is not None and host not in self.hosts:
+            return PlainTextResponse(f"review: unknown host {host!r}", status_code=403)
+        if self.token:
+            query_token = request.query_params.get("token")
+            if query_token is not None:
+                if not _same(query_token, self.token):
+                    return PlainTextResponse("review: wrong token", status_code=401)
+                rest = {k: v for k, v in request.query_params.items() if k != "token"}
+                response = RedirectResponse(request.url.path + (f"?{urlencode(rest)}" if rest else ""), 303)
+                response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
+                return response
+            if not (_same(request.cookies.get(COOKIE), self.token) or _same(request.headers.get(TOKEN_HEADER),
+                                                                           self.token)):
+                return PlainTextResponse("review: a token is required: open the address `soundtag review` printed, "
+                                         "with ?token=", status_code=401)
+        if request.method not in SAFE_METHODS:
+            return self._forgery(request, host)
+        return None
+
+    def _forgery(self, request: Request, host: str) -> Response | None:
+        site = request.headers.get("sec-fetch-site")
+        origin = request.headers.get("origin")
+        if site is not None and site != "same-origin":
+            return PlainTextResponse(f"review: refused a {site} request", status_code=403)
+        if origin is not None and origin != f"{request.url.scheme}://{host}":
+            return PlainTextResponse("review: refused a request from another origin", status_code=403)
+        if not _same(request.headers.get(CSRF_HEADER), self.csrf):
+            return PlainTextResponse("review: missing or wrong X-Soundtag-CSRF header", status_code=403)
+        return None

@@ -1,0 +1,131 @@
+"""The review web app: one recording at a time, verdicts through db.store, audio through
+review.audio. Every request passes review.guard first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+from sqlalchemy import Engine
+
+from db import store
+from review import audio
+from review.guard import Guard
+from review.order import Order, ordered
+from soundtag.errors import ReadError, TransientReadError
+from soundtag.settings import Settings
+from soundtag.states import Verdict
+from soundtag.uris import readable
+from worker.storage import Storage
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Session:
+    """What one `soundtag review` serves: a job's results, in one order, for one reviewer."""
+
+    job_id: str
+    order: Order
+    reviewer: str
+    label: str | None = None
+
+
+class VerdictIn(BaseModel):
+    file_id: int
+    verdict: Verdict
+    label: str | None = None
+
+
+def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard) -> FastAPI:
+    spec = store.job_spec(engine, session.job_id)
+    names = spec.taxonomy.names
+    items = ordered(store.review_items(engine, session.job_id, session.label), session.order, seed=session.job_id)
+    by_id = {item.file_id: item for item in items}
+    storage = Storage(settings.allowed_roots, settings.allowed_buckets)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def _guarded(request: Request, call_next):
+        return guard.check(request) or await call_next(request)
+
+    def progress() -> dict:
+        given = store.verdicts(engine, session.job_id)
+        per_label = {name: {"reviewed": 0, "total": 0} for name in names}
+        for item in items:
+            counts = per_label.setdefault(item.decision or "", {"reviewed": 0, "total": 0})
+            counts["total"] += 1
+            counts["reviewed"] += item.file_id in given
+        reviewed = sum(1 for item in items if item.file_id in given)
+        return {"reviewed": reviewed, "remaining": len(items) - reviewed, "per_label": per_label,
+                "verdicts": {str(k): {"verdict": v, "label": label} for k, (v, label) in given.items()}}
+
+    @app.get("/")
+    def page(request: Request):
+        return templates.TemplateResponse(request, "review.html", {
+            "csrf": guard.csrf, "labels": names, "reviewer": session.reviewer, "job": session.job_id,
+            "model": spec.model, "taxonomy": spec.taxonomy.name, "order": session.order})
+
+    @app.get("/api/items")
+    def list_items():
+        return {"items": [{"id": item.file_id, "name": readable(item.uri), "duration": item.duration_s,
+                           "decision": item.decision, "margin": item.margin,
+                           "labels": [vars(scored) for scored in item.labels]} for item in items],
+                "progress": progress()}
+
+    @app.get("/api/items/{file_id}/windows")
+    def windows(file_id: str):
+        item = _item(by_id, file_id)
+        if item is None:
+            return _missing()
+        return [{"start": start, "end": end, **vars(top)}
+                for start, end, top in store.file_windows(engine, session.job_id, item.file_id)]
+
+    @app.get("/audio/{file_id}")
+    def audio_of(file_id: str, request: Request):
+        item = _item(by_id, file_id)
+        if item is None:
+            return _missing()
+        try:
+            return audio.respond(item.uri, storage, request.headers.get("range"), settings.allowed_roots,
+                                 settings.allowed_buckets)
+        except (ReadError, TransientReadError) as exc:
+            return PlainTextResponse(f"review: {exc}", status_code=404)
+
+    @app.post("/api/verdicts")
+    def give(verdict: VerdictIn):
+        if verdict.file_id not in by_id:
+            return _missing()
+        if verdict.verdict == Verdict.CORRECT and verdict.label not in names:
+            return JSONResponse({"error": f"label {verdict.label!r} is not in the taxonomy"}, status_code=422)
+        store.record_verdict(engine, session.job_id, verdict.file_id, verdict.verdict, session.reviewer,
+                             verdict.label)
+        return {"progress": progress()}
+
+    @app.post("/api/undo")
+    def undo():
+        return {"file_id": store.undo_verdict(engine, session.job_id, session.reviewer), "progress": progress()}
+
+    return app
+
+
+def _item(by_id: dict, file_id: str):
+    """The item behind an id the page was given; None for anything else (a tampered id)."""
+    return by_id.get(int(file_id)) if file_id.isdigit() else None
+
+
+def _missing():
+    return PlainTextResponse("review: no such recording in this review", status_code=404)
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning")
