@@ -29,6 +29,7 @@ class Segment:
     end_s: float
     scores: np.ndarray
     similarity: np.ndarray
+    embedding: np.ndarray | None = None  # the window's audio embedding, kept for relabel and search
 
 
 @dataclass
@@ -146,7 +147,7 @@ class Labeler:
             return 0
         embeddings = self.classifier.embed_audio(np.stack(feats))
         scores, similarity = score(embeddings, labels, self.classifier.logit_scale)
-        for (prepared, index), s, sim in zip(owners, scores, similarity):
+        for (prepared, index), s, sim, embedding in zip(owners, scores, similarity, embeddings):
             start, end = prepared.spans[index]
-            prepared.result.segments.append(Segment(start, end, s, sim))
+            prepared.result.segments.append(Segment(start, end, s, sim, embedding))
         return len(feats)
