@@ -171,3 +171,31 @@ class Review(Base):
     undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_review_key", "file_id", "model", "taxonomy_id"),)
+
+
+class AudioEmbedding(Base):
+    """The audio embeddings of one file's windows by one model: what a new taxonomy, a search or
+    an export needs without the recording. Independent of any taxonomy, so one row per file
+    serves them all. Usable while the file's fingerprint is the one stored here; the model
+    revision (weights and dtype) and the window settings are part of the key."""
+
+    __tablename__ = "audio_embedding"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("file.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(Text)
+    model_revision: Mapped[str] = mapped_column(Text)
+    window_s: Mapped[float] = mapped_column(Float)
+    hop_s: Mapped[float] = mapped_column(Float)
+    fingerprint: Mapped[str | None] = mapped_column(Text)
+    dtype: Mapped[str] = mapped_column(String(8))  # fp16 or fp32: how ``vectors`` is stored
+    dim: Mapped[int] = mapped_column(Integer)
+    # float64 starts and ends of the windows, and their unit-norm vectors, windows × dim, in order.
+    starts: Mapped[bytes] = mapped_column(LargeBinary)
+    ends: Mapped[bytes] = mapped_column(LargeBinary)
+    vectors: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    __table_args__ = (UniqueConstraint("file_id", "model", "model_revision", "window_s", "hop_s",
+                                       name="uq_audio_embedding_key"),
+                      Index("ix_audio_embedding_model", "model", "model_revision"))

@@ -12,7 +12,7 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy import (
     JSON, BigInteger, DateTime, Engine, Integer, String, Text, and_, bindparam, case, column, delete, func, literal,
-    select, table, text, true, update,
+    or_, select, table, text, true, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -20,7 +20,8 @@ from sqlalchemy.types import TypeEngine
 
 from db.schema import safe_url
 from db.models import (
-    File, Job, JobFile, LabelEmbedding, LabelScore, Labeling, Review, SegmentScore, TaxonomyRow, now,
+    AudioEmbedding, File, Job, JobFile, LabelEmbedding, LabelScore, Labeling, Review, SegmentScore, TaxonomyRow,
+    now,
 )
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
@@ -216,9 +217,36 @@ def _ranked(scores: np.ndarray, similarity: np.ndarray, labels: Sequence[str]) -
             for rank, i in enumerate(order, start=1)]
 
 
-def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequence[str]) -> None:
+@dataclass(frozen=True)
+class EmbeddingKey:
+    """What the audio embeddings of a batch of results are kept under, and how."""
+
+    model_revision: str
+    window_s: float
+    hop_s: float
+    dtype: str  # fp16 or fp32
+
+
+_VECTOR_DTYPES = {"fp16": np.float16, "fp32": np.float32}
+
+
+def _embedding_row(key: EmbeddingKey, segments) -> dict | None:
+    """The audio_embedding values of one result's windows; None unless every window carries its
+    embedding (results scored from stored vectors carry none and rewrite nothing)."""
+    if not segments or any(seg.embedding is None for seg in segments):
+        return None
+    vectors = np.stack([seg.embedding for seg in segments]).astype(_VECTOR_DTYPES[key.dtype])
+    return {"model_revision": key.model_revision, "window_s": key.window_s, "hop_s": key.hop_s,
+            "dtype": key.dtype, "dim": vectors.shape[1], "vectors": vectors.tobytes(),
+            "starts": np.array([seg.start_s for seg in segments], dtype=np.float64).tobytes(),
+            "ends": np.array([seg.end_s for seg in segments], dtype=np.float64).tobytes()}
+
+
+def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequence[str],
+                 embeddings: EmbeddingKey | None = None) -> None:
     """Store a batch of FileResults (worker.labeling) of one job in one transaction. A failed
-    file keeps the results earlier jobs gave it; its row says the latest attempt failed."""
+    file keeps the results earlier jobs gave it; its row says the latest attempt failed. With
+    ``embeddings``, the windows' audio embeddings are kept too (replacing those of the same key)."""
     if not results:
         return
     stamp = now()
@@ -256,6 +284,14 @@ def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequenc
                 for row in _ranked(seg.scores, seg.similarity, labels)]
             for chunk in _chunks(segment_rows):
                 conn.execute(_insert(engine, SegmentScore), chunk)
+            row = _embedding_row(embeddings, result.segments) if embeddings else None
+            if row is not None:
+                stmt = _insert(engine, AudioEmbedding).values(
+                    file_id=file_id, model=job.model, fingerprint=fingerprint, created_at=stamp, **row)
+                conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["file_id", "model", "model_revision", "window_s", "hop_s"],
+                    set_={**{k: stmt.excluded[k] for k in ("fingerprint", "dtype", "dim", "starts", "ends", "vectors")},
+                          "created_at": stamp}))
 
 
 def queued_uris(engine: Engine, job_id: str) -> list[str]:
@@ -513,3 +549,112 @@ def verdicts(engine: Engine, job_id: str) -> dict[int, tuple[Verdict, str | None
     with engine.connect() as conn:
         rows = conn.execute(select(Review.file_id, Review.verdict, Review.label).where(*_in_force(spec))).all()
     return {file_id: (Verdict(verdict), label) for file_id, verdict, label in rows}
+
+
+@dataclass(frozen=True)
+class StoredEmbeddings:
+    """One file's stored window embeddings (float32, unit norm as the model gave them, up to the
+    storage's rounding), with the file's metadata so a result made from them keeps it."""
+
+    file_id: int
+    uri: str
+    starts: np.ndarray
+    ends: np.ndarray
+    vectors: np.ndarray
+    duration_s: float | None
+    sample_rate: int | None
+    channels: int | None
+    content_hash: str | None
+
+
+def _stored(row) -> StoredEmbeddings:
+    vectors = np.frombuffer(row.vectors, dtype=_VECTOR_DTYPES[row.dtype]).astype(np.float32).reshape(-1, row.dim)
+    return StoredEmbeddings(row.file_id, row.uri, np.frombuffer(row.starts, dtype=np.float64),
+                            np.frombuffer(row.ends, dtype=np.float64), vectors, row.duration_s, row.sample_rate,
+                            row.channels, row.content_hash)
+
+
+def _embeddings_query(model: str, revision: str | None, *columns):
+    """Usable stored embeddings of ``model``: taken at the file's current fingerprint."""
+    columns = columns or (AudioEmbedding.id, AudioEmbedding.file_id, AudioEmbedding.dtype, AudioEmbedding.dim,
+                          AudioEmbedding.starts, AudioEmbedding.ends, AudioEmbedding.vectors, File.uri,
+                          File.duration_s, File.sample_rate, File.channels, File.content_hash)
+    query = (select(*columns).join(File, File.id == AudioEmbedding.file_id)
+             .where(AudioEmbedding.model == model, AudioEmbedding.fingerprint == File.fingerprint))
+    return query if revision is None else query.where(AudioEmbedding.model_revision == revision)
+
+
+def stored_embeddings(engine: Engine, model: str, revision: str, window_s: float, hop_s: float,
+                      uris: Sequence[str]) -> dict[str, StoredEmbeddings]:
+    """Of ``uris``, those whose embeddings by this model revision and window settings are stored
+    at the file's current fingerprint, by uri."""
+    found: dict[str, StoredEmbeddings] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(list(uris)):
+            for row in conn.execute(_embeddings_query(model, revision).where(
+                    AudioEmbedding.window_s == window_s, AudioEmbedding.hop_s == hop_s, File.uri.in_(chunk))):
+                found[row.uri] = _stored(row)
+    return found
+
+
+def embedding_chunks(engine: Engine, model: str, revision: str | None = None, *, job_id: str | None = None,
+                     status: FileState | None = None, chunk: int = 500) -> Iterable[list[StoredEmbeddings]]:
+    """Every file's usable stored embeddings of ``model`` (of one revision, or any), ``chunk``
+    files at a time in file order, so memory stays bounded whatever the archive's size; only
+    the files of ``job_id`` (with that ``status`` there) when given. A file embedded with
+    several window settings or revisions comes once, with its latest embeddings."""
+    ids_query = _embeddings_query(model, revision, AudioEmbedding.file_id)
+    if job_id is not None:
+        ids_query = ids_query.join(JobFile, and_(JobFile.file_id == File.id, JobFile.job_id == job_id))
+        if status is not None:
+            ids_query = ids_query.where(JobFile.status == status)
+    after = -1
+    while True:
+        with engine.connect() as conn:
+            ids = list(conn.execute(ids_query.where(AudioEmbedding.file_id > after).distinct()
+                                    .order_by(AudioEmbedding.file_id).limit(chunk)).scalars())
+            if not ids:
+                return
+            rows = conn.execute(_embeddings_query(model, revision).where(AudioEmbedding.file_id.in_(ids))
+                                .order_by(AudioEmbedding.file_id, AudioEmbedding.id.desc())).all()
+        latest = {}
+        for row in rows:
+            latest.setdefault(row.file_id, row)
+        yield [_stored(row) for row in latest.values()]
+        after = ids[-1]
+
+
+def scope_files(engine: Engine, *, job_ids: Sequence[str] = (), sources: Sequence[str] = ()) -> list[FileRef]:
+    """The files of the given jobs, or under the given source URIs (prefixes), or every
+    file soundtag labeled successfully, as FileRefs at their current fingerprint."""
+    query = select(File.uri, File.fingerprint, File.size_bytes, File.truth)
+    if job_ids:
+        query = query.where(File.id.in_(select(JobFile.file_id).where(JobFile.job_id.in_(job_ids))))
+    elif sources:
+        query = query.where(or_(*(File.uri.startswith(source, autoescape=True) for source in sources)))
+    else:
+        query = query.where(File.id.in_(select(Labeling.file_id)))
+    with engine.connect() as conn:
+        return [FileRef(row.uri, row.fingerprint, row.size_bytes, truth=row.truth)
+                for row in conn.execute(query.order_by(File.id))]
+
+
+def embedded_uris(engine: Engine, model: str, revision: str, uris: Sequence[str]) -> set[str]:
+    """Of ``uris``, those with usable stored embeddings by this model revision."""
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for chunk in _chunks(list(uris)):
+            found.update(conn.execute(select(File.uri).where(File.uri.in_(chunk), select(AudioEmbedding.id).where(
+                AudioEmbedding.file_id == File.id, AudioEmbedding.model == model,
+                AudioEmbedding.model_revision == revision, AudioEmbedding.fingerprint == File.fingerprint,
+            ).exists())).scalars())
+    return found
+
+
+def stored_embeddings_of(engine: Engine, model: str, uri: str) -> tuple[StoredEmbeddings, str] | None:
+    """The latest usable stored embeddings of one file by ``model``, with their revision."""
+    query = _embeddings_query(model, None, *_embeddings_query(model, None).selected_columns,
+                              AudioEmbedding.model_revision)
+    with engine.connect() as conn:
+        row = conn.execute(query.where(File.uri == uri).order_by(AudioEmbedding.id.desc()).limit(1)).first()
+    return None if row is None else (_stored(row), row.model_revision)

@@ -133,6 +133,10 @@ class Classifier:
                 cached = self._label_cache[key] = self._embed_labels(taxonomy.prompts())
         return cached
 
+    def embed_text(self, text: str) -> np.ndarray:
+        """Unit-norm text embedding of one free text (a search query), as labels are embedded."""
+        return self._embed_labels([[text]])[0]
+
     @torch.inference_mode()
     def _embed_labels(self, prompts: list[list[str]]) -> np.ndarray:
         texts = [text for group in prompts for text in group]

@@ -36,6 +36,7 @@ class Segment:
     end_s: float
     scores: np.ndarray
     similarity: np.ndarray
+    embedding: np.ndarray | None = None  # the window's audio embedding, kept for relabel and search
 
 
 @dataclass
@@ -196,8 +197,8 @@ class Labeler:
             return
         embeddings = self.classifier.embed_windows([w.prepared for w in batch])
         scores, similarity = score(embeddings, labels, self.classifier.logit_scale)
-        for window, s, sim in zip(batch, scores, similarity):
-            window.file.result.segments.append(Segment(window.start_s, window.end_s, s, sim))
+        for window, s, sim, embedding in zip(batch, scores, similarity, embeddings):
+            window.file.result.segments.append(Segment(window.start_s, window.end_s, s, sim, embedding))
 
 
 def _finished(scoring: deque[_File]) -> Iterator[FileResult]:

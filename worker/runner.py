@@ -6,6 +6,7 @@ The model is loaded once per process and kept, keyed by what changes its output.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from worker.audio import Limits
 from worker.clap import Classifier, check_device
+from worker.embeddings import result_from_stored
 from worker.labeling import FileResult, Labeler
 from worker.storage import Storage
 
@@ -89,18 +91,27 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     if not wanted:
         return 0
     labeler = labeler_for(spec, settings)
+    classifier = labeler.classifier
     labels = spec.taxonomy.names
-    vectors = label_embeddings(engine, labeler.classifier, spec)
+    vectors = label_embeddings(engine, classifier, spec)
+    keep = None if settings.embeddings == "off" else store.EmbeddingKey(
+        classifier.revision, labeler.window_s, labeler.hop_s, settings.embeddings)
+    # Files whose windows this model embedded before, at this fingerprint and with these window
+    # settings, are scored from the stored vectors: no read, no decode, no audio tower.
+    stored = store.stored_embeddings(engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s,
+                                     wanted)
+    from_audio = [uri for uri in wanted if uri not in stored]
+    reused = (result_from_stored(found, vectors, classifier.logit_scale) for found in stored.values())
     buffer: list[FileResult] = []
     flushed = time.monotonic()
-    for result in labeler.label(wanted, vectors, storage(settings).open):
+    for result in itertools.chain(reused, labeler.label(from_audio, vectors, storage(settings).open)):
         buffer.append(result)
         if on_result:
             on_result(result)
         if time.monotonic() - flushed >= flush_every_s:
-            store.save_results(engine, job_id, buffer, labels)
+            store.save_results(engine, job_id, buffer, labels, keep)
             buffer, flushed = [], time.monotonic()
-    store.save_results(engine, job_id, buffer, labels)
+    store.save_results(engine, job_id, buffer, labels, keep)
     return len(wanted)
 
 

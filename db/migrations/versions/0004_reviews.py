@@ -1,7 +1,7 @@
 """reviews: the review table, the reviews and reviewed_labels views
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -11,7 +11,7 @@ from db.views import REVIEWED_LABELS_V1, REVIEWS_V1
 
 
 revision = '0004'
-down_revision = '0002'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,62 @@
+"""``soundtag relabel``: a new taxonomy over files whose audio embeddings are stored, written as
+an ordinary job (kind ``relabel``) without reading a single recording. Only the text tower runs,
+once for the taxonomy's labels (and not at all when they are stored)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from db import store
+from soundtag import hub
+from soundtag.settings import Settings
+from soundtag.states import FileState
+from soundtag.taxonomy import Taxonomy
+from worker.embeddings import result_from_stored
+from worker.labeling import FileResult
+from worker.runner import classifier_for, label_embeddings
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a relabel found before it scores: its job, the files it will score, and those in
+    scope without usable stored embeddings (labeled before embeddings were kept, with
+    SOUNDTAG_EMBEDDINGS=off, by other weights, or changed since)."""
+
+    job_id: str
+    todo: int
+    missing: list[str] = field(default_factory=list)
+
+
+def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: Sequence[str] = (),
+            sources: Sequence[str] = (), on_planned: Callable[[Plan], None] | None = None,
+            on_result: Callable[[FileResult], None] | None = None, chunk: int = 500) -> store.JobInfo:
+    """Score every file in scope (the given jobs' files, the files under ``sources``, or every
+    labeled file) that has stored embeddings of ``settings.model`` against ``taxonomy``, in a new
+    job; embeddings stream from the database ``chunk`` files at a time."""
+    for job_id in job_ids:
+        store.job_info(engine, job_id)  # JobNotFound before anything is recorded
+    hub.check(settings.model)
+    classifier = classifier_for(settings.model_ref, settings)
+    scope = store.scope_files(engine, job_ids=job_ids, sources=sources)
+    embedded = store.embedded_uris(engine, settings.model_ref, classifier.revision, [ref.uri for ref in scope])
+    job_id = store.create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources))
+    try:
+        todo = store.add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
+        if on_planned:
+            on_planned(Plan(job_id, len(todo), [ref.uri for ref in scope if ref.uri not in embedded]))
+        spec = store.job_spec(engine, job_id)
+        vectors = label_embeddings(engine, classifier, spec)
+        for files in store.embedding_chunks(engine, settings.model_ref, classifier.revision, job_id=job_id,
+                                            status=FileState.QUEUED, chunk=chunk):
+            results = [result_from_stored(found, vectors, classifier.logit_scale) for found in files]
+            store.save_results(engine, job_id, results, taxonomy.names)
+            for result in results if on_result else ():
+                on_result(result)
+    except BaseException:
+        store.cancel_job(engine, job_id, reason="interrupted")
+        raise
+    store.finish_job_if_done(engine, job_id)
+    return store.job_info(engine, job_id)
