@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from soundtag.taxonomy import TaxonomyError, load_taxonomy, taxonomy_from_csv
@@ -32,13 +34,16 @@ def test_plain_list_and_mapping_forms(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("labels: []", "it has no labels"),
     ("labels: [rain, Rain]", "label 'Rain' appears twice"),
-    ("template: 'a sound'\nlabels: [rain]", "has no '{}' where the label goes"),
+    ("template: 'a sound'\nlabels: [rain]", "must hold exactly one '{}' where the label goes"),
+    ("template: 'a {} and {}'\nlabels: [rain]", "must hold exactly one '{}' where the label goes"),
+    ("lables: [rain]", "missing key 'labels'; unknown key 'lables' (did you mean 'labels'?)"),
+    ("labels: [{name: rain, promts: [wet]}]", "unknown key 'promts' in labels.0 (did you mean 'prompts'?)"),
     ("labels: ['  ']", "a label name is empty"),
     ("labels: [rain\n", "not valid YAML"),
     ("42", "expected a mapping"),
 ])
 def test_invalid_taxonomy_says_what_is_wrong(tmp_path, text, message):
-    with pytest.raises(TaxonomyError, match="taxonomy.yaml: .*" + message.replace("{", "\\{").replace("}", "\\}")):
+    with pytest.raises(TaxonomyError, match="taxonomy.yaml: .*" + re.escape(message)):
         load_taxonomy(_write(tmp_path, text))
 
 
