@@ -446,6 +446,43 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
     return [Prediction(uri, truth, tuple(labels)) for uri, (truth, labels) in found.items()]
 
 
+def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tuple[str, str | None, dict[str, float]]]:
+    """Each labeled file of a job with its truth and the cosine of every label, by the job's
+    model and taxonomy. With ``reviewed`` the truth is the verdict in force, as in job_predictions."""
+    given = verdicts(engine, job_id) if reviewed else {}
+    with engine.connect() as conn:
+        job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
+        rows = conn.execute(
+            select(File.id, File.uri, File.truth, LabelScore.label, LabelScore.similarity).select_from(JobFile)
+            .join(File, File.id == JobFile.file_id)
+            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == job.model,
+                                 Labeling.taxonomy_id == job.taxonomy_id))
+            .join(LabelScore, LabelScore.labeling_id == Labeling.id)
+            .where(JobFile.job_id == job_id).order_by(File.uri)).all()
+    found: dict[str, tuple[str | None, dict[str, float]]] = {}
+    for file_id, uri, truth, label, similarity in rows:
+        if reviewed:
+            verdict, truth = given.get(file_id, (Verdict.REJECT, None))
+            truth = None if verdict == Verdict.REJECT else truth
+        found.setdefault(uri, (truth, {}))[1][label] = similarity
+    return [(uri, truth, cosines) for uri, (truth, cosines) in found.items()]
+
+
+def taxonomy_with_policy(engine: Engine, taxonomy_id: int) -> Taxonomy:
+    """The stored taxonomy with the decision policy last saved for it (thresholds as stored:
+    each label's effective one)."""
+    with engine.connect() as conn:
+        body = conn.execute(select(TaxonomyRow.body).where(TaxonomyRow.id == taxonomy_id)).scalar_one()
+        rows = conn.execute(select(TaxonomyLabel.label, TaxonomyLabel.threshold, TaxonomyLabel.background,
+                                   TaxonomyLabel.parent).where(TaxonomyLabel.taxonomy_id == taxonomy_id)).all()
+    policy = {label: {"threshold": threshold, "background": bool(background), "parent": parent}
+              for label, threshold, background, parent in rows}
+    labels = [{**entry, **{k: v for k, v in policy.get(entry["name"], {}).items()
+                           if v is not None and not (k == "threshold" and policy[entry["name"]]["background"])}}
+              for entry in body["labels"]]
+    return taxonomy_from_canonical({**body, "labels": labels})
+
+
 _FILE_DECISIONS = table("file_decisions", column("uri"), column("model"), column("taxonomy_hash"), column("label"),
                         column("implied_by"))
 

@@ -200,3 +200,24 @@ def test_upgrade_gives_existing_taxonomies_a_plain_policy(sqlite_url):
     assert sorted(query(store_url, "select node, label from taxonomy_member")) == [("crow", "crow"), ("owl", "owl")]
     engine_for.cache_clear()
     engine.dispose()
+
+
+def test_calibrate_writes_the_taxonomy_with_thresholds_that_keep_the_target(engine, tmp_path):
+    from soundtag.taxonomy import load_taxonomy
+
+    tax = taxonomy_from_canonical({**URBAN, "threshold": 0.9})
+    job = store.create_job(engine, tax, Settings(model="m"), kind="run", sources=["/a"])
+    truth = {"street": "siren", "yard": "dog;cat", "unrelated": "siren", "quiet": "dog"}
+    store.add_files(engine, job, [FileRef(r.uri, fingerprint="1", truth=truth[r.uri.rsplit("/", 1)[1]])
+                                  for r in FILES])
+    store.save_results(engine, job, FILES, tax.names)
+    out = tmp_path / "calibrated.yaml"
+    proc = soundtag("calibrate", job, "--target-precision", "0.9", "--out", str(out), "--database", _url(engine))
+    calibrated = load_taxonomy(out)
+    assert calibrated.content_hash == tax.content_hash
+    limits = {lb.name: lb.threshold for lb in calibrated.labels}
+    # siren: 0.40 street (siren), 0.10 quiet (dog) → 0.40 keeps 100%; dog: 0.35 yard, 0.28 quiet, both dogs,
+    # 0.10 street is not → 0.28; cat: 0.30 yard → 0.30. background keeps no threshold.
+    assert limits == {"siren": 0.40, "dog": 0.28, "cat": 0.30, "background": None}
+    assert {lb.name: lb.parent for lb in calibrated.labels}["dog"] == "animal"
+    assert "siren" in proc.stdout and "50.0%" in proc.stdout  # siren's recall: the unrelated one is missed
