@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
+    JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -39,6 +39,31 @@ class TaxonomyRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
     body: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class TaxonomyLabel(Base):
+    """The decision policy of a taxonomy: one row per label, and per group (a parent that is no
+    label). Scores never depend on it, so it is not part of the taxonomy's hash: saving the
+    taxonomy again with other thresholds rewrites these rows, and the latest policy wins."""
+
+    __tablename__ = "taxonomy_label"
+
+    taxonomy_id: Mapped[int] = mapped_column(ForeignKey("taxonomy.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(Text, primary_key=True)
+    threshold: Mapped[float | None] = mapped_column(Float)  # the label's, else the taxonomy's; None: rank 1 passes
+    background: Mapped[bool] = mapped_column(Boolean, default=False)
+    parent: Mapped[str | None] = mapped_column(Text)
+    is_group: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TaxonomyMember(Base):
+    """Which labels' scores roll up into which node: every label into itself and each ancestor."""
+
+    __tablename__ = "taxonomy_member"
+
+    taxonomy_id: Mapped[int] = mapped_column(ForeignKey("taxonomy.id", ondelete="CASCADE"), primary_key=True)
+    node: Mapped[str] = mapped_column(Text, primary_key=True)
+    label: Mapped[str] = mapped_column(Text, primary_key=True)
 
 
 class Job(Base):

@@ -20,8 +20,8 @@ from sqlalchemy.types import TypeEngine
 
 from db.schema import safe_url
 from db.models import (
-    AudioEmbedding, File, Job, JobFile, LabelEmbedding, LabelScore, Labeling, Review, SegmentScore, TaxonomyRow,
-    now,
+    AudioEmbedding, File, Job, JobFile, LabelEmbedding, LabelScore, Labeling, Review, SegmentScore, TaxonomyLabel,
+    TaxonomyMember, TaxonomyRow, now,
 )
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
@@ -65,13 +65,26 @@ def _chunks(items: Sequence, size: int = CHUNK):
 
 
 def save_taxonomy(engine: Engine, taxonomy: Taxonomy) -> int:
+    """The taxonomy's id, recording it when its content hash is new. Its decision policy
+    (thresholds, background labels, parents) is not part of the hash: it is rewritten each time,
+    so the latest one saved with that hash is the one the decision views apply."""
     with engine.begin() as conn:
         stmt = _insert(engine, TaxonomyRow).values(
             name=taxonomy.name, content_hash=taxonomy.content_hash, body=taxonomy.canonical(), created_at=now()
         ).on_conflict_do_nothing(index_elements=["content_hash"])
         conn.execute(stmt)
-        return conn.execute(
+        taxonomy_id = conn.execute(
             select(TaxonomyRow.id).where(TaxonomyRow.content_hash == taxonomy.content_hash)).scalar_one()
+        policy = taxonomy.policy()
+        conn.execute(delete(TaxonomyMember).where(TaxonomyMember.taxonomy_id == taxonomy_id))
+        conn.execute(delete(TaxonomyLabel).where(TaxonomyLabel.taxonomy_id == taxonomy_id))
+        conn.execute(TaxonomyLabel.__table__.insert(), [
+            {"taxonomy_id": taxonomy_id, "label": node.label, "threshold": node.threshold,
+             "background": node.background, "parent": node.parent, "is_group": node.group} for node in policy])
+        conn.execute(TaxonomyMember.__table__.insert(), [
+            {"taxonomy_id": taxonomy_id, "node": node.label, "label": member}
+            for node in policy for member in node.members])
+        return taxonomy_id
 
 
 @dataclass(frozen=True)
@@ -433,16 +446,60 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
     return [Prediction(uri, truth, tuple(labels)) for uri, (truth, labels) in found.items()]
 
 
+def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tuple[str, str | None, dict[str, float]]]:
+    """Each labeled file of a job with its truth and the cosine of every label, by the job's
+    model and taxonomy. With ``reviewed`` the truth is the verdict in force, as in job_predictions."""
+    given = verdicts(engine, job_id) if reviewed else {}
+    with engine.connect() as conn:
+        job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
+        rows = conn.execute(
+            select(File.id, File.uri, File.truth, LabelScore.label, LabelScore.similarity).select_from(JobFile)
+            .join(File, File.id == JobFile.file_id)
+            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == job.model,
+                                 Labeling.taxonomy_id == job.taxonomy_id))
+            .join(LabelScore, LabelScore.labeling_id == Labeling.id)
+            .where(JobFile.job_id == job_id).order_by(File.uri)).all()
+    found: dict[str, tuple[str | None, dict[str, float]]] = {}
+    for file_id, uri, truth, label, similarity in rows:
+        if reviewed:
+            verdict, truth = given.get(file_id, (Verdict.REJECT, None))
+            truth = None if verdict == Verdict.REJECT else truth
+        found.setdefault(uri, (truth, {}))[1][label] = similarity
+    return [(uri, truth, cosines) for uri, (truth, cosines) in found.items()]
+
+
+def taxonomy_with_policy(engine: Engine, taxonomy_id: int) -> Taxonomy:
+    """The stored taxonomy with the decision policy last saved for it (thresholds as stored:
+    each label's effective one)."""
+    with engine.connect() as conn:
+        body = conn.execute(select(TaxonomyRow.body).where(TaxonomyRow.id == taxonomy_id)).scalar_one()
+        rows = conn.execute(select(TaxonomyLabel.label, TaxonomyLabel.threshold, TaxonomyLabel.background,
+                                   TaxonomyLabel.parent).where(TaxonomyLabel.taxonomy_id == taxonomy_id)).all()
+    policy = {label: {"threshold": threshold, "background": bool(background), "parent": parent}
+              for label, threshold, background, parent in rows}
+    labels = [{**entry, **{k: v for k, v in policy.get(entry["name"], {}).items()
+                           if v is not None and not (k == "threshold" and policy[entry["name"]]["background"])}}
+              for entry in body["labels"]]
+    return taxonomy_from_canonical({**body, "labels": labels})
+
+
+_FILE_DECISIONS = table("file_decisions", column("uri"), column("model"), column("taxonomy_hash"), column("label"),
+                        column("implied_by"))
+
+
 def model_decisions(engine: Engine, model: str, taxonomy_id: int, file_ids: Sequence[int]) -> dict[int, str]:
-    """The model's decision on each of these files: for now its rank-1 label. The one place that
-    says so in Python (the ``reviewed_labels`` view says it in SQL); thresholds will change both."""
+    """The model's decision on each of these files, as the ``file_decisions`` view makes it under
+    the taxonomy's current thresholds; a file that abstains has none. (The ``reviewed_labels``
+    view still takes the rank-1 label: it is frozen at its version.)"""
     found: dict[int, str] = {}
+    d = _FILE_DECISIONS
     with engine.connect() as conn:
         for chunk in _chunks(list(file_ids)):
             found.update(conn.execute(
-                select(Labeling.file_id, LabelScore.label).join(LabelScore, LabelScore.labeling_id == Labeling.id)
-                .where(Labeling.model == model, Labeling.taxonomy_id == taxonomy_id, LabelScore.rank == 1,
-                       Labeling.file_id.in_(chunk))).all())
+                select(File.id, d.c.label).join(d, d.c.uri == File.uri)
+                .join(TaxonomyRow, TaxonomyRow.content_hash == d.c.taxonomy_hash)
+                .where(d.c.model == model, TaxonomyRow.id == taxonomy_id, d.c.implied_by.is_(None),
+                       d.c.label.is_not(None), File.id.in_(chunk))).all())
     return found
 
 

@@ -86,3 +86,110 @@ LEFT JOIN review r ON r.id = (
     SELECT MAX(c.id) FROM review c
     WHERE c.file_id = l.file_id AND c.model = l.model AND c.taxonomy_id = l.taxonomy_id AND c.undone_at IS NULL)
 """
+
+# Decisions (schema 0005). Built on the public views file_labels and segment_labels joined with
+# the decision policy (taxonomy_label, and taxonomy_member for the hierarchy), so they follow
+# whatever tables lie under those two views. A label passes when its cosine (similarity) reaches
+# its threshold (the label's, else the taxonomy's); with no threshold only the rank-1 label
+# passes, as before thresholds existed. A node is a label or a group: its score is the sum of its
+# members' softmax scores, its similarity their maximum, its rank their best.
+_FILE_NODES = """
+SELECT fl.uri, fl.run_id, fl.model, fl.taxonomy, fl.taxonomy_hash, t.id AS taxonomy_id, m.node AS label,
+       SUM(fl.score) AS score, MAX(fl.similarity) AS similarity, MIN(fl.rank) AS best_rank
+FROM file_labels fl
+JOIN taxonomy t ON t.content_hash = fl.taxonomy_hash
+JOIN taxonomy_member m ON m.taxonomy_id = t.id AND m.label = fl.label
+GROUP BY fl.uri, fl.run_id, fl.model, fl.taxonomy, fl.taxonomy_hash, t.id, m.node
+"""
+
+_PASSES = """NOT p.background AND ((p.threshold IS NULL AND {rank} = 1)
+                          OR (p.threshold IS NOT NULL AND {similarity} >= p.threshold))"""
+
+# Every label (and group) of a file that passes its threshold: several per file, or none.
+FILE_TAGS_V1 = f"""
+CREATE VIEW file_tags AS
+WITH node AS ({_FILE_NODES})
+SELECT n.uri, n.run_id, n.model, n.taxonomy, n.taxonomy_hash, n.label, n.score, n.similarity, p.threshold
+FROM node n
+JOIN taxonomy_label p ON p.taxonomy_id = n.taxonomy_id AND p.label = n.label
+WHERE {_PASSES.format(rank="n.best_rank", similarity="n.similarity")}
+"""
+
+SEGMENT_TAGS_V1 = f"""
+CREATE VIEW segment_tags AS
+WITH node AS (
+    SELECT sl.uri, sl.run_id, sl.model, sl.taxonomy, sl.taxonomy_hash, t.id AS taxonomy_id, sl.start_s, sl.end_s,
+           m.node AS label, SUM(sl.score) AS score, MAX(sl.similarity) AS similarity, MIN(sl.rank) AS best_rank
+    FROM segment_labels sl
+    JOIN taxonomy t ON t.content_hash = sl.taxonomy_hash
+    JOIN taxonomy_member m ON m.taxonomy_id = t.id AND m.label = sl.label
+    GROUP BY sl.uri, sl.run_id, sl.model, sl.taxonomy, sl.taxonomy_hash, t.id, sl.start_s, sl.end_s, m.node)
+SELECT n.uri, n.run_id, n.model, n.taxonomy, n.taxonomy_hash, n.start_s, n.end_s, n.label, n.score, n.similarity,
+       p.threshold
+FROM node n
+JOIN taxonomy_label p ON p.taxonomy_id = n.taxonomy_id AND p.label = n.label
+WHERE {_PASSES.format(rank="n.best_rank", similarity="n.similarity")}
+"""
+
+# One row per labeled file (implied_by NULL): the passing non-background label of the highest
+# score (ties: higher similarity, then name), or label NULL and abstained 1 when none passes or
+# the rank-1 label is a background label. The decided label's ancestors follow as rows of their
+# own (implied_by: the decided label) with their rolled-up score and similarity.
+FILE_DECISIONS_V1 = f"""
+CREATE VIEW file_decisions AS
+WITH node AS ({_FILE_NODES}),
+top AS (
+    SELECT fl.uri, fl.run_id, fl.model, fl.taxonomy, fl.taxonomy_hash, t.id AS taxonomy_id, p.background
+    FROM file_labels fl
+    JOIN taxonomy t ON t.content_hash = fl.taxonomy_hash
+    JOIN taxonomy_label p ON p.taxonomy_id = t.id AND p.label = fl.label
+    WHERE fl.rank = 1),
+passing AS (
+    SELECT fl.uri, fl.model, fl.taxonomy_hash, fl.label, fl.score, fl.similarity,
+           ROW_NUMBER() OVER (PARTITION BY fl.uri, fl.model, fl.taxonomy_hash
+                              ORDER BY fl.score DESC, fl.similarity DESC, fl.label) AS pick
+    FROM file_labels fl
+    JOIN taxonomy t ON t.content_hash = fl.taxonomy_hash
+    JOIN taxonomy_label p ON p.taxonomy_id = t.id AND p.label = fl.label
+    WHERE {_PASSES.format(rank="fl.rank", similarity="fl.similarity")}),
+decided AS (
+    SELECT f.uri, f.run_id, f.model, f.taxonomy, f.taxonomy_hash, f.taxonomy_id,
+           CASE WHEN f.background THEN NULL ELSE b.label END AS label,
+           CASE WHEN f.background THEN NULL ELSE b.score END AS score,
+           CASE WHEN f.background THEN NULL ELSE b.similarity END AS similarity
+    FROM top f
+    LEFT JOIN passing b ON b.uri = f.uri AND b.model = f.model AND b.taxonomy_hash = f.taxonomy_hash AND b.pick = 1)
+SELECT d.uri, d.run_id, d.model, d.taxonomy, d.taxonomy_hash, d.label, d.score, d.similarity,
+       CASE WHEN d.label IS NULL THEN 1 ELSE 0 END AS abstained, CAST(NULL AS TEXT) AS implied_by
+FROM decided d
+UNION ALL
+SELECT d.uri, d.run_id, d.model, d.taxonomy, d.taxonomy_hash, n.label, n.score, n.similarity, 0, d.label
+FROM decided d
+JOIN taxonomy_member m ON m.taxonomy_id = d.taxonomy_id AND m.label = d.label AND m.node <> d.label
+JOIN node n ON n.uri = d.uri AND n.model = d.model AND n.taxonomy_hash = d.taxonomy_hash AND n.label = m.node
+"""
+
+# Gaps and islands: windows of a file tagged with the same label whose start lies within the
+# reach of the earlier ones (adjacent or overlapping) form one event. The small tolerance keeps
+# float window bounds that should touch (10.000000001 after 10.0) together.
+EVENTS_V1 = """
+CREATE VIEW events AS
+WITH tagged AS (
+    SELECT uri, run_id, model, taxonomy, taxonomy_hash, label, start_s, end_s, similarity,
+           MAX(end_s) OVER (PARTITION BY uri, model, taxonomy_hash, label ORDER BY start_s, end_s
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+    FROM segment_tags),
+numbered AS (
+    SELECT uri, run_id, model, taxonomy, taxonomy_hash, label, start_s, end_s, similarity,
+           SUM(CASE WHEN reach IS NULL OR start_s > reach + 0.000001 THEN 1 ELSE 0 END)
+               OVER (PARTITION BY uri, model, taxonomy_hash, label ORDER BY start_s, end_s
+                     ROWS UNBOUNDED PRECEDING) AS event
+    FROM tagged)
+SELECT uri, run_id, model, taxonomy, taxonomy_hash, label, MIN(start_s) AS start_s, MAX(end_s) AS end_s,
+       MAX(similarity) AS max_similarity
+FROM numbered
+GROUP BY uri, run_id, model, taxonomy, taxonomy_hash, label, event
+"""
+
+DECISIONS_V1 = {"file_tags": FILE_TAGS_V1, "segment_tags": SEGMENT_TAGS_V1, "file_decisions": FILE_DECISIONS_V1,
+                "events": EVENTS_V1}

@@ -445,6 +445,53 @@ def evaluate(
 
 
 @app.command()
+def calibrate(
+    job_id: Annotated[str, typer.Argument(help="Job id whose files carry a truth, or were reviewed.")],
+    target_precision: Annotated[float, typer.Option("--target-precision", min=0.0, max=1.0,
+                                                    help="Precision each label must keep, 0-1.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Write the taxonomy with these thresholds here (YAML).")],
+    truth: Annotated[str, typer.Option("--truth", help="files: the truth files carry (--truth-column); reviews: "
+                                       "the verdicts of `soundtag review`.")] = "files",
+    database: Database = None,
+) -> None:
+    """Choose each label's threshold on the cosine: the lowest at which its precision on the
+    job's files with a known truth is at least the target. Writes the taxonomy with them."""
+    import yaml
+    from rich.table import Table
+
+    from db import store
+    from soundtag.calibration import calibrate as choose, truths
+
+    if truth not in {"files", "reviews"}:
+        _fail(f"--truth {truth!r}: use files or reviews")
+    engine = _engine(load_settings(database_url=database))
+    store.job_info(engine, job_id)
+    spec = store.job_spec(engine, job_id)
+    known = [(truths(t), cosines) for _, t, cosines in store.job_cosines(engine, job_id, reviewed=truth == "reviews")
+             if truths(t)]
+    if not known:
+        _fail(f"job {job_id}: no labeled file has a truth; "
+              + ("review some with `soundtag review`" if truth == "reviews"
+                 else "give a dataset's label column with --truth-column"))
+    taxonomy = store.taxonomy_with_policy(engine, spec.taxonomy_id)
+    chosen = choose(known, [lb.name for lb in taxonomy.labels if not lb.background], target_precision)
+    percent = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    table = Table("label", "threshold", "precision", "recall", "support")
+    for c in chosen:
+        table.add_row(c.label, f"{c.threshold:.4f}", percent(c.precision), percent(c.recall), str(c.support))
+    out.print(f"job {job_id}: {len(known)} files with a known truth, target precision {target_precision:.0%}",
+              highlight=False)
+    out.print(table)
+    missed = [c.label for c in chosen if not c.reached]
+    if missed:
+        out.print(f"cannot reach {target_precision:.0%} precision (threshold above every cosine seen): "
+                  + ", ".join(missed), highlight=False)
+    calibrated = taxonomy.with_thresholds({c.label: c.threshold for c in chosen})
+    out_file.write_text(yaml.safe_dump(calibrated.document(), sort_keys=False, allow_unicode=True))
+    console.print(f"taxonomy with thresholds → {out_file}", highlight=False)
+
+
+@app.command()
 def review(
     database: Database = None,
     job: Annotated[Optional[str], typer.Option("--job", help="Job whose results to review (default: the newest).")] = None,

@@ -21,6 +21,10 @@ class Label(BaseModel):
 
     name: str
     prompts: tuple[str, ...] = ()
+    # The decision policy, which never changes scores (see Taxonomy.canonical).
+    threshold: float | None = None
+    background: bool = False
+    parent: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -29,6 +33,46 @@ class Label(BaseModel):
         if not value:
             raise ValueError("a label name is empty")
         return value
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_is_a_cosine(cls, value: float | None) -> float | None:
+        return _cosine(value)
+
+    @field_validator("parent")
+    @classmethod
+    def _parent_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("a parent name is empty")
+        return value.strip() if value is not None else None
+
+    @model_validator(mode="after")
+    def _background_decides_alone(self) -> "Label":
+        if self.background and (self.threshold is not None or self.parent is not None):
+            raise ValueError(f"background label {self.name!r} cannot have a threshold or a parent: "
+                             "when it wins, the file abstains")
+        return self
+
+
+def _cosine(value: float | None) -> float | None:
+    if value is not None and not -1.0 <= value <= 1.0:
+        raise ValueError(f"threshold {value} is not a cosine similarity: give one between -1 and 1")
+    return value
+
+
+class LabelPolicy(BaseModel):
+    """How one node of the taxonomy decides: a label, or a group named only as a parent.
+    ``threshold`` is the effective one: the label's own, else the taxonomy's, else None (then
+    only the rank-1 label passes)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    threshold: float | None
+    background: bool
+    parent: str | None
+    group: bool
+    members: tuple[str, ...]  # the labels whose scores count towards it: itself and its descendants
 
 
 class Taxonomy(BaseModel):
@@ -39,7 +83,13 @@ class Taxonomy(BaseModel):
 
     name: str
     template: str = DEFAULT_TEMPLATE
+    threshold: float | None = None
     labels: tuple[Label, ...]
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_is_a_cosine(cls, value: float | None) -> float | None:
+        return _cosine(value)
 
     @field_validator("template")
     @classmethod
@@ -70,7 +120,20 @@ class Taxonomy(BaseModel):
             if label.name.casefold() in seen:
                 raise ValueError(f"label {label.name!r} appears twice")
             seen.add(label.name.casefold())
+        parents = {label.name: label.parent for label in self.labels if label.parent is not None}
+        for label in self.labels:
+            if label.parent is not None and label.parent in self.names and self._label(label.parent).background:
+                raise ValueError(f"parent {label.parent!r} of {label.name!r} is a background label")
+            chain, node = [label.name], label.parent
+            while node is not None:
+                if node in chain:
+                    raise ValueError(f"parents form a cycle: {' -> '.join([*chain, node])}")
+                chain.append(node)
+                node = parents.get(node)
         return self
+
+    def _label(self, name: str) -> Label:
+        return next(label for label in self.labels if label.name == name)
 
     @property
     def names(self) -> list[str]:
@@ -81,6 +144,8 @@ class Taxonomy(BaseModel):
         return [list(label.prompts) or [self.template.format(label.name)] for label in self.labels]
 
     def canonical(self) -> dict:
+        """What decides the scores: name, template, labels and prompts. Thresholds, background
+        and parents only decide, so they are left out, and changing them keeps the hash."""
         return {"name": self.name, "template": self.template,
                 "labels": [{"name": lb.name, "prompts": list(lb.prompts)} for lb in self.labels]}
 
@@ -89,6 +154,59 @@ class Taxonomy(BaseModel):
         """Identifies what the model is asked: two files with the same labels and prompts hash alike."""
         body = json.dumps(self.canonical(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(body.encode()).hexdigest()
+
+    @property
+    def has_policy(self) -> bool:
+        return self.threshold is not None or any(
+            lb.threshold is not None or lb.background or lb.parent is not None for lb in self.labels)
+
+    def policy(self) -> list[LabelPolicy]:
+        """Every label, then every group (a parent that is no label), with its effective
+        threshold and the labels that roll up into it. A group's threshold is the taxonomy's."""
+        children: dict[str, list[str]] = {}
+        for label in self.labels:
+            if label.parent is not None:
+                children.setdefault(label.parent, []).append(label.name)
+
+        def members(node: str) -> tuple[str, ...]:
+            below = [node] if node in self.names else []
+            for child in children.get(node, []):
+                below.extend(members(child))
+            return tuple(below)
+
+        parents = {label.parent: None for label in self.labels if label.parent is not None}
+        nodes = [LabelPolicy(label=lb.name, threshold=lb.threshold if lb.threshold is not None else self.threshold,
+                             background=lb.background, parent=lb.parent, group=False, members=members(lb.name))
+                 for lb in self.labels]
+        nodes += [LabelPolicy(label=group, threshold=self.threshold, background=False, parent=None, group=True,
+                              members=members(group)) for group in parents if group not in self.names]
+        return nodes
+
+    def document(self) -> dict:
+        """The whole taxonomy, decision policy included, as a YAML file that load_taxonomy reads."""
+        labels = []
+        for lb in self.labels:
+            entry: dict = {"name": lb.name}
+            if lb.prompts:
+                entry["prompts"] = list(lb.prompts)
+            if lb.threshold is not None:
+                entry["threshold"] = lb.threshold
+            if lb.background:
+                entry["background"] = True
+            if lb.parent is not None:
+                entry["parent"] = lb.parent
+            labels.append(entry)
+        body: dict = {"name": self.name, "template": self.template}
+        if self.threshold is not None:
+            body["threshold"] = self.threshold
+        body["labels"] = labels
+        return body
+
+    def with_thresholds(self, thresholds: dict[str, float]) -> "Taxonomy":
+        """The same taxonomy with these labels' thresholds replaced (the scores, and the hash, stay)."""
+        labels = [lb.model_copy(update={"threshold": thresholds[lb.name]}) if lb.name in thresholds else lb
+                  for lb in self.labels]
+        return self.model_copy(update={"labels": tuple(labels)})
 
 
 def _problem(err: dict) -> str:

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+import yaml
 
 from soundtag.taxonomy import TaxonomyError, load_taxonomy, taxonomy_from_csv
 
@@ -59,3 +60,50 @@ def test_csv_labels_and_hash_identifies_content():
     assert a.content_hash != taxonomy_from_csv("rain,dog barking,siren").content_hash
     with pytest.raises(TaxonomyError, match="--labels: it has no labels"):
         taxonomy_from_csv(" , ")
+
+
+URBAN = """
+name: urban
+threshold: 0.20
+labels:
+  - siren
+  - name: dog barking
+    threshold: 0.27
+    parent: animal
+  - name: background
+    background: true
+"""
+
+
+def test_thresholds_background_and_parents_leave_the_hash_alone(tmp_path):
+    tax = load_taxonomy(_write(tmp_path, URBAN))
+    plain = load_taxonomy(_write(tmp_path, "name: urban\nlabels: [siren, dog barking, background]\n"))
+    assert tax.content_hash == plain.content_hash
+    policy = {node.label: (node.threshold, node.background, node.group, node.members) for node in tax.policy()}
+    assert policy == {"siren": (0.2, False, False, ("siren",)), "dog barking": (0.27, False, False, ("dog barking",)),
+                      "background": (0.2, True, False, ("background",)),
+                      "animal": (0.2, False, True, ("dog barking",))}
+    assert load_taxonomy(_write(tmp_path, yaml.safe_dump(tax.document()))) == tax
+
+
+@pytest.mark.parametrize("text, message", [
+    ("threshold: 1.5\nlabels: [rain]", "threshold 1.5 is not a cosine similarity: give one between -1 and 1"),
+    ("labels: [{name: rain, threshold: -2}]", "threshold -2.0 is not a cosine"),
+    ("labels: [{name: a, parent: b}, {name: b, parent: a}]", "parents form a cycle: a -> b -> a"),
+    ("labels: [{name: a, parent: a}]", "parents form a cycle: a -> a"),
+    ("labels: [rain, {name: quiet, background: true, threshold: 0.1}]",
+     "background label 'quiet' cannot have a threshold or a parent"),
+    ("labels: [{name: quiet, background: true, parent: calm}]", "background label 'quiet' cannot have a threshold"),
+    ("labels: [{name: rain, treshold: 0.2}]", "unknown key 'treshold' in labels.0 \\(did you mean 'threshold'\\?\\)"),
+    ("treshold: 0.2\nlabels: [rain]", "unknown key 'treshold' \\(did you mean 'threshold'\\?\\)"),
+])
+def test_invalid_decision_policy_is_one_line(tmp_path, text, message):
+    with pytest.raises(TaxonomyError, match="taxonomy.yaml: .*" + message) as info:
+        load_taxonomy(_write(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_a_parent_that_is_a_label_rolls_up_itself_and_its_children(tmp_path):
+    tax = load_taxonomy(_write(tmp_path, "labels: [animal, {name: dog, parent: animal}, {name: puppy, parent: dog}]"))
+    assert {node.label: node.members for node in tax.policy()} == {
+        "animal": ("animal", "dog", "puppy"), "dog": ("dog", "puppy"), "puppy": ("puppy",)}

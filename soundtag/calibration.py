@@ -1,0 +1,53 @@
+"""Choosing each label's threshold on the cosine from files whose truth is known: the lowest
+cosine at which the label's precision reaches a target, so that recall is as high as the target
+allows. Pure functions; the CLI reads the files and writes the taxonomy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    label: str
+    threshold: float
+    precision: float | None  # on the files, at the threshold; None when nothing reaches it
+    recall: float | None  # None without support
+    support: int  # files whose truth includes the label
+    reached: bool  # False: no threshold gives the target precision; this one is above every cosine
+
+
+def truths(value: str | None) -> frozenset[str]:
+    """A truth cell as a set of labels: several are separated by ';'."""
+    return frozenset(part.strip() for part in (value or "").split(";") if part.strip())
+
+
+def calibrate(files: Iterable[tuple[frozenset[str], Mapping[str, float]]], labels: Sequence[str],
+              target: float) -> list[Calibrated]:
+    """``files``: (true labels, cosine per label) of each file with a known truth. Labels match
+    whatever their case. A label whose precision never reaches ``target`` gets a threshold just
+    above every cosine it was given, so it tags nothing seen here."""
+    canonical = {name.casefold(): name for name in labels}
+    samples = [(frozenset(canonical.get(t.casefold(), t) for t in truth), cosines) for truth, cosines in files]
+    found = []
+    for label in labels:
+        scored = sorted(((cosines[label], label in truth) for truth, cosines in samples if label in cosines),
+                        key=lambda pair: -pair[0])
+        support = sum(positive for _, positive in scored)
+        best = None
+        hits = 0
+        for i, (cosine, positive) in enumerate(scored):
+            hits += positive
+            # Only the last of equal cosines is a threshold: all of them pass together.
+            if i + 1 < len(scored) and scored[i + 1][0] == cosine:
+                continue
+            if hits / (i + 1) >= target:
+                best = (cosine, hits / (i + 1), hits)
+        if best is None:
+            top = scored[0][0] if scored else 0.0
+            found.append(Calibrated(label, min(1.0, top + 1e-6), None, 0.0 if support else None, support, False))
+        else:
+            cosine, precision, hits = best
+            found.append(Calibrated(label, cosine, precision, hits / support if support else None, support, True))
+    return found

@@ -1,0 +1,223 @@
+"""The decision views (file_tags, file_decisions, segment_tags, events) on SQLite and PostgreSQL:
+thresholds on the cosine, abstention, background labels, hierarchy, and thresholds that change
+without recomputing a score."""
+
+import os
+
+import numpy as np
+import pytest
+
+from db import store
+from db.schema import engine_for, ensure_schema
+from soundtag.fileref import FileRef
+from soundtag.settings import Settings
+from soundtag.taxonomy import taxonomy_from_canonical
+from tests.audio_files import write
+from tests.conftest import query, soundtag
+from worker.labeling import FileResult, Segment
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = engine_for(database_url)
+    ensure_schema(engine)
+    yield engine
+    engine_for.cache_clear()
+    engine.dispose()
+
+
+def _url(engine):
+    return engine.url.render_as_string(hide_password=False)
+
+
+def _save(engine, taxonomy, results):
+    job = store.create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=["/a"])
+    store.add_files(engine, job, [FileRef(r.uri, fingerprint="1") for r in results])
+    store.save_results(engine, job, results, taxonomy.names)
+    return job
+
+
+def _result(name, scores, similarity, segments=()):
+    return FileResult(f"file:///a/{name}", scores=np.array(scores), similarity=np.array(similarity),
+                      duration_s=1.0, segments=list(segments))
+
+
+def _rows(engine, sql):
+    return sorted(tuple(row) for row in query(_url(engine), sql))
+
+
+URBAN = {"name": "urban", "labels": ["siren", {"name": "dog", "parent": "animal"},
+                                     {"name": "cat", "parent": "animal"}, {"name": "background", "background": True}]}
+FILES = [  # scores (softmax) and cosines of siren, dog, cat, background
+    _result("street", [0.6, 0.2, 0.1, 0.1], [0.40, 0.10, 0.05, 0.00]),
+    _result("yard", [0.1, 0.5, 0.3, 0.1], [0.05, 0.35, 0.30, 0.00]),
+    _result("unrelated", [0.4, 0.3, 0.2, 0.1], [0.02, 0.01, 0.00, -0.01]),  # confident softmax, low cosines
+    _result("quiet", [0.1, 0.2, 0.1, 0.6], [0.10, 0.28, 0.05, 0.30]),
+]
+
+
+def test_without_thresholds_the_rank1_label_is_the_decision(engine):
+    _save(engine, taxonomy_from_canonical({"name": "plain", "labels": ["siren", "dog", "cat", "wind"]}), FILES)
+    decided = _rows(engine, "select uri, label, abstained from file_decisions")
+    assert decided == [("file:///a/quiet", "wind", 0), ("file:///a/street", "siren", 0),
+                       ("file:///a/unrelated", "siren", 0), ("file:///a/yard", "dog", 0)]
+    assert _rows(engine, "select uri, label from file_tags") == [(uri, label) for uri, label, _ in decided]
+
+
+def test_thresholds_tag_several_labels_and_abstain_on_unrelated_sounds(engine):
+    _save(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.2}), FILES)
+    assert _rows(engine, "select uri, label, threshold from file_tags") == [
+        ("file:///a/quiet", "animal", 0.2), ("file:///a/quiet", "dog", 0.2),
+        ("file:///a/street", "siren", 0.2),
+        ("file:///a/yard", "animal", 0.2), ("file:///a/yard", "cat", 0.2), ("file:///a/yard", "dog", 0.2)]
+    decided = _rows(engine, "select uri, label, abstained from file_decisions where implied_by is null")
+    # unrelated: siren has the best softmax score (0.4) but a cosine of 0.02: none passes.
+    # quiet: dog passes, but the background label is rank 1, so the file abstains.
+    assert decided == [("file:///a/quiet", None, 1), ("file:///a/street", "siren", 0),
+                       ("file:///a/unrelated", None, 1), ("file:///a/yard", "dog", 0)]
+
+
+def test_a_label_threshold_overrides_the_taxonomy_threshold(engine):
+    tax = taxonomy_from_canonical({**URBAN, "threshold": 0.2,
+                                   "labels": ["siren", {"name": "dog", "threshold": 0.36, "parent": "animal"},
+                                              {"name": "cat", "parent": "animal"},
+                                              {"name": "background", "background": True}]})
+    _save(engine, tax, FILES)
+    assert _rows(engine, "select uri, label, score from file_decisions where uri like '%yard'") == [
+        ("file:///a/yard", "animal", pytest.approx(0.8)), ("file:///a/yard", "cat", 0.3)]
+    assert ("file:///a/yard", "dog") not in _rows(engine, "select uri, label from file_tags")
+
+
+def test_a_group_rolls_up_its_children(engine):
+    _save(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.2}), FILES)
+    animal = _rows(engine, "select uri, score, similarity from file_tags where label = 'animal'")
+    assert animal == [("file:///a/quiet", pytest.approx(0.3), 0.28), ("file:///a/yard", pytest.approx(0.8), 0.35)]
+    assert _rows(engine, "select uri, implied_by from file_decisions where label = 'animal'") == [
+        ("file:///a/yard", "dog")]
+
+
+def test_saving_other_thresholds_keeps_the_hash_and_changes_the_decisions_at_once(engine):
+    first = taxonomy_from_canonical({**URBAN, "threshold": 0.2})
+    job = _save(engine, first, FILES)
+    later = taxonomy_from_canonical({**URBAN, "threshold": 0.03})
+    assert later.content_hash == first.content_hash
+    assert store.save_taxonomy(engine, later) == store.job_spec(engine, job).taxonomy_id
+    assert _rows(engine, "select uri, label from file_decisions where uri like '%unrelated'") == [
+        ("file:///a/unrelated", None)]  # siren's 0.02 is still below 0.03
+    store.save_taxonomy(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.015}))
+    assert _rows(engine, "select uri, label from file_decisions where uri like '%unrelated'") == [
+        ("file:///a/unrelated", "siren")]
+
+
+def test_the_review_page_decision_follows_the_thresholds(engine):
+    job = _save(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.2}), FILES)
+    decided = {item.uri.rsplit("/", 1)[1]: item.decision for item in store.review_items(engine, job)}
+    assert decided == {"street": "siren", "yard": "dog", "unrelated": None, "quiet": None}
+
+
+def test_tagged_windows_merge_into_events(engine):
+    hit, miss = [0.3, 0.05, 0.0, 0.0], [0.1, 0.05, 0.0, 0.0]
+    scores = [0.7, 0.1, 0.1, 0.1]
+    windows = [(0, 10, hit), (10, 20, hit), (15, 25, hit), (25, 35, miss), (30, 40, miss), (40, 50, hit),
+               (50, 60, miss), (55, 65, hit)]
+    segments = [Segment(float(s), float(e), np.array(scores), np.array(sim)) for s, e, sim in windows]
+    _save(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.2}),
+          [_result("long", scores, [0.3, 0.05, 0.0, 0.0], segments)])
+    assert len(_rows(engine, "select start_s from segment_tags where label = 'siren'")) == 5
+    assert _rows(engine, "select label, start_s, end_s, max_similarity from events") == [
+        ("siren", 0.0, 25.0, 0.3), ("siren", 40.0, 50.0, 0.3), ("siren", 55.0, 65.0, 0.3)]
+
+
+def _cosines(url):
+    rows = query(url, "select uri, label, score, similarity from file_labels")
+    found: dict[str, dict[str, tuple[float, float]]] = {}
+    for uri, label, score, similarity in rows:
+        found.setdefault(uri, {})[label] = (score, similarity)
+    return found
+
+
+def _between(values, at):
+    """A threshold between the sorted values at positions at-1 and at."""
+    ordered = sorted(values)
+    return (ordered[at - 1] + ordered[at]) / 2
+
+
+def test_thresholds_between_real_cosines_decide_without_reading_audio(tmp_path, tiny_clap, database_url):
+    archive = tmp_path / "archive"
+    for i, freq in enumerate([220.0, 440.0, 880.0, 1760.0]):
+        write(archive / f"f{i}.wav", seconds=2.0, freq=freq)
+    plain = tmp_path / "urban.yaml"
+    plain.write_text("name: urban\nlabels: [dog barking, rain, siren]\n")
+    run = ("run", str(archive), "--model", str(tiny_clap), "--database", database_url)
+    soundtag(*run, "--taxonomy", str(plain))
+    cosines = _cosines(database_url)
+    rain = _between([c["rain"][1] for c in cosines.values()], 2)
+    siren = _between([c["siren"][1] for c in cosines.values()], 1)
+    (tmp_path / "thresholds.yaml").write_text(
+        f"name: urban\nthreshold: {siren}\nlabels:\n  - dog barking\n  - name: rain\n    threshold: {rain}\n"
+        f"  - siren\n")
+    # The audio becomes garbage of the same size and mtime: same fingerprint, so nothing may read it.
+    for path in archive.iterdir():
+        stat = path.stat()
+        path.write_bytes(b"\0" * stat.st_size)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    proc = soundtag(*run, "--taxonomy", str(tmp_path / "thresholds.yaml"))
+    assert "0 labeled, 0 failed, 4 skipped" in proc.stderr
+
+    limits = {"dog barking": siren, "rain": rain, "siren": siren}
+    expected_tags = sorted((uri, label) for uri, labels in cosines.items() for label, (_, sim) in labels.items()
+                           if sim >= limits[label])
+    assert sorted(tuple(r) for r in query(database_url, "select uri, label from file_tags")) == expected_tags
+    assert len({uri for uri, label in expected_tags if label == "rain"}) == 2
+    expected = {}
+    for uri, labels in cosines.items():
+        passing = [(score, label) for label, (score, sim) in labels.items() if sim >= limits[label]]
+        expected[uri] = max(passing)[1] if passing else None
+    decided = {uri: label for uri, label in query(database_url, "select uri, label from file_decisions")}
+    assert decided == expected
+
+
+def test_upgrade_gives_existing_taxonomies_a_plain_policy(sqlite_url):
+    from alembic import command
+    from sqlalchemy import text
+
+    from db.schema import _alembic_config
+
+    engine = engine_for(sqlite_url)
+    config = _alembic_config(engine)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        conn.execute(text("insert into taxonomy (id, name, content_hash, body, created_at) values "
+                          "(7, 'old', 'h', '{\"name\": \"old\", \"labels\": [{\"name\": \"owl\"}, {\"name\": \"crow\"}]}',"
+                          " '2026-01-01')"))
+    store_url = _url(engine)
+    from db.schema import upgrade
+
+    upgrade(engine)
+    assert sorted(query(store_url, "select taxonomy_id, label, threshold, is_group from taxonomy_label")) == [
+        (7, "crow", None, 0), (7, "owl", None, 0)]
+    assert sorted(query(store_url, "select node, label from taxonomy_member")) == [("crow", "crow"), ("owl", "owl")]
+    engine_for.cache_clear()
+    engine.dispose()
+
+
+def test_calibrate_writes_the_taxonomy_with_thresholds_that_keep_the_target(engine, tmp_path):
+    from soundtag.taxonomy import load_taxonomy
+
+    tax = taxonomy_from_canonical({**URBAN, "threshold": 0.9})
+    job = store.create_job(engine, tax, Settings(model="m"), kind="run", sources=["/a"])
+    truth = {"street": "siren", "yard": "dog;cat", "unrelated": "siren", "quiet": "dog"}
+    store.add_files(engine, job, [FileRef(r.uri, fingerprint="1", truth=truth[r.uri.rsplit("/", 1)[1]])
+                                  for r in FILES])
+    store.save_results(engine, job, FILES, tax.names)
+    out = tmp_path / "calibrated.yaml"
+    proc = soundtag("calibrate", job, "--target-precision", "0.9", "--out", str(out), "--database", _url(engine))
+    calibrated = load_taxonomy(out)
+    assert calibrated.content_hash == tax.content_hash
+    limits = {lb.name: lb.threshold for lb in calibrated.labels}
+    # siren: 0.40 street (siren), 0.10 quiet (dog) → 0.40 keeps 100%; dog: 0.35 yard, 0.28 quiet, both dogs,
+    # 0.10 street is not → 0.28; cat: 0.30 yard → 0.30. background keeps no threshold.
+    assert limits == {"siren": 0.40, "dog": 0.28, "cat": 0.30, "background": None}
+    assert {lb.name: lb.parent for lb in calibrated.labels}["dog"] == "animal"
+    assert "siren" in proc.stdout and "50.0%" in proc.stdout  # siren's recall: the unrelated one is missed
