@@ -109,11 +109,12 @@ def job_spec(engine: Engine, job_id: str) -> JobSpec | None:
 
 
 def create_job(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, kind: str, sources: list[str],
-               queue: str | None = None) -> str:
-    """Record a new active job of ``settings.model`` and ``taxonomy``; returns its id."""
+               queue: str | None = None, force: bool = False) -> str:
+    """Record a new active job of ``settings.model`` and ``taxonomy``; returns its id. A ``force``
+    job labels its files from their audio even where stored embeddings could serve."""
     job_id = uuid.uuid4().hex[:12]
     options = {"window_s": settings.window_s, "hop_s": settings.hop_s, "batch_size": settings.batch_size,
-               "queue": queue or settings.queue}
+               "queue": queue or settings.queue, "force": force}
     taxonomy_id = save_taxonomy(engine, taxonomy)
     with engine.begin() as conn:
         conn.execute(_insert(engine, Job).values(

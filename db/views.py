@@ -193,3 +193,21 @@ GROUP BY uri, run_id, model, taxonomy, taxonomy_hash, label, event
 
 DECISIONS_V1 = {"file_tags": FILE_TAGS_V1, "segment_tags": SEGMENT_TAGS_V1, "file_decisions": FILE_DECISIONS_V1,
                 "events": EVENTS_V1}
+
+# reviewed_labels again (schema 0005): the model's decision is file_decisions', as the review page
+# shows it, so a file that abstains has no decision to accept.
+REVIEWED_LABELS_V2 = """
+CREATE VIEW reviewed_labels AS
+SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       CASE WHEN r.id IS NULL THEN d.label WHEN r.verdict = 'reject' THEN NULL ELSE r.label END AS label,
+       CASE WHEN r.id IS NULL THEN 'model' ELSE 'human' END AS source,
+       d.label AS decision, r.verdict, r.reviewer, r.reviewed_at
+FROM labeling l
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+LEFT JOIN file_decisions d ON d.uri = f.uri AND d.model = l.model AND d.taxonomy_hash = t.content_hash
+     AND d.implied_by IS NULL
+LEFT JOIN review r ON r.id = (
+    SELECT MAX(c.id) FROM review c
+    WHERE c.file_id = l.file_id AND c.model = l.model AND c.taxonomy_id = l.taxonomy_id AND c.undone_at IS NULL)
+"""

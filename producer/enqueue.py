@@ -59,7 +59,7 @@ def enqueue(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, setting
     finds what it is asked to label. Raises ModelError before recording anything when the model
     cannot be found."""
     hub.check(settings.model)
-    job_id = store.create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue)
+    job_id = store.create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue, force=force)
     sender = Sender(job_id, settings, queue)
     found = queued = 0
     try:

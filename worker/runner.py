@@ -97,9 +97,10 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     keep = None if settings.embeddings == "off" else store.EmbeddingKey(
         classifier.revision, labeler.window_s, labeler.hop_s, settings.embeddings)
     # Files whose windows this model embedded before, at this fingerprint and with these window
-    # settings, are scored from the stored vectors: no read, no decode, no audio tower.
-    stored = store.stored_embeddings(engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s,
-                                     wanted)
+    # settings, are scored from the stored vectors: no read, no decode, no audio tower. --force
+    # means "from the recordings again" (a decoder fixed, a file suspected).
+    stored = {} if spec.options.get("force") else store.stored_embeddings(
+        engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s, wanted)
     from_audio = [uri for uri in wanted if uri not in stored]
     reused = (result_from_stored(found, vectors, classifier.logit_scale) for found in stored.values())
     buffer: list[FileResult] = []
@@ -137,7 +138,7 @@ def run(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: S
     run is recorded as cancelled, its finished files kept."""
     hub.check(settings.model)
     check_device(settings.device)
-    job_id = store.create_job(engine, taxonomy, settings, kind="run", sources=sources)
+    job_id = store.create_job(engine, taxonomy, settings, kind="run", sources=sources, force=force)
     try:
         todo = [uri for _, uri in store.add_files(engine, job_id, refs, force=force, retry_failed=retry_failed)]
         if on_planned:

@@ -1,5 +1,5 @@
 """decisions: the taxonomy_label policy table and the file_tags, file_decisions, segment_tags
-and events views
+and events views; reviewed_labels takes its decision from file_decisions
 
 Revision ID: 0005
 Revises: 0004
@@ -8,7 +8,7 @@ Create Date: 2026-12-03
 from alembic import op
 import sqlalchemy as sa
 
-from db.views import DECISIONS_V1
+from db.views import DECISIONS_V1, REVIEWED_LABELS_V1, REVIEWED_LABELS_V2
 
 
 revision = '0005'
@@ -52,9 +52,13 @@ def upgrade() -> None:
         op.bulk_insert(member, members)
     for sql in DECISIONS_V1.values():
         op.execute(sql)
+    op.execute("DROP VIEW reviewed_labels")
+    op.execute(REVIEWED_LABELS_V2)
 
 
 def downgrade() -> None:
+    op.execute("DROP VIEW reviewed_labels")
+    op.execute(REVIEWED_LABELS_V1)
     for name in reversed(DECISIONS_V1):
         op.execute(f"DROP VIEW {name}")
     op.drop_table('taxonomy_member')
