@@ -8,6 +8,7 @@ from sqlalchemy import (
     JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from soundtag.states import FileState, JobState
@@ -21,6 +22,12 @@ NAMING = {
 }
 
 Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+# Scores in label order, one value per label of the taxonomy: PostgreSQL arrays (float4 for the
+# windows, which are most of the rows; float8 for the files), a JSON array on SQLite (json_each
+# unnests it in the views).
+Reals = JSON().with_variant(ARRAY(REAL), "postgresql")
+Doubles = JSON().with_variant(ARRAY(DOUBLE_PRECISION), "postgresql")
+Names = JSON().with_variant(ARRAY(Text), "postgresql")
 
 
 def now() -> datetime:
@@ -38,6 +45,7 @@ class TaxonomyRow(Base):
     name: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
     body: Mapped[dict] = mapped_column(JSON)
+    labels: Mapped[list] = mapped_column(Names)  # the label names, in order: what the score arrays index
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
@@ -120,7 +128,9 @@ class JobFile(Base):
 
 
 class Labeling(Base):
-    """The current result of one model + taxonomy on one file; relabeling replaces it."""
+    """The current result of one model + taxonomy on one file; relabeling replaces it. The file's
+    scores and cosines are arrays in the taxonomy's label order; its best label (rank 1, first in
+    label order among equal scores) is kept beside them for the queries that only want that."""
 
     __tablename__ = "labeling"
 
@@ -131,34 +141,35 @@ class Labeling(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("job.id"))
     fingerprint: Mapped[str | None] = mapped_column(Text)
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    top_label: Mapped[str] = mapped_column(Text)
+    top_score: Mapped[float] = mapped_column(Float)
+    top_similarity: Mapped[float] = mapped_column(Float)
+    scores: Mapped[list] = mapped_column(Doubles)
+    similarities: Mapped[list] = mapped_column(Doubles)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
-    __table_args__ = (UniqueConstraint("file_id", "model", "taxonomy_id", name="uq_labeling_key"),)
+    __table_args__ = (UniqueConstraint("file_id", "model", "taxonomy_id", name="uq_labeling_key"),
+                      Index("ix_labeling_top_label", "top_label"))
 
 
-class LabelScore(Base):
-    __tablename__ = "label_score"
+class Segment(Base):
+    """One window of a labeling: one row whatever the number of labels (issue 9: a row per label
+    and window made terabytes of a large archive). Scores are float4, as the top ones, so the
+    views' rank-1 rows and the others agree to the bit."""
 
-    labeling_id: Mapped[int] = mapped_column(ForeignKey("labeling.id", ondelete="CASCADE"), primary_key=True)
-    label: Mapped[str] = mapped_column(Text, primary_key=True)
-    score: Mapped[float] = mapped_column(Float)
-    similarity: Mapped[float] = mapped_column(Float)
-    rank: Mapped[int] = mapped_column(Integer)
-
-    __table_args__ = (Index("ix_label_score_label_rank", "label", "rank"),)
-
-
-class SegmentScore(Base):
-    __tablename__ = "segment_score"
+    __tablename__ = "segment"
 
     labeling_id: Mapped[int] = mapped_column(ForeignKey("labeling.id", ondelete="CASCADE"), primary_key=True)
     window: Mapped[int] = mapped_column(Integer, primary_key=True)
-    label: Mapped[str] = mapped_column(Text, primary_key=True)
     start_s: Mapped[float] = mapped_column(Float)
     end_s: Mapped[float] = mapped_column(Float)
-    score: Mapped[float] = mapped_column(Float)
-    similarity: Mapped[float] = mapped_column(Float)
-    rank: Mapped[int] = mapped_column(Integer)
+    top_label: Mapped[str] = mapped_column(Text)
+    top_score: Mapped[float] = mapped_column(Float().with_variant(REAL, "postgresql"))
+    top_similarity: Mapped[float] = mapped_column(Float().with_variant(REAL, "postgresql"))
+    scores: Mapped[list] = mapped_column(Reals)
+    similarities: Mapped[list] = mapped_column(Reals)
+
+    __table_args__ = (Index("ix_segment_top_label", "top_label"),)
 
 
 class LabelEmbedding(Base):

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import numpy as np
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, Engine, Integer, String, Text, and_, bindparam, case, column, delete, func, literal,
+    JSON, BigInteger, DateTime, Engine, Float, Integer, String, Text, and_, bindparam, case, column, delete, func, literal,
     or_, select, table, text, true, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,8 +20,8 @@ from sqlalchemy.types import TypeEngine
 
 from db.schema import safe_url
 from db.models import (
-    AudioEmbedding, File, Job, JobFile, LabelEmbedding, LabelScore, Labeling, Review, SegmentScore, TaxonomyLabel,
-    TaxonomyMember, TaxonomyRow, now,
+    AudioEmbedding, File, Job, JobFile, LabelEmbedding, Labeling, Review, Segment, TaxonomyLabel, TaxonomyMember,
+    TaxonomyRow, now,
 )
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
@@ -70,7 +70,8 @@ def save_taxonomy(engine: Engine, taxonomy: Taxonomy) -> int:
     so the latest one saved with that hash is the one the decision views apply."""
     with engine.begin() as conn:
         stmt = _insert(engine, TaxonomyRow).values(
-            name=taxonomy.name, content_hash=taxonomy.content_hash, body=taxonomy.canonical(), created_at=now()
+            name=taxonomy.name, content_hash=taxonomy.content_hash, body=taxonomy.canonical(),
+            labels=taxonomy.names, created_at=now()
         ).on_conflict_do_nothing(index_elements=["content_hash"])
         conn.execute(stmt)
         taxonomy_id = conn.execute(
@@ -225,12 +226,6 @@ def new_or_changed(engine: Engine, refs: Sequence[FileRef], model: str,
     return fresh, new, changed
 
 
-def _ranked(scores: np.ndarray, similarity: np.ndarray, labels: Sequence[str]) -> list[dict]:
-    order = np.argsort(-scores, kind="stable")
-    return [{"label": labels[i], "score": float(scores[i]), "similarity": float(similarity[i]), "rank": rank}
-            for rank, i in enumerate(order, start=1)]
-
-
 @dataclass(frozen=True)
 class EmbeddingKey:
     """What the audio embeddings of a batch of results are kept under, and how."""
@@ -256,56 +251,82 @@ def _embedding_row(key: EmbeddingKey, segments) -> dict | None:
             "ends": np.array([seg.end_s for seg in segments], dtype=np.float64).tobytes()}
 
 
+def _top(scores: np.ndarray, similarity: np.ndarray, labels: Sequence[str]) -> dict:
+    """The rank-1 label of a result (the first of equal best scores, as in ``_best``) and its
+    arrays in label order."""
+    best = int(np.argmax(scores))
+    return {"top_label": labels[best], "top_score": float(scores[best]), "top_similarity": float(similarity[best]),
+            "scores": np.asarray(scores, dtype=np.float64).tolist(),
+            "similarities": np.asarray(similarity, dtype=np.float64).tolist()}
+
+
+def _window_top(scores: np.ndarray, similarity: np.ndarray, labels: Sequence[str]) -> dict:
+    """As ``_top``, in float4 as the segment table keeps it, the top values and ranks taken from
+    the rounded scores so that the views' rank-1 row is the best of what is stored."""
+    scores, similarity = np.asarray(scores, dtype=np.float32), np.asarray(similarity, dtype=np.float32)
+    best = int(np.argmax(scores))
+    return {"top_label": labels[best], "top_score": float(scores[best]), "top_similarity": float(similarity[best]),
+            "scores": scores.tolist(), "similarities": similarity.tolist()}
+
+
 def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequence[str],
                  embeddings: EmbeddingKey | None = None) -> None:
-    """Store a batch of FileResults (worker.labeling) of one job in one transaction. A failed
-    file keeps the results earlier jobs gave it; its row says the latest attempt failed. With
-    ``embeddings``, the windows' audio embeddings are kept too (replacing those of the same key)."""
+    """Store a batch of FileResults (worker.labeling) of one job in one transaction, a few
+    set-based statements whatever the batch's size. A failed file keeps the results earlier jobs
+    gave it; its row says the latest attempt failed. With ``embeddings``, the windows' audio
+    embeddings are kept too (replacing those of the same key)."""
     if not results:
         return
     stamp = now()
+    results = list({r.uri: r for r in results}.values())
     with engine.begin() as conn:
         job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
         ids = dict(conn.execute(select(File.uri, File.id).where(File.uri.in_([r.uri for r in results]))).all())
-        for result in results:
-            file_id = ids[result.uri]
-            status = FileState.DONE if result.ok else FileState.FAILED
-            conn.execute(update(File).where(File.id == file_id).values(
-                status=status, error=result.error, duration_s=result.duration_s, sample_rate=result.sample_rate,
-                channels=result.channels, content_hash=result.content_hash, updated_at=stamp))
-            conn.execute(update(JobFile).where(JobFile.job_id == job_id, JobFile.file_id == file_id)
-                         .values(status=status, error=result.error, updated_at=stamp))
-            if not result.ok:
-                continue
-            fingerprint = select(File.fingerprint).where(File.id == file_id).scalar_subquery()
-            stmt = _insert(engine, Labeling).values(
-                file_id=file_id, model=job.model, taxonomy_id=job.taxonomy_id, job_id=job_id,
-                fingerprint=fingerprint, content_hash=result.content_hash, created_at=stamp)
-            # The upsert takes the row lock, so two deliveries of one file serialise here and the
-            # second replaces the first's scores instead of interleaving with them.
-            stmt = stmt.on_conflict_do_update(index_elements=["file_id", "model", "taxonomy_id"], set_={
-                "job_id": job_id, "fingerprint": stmt.excluded.fingerprint,
-                "content_hash": result.content_hash, "created_at": stamp,
-            }).returning(Labeling.id)
-            labeling_id = conn.execute(stmt).scalar_one()
-            conn.execute(delete(LabelScore).where(LabelScore.labeling_id == labeling_id))
-            conn.execute(delete(SegmentScore).where(SegmentScore.labeling_id == labeling_id))
-            conn.execute(_insert(engine, LabelScore), [
-                {"labeling_id": labeling_id, **row} for row in _ranked(result.scores, result.similarity, labels)])
-            segment_rows = [
-                {"labeling_id": labeling_id, "window": w, "start_s": seg.start_s, "end_s": seg.end_s, **row}
-                for w, seg in enumerate(result.segments)
-                for row in _ranked(seg.scores, seg.similarity, labels)]
-            for chunk in _chunks(segment_rows):
-                conn.execute(_insert(engine, SegmentScore), chunk)
-            row = _embedding_row(embeddings, result.segments) if embeddings else None
+        outcome = _relation(engine, "outcome", {
+            "file_id": BigInteger(), "status": Text(), "error": Text(), "duration_s": Float(),
+            "sample_rate": Integer(), "channels": Integer(), "content_hash": Text()},
+            [(ids[r.uri], FileState.DONE if r.ok else FileState.FAILED, r.error, r.duration_s, r.sample_rate,
+              r.channels, r.content_hash) for r in results])
+        conn.execute(update(File).where(File.id == outcome.c.file_id).values(
+            status=outcome.c.status, error=outcome.c.error, duration_s=outcome.c.duration_s,
+            sample_rate=outcome.c.sample_rate, channels=outcome.c.channels, content_hash=outcome.c.content_hash,
+            updated_at=stamp))
+        conn.execute(update(JobFile).where(JobFile.job_id == job_id, JobFile.file_id == outcome.c.file_id)
+                     .values(status=outcome.c.status, error=outcome.c.error, updated_at=stamp))
+        done = [r for r in results if r.ok]
+        if not done:
+            return
+        fingerprints = dict(conn.execute(select(File.id, File.fingerprint).where(
+            File.id.in_([ids[r.uri] for r in done]))).all())
+        stmt = _insert(engine, Labeling)
+        # The upsert takes the row locks, so two deliveries of one file serialise here and the
+        # second replaces the first's windows instead of interleaving with them.
+        stmt = stmt.on_conflict_do_update(index_elements=["file_id", "model", "taxonomy_id"], set_={
+            name: stmt.excluded[name] for name in (
+                "job_id", "fingerprint", "content_hash", "created_at", "top_label", "top_score", "top_similarity",
+                "scores", "similarities")}).returning(Labeling.file_id, Labeling.id, sort_by_parameter_order=True)
+        rows = [{"file_id": ids[r.uri], "model": job.model, "taxonomy_id": job.taxonomy_id, "job_id": job_id,
+                 "fingerprint": fingerprints[ids[r.uri]], "content_hash": r.content_hash, "created_at": stamp,
+                 **_top(r.scores, r.similarity, labels)} for r in done]
+        labeling_ids = dict(conn.execute(stmt, rows).all())
+        conn.execute(delete(Segment).where(Segment.labeling_id.in_(list(labeling_ids.values()))))
+        windows = [{"labeling_id": labeling_ids[ids[r.uri]], "window": w, "start_s": seg.start_s, "end_s": seg.end_s,
+                    **_window_top(seg.scores, seg.similarity, labels)}
+                   for r in done for w, seg in enumerate(r.segments)]
+        for chunk in _chunks(windows):
+            conn.execute(_insert(engine, Segment), chunk)
+        kept = []
+        for r in done if embeddings else ():
+            row = _embedding_row(embeddings, r.segments)
             if row is not None:
-                stmt = _insert(engine, AudioEmbedding).values(
-                    file_id=file_id, model=job.model, fingerprint=fingerprint, created_at=stamp, **row)
-                conn.execute(stmt.on_conflict_do_update(
-                    index_elements=["file_id", "model", "model_revision", "window_s", "hop_s"],
-                    set_={**{k: stmt.excluded[k] for k in ("fingerprint", "dtype", "dim", "starts", "ends", "vectors")},
-                          "created_at": stamp}))
+                kept.append({"file_id": ids[r.uri], "model": job.model, "fingerprint": fingerprints[ids[r.uri]],
+                             "created_at": stamp, **row})
+        if kept:
+            stmt = _insert(engine, AudioEmbedding)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["file_id", "model", "model_revision", "window_s", "hop_s"],
+                set_={k: stmt.excluded[k] for k in ("fingerprint", "dtype", "dim", "starts", "ends", "vectors",
+                                                    "created_at")}), kept)
 
 
 def queued_uris(engine: Engine, job_id: str) -> list[str]:
@@ -422,50 +443,54 @@ class Prediction:
     labels: tuple[str, ...]  # best first; empty when the file has no result
 
 
+def _best(scores: Sequence[float], k: int) -> list[int]:
+    """Positions of the ``k`` best of a result's scores, ties by label order (the views' ranks)."""
+    return [int(i) for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:k]]
+
+
 def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = False) -> list[Prediction]:
     """Each file of a job with its truth and its first ``k`` labels by the job's model and
     taxonomy (the current result, whichever job made it). With ``reviewed`` the truth is the
     label of the verdict in force (accept or correct); a file without one, or rejected, has none."""
     given = verdicts(engine, job_id) if reviewed else {}
+    spec = job_spec(engine, job_id)
+    names = spec.taxonomy.names
     with engine.connect() as conn:
-        job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
         rows = conn.execute(
-            select(File.uri, File.truth, LabelScore.label, File.id).select_from(JobFile)
+            select(File.uri, File.truth, Labeling.scores, File.id).select_from(JobFile)
             .join(File, File.id == JobFile.file_id)
-            .outerjoin(Labeling, and_(Labeling.file_id == File.id, Labeling.model == job.model,
-                                      Labeling.taxonomy_id == job.taxonomy_id))
-            .outerjoin(LabelScore, and_(LabelScore.labeling_id == Labeling.id, LabelScore.rank <= k))
-            .where(JobFile.job_id == job_id).order_by(File.uri, LabelScore.rank)).all()
-    found: dict[str, tuple[str | None, list[str]]] = {}
-    for uri, truth, label, file_id in rows:
+            .outerjoin(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
+                                      Labeling.taxonomy_id == spec.taxonomy_id))
+            .where(JobFile.job_id == job_id).order_by(File.uri)).all()
+    found: list[Prediction] = []
+    for uri, truth, scores, file_id in rows:
         if reviewed:
             verdict, truth = given.get(file_id, (Verdict.REJECT, None))
             truth = None if verdict == Verdict.REJECT else truth
-        labels = found.setdefault(uri, (truth, []))[1]
-        if label is not None:
-            labels.append(label)
-    return [Prediction(uri, truth, tuple(labels)) for uri, (truth, labels) in found.items()]
+        labels = tuple(names[i] for i in _best(scores, k)) if scores is not None else ()
+        found.append(Prediction(uri, truth, labels))
+    return found
 
 
 def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tuple[str, str | None, dict[str, float]]]:
     """Each labeled file of a job with its truth and the cosine of every label, by the job's
     model and taxonomy. With ``reviewed`` the truth is the verdict in force, as in job_predictions."""
     given = verdicts(engine, job_id) if reviewed else {}
+    spec = job_spec(engine, job_id)
+    names = spec.taxonomy.names
     with engine.connect() as conn:
-        job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
         rows = conn.execute(
-            select(File.id, File.uri, File.truth, LabelScore.label, LabelScore.similarity).select_from(JobFile)
+            select(File.id, File.uri, File.truth, Labeling.similarities).select_from(JobFile)
             .join(File, File.id == JobFile.file_id)
-            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == job.model,
-                                 Labeling.taxonomy_id == job.taxonomy_id))
-            .join(LabelScore, LabelScore.labeling_id == Labeling.id)
+            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
+                                 Labeling.taxonomy_id == spec.taxonomy_id))
             .where(JobFile.job_id == job_id).order_by(File.uri)).all()
     found: dict[str, tuple[str | None, dict[str, float]]] = {}
-    for file_id, uri, truth, label, similarity in rows:
+    for file_id, uri, truth, similarities in rows:
         if reviewed:
             verdict, truth = given.get(file_id, (Verdict.REJECT, None))
             truth = None if verdict == Verdict.REJECT else truth
-        found.setdefault(uri, (truth, {}))[1][label] = similarity
+        found[uri] = (truth, dict(zip(names, map(float, similarities))))
     return [(uri, truth, cosines) for uri, (truth, cosines) in found.items()]
 
 
@@ -536,19 +561,18 @@ def review_items(engine: Engine, job_id: str, label: str | None = None) -> list[
     """The job's files that have a result by its model and taxonomy, by file id; with ``label``,
     only those whose model decision it is."""
     spec = job_spec(engine, job_id)
+    names = spec.taxonomy.names
     with engine.connect() as conn:
         rows = conn.execute(
-            select(File.id, File.uri, File.duration_s, LabelScore.label, LabelScore.score, LabelScore.similarity)
+            select(File.id, File.uri, File.duration_s, Labeling.scores, Labeling.similarities)
             .select_from(JobFile).join(File, File.id == JobFile.file_id)
             .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
                                  Labeling.taxonomy_id == spec.taxonomy_id))
-            .join(LabelScore, and_(LabelScore.labeling_id == Labeling.id, LabelScore.rank <= 5))
-            .where(JobFile.job_id == job_id).order_by(File.id, LabelScore.rank)).all()
-    files: dict[int, tuple[str, float | None, list[Scored]]] = {}
-    for file_id, uri, duration, name, score, similarity in rows:
-        files.setdefault(file_id, (uri, duration, []))[2].append(Scored(name, score, similarity))
+            .where(JobFile.job_id == job_id).order_by(File.id)).all()
+    files = {file_id: (uri, duration, tuple(Scored(names[i], scores[i], similarities[i]) for i in _best(scores, 5)))
+             for file_id, uri, duration, scores, similarities in rows}
     decided = model_decisions(engine, spec.model, spec.taxonomy_id, list(files))
-    items = [ReviewItem(file_id, uri, duration, decided.get(file_id), tuple(scored))
+    items = [ReviewItem(file_id, uri, duration, decided.get(file_id), scored)
              for file_id, (uri, duration, scored) in files.items()]
     return [item for item in items if label is None or item.decision == label]
 
@@ -558,11 +582,11 @@ def file_windows(engine: Engine, job_id: str, file_id: int) -> list[tuple[float,
     spec = job_spec(engine, job_id)
     with engine.connect() as conn:
         rows = conn.execute(
-            select(SegmentScore.start_s, SegmentScore.end_s, SegmentScore.label, SegmentScore.score,
-                   SegmentScore.similarity).join(Labeling, Labeling.id == SegmentScore.labeling_id)
+            select(Segment.start_s, Segment.end_s, Segment.top_label, Segment.top_score, Segment.top_similarity)
+            .join(Labeling, Labeling.id == Segment.labeling_id)
             .where(Labeling.file_id == file_id, Labeling.model == spec.model,
-                   Labeling.taxonomy_id == spec.taxonomy_id, SegmentScore.rank == 1)
-            .order_by(SegmentScore.window)).all()
+                   Labeling.taxonomy_id == spec.taxonomy_id)
+            .order_by(Segment.window)).all()
     return [(start, end, Scored(name, score, similarity)) for start, end, name, score, similarity in rows]
 
 

@@ -211,3 +211,81 @@ LEFT JOIN review r ON r.id = (
     SELECT MAX(c.id) FROM review c
     WHERE c.file_id = l.file_id AND c.model = l.model AND c.taxonomy_id = l.taxonomy_id AND c.undone_at IS NULL)
 """
+
+
+# Version 2 (migration 0006): the scores are arrays in label order, one row per window (segment)
+# and per file (labeling), which the views unnest; same columns, types and meaning as version 1.
+# On PostgreSQL the rank-1 rows come from the kept top-label columns (indexed), the others from
+# the arrays, in a UNION ALL: a query for rank = 1 plans the first branch only, since the second's
+# `n.rank > 1` contradicts it (constraint_exclusion = on, which 0006 sets on the database), and
+# the first's `label = ...` uses the index. Ranks break ties by label order, as store._best.
+_ORDER_PG = """CROSS JOIN LATERAL (SELECT array_agg(u.i ORDER BY u.score DESC, u.i) AS ord
+                   FROM unnest({alias}.scores) WITH ORDINALITY u(score, i)) o
+CROSS JOIN LATERAL generate_series(2, cardinality({alias}.scores)) n(rank)
+WHERE n.rank > 1"""
+
+FILE_LABELS_V2_POSTGRESQL = """
+CREATE OR REPLACE VIEW file_labels AS
+SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       l.top_label AS label, l.top_score AS score, l.top_similarity AS similarity, 1 AS rank,
+       l.created_at AS labeled_at
+FROM labeling l
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+UNION ALL
+SELECT f.uri, l.job_id, l.model, t.name, t.content_hash,
+       t.labels[o.ord[n.rank]], l.scores[o.ord[n.rank]], l.similarities[o.ord[n.rank]], n.rank, l.created_at
+FROM labeling l
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+""" + _ORDER_PG.format(alias="l") + "\n"
+
+SEGMENT_LABELS_V2_POSTGRESQL = """
+CREATE OR REPLACE VIEW segment_labels AS
+SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       s.start_s, s.end_s, s.top_label AS label, s.top_score::double precision AS score,
+       s.top_similarity::double precision AS similarity, 1 AS rank, l.created_at AS labeled_at
+FROM segment s
+JOIN labeling l ON l.id = s.labeling_id
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+UNION ALL
+SELECT f.uri, l.job_id, l.model, t.name, t.content_hash, s.start_s, s.end_s,
+       t.labels[o.ord[n.rank]], s.scores[o.ord[n.rank]]::double precision,
+       s.similarities[o.ord[n.rank]]::double precision, n.rank, l.created_at
+FROM segment s
+JOIN labeling l ON l.id = s.labeling_id
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+""" + _ORDER_PG.format(alias="s") + "\n"
+
+FILE_LABELS_V2_SQLITE = """
+CREATE VIEW file_labels AS
+SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       n.value AS label, sc.value AS score, si.value AS similarity,
+       row_number() OVER (PARTITION BY l.id ORDER BY sc.value DESC, sc.key) AS rank, l.created_at AS labeled_at
+FROM labeling l
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+JOIN json_each(l.scores) sc
+JOIN json_each(l.similarities) si ON si.key = sc.key
+JOIN json_each(t.labels) n ON n.key = sc.key
+"""
+
+SEGMENT_LABELS_V2_SQLITE = """
+CREATE VIEW segment_labels AS
+SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       s.start_s, s.end_s, n.value AS label, sc.value AS score, si.value AS similarity,
+       row_number() OVER (PARTITION BY s.labeling_id, s."window" ORDER BY sc.value DESC, sc.key) AS rank,
+       l.created_at AS labeled_at
+FROM segment s
+JOIN labeling l ON l.id = s.labeling_id
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+JOIN json_each(s.scores) sc
+JOIN json_each(s.similarities) si ON si.key = sc.key
+JOIN json_each(t.labels) n ON n.key = sc.key
+"""
+
+V2 = {"postgresql": {"file_labels": FILE_LABELS_V2_POSTGRESQL, "segment_labels": SEGMENT_LABELS_V2_POSTGRESQL},
+      "sqlite": {"file_labels": FILE_LABELS_V2_SQLITE, "segment_labels": SEGMENT_LABELS_V2_SQLITE}}

@@ -1,11 +1,15 @@
 """db/store.py directly, on SQLite and PostgreSQL: the upserts and the state changes that the
 CLI, the producer and the workers all rely on."""
 
+import json
+from datetime import datetime, timezone
+
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from db import store
-from db.schema import engine_for, ensure_schema
+from db.schema import engine_for, ensure_schema, upgrade
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
@@ -15,6 +19,7 @@ from tests.conftest import query
 from worker.labeling import FileResult, Segment
 
 TAX = taxonomy_from_csv("dog,rain")
+NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture
@@ -187,3 +192,82 @@ def test_review_items_carry_decision_margin_and_windows(engine):
     assert store.review_items(engine, job, label="rain") == []
     [(start, end, top)] = store.file_windows(engine, job, ids["file:///a/a"])
     assert (start, end, top.label) == (0.0, 1.0, "dog")
+
+
+def _at_0004(engine):
+    from alembic import command
+
+    from db.schema import _alembic_config
+
+    config = _alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+
+
+def _views(url):
+    return (query(url, "select uri, run_id, model, taxonomy, taxonomy_hash, label, score, similarity, rank "
+                       "from file_labels order by uri, rank"),
+            query(url, "select uri, start_s, end_s, label, score, similarity, rank "
+                       "from segment_labels order by uri, start_s, rank"),
+            query(url, "select uri, label, decision, source from reviewed_labels order by uri"))
+
+
+def test_migration_0006_converts_scores_and_the_views_answer_as_before(database_url):
+    engine = engine_for(database_url)
+    _at_0004(engine)
+    tax = taxonomy_from_csv("dog,rain,siren")
+    with engine.begin() as conn:
+        conn.execute(text("insert into taxonomy (id, name, content_hash, body, created_at) "
+                          "values (1, :name, :hash, :body, :t)"),
+                     {"name": tax.name, "hash": tax.content_hash, "body": json.dumps(tax.canonical()), "t": NOW})
+        conn.execute(text("insert into job (id, kind, model, taxonomy_id, sources, options, state, created_at) "
+                          "values ('j', 'run', 'm', 1, '[]', '{}', 'completed', :t)"), {"t": NOW})
+        for fid in (1, 2):
+            conn.execute(text("insert into file (id, uri, status, fingerprint, created_at, updated_at) "
+                              "values (:id, :uri, 'done', 'f', :t, :t)"), {"id": fid, "uri": f"file:///{fid}", "t": NOW})
+            conn.execute(text("insert into labeling (id, file_id, model, taxonomy_id, job_id, fingerprint, created_at) "
+                              "values (:id, :id, 'm', 1, 'j', 'f', :t)"), {"id": fid, "t": NOW})
+        # file 2 ties rain and siren: label order decides, rain first
+        for lid, scores in {1: (0.5, 0.125, 0.375), 2: (0.25, 0.375, 0.375)}.items():
+            ranks = np.argsort(-np.array(scores), kind="stable")
+            for rank, i in enumerate(ranks, start=1):
+                conn.execute(text("insert into label_score values (:l, :label, :s, :sim, :r)"),
+                             {"l": lid, "label": tax.names[i], "s": scores[i], "sim": scores[i] / 4, "r": rank})
+                for w in (0, 1):
+                    conn.execute(text("insert into segment_score values (:l, :w, :label, :a, :b, :s, :sim, :r)"),
+                                 {"l": lid, "w": w, "label": tax.names[i], "a": 10.0 * w, "b": 10.0 * w + 10,
+                                  "s": scores[i], "sim": scores[i] / 4, "r": rank})
+    before = _views(database_url)
+    assert [r.label for r in before[0] if r.uri == "file:///2"] == ["rain", "siren", "dog"]
+    upgrade(engine)
+    after = _views(database_url)
+    assert after == before  # every score above is exact in float4
+    with engine.connect() as conn:
+        assert conn.execute(text("select count(*) from segment")).scalar() == 4
+        assert conn.execute(text("select top_label from labeling order by id")).scalars().all() == ["dog", "rain"]
+    engine_for.cache_clear()
+    engine.dispose()
+
+
+def test_ranks_break_ties_by_label_order_and_the_top_columns_are_rank_1(engine):
+    job = _job(engine, taxonomy_from_csv("dog,rain,siren"))
+    store.add_files(engine, job, _refs("a", "b"))
+    tied = np.array([0.25, 0.375, 0.375])
+    results = [FileResult(f"file:///a/{name}", scores=tied, similarity=tied / 2, duration_s=2.0,
+                          segments=[Segment(0.0, 1.0, tied, tied / 2), Segment(1.0, 2.0, tied[::-1], tied[::-1] / 2)])
+               for name in ("a", "b")]
+    store.save_results(engine, job, results, ["dog", "rain", "siren"])
+    url = engine.url.render_as_string(hide_password=False)
+    assert [r.label for r in query(url, "select label from file_labels where uri = 'file:///a/a' order by rank")] \
+        == ["rain", "siren", "dog"]
+    windows = query(url, "select start_s, label, rank, score from segment_labels where uri = 'file:///a/a' "
+                         "order by start_s, rank")
+    assert [(r.start_s, r.label, r.rank) for r in windows] == [
+        (0.0, "rain", 1), (0.0, "siren", 2), (0.0, "dog", 3), (1.0, "dog", 1), (1.0, "rain", 2), (1.0, "siren", 3)]
+    assert query(url, "select count(*) from segment_labels where rank = 1 and label = 'rain'")[0][0] == 2
+    with engine.connect() as conn:
+        tops = conn.execute(text("select s.top_label from segment s join labeling l on l.id = s.labeling_id "
+                                 "order by l.file_id, s.\"window\"")).scalars().all()
+    assert tops == ["rain", "dog", "rain", "dog"]
+    assert [p.labels for p in store.job_predictions(engine, job, k=2)] == [("rain", "siren")] * 2
