@@ -41,7 +41,7 @@ def cpu_stages(model: Path, clips: list[Path], repeat: int) -> dict[str, float]:
 
     from worker.audio import decode, resample, windows
     from worker.clap import Classifier
-    from worker.storage import read_local
+    from worker.storage import open_local
 
     torch.set_num_threads(1)
     classifier = Classifier(str(model), device="cpu")
@@ -52,7 +52,8 @@ def cpu_stages(model: Path, clips: list[Path], repeat: int) -> dict[str, float]:
         raw = []
         for path in clips:
             t0 = time.thread_time()
-            native = decode(read_local(path.as_uri()), target_rate=CLIP_RATE)
+            with open_local(path.as_uri()) as file:
+                native = decode(file.read(), target_rate=CLIP_RATE)
             t1 = time.thread_time()
             samples = resample(native.samples, native.sample_rate, rate)
             t2 = time.thread_time()
