@@ -3,7 +3,7 @@ and events views; reviewed_labels takes its decision from file_decisions
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-03
+Create Date: 2026-11-30
 """
 from alembic import op
 import sqlalchemy as sa

@@ -3,7 +3,7 @@ in label order; the label_score and segment_score tables go, the views stay as t
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-03
+Create Date: 2026-11-30
 """
 from alembic import op
 import sqlalchemy as sa
