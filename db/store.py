@@ -448,6 +448,13 @@ def _best(scores: Sequence[float], k: int) -> list[int]:
     return [int(i) for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:k]]
 
 
+def _reviewed_truth(given: dict[int, tuple[Verdict, str | None]], file_id: int) -> str | None:
+    """A file's truth from the verdict in force: its label when accepted or corrected; none when
+    rejected or not reviewed."""
+    verdict, label = given.get(file_id, (Verdict.REJECT, None))
+    return None if verdict == Verdict.REJECT else label
+
+
 def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = False) -> list[Prediction]:
     """Each file of a job with its truth and its first ``k`` labels by the job's model and
     taxonomy (the current result, whichever job made it). With ``reviewed`` the truth is the
@@ -465,8 +472,7 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
     found: list[Prediction] = []
     for uri, truth, scores, file_id in rows:
         if reviewed:
-            verdict, truth = given.get(file_id, (Verdict.REJECT, None))
-            truth = None if verdict == Verdict.REJECT else truth
+            truth = _reviewed_truth(given, file_id)
         labels = tuple(names[i] for i in _best(scores, k)) if scores is not None else ()
         found.append(Prediction(uri, truth, labels))
     return found
@@ -488,8 +494,7 @@ def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tup
     found: dict[str, tuple[str | None, dict[str, float]]] = {}
     for file_id, uri, truth, similarities in rows:
         if reviewed:
-            verdict, truth = given.get(file_id, (Verdict.REJECT, None))
-            truth = None if verdict == Verdict.REJECT else truth
+            truth = _reviewed_truth(given, file_id)
         found[uri] = (truth, dict(zip(names, map(float, similarities))))
     return [(uri, truth, cosines) for uri, (truth, cosines) in found.items()]
 
