@@ -5,7 +5,7 @@ from __future__ import annotations
 import mimetypes
 import re
 
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from soundtag import access, uris
 from soundtag.errors import ReadError
@@ -22,16 +22,24 @@ def media_type(uri: str) -> str:
 
 
 def respond(uri: str, storage: Storage, range_header: str | None, roots=(), buckets=()) -> Response:
-    """The file at ``uri`` as a response: a local file streamed from disk (Starlette's FileResponse
-    answers Range requests with 206), other storage read whole then sliced. Raises ReadError when
-    it cannot be read or may not be (the allow-lists)."""
+    """The file at ``uri`` as a response that honours Range requests (206): a local file streamed
+    from disk by Starlette's FileResponse, an S3 object's range streamed from S3, a dataset row
+    (a clip, in memory already) sliced. Raises ReadError (or TransientReadError) when it cannot be
+    read or may not be (the allow-lists)."""
     if uri.startswith(uris.FILE):
         try:
             access.check(uri, roots, buckets)
         except access.Refused as exc:
             raise ReadError(str(exc)) from None
         return FileResponse(uris.path_of(uri), media_type=media_type(uri))
-    return _sliced(storage.read(uri), range_header, media_type(uri))
+    if uri.startswith("s3://"):
+        part = storage.s3_part(uri, range_header)
+        headers = {"Accept-Ranges": "bytes", "Content-Length": str(part.length)}
+        if part.content_range:
+            headers["Content-Range"] = part.content_range
+        return StreamingResponse(part.chunks, status_code=part.status, media_type=media_type(uri), headers=headers)
+    with storage.open(uri) as file:
+        return _sliced(file.read(), range_header, media_type(uri))
 
 
 def _sliced(data: bytes, range_header: str | None, kind: str) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from soundtag.errors import S3Error
@@ -75,6 +76,35 @@ def open_object(client, bucket: str, key: str) -> BinaryIO:
     except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
         spool.close()
         raise _problem(exc, client, bucket, key) from None
+
+
+@dataclass(frozen=True)
+class Part:
+    """Bytes of an object as an HTTP Range request asked for them, as an HTTP answer: status 200
+    (the whole object), 206 (the range, ``content_range`` says which) or 416 (outside the object)."""
+
+    status: int
+    chunks: Iterator[bytes]
+    length: int
+    content_range: str | None = None
+
+
+def get_part(client, bucket: str, key: str, byte_range: str | None) -> Part:
+    """The object, or the ``byte_range`` (an HTTP ``Range`` header) of it, streamed: S3 serves
+    ranges itself, so seeking in an hour-long recording fetches only what is played. Raises S3Error."""
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = client.get_object(Bucket=bucket, Key=key, **({"Range": byte_range} if byte_range else {}))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "InvalidRange":
+            raise _problem(exc, client, bucket, key) from None
+        size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        return Part(416, iter(()), 0, f"bytes */{size}")
+    except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
+        raise _problem(exc, client, bucket, key) from None
+    ranged = answer.get("ContentRange")
+    return Part(206 if ranged else 200, answer["Body"].iter_chunks(_CHUNK), answer["ContentLength"], ranged)
 
 
 def _problem(exc: Exception, client, bucket: str, key: str) -> S3Error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -253,3 +254,35 @@ def test_object_larger_than_the_in_memory_spool_is_labeled_like_the_local_file(b
     assert (remote.duration_s, remote.sample_rate, remote.channels) == (200.0, 48000, 2)
     assert [(s.start_s, s.end_s) for s in remote.segments] == [(s.start_s, s.end_s) for s in expected.segments]
     np.testing.assert_array_equal(remote.scores, expected.scores)
+
+
+def test_review_page_streams_an_s3_recording_by_ranges(bucket, tmp_path, tiny_clap, sqlite_url):
+    import json
+
+    from tests.test_review import Server
+
+    bucket.put_audio("field/a.flac", tmp_path, seconds=3.0)
+    body = bucket.client.get_object(Bucket=bucket.name, Key="field/a.flac")["Body"].read()
+    soundtag("run", f"s3://{bucket.name}/field", "--labels", LABELS, "--model", str(tiny_clap), "--database",
+             sqlite_url, env=bucket.env)
+    review = Server(tmp_path, "--database", sqlite_url, env=bucket.env)
+    try:
+        review.wait_ready()
+        with urllib.request.urlopen(review.url + "/api/items", timeout=10) as answer:
+            (item,) = json.load(answer)["items"]
+
+        def get(byte_range: str | None):
+            request = urllib.request.Request(f"{review.url}/audio/{item['id']}",
+                                             headers={"Range": byte_range} if byte_range else {})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return answer.status, answer.headers.get("Content-Range"), answer.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.headers.get("Content-Range"), b""
+
+        assert get(None) == (200, None, body)
+        assert get("bytes=100-1099") == (206, f"bytes 100-1099/{len(body)}", body[100:1100])
+        assert get("bytes=-10") == (206, f"bytes {len(body) - 10}-{len(body) - 1}/{len(body)}", body[-10:])
+        assert get(f"bytes={len(body) + 5}-") == (416, f"bytes */{len(body)}", b"")
+    finally:
+        review.stop()

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
-from soundtag import access, uris
+from soundtag import access, s3, uris
 from soundtag.errors import ReadError, TransientReadError
 
 
@@ -52,20 +52,32 @@ class Storage:
         opener = self._openers.get(scheme)
         if opener is None:
             raise ReadError(f"{uri}: unsupported scheme {scheme!r}")
+        self._check(uri)
+        return opener(uri)
+
+    def s3_part(self, uri: str, byte_range: str | None) -> s3.Part:
+        """An ``s3://`` object, or the part of it an HTTP Range header asks for, streamed."""
+        self._check(uri)
+        try:
+            return s3.get_part(self._s3_client(), *s3.split_uri(uri), byte_range)
+        except s3.S3Error as exc:
+            raise _read_error(exc) from None
+
+    def _check(self, uri: str) -> None:
         try:
             access.check(uri, self._roots, self._buckets)
         except access.Refused as exc:
             raise ReadError(str(exc)) from None
-        return opener(uri)
 
-    def _open_s3(self, uri: str) -> BinaryIO:
-        from soundtag import s3
-
+    def _s3_client(self):
         with self._s3_lock:
             if self._s3 is None:
                 self._s3 = s3.make_client()
+        return self._s3
+
+    def _open_s3(self, uri: str) -> BinaryIO:
         try:
-            return s3.open_object(self._s3, *s3.split_uri(uri))
+            return s3.open_object(self._s3_client(), *s3.split_uri(uri))
         except s3.S3Error as exc:
             raise _read_error(exc) from None
 
