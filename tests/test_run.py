@@ -263,3 +263,35 @@ def test_schema_head_constant_is_the_newest_migration():
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(config).get_heads() == [HEAD]
+
+
+@pytest.mark.parametrize("stop, state, error", [
+    (RuntimeError("disk full"), "failed", "RuntimeError: disk full"),
+    (KeyboardInterrupt(), "cancelled", "interrupted"),
+])
+def test_a_run_that_stops_early_records_why_and_keeps_what_it_finished(tmp_path, tiny_clap, sqlite_url, stop, state,
+                                                                      error):
+    from db.schema import engine_for, ensure_schema
+    from producer.sources import walk
+    from soundtag.settings import Settings
+    from soundtag.taxonomy import taxonomy_from_csv
+    from worker.runner import run
+
+    for name in ("a.wav", "b.wav", "c.wav"):
+        write(tmp_path / "archive" / name, seconds=1.0)
+    engine = engine_for(sqlite_url)
+    ensure_schema(engine)
+    seen = []
+
+    def first_then_stop(result) -> None:
+        seen.append(result.uri)
+        if len(seen) == 2:
+            raise stop
+
+    with pytest.raises(type(stop)):
+        run(engine, walk(str(tmp_path / "archive")), taxonomy_from_csv(LABELS),
+            Settings(model=str(tiny_clap), database_url=sqlite_url, embeddings="off"), sources=["archive"],
+            on_result=first_then_stop)
+    engine_for.cache_clear()
+    assert query(sqlite_url, "select state, error, done, queued from jobs") == [(state, error, 2, 0 if state == "cancelled" else 1)]
+    assert query(sqlite_url, "select count(distinct uri) from file_labels") == [(2,)]

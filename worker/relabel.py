@@ -16,7 +16,7 @@ from soundtag.states import FileState
 from soundtag.taxonomy import Taxonomy
 from worker.embeddings import result_from_stored
 from worker.labeling import FileResult
-from worker.runner import classifier_for, label_embeddings
+from worker.runner import classifier_for, label_embeddings, recorded
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: 
     scope = store.scope_files(engine, job_ids=job_ids, sources=sources)
     embedded = store.embedded_uris(engine, settings.model_ref, classifier.revision, [ref.uri for ref in scope])
     job_id = store.create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources))
-    try:
+    with recorded(engine, job_id):
         todo = store.add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
         if on_planned:
             on_planned(Plan(job_id, len(todo), [ref.uri for ref in scope if ref.uri not in embedded]))
@@ -55,8 +55,5 @@ def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: 
             store.save_results(engine, job_id, results, taxonomy.names)
             for result in results if on_result else ():
                 on_result(result)
-    except BaseException:
-        store.cancel_job(engine, job_id, reason="interrupted")
-        raise
     store.finish_job_if_done(engine, job_id)
     return store.job_info(engine, job_id)

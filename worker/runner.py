@@ -10,7 +10,8 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -18,7 +19,7 @@ from sqlalchemy import Engine
 from db import store
 from db.schema import engine_for
 from soundtag import hub
-from soundtag.errors import ModelError
+from soundtag.errors import SoundtagError, TransientReadError, describe, first_line
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.states import JobState
@@ -105,13 +106,17 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     reused = (result_from_stored(found, vectors, classifier.logit_scale) for found in stored.values())
     buffer: list[FileResult] = []
     flushed = time.monotonic()
-    for result in itertools.chain(reused, labeler.label(from_audio, vectors, storage(settings).open)):
-        buffer.append(result)
-        if on_result:
-            on_result(result)
-        if time.monotonic() - flushed >= flush_every_s:
-            store.save_results(engine, job_id, buffer, labels, keep)
-            buffer, flushed = [], time.monotonic()
+    try:
+        for result in itertools.chain(reused, labeler.label(from_audio, vectors, storage(settings).open)):
+            buffer.append(result)
+            if on_result:
+                on_result(result)
+            if time.monotonic() - flushed >= flush_every_s:
+                store.save_results(engine, job_id, buffer, labels, keep)
+                buffer, flushed = [], time.monotonic()
+    except BaseException:
+        store.save_results(engine, job_id, buffer, labels, keep)  # what finished before the stop is kept
+        raise
     store.save_results(engine, job_id, buffer, labels, keep)
     return len(wanted)
 
@@ -134,22 +139,32 @@ def run(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: S
         on_result: Callable[[FileResult], None] | None = None) -> store.JobInfo:
     """``soundtag run``: check the model and device, record a job of ``refs``, label what is
     pending in this process, and return the finished job. The model is loaded only when a file
-    is pending. A model that fails to load fails the job (ModelError is raised); an interrupted
-    run is recorded as cancelled, its finished files kept."""
+    is pending. How a run that stops early ends is recorded (``recorded``)."""
     hub.check(settings.model)
     check_device(settings.device)
     job_id = store.create_job(engine, taxonomy, settings, kind="run", sources=sources, force=force)
-    try:
+    with recorded(engine, job_id):
         todo = [uri for _, uri in store.add_files(engine, job_id, refs, force=force, retry_failed=retry_failed)]
         if on_planned:
             on_planned(Planned(job_id, store.job_info(engine, job_id).total, len(todo)))
         if todo:
             process(job_id, todo, settings, on_result=on_result)
-    except ModelError as exc:
-        store.fail_job(engine, job_id, str(exc))
+    store.finish_job_if_done(engine, job_id)
+    return store.job_info(engine, job_id)
+
+
+@contextmanager
+def recorded(engine: Engine, job_id: str) -> Iterator[None]:
+    """Records why a job worked on in this process stopped early, then lets the exception go on:
+    an error (a model that cannot load, storage gone, a bug) fails the job with its one-line
+    reason, its unfinished files left queued for ``requeue`` or a rerun; Ctrl-C or a stop signal
+    cancels it. Finished files are kept either way."""
+    try:
+        yield
+    except Exception as exc:
+        store.fail_job(engine, job_id, first_line(exc) if isinstance(exc, (SoundtagError, TransientReadError))
+                       else describe(exc))
         raise
     except BaseException:
         store.cancel_job(engine, job_id, reason="interrupted")
         raise
-    store.finish_job_if_done(engine, job_id)
-    return store.job_info(engine, job_id)
