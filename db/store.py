@@ -441,6 +441,8 @@ class Prediction:
     uri: str
     truth: str | None
     labels: tuple[str, ...]  # best first; empty when the file has no result
+    decision: str | None  # as file_decisions makes it; None when the file abstains or has no result
+    tags: frozenset[str]  # as file_tags makes them: the labels and groups that pass their thresholds
 
 
 def _best(scores: Sequence[float], k: int) -> list[int]:
@@ -456,9 +458,10 @@ def _reviewed_truth(given: dict[int, tuple[Verdict, str | None]], file_id: int) 
 
 
 def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = False) -> list[Prediction]:
-    """Each file of a job with its truth and its first ``k`` labels by the job's model and
-    taxonomy (the current result, whichever job made it). With ``reviewed`` the truth is the
-    label of the verdict in force (accept or correct); a file without one, or rejected, has none."""
+    """Each file of a job with its truth, its first ``k`` labels by the job's model and taxonomy
+    (the current result, whichever job made it), and its decision and tags under the taxonomy's
+    current thresholds. With ``reviewed`` the truth is the label of the verdict in force (accept
+    or correct); a file without one, or rejected, has none."""
     given = verdicts(engine, job_id) if reviewed else {}
     spec = job_spec(engine, job_id)
     names = spec.taxonomy.names
@@ -469,12 +472,15 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
             .outerjoin(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
                                       Labeling.taxonomy_id == spec.taxonomy_id))
             .where(JobFile.job_id == job_id).order_by(File.uri)).all()
+    labeled = [file_id for _, _, scores, file_id in rows if scores is not None]
+    decided = model_decisions(engine, spec.model, spec.taxonomy_id, labeled)
+    tagged = model_tags(engine, spec.model, spec.taxonomy_id, labeled)
     found: list[Prediction] = []
     for uri, truth, scores, file_id in rows:
         if reviewed:
             truth = _reviewed_truth(given, file_id)
         labels = tuple(names[i] for i in _best(scores, k)) if scores is not None else ()
-        found.append(Prediction(uri, truth, labels))
+        found.append(Prediction(uri, truth, labels, decided.get(file_id), tagged.get(file_id, frozenset())))
     return found
 
 
@@ -501,17 +507,20 @@ def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tup
 
 def taxonomy_with_policy(engine: Engine, taxonomy_id: int) -> Taxonomy:
     """The stored taxonomy with the decision policy last saved for it (thresholds as stored:
-    each label's effective one)."""
+    each label's and group's effective one)."""
     with engine.connect() as conn:
         body = conn.execute(select(TaxonomyRow.body).where(TaxonomyRow.id == taxonomy_id)).scalar_one()
         rows = conn.execute(select(TaxonomyLabel.label, TaxonomyLabel.threshold, TaxonomyLabel.background,
-                                   TaxonomyLabel.parent).where(TaxonomyLabel.taxonomy_id == taxonomy_id)).all()
+                                   TaxonomyLabel.parent, TaxonomyLabel.is_group)
+                            .where(TaxonomyLabel.taxonomy_id == taxonomy_id).order_by(TaxonomyLabel.label)).all()
     policy = {label: {"threshold": threshold, "background": bool(background), "parent": parent}
-              for label, threshold, background, parent in rows}
+              for label, threshold, background, parent, _ in rows}
     labels = [{**entry, **{k: v for k, v in policy.get(entry["name"], {}).items()
                            if v is not None and not (k == "threshold" and policy[entry["name"]]["background"])}}
               for entry in body["labels"]]
-    return taxonomy_from_canonical({**body, "labels": labels})
+    groups = [{"name": label, "threshold": threshold} for label, threshold, _, _, is_group in rows
+              if is_group and threshold is not None]
+    return taxonomy_from_canonical({**body, "labels": labels, "groups": groups})
 
 
 _FILE_DECISIONS = table("file_decisions", column("uri"), column("model"), column("taxonomy_hash"), column("label"),
@@ -532,6 +541,24 @@ def model_decisions(engine: Engine, model: str, taxonomy_id: int, file_ids: Sequ
                 .where(d.c.model == model, TaxonomyRow.id == taxonomy_id, d.c.implied_by.is_(None),
                        d.c.label.is_not(None), File.id.in_(chunk))).all())
     return found
+
+
+_FILE_TAGS = table("file_tags", column("uri"), column("model"), column("taxonomy_hash"), column("label"))
+
+
+def model_tags(engine: Engine, model: str, taxonomy_id: int, file_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+    """The labels and groups the ``file_tags`` view gives each of these files under the
+    taxonomy's current thresholds; a file that nothing tags has none."""
+    found: dict[int, set[str]] = {}
+    t = _FILE_TAGS
+    with engine.connect() as conn:
+        for chunk in _chunks(list(file_ids)):
+            for file_id, label in conn.execute(
+                    select(File.id, t.c.label).join(t, t.c.uri == File.uri)
+                    .join(TaxonomyRow, TaxonomyRow.content_hash == t.c.taxonomy_hash)
+                    .where(t.c.model == model, TaxonomyRow.id == taxonomy_id, File.id.in_(chunk))):
+                found.setdefault(file_id, set()).add(label)
+    return {file_id: frozenset(labels) for file_id, labels in found.items()}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Choosing each label's threshold on the cosine from files whose truth is known: the lowest
 cosine at which the label's precision reaches a target, so that recall is as high as the target
-allows. Pure functions; the CLI reads the files and writes the taxonomy."""
+allows: a point of the label's precision-recall curve over the cosine, which ``evaluate --plot``
+draws too. Pure functions; the CLI reads the files and writes the taxonomy."""
 
 from __future__ import annotations
 
@@ -23,6 +24,32 @@ def truths(value: str | None) -> frozenset[str]:
     return frozenset(part.strip() for part in (value or "").split(";") if part.strip())
 
 
+@dataclass(frozen=True)
+class Point:
+    """One threshold of a label's precision-recall curve: every file whose cosine reaches it is tagged."""
+
+    threshold: float
+    precision: float
+    recall: float | None  # None without support
+    hits: int  # tagged files whose truth includes the label
+
+
+def curve(scored: Iterable[tuple[float, bool]]) -> list[Point]:
+    """A label's precision and recall at each distinct cosine, highest first, from (cosine, the
+    truth includes the label) of each file."""
+    ordered = sorted(scored, key=lambda pair: -pair[0])
+    support = sum(positive for _, positive in ordered)
+    points = []
+    hits = 0
+    for i, (cosine, positive) in enumerate(ordered):
+        hits += positive
+        # Only the last of equal cosines is a threshold: all of them pass together.
+        if i + 1 < len(ordered) and ordered[i + 1][0] == cosine:
+            continue
+        points.append(Point(cosine, hits / (i + 1), hits / support if support else None, hits))
+    return points
+
+
 def calibrate(files: Iterable[tuple[frozenset[str], Mapping[str, float]]], labels: Sequence[str],
               target: float) -> list[Calibrated]:
     """``files``: (true labels, cosine per label) of each file with a known truth. Labels match
@@ -32,22 +59,13 @@ def calibrate(files: Iterable[tuple[frozenset[str], Mapping[str, float]]], label
     samples = [(frozenset(canonical.get(t.casefold(), t) for t in truth), cosines) for truth, cosines in files]
     found = []
     for label in labels:
-        scored = sorted(((cosines[label], label in truth) for truth, cosines in samples if label in cosines),
-                        key=lambda pair: -pair[0])
+        scored = [(cosines[label], label in truth) for truth, cosines in samples if label in cosines]
         support = sum(positive for _, positive in scored)
-        best = None
-        hits = 0
-        for i, (cosine, positive) in enumerate(scored):
-            hits += positive
-            # Only the last of equal cosines is a threshold: all of them pass together.
-            if i + 1 < len(scored) and scored[i + 1][0] == cosine:
-                continue
-            if hits / (i + 1) >= target:
-                best = (cosine, hits / (i + 1), hits)
-        if best is None:
-            top = scored[0][0] if scored else 0.0
+        reached = [point for point in curve(scored) if point.precision >= target]
+        if not reached:
+            top = max((cosine for cosine, _ in scored), default=0.0)
             found.append(Calibrated(label, min(1.0, top + 1e-6), None, 0.0 if support else None, support, False))
         else:
-            cosine, precision, hits = best
-            found.append(Calibrated(label, cosine, precision, hits / support if support else None, support, True))
+            best = reached[-1]
+            found.append(Calibrated(label, best.threshold, best.precision, best.recall, support, True))
     return found

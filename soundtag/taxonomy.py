@@ -54,6 +54,29 @@ class Label(BaseModel):
         return self
 
 
+class Group(BaseModel):
+    """The decision policy of a group: a parent that is no label, named by its members' ``parent``.
+    It has no prompts and no scores of its own, only its threshold."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    threshold: float | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("a group name is empty")
+        return value
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_is_a_cosine(cls, value: float | None) -> float | None:
+        return _cosine(value)
+
+
 def _cosine(value: float | None) -> float | None:
     if value is not None and not -1.0 <= value <= 1.0:
         raise ValueError(f"threshold {value} is not a cosine similarity: give one between -1 and 1")
@@ -85,6 +108,7 @@ class Taxonomy(BaseModel):
     template: str = DEFAULT_TEMPLATE
     threshold: float | None = None
     labels: tuple[Label, ...]
+    groups: tuple[Group, ...] = ()
 
     @field_validator("threshold")
     @classmethod
@@ -130,6 +154,15 @@ class Taxonomy(BaseModel):
                     raise ValueError(f"parents form a cycle: {' -> '.join([*chain, node])}")
                 chain.append(node)
                 node = parents.get(node)
+        named: set[str] = set()
+        for group in self.groups:
+            if group.name in named:
+                raise ValueError(f"group {group.name!r} appears twice")
+            named.add(group.name)
+            if group.name in self.names:
+                raise ValueError(f"group {group.name!r} is a label: give the label its threshold")
+            if group.name not in parents.values():
+                raise ValueError(f"group {group.name!r} has no members: no label names it as its parent")
         return self
 
     def _label(self, name: str) -> Label:
@@ -157,12 +190,13 @@ class Taxonomy(BaseModel):
 
     @property
     def has_policy(self) -> bool:
-        return self.threshold is not None or any(
+        return self.threshold is not None or bool(self.groups) or any(
             lb.threshold is not None or lb.background or lb.parent is not None for lb in self.labels)
 
     def policy(self) -> list[LabelPolicy]:
         """Every label, then every group (a parent that is no label), with its effective
-        threshold and the labels that roll up into it. A group's threshold is the taxonomy's."""
+        threshold and the labels that roll up into it. A group's threshold is its own (``groups``),
+        else the taxonomy's."""
         children: dict[str, list[str]] = {}
         for label in self.labels:
             if label.parent is not None:
@@ -178,8 +212,9 @@ class Taxonomy(BaseModel):
         nodes = [LabelPolicy(label=lb.name, threshold=lb.threshold if lb.threshold is not None else self.threshold,
                              background=lb.background, parent=lb.parent, group=False, members=members(lb.name))
                  for lb in self.labels]
-        nodes += [LabelPolicy(label=group, threshold=self.threshold, background=False, parent=None, group=True,
-                              members=members(group)) for group in parents if group not in self.names]
+        own = {group.name: group.threshold for group in self.groups if group.threshold is not None}
+        nodes += [LabelPolicy(label=group, threshold=own.get(group, self.threshold), background=False, parent=None,
+                              group=True, members=members(group)) for group in parents if group not in self.names]
         return nodes
 
     def document(self) -> dict:
@@ -200,6 +235,9 @@ class Taxonomy(BaseModel):
         if self.threshold is not None:
             body["threshold"] = self.threshold
         body["labels"] = labels
+        if self.groups:
+            body["groups"] = [{"name": g.name} | ({"threshold": g.threshold} if g.threshold is not None else {})
+                              for g in self.groups]
         return body
 
     def with_thresholds(self, thresholds: dict[str, float]) -> "Taxonomy":
@@ -215,7 +253,7 @@ def _problem(err: dict) -> str:
     where = ".".join(loc[:-1])
     at = f" in {where}" if where else ""
     if err["type"] == "extra_forbidden":
-        model = Label if len(loc) > 1 and loc[0] == "labels" else Taxonomy
+        model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy
         valid = list(model.model_fields)
         close = difflib.get_close_matches(loc[-1], valid, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (valid keys: {', '.join(valid)})"

@@ -3,6 +3,7 @@ thresholds on the cosine, abstention, background labels, hierarchy, and threshol
 without recomputing a score."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -94,6 +95,13 @@ def test_a_group_rolls_up_its_children(engine):
     assert animal == [("file:///a/quiet", pytest.approx(0.3), 0.28), ("file:///a/yard", pytest.approx(0.8), 0.35)]
     assert _rows(engine, "select uri, implied_by from file_decisions where label = 'animal'") == [
         ("file:///a/yard", "dog")]
+
+
+def test_a_group_tags_at_its_own_threshold(engine):
+    groups = [{"name": "animal", "threshold": 0.32}]
+    _save(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.2, "groups": groups}), FILES)
+    # animal's similarity: quiet 0.28 (passes the taxonomy's 0.2, not the group's 0.32), yard 0.35.
+    assert _rows(engine, "select uri, threshold from file_tags where label = 'animal'") == [("file:///a/yard", 0.32)]
 
 
 def test_saving_other_thresholds_keeps_the_hash_and_changes_the_decisions_at_once(engine):
@@ -203,15 +211,22 @@ def test_upgrade_gives_existing_taxonomies_a_plain_policy(sqlite_url):
     engine.dispose()
 
 
+TRUTH = {"street": "siren", "yard": "dog;cat", "unrelated": "siren", "quiet": "dog"}
+
+
+def _job_with_truth(engine, taxonomy):
+    job = store.create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=["/a"])
+    store.add_files(engine, job, [FileRef(r.uri, fingerprint="1", truth=TRUTH[r.uri.rsplit("/", 1)[1]])
+                                  for r in FILES])
+    store.save_results(engine, job, FILES, taxonomy.names)
+    return job
+
+
 def test_calibrate_writes_the_taxonomy_with_thresholds_that_keep_the_target(engine, tmp_path):
     from soundtag.taxonomy import load_taxonomy
 
-    tax = taxonomy_from_canonical({**URBAN, "threshold": 0.9})
-    job = store.create_job(engine, tax, Settings(model="m"), kind="run", sources=["/a"])
-    truth = {"street": "siren", "yard": "dog;cat", "unrelated": "siren", "quiet": "dog"}
-    store.add_files(engine, job, [FileRef(r.uri, fingerprint="1", truth=truth[r.uri.rsplit("/", 1)[1]])
-                                  for r in FILES])
-    store.save_results(engine, job, FILES, tax.names)
+    tax = taxonomy_from_canonical({**URBAN, "threshold": 0.9, "groups": [{"name": "animal", "threshold": 0.5}]})
+    job = _job_with_truth(engine, tax)
     out = tmp_path / "calibrated.yaml"
     proc = soundtag("calibrate", job, "--target-precision", "0.9", "--out", str(out), "--database", _url(engine))
     calibrated = load_taxonomy(out)
@@ -221,4 +236,39 @@ def test_calibrate_writes_the_taxonomy_with_thresholds_that_keep_the_target(engi
     # 0.10 street is not → 0.28; cat: 0.30 yard → 0.30. background keeps no threshold.
     assert limits == {"siren": 0.40, "dog": 0.28, "cat": 0.30, "background": None}
     assert {lb.name: lb.parent for lb in calibrated.labels}["dog"] == "animal"
+    assert [(g.name, g.threshold) for g in calibrated.groups] == [("animal", 0.5)]  # calibrate leaves groups be
     assert "siren" in proc.stdout and "50.0%" in proc.stdout  # siren's recall: the unrelated one is missed
+
+
+def _table(stdout):
+    """The rows of a printed table, by their first cell."""
+    rows = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]] for line in stdout.splitlines()
+            if re.search("[│┃]", line)]
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_evaluate_reports_coverage_and_precision_recall_at_the_thresholds(sqlite_url, tmp_path):
+    engine = engine_for(sqlite_url)
+    ensure_schema(engine)
+    job = _job_with_truth(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.2}))
+    plot = tmp_path / "eval.png"
+    out = soundtag("evaluate", job, "--plot", str(plot), "--database", sqlite_url).stdout
+
+    # rank 1: street siren, yard dog (one of its truths), unrelated siren, quiet background.
+    assert "accuracy 75.0% (3/4)" in out
+    # At 0.2 unrelated (cosines of 0.02 and less) and quiet (background is rank 1) abstain.
+    assert "coverage 50.0% (2/4 decided, 2 abstained), accuracy on covered files 100.0% (2/2)" in out
+    rows = _table(out)
+    header = rows.pop("class")
+    assert header == ["support", "rank-1", "precision", "recall", "threshold", "tagged", "precision@t", "recall@t"]
+    # siren tags street (0.40), not unrelated (0.02); dog tags yard (0.35) and quiet (0.28); cat tags yard (0.30).
+    assert rows == {
+        "siren": ["2", "2", "100.0%", "100.0%", "0.2000", "1", "100.0%", "50.0%"],
+        "dog": ["2", "1", "100.0%", "50.0%", "0.2000", "2", "100.0%", "100.0%"],
+        "cat": ["1", "0", "-", "0.0%", "0.2000", "1", "100.0%", "100.0%"],
+        "background": ["0", "1", "0.0%", "-", "background", "0", "-", "-"]}
+    assert "1 files have several truths" in out and "counts the 3 with one" in out
+    for image in (plot, tmp_path / "eval-pr.png"):
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    engine_for.cache_clear()
+    engine.dispose()

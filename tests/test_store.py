@@ -270,4 +270,5 @@ def test_ranks_break_ties_by_label_order_and_the_top_columns_are_rank_1(engine):
         tops = conn.execute(text("select s.top_label from segment s join labeling l on l.id = s.labeling_id "
                                  "order by l.file_id, s.\"window\"")).scalars().all()
     assert tops == ["rain", "dog", "rain", "dog"]
-    assert [p.labels for p in store.job_predictions(engine, job, k=2)] == [("rain", "siren")] * 2
+    predictions = store.job_predictions(engine, job, k=2)
+    assert [(p.labels, p.decision, p.tags) for p in predictions] == [(("rain", "siren"), "rain", {"rain"})] * 2

@@ -96,6 +96,13 @@ def test_thresholds_background_and_parents_leave_the_hash_alone(tmp_path):
     ("labels: [{name: quiet, background: true, parent: calm}]", "background label 'quiet' cannot have a threshold"),
     ("labels: [{name: rain, treshold: 0.2}]", "unknown key 'treshold' in labels.0 \\(did you mean 'threshold'\\?\\)"),
     ("treshold: 0.2\nlabels: [rain]", "unknown key 'treshold' \\(did you mean 'threshold'\\?\\)"),
+    ("labels: [{name: dog, parent: animal}]\ngroups: [{name: animal, threshold: 2}]", "threshold 2.0 is not a cosine"),
+    ("labels: [{name: dog, parent: animal}]\ngroups: [{name: animal, treshold: 0.2}]",
+     "unknown key 'treshold' in groups.0 \\(did you mean 'threshold'\\?\\)"),
+    ("labels: [dog]\ngroups: [{name: animal, threshold: 0.2}]",
+     "group 'animal' has no members: no label names it as its parent"),
+    ("labels: [animal, {name: dog, parent: animal}]\ngroups: [{name: animal, threshold: 0.2}]",
+     "group 'animal' is a label: give the label its threshold"),
 ])
 def test_invalid_decision_policy_is_one_line(tmp_path, text, message):
     with pytest.raises(TaxonomyError, match="taxonomy.yaml: .*" + message) as info:
@@ -107,3 +114,13 @@ def test_a_parent_that_is_a_label_rolls_up_itself_and_its_children(tmp_path):
     tax = load_taxonomy(_write(tmp_path, "labels: [animal, {name: dog, parent: animal}, {name: puppy, parent: dog}]"))
     assert {node.label: node.members for node in tax.policy()} == {
         "animal": ("animal", "dog", "puppy"), "dog": ("dog", "puppy"), "puppy": ("puppy",)}
+
+
+def test_a_group_has_its_own_threshold_and_keeps_it_through_a_rewrite(tmp_path):
+    tax = load_taxonomy(_write(tmp_path, URBAN + "  - name: cat\n    parent: animal\n"
+                                          "groups:\n  - name: animal\n    threshold: 0.3\n"))
+    assert {node.label: node.threshold for node in tax.policy()}["animal"] == 0.3
+    assert tax.content_hash == load_taxonomy(_write(tmp_path, URBAN + "  - cat\n")).content_hash
+    rewritten = tax.with_thresholds({"siren": 0.25})
+    assert rewritten.document()["groups"] == [{"name": "animal", "threshold": 0.3}]
+    assert load_taxonomy(_write(tmp_path, yaml.safe_dump(rewritten.document()))) == rewritten
