@@ -82,20 +82,20 @@ def test_export_writes_one_row_per_window(tmp_path, tiny_clap, sqlite_url):
     assert len(table[0]["vector"]) == 16 and table[0]["model"] == str(tiny_clap)
 
 
-def _store(engine, settings, names, windows=4, seed=0, fingerprint="1"):
+def _store(engine, settings, names, windows=4, seed=0, window_s=10.0):
     """Files of random unit vectors written as a run writes them; returns their uris."""
     rng = np.random.default_rng(seed)
     job = store.create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["synthetic"])
-    refs = [FileRef(f"file:///synthetic/{name}.wav", fingerprint=fingerprint) for name in names]
+    refs = [FileRef(f"file:///synthetic/{name}.wav", fingerprint="1") for name in names]
     store.add_files(engine, job, refs, force=True)
     results = []
     for ref in refs:
         vectors = rng.standard_normal((windows, 16))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        segments = [Segment(10.0 * w, 10.0 * w + 10.0, np.ones(1), np.zeros(1), v) for w, v in enumerate(vectors)]
+        segments = [Segment(window_s * w, window_s * (w + 1), np.ones(1), np.zeros(1), v) for w, v in enumerate(vectors)]
         results.append(FileResult(ref.uri, duration_s=10.0 * windows, scores=np.ones(1), similarity=np.zeros(1),
                                   segments=segments))
-    store.save_results(engine, job, results, ["seed"], store.EmbeddingKey(REVISION, 10.0, 10.0, "fp16"))
+    store.save_results(engine, job, results, ["seed"], store.EmbeddingKey(REVISION, window_s, window_s, "fp16"))
     return [ref.uri for ref in refs]
 
 
@@ -144,6 +144,10 @@ def test_index_follows_new_replaced_and_changed_files(synthetic):
     _store(engine, settings, names[:5], seed=2, windows=3)  # the same files labeled again (--force)
     # Few hits, each a replaced file's own window: only their new vectors can answer.
     _check(engine, settings, limit=3, like=first[:2])
+    _check(engine, settings)
+    # Labeled again with other windows: a search sees only a file's latest windows, as relabel does.
+    _store(engine, settings, names[10:12], seed=3, window_s=5.0)
+    _check(engine, settings, limit=3, like=first[10:12])
     _check(engine, settings)
     # A file changed on disk: its stored windows no longer describe it and must not be found.
     job = store.create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["synthetic"])
