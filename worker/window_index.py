@@ -113,7 +113,7 @@ class WindowIndex:
         truncated or garbled index is rebuilt rather than fatal."""
         try:
             manifest = json.loads((self.folder / "manifest.json").read_text())
-            int(manifest["state"]["upto"])
+            int(manifest["state"]["upto"])  # a manifest without its state is damaged too
             return manifest, [self._map(entry["name"], entry["rows"], manifest["dim"])
                               for entry in manifest["segments"]]
         except (OSError, ValueError, KeyError, TypeError):
