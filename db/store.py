@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 from sqlalchemy import (
@@ -16,6 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import aliased
 from sqlalchemy.types import TypeEngine
 
 from db.schema import safe_url
@@ -772,3 +773,66 @@ def stored_embeddings_of(engine: Engine, model: str, uri: str) -> tuple[StoredEm
     with engine.connect() as conn:
         row = conn.execute(query.where(File.uri == uri).order_by(AudioEmbedding.id.desc()).limit(1)).first()
     return None if row is None else (_stored(row), row.model_revision)
+
+
+def _micros(stamp: datetime | None) -> int:
+    """A created_at as whole microseconds since the epoch (SQLite returns it naive, in UTC)."""
+    if stamp is None:
+        return 0
+    stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    return (stamp - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class EmbeddingsState:
+    """A cheap summary of the usable stored embeddings of a model revision with ids up to
+    ``upto``: a copy of them that agrees on all of it holds the same rows, as they are now."""
+
+    upto: int
+    rows: int
+    id_sum: int
+    latest: int  # newest created_at, in microseconds: a replaced row keeps its id, not its stamp
+    extra: int  # rows beyond one per file (files embedded with several window settings), all ids
+
+
+def embeddings_state(engine: Engine, model: str, revision: str, upto: int) -> tuple[EmbeddingsState, EmbeddingsState]:
+    """The summary of usable rows with ids up to ``upto``, and of all of them, in one statement."""
+    held = AudioEmbedding.id <= upto
+    query = _embeddings_query(
+        model, revision, func.count(case((held, 1))), func.coalesce(func.sum(case((held, AudioEmbedding.id))), 0),
+        func.max(case((held, AudioEmbedding.created_at))), func.count(), func.coalesce(func.sum(AudioEmbedding.id), 0),
+        func.max(AudioEmbedding.created_at), func.coalesce(func.max(AudioEmbedding.id), 0),
+        func.count() - func.count(AudioEmbedding.file_id.distinct()))
+    with engine.connect() as conn:
+        rows, id_sum, latest, all_rows, all_sum, all_latest, max_id, extra = conn.execute(query).one()
+    return (EmbeddingsState(upto, rows, int(id_sum), _micros(latest), extra),
+            EmbeddingsState(max_id, all_rows, int(all_sum), _micros(all_latest), extra))
+
+
+def latest_embedding_rows(engine: Engine, model: str, revision: str, after: int, upto: int,
+                          chunk: int = 500) -> Iterable[list[tuple[int, int, StoredEmbeddings]]]:
+    """(id, created_at in microseconds, embeddings) of the usable rows with ``after < id <= upto``
+    that are their file's latest (as in ``embedding_chunks``), ``chunk`` rows at a time by id."""
+    newer = aliased(AudioEmbedding)
+    query = _embeddings_query(model, revision, *_embeddings_query(model, revision).selected_columns,
+                              AudioEmbedding.created_at).where(~select(newer.id).where(
+        newer.file_id == AudioEmbedding.file_id, newer.id > AudioEmbedding.id, newer.model == model,
+        newer.model_revision == revision, newer.fingerprint == File.fingerprint).exists())
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(query.where(AudioEmbedding.id > after, AudioEmbedding.id <= upto)
+                                .order_by(AudioEmbedding.id).limit(chunk)).all()
+        if not rows:
+            return
+        yield [(row.id, _micros(row.created_at), _stored(row)) for row in rows]
+        after = rows[-1].id
+
+
+def embeddings_by_id(engine: Engine, model: str, revision: str,
+                     ids: Sequence[int]) -> dict[int, tuple[int, StoredEmbeddings]]:
+    """Of the rows ``ids``, those still usable, by id, with their created_at in microseconds."""
+    query = _embeddings_query(model, revision, *_embeddings_query(model, revision).selected_columns,
+                              AudioEmbedding.created_at)
+    with engine.connect() as conn:
+        rows = conn.execute(query.where(AudioEmbedding.id.in_(list(ids)))).all()
+    return {row.id: (_micros(row.created_at), _stored(row)) for row in rows}

@@ -26,6 +26,11 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def _user_cache() -> Path:
+    """The user's cache folder, as XDG (and Hugging Face's cache) place it."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "soundtag"
+
+
 class Settings(BaseSettings):
     """Defaults work on a laptop: embedded SQLite, local Redis, the public CLAP checkpoint."""
 
@@ -50,6 +55,9 @@ class Settings(BaseSettings):
     # How each window's audio embedding is kept (for relabel, search, export): fp16 halves the
     # bytes and moves scores by well under 2e-3; off keeps none.
     embeddings: Literal["fp16", "fp32", "off"] = "fp16"
+    # `soundtag search` keeps the stored vectors here as a float32 matrix per database, model and
+    # revision: a cache of the database, updated by each search, safe to delete between searches.
+    index_dir: Path = Field(default_factory=lambda: _user_cache() / "index")
 
     queue: str = "soundtag"
     files_per_task: int = Field(64, ge=1)

@@ -1,14 +1,35 @@
-"""`soundtag search` over stored window embeddings, and `export-embeddings`."""
+"""`soundtag search` over stored window embeddings (through the kept index of
+worker/window_index.py), and `export-embeddings`."""
 
 import json
 
+from datetime import timedelta
+
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import select, update
 
+from db import store
+from db.models import AudioEmbedding
+from db.schema import engine_for, ensure_schema
+from soundtag.fileref import FileRef
+from soundtag.settings import Settings
+from soundtag.taxonomy import taxonomy_from_csv
 from tests.audio_files import write
 from tests.conftest import query, soundtag
+from worker.labeling import FileResult, Segment
+from worker.search import rank
 
 LABELS = "dog barking,rain,siren"
+REVISION = "r1"
+
+
+@pytest.fixture(autouse=True)
+def index_dir(tmp_path, monkeypatch):
+    """Each test's search index in its own folder, for the CLI's subprocesses too."""
+    monkeypatch.setenv("SOUNDTAG_INDEX_DIR", str(tmp_path / "index"))
+    return tmp_path / "index"
 
 
 def _labeled(tmp_path, tiny_clap, url):
@@ -59,3 +80,105 @@ def test_export_writes_one_row_per_window(tmp_path, tiny_clap, sqlite_url):
     table = pq.read_table(out).to_pylist()
     assert len(table) == 5 and set(table[0]) == {"uri", "start_s", "end_s", "model", "vector"}
     assert len(table[0]["vector"]) == 16 and table[0]["model"] == str(tiny_clap)
+
+
+def _store(engine, settings, names, windows=4, seed=0, window_s=10.0):
+    """Files of random unit vectors written as a run writes them; returns their uris."""
+    rng = np.random.default_rng(seed)
+    job = store.create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["synthetic"])
+    refs = [FileRef(f"file:///synthetic/{name}.wav", fingerprint="1") for name in names]
+    store.add_files(engine, job, refs, force=True)
+    results = []
+    for ref in refs:
+        vectors = rng.standard_normal((windows, 16))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        segments = [Segment(window_s * w, window_s * (w + 1), np.ones(1), np.zeros(1), v) for w, v in enumerate(vectors)]
+        results.append(FileResult(ref.uri, duration_s=10.0 * windows, scores=np.ones(1), similarity=np.zeros(1),
+                                  segments=segments))
+    store.save_results(engine, job, results, ["seed"], store.EmbeddingKey(REVISION, window_s, window_s, "fp16"))
+    return [ref.uri for ref in refs]
+
+
+def _scanned(engine, settings, query_vector, limit):
+    """What reading every stored vector from SQL answers: (uri, start_s, cosine), best first."""
+    found = [(stored.uri, float(start), float(vector @ query_vector))
+             for files in store.embedding_chunks(engine, settings.model_ref, REVISION) for stored in files
+             for start, vector in zip(stored.starts, stored.vectors)]
+    return sorted(found, key=lambda hit: -hit[2])[:limit]
+
+
+def _queries(engine, settings, like):
+    """A few random unit vectors, and the first window of each file of ``like``."""
+    for seed in range(3):
+        query_vector = np.random.default_rng(100 + seed).standard_normal(16).astype(np.float32)
+        yield query_vector / np.linalg.norm(query_vector)
+    for uri in like:
+        yield store.stored_embeddings_of(engine, settings.model_ref, uri)[0].vectors[0]
+
+
+def _check(engine, settings, limit=1000, like=()):
+    """The index answers, for a few queries, exactly what the scan answers."""
+    for query_vector in _queries(engine, settings, like):
+        hits = [(hit.uri, hit.start_s, hit.similarity) for hit in rank(engine, settings, REVISION, query_vector, limit)]
+        expected = _scanned(engine, settings, query_vector, limit)
+        assert [hit[:2] for hit in hits] == [hit[:2] for hit in expected]
+        assert [hit[2] for hit in hits] == pytest.approx([hit[2] for hit in expected], abs=1e-6)
+
+
+@pytest.fixture
+def synthetic(database_url, index_dir):
+    settings = Settings(model="synthetic-clap", database_url=database_url, index_dir=index_dir)
+    engine = engine_for(database_url)
+    ensure_schema(engine)
+    return engine, settings
+
+
+def test_index_follows_new_replaced_and_changed_files(synthetic):
+    engine, settings = synthetic
+    names = [f"a{i}" for i in range(30)]
+    first = _store(engine, settings, names)
+    _check(engine, settings)
+    added = _store(engine, settings, [f"b{i}" for i in range(10)], seed=1)  # newly labeled files
+    _check(engine, settings, limit=3, like=added[:2])
+    _check(engine, settings)
+    _store(engine, settings, names[:5], seed=2, windows=3)  # the same files labeled again (--force)
+    # Few hits, each a replaced file's own window: only their new vectors can answer.
+    _check(engine, settings, limit=3, like=first[:2])
+    _check(engine, settings)
+    # Labeled again with other windows: a search sees only a file's latest windows, as relabel does.
+    _store(engine, settings, names[10:12], seed=3, window_s=5.0)
+    _check(engine, settings, limit=3, like=first[10:12])
+    _check(engine, settings)
+    # A file changed on disk: its stored windows no longer describe it and must not be found.
+    job = store.create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["synthetic"])
+    store.add_files(engine, job, [FileRef(uri, fingerprint="2") for uri in first[5:10]])
+    _check(engine, settings)
+
+
+def test_a_damaged_index_is_rebuilt(synthetic, index_dir):
+    engine, settings = synthetic
+    _store(engine, settings, [f"a{i}" for i in range(20)])
+    _check(engine, settings)
+    (folder,) = index_dir.iterdir()
+    (segment,) = folder.glob("*.f32")
+    with open(segment, "r+b") as f:
+        f.truncate(100)
+    _check(engine, settings)
+    (folder / "manifest.json").write_text("{not json")
+    _check(engine, settings)
+
+
+def test_a_row_replaced_behind_the_summary_is_never_returned_stale(synthetic):
+    engine, settings = synthetic
+    uris = _store(engine, settings, [f"a{i}" for i in range(10)])
+    _check(engine, settings)
+    # A writer whose clock runs behind replaces one file's vectors: ids, count and newest stamp
+    # are unchanged, so only checking the hits against SQL can notice.
+    with engine.begin() as conn:
+        row_id, stamp = conn.execute(select(AudioEmbedding.id, AudioEmbedding.created_at).order_by(AudioEmbedding.id)
+                                     .limit(1)).one()
+        vectors = np.random.default_rng(7).standard_normal((4, 16))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        conn.execute(update(AudioEmbedding).where(AudioEmbedding.id == row_id).values(
+            vectors=vectors.astype(np.float16).tobytes(), created_at=stamp - timedelta(seconds=1)))
+    _check(engine, settings, limit=3, like=uris[:1])

@@ -1,10 +1,9 @@
 """``soundtag search``: stored windows ranked by cosine to a text's embedding or to one window of
-a file. Exact: every stored vector of the model is compared, streamed from the database in chunks
-with a running top-k, so memory holds one chunk and the k best, whatever the archive's size."""
+a file. Exact: every stored vector of the model is compared, through the kept index of
+``worker.window_index`` that follows the database before each query."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -15,6 +14,7 @@ from soundtag import hub
 from soundtag.errors import SoundtagError
 from soundtag.settings import Settings
 from worker.runner import classifier_for
+from worker.window_index import WindowIndex
 
 
 @dataclass(frozen=True)
@@ -28,29 +28,19 @@ class Hit:
         return asdict(self)
 
 
-def rank(query: np.ndarray, chunks: Iterable[list[store.StoredEmbeddings]], limit: int) -> list[Hit]:
-    """The ``limit`` windows most similar to ``query`` (a unit vector), best first."""
-    query = query.astype(np.float32)
-    best: list[Hit] = []
-    for files in chunks:
-        if not files:
-            continue
-        sims = np.concatenate([found.vectors for found in files]) @ query
-        owner = np.repeat(np.arange(len(files)), [len(found.starts) for found in files])
-        starts = np.concatenate([found.starts for found in files])
-        ends = np.concatenate([found.ends for found in files])
-        top = np.argpartition(-sims, limit - 1)[:limit] if len(sims) > limit else np.arange(len(sims))
-        best += [Hit(files[owner[i]].uri, float(starts[i]), float(ends[i]), float(sims[i])) for i in top]
-        best = sorted(best, key=lambda hit: -hit.similarity)[:limit]
-    return best
+def rank(engine: Engine, settings: Settings, revision: str, query: np.ndarray, limit: int) -> list[Hit]:
+    """The ``limit`` stored windows of ``settings.model`` at ``revision`` most similar to
+    ``query`` (a unit vector), best first."""
+    index = WindowIndex(engine, settings.model_ref, revision, settings.index_dir)
+    return [Hit(found.stored.uri, float(found.stored.starts[found.window]), float(found.stored.ends[found.window]),
+                found.similarity) for found in index.nearest(query, limit)]
 
 
 def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10) -> list[Hit]:
     """Stored windows of ``settings.model`` ranked by cosine to the text's embedding."""
     hub.check(settings.model)
     classifier = classifier_for(settings.model_ref, settings)
-    return rank(classifier.embed_text(text), store.embedding_chunks(engine, settings.model_ref, classifier.revision),
-                limit)
+    return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit)
 
 
 def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0, limit: int = 10) -> list[Hit]:
@@ -63,4 +53,4 @@ def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0,
     stored, revision = found
     inside = np.flatnonzero((stored.starts <= at_s) & (at_s < stored.ends))
     window = int(inside[0]) if len(inside) else 0
-    return rank(stored.vectors[window], store.embedding_chunks(engine, settings.model_ref, revision), limit)
+    return rank(engine, settings, revision, stored.vectors[window], limit)

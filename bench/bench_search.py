@@ -1,0 +1,160 @@
+"""Search latency and memory by number of stored windows, on PostgreSQL. Synthetic files of 100
+windows of 512-dim unit vectors (fp16, as stored by default) are written through
+store.save_results, the code path runs use. Each size gets a fresh database and index folder and
+three processes: one fills; one times the first query (which builds the index), five warm queries
+and, for comparison, one scan of every vector from SQL (the search before the index); one times the
+first query of a new process, as `soundtag search` makes it. Memory is each process's peak RSS,
+which counts the pages of the memory-mapped index it touched (shared page cache, not private).
+Queries are `search --like` (a stored window; no 512-dim model to load).
+
+Usage: python -m bench.bench_search --windows 10000 100000 1000000"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import create_engine, text
+
+from bench.report import loadavg, machine, write_section
+
+ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+MODEL = "synthetic-clap-512"
+REVISION = "synthetic"
+WINDOWS_PER_FILE = 100
+DIM = 512
+
+
+def _uri(i: int) -> str:
+    return f"file:///bench/{i:07d}.wav"
+
+
+def fill(url: str, files: int) -> None:
+    from db import store
+    from db.schema import engine_for, ensure_schema
+    from soundtag.fileref import FileRef
+    from soundtag.settings import Settings
+    from soundtag.taxonomy import taxonomy_from_csv
+    from worker.labeling import FileResult, Segment
+
+    engine = engine_for(url)
+    ensure_schema(engine)
+    rng = np.random.default_rng(0)
+    job = store.create_job(engine, taxonomy_from_csv("seed"), Settings(model=MODEL, database_url=url), kind="run",
+                           sources=["bench"])
+    refs = [FileRef(_uri(i), fingerprint=str(i)) for i in range(files)]
+    store.add_files(engine, job, refs, force=True)
+    key = store.EmbeddingKey(REVISION, 10.0, 10.0, "fp16")
+    one = np.ones(1)
+    for start in range(0, files, 100):
+        results = []
+        for ref in refs[start:start + 100]:
+            vectors = rng.standard_normal((WINDOWS_PER_FILE, DIM), dtype=np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            segments = [Segment(10.0 * w, 10.0 * w + 10.0, one, one, v) for w, v in enumerate(vectors)]
+            results.append(FileResult(ref.uri, duration_s=10.0 * WINDOWS_PER_FILE, scores=one, similarity=one,
+                                      segments=segments))
+        store.save_results(engine, job, results, ["seed"], key)
+
+
+def query(url: str, index_dir: str, files: int, warm: int, scan: bool) -> dict:
+    from db import store
+    from db.schema import engine_for
+    from soundtag.settings import Settings
+    from worker.search import search_like
+
+    settings = Settings(model=MODEL, database_url=url, index_dir=Path(index_dir))
+    engine = engine_for(url)
+    rng = np.random.default_rng(1)
+    times = []
+    for i in rng.integers(0, files, 1 + warm):
+        began = time.perf_counter()
+        hits = search_like(engine, _uri(int(i)), settings, at_s=15.0, limit=10)
+        times.append(time.perf_counter() - began)
+        assert hits[0].uri == _uri(int(i)) and hits[0].start_s == 10.0
+    report = {"first_s": times[0], "warm_median_s": float(np.median(times[1:])) if warm else None}
+    if scan:
+        stored, _ = store.stored_embeddings_of(engine, MODEL, _uri(0))
+        began = time.perf_counter()
+        best = np.full(10, -2.0, np.float32)
+        for chunk in store.embedding_chunks(engine, MODEL, REVISION):
+            sims = np.concatenate([found.vectors for found in chunk]) @ stored.vectors[0]
+            best = np.sort(np.concatenate([best, sims]))[-10:]
+        report["sql_scan_s"] = time.perf_counter() - began
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return report
+
+
+def _child(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "bench.bench_search", "--child", *args], capture_output=True,
+                          text=True, check=True)
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--windows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        what, url, files, *rest = args.child
+        if what == "fill":
+            fill(url, int(files))
+            print(json.dumps({}))
+        else:
+            print(json.dumps(query(url, rest[0], int(files), warm=int(rest[1]), scan=rest[2] == "scan")))
+        return
+    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+    rows = []
+    for total in args.windows:
+        files = total // WINDOWS_PER_FILE
+        name = f"bench_search_{uuid.uuid4().hex[:8]}"
+        index_dir = f"/tmp/{name}-index"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+        try:
+            began = time.perf_counter()
+            _child("fill", url, str(files))
+            filled = time.perf_counter() - began
+            timed = _child("query", url, str(files), index_dir, "5", "scan")
+            fresh = _child("query", url, str(files), index_dir, "0", "-")
+            size = sum(path.stat().st_size for path in Path(index_dir).rglob("*") if path.is_file())
+            met = ("**yes**" if timed["warm_median_s"] <= 1 else "**no**") if total >= 1_000_000 else ""
+            rows.append(f"| {total:,} | {filled:.0f} s | {timed['first_s'] * 1000:,.0f} ms | "
+                        f"{timed['warm_median_s'] * 1000:,.0f} ms | {fresh['first_s'] * 1000:,.0f} ms | "
+                        f"{timed['peak_rss_mb']:,.0f} / {fresh['peak_rss_mb']:,.0f} MB | "
+                        f"{size / 1e6:,.0f} MB ({size / total:,.0f} B) | {timed['sql_scan_s'] * 1000:,.0f} ms | "
+                        f"{loadavg()} | {met} |")
+            print(rows[-1], flush=True)
+        finally:
+            shutil.rmtree(index_dir, ignore_errors=True)
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    write_section("bench_search", f"""
+## Search latency and memory by stored windows (issue 9)
+
+Command: `python -m bench.bench_search --windows {' '.join(str(w) for w in args.windows)}`
+({time.strftime('%Y-%m-%d', time.gmtime())}). {machine()}; PostgreSQL on the same machine. The load
+average (1, 5, 15 min) was taken after each size: the cores are shared, so times are upper bounds.
+Synthetic files of {WINDOWS_PER_FILE} windows of {DIM}-dim fp16 vectors written through `store.save_results`;
+queries are `search --like` on a random stored window, `--limit 10`, through `worker.search`, each
+including its SQL (the index's sync check, the query window, the hits). Target: ≤ 1 s per query at
+1M windows after warm-up. Peak RSS counts the pages of the memory-mapped index the process touched
+(shared page cache, not private memory); the new process's includes the imports (about 300 MB).
+
+| stored windows | fill | first query (builds the index) | warm query, median of 5 | first query of a new process | peak RSS (query / new process) | index on disk (per window) | one SQL scan (the search before the index) | load average | met? |
+|---|---|---|---|---|---|---|---|---|---|
+""" + "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
