@@ -244,6 +244,7 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
     from db import store
     from db.schema import engine_for, ensure_schema
     from producer.sources import walk
+    from soundtag.settings import Settings
     from soundtag.taxonomy import taxonomy_from_csv
     from worker.audio import decode, resample, windows
     from worker.clap import Classifier, score
@@ -305,8 +306,8 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
 
     engine = engine_for(f"sqlite:///{db}")
     ensure_schema(engine)
-    job_id = store.create_job(engine, kind="run", model=str(model), taxonomy_id=store.save_taxonomy(engine, taxonomy),
-                              sources=[str(clips[0].parent)], options={})
+    job_id = store.create_job(engine, taxonomy, Settings(model=str(model), database_url=f"sqlite:///{db}"), kind="run",
+                              sources=[str(clips[0].parent)])
     store.add_files(engine, job_id, list(walk(str(clips[0].parent))))
     t0 = time.perf_counter()
     store.save_results(engine, job_id, results, taxonomy.names)
