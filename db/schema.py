@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from soundtag.errors import DatabaseError, first_line
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest revision in migrations/versions (a test keeps the two in step). Comparing with a
 # constant spares every command alembic's import and its parsing of the migration scripts.
-HEAD = "0006"
+HEAD = "0007"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -22,6 +24,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # segment_labels computes window scores with exp(), which SQLite has only when it was built
+    # with its math functions (most builds since 3.35).
+    try:
+        cursor.execute("SELECT exp(0)")
+    except sqlite3.OperationalError:
+        dbapi_connection.create_function("exp", 1, math.exp, deterministic=True)
     cursor.close()
 
 

@@ -33,7 +33,7 @@ def _url(engine):
 def _save(engine, taxonomy, results):
     job = store.create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=["/a"])
     store.add_files(engine, job, [FileRef(r.uri, fingerprint="1") for r in results])
-    store.save_results(engine, job, results, taxonomy.names)
+    store.save_results(engine, job, results, taxonomy.names, logit_scale=10.0)
     return job
 
 
@@ -211,7 +211,7 @@ def test_calibrate_writes_the_taxonomy_with_thresholds_that_keep_the_target(engi
     truth = {"street": "siren", "yard": "dog;cat", "unrelated": "siren", "quiet": "dog"}
     store.add_files(engine, job, [FileRef(r.uri, fingerprint="1", truth=truth[r.uri.rsplit("/", 1)[1]])
                                   for r in FILES])
-    store.save_results(engine, job, FILES, tax.names)
+    store.save_results(engine, job, FILES, tax.names, logit_scale=10.0)
     out = tmp_path / "calibrated.yaml"
     proc = soundtag("calibrate", job, "--target-precision", "0.9", "--out", str(out), "--database", _url(engine))
     calibrated = load_taxonomy(out)

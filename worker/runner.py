@@ -25,7 +25,7 @@ from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from worker.audio import Limits
 from worker.clap import Classifier, check_device
-from worker.embeddings import result_from_stored
+from worker.embeddings import results_from_stored
 from worker.labeling import FileResult, Labeler
 from worker.storage import Storage
 
@@ -102,7 +102,7 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     stored = {} if spec.options.get("force") else store.stored_embeddings(
         engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s, wanted)
     from_audio = [uri for uri in wanted if uri not in stored]
-    reused = (result_from_stored(found, vectors, classifier.logit_scale) for found in stored.values())
+    reused = results_from_stored(list(stored.values()), vectors, classifier.logit_scale)
     buffer: list[FileResult] = []
     flushed = time.monotonic()
     for result in itertools.chain(reused, labeler.label(from_audio, vectors, storage(settings).open)):
@@ -110,9 +110,9 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
         if on_result:
             on_result(result)
         if time.monotonic() - flushed >= flush_every_s:
-            store.save_results(engine, job_id, buffer, labels, keep)
+            store.save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
             buffer, flushed = [], time.monotonic()
-    store.save_results(engine, job_id, buffer, labels, keep)
+    store.save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
     return len(wanted)
 
 
