@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.types import TypeEngine
 
-from db.schema import safe_url
+from db.schema import PgFloats, safe_url
 from db.models import (
     AudioEmbedding, File, Job, JobFile, LabelEmbedding, Labeling, Review, Segment, TaxonomyLabel, TaxonomyMember,
     TaxonomyRow, now,
@@ -130,44 +130,6 @@ def _pg_numbers(values: Iterable, kind: type = float) -> str:
     return "{" + ",".join("NULL" if v is None else repr(kind(v)) for v in values) + "}"
 
 
-class _PgFloats(bytes):
-    """A float4 or float8 array in PostgreSQL's binary format, made by numpy: the scores and cosines
-    of a batch in one parameter. As text they cost a microsecond a number to write, which was most
-    of a relabel's time (issue 9)."""
-
-    @classmethod
-    def of(cls, values: np.ndarray) -> _PgFloats:
-        flat = np.ravel(values)
-        size = flat.dtype.itemsize
-        body = np.empty(len(flat), dtype=[("size", ">i4"), ("value", f">f{size}")])
-        body["size"], body["value"] = size, flat
-        # ndim, no nulls, element type (float4 700, float8 701), length, lower bound
-        head = np.array([1, 0, 700 if size == 4 else 701, len(flat), 1], dtype=">i4")
-        return (_PgFloat4s if size == 4 else _PgFloat8s)(head.tobytes() + body.tobytes())
-
-
-class _PgFloat4s(_PgFloats):
-    pass
-
-
-class _PgFloat8s(_PgFloats):
-    pass
-
-
-def _register_pg_floats() -> None:
-    from psycopg import adapters
-    from psycopg.adapt import Dumper
-    from psycopg.pq import Format
-
-    for kind, array_oid in ((_PgFloat4s, 1021), (_PgFloat8s, 1022)):
-        dumper = type(f"{kind.__name__}Dumper", (Dumper,), {
-            "format": Format.BINARY, "oid": array_oid, "dump": lambda self, obj: bytes(obj)})
-        adapters.register_dumper(kind, dumper)
-
-
-_register_pg_floats()
-
-
 def _relation(engine: Engine, name: str, columns: dict[str, TypeEngine], rows: list[tuple],
               arrays: dict[str, tuple[TypeEngine, np.ndarray]] | None = None):
     """``rows`` as a table to select from, in one statement whatever their number: arrays
@@ -188,7 +150,7 @@ def _relation(engine: Engine, name: str, columns: dict[str, TypeEngine], rows: l
         picks, flat = [f'r."{col}"' for col in columns], []
         for col, (kind, values) in arrays.items():
             width = values.shape[1]
-            params[f"{name}_{col}"] = bindparam(f"{name}_{col}", _PgFloats.of(
+            params[f"{name}_{col}"] = bindparam(f"{name}_{col}", PgFloats.of(
                 values.astype(np.float32 if isinstance(kind, REAL) else np.float64)))
             flat.append(f'CAST(:{name}_{col} AS {kind.compile(dialect=engine.dialect)}[]) AS "{col}"')
             picks.append(f'f."{col}"[(r.n - 1) * {width} + 1 : r.n * {width}] AS "{col}"')

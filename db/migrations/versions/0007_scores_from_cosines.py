@@ -25,8 +25,9 @@ CHUNK = 2000  # labelings converted at a time: memory stays bounded whatever the
 TINY = 1e-30
 
 labeling = sa.table('labeling', sa.column('id', Id), sa.column('logit_scale', sa.Float()))
-segment = sa.table('segment', sa.column('labeling_id', Id), sa.column('scores', Reals),
-                   sa.column('similarities', Reals))
+segment = sa.table('segment', sa.column('labeling_id', Id), sa.column('window', sa.Integer()),
+                   sa.column('scores', Reals), sa.column('similarities', Reals))
+WINDOWS = 8  # of each labeling, to find the scale from: one with any spread of cosines is enough
 
 
 def _scale(scores: np.ndarray, cosines: np.ndarray) -> float:
@@ -50,9 +51,9 @@ def _fill_scales(conn) -> None:
         if not ids:
             return
         windows = {}
-        for lid, scores, cosines in conn.execute(sa.select(segment.c.labeling_id, segment.c.scores,
-                                                           segment.c.similarities)
-                                                 .where(segment.c.labeling_id.in_(ids))):
+        rows = conn.execute(sa.select(segment.c.labeling_id, segment.c.scores, segment.c.similarities)
+                            .where(segment.c.labeling_id.in_(ids), segment.c.window < WINDOWS))
+        for lid, scores, cosines in rows:
             windows.setdefault(lid, ([], []))
             windows[lid][0].append(scores)
             windows[lid][1].append(cosines)
