@@ -1,7 +1,9 @@
-"""Relabel and search over stored embeddings, on PostgreSQL: relabel files/s (50 labels) against
-the audio path's files/s, and exact search latency by number of stored windows. Synthetic files
-(512-dim unit vectors, 5 s clips of one window) are written through store.save_results, the code
-path runs use. Usage: python -m bench.bench_embeddings --files 2000 --windows 10000"""
+"""Relabel and search over stored embeddings, on PostgreSQL: relabel files/s (50 labels, 5 s clips of
+one window, 512-dim fp16 vectors), exact search latency by number of stored windows, and database
+bytes per hour of audio (50 labels, fp16 512-dim embeddings; files of one hour, 360 windows of 10 s).
+Synthetic files are written through store.save_results, the code path runs use; the tiny random
+CLAP, with a 512-dim shared space for relabel and bytes (its text tower is the only part that runs).
+Usage: python -m bench.bench_embeddings --files 2000 20000 --windows 10000 --hours 100"""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from db import store
 from db.schema import engine_for, ensure_schema
+from worker.clap import score
 from soundtag.fileref import FileRef
 from soundtag.random_clap import build
 from soundtag.settings import Settings
@@ -42,31 +45,72 @@ def fill(engine, settings, revision, files: int, windows: int, dim: int = 512) -
                         for w, v in enumerate(vectors)]
             results.append(FileResult(ref.uri, duration_s=5.0 * windows, scores=np.array([1.0]),
                                       similarity=np.array([0.0]), segments=segments))
-        store.save_results(engine, job, results, ["seed"], key)
+        store.save_results(engine, job, results, ["seed"], key, logit_scale=1.0)
+
+
+def bytes_per_hour(engine, settings, revision, hours: int) -> str:
+    """Database bytes per hour of audio: ``hours`` files of 360 windows of 10 s, 50 labels, with
+    their fp16 512-dim embeddings, after VACUUM ANALYZE; every table a window occupies, indexes
+    and TOAST included (the file's labeling row counted with them)."""
+    rng = np.random.default_rng(1)
+    names = LABELS.split(",")
+    job = store.create_job(engine, taxonomy_from_csv(LABELS), settings, kind="run", sources=["bench"])
+    refs = [FileRef(f"file:///bench/hour-{i:05d}.flac", fingerprint=str(i)) for i in range(hours)]
+    store.add_files(engine, job, refs, force=True)
+    key = store.EmbeddingKey(revision, 10.0, 10.0, "fp16")
+    texts = rng.standard_normal((len(names), 512))
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    logit_scale = 100.0
+    for start in range(0, hours, 10):
+        results = []
+        for ref in refs[start:start + 10]:
+            vectors = rng.standard_normal((360, 512)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            scores, cosines = score(vectors, texts, logit_scale)
+            segments = [Segment(10.0 * w, 10.0 * w + 10.0, scores[w], cosines[w], vectors[w]) for w in range(360)]
+            results.append(FileResult(ref.uri, duration_s=3600.0, scores=scores.mean(axis=0),
+                                      similarity=cosines.mean(axis=0), segments=segments))
+        store.save_results(engine, job, results, names, key, logit_scale=logit_scale)
+    tables = ("labeling", "segment", "audio_embedding")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+        sizes = {t: conn.execute(text(f"select pg_total_relation_size('{t}')")).scalar() for t in tables}
+    per_hour = {t: size / hours for t, size in sizes.items()}
+    split = ", ".join(f"{t} {b / 1e6:.3f} MB ({b / 360:,.0f} B/window)" for t, b in per_hour.items())
+    return f"bytes: {sum(per_hour.values()) / 1e6:.3f} MB per hour of audio ({hours} files of 1 h; {split})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--files", type=int, default=2000)
-    parser.add_argument("--windows", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--files", type=int, nargs="+", default=[2000])
+    parser.add_argument("--windows", type=int, nargs="*", default=[10_000])
+    parser.add_argument("--hours", type=int, default=100, help="files of one hour for bytes per hour; 0: skip")
     args = parser.parse_args()
     model = build(f"/tmp/bench-emb-{uuid.uuid4().hex[:6]}", "tiny")
+    wide = build(f"/tmp/bench-emb-{uuid.uuid4().hex[:6]}", "tiny", projection_dim=512)
     admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    for total in [None, *args.windows]:
+    runs = [("relabel", n) for n in args.files] + [("search", n) for n in args.windows]
+    runs += [("bytes", args.hours)] if args.hours else []
+    for kind, total in runs:
         name = f"bench_emb_{uuid.uuid4().hex[:8]}"
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-        settings = Settings(model=str(model), database_url=url)
+        settings = Settings(model=str(model if kind == "search" else wide), database_url=url)
         engine = engine_for(url)
         ensure_schema(engine)
         revision = classifier_for(settings.model_ref, settings).revision
-        if total is None:
-            fill(engine, settings, revision, args.files, 1, dim=16)
+        if kind == "relabel":
+            fill(engine, settings, revision, total, 1, dim=512)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM ANALYZE"))  # as autovacuum leaves an archive labeled a while ago
             began = time.perf_counter()
             info = relabel(engine, taxonomy_from_csv(LABELS), settings)
             spent = time.perf_counter() - began
-            print(f"relabel: {info.done} files, 50 labels, {spent:.2f} s, {info.done / spent:,.0f} files/s")
+            print(f"relabel: {info.done} files, 50 labels, 512-dim fp16, {spent:.2f} s, "
+                  f"{info.done / spent:,.0f} files/s (text tower on the 50 prompts included)")
+        elif kind == "bytes":
+            print(bytes_per_hour(engine, settings, revision, total))
         else:
             fill(engine, settings, revision, total // 10, 10, dim=16)
             size = engine.connect().execute(text("select pg_total_relation_size('audio_embedding')")).scalar()

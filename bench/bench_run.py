@@ -300,7 +300,8 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
             for w in parts:
                 result.segments.append(Segment(w.start_s, w.end_s, all_scores[at], all_similarity[at]))
                 at += 1
-            result.scores, result.similarity = aggregate(result.segments)
+            [result.scores], [result.similarity] = aggregate(all_scores[at - len(parts):at],
+                                                             all_similarity[at - len(parts):at], [len(parts)])
             results.append(result)
         ticks["scores + DB write"] += time.perf_counter() - t1
 
@@ -310,7 +311,7 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
                               sources=[str(clips[0].parent)])
     store.add_files(engine, job_id, list(walk(str(clips[0].parent))))
     t0 = time.perf_counter()
-    store.save_results(engine, job_id, results, taxonomy.names)
+    store.save_results(engine, job_id, results, taxonomy.names, logit_scale=classifier.logit_scale)
     ticks["scores + DB write"] += time.perf_counter() - t0
     out.update(ticks)
     return out

@@ -62,7 +62,7 @@ def fill(url: str, files: int) -> None:
             segments = [Segment(10.0 * w, 10.0 * w + 10.0, one, one, v) for w, v in enumerate(vectors)]
             results.append(FileResult(ref.uri, duration_s=10.0 * WINDOWS_PER_FILE, scores=one, similarity=one,
                                       segments=segments))
-        store.save_results(engine, job, results, ["seed"], key)
+        store.save_results(engine, job, results, ["seed"], key, logit_scale=1.0)
 
 
 def query(url: str, index_dir: str, files: int, warm: int, scan: bool) -> dict:

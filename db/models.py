@@ -146,6 +146,9 @@ class Labeling(Base):
     top_similarity: Mapped[float] = mapped_column(Float)
     scores: Mapped[list] = mapped_column(Doubles)
     similarities: Mapped[list] = mapped_column(Doubles)
+    # exp(logit_scale_a) of the model that scored: a window's scores are the softmax of its cosines
+    # times this, so the views compute them instead of storing them (None: no windows to score).
+    logit_scale: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
     __table_args__ = (UniqueConstraint("file_id", "model", "taxonomy_id", name="uq_labeling_key"),
@@ -154,8 +157,10 @@ class Labeling(Base):
 
 class Segment(Base):
     """One window of a labeling: one row whatever the number of labels (issue 9: a row per label
-    and window made terabytes of a large archive). Scores are float4, as the top ones, so the
-    views' rank-1 rows and the others agree to the bit."""
+    and window made terabytes of a large archive). Only the cosines are stored, as float4: the
+    scores are their softmax at the labeling's logit scale, which the views compute (issue 9: the
+    scores were a third of the bytes per hour). The rank-1 label is the best cosine (the first
+    in label order among equal ones), kept with its score for the indexed queries."""
 
     __tablename__ = "segment"
 
@@ -166,7 +171,6 @@ class Segment(Base):
     top_label: Mapped[str] = mapped_column(Text)
     top_score: Mapped[float] = mapped_column(Float().with_variant(REAL, "postgresql"))
     top_similarity: Mapped[float] = mapped_column(Float().with_variant(REAL, "postgresql"))
-    scores: Mapped[list] = mapped_column(Reals)
     similarities: Mapped[list] = mapped_column(Reals)
 
     __table_args__ = (Index("ix_segment_top_label", "top_label"),)

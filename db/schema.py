@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
 from soundtag.errors import DatabaseError, first_line
@@ -12,7 +15,7 @@ from soundtag.errors import DatabaseError, first_line
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest revision in migrations/versions (a test keeps the two in step). Comparing with a
 # constant spares every command alembic's import and its parsing of the migration scripts.
-HEAD = "0006"
+HEAD = "0007"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -22,7 +25,48 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # segment_labels computes window scores with exp(), which SQLite has only when it was built
+    # with its math functions (most builds since 3.35).
+    try:
+        cursor.execute("SELECT exp(0)")
+    except sqlite3.OperationalError:
+        dbapi_connection.create_function("exp", 1, math.exp, deterministic=True)
     cursor.close()
+
+
+class PgFloats(bytes):
+    """A float4 or float8 array in PostgreSQL's binary format, made by numpy: a batch's scores and
+    cosines in one parameter (db/store.py). As a list psycopg adapts them one Python object at a
+    time, a microsecond a number, which was most of a relabel's time (issue 9)."""
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> PgFloats:
+        flat = np.ravel(values)
+        size = flat.dtype.itemsize
+        body = np.empty(len(flat), dtype=[("size", ">i4"), ("value", f">f{size}")])
+        body["size"], body["value"] = size, flat
+        # ndim, no nulls, element type (float4 700, float8 701), length, lower bound
+        head = np.array([1, 0, 700 if size == 4 else 701, len(flat), 1], dtype=">i4")
+        return (_Float4s if size == 4 else _Float8s)(head.tobytes() + body.tobytes())
+
+
+# psycopg picks a dumper, and so the parameter's type, by class: one per element type.
+class _Float4s(PgFloats):
+    pass
+
+
+class _Float8s(PgFloats):
+    pass
+
+
+def _pg_adapters(dbapi_connection, _record) -> None:
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    for kind, array_oid in ((_Float4s, 1021), (_Float8s, 1022)):
+        dumper = type(f"{kind.__name__}Dumper", (Dumper,), {
+            "format": Format.BINARY, "oid": array_oid, "dump": lambda self, obj: obj})
+        dbapi_connection.adapters.register_dumper(kind, dumper)
 
 
 @lru_cache(maxsize=8)
@@ -35,7 +79,9 @@ def engine_for(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # pre_ping: a worker that outlives a PostgreSQL restart gets a fresh connection, not an error.
-    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    event.listen(engine, "connect", _pg_adapters)
+    return engine
 
 
 def safe_url(engine: Engine) -> str:

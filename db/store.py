@@ -11,15 +11,15 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, Engine, Float, Integer, String, Text, and_, bindparam, case, column, delete, func, literal,
-    or_, select, table, text, true, update,
+    JSON, BigInteger, DateTime, Engine, Float, Integer, String, Text, and_, any_, bindparam, case, column, delete, func,
+    literal, or_, select, table, text, true, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import TypeEngine
 
-from db.schema import safe_url
+from db.schema import PgFloats, safe_url
 from db.models import (
     AudioEmbedding, File, Job, JobFile, LabelEmbedding, Labeling, Review, Segment, TaxonomyLabel, TaxonomyMember,
     TaxonomyRow, now,
@@ -125,18 +125,60 @@ def create_job(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, kind: 
     return job_id
 
 
-def _relation(engine: Engine, name: str, columns: dict[str, TypeEngine], rows: list[tuple]):
+def _pg_numbers(values: Iterable, kind: type = float) -> str:
+    """A PostgreSQL array literal of numbers (None: NULL): one string that the server parses, where
+    psycopg would adapt a list one Python object at a time. repr gives every double back exactly."""
+    return "{" + ",".join("NULL" if v is None else repr(kind(v)) for v in values) + "}"
+
+
+def _relation(engine: Engine, name: str, columns: dict[str, TypeEngine], rows: list[tuple],
+              arrays: dict[str, tuple[TypeEngine, np.ndarray]] | None = None):
     """``rows`` as a table to select from, in one statement whatever their number: arrays
     unnested on PostgreSQL, one JSON document on SQLite. Per-row parameters would make a
-    100,000-file enqueue spend its time building SQL."""
+    100,000-file enqueue spend its time building SQL. ``arrays`` adds array columns, one row of
+    each 2-D array per row: on PostgreSQL one flat array, sliced."""
+    arrays = arrays or {}
     if engine.dialect.name == "postgresql":
-        arrays = [bindparam(f"{name}_{col}", [row[i] for row in rows], type_=ARRAY(kind))
-                  for i, (col, kind) in enumerate(columns.items())]
-        return func.unnest(*arrays).table_valued(*(column(c, t) for c, t in columns.items())).render_derived(name=name)
-    picks = ", ".join(f"json_extract(value, '$[{i}]') AS {col}" for i, col in enumerate(columns))
-    return (text(f"SELECT {picks} FROM json_each(:{name}_rows)")
-            .bindparams(**{f"{name}_rows": json.dumps(rows)})
-            .columns(*(column(c, t) for c, t in columns.items())).subquery(name))
+        params, unnested = {}, []
+        for i, (col, kind) in enumerate(columns.items()):
+            values = [row[i] for row in rows]
+            if kind._type_affinity in (Integer, Float):
+                params[f"{name}_{col}"] = _pg_numbers(values, int if kind._type_affinity is Integer else float)
+                unnested.append(f"CAST(:{name}_{col} AS {kind.compile(dialect=engine.dialect)}[])")
+            else:
+                params[f"{name}_{col}"] = bindparam(f"{name}_{col}", values, type_=ARRAY(kind))
+                unnested.append(f":{name}_{col}")
+        picks, flat = [f'r."{col}"' for col in columns], []
+        for col, (kind, values) in arrays.items():
+            width = values.shape[1]
+            params[f"{name}_{col}"] = bindparam(f"{name}_{col}", PgFloats.of(
+                values.astype(np.float32 if isinstance(kind, REAL) else np.float64)))
+            flat.append(f'CAST(:{name}_{col} AS {kind.compile(dialect=engine.dialect)}[]) AS "{col}"')
+            picks.append(f'f."{col}"[(r.n - 1) * {width} + 1 : r.n * {width}] AS "{col}"')
+        names = ", ".join(f'"{col}"' for col in columns)
+        sql = f"SELECT {', '.join(picks)} FROM unnest({', '.join(unnested)}) WITH ORDINALITY AS r({names}, n)"
+        if flat:
+            # Cast once: inline, each row's slice would cast the whole array again.
+            sql = f"WITH f AS MATERIALIZED (SELECT {', '.join(flat)}) {sql}, f"
+        query = text(sql).bindparams(*(p for p in params.values() if not isinstance(p, str)),
+                                     **{k: p for k, p in params.items() if isinstance(p, str)})
+    else:
+        picks = ", ".join(f"json_extract(value, '$[{i}]') AS \"{col}\"" for i, col in enumerate([*columns, *arrays]))
+        if arrays:
+            rows = [(*row, *extra) for row, *extra in zip(rows, *(values.tolist() for _, values in arrays.values()))]
+        query = text(f"SELECT {picks} FROM json_each(:{name}_rows)").bindparams(**{f"{name}_rows": json.dumps(rows)})
+    return query.columns(*(column(c, t) for c, t in columns.items()),
+                         *(column(c, ARRAY(t) if engine.dialect.name == "postgresql" else JSON())
+                           for c, (t, _) in arrays.items())).subquery(name)
+
+
+def _among(engine: Engine, name: str, col, kind: TypeEngine, values: Sequence):
+    """``col IN values`` with one parameter however many values: an expanded IN list of
+    thousands took longer to send, parse and plan than the statement took to run. On PostgreSQL
+    ``= ANY(array)``, which the planner sizes from the array even where statistics are missing."""
+    if engine.dialect.name == "postgresql":
+        return col == any_(bindparam(name, list(values), type_=ARRAY(kind)))
+    return col.in_(select(_relation(engine, name, {"value": kind}, [(v,) for v in values]).c.value))
 
 
 def add_files(engine: Engine, job_id: str, refs: Iterable[FileRef], *, force: bool = False,
@@ -252,37 +294,50 @@ def _embedding_row(key: EmbeddingKey, segments) -> dict | None:
             "ends": np.array([seg.end_s for seg in segments], dtype=np.float64).tobytes()}
 
 
-def _top(scores: np.ndarray, similarity: np.ndarray, labels: Sequence[str]) -> dict:
-    """The rank-1 label of a result (the first of equal best scores, as in ``_best``) and its
-    arrays in label order."""
-    best = int(np.argmax(scores))
-    return {"top_label": labels[best], "top_score": float(scores[best]), "top_similarity": float(similarity[best]),
-            "scores": np.asarray(scores, dtype=np.float64).tolist(),
-            "similarities": np.asarray(similarity, dtype=np.float64).tolist()}
-
-
-def _window_top(scores: np.ndarray, similarity: np.ndarray, labels: Sequence[str]) -> dict:
-    """As ``_top``, in float4 as the segment table keeps it, the top values and ranks taken from
-    the rounded scores so that the views' rank-1 row is the best of what is stored."""
-    scores, similarity = np.asarray(scores, dtype=np.float32), np.asarray(similarity, dtype=np.float32)
-    best = int(np.argmax(scores))
-    return {"top_label": labels[best], "top_score": float(scores[best]), "top_similarity": float(similarity[best]),
-            "scores": scores.tolist(), "similarities": similarity.tolist()}
+def _save_windows(engine: Engine, conn, labeling_ids: list[int], done: Sequence, labels: Sequence[str]) -> None:
+    """The segment rows of these results' windows: their cosines in float4, as the table keeps
+    them, and the rank-1 label taken from those (the first of equal best ones), so that the
+    views' rank-1 row is the best of what is stored."""
+    counts = [len(r.segments) for r in done]
+    segments = [seg for r in done for seg in r.segments]
+    if not segments:
+        return
+    cosines = np.array([seg.similarity for seg in segments], dtype=np.float32)
+    best = cosines.argmax(axis=1)
+    picked = np.arange(len(segments))
+    top_scores = np.array([seg.scores for seg in segments], dtype=np.float64)[picked, best].astype(np.float32)
+    owners = np.repeat(labeling_ids, counts)
+    windows = picked - np.repeat(np.cumsum(counts) - counts, counts)
+    rows = list(zip(owners.tolist(), windows.tolist(), [seg.start_s for seg in segments],
+                    [seg.end_s for seg in segments], [labels[b] for b in best.tolist()], top_scores.tolist(),
+                    cosines[picked, best].tolist()))
+    for start in range(0, len(rows), 20_000):
+        part = _relation(engine, "windows", {
+            "labeling_id": BigInteger(), "window": Integer(), "start_s": Float(), "end_s": Float(),
+            "top_label": Text(), "top_score": Float(), "top_similarity": Float()}, rows[start:start + 20_000],
+            arrays={"similarities": (REAL(), cosines[start:start + 20_000])})
+        conn.execute(_insert(engine, Segment).from_select(
+            ["labeling_id", "window", "start_s", "end_s", "top_label", "top_score", "top_similarity", "similarities"],
+            select(*part.c)))
 
 
 def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequence[str],
-                 embeddings: EmbeddingKey | None = None) -> None:
+                 embeddings: EmbeddingKey | None = None, *, logit_scale: float) -> None:
     """Store a batch of FileResults (worker.labeling) of one job in one transaction, a few
     set-based statements whatever the batch's size. A failed file keeps the results earlier jobs
-    gave it; its row says the latest attempt failed. With ``embeddings``, the windows' audio
-    embeddings are kept too (replacing those of the same key)."""
+    gave it; its row says the latest attempt failed. ``logit_scale`` is the model's (its
+    exp(logit_scale_a)), from which the views compute window scores. With ``embeddings``, the
+    windows' audio embeddings are kept too (replacing those of the same key)."""
     if not results:
         return
     stamp = now()
     results = list({r.uri: r for r in results}.values())
     with engine.begin() as conn:
         job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
-        ids = dict(conn.execute(select(File.uri, File.id).where(File.uri.in_([r.uri for r in results]))).all())
+        files = conn.execute(select(File.uri, File.id, File.fingerprint)
+                             .where(_among(engine, "uris", File.uri, Text(), [r.uri for r in results]))).all()
+        ids = {uri: file_id for uri, file_id, _ in files}
+        fingerprints = {file_id: fingerprint for _, file_id, fingerprint in files}
         outcome = _relation(engine, "outcome", {
             "file_id": BigInteger(), "status": Text(), "error": Text(), "duration_s": Float(),
             "sample_rate": Integer(), "channels": Integer(), "content_hash": Text()},
@@ -297,25 +352,36 @@ def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequenc
         done = [r for r in results if r.ok]
         if not done:
             return
-        fingerprints = dict(conn.execute(select(File.id, File.fingerprint).where(
-            File.id.in_([ids[r.uri] for r in done]))).all())
-        stmt = _insert(engine, Labeling)
+        file_ids = [ids[r.uri] for r in done]
+        scores = np.array([r.scores for r in done], dtype=np.float64)
+        cosines = np.array([r.similarity for r in done], dtype=np.float64)
+        # Rank 1 is the first of equal best scores in label order, as in ``_best``.
+        best = scores.argmax(axis=1)
+        labeled = _relation(engine, "labeled", {
+            "file_id": BigInteger(), "fingerprint": Text(), "content_hash": Text(), "top_label": Text(),
+            "top_score": Float(), "top_similarity": Float()},
+            [(file_id, fingerprints[file_id], r.content_hash, labels[b], s, c) for file_id, r, b, s, c in zip(
+                file_ids, done, best.tolist(), scores[np.arange(len(done)), best].tolist(),
+                cosines[np.arange(len(done)), best].tolist())],
+            arrays={"scores": (Float(), scores), "similarities": (Float(), cosines)})
+        stmt = _insert(engine, Labeling).from_select(
+            ["file_id", "model", "taxonomy_id", "job_id", "fingerprint", "content_hash", "created_at", "top_label",
+             "top_score", "top_similarity", "scores", "similarities", "logit_scale"],
+            select(labeled.c.file_id, literal(job.model, Text()), literal(job.taxonomy_id, BigInteger()),
+                   literal(job_id, Text()), labeled.c.fingerprint, labeled.c.content_hash,
+                   literal(stamp, DateTime(timezone=True)), labeled.c.top_label, labeled.c.top_score,
+                   labeled.c.top_similarity, labeled.c.scores, labeled.c.similarities,
+                   literal(float(logit_scale), Float())).where(true()))
         # The upsert takes the row locks, so two deliveries of one file serialise here and the
         # second replaces the first's windows instead of interleaving with them.
         stmt = stmt.on_conflict_do_update(index_elements=["file_id", "model", "taxonomy_id"], set_={
             name: stmt.excluded[name] for name in (
                 "job_id", "fingerprint", "content_hash", "created_at", "top_label", "top_score", "top_similarity",
-                "scores", "similarities")}).returning(Labeling.file_id, Labeling.id, sort_by_parameter_order=True)
-        rows = [{"file_id": ids[r.uri], "model": job.model, "taxonomy_id": job.taxonomy_id, "job_id": job_id,
-                 "fingerprint": fingerprints[ids[r.uri]], "content_hash": r.content_hash, "created_at": stamp,
-                 **_top(r.scores, r.similarity, labels)} for r in done]
-        labeling_ids = dict(conn.execute(stmt, rows).all())
-        conn.execute(delete(Segment).where(Segment.labeling_id.in_(list(labeling_ids.values()))))
-        windows = [{"labeling_id": labeling_ids[ids[r.uri]], "window": w, "start_s": seg.start_s, "end_s": seg.end_s,
-                    **_window_top(seg.scores, seg.similarity, labels)}
-                   for r in done for w, seg in enumerate(r.segments)]
-        for chunk in _chunks(windows):
-            conn.execute(_insert(engine, Segment), chunk)
+                "scores", "similarities", "logit_scale")}).returning(Labeling.file_id, Labeling.id)
+        labeling_ids = dict(conn.execute(stmt).all())
+        conn.execute(delete(Segment).where(
+            _among(engine, "labelings", Segment.labeling_id, BigInteger(), list(labeling_ids.values()))))
+        _save_windows(engine, conn, [labeling_ids[file_id] for file_id in file_ids], done, labels)
         kept = []
         for r in done if embeddings else ():
             row = _embedding_row(embeddings, r.segments)
@@ -730,7 +796,8 @@ def embedding_chunks(engine: Engine, model: str, revision: str | None = None, *,
                                     .order_by(AudioEmbedding.file_id).limit(chunk)).scalars())
             if not ids:
                 return
-            rows = conn.execute(_embeddings_query(model, revision).where(AudioEmbedding.file_id.in_(ids))
+            rows = conn.execute(_embeddings_query(model, revision)
+                                .where(_among(engine, "ids", AudioEmbedding.file_id, BigInteger(), ids))
                                 .order_by(AudioEmbedding.file_id, AudioEmbedding.id.desc())).all()
         latest = {}
         for row in rows:
@@ -757,12 +824,13 @@ def scope_files(engine: Engine, *, job_ids: Sequence[str] = (), sources: Sequenc
 def embedded_uris(engine: Engine, model: str, revision: str, uris: Sequence[str]) -> set[str]:
     """Of ``uris``, those with usable stored embeddings by this model revision."""
     found: set[str] = set()
+    usable = select(AudioEmbedding.id).where(
+        AudioEmbedding.file_id == File.id, AudioEmbedding.model == model, AudioEmbedding.model_revision == revision,
+        AudioEmbedding.fingerprint == File.fingerprint).exists()
     with engine.connect() as conn:
-        for chunk in _chunks(list(uris)):
-            found.update(conn.execute(select(File.uri).where(File.uri.in_(chunk), select(AudioEmbedding.id).where(
-                AudioEmbedding.file_id == File.id, AudioEmbedding.model == model,
-                AudioEmbedding.model_revision == revision, AudioEmbedding.fingerprint == File.fingerprint,
-            ).exists())).scalars())
+        for chunk in _chunks(list(uris), 20_000):
+            found.update(conn.execute(select(File.uri).where(
+                _among(engine, "uris", File.uri, Text(), chunk), usable)).scalars())
     return found
 
 

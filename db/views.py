@@ -289,3 +289,56 @@ JOIN json_each(t.labels) n ON n.key = sc.key
 
 V2 = {"postgresql": {"file_labels": FILE_LABELS_V2_POSTGRESQL, "segment_labels": SEGMENT_LABELS_V2_POSTGRESQL},
       "sqlite": {"file_labels": FILE_LABELS_V2_SQLITE, "segment_labels": SEGMENT_LABELS_V2_SQLITE}}
+
+
+# Version 3 (migration 0007): a window keeps its cosines only; its scores are their softmax at the
+# labeling's logit scale (the model's exp(logit_scale_a)), computed here in double precision from
+# the float4 cosines, as worker/clap.score computes them: exp(scale · (cosine − best cosine)) over
+# the window's sum of the same. Same columns, types and meaning as version 2; ranks follow the
+# cosines, which order the scores alike (ties by label order); the rank-1 row keeps the stored
+# top score. Only segment_labels changes: the decision views read it by name.
+SEGMENT_LABELS_V3_POSTGRESQL = """
+CREATE OR REPLACE VIEW segment_labels AS
+SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       s.start_s, s.end_s, s.top_label AS label, s.top_score::double precision AS score,
+       s.top_similarity::double precision AS similarity, 1 AS rank, l.created_at AS labeled_at
+FROM segment s
+JOIN labeling l ON l.id = s.labeling_id
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+UNION ALL
+SELECT f.uri, l.job_id, l.model, t.name, t.content_hash, s.start_s, s.end_s, t.labels[o.ord[n.rank]],
+       exp(l.logit_scale * (s.similarities[o.ord[n.rank]]::double precision - s.top_similarity)) / o.total,
+       s.similarities[o.ord[n.rank]]::double precision, n.rank, l.created_at
+FROM segment s
+JOIN labeling l ON l.id = s.labeling_id
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+CROSS JOIN LATERAL (SELECT array_agg(u.i ORDER BY u.similarity DESC, u.i) AS ord,
+                           sum(exp(l.logit_scale * (u.similarity::double precision - s.top_similarity))) AS total
+                    FROM unnest(s.similarities) WITH ORDINALITY u(similarity, i)) o
+CROSS JOIN LATERAL generate_series(2, cardinality(s.similarities)) n(rank)
+WHERE n.rank > 1
+"""
+
+SEGMENT_LABELS_V3_SQLITE = """
+CREATE VIEW segment_labels AS
+SELECT uri, run_id, model, taxonomy, taxonomy_hash, start_s, end_s, label,
+       CASE WHEN rank = 1 THEN top_score ELSE exp(logit_scale * (similarity - top_similarity)) / total END AS score,
+       similarity, rank, labeled_at
+FROM (
+    SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+           s.start_s, s.end_s, n.value AS label, si.value AS similarity, s.top_score, s.top_similarity,
+           l.logit_scale, l.created_at AS labeled_at,
+           row_number() OVER (PARTITION BY s.labeling_id, s."window" ORDER BY si.value DESC, si.key) AS rank,
+           sum(exp(l.logit_scale * (si.value - s.top_similarity))) OVER (PARTITION BY s.labeling_id, s."window")
+               AS total
+    FROM segment s
+    JOIN labeling l ON l.id = s.labeling_id
+    JOIN file f ON f.id = l.file_id
+    JOIN taxonomy t ON t.id = l.taxonomy_id
+    JOIN json_each(s.similarities) si
+    JOIN json_each(t.labels) n ON n.key = si.key)
+"""
+
+V3 = {"postgresql": SEGMENT_LABELS_V3_POSTGRESQL, "sqlite": SEGMENT_LABELS_V3_SQLITE}

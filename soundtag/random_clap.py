@@ -37,8 +37,10 @@ def _tokenizer(vocab_size: int):
     return RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges)
 
 
-def build(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
-    """Save a randomly initialised ClapModel + ClapProcessor to ``path``; returns it."""
+def build(path: str | Path, size: str = "tiny", seed: int = 0, projection_dim: int = 16) -> Path:
+    """Save a randomly initialised ClapModel + ClapProcessor to ``path``; returns it. The tiny
+    model's shared space has ``projection_dim`` dimensions (512 as the full one's, to measure
+    what stored vectors cost without the full model's load)."""
     import torch
     from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
     from transformers.utils import logging as hf_logging
@@ -51,10 +53,10 @@ def build(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
     elif size == "tiny":
         config = ClapConfig(
             text_config=dict(vocab_size=512, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                             intermediate_size=64, max_position_embeddings=80, projection_dim=16),
+                             intermediate_size=64, max_position_embeddings=80, projection_dim=projection_dim),
             audio_config=dict(depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 2, 4], patch_embeds_hidden_size=8,
-                              hidden_size=64, projection_dim=16, enable_fusion=False),
-            projection_dim=16,
+                              hidden_size=64, projection_dim=projection_dim, enable_fusion=False),
+            projection_dim=projection_dim,
         )
     else:
         raise ValueError(f"size must be tiny or full, not {size!r}")

@@ -34,7 +34,7 @@ def _url(engine):
 def _save(engine, taxonomy, results):
     job = store.create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=["/a"])
     store.add_files(engine, job, [FileRef(r.uri, fingerprint="1") for r in results])
-    store.save_results(engine, job, results, taxonomy.names)
+    store.save_results(engine, job, results, taxonomy.names, logit_scale=10.0)
     return job
 
 
@@ -218,7 +218,7 @@ def _job_with_truth(engine, taxonomy):
     job = store.create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=["/a"])
     store.add_files(engine, job, [FileRef(r.uri, fingerprint="1", truth=TRUTH[r.uri.rsplit("/", 1)[1]])
                                   for r in FILES])
-    store.save_results(engine, job, FILES, taxonomy.names)
+    store.save_results(engine, job, FILES, taxonomy.names, logit_scale=10.0)
     return job
 
 

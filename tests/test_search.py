@@ -95,7 +95,8 @@ def _store(engine, settings, names, windows=4, seed=0, window_s=10.0):
         segments = [Segment(window_s * w, window_s * (w + 1), np.ones(1), np.zeros(1), v) for w, v in enumerate(vectors)]
         results.append(FileResult(ref.uri, duration_s=10.0 * windows, scores=np.ones(1), similarity=np.zeros(1),
                                   segments=segments))
-    store.save_results(engine, job, results, ["seed"], store.EmbeddingKey(REVISION, window_s, window_s, "fp16"))
+    store.save_results(engine, job, results, ["seed"], store.EmbeddingKey(REVISION, window_s, window_s, "fp16"),
+                       logit_scale=1.0)
     return [ref.uri for ref in refs]
 
 

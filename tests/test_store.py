@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
 
 from db import store
@@ -54,7 +55,8 @@ def _statuses(engine, job_id):
 def test_new_files_are_queued_and_a_rerun_skips_what_is_labeled(engine):
     first = _job(engine)
     assert [uri for _, uri in store.add_files(engine, first, _refs("a", "b"))] == ["file:///a/a", "file:///a/b"]
-    store.save_results(engine, first, [_ok("file:///a/a"), FileResult("file:///a/b", error="corrupt")], TAX.names)
+    store.save_results(engine, first, [_ok("file:///a/a"), FileResult("file:///a/b", error="corrupt")], TAX.names,
+                       logit_scale=10.0)
     store.finish_job_if_done(engine, first)
     assert store.job_info(engine, first).state == JobState.COMPLETED
 
@@ -70,7 +72,7 @@ def test_new_files_are_queued_and_a_rerun_skips_what_is_labeled(engine):
 def test_a_changed_file_is_queued_again_and_its_status_reset(engine):
     job = _job(engine)
     store.add_files(engine, job, _refs("a"))
-    store.save_results(engine, job, [FileResult("file:///a/a", error="corrupt")], TAX.names)
+    store.save_results(engine, job, [FileResult("file:///a/a", error="corrupt")], TAX.names, logit_scale=10.0)
     again = _job(engine)
     assert len(store.add_files(engine, again, _refs("a", version="2"))) == 1
     url = engine.url.render_as_string(hide_password=False)
@@ -81,7 +83,7 @@ def test_a_new_job_of_an_old_file_erases_none_of_its_results(engine):
     url = engine.url.render_as_string(hide_password=False)
     job = _job(engine)
     store.add_files(engine, job, _refs("a"))
-    store.save_results(engine, job, [_ok("file:///a/a")], TAX.names)
+    store.save_results(engine, job, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
     other = _job(engine, taxonomy_from_csv("owl,crow"))
     store.add_files(engine, other, _refs("a"))
     assert query(url, "select status from file") == [("done",)]  # queued again, but its outcome stays
@@ -89,7 +91,8 @@ def test_a_new_job_of_an_old_file_erases_none_of_its_results(engine):
     assert query(url, "select status from file") == [("done",)]
     failing = _job(engine, taxonomy_from_csv("owl,crow"))
     store.add_files(engine, failing, _refs("a"))
-    store.save_results(engine, failing, [FileResult("file:///a/a", error="unreadable now")], ["owl", "crow"])
+    store.save_results(engine, failing, [FileResult("file:///a/a", error="unreadable now")], ["owl", "crow"],
+                       logit_scale=10.0)
     assert query(url, "select count(*) from file_labels where taxonomy = 'cli'") == [(2,)]
 
 
@@ -111,7 +114,7 @@ def test_a_failed_job_keeps_its_files_queued_until_it_is_reactivated(engine):
 def test_cancel_counts_what_it_dropped_and_the_view_shows_it(engine):
     job = _job(engine)
     store.add_files(engine, job, _refs("a", "b", "c"))
-    store.save_results(engine, job, [_ok("file:///a/a")], TAX.names)
+    store.save_results(engine, job, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
     assert store.cancel_job(engine, job) == 2
     info = store.job_info(engine, job)
     assert (info.state, info.done, info.cancelled, info.queued, info.total) == (JobState.CANCELLED, 1, 2, 0, 3)
@@ -123,7 +126,7 @@ def test_fail_files_touches_only_its_own_job(engine):
     url = engine.url.render_as_string(hide_password=False)
     done_job = _job(engine)
     store.add_files(engine, done_job, _refs("a"))
-    store.save_results(engine, done_job, [_ok("file:///a/a")], TAX.names)
+    store.save_results(engine, done_job, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
     other = _job(engine, taxonomy_from_csv("owl"))
     store.add_files(engine, other, _refs("b"))
     store.fail_files(engine, other, ["file:///a/a", "file:///a/b"], "worker died 3 times")
@@ -157,7 +160,7 @@ def test_label_embeddings_are_stored_per_model_revision_and_taxonomy(engine):
 def _labeled(engine, *names):
     job = _job(engine)
     ids = dict((uri, file_id) for file_id, uri in store.add_files(engine, job, _refs(*names)))
-    store.save_results(engine, job, [_ok(uri) for uri in ids], TAX.names)
+    store.save_results(engine, job, [_ok(uri) for uri in ids], TAX.names, logit_scale=10.0)
     return job, ids
 
 
@@ -194,7 +197,7 @@ def test_review_items_carry_decision_margin_and_windows(engine):
     assert (start, end, top.label) == (0.0, 1.0, "dog")
 
 
-def _at_0004(engine):
+def _at(engine, revision):
     from alembic import command
 
     from db.schema import _alembic_config
@@ -202,7 +205,7 @@ def _at_0004(engine):
     config = _alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0004")
+        command.upgrade(config, revision)
 
 
 def _views(url):
@@ -215,7 +218,7 @@ def _views(url):
 
 def test_migration_0006_converts_scores_and_the_views_answer_as_before(database_url):
     engine = engine_for(database_url)
-    _at_0004(engine)
+    _at(engine, "0004")
     tax = taxonomy_from_csv("dog,rain,siren")
     with engine.begin() as conn:
         conn.execute(text("insert into taxonomy (id, name, content_hash, body, created_at) "
@@ -240,7 +243,7 @@ def test_migration_0006_converts_scores_and_the_views_answer_as_before(database_
                                   "s": scores[i], "sim": scores[i] / 4, "r": rank})
     before = _views(database_url)
     assert [r.label for r in before[0] if r.uri == "file:///2"] == ["rain", "siren", "dog"]
-    upgrade(engine)
+    _at(engine, "0006")
     after = _views(database_url)
     assert after == before  # every score above is exact in float4
     with engine.connect() as conn:
@@ -257,7 +260,7 @@ def test_ranks_break_ties_by_label_order_and_the_top_columns_are_rank_1(engine):
     results = [FileResult(f"file:///a/{name}", scores=tied, similarity=tied / 2, duration_s=2.0,
                           segments=[Segment(0.0, 1.0, tied, tied / 2), Segment(1.0, 2.0, tied[::-1], tied[::-1] / 2)])
                for name in ("a", "b")]
-    store.save_results(engine, job, results, ["dog", "rain", "siren"])
+    store.save_results(engine, job, results, ["dog", "rain", "siren"], logit_scale=10.0)
     url = engine.url.render_as_string(hide_password=False)
     assert [r.label for r in query(url, "select label from file_labels where uri = 'file:///a/a' order by rank")] \
         == ["rain", "siren", "dog"]
@@ -272,3 +275,81 @@ def test_ranks_break_ties_by_label_order_and_the_top_columns_are_rank_1(engine):
     assert tops == ["rain", "dog", "rain", "dog"]
     predictions = store.job_predictions(engine, job, k=2)
     assert [(p.labels, p.decision, p.tags) for p in predictions] == [(("rain", "siren"), "rain", {"rain"})] * 2
+
+
+def test_window_scores_in_the_view_are_the_softmax_the_labeling_gave(engine):
+    job = _job(engine, taxonomy_from_csv("dog,rain,siren,wind"))
+    store.add_files(engine, job, _refs("a"))
+    scale, cosines = 100.0, np.array([[0.31, 0.12, 0.305, -0.05], [0.02, 0.25, 0.11, 0.249]])
+    logits = scale * (cosines - cosines.max(axis=1, keepdims=True))
+    scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    segments = [Segment(float(w), w + 1.0, scores[w], cosines[w]) for w in range(2)]
+    store.save_results(engine, job, [FileResult("file:///a/a", scores=scores.mean(axis=0),
+                                                similarity=cosines.mean(axis=0), duration_s=2.0, segments=segments)],
+                       ["dog", "rain", "siren", "wind"], logit_scale=scale)
+    rows = query(engine.url.render_as_string(hide_password=False),
+                 "select start_s, label, score, similarity, rank from segment_labels order by start_s, rank")
+    names = ["dog", "rain", "siren", "wind"]
+    for row in rows:
+        w, i = int(row.start_s), names.index(row.label)
+        assert row.score == pytest.approx(scores[w, i], abs=1e-6)
+        assert row.similarity == pytest.approx(cosines[w, i], abs=1e-7)
+    assert [r.label for r in rows] == ["dog", "siren", "rain", "wind", "rain", "wind", "siren", "dog"]
+
+
+def test_migration_0007_computes_window_scores_from_cosines_as_they_were_stored(database_url):
+    engine = engine_for(database_url)
+    _at(engine, "0006")
+    from db.models import Doubles, Names, Reals
+
+    tax = taxonomy_from_csv("dog,rain,siren,wind,owl")
+    scale, rng = 100.0, np.random.default_rng(7)  # a trained CLAP's scale: its softmax is the sharpest
+    taxonomy = sa.table("taxonomy", *(sa.column(c) for c in ("id", "name", "content_hash", "body", "created_at")),
+                        sa.column("labels", Names))
+    labeling = sa.table("labeling", *(sa.column(c) for c in (
+        "id", "file_id", "model", "taxonomy_id", "job_id", "fingerprint", "created_at", "top_label", "top_score",
+        "top_similarity")), sa.column("scores", Doubles), sa.column("similarities", Doubles))
+    segment = sa.table("segment", *(sa.column(c) for c in (
+        "labeling_id", "window", "start_s", "end_s", "top_label", "top_score", "top_similarity")),
+        sa.column("scores", Reals), sa.column("similarities", Reals))
+    with engine.begin() as conn:
+        conn.execute(taxonomy.insert().values(id=1, name=tax.name, content_hash=tax.content_hash,
+                                              body=json.dumps(tax.canonical()), created_at=NOW, labels=tax.names))
+        conn.execute(text("insert into job (id, kind, model, taxonomy_id, sources, options, state, created_at) "
+                          "values ('j', 'run', 'm', 1, '[]', '{}', 'completed', :t)"), {"t": NOW})
+        for fid in (1, 2, 3):
+            cosines = rng.normal(0.1, 0.12, (4, 5))  # as worker/clap.score: float64, then float4 in segment
+            logits = scale * (cosines - cosines.max(axis=1, keepdims=True))
+            scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+            conn.execute(text("insert into file (id, uri, status, fingerprint, created_at, updated_at) "
+                              "values (:id, :uri, 'done', 'f', :t, :t)"),
+                         {"id": fid, "uri": f"file:///{fid}", "t": NOW})
+            best = int(scores.mean(axis=0).argmax())
+            conn.execute(labeling.insert().values(
+                id=fid, file_id=fid, model="m", taxonomy_id=1, job_id="j", fingerprint="f", created_at=NOW,
+                top_label=tax.names[best], top_score=scores.mean(axis=0)[best],
+                top_similarity=cosines.mean(axis=0)[best], scores=scores.mean(axis=0).tolist(),
+                similarities=cosines.mean(axis=0).tolist()))
+            for w in range(4):
+                s32, c32 = scores[w].astype(np.float32), cosines[w].astype(np.float32)
+                top = int(s32.argmax())
+                conn.execute(segment.insert().values(
+                    labeling_id=fid, window=w, start_s=10.0 * w, end_s=10.0 * w + 10, top_label=tax.names[top],
+                    top_score=float(s32[top]), top_similarity=float(c32[top]), scores=s32.tolist(),
+                    similarities=c32.tolist()))
+    windows = ("select uri, start_s, end_s, label, score, similarity, rank from segment_labels "
+               "order by uri, start_s, rank")
+    before = query(database_url, windows)
+    files_before = _views(database_url)[0]
+    upgrade(engine)
+    after = query(database_url, windows)
+    assert [(r.uri, r.start_s, r.end_s, r.label, r.similarity, r.rank) for r in after] == \
+        [(r.uri, r.start_s, r.end_s, r.label, r.similarity, r.rank) for r in before]
+    assert max(abs(a.score - b.score) for a, b in zip(after, before)) <= 1e-6
+    assert max(b.score for b in before if b.rank == 2) > 1e-3  # the scores compared are not all ~0 and 1
+    assert _views(database_url)[0] == files_before
+    with engine.connect() as conn:
+        assert conn.execute(text("select logit_scale from labeling")).scalars().all() == pytest.approx([scale] * 3)
+        assert "scores" not in {c["name"] for c in sa.inspect(conn).get_columns("segment")}
+    engine_for.cache_clear()
+    engine.dispose()

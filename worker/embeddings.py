@@ -3,6 +3,8 @@ its recording, by the formula the pipeline uses (``clap.score``, ``labeling.aggr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from db.store import StoredEmbeddings
@@ -10,12 +12,22 @@ from worker.clap import score
 from worker.labeling import FileResult, Segment, aggregate
 
 
-def result_from_stored(stored: StoredEmbeddings, labels: np.ndarray, logit_scale: float) -> FileResult:
-    """The FileResult a labeling of the recording would give, scored from its stored windows."""
-    scores, similarity = score(stored.vectors, labels, logit_scale)
-    segments = [Segment(float(start), float(end), s, sim)
-                for start, end, s, sim in zip(stored.starts, stored.ends, scores, similarity)]
-    result = FileResult(stored.uri, duration_s=stored.duration_s, sample_rate=stored.sample_rate,
-                        channels=stored.channels, content_hash=stored.content_hash, segments=segments)
-    result.scores, result.similarity = aggregate(segments)
-    return result
+def results_from_stored(files: Sequence[StoredEmbeddings], labels: np.ndarray,
+                        logit_scale: float) -> list[FileResult]:
+    """The FileResults a labeling of the recordings would give, scored from their stored windows:
+    all the files' windows in one product with the label embeddings (one per file cost more than
+    the rest of a relabel)."""
+    if not files:
+        return []
+    counts = [len(found.starts) for found in files]
+    scores, similarity = score(np.concatenate([found.vectors for found in files]), labels, logit_scale)
+    file_scores, file_similarity = aggregate(scores, similarity, counts)
+    results, at = [], 0
+    for i, (found, count) in enumerate(zip(files, counts)):
+        segments = [Segment(start, end, s, sim) for start, end, s, sim in zip(
+            found.starts.tolist(), found.ends.tolist(), scores[at:at + count], similarity[at:at + count])]
+        at += count
+        results.append(FileResult(found.uri, duration_s=found.duration_s, sample_rate=found.sample_rate,
+                                  channels=found.channels, content_hash=found.content_hash,
+                                  scores=file_scores[i], similarity=file_similarity[i], segments=segments))
+    return results

@@ -84,11 +84,15 @@ class _Cancelled(Exception):
     """``label`` was left early (an exception, or its caller stopped iterating): decoding stops."""
 
 
-def aggregate(segments: list[Segment]) -> tuple[np.ndarray, np.ndarray]:
-    """File-level result: the mean over windows of scores and of similarities. Windows are all
-    the same length (the last is end-aligned), so a plain mean weighs every second alike."""
-    return (np.mean([s.scores for s in segments], axis=0),
-            np.mean([s.similarity for s in segments], axis=0))
+def aggregate(scores: np.ndarray, similarity: np.ndarray, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """File-level results of consecutive files whose windows are the rows of ``scores`` and
+    ``similarity`` (``counts`` windows each, at least one): the mean over each file's windows.
+    Windows are all the same length (the last is end-aligned), so a plain mean weighs every
+    second alike. Many files at once, as a relabel scores them."""
+    starts = np.cumsum(counts) - counts
+    windows = np.asarray(counts, dtype=np.float64)[:, None]
+    return (np.add.reduceat(scores, starts, axis=0) / windows,
+            np.add.reduceat(similarity, starts, axis=0) / windows)
 
 
 class Labeler:
@@ -207,7 +211,9 @@ def _finished(scoring: deque[_File]) -> Iterator[FileResult]:
     while scoring and len(scoring[0].result.segments) == scoring[0].windows:
         result = scoring.popleft().result
         if result.ok:
-            result.scores, result.similarity = aggregate(result.segments)
+            scores, similarity = aggregate(np.array([s.scores for s in result.segments]),
+                                           np.array([s.similarity for s in result.segments]), [len(result.segments)])
+            result.scores, result.similarity = scores[0], similarity[0]
         else:
             result.segments = []
         yield result

@@ -14,7 +14,7 @@ from soundtag import hub
 from soundtag.settings import Settings
 from soundtag.states import FileState
 from soundtag.taxonomy import Taxonomy
-from worker.embeddings import result_from_stored
+from worker.embeddings import results_from_stored
 from worker.labeling import FileResult
 from worker.runner import classifier_for, label_embeddings, recorded
 
@@ -32,7 +32,7 @@ class Plan:
 
 def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: Sequence[str] = (),
             sources: Sequence[str] = (), on_planned: Callable[[Plan], None] | None = None,
-            on_result: Callable[[FileResult], None] | None = None, chunk: int = 500) -> store.JobInfo:
+            on_result: Callable[[FileResult], None] | None = None, chunk: int = 2000) -> store.JobInfo:
     """Score every file in scope (the given jobs' files, the files under ``sources``, or every
     labeled file) that has stored embeddings of ``settings.model`` against ``taxonomy``, in a new
     job; embeddings stream from the database ``chunk`` files at a time."""
@@ -51,8 +51,8 @@ def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: 
         vectors = label_embeddings(engine, classifier, spec)
         for files in store.embedding_chunks(engine, settings.model_ref, classifier.revision, job_id=job_id,
                                             status=FileState.QUEUED, chunk=chunk):
-            results = [result_from_stored(found, vectors, classifier.logit_scale) for found in files]
-            store.save_results(engine, job_id, results, taxonomy.names)
+            results = results_from_stored(files, vectors, classifier.logit_scale)
+            store.save_results(engine, job_id, results, taxonomy.names, logit_scale=classifier.logit_scale)
             for result in results if on_result else ():
                 on_result(result)
     store.finish_job_if_done(engine, job_id)

@@ -26,7 +26,7 @@ from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from worker.audio import Limits
 from worker.clap import Classifier, check_device
-from worker.embeddings import result_from_stored
+from worker.embeddings import results_from_stored
 from worker.labeling import FileResult, Labeler
 from worker.storage import Storage
 
@@ -103,7 +103,7 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     stored = {} if spec.options.get("force") else store.stored_embeddings(
         engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s, wanted)
     from_audio = [uri for uri in wanted if uri not in stored]
-    reused = (result_from_stored(found, vectors, classifier.logit_scale) for found in stored.values())
+    reused = results_from_stored(list(stored.values()), vectors, classifier.logit_scale)
     buffer: list[FileResult] = []
     flushed = time.monotonic()
     try:
@@ -112,12 +112,12 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
             if on_result:
                 on_result(result)
             if time.monotonic() - flushed >= flush_every_s:
-                store.save_results(engine, job_id, buffer, labels, keep)
+                store.save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
                 buffer, flushed = [], time.monotonic()
-    except BaseException:
-        store.save_results(engine, job_id, buffer, labels, keep)  # what finished before the stop is kept
+    except BaseException:  # what finished before the stop is kept
+        store.save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
         raise
-    store.save_results(engine, job_id, buffer, labels, keep)
+    store.save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
     return len(wanted)
 
 
