@@ -515,7 +515,7 @@ def taxonomy_with_policy(engine: Engine, taxonomy_id: int) -> Taxonomy:
 
 
 _FILE_DECISIONS = table("file_decisions", column("uri"), column("model"), column("taxonomy_hash"), column("label"),
-                        column("implied_by"))
+                        column("score"), column("similarity"), column("implied_by"))
 
 
 def model_decisions(engine: Engine, model: str, taxonomy_id: int, file_ids: Sequence[int]) -> dict[int, str]:
@@ -593,6 +593,129 @@ def file_windows(engine: Engine, job_id: str, file_id: int) -> list[tuple[float,
                    Labeling.taxonomy_id == spec.taxonomy_id)
             .order_by(Segment.window)).all()
     return [(start, end, Scored(name, score, similarity)) for start, end, name, score, similarity in rows]
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a file with its rank-1 label."""
+
+    start_s: float
+    end_s: float
+    label: str
+    score: float
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Event:
+    """A row of the ``events`` view: tagged windows of one label merged."""
+
+    label: str
+    start_s: float
+    end_s: float
+    similarity: float  # the best window's
+
+
+@dataclass(frozen=True)
+class LabeledFile:
+    """A file of a job as exports write it: the model's rank-1 label and decision
+    (``file_decisions``), its final label (``reviewed_labels``) and, when asked, its windows and
+    events."""
+
+    file_id: int
+    uri: str
+    duration_s: float | None
+    sample_rate: int | None
+    top: Scored
+    scores: tuple[float, ...]  # in the taxonomy's label order
+    decision: Scored | None  # None when the model abstains
+    final: str | None  # reviewed_labels.label: the verdict in force, else the decision
+    source: str  # reviewed_labels.source: human or model
+    verdict: Verdict | None
+    reviewer: str | None
+    windows: tuple[Window, ...] = ()
+    events: tuple[Event, ...] = ()
+
+    def label(self, reviewed: bool = False) -> str | None:
+        """The file's label: the final one with ``reviewed``, else the model's decision."""
+        if reviewed:
+            return self.final
+        return self.decision.label if self.decision else None
+
+
+_REVIEWED_LABELS = table("reviewed_labels", column("uri"), column("model"), column("taxonomy_hash"), column("label"),
+                         column("source"), column("verdict"), column("reviewer"))
+_EVENTS = table("events", column("uri"), column("model"), column("taxonomy_hash"), column("label"), column("start_s"),
+                column("end_s"), column("max_similarity"))
+
+
+def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
+                  chunk: int = 1000) -> Iterable[list[LabeledFile]]:
+    """The job's files that have a result by its model and taxonomy, ``chunk`` at a time in file
+    order, so that memory stays bounded whatever the job's size; with ``regions``, each with its
+    windows and events."""
+    spec = job_spec(engine, job_id)
+    names = spec.taxonomy.names
+    with engine.connect() as conn:
+        taxonomy_hash = conn.execute(select(TaxonomyRow.content_hash)
+                                     .where(TaxonomyRow.id == spec.taxonomy_id)).scalar_one()
+    after = -1
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(File.id, File.uri, File.duration_s, File.sample_rate, Labeling.id.label("labeling_id"),
+                       Labeling.top_label, Labeling.top_score, Labeling.top_similarity, Labeling.scores)
+                .select_from(JobFile).join(File, File.id == JobFile.file_id)
+                .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
+                                     Labeling.taxonomy_id == spec.taxonomy_id))
+                .where(JobFile.job_id == job_id, File.id > after).order_by(File.id).limit(chunk)).all()
+            if not rows:
+                return
+            uris = [row.uri for row in rows]
+
+            def view(v, *columns):
+                return conn.execute(select(v.c.uri, *columns).where(
+                    v.c.uri.in_(uris), v.c.model == spec.model, v.c.taxonomy_hash == taxonomy_hash)).all()
+
+            final = {uri: rest for uri, *rest in view(_REVIEWED_LABELS, _REVIEWED_LABELS.c.label,
+                                                       _REVIEWED_LABELS.c.source, _REVIEWED_LABELS.c.verdict,
+                                                       _REVIEWED_LABELS.c.reviewer)}
+            d = _FILE_DECISIONS
+            decided = {uri: Scored(label, score, similarity) for uri, label, score, similarity, implied
+                       in view(d, d.c.label, d.c.score, d.c.similarity, d.c.implied_by)
+                       if implied is None and label is not None}
+            windows: dict[int, list[Window]] = {}
+            events: dict[str, list[Event]] = {}
+            if regions:
+                for labeling_id, *window in conn.execute(
+                        select(Segment.labeling_id, Segment.start_s, Segment.end_s, Segment.top_label,
+                               Segment.top_score, Segment.top_similarity)
+                        .where(Segment.labeling_id.in_([row.labeling_id for row in rows]))
+                        .order_by(Segment.labeling_id, Segment.window)):
+                    windows.setdefault(labeling_id, []).append(Window(*window))
+                for uri, *event in sorted(view(_EVENTS, _EVENTS.c.label, _EVENTS.c.start_s, _EVENTS.c.end_s,
+                                               _EVENTS.c.max_similarity), key=lambda e: (e[0], e[2], e[3], e[1])):
+                    events.setdefault(uri, []).append(Event(*event))
+        found = []
+        for row in rows:
+            label, source, verdict, reviewer = final.get(row.uri, (None, "model", None, None))
+            found.append(LabeledFile(
+                row.id, row.uri, row.duration_s, row.sample_rate,
+                Scored(row.top_label, row.top_score, row.top_similarity), tuple(row.scores),
+                decided.get(row.uri), label, source, Verdict(verdict) if verdict else None, reviewer,
+                tuple(windows.get(row.labeling_id, ())), tuple(events.get(row.uri, ()))))
+        yield found
+        after = rows[-1].id
+
+
+def job_file_ids(engine: Engine, job_id: str, uris: Sequence[str]) -> dict[str, int]:
+    """Of ``uris``, those of the job's files, with their file ids."""
+    found: dict[str, int] = {}
+    with engine.connect() as conn:
+        for part in _chunks(list(uris)):
+            found.update(conn.execute(select(File.uri, File.id).join(JobFile, JobFile.file_id == File.id)
+                                      .where(JobFile.job_id == job_id, File.uri.in_(part))).all())
+    return found
 
 
 def record_verdict(engine: Engine, job_id: str, file_id: int, verdict: Verdict, reviewer: str,

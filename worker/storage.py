@@ -58,6 +58,11 @@ class Storage:
             raise ReadError(str(exc)) from None
         return opener(uri)
 
+    def read(self, uri: str) -> bytes:
+        """The whole file's bytes; raises as ``open`` does."""
+        with self.open(uri) as file:
+            return file.read()
+
     def _open_s3(self, uri: str) -> BinaryIO:
         from soundtag import s3
 
