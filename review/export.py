@@ -152,10 +152,10 @@ def _raven(writer, file: store.LabeledFile) -> None:
 
 def _dataset(chunks: Iterable[list[store.LabeledFile]], out: Path, names: list[str], reviewed: bool,
              storage: Storage) -> Exported:
-    """A `datasets` dataset saved with save_to_disk. Local recordings are referenced by path (as
-    an audiofolder would; ``push_to_hub`` embeds them); recordings in S3 or a hub dataset are read
-    through worker.storage and embedded as bytes, so the dataset opens without credentials.
-    ``label`` is a ClassLabel of the taxonomy; a file without one (abstained, rejected) has -1."""
+    """A `datasets` dataset saved with save_to_disk, its audio embedded so that it opens anywhere,
+    without credentials: local recordings are given by path (save_to_disk reads them), those in S3
+    or a hub dataset are read through worker.storage. ``label`` is a ClassLabel of the taxonomy; a
+    file without one (abstained, rejected) has -1."""
     import tempfile
 
     from datasets import Audio, ClassLabel, Dataset, Features, List, Value, concatenate_datasets, load_from_disk

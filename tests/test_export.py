@@ -114,18 +114,31 @@ def test_hf_dataset_loads_with_audio_and_the_taxonomy_as_class_labels(job, tmp_p
     import soundfile
     from datasets import Audio, load_from_disk
 
+    from datasets import Dataset, DatasetDict
+
     url, job_id, uri = job
     _verdict(url, job_id, uri["night/street.wav"], Verdict.REJECT)
-    soundtag("export", "--format", "hf", "--reviewed", "--out", str(tmp_path / "ds"), "--database", url)
+    # A row of a dataset on disk: its audio is read through worker.storage and embedded.
+    clip = write(tmp_path / "clip.wav", seconds=1.0)
+    DatasetDict(train=Dataset.from_dict({"audio": [{"bytes": clip.read_bytes(), "path": "clip.wav"}]})
+                .cast_column("audio", Audio())).save_to_disk(tmp_path / "source")
+    row = f"hf://{tmp_path}/source:train/0"
+    engine = engine_for(url)
+    store.add_files(engine, job_id, [FileRef(row, fingerprint="1")])
+    store.save_results(engine, job_id, [FileResult(row, duration_s=1.0, scores=np.array([0.2, 0.7, 0.1]),
+                                                   similarity=np.array([0.1, 0.3, 0.0]))], NAMES)
+    soundtag("export", "--format", "hf", "--reviewed", "--out", str(tmp_path / "ds"), "--database", url,
+             env={"HF_HOME": str(tmp_path / "hf")})
     dataset = load_from_disk(str(tmp_path / "ds"))
     assert dataset.features["label"].names == NAMES
     rows = {row["uri"]: row for row in dataset.cast_column("audio", Audio(decode=False))}
     assert {u: (r["label"], r["source"]) for u, r in rows.items()} == {
-        uri["street.wav"]: (2, "model"), uri["night/street.wav"]: (-1, "human"), uri["quiet.wav"]: (-1, "model")}
+        uri["street.wav"]: (2, "model"), uri["night/street.wav"]: (-1, "human"), uri["quiet.wav"]: (-1, "model"),
+        row: (1, "model")}
     assert rows[uri["quiet.wav"]]["scores"] == pytest.approx([0.5, 0.3, 0.2])
-    audio = rows[uri["street.wav"]]["audio"]
-    samples, rate = soundfile.read(io.BytesIO(audio["bytes"]) if audio["bytes"] else audio["path"])
-    assert rate == 44100 and len(samples) == 3 * 44100  # the recording itself, as written
+    assert rows[row]["audio"]["bytes"] == clip.read_bytes()
+    samples, rate = soundfile.read(io.BytesIO(rows[uri["street.wav"]]["audio"]["bytes"]))
+    assert rate == 44100 and len(samples) == 3 * 44100  # the recording itself, embedded
 
 
 def _annotate(tasks, uri, choice):
