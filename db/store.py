@@ -649,63 +649,81 @@ _EVENTS = table("events", column("uri"), column("model"), column("taxonomy_hash"
                 column("end_s"), column("max_similarity"))
 
 
+class _Following:
+    """Rows that begin with a URI, in URI order (byte order), taken file by file in that order:
+    one side of a merge join."""
+
+    def __init__(self, rows) -> None:
+        self._rows = iter(rows)
+        self._next = next(self._rows, None)
+
+    def take(self, uri: str) -> list[tuple]:
+        found = []
+        while self._next is not None and self._next[0] <= uri:
+            if self._next[0] == uri:
+                found.append(tuple(self._next[1:]))
+            self._next = next(self._rows, None)
+        return found
+
+
 def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                   chunk: int = 1000) -> Iterable[list[LabeledFile]]:
-    """The job's files that have a result by its model and taxonomy, ``chunk`` at a time in file
-    order, so that memory stays bounded whatever the job's size; with ``regions``, each with its
-    windows and events."""
+    """The job's files that have a result by its model and taxonomy, ``chunk`` at a time in URI
+    order; with ``regions``, each with its windows and events. Each view is read once, on its
+    own, streamed in URI order beside the files: a view filtered by a chunk's URIs, or joined
+    with the job's files, costs as much as the whole view on every chunk or row."""
     spec = job_spec(engine, job_id)
-    names = spec.taxonomy.names
     with engine.connect() as conn:
         taxonomy_hash = conn.execute(select(TaxonomyRow.content_hash)
                                      .where(TaxonomyRow.id == spec.taxonomy_id)).scalar_one()
-    after = -1
-    while True:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(File.id, File.uri, File.duration_s, File.sample_rate, Labeling.id.label("labeling_id"),
-                       Labeling.top_label, Labeling.top_score, Labeling.top_similarity, Labeling.scores)
-                .select_from(JobFile).join(File, File.id == JobFile.file_id)
-                .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
-                                     Labeling.taxonomy_id == spec.taxonomy_id))
-                .where(JobFile.job_id == job_id, File.id > after).order_by(File.id).limit(chunk)).all()
-            if not rows:
-                return
-            uris = [row.uri for row in rows]
+    # Byte order on both sides, as Python compares the URIs; PostgreSQL's default may be a locale's.
+    by_uri = (lambda col: col.collate("C")) if engine.dialect.name == "postgresql" else (lambda col: col)
 
-            def view(v, *columns):
-                return conn.execute(select(v.c.uri, *columns).where(
-                    v.c.uri.in_(uris), v.c.model == spec.model, v.c.taxonomy_hash == taxonomy_hash)).all()
+    def view(v, *columns):
+        # The taxonomy is kept in Python: filtering the views on taxonomy_hash leads PostgreSQL's
+        # planner into nested loops over file_decisions (minutes for 10,000 files, not a second).
+        return select(v.c.uri, v.c.taxonomy_hash, *columns).where(v.c.model == spec.model).order_by(by_uri(v.c.uri))
 
-            final = {uri: rest for uri, *rest in view(_REVIEWED_LABELS, _REVIEWED_LABELS.c.label,
-                                                       _REVIEWED_LABELS.c.source, _REVIEWED_LABELS.c.verdict,
-                                                       _REVIEWED_LABELS.c.reviewer)}
-            d = _FILE_DECISIONS
-            decided = {uri: Scored(label, score, similarity) for uri, label, score, similarity, implied
-                       in view(d, d.c.label, d.c.score, d.c.similarity, d.c.implied_by)
-                       if implied is None and label is not None}
-            windows: dict[int, list[Window]] = {}
-            events: dict[str, list[Event]] = {}
-            if regions:
-                for labeling_id, *window in conn.execute(
-                        select(Segment.labeling_id, Segment.start_s, Segment.end_s, Segment.top_label,
-                               Segment.top_score, Segment.top_similarity)
-                        .where(Segment.labeling_id.in_([row.labeling_id for row in rows]))
-                        .order_by(Segment.labeling_id, Segment.window)):
-                    windows.setdefault(labeling_id, []).append(Window(*window))
-                for uri, *event in sorted(view(_EVENTS, _EVENTS.c.label, _EVENTS.c.start_s, _EVENTS.c.end_s,
-                                               _EVENTS.c.max_similarity), key=lambda e: (e[0], e[2], e[3], e[1])):
-                    events.setdefault(uri, []).append(Event(*event))
-        found = []
-        for row in rows:
-            label, source, verdict, reviewer = final.get(row.uri, (None, "model", None, None))
+    def mine(rows: list[tuple]) -> list[tuple]:
+        return [rest for found_hash, *rest in rows if found_hash == taxonomy_hash]
+
+    r, d, e = _REVIEWED_LABELS, _FILE_DECISIONS, _EVENTS
+    with engine.connect() as conn:
+        conn = conn.execution_options(yield_per=chunk)
+        files = conn.execute(
+            select(File.uri, File.id, File.duration_s, File.sample_rate, Labeling.top_label, Labeling.top_score,
+                   Labeling.top_similarity, Labeling.scores)
+            .select_from(JobFile).join(File, File.id == JobFile.file_id)
+            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
+                                 Labeling.taxonomy_id == spec.taxonomy_id))
+            .where(JobFile.job_id == job_id).order_by(by_uri(File.uri)))
+        final = _Following(conn.execute(view(r, r.c.label, r.c.source, r.c.verdict, r.c.reviewer)))
+        decided = _Following(conn.execute(view(d, d.c.label, d.c.score, d.c.similarity)
+                                          .where(d.c.implied_by.is_(None), d.c.label.is_not(None))))
+        windows = events = _Following(())
+        if regions:
+            windows = _Following(conn.execute(
+                select(File.uri, Segment.start_s, Segment.end_s, Segment.top_label, Segment.top_score,
+                       Segment.top_similarity).join(Labeling, Labeling.id == Segment.labeling_id)
+                .join(File, File.id == Labeling.file_id).join(JobFile, JobFile.file_id == File.id)
+                .where(JobFile.job_id == job_id, Labeling.model == spec.model, Labeling.taxonomy_id == spec.taxonomy_id)
+                .order_by(by_uri(File.uri), Segment.window)))
+            events = _Following(conn.execute(view(e, e.c.label, e.c.start_s, e.c.end_s, e.c.max_similarity)
+                                             .order_by(e.c.start_s, e.c.end_s, e.c.label)))
+        found: list[LabeledFile] = []
+        for row in files:
+            label, source, verdict, reviewer = next(iter(mine(final.take(row.uri))), (None, "model", None, None))
+            decision = next((Scored(*scored) for scored in mine(decided.take(row.uri))), None)
             found.append(LabeledFile(
                 row.id, row.uri, row.duration_s, row.sample_rate,
-                Scored(row.top_label, row.top_score, row.top_similarity), tuple(row.scores),
-                decided.get(row.uri), label, source, Verdict(verdict) if verdict else None, reviewer,
-                tuple(windows.get(row.labeling_id, ())), tuple(events.get(row.uri, ()))))
-        yield found
-        after = rows[-1].id
+                Scored(row.top_label, row.top_score, row.top_similarity), tuple(row.scores), decision, label,
+                source, Verdict(verdict) if verdict else None, reviewer,
+                tuple(Window(*w) for w in windows.take(row.uri)), tuple(Event(*ev) for ev in mine(events.take(row.uri)))))
+            if len(found) == chunk:
+                yield found
+                found = []
+        if found:
+            yield found
 
 
 def job_file_ids(engine: Engine, job_id: str, uris: Sequence[str]) -> dict[str, int]:
