@@ -619,8 +619,8 @@ class Event:
 @dataclass(frozen=True)
 class LabeledFile:
     """A file of a job as exports write it: the model's rank-1 label and decision
-    (``file_decisions``), its final label (``reviewed_labels``) and, when asked, its windows and
-    events."""
+    (``file_decisions``), the verdict in force and its final label (as ``reviewed_labels`` has
+    them) and, when asked, its windows and events."""
 
     file_id: int
     uri: str
@@ -629,8 +629,8 @@ class LabeledFile:
     top: Scored
     scores: tuple[float, ...]  # in the taxonomy's label order
     decision: Scored | None  # None when the model abstains
-    final: str | None  # reviewed_labels.label: the verdict in force, else the decision
-    source: str  # reviewed_labels.source: human or model
+    final: str | None  # as reviewed_labels.label: the verdict in force's, else the decision
+    source: str  # as reviewed_labels.source: human or model
     verdict: Verdict | None
     reviewer: str | None
     windows: tuple[Window, ...] = ()
@@ -643,8 +643,6 @@ class LabeledFile:
         return self.decision.label if self.decision else None
 
 
-_REVIEWED_LABELS = table("reviewed_labels", column("uri"), column("model"), column("taxonomy_hash"), column("label"),
-                         column("source"), column("verdict"), column("reviewer"))
 _EVENTS = table("events", column("uri"), column("model"), column("taxonomy_hash"), column("label"), column("start_s"),
                 column("end_s"), column("max_similarity"))
 
@@ -671,7 +669,9 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
     """The job's files that have a result by its model and taxonomy, ``chunk`` at a time in URI
     order; with ``regions``, each with its windows and events. Each view is read once, on its
     own, streamed in URI order beside the files: a view filtered by a chunk's URIs, or joined
-    with the job's files, costs as much as the whole view on every chunk or row."""
+    with the job's files, costs as much as the whole view on every chunk or row. The verdicts come
+    from the review table, as reviewed_labels takes them: that view joins file_decisions, which
+    PostgreSQL plans as nested loops (20 s for 20,000 files, growing with their square)."""
     spec = job_spec(engine, job_id)
     with engine.connect() as conn:
         taxonomy_hash = conn.execute(select(TaxonomyRow.content_hash)
@@ -687,7 +687,7 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
     def mine(rows: list[tuple]) -> list[tuple]:
         return [rest for found_hash, *rest in rows if found_hash == taxonomy_hash]
 
-    r, d, e = _REVIEWED_LABELS, _FILE_DECISIONS, _EVENTS
+    d, e = _FILE_DECISIONS, _EVENTS
     with engine.connect() as conn:
         conn = conn.execution_options(yield_per=chunk)
         files = conn.execute(
@@ -697,7 +697,9 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
             .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
                                  Labeling.taxonomy_id == spec.taxonomy_id))
             .where(JobFile.job_id == job_id).order_by(by_uri(File.uri)))
-        final = _Following(conn.execute(view(r, r.c.label, r.c.source, r.c.verdict, r.c.reviewer)))
+        given = _Following(conn.execute(select(File.uri, Review.verdict, Review.label, Review.reviewer)
+                                        .join(File, File.id == Review.file_id).where(*_in_force(spec))
+                                        .order_by(by_uri(File.uri))))
         decided = _Following(conn.execute(view(d, d.c.label, d.c.score, d.c.similarity)
                                           .where(d.c.implied_by.is_(None), d.c.label.is_not(None))))
         windows = events = _Following(())
@@ -712,12 +714,17 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                                              .order_by(e.c.start_s, e.c.end_s, e.c.label)))
         found: list[LabeledFile] = []
         for row in files:
-            label, source, verdict, reviewer = next(iter(mine(final.take(row.uri))), (None, "model", None, None))
             decision = next((Scored(*scored) for scored in mine(decided.take(row.uri))), None)
+            verdict, label, reviewer = next(iter(given.take(row.uri)), (None, None, None))
+            if verdict is None:
+                label, source = decision.label if decision else None, "model"
+            else:
+                verdict, source = Verdict(verdict), "human"
+                label = None if verdict == Verdict.REJECT else label
             found.append(LabeledFile(
                 row.id, row.uri, row.duration_s, row.sample_rate,
                 Scored(row.top_label, row.top_score, row.top_similarity), tuple(row.scores), decision, label,
-                source, Verdict(verdict) if verdict else None, reviewer,
+                source, verdict, reviewer,
                 tuple(Window(*w) for w in windows.take(row.uri)), tuple(Event(*ev) for ev in mine(events.take(row.uri)))))
             if len(found) == chunk:
                 yield found
@@ -744,10 +751,22 @@ def record_verdict(engine: Engine, job_id: str, file_id: int, verdict: Verdict, 
     spec = job_spec(engine, job_id)
     if verdict != Verdict.CORRECT:
         label = model_decisions(engine, spec.model, spec.taxonomy_id, [file_id]).get(file_id)
+    record_verdicts(engine, job_id, [(file_id, verdict, reviewer, label)])
+
+
+def record_verdicts(engine: Engine, job_id: str, given: Sequence[tuple[int, Verdict, str, str | None]]) -> None:
+    """Record verdicts (file id, verdict, reviewer, label) on the job's model decisions in one
+    transaction, each superseding those before it. ``label`` is as the ``reviews`` view has it:
+    the decision judged for accept and reject, the reviewer's label for correct."""
+    if not given:
+        return
+    spec = job_spec(engine, job_id)
+    stamp = now()
     with engine.begin() as conn:
-        conn.execute(_insert(engine, Review).values(
-            file_id=file_id, model=spec.model, taxonomy_id=spec.taxonomy_id, job_id=job_id, label=label,
-            verdict=verdict, reviewer=reviewer, reviewed_at=now()))
+        conn.execute(Review.__table__.insert(), [
+            {"file_id": file_id, "model": spec.model, "taxonomy_id": spec.taxonomy_id, "job_id": job_id,
+             "label": label, "verdict": verdict, "reviewer": reviewer, "reviewed_at": stamp}
+            for file_id, verdict, reviewer, label in given])
 
 
 def _in_force(spec: JobSpec):
