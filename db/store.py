@@ -724,8 +724,8 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
             found.append(LabeledFile(
                 row.id, row.uri, row.duration_s, row.sample_rate,
                 Scored(row.top_label, row.top_score, row.top_similarity), tuple(row.scores), decision, label,
-                source, verdict, reviewer,
-                tuple(Window(*w) for w in windows.take(row.uri)), tuple(Event(*ev) for ev in mine(events.take(row.uri)))))
+                source, verdict, reviewer, tuple(Window(*w) for w in windows.take(row.uri)),
+                tuple(Event(*ev) for ev in mine(events.take(row.uri)))))
             if len(found) == chunk:
                 yield found
                 found = []

@@ -73,7 +73,8 @@ def test_csv_and_parquet_have_one_row_per_file_with_decision_and_review(job, tmp
         uri["street.wav"]: ("rain", "human", "siren", "correct"),
         uri["night/street.wav"]: ("dog", "model", "dog", ""),
         uri["quiet.wav"]: ("", "model", "", "")}
-    assert {u: r["label"] or None for u, r in rows.items()} == dict(query(url, "select uri, label from reviewed_labels"))
+    final = dict(query(url, "select uri, label from reviewed_labels"))
+    assert {u: r["label"] or None for u, r in rows.items()} == final
     assert float(rows[uri["street.wav"]]["similarity"]) == pytest.approx(0.40)
     table = {row["uri"]: row for row in pq.read_table(tmp_path / "f.parquet").to_pylist()}
     assert {u: (r["label"], r["source"], r["verdict"], r["reviewer"]) for u, r in table.items()} == {
