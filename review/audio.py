@@ -38,8 +38,7 @@ def respond(uri: str, storage: Storage, range_header: str | None, roots=(), buck
         if part.content_range:
             headers["Content-Range"] = part.content_range
         return StreamingResponse(part.chunks, status_code=part.status, media_type=media_type(uri), headers=headers)
-    with storage.open(uri) as file:
-        return _sliced(file.read(), range_header, media_type(uri))
+    return _sliced(storage.read(uri), range_header, media_type(uri))
 
 
 def _sliced(data: bytes, range_header: str | None, kind: str) -> Response:

@@ -518,6 +518,16 @@ def calibrate(
     console.print(f"taxonomy with thresholds → {out_file}", highlight=False)
 
 
+def _job_or_newest(engine, job: str | None, command: str):
+    """The given job's row of the `jobs` view, or the newest job's."""
+    from db import store
+
+    info = store.job_info(engine, job) if job else next(iter(store.jobs(engine, limit=1)), None)
+    if info is None:
+        _fail(f"{command}: no job in this database yet; label something with `soundtag run` first")
+    return info
+
+
 @app.command()
 def review(
     database: Database = None,
@@ -547,9 +557,7 @@ def review(
         _fail(f"--order {order!r}: use one of {', '.join(Order)}")
     check_exposure(host, settings.review_token)
     engine = _engine(settings)
-    info = store.job_info(engine, job) if job else next(iter(store.jobs(engine, limit=1)), None)
-    if info is None:
-        _fail("review: no job in this database yet; label something with `soundtag run` first")
+    info = _job_or_newest(engine, job, "review")
     session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label)
     guard = Guard(host, port, settings.review_token)
     app_ = create_app(engine, settings, session, guard)
@@ -656,6 +664,51 @@ def export_embeddings(
         _fail(f"no stored embeddings of model {settings.model_ref}" + (f" for job {job}" if job else "")
               + "; `soundtag run` keeps them unless SOUNDTAG_EMBEDDINGS=off")
     console.print(f"{written} windows → {out_file}", highlight=False)
+
+
+@app.command()
+def export(
+    out_path: Annotated[Path, typer.Option("--out", help="File to write (a folder for raven and audacity).")],
+    fmt: Annotated[str, typer.Option("--format", help="labelstudio, raven, audacity, csv, parquet or hf.")],
+    job: Annotated[Optional[str], typer.Option("--job", help="Job whose results to export (default: the newest).")]
+    = None,
+    reviewed: Annotated[bool, typer.Option("--reviewed", help="Label each file with the reviewer's verdict where "
+                                           "there is one (reviewed_labels), else the model's decision.")] = False,
+    database: Database = None,
+) -> None:
+    """Write a job's labels for Label Studio, Raven, Audacity, a spreadsheet or a `datasets` dataset."""
+    from review.export import ExportFormat, export as write
+
+    if fmt not in set(ExportFormat):
+        _fail(f"--format {fmt!r}: use one of {', '.join(ExportFormat)}")
+    settings = load_settings(database_url=database)
+    engine = _engine(settings)
+    info = _job_or_newest(engine, job, "export")
+    written = write(engine, info.job_id, ExportFormat(fmt), out_path, settings, reviewed=reviewed)
+    console.print(f"job {info.job_id}: {written.files} files → {out_path}"
+                  + (f"; labeling config → {written.extra}" if written.extra else ""), highlight=False)
+    for problem in written.unreadable[:20]:
+        console.print(f"  [yellow]left out[/] {escape(shown(problem))}", highlight=False)
+
+
+@app.command("import-reviews")
+def import_reviews(
+    path: Annotated[Path, typer.Argument(help="A Label Studio JSON export of tasks from `soundtag export`.")],
+    job: Annotated[Optional[str], typer.Option("--job", help="For tasks that name no job (default: the newest).")]
+    = None,
+    reviewer: Annotated[Optional[str], typer.Option("--reviewer", help="Name stored with each verdict (default: "
+                                                    "the annotation's completed_by).")] = None,
+    database: Database = None,
+) -> None:
+    """Record Label Studio annotations as verdicts in the `reviews` view: accept when the
+    annotation kept the model's decision, correct when it chose another label, reject for none."""
+    from review.labelstudio import import_reviews as load
+
+    engine = _engine(load_settings(database_url=database))
+    done = load(engine, path, _job_or_newest(engine, job, "import-reviews").job_id, reviewer)
+    out.print(f"{done.recorded} verdicts recorded, {done.unchanged} already in force, {done.cancelled} cancelled; "
+              f"left out: {done.unknown_tasks} tasks of no known file, {done.unknown_labels} annotations with a "
+              f"label not in the taxonomy", highlight=False)
 
 
 @app.command("fetch-model")

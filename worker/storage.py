@@ -55,6 +55,11 @@ class Storage:
         self._check(uri)
         return opener(uri)
 
+    def read(self, uri: str) -> bytes:
+        """The whole file's bytes; raises as ``open`` does."""
+        with self.open(uri) as file:
+            return file.read()
+
     def s3_part(self, uri: str, byte_range: str | None) -> s3.Part:
         """An ``s3://`` object, or the part of it an HTTP Range header asks for, streamed."""
         self._check(uri)

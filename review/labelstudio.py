@@ -1,0 +1,177 @@
+"""Label Studio round trips: a job's files as tasks with predictions (and the labeling config
+that shows them), and a Label Studio JSON export's annotations back as verdicts in the
+``review`` table, through db.store as the review page records them.
+
+A task's ``data`` holds ``audio`` (what Label Studio plays), ``uri`` (the file's exact URI) and
+``job``: the import maps annotations back by ``uri``, so tasks survive whatever URL rewriting
+``audio`` needs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+from sqlalchemy import Engine
+
+from db import store
+from soundtag import uris
+from soundtag.errors import SoundtagError
+from soundtag.states import Verdict
+from soundtag.taxonomy import Taxonomy
+
+AUDIO, REGIONS, DECISION = "audio", "labels", "decision"  # the config's tag names
+# Label Studio serves local files under this path when LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED
+# is true, relative to LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (here: /).
+LOCAL_FILES = "/data/local-files/?d="
+NONE = "none"  # a choice meaning "no label of the taxonomy": the import records a reject
+
+
+def audio_ref(uri: str) -> str:
+    """What Label Studio's <Audio> loads: local files through its local-files server (the path
+    percent-encoded as in the URI), other URIs (s3://, which its cloud storage resolves) as they are."""
+    return LOCAL_FILES + uri.removeprefix(uris.FILE + "/") if uri.startswith(uris.FILE) else uri
+
+
+def uri_of(audio: str) -> str:
+    """The inverse of ``audio_ref``."""
+    return uris.FILE + "/" + audio.removeprefix(LOCAL_FILES) if audio.startswith(LOCAL_FILES) else audio
+
+
+def config(taxonomy: Taxonomy) -> str:
+    """The labeling config: the recording, a region label per taxonomy node (labels and groups,
+    as events name them), and one choice per label for the file's decision, plus ``none``."""
+    view = ElementTree.Element("View")
+    ElementTree.SubElement(view, "Audio", name=AUDIO, value="$" + AUDIO)
+    regions = ElementTree.SubElement(view, "Labels", name=REGIONS, toName=AUDIO)
+    for node in taxonomy.policy():
+        ElementTree.SubElement(regions, "Label", value=node.label)
+    choices = ElementTree.SubElement(view, "Choices", name=DECISION, toName=AUDIO, choice="single")
+    for name in [*taxonomy.names, NONE]:
+        ElementTree.SubElement(choices, "Choice", value=name)
+    ElementTree.indent(view)
+    return ElementTree.tostring(view, encoding="unicode") + "\n"
+
+
+def task(file: store.LabeledFile, job_id: str, model: str, label: str | None) -> dict:
+    """One file as a task whose prediction holds ``label`` as the choice and its events as regions."""
+    prefix = f"{file.file_id}-"
+    result = [{"id": prefix + DECISION, "from_name": DECISION, "to_name": AUDIO, "type": "choices",
+               "value": {"choices": [label or NONE]}}]
+    result += [{"id": f"{prefix}{n}", "from_name": REGIONS, "to_name": AUDIO, "type": "labels",
+                "original_length": file.duration_s, "score": event.similarity,
+                "value": {"start": event.start_s, "end": event.end_s, "channel": 0, "labels": [event.label]}}
+               for n, event in enumerate(file.events)]
+    score = file.decision.score if file.decision else file.top.score
+    return {"data": {AUDIO: audio_ref(file.uri), "uri": file.uri, "job": job_id},
+            "predictions": [{"model_version": model, "score": score, "result": result}]}
+
+
+def write(chunks: Iterable[list[store.LabeledFile]], out: Path, job_id: str, model: str, taxonomy: Taxonomy,
+          reviewed: bool) -> tuple[int, Path]:
+    """Write the tasks to ``out`` as a JSON list, one task per line, and the config beside it
+    (``out`` with the suffix ``.xml``, or ``.config.xml`` if that is ``out``); returns how many
+    tasks and the config's path."""
+    written = 0
+    with out.open("w", encoding="utf-8") as handle:
+        handle.write("[")
+        for files in chunks:
+            for file in files:
+                handle.write(("," if written else "") + "\n" + json.dumps(
+                    task(file, job_id, model, file.label(reviewed)), ensure_ascii=False))
+                written += 1
+        handle.write("\n]\n")
+    config_path = out.with_suffix(".config.xml" if out.suffix == ".xml" else ".xml")
+    config_path.write_text(config(taxonomy), encoding="utf-8")
+    return written, config_path
+
+
+@dataclass
+class Imported:
+    """What an import did, annotation by annotation."""
+
+    recorded: int = 0
+    unchanged: int = 0  # the same verdict is already in force: a repeated import records nothing
+    cancelled: int = 0  # skipped in Label Studio
+    unknown_tasks: int = 0  # no such file in the job
+    unknown_labels: int = 0  # a label the taxonomy lacks
+
+
+def chosen(result: list[dict]) -> str | None:
+    """The file's label in an annotation: its choice; without one, the region label covering the
+    most time; ``none`` or nothing at all is no label."""
+    for item in result:
+        if item.get("type") == "choices":
+            picked = item.get("value", {}).get("choices") or [NONE]
+            return None if picked[0] == NONE else picked[0]
+    spans: dict[str, float] = {}
+    for item in result:
+        if item.get("type") == "labels":
+            value = item.get("value", {})
+            for name in value.get("labels", []):
+                spans[name] = spans.get(name, 0.0) + float(value.get("end", 0)) - float(value.get("start", 0))
+    return max(spans, key=spans.get) if spans else None
+
+
+def _reviewer(annotation: dict, given: str | None) -> str:
+    who = annotation.get("completed_by")
+    if given:
+        return given
+    if isinstance(who, dict):
+        who = who.get("email") or who.get("id")
+    return f"label-studio:{who}" if who is not None else "label-studio"
+
+
+def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer: str | None = None) -> Imported:
+    """Record each annotation of a Label Studio JSON export as a verdict on its file's decision by
+    the model of the task's job (``default_job`` for tasks without one): ``accept`` when it keeps
+    the decision, ``correct`` when it names another label, ``reject`` when it names none. An
+    annotation whose verdict is already in force records nothing, so importing twice is harmless.
+    Decisions are read once per job and the verdicts written in one transaction: the
+    ``file_decisions`` view costs as much for one file as for thousands."""
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SoundtagError(f"{path}: not a Label Studio JSON export ({exc})") from None
+    if not isinstance(tasks, list):
+        raise SoundtagError(f"{path}: not a Label Studio JSON export (a list of tasks)")
+    by_job: dict[str | None, list[tuple[str, list[dict]]]] = {}
+    for entry in tasks:
+        data = entry.get("data") or {}
+        uri = data.get("uri") or uri_of(str(data.get(AUDIO, "")))
+        by_job.setdefault(data.get("job") or default_job, []).append((uri, entry.get("annotations") or []))
+    done = Imported()
+    for job_id, entries in by_job.items():
+        spec = store.job_spec(engine, job_id) if job_id else None
+        ids = store.job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
+        if spec:
+            decisions = store.model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
+            in_force = store.verdicts(engine, job_id)
+        given = []
+        for uri, annotations in entries:
+            file_id = ids.get(uri)
+            if file_id is None:
+                done.unknown_tasks += 1
+                continue
+            for annotation in sorted(annotations, key=lambda a: (str(a.get("created_at", "")), str(a.get("id", "")))):
+                if annotation.get("was_cancelled"):
+                    done.cancelled += 1
+                    continue
+                label = chosen(annotation.get("result") or [])
+                if label is not None and label not in spec.taxonomy.names:
+                    done.unknown_labels += 1
+                    continue
+                decision = decisions.get(file_id)
+                verdict = (Verdict.ACCEPT if label == decision else Verdict.REJECT if label is None
+                           else Verdict.CORRECT)
+                stored = label if verdict == Verdict.CORRECT else decision
+                if in_force.get(file_id) == (verdict, stored):
+                    done.unchanged += 1
+                    continue
+                given.append((file_id, verdict, _reviewer(annotation, reviewer), stored))
+                in_force[file_id] = (verdict, stored)
+        store.record_verdicts(engine, job_id, given)
+        done.recorded += len(given)
+    return done
