@@ -228,7 +228,7 @@ class AudioEmbedding(Base):
     window_s: Mapped[float] = mapped_column(Float)
     hop_s: Mapped[float] = mapped_column(Float)
     fingerprint: Mapped[str | None] = mapped_column(Text)
-    dtype: Mapped[str] = mapped_column(String(8))  # fp16 or fp32: how ``vectors`` is stored
+    dtype: Mapped[str] = mapped_column(String(8))  # fp16 or fp32, + z when packed (db/packing.py)
     dim: Mapped[int] = mapped_column(Integer)
     # float64 starts and ends of the windows, and their unit-norm vectors, windows × dim, in order.
     starts: Mapped[bytes] = mapped_column(LargeBinary)

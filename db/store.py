@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import TypeEngine
 
+from db import packing
 from db.schema import PgFloats, safe_url
 from db.models import (
     AudioEmbedding, File, Job, JobFile, LabelEmbedding, Labeling, Review, Segment, TaxonomyLabel, TaxonomyMember,
@@ -279,19 +280,16 @@ class EmbeddingKey:
     dtype: str  # fp16 or fp32
 
 
-_VECTOR_DTYPES = {"fp16": np.float16, "fp32": np.float32}
-
-
 def _embedding_row(key: EmbeddingKey, segments) -> dict | None:
     """The audio_embedding values of one result's windows; None unless every window carries its
     embedding (results scored from stored vectors carry none and rewrite nothing)."""
     if not segments or any(seg.embedding is None for seg in segments):
         return None
-    vectors = np.stack([seg.embedding for seg in segments]).astype(_VECTOR_DTYPES[key.dtype])
+    vectors = np.stack([seg.embedding for seg in segments]).astype(packing.DTYPES[key.dtype])
     return {"model_revision": key.model_revision, "window_s": key.window_s, "hop_s": key.hop_s,
-            "dtype": key.dtype, "dim": vectors.shape[1], "vectors": vectors.tobytes(),
-            "starts": np.array([seg.start_s for seg in segments], dtype=np.float64).tobytes(),
-            "ends": np.array([seg.end_s for seg in segments], dtype=np.float64).tobytes()}
+            "dtype": key.dtype + packing.PACKED, "dim": vectors.shape[1], "vectors": packing.pack(vectors),
+            "starts": packing.pack(np.array([seg.start_s for seg in segments], dtype=np.float64)),
+            "ends": packing.pack(np.array([seg.end_s for seg in segments], dtype=np.float64))}
 
 
 def _save_windows(engine: Engine, conn, labeling_ids: list[int], done: Sequence, labels: Sequence[str]) -> None:
@@ -909,9 +907,11 @@ class StoredEmbeddings:
 
 
 def _stored(row) -> StoredEmbeddings:
-    vectors = np.frombuffer(row.vectors, dtype=_VECTOR_DTYPES[row.dtype]).astype(np.float32).reshape(-1, row.dim)
-    return StoredEmbeddings(row.file_id, row.uri, np.frombuffer(row.starts, dtype=np.float64),
-                            np.frombuffer(row.ends, dtype=np.float64), vectors, row.duration_s, row.sample_rate,
+    packed = row.dtype.endswith(packing.PACKED)
+    kind = packing.DTYPES[row.dtype.removesuffix(packing.PACKED)]
+    vectors = packing.unpack(row.vectors, kind, packed).astype(np.float32).reshape(-1, row.dim)
+    return StoredEmbeddings(row.file_id, row.uri, packing.unpack(row.starts, np.float64, packed),
+                            packing.unpack(row.ends, np.float64, packed), vectors, row.duration_s, row.sample_rate,
                             row.channels, row.content_hash)
 
 

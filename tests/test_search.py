@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select, update
 
-from db import store
+from db import packing, store
 from db.models import AudioEmbedding
 from db.schema import engine_for, ensure_schema
 from soundtag.fileref import FileRef
@@ -181,5 +181,5 @@ def test_a_row_replaced_behind_the_summary_is_never_returned_stale(synthetic):
         vectors = np.random.default_rng(7).standard_normal((4, 16))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         conn.execute(update(AudioEmbedding).where(AudioEmbedding.id == row_id).values(
-            vectors=vectors.astype(np.float16).tobytes(), created_at=stamp - timedelta(seconds=1)))
+            vectors=packing.pack(vectors.astype(np.float16)), created_at=stamp - timedelta(seconds=1)))
     _check(engine, settings, limit=3, like=uris[:1])

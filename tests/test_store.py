@@ -353,3 +353,34 @@ def test_migration_0007_computes_window_scores_from_cosines_as_they_were_stored(
         assert "scores" not in {c["name"] for c in sa.inspect(conn).get_columns("segment")}
     engine_for.cache_clear()
     engine.dispose()
+
+
+def test_embeddings_are_kept_packed_and_raw_rows_of_older_versions_still_read(engine):
+    job = _job(engine)
+    store.add_files(engine, job, _refs("long"))
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((360, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    segments = [Segment(10.0 * w, 10.0 * w + 10.0, np.array([0.5, 0.5]), np.array([0.1, 0.1]), v)
+                for w, v in enumerate(vectors)]
+    result = FileResult("file:///a/long", duration_s=3600.0, scores=np.array([0.5, 0.5]),
+                        similarity=np.array([0.1, 0.1]), segments=segments)
+    store.save_results(engine, job, [result], TAX.names, store.EmbeddingKey("r1", 10.0, 10.0, "fp16"),
+                       logit_scale=10.0)
+
+    def read() -> store.StoredEmbeddings:
+        found, revision = store.stored_embeddings_of(engine, "m", "file:///a/long")
+        assert revision == "r1"
+        np.testing.assert_array_equal(found.vectors, vectors.astype(np.float16).astype(np.float32))
+        np.testing.assert_array_equal(found.starts, 10.0 * np.arange(360))
+        np.testing.assert_array_equal(found.ends, 10.0 * np.arange(360) + 10.0)
+
+    read()
+    with engine.begin() as conn:
+        kind, size = conn.execute(text("select dtype, length(vectors) from audio_embedding")).one()
+        assert kind == "fp16z" and size < 0.9 * 360 * 512 * 2
+        # A row as versions before packing wrote it: raw fp16 vectors and float64 bounds.
+        conn.execute(text("update audio_embedding set dtype = 'fp16', vectors = :v, starts = :s, ends = :e"),
+                     {"v": vectors.astype(np.float16).tobytes(), "s": (10.0 * np.arange(360)).tobytes(),
+                      "e": (10.0 * np.arange(360) + 10.0).tobytes()})
+    read()
