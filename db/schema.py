@@ -79,7 +79,10 @@ def engine_for(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # pre_ping: a worker that outlives a PostgreSQL restart gets a fresh connection, not an error.
-    engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    # constraint_exclusion: the views' rank = 1 queries need it (db/views.py); migration 0006 sets
+    # it on the database, which reaches only sessions opened after it, so soundtag's own ask too.
+    engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+                           connect_args={"options": "-c constraint_exclusion=on"})
     event.listen(engine, "connect", _pg_adapters)
     return engine
 
