@@ -105,8 +105,10 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             return _missing()
         if verdict.verdict == Verdict.CORRECT and verdict.label not in names:
             return JSONResponse({"error": f"label {verdict.label!r} is not in the taxonomy"}, status_code=422)
-        store.record_verdict(engine, session.job_id, verdict.file_id, verdict.verdict, session.reviewer,
-                             verdict.label)
+        # accept and reject judge the decision the page showed: the item's, read once at start,
+        # rather than file_decisions again per keystroke (seconds on a large PostgreSQL archive).
+        judged = verdict.label if verdict.verdict == Verdict.CORRECT else by_id[verdict.file_id].decision
+        store.record_verdicts(engine, session.job_id, [(verdict.file_id, verdict.verdict, session.reviewer, judged)])
         return {"progress": progress()}
 
     @app.post("/api/undo")
