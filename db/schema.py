@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import math
 import sqlite3
+import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,13 +79,22 @@ def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        return _closed_at_exit(engine)
     # pre_ping: a worker that outlives a PostgreSQL restart gets a fresh connection, not an error.
     # constraint_exclusion: the views' rank = 1 queries need it (db/views.py); migration 0006 sets
     # it on the database, which reaches only sessions opened after it, so soundtag's own ask too.
     engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
                            connect_args={"options": "-c constraint_exclusion=on"})
     event.listen(engine, "connect", _pg_adapters)
+    return _closed_at_exit(engine)
+
+
+def _closed_at_exit(engine: Engine) -> Engine:
+    """Close the engine's connections when the process exits, whatever the garbage collector does
+    then (the CLI skips its last collections): SQLite moves its WAL into the database file and
+    removes it only when the last connection closes."""
+    alive = weakref.ref(engine)
+    atexit.register(lambda: (engine := alive()) is not None and engine.dispose())
     return engine
 
 

@@ -82,7 +82,8 @@ def test_default_database_is_sqlite_file_in_working_directory(tmp_path, tiny_cla
     write(tmp_path / "clips" / "a.wav")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOUNDTAG_")}
     soundtag("run", "clips", "--labels", LABELS, cwd=tmp_path, env={**env, "SOUNDTAG_MODEL": str(tiny_clap)})
-    assert (tmp_path / "soundtag.db").exists()
+    # Whole when the command ends: its write-ahead log moved into the file, nothing left beside it.
+    assert sorted(p.name for p in tmp_path.glob("soundtag.db*")) == ["soundtag.db"]
     assert query(f"sqlite:///{tmp_path / 'soundtag.db'}", "select count(*) from file_labels where rank = 1")[0][0] == 1
 
 
