@@ -212,5 +212,5 @@ def plot_curves(found: Mapping[str, Sequence[Point]], thresholds: Mapping[str, f
         axes.tick_params(labelsize=7)
     for axes in panels[len(found):]:
         axes.set_visible(False)
-    figure.suptitle(title)
+    figure.suptitle(title, fontsize=10, wrap=True)  # wrapped: a figure of one or two panels is narrow
     figure.savefig(path, dpi=120)
