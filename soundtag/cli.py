@@ -198,8 +198,10 @@ class _RunProgress:
         done = self.progress.tasks[self.bar].completed + 1
         if done == 1:
             self.begun = time.monotonic()
+        # A batch's results arrive together: over less than a second, a rate would be noise
+        # (thousands of files/s for a batch of 16).
         self.progress.update(self.bar, description="labeling", advance=1, failed=len(self.failures),
-                             rate=(done - 1) / max(time.monotonic() - self.begun, 1e-3))
+                             rate=(done - 1) / max(time.monotonic() - self.begun, 1.0))
 
 
 def _print_failures(failures: list[tuple[str, str]]) -> None:
