@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -596,16 +596,19 @@ def model_decisions(engine: Engine, model: str, taxonomy_id: int, file_ids: Sequ
     """The model's decision on each of these files, as the ``file_decisions`` view makes it under
     the taxonomy's current thresholds; a file that abstains has none. (The ``reviewed_labels``
     view still takes the rank-1 label: it is frozen at its version.)"""
-    found: dict[int, str] = {}
     d = _FILE_DECISIONS
+    return dict(_view_labels(engine, d, model, taxonomy_id, file_ids, d.c.implied_by.is_(None), d.c.label.is_not(None)))
+
+
+def _view_labels(engine: Engine, view, model: str, taxonomy_id: int, file_ids: Sequence[int],
+                 *conditions) -> Iterator[tuple[int, str]]:
+    """(file id, label) of a decision view's rows for these files, model and taxonomy."""
     with engine.connect() as conn:
         for chunk in _chunks(list(file_ids)):
-            found.update(conn.execute(
-                select(File.id, d.c.label).join(d, d.c.uri == File.uri)
-                .join(TaxonomyRow, TaxonomyRow.content_hash == d.c.taxonomy_hash)
-                .where(d.c.model == model, TaxonomyRow.id == taxonomy_id, d.c.implied_by.is_(None),
-                       d.c.label.is_not(None), File.id.in_(chunk))).all())
-    return found
+            yield from conn.execute(
+                select(File.id, view.c.label).join(view, view.c.uri == File.uri)
+                .join(TaxonomyRow, TaxonomyRow.content_hash == view.c.taxonomy_hash)
+                .where(view.c.model == model, TaxonomyRow.id == taxonomy_id, File.id.in_(chunk), *conditions)).all()
 
 
 _FILE_TAGS = table("file_tags", column("uri"), column("model"), column("taxonomy_hash"), column("label"))
@@ -615,14 +618,8 @@ def model_tags(engine: Engine, model: str, taxonomy_id: int, file_ids: Sequence[
     """The labels and groups the ``file_tags`` view gives each of these files under the
     taxonomy's current thresholds; a file that nothing tags has none."""
     found: dict[int, set[str]] = {}
-    t = _FILE_TAGS
-    with engine.connect() as conn:
-        for chunk in _chunks(list(file_ids)):
-            for file_id, label in conn.execute(
-                    select(File.id, t.c.label).join(t, t.c.uri == File.uri)
-                    .join(TaxonomyRow, TaxonomyRow.content_hash == t.c.taxonomy_hash)
-                    .where(t.c.model == model, TaxonomyRow.id == taxonomy_id, File.id.in_(chunk))):
-                found.setdefault(file_id, set()).add(label)
+    for file_id, label in _view_labels(engine, _FILE_TAGS, model, taxonomy_id, file_ids):
+        found.setdefault(file_id, set()).add(label)
     return {file_id: frozenset(labels) for file_id, labels in found.items()}
 
 
@@ -793,7 +790,7 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                                         .join(File, File.id == Review.file_id).where(*_in_force(spec))
                                         .order_by(by_uri(File.uri))))
         decided = _Following(conn.execute(view(d, d.c.label, d.c.score, d.c.similarity)
-                                          .where(d.c.implied_by.is_(None), d.c.label.is_not(None))))
+                                          .where(d.c.label.is_not(None))))
         windows = events = _Following(())
         if regions:
             windows = _Following(conn.execute(
@@ -915,11 +912,15 @@ def _stored(row) -> StoredEmbeddings:
                             row.channels, row.content_hash)
 
 
+# What ``_stored`` reads of a row.
+_EMBEDDING_COLUMNS = (AudioEmbedding.id, AudioEmbedding.file_id, AudioEmbedding.dtype, AudioEmbedding.dim,
+                      AudioEmbedding.starts, AudioEmbedding.ends, AudioEmbedding.vectors, File.uri,
+                      File.duration_s, File.sample_rate, File.channels, File.content_hash)
+
+
 def _embeddings_query(model: str, revision: str | None, *columns):
     """Usable stored embeddings of ``model``: taken at the file's current fingerprint."""
-    columns = columns or (AudioEmbedding.id, AudioEmbedding.file_id, AudioEmbedding.dtype, AudioEmbedding.dim,
-                          AudioEmbedding.starts, AudioEmbedding.ends, AudioEmbedding.vectors, File.uri,
-                          File.duration_s, File.sample_rate, File.channels, File.content_hash)
+    columns = columns or _EMBEDDING_COLUMNS
     query = (select(*columns).join(File, File.id == AudioEmbedding.file_id)
              .where(AudioEmbedding.model == model, AudioEmbedding.fingerprint == File.fingerprint))
     return query if revision is None else query.where(AudioEmbedding.model_revision == revision)
@@ -996,8 +997,7 @@ def embedded_uris(engine: Engine, model: str, revision: str, uris: Sequence[str]
 
 def stored_embeddings_of(engine: Engine, model: str, uri: str) -> tuple[StoredEmbeddings, str] | None:
     """The latest usable stored embeddings of one file by ``model``, with their revision."""
-    query = _embeddings_query(model, None, *_embeddings_query(model, None).selected_columns,
-                              AudioEmbedding.model_revision)
+    query = _embeddings_query(model, None, *_EMBEDDING_COLUMNS, AudioEmbedding.model_revision)
     with engine.connect() as conn:
         row = conn.execute(query.where(File.uri == uri).order_by(AudioEmbedding.id.desc()).limit(1)).first()
     return None if row is None else (_stored(row), row.model_revision)
@@ -1042,10 +1042,10 @@ def latest_embedding_rows(engine: Engine, model: str, revision: str, after: int,
     """(id, created_at in microseconds, embeddings) of the usable rows with ``after < id <= upto``
     that are their file's latest (as in ``embedding_chunks``), ``chunk`` rows at a time by id."""
     newer = aliased(AudioEmbedding)
-    query = _embeddings_query(model, revision, *_embeddings_query(model, revision).selected_columns,
-                              AudioEmbedding.created_at).where(~select(newer.id).where(
+    superseded = select(newer.id).where(
         newer.file_id == AudioEmbedding.file_id, newer.id > AudioEmbedding.id, newer.model == model,
-        newer.model_revision == revision, newer.fingerprint == File.fingerprint).exists())
+        newer.model_revision == revision, newer.fingerprint == File.fingerprint).exists()
+    query = _embeddings_query(model, revision, *_EMBEDDING_COLUMNS, AudioEmbedding.created_at).where(~superseded)
     while True:
         with engine.connect() as conn:
             rows = conn.execute(query.where(AudioEmbedding.id > after, AudioEmbedding.id <= upto)
@@ -1059,8 +1059,7 @@ def latest_embedding_rows(engine: Engine, model: str, revision: str, after: int,
 def embeddings_by_id(engine: Engine, model: str, revision: str,
                      ids: Sequence[int]) -> dict[int, tuple[int, StoredEmbeddings]]:
     """Of the rows ``ids``, those still usable, by id, with their created_at in microseconds."""
-    query = _embeddings_query(model, revision, *_embeddings_query(model, revision).selected_columns,
-                              AudioEmbedding.created_at)
+    query = _embeddings_query(model, revision, *_EMBEDDING_COLUMNS, AudioEmbedding.created_at)
     with engine.connect() as conn:
         rows = conn.execute(query.where(AudioEmbedding.id.in_(list(ids)))).all()
     return {row.id: (_micros(row.created_at), _stored(row)) for row in rows}

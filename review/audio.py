@@ -7,8 +7,7 @@ import re
 
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from soundtag import access, uris
-from soundtag.errors import ReadError
+from soundtag import uris
 from worker.storage import Storage
 
 # What the page's <audio> element and wavesurfer's decoder are told; browsers sniff the rest.
@@ -21,16 +20,13 @@ def media_type(uri: str) -> str:
     return TYPES.get(suffix) or mimetypes.guess_type("x" + suffix)[0] or "application/octet-stream"
 
 
-def respond(uri: str, storage: Storage, range_header: str | None, roots=(), buckets=()) -> Response:
+def respond(uri: str, storage: Storage, range_header: str | None) -> Response:
     """The file at ``uri`` as a response that honours Range requests (206): a local file streamed
     from disk by Starlette's FileResponse, an S3 object's range streamed from S3, a dataset row
     (a clip, in memory already) sliced. Raises ReadError (or TransientReadError) when it cannot be
     read or may not be (the allow-lists)."""
     if uri.startswith(uris.FILE):
-        try:
-            access.check(uri, roots, buckets)
-        except access.Refused as exc:
-            raise ReadError(str(exc)) from None
+        storage.check(uri)
         return FileResponse(uris.path_of(uri), media_type=media_type(uri))
     if uri.startswith("s3://"):
         part = storage.s3_part(uri, range_header)

@@ -94,8 +94,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         if item is None:
             return _missing()
         try:
-            return audio.respond(item.uri, storage, request.headers.get("range"), settings.allowed_roots,
-                                 settings.allowed_buckets)
+            return audio.respond(item.uri, storage, request.headers.get("range"))
         except (ReadError, TransientReadError) as exc:
             return PlainTextResponse(f"review: {exc}", status_code=404)
 

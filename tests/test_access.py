@@ -31,6 +31,17 @@ def test_files_outside_the_allowed_roots_are_refused(tmp_path):
     assert _read(Storage(), file_uri(str(secret))) == secret.read_bytes()  # no list: no restriction
 
 
+def test_the_review_page_serves_only_what_the_allow_lists_let_through(tmp_path):
+    from review.audio import respond
+
+    inside, secret = write(tmp_path / "archive" / "a.wav"), write(tmp_path / "private" / "secret.wav")
+    storage = Storage(roots=[str(tmp_path / "archive")])
+    assert respond(file_uri(str(inside)), storage, None).path == str(inside)
+    for uri in (file_uri(str(secret)), "file:///etc/passwd"):
+        with pytest.raises(ReadError, match="outside SOUNDTAG_ALLOWED_ROOTS$"):
+            respond(uri, storage, None)
+
+
 def test_device_files_are_never_read(tmp_path):
     with pytest.raises(ReadError, match="^/dev/zero: not a regular file$"):
         _read(Storage(), "file:///dev/zero")

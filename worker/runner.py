@@ -114,10 +114,8 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
             if time.monotonic() - flushed >= flush_every_s:
                 store.save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
                 buffer, flushed = [], time.monotonic()
-    except BaseException:  # what finished before the stop is kept
+    finally:  # however the loop ends, what finished is kept
         store.save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
-        raise
-    store.save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
     return len(wanted)
 
 

@@ -52,7 +52,7 @@ class Storage:
         opener = self._openers.get(scheme)
         if opener is None:
             raise ReadError(f"{uri}: unsupported scheme {scheme!r}")
-        self._check(uri)
+        self.check(uri)
         return opener(uri)
 
     def read(self, uri: str) -> bytes:
@@ -62,13 +62,14 @@ class Storage:
 
     def s3_part(self, uri: str, byte_range: str | None) -> s3.Part:
         """An ``s3://`` object, or the part of it an HTTP Range header asks for, streamed."""
-        self._check(uri)
+        self.check(uri)
         try:
             return s3.get_part(self._s3_client(), *s3.split_uri(uri), byte_range)
         except s3.S3Error as exc:
             raise _read_error(exc) from None
 
-    def _check(self, uri: str) -> None:
+    def check(self, uri: str) -> None:
+        """Raises ReadError when the allow-lists refuse ``uri``."""
         try:
             access.check(uri, self._roots, self._buckets)
         except access.Refused as exc:
