@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from db import store
 from db.schema import engine_for, ensure_schema
-from worker.clap import score
+from worker.classifier import score
 from soundtag.fileref import FileRef
 from soundtag.random_clap import build
 from soundtag.settings import Settings

@@ -42,6 +42,8 @@ Pattern = Annotated[Optional[str], typer.Option("--pattern", help='Glob on file 
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Windows per forward pass.")]
 WindowS = Annotated[Optional[float], typer.Option("--window", min=0.1, help="Window seconds (default: model max).")]
 HopS = Annotated[Optional[float], typer.Option("--hop", min=0.1, help="Hop seconds (default: the window).")]
+Backend = Annotated[Optional[str], typer.Option("--backend", help="auto (ONNX Runtime on the CPU, torch on a "
+                                                "GPU), torch, onnx [SOUNDTAG_BACKEND].")]
 AudioColumn = Annotated[Optional[str], typer.Option("--audio-column", help="hf:// datasets: the column holding "
                                                     "audio (default: the one Audio column).")]
 TruthColumn = Annotated[Optional[str], typer.Option("--truth-column", help="Column with each file's true label "
@@ -140,6 +142,7 @@ def run(
     truth_column: TruthColumn = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N, mps.")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="fp32, fp16, bf16, int8 (CPU only).")] = None,
+    backend: Backend = None,
     force: Force = False,
     retry_failed: RetryFailed = False,
 ) -> None:
@@ -149,7 +152,7 @@ def run(
     from worker.runner import run as run_job
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
-                             hop_s=hop, device=device, dtype=dtype)
+                             hop_s=hop, device=device, dtype=dtype, backend=backend)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
     started = time.monotonic()
@@ -390,11 +393,14 @@ def worker(
     queue: Annotated[Optional[str], typer.Option(help="Queue to consume [SOUNDTAG_QUEUE].")] = None,
     pool: Annotated[str, typer.Option(help="solo: one process per GPU (default); prefork for CPU fleets.")] = "solo",
     concurrency: Annotated[Optional[int], typer.Option(help="Processes (prefork/threads pools).")] = None,
+    backend: Backend = None,
 ) -> None:
     """Start a Celery worker (`celery -A soundtag.fleet worker` with soundtag's defaults). Extra
     arguments are passed to Celery."""
     _one_blas_thread()
-    settings = load_settings(queue=queue)
+    settings = load_settings(queue=queue, backend=backend)
+    # The worker reads its settings from the environment, as Celery starts it.
+    os.environ["SOUNDTAG_BACKEND"] = settings.backend
     argv = [sys.executable, "-m", "celery", "-A", "soundtag.fleet", "worker", "--pool", pool, "--queues",
             settings.queue, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     if concurrency:
@@ -584,6 +590,7 @@ def relabel(
     job: Annotated[Optional[list[str]], typer.Option("--job", help="Only the files of this job (repeatable).")] = None,
     model: Model = None,
     database: Database = None,
+    backend: Backend = None,
 ) -> None:
     """Label stored files with a new taxonomy from their stored audio embeddings: no recording is
     read, only the text tower runs. Writes a new job (kind relabel)."""
@@ -592,7 +599,7 @@ def relabel(
 
     if job and sources:
         _fail("give either --job JOB ... or SOURCE ..., not both")
-    settings = load_settings(model=model, database_url=database)
+    settings = load_settings(model=model, database_url=database, backend=backend)
     tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
     started = time.monotonic()
@@ -629,6 +636,7 @@ def search(
     model: Model = None,
     database: Database = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, best first.")] = False,
+    backend: Backend = None,
 ) -> None:
     """Stored windows ranked by cosine similarity to a text or to another recording's window."""
     import json
@@ -639,7 +647,7 @@ def search(
 
     if (text is None) == (like is None):
         _fail('give exactly one of TEXT or --like URI')
-    settings = load_settings(model=model, database_url=database)
+    settings = load_settings(model=model, database_url=database, backend=backend)
     engine = _engine(settings)
     hits = (search_text(engine, text, settings, limit) if text is not None
             else search_like(engine, _uri_prefix(like), settings, at, limit))
@@ -720,22 +728,35 @@ def import_reviews(
 
 
 @app.command("fetch-model")
-def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOUNDTAG_MODEL].")] = None) -> None:
+def fetch_model(
+    model: Annotated[Optional[str], typer.Argument(help="Hub id or local folder [SOUNDTAG_MODEL].")] = None,
+    export: Annotated[bool, typer.Option("--export", help="Also export its towers to ONNX (the CPU backend) "
+                                         "[SOUNDTAG_EXPORT_DIR].")] = False,
+    dtype: Annotated[Optional[str], typer.Option(help="With --export: fp32 or int8 (adds the quantized towers).")] = None,
+) -> None:
     """Download a model into the Hugging Face cache (HF_HOME), e.g. once into a volume that
-    every worker mounts; workers then run with HF_HUB_OFFLINE=1."""
-    from pathlib import Path as _Path
+    every worker mounts; workers then run with HF_HUB_OFFLINE=1. --export also builds its ONNX
+    export, which the onnx backend would otherwise build on first use."""
+    from soundtag import hub
 
-    settings = load_settings(model=model)
-    if _Path(settings.model).expanduser().is_dir():
-        console.print(f"{settings.model_ref}: a local folder, nothing to fetch", highlight=False)
-        return
-    from huggingface_hub import snapshot_download
+    settings = load_settings(model=model, dtype=dtype)
+    if hub.is_local(settings.model):
+        hub.check(settings.model)
+        if not export:
+            console.print(f"{settings.model_ref}: a local folder, nothing to fetch", highlight=False)
+    else:
+        from huggingface_hub import snapshot_download
 
-    try:
-        path = snapshot_download(settings.model)
-    except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
-        _fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
-    console.print(f"{settings.model}: in the cache at {path}", highlight=False)
+        try:
+            path = snapshot_download(settings.model)
+        except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
+            _fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
+        console.print(f"{settings.model}: in the cache at {path}", highlight=False)
+    if export:
+        from worker.onnx_export import exported
+
+        done = exported(settings.model, settings.dtype, settings.export_dir)
+        console.print(f"{settings.model_ref}: exported to ONNX in {done.folder}", highlight=False)
 
 
 @db_app.command("upgrade")
