@@ -132,7 +132,10 @@ def pick_backend(backend: str, device: str, dtype: str, model: str) -> str:
 def _cuda_likely() -> bool:
     """Whether torch would find a CUDA GPU, without importing torch (2 s): a CUDA build of torch
     and an NVIDIA device. The torch backend then asks torch itself."""
-    spec = find_spec("torch")
+    try:
+        spec = find_spec("torch")
+    except (ImportError, ValueError):  # a torch that cannot be imported here
+        return False
     if spec is None or not spec.submodule_search_locations:
         return False
     version = Path(next(iter(spec.submodule_search_locations)), "version.py")
@@ -147,17 +150,22 @@ def _cuda_likely() -> bool:
 def _unfused(model: str) -> bool:
     """Whether the checkpoint's feature extractor is the unfused one worker/log_mel.py computes;
     True when its config is not on this machine yet (the export then checks)."""
-    try:
-        folder = Path(model).expanduser() if hub.is_local(model) else None
-        if folder is None:
+    # The hub's checkpoints keep it in preprocessor_config.json; transformers 5 saves processor_config.json.
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        if hub.is_local(model):
+            path = Path(model).expanduser() / name
+        else:
             from huggingface_hub import try_to_load_from_cache
 
-            found = try_to_load_from_cache(model, "preprocessor_config.json")
-            if not isinstance(found, str):
-                return True
-            folder = Path(found).parent
-        config = json.loads((folder / "preprocessor_config.json").read_text())
-    except (OSError, ValueError):
+            found = try_to_load_from_cache(model, name)
+            path = Path(found) if isinstance(found, str) else None
+        try:
+            config = json.loads(path.read_text()) if path else None
+        except (OSError, ValueError):
+            config = None
+        if config is not None:
+            break
+    else:
         return True
     config = config.get("feature_extractor", config)
     return config.get("truncation", "rand_trunc") == "rand_trunc" and config.get("padding", "repeatpad") == "repeatpad"
