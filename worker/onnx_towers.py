@@ -32,36 +32,40 @@ class OnnxTowers:
         # One compute thread per usable CPU (ONNX Runtime counts the machine's cores, not the
         # affinity mask a container or taskset gives).
         self._options.intra_op_num_threads = usable_cpus()
-        self._audio = self._session("audio")
-        self._text = None  # made on first use: a taxonomy whose prompts are cached never needs it
-        self._text_lock = threading.Lock()
+        # Each session is made on first use (a second for the full model's audio tower): a relabel
+        # or a search needs no audio tower, a taxonomy whose prompts are kept no text tower.
+        self._sessions: dict = {}
+        self._lock = threading.Lock()
 
     def _session(self, tower: str):
         import onnxruntime
 
-        path = self._export.tower(tower, self._dtype)
-        try:
-            return onnxruntime.InferenceSession(str(path), self._options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own classes for a bad file
-            raise ModelError(f"{path}: ONNX Runtime cannot load it ({first_line(exc)}); delete "
-                             f"{self._export.folder} to export again") from None
+        with self._lock:
+            if tower not in self._sessions:
+                path = self._export.tower(tower, self._dtype)
+                try:
+                    self._sessions[tower] = onnxruntime.InferenceSession(str(path), self._options,
+                                                                         providers=["CPUExecutionProvider"])
+                except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own classes for a bad file
+                    raise ModelError(f"{path}: ONNX Runtime cannot load it ({first_line(exc)}); delete "
+                                     f"{self._export.folder} to export again") from None
+                if tower == "text":
+                    from tokenizers import Tokenizer
+
+                    manifest = self._export.manifest
+                    self._tokenizer = Tokenizer.from_file(str(self._export.folder / "tokenizer.json"))
+                    self._tokenizer.enable_padding(pad_id=manifest["pad_id"], pad_token=manifest["pad_token"])
+            return self._sessions[tower]
 
     def prepare(self, windows: list[np.ndarray]) -> list[np.ndarray]:
         return [self._log_mel(w) for w in windows]
 
     def embed_windows(self, prepared: list[np.ndarray]) -> np.ndarray:
-        return self._audio.run(None, {"input_features": np.stack(prepared)})[0]
+        return self._session("audio").run(None, {"input_features": np.stack(prepared)})[0]
 
     def embed_prompts(self, texts: list[str]) -> np.ndarray:
-        with self._text_lock:
-            if self._text is None:
-                from tokenizers import Tokenizer
-
-                self._tokenizer = Tokenizer.from_file(str(self._export.folder / "tokenizer.json"))
-                manifest = self._export.manifest
-                self._tokenizer.enable_padding(pad_id=manifest["pad_id"], pad_token=manifest["pad_token"])
-                self._text = self._session("text")
+        session = self._session("text")
         encoded = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-        return self._text.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
