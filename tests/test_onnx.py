@@ -48,7 +48,8 @@ def test_export_is_built_once_then_reused_with_the_torch_fingerprint(tiny_clap, 
     assert len(builds) == 1
     folder = folder_for(str(tiny_clap), tmp_path)
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert {"audio.onnx", "text.onnx", "tokenizer.json", "front_end.npz"} <= manifest["files"].keys()
+    assert {"audio.onnx", "audio.onnx.data", "text.onnx", "text.onnx.data", "tokenizer.json",
+            "front_end.npz"} <= manifest["files"].keys()
     assert manifest["sampling_rate"] == 48000 and manifest["max_length_s"] == 10.0
     np.testing.assert_array_equal(_embeddings(first), _embeddings(again))
     # fp32 on either backend is one fingerprint: stored embeddings are shared (they agree to 1e-6).
@@ -63,16 +64,19 @@ def _truncate(path):
 
 def _other_bytes(path):
     data = bytearray(path.read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # same size, a block of weights zeroed
+    middle = slice(len(data) // 2, len(data) // 2 + 64)
+    data[middle] = bytes(255 - byte for byte in data[middle])  # same size, a block of weights inverted
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", [_truncate, _other_bytes, lambda path: path.unlink()],
-                         ids=["truncated", "same size, other bytes", "missing"])
-def test_a_damaged_export_is_built_again(tiny_clap, tmp_path, builds, damage):
+@pytest.mark.parametrize("damage, name", [(_truncate, "audio.onnx.data"), (_other_bytes, "audio.onnx.data"),
+                                          (lambda path: path.unlink(), "audio.onnx"), (_truncate, "manifest.json")],
+                         ids=["weights truncated", "weights of the same size, other bytes", "graph missing",
+                              "manifest truncated"])
+def test_a_damaged_export_is_built_again(tiny_clap, tmp_path, builds, damage, name):
     expected = _embeddings(load_classifier(str(tiny_clap), tmp_path, backend="onnx"))
     folder = folder_for(str(tiny_clap), tmp_path)
-    damage(folder / "audio.onnx")
+    damage(folder / name)
     rebuilt = load_classifier(str(tiny_clap), tmp_path, backend="onnx")
     assert len(builds) == 2
     np.testing.assert_array_equal(_embeddings(rebuilt), expected)
@@ -84,8 +88,9 @@ def test_fetch_model_exports_a_local_folder_offline_with_its_int8_towers(tiny_cl
                     env={"SOUNDTAG_EXPORT_DIR": str(exports), "HF_HUB_OFFLINE": "1"})
     folder = folder_for(str(tiny_clap), exports)
     assert f"exported to ONNX in {folder}" in proc.stderr
-    assert {p.name for p in folder.iterdir()} == {"audio.onnx", "text.onnx", "audio-int8.onnx", "text-int8.onnx",
-                                                  "tokenizer.json", "front_end.npz", "manifest.json"}
+    towers = {"audio.onnx", "text.onnx", "audio-int8.onnx", "text-int8.onnx"}
+    assert {p.name for p in folder.iterdir()} == {*towers, *(f"{t}.data" for t in towers), "tokenizer.json",
+                                                  "front_end.npz", "manifest.json"}
     int8 = load_classifier(str(tiny_clap), exports, backend="onnx", dtype="int8")
     assert int8.revision.endswith(":int8-onnx")
     scores = int8.label_embeddings(taxonomy_from_csv(LABELS)) @ _embeddings(int8)[0]

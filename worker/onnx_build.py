@@ -5,6 +5,7 @@ int8 towers through ONNX Runtime's dynamic quantization. Needs torch and transfo
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import warnings
@@ -76,14 +77,17 @@ def build(model: str, folder: Path) -> None:
             # The tracer warns about every Python branch on a shape; the shapes here are fixed
             # (a window is always the model's length) except the batch, which stays dynamic.
             warnings.simplefilter("ignore")
-            torch.onnx.export(AudioTower(clap), (features,), staging / "audio.onnx", opset_version=OPSET,
+            torch.onnx.export(AudioTower(clap), (features,), staging / "audio.traced.onnx", opset_version=OPSET,
                               dynamo=False, input_names=["input_features"], output_names=["audio_embeds"],
                               dynamic_axes={"input_features": {0: "windows"}, "audio_embeds": {0: "windows"}})
-            torch.onnx.export(TextTower(clap), (tokens["input_ids"], tokens["attention_mask"]), staging / "text.onnx",
+            torch.onnx.export(TextTower(clap), (tokens["input_ids"], tokens["attention_mask"]),
+                              staging / "text.traced.onnx",
                               opset_version=OPSET, dynamo=False, input_names=["input_ids", "attention_mask"],
                               output_names=["text_embeds"],
                               dynamic_axes={"input_ids": {0: "texts", 1: "tokens"},
                                             "attention_mask": {0: "texts", 1: "tokens"}, "text_embeds": {0: "texts"}})
+        for tower in ("audio", "text"):
+            _weights_beside(staging / f"{tower}.traced.onnx", staging / f"{tower}.onnx")
         tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
         front_end.save(staging / "front_end.npz")
         manifest = {
@@ -95,7 +99,8 @@ def build(model: str, folder: Path) -> None:
                     "padding": extractor.padding},
             "pad_token": tokenizer.pad_token, "pad_id": int(tokenizer.pad_token_id), "files": {},
         }
-        record(staging, manifest, ["audio.onnx", "text.onnx", "tokenizer.json", "front_end.npz"])
+        record(staging, manifest, ["audio.onnx", "audio.onnx.data", "text.onnx", "text.onnx.data", "tokenizer.json",
+                                   "front_end.npz"])
         if folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)
@@ -104,19 +109,46 @@ def build(model: str, folder: Path) -> None:
         raise
 
 
+def _weights_beside(traced: Path, target: Path) -> None:
+    """``traced`` saved as ``target`` with its weights in ``target``.data (see worker/onnx_export.py)."""
+    import onnx
+
+    graph = onnx.load(traced)
+    onnx.save_model(graph, target, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=f"{target.name}.data", size_threshold=1024)
+    Path(f"{target}.data").chmod(0o644)  # onnx writes it 0600, which would hide a shared cache
+    traced.unlink()
+
+
 def quantize(folder: Path, dtype: str) -> None:
     """Add the towers at ``dtype`` (int8: ONNX Runtime's dynamic quantization of the matrix
     products, as torch's ``quantize_dynamic`` does the Linear layers) to the export in ``folder``."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     if dtype != "int8":
         raise ModelError(f"--dtype {dtype}: the onnx backend runs fp32 and int8 only")
     manifest = json.loads((folder / "manifest.json").read_text())
     export = Export(folder, manifest)
     names = []
+    # quantize_dynamic warns through the root logger, which configures logging for the whole process
+    # (basicConfig) when nothing did: a quiet handler keeps it from doing that, and its warning out.
+    root, quiet = logging.getLogger(), logging.NullHandler()
+    level = root.level
+    root.addHandler(quiet)
+    root.setLevel(logging.ERROR)
+    try:
+        _quantize_towers(export, dtype, names)
+    finally:
+        root.removeHandler(quiet)
+        root.setLevel(level)
+    record(folder, manifest, names)
+
+
+def _quantize_towers(export: Export, dtype: str, names: list[str]) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     for tower in ("audio", "text"):
         target = export.tower(tower, dtype)
-        quantize_dynamic(export.tower(tower, "fp32"), target, weight_type=QuantType.QInt8,
+        quantized = target.with_suffix(".quantized.onnx")
+        quantize_dynamic(export.tower(tower, "fp32"), quantized, weight_type=QuantType.QInt8,
                          op_types_to_quantize=["MatMul", "Gemm"])
-        names.append(target.name)
-    record(folder, manifest, names)
+        _weights_beside(quantized, target)
+        names += [target.name, f"{target.name}.data"]

@@ -4,6 +4,9 @@
         audio.onnx      log-mel features (windows, 1, frames, mels) → unit-norm audio embeddings
         text.onnx       input_ids, attention_mask → unit-norm (projected) text embeddings
         audio-int8.onnx, text-int8.onnx   the same, dynamically quantized, made when int8 is asked for
+        *.onnx.data     each graph's weights, beside it: ONNX Runtime maps them instead of copying
+                        them out of the graph's protobuf (the full text tower: 3.6 s and 420 MB
+                        peak to open, against 10.6 s and 780 MB, on a loaded 2-core machine)
         tokenizer.json  the checkpoint's tokenizer, for the `tokenizers` library
         front_end.npz   the feature extractor's Hann window and mel filterbank (worker/log_mel.py)
         manifest.json   logit scale, sample rate, window length, mel parameters, and each file's
@@ -28,7 +31,7 @@ from soundtag.errors import ModelError
 log = logging.getLogger(__name__)
 
 # Export format: a folder written by another version of this layout is built again.
-LAYOUT = 1
+LAYOUT = 2
 
 
 def model_key(model: str) -> str:
@@ -105,7 +108,8 @@ def _whole(folder: Path, dtype: str) -> Export | None:
         return None
     export = Export(folder, manifest)
     files = manifest.get("files", {})
-    needed = {export.tower(name, dtype).name for name in ("audio", "text")} | {"tokenizer.json", "front_end.npz"}
+    towers = [export.tower(name, dtype).name for name in ("audio", "text")]
+    needed = {*towers, *(f"{tower}.data" for tower in towers), "tokenizer.json", "front_end.npz"}
     if manifest.get("layout") != LAYOUT or not needed <= files.keys():
         return None
     for name in needed:
