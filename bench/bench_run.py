@@ -161,10 +161,11 @@ def wait_for_quiet(max_wait_s: float, idle_share: float = 0.85) -> float:
 
 
 class Timed:
-    """One timed process: wall seconds, the CPU seconds other processes used meanwhile, its peak RSS."""
+    """One timed process: wall seconds, the CPU seconds other processes used meanwhile, its own CPU
+    seconds and peak RSS."""
 
-    def __init__(self, wall_s: float, others_cpu_s: float, peak_rss_mb: float = 0.0):
-        self.wall_s, self.others_cpu_s, self.peak_rss_mb = wall_s, others_cpu_s, peak_rss_mb
+    def __init__(self, wall_s: float, others_cpu_s: float, cpu_s: float = 0.0, peak_rss_mb: float = 0.0):
+        self.wall_s, self.others_cpu_s, self.cpu_s, self.peak_rss_mb = wall_s, others_cpu_s, cpu_s, peak_rss_mb
 
 
 def _timed(cmd: list[str]) -> Timed:
@@ -182,7 +183,7 @@ def _timed(cmd: list[str]) -> Timed:
             err.seek(0)
             raise SystemExit(f"{' '.join(cmd[:4])} ... exited {proc.returncode}:\n{err.read()[-3000:].decode()}")
     ours = usage.ru_utime + usage.ru_stime
-    return Timed(elapsed, max(0.0, (busy1 - busy0) / tick - ours), usage.ru_maxrss / 1024)
+    return Timed(elapsed, max(0.0, (busy1 - busy0) / tick - ours), ours, usage.ru_maxrss / 1024)
 
 
 def run_soundtag(model: Path, clips: Path, labels: list[str], db: Path, options: list[str]) -> tuple[Timed, dict]:
@@ -393,15 +394,18 @@ def report(r: dict) -> str:
         f"beforehand, once ({r['export_s']:.0f} s for fp32 and int8, `soundtag fetch-model --export --dtype "
         f"int8`). Each ran {runs}: best and median; peak RSS of the best run.",
         "",
-        "| path | best s | median s | files/s (best) | vs pipeline (best) | vs pipeline (median) | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| path | best s | median s | files/s (best) | vs pipeline (best) | vs pipeline (median) | CPU s (best) "
+        "| vs pipeline (CPU s) | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| `pipeline(\"zero-shot-audio-classification\")`, one call per clip, fp32 | {_best(pl):.1f} | "
-        f"{_median(pl):.1f} | {n / _best(pl):.2f} | 1.0× | 1.0× | {r['rss']['pipeline']:.0f} |",
+        f"{_median(pl):.1f} | {n / _best(pl):.2f} | 1.0× | 1.0× | {r['cpu']['pipeline']:.1f} | 1.0× | "
+        f"{r['rss']['pipeline']:.0f} |",
     ]
     for name, times in r["soundtag"].items():
         lines.append(f"| `soundtag run {' '.join(VARIANTS[name])}` | {_best(times):.1f} | {_median(times):.1f} | "
                      f"{n / _best(times):.2f} | {_best(pl) / _best(times):.1f}× | "
-                     f"{_median(pl) / _median(times):.1f}× | {r['rss'][name]:.0f} |")
+                     f"{_median(pl) / _median(times):.1f}× | {r['cpu'][name]:.1f} | "
+                     f"{r['cpu']['pipeline'] / r['cpu'][name]:.1f}× | {r['rss'][name]:.0f} |")
     lines += ["", "Run log, in order: wall s (CPU idle share just before; CPU-s other processes used during the run).",
               "", "; ".join(f"{name} {wall:.1f} ({100 * idle:.0f}%; {others:.1f})"
                             for name, wall, idle, others in r["log"])]
@@ -428,17 +432,21 @@ def report(r: dict) -> str:
             f"{r['steady_clips']} clips and the one-clip run, (N − 1) / (wall(N) − wall(1)). Long recording: "
             f"one {r['long_minutes']:.0f}-minute FLAC (44.1 kHz mono, {r['long_windows']} windows), whole process.",
             "",
+            "Wall seconds, then (CPU seconds of the process itself).",
+            "",
             "| backend (fp32) | cold start, prompts kept s | cold start, text tower s | "
-            f"{r['steady_clips']} clips s | steady files/s | long recording s | × real time | peak RSS MB "
+            f"{r['steady_clips']} clips s | steady files/s (per CPU-s) | long recording s | × real time | peak RSS MB "
             f"({r['steady_clips']} clips) | peak RSS MB (long) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for backend in c:
             b = c[backend]
             steady = (r["steady_clips"] - 1) / max(1e-9, b["steady_s"] - b["cold_text_s"])
-            lines.append(f"| {backend} | {b['cold_kept_s']:.2f} | {b['cold_text_s']:.2f} | {b['steady_s']:.1f} | "
-                         f"{steady:.2f} | {b['long_s']:.1f} | {60 * r['long_minutes'] / b['long_s']:.0f}× | "
-                         f"{b['steady_rss']:.0f} | {b['long_rss']:.0f} |")
+            steady_cpu = (r["steady_clips"] - 1) / max(1e-9, b["steady_cpu"] - b["cold_text_cpu"])
+            lines.append(f"| {backend} | {b['cold_kept_s']:.2f} ({b['cold_kept_cpu']:.2f}) | {b['cold_text_s']:.2f} "
+                         f"({b['cold_text_cpu']:.2f}) | {b['steady_s']:.1f} ({b['steady_cpu']:.1f}) | {steady:.2f} "
+                         f"({steady_cpu:.2f}) | {b['long_s']:.1f} ({b['long_cpu']:.1f}) | "
+                         f"{60 * r['long_minutes'] / b['long_s']:.0f}× | {b['steady_rss']:.0f} | {b['long_rss']:.0f} |")
         onnx = c.get("onnx")
         if onnx:
             met = "**met**" if onnx["cold_kept_s"] <= 3 else "**not met**"
@@ -552,7 +560,8 @@ def cold_and_steady(model: Path, clips: list[Path], labels: list[str], work: Pat
                          "--model", str(model), "--database", f"sqlite:///{db}", "--device", "cpu",
                          "--backend", backend])
         log.append((f"{backend} {name}", timing.wall_s, idle, timing.others_cpu_s))
-        print(f"{backend} {name}: {timing.wall_s:.2f} s, {timing.peak_rss_mb:.0f} MB (CPUs {100 * idle:.0f}% idle "
+        print(f"{backend} {name}: {timing.wall_s:.2f} s, {timing.cpu_s:.1f} CPU-s, {timing.peak_rss_mb:.0f} MB "
+              f"(CPUs {100 * idle:.0f}% idle "
               f"before; others {timing.others_cpu_s:.1f} CPU-s)", flush=True)
         return timing
 
@@ -562,7 +571,9 @@ def cold_and_steady(model: Path, clips: list[Path], labels: list[str], work: Pat
         many_run = timed(f"{steady} clips", many, backend)
         long_run = timed("long recording", long_dir, backend)
         out[backend] = {"cold_text_s": text.wall_s, "cold_kept_s": kept.wall_s, "steady_s": many_run.wall_s,
-                        "steady_rss": many_run.peak_rss_mb, "long_s": long_run.wall_s, "long_rss": long_run.peak_rss_mb}
+                        "steady_rss": many_run.peak_rss_mb, "long_s": long_run.wall_s, "long_rss": long_run.peak_rss_mb,
+                        "cold_kept_cpu": kept.cpu_s, "cold_text_cpu": text.cpu_s, "steady_cpu": many_run.cpu_s,
+                        "long_cpu": long_run.cpu_s}
     return out
 
 
@@ -574,7 +585,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each process (best and median)")
     parser.add_argument("--steady", type=int, default=1000, help="clips of the steady-rate run per backend")
     parser.add_argument("--long-minutes", type=float, default=30.0, help="length of the long recording")
-    parser.add_argument("--no-stages", action="store_true", help="skip timing the torch path stage by stage")
+    parser.add_argument("--no-stages", action="store_true",
+                        help="skip the in-process timings (the torch path stage by stage, the audio tower alone)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
+                        help=f"soundtag variants to run (default: all of {', '.join(VARIANTS)})")
     parser.add_argument("--quiet-wait", type=float, default=120.0, metavar="S",
                         help="before each timed run, wait up to S seconds for the CPUs to be 85%% idle")
     parser.add_argument("--quick", action="store_true",
@@ -585,10 +599,12 @@ def main(argv: list[str] | None = None) -> None:
     n, repeat, quiet_wait = (6, 1, 10.0) if args.quick else (args.clips, args.repeat, args.quiet_wait)
     steady, long_minutes = (20, 2.0) if args.quick else (args.steady, args.long_minutes)
     labels = LABELS[: args.labels]
-    variants = [v for v in VARIANTS if "bf16" not in v] if args.quick else list(VARIANTS)
+    variants = args.variants or ([v for v in VARIANTS if "bf16" not in v] if args.quick else list(VARIANTS))
+    if HEADLINE not in variants:
+        parser.error(f"--variants must include {HEADLINE!r}, the headline")
 
     model = checkpoint()
-    r: dict = {"clips": n, "labels": len(labels), "repeat": repeat, "log": [], "cold_log": [], "rss": {},
+    r: dict = {"clips": n, "labels": len(labels), "repeat": repeat, "log": [], "cold_log": [], "rss": {}, "cpu": {},
                "command": " ".join([".venv/bin/python -m bench.bench_run", *argv]), "steady_clips": steady,
                "long_minutes": long_minutes, "long_windows": int(long_minutes * 60 / 10),
                "soundtag": {v: [] for v in variants}, "pipeline": [], "vs_fp32": {}, "tower": {}, "parity": {},
@@ -600,8 +616,9 @@ def main(argv: list[str] | None = None) -> None:
         timing, scores = run()
         r["log"].append((name, timing.wall_s, idle, timing.others_cpu_s))
         if timing.wall_s <= min([wall for logged, wall, *_ in r["log"] if logged == name]):
-            r["rss"][name] = timing.peak_rss_mb
-        print(f"[{round_ + 1}/{repeat}] {name}: {timing.wall_s:.1f} s, {timing.peak_rss_mb:.0f} MB (CPUs "
+            r["rss"][name], r["cpu"][name] = timing.peak_rss_mb, timing.cpu_s
+        print(f"[{round_ + 1}/{repeat}] {name}: {timing.wall_s:.1f} s, {timing.cpu_s:.1f} CPU-s, "
+              f"{timing.peak_rss_mb:.0f} MB (CPUs "
               f"{100 * idle:.0f}% idle before; others used {timing.others_cpu_s:.1f} CPU-s meanwhile)", flush=True)
         return timing.wall_s, scores
 
@@ -623,13 +640,13 @@ def main(argv: list[str] | None = None) -> None:
             backend = VARIANTS[variant][1]
             if variant.endswith("fp32"):
                 r["parity"][variant] = compare(results[variant], pipeline_scores, labels)
-            else:
+            elif f"{backend} fp32" in results:
                 r["vs_fp32"][variant] = compare(results[variant], results[f"{backend} fp32"], labels, field=0)
         r["cold"] = cold_and_steady(model, clips, labels, work, steady, long_minutes, quiet_wait, r["cold_log"])
         if not (args.quick or args.no_stages):
             r["stages"] = stages(model, clips, labels, work, repeat, quiet_wait)
             print("stages: " + ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items()), flush=True)
-        for variant in variants:
+        for variant in variants if not (args.quick or args.no_stages) else ():
             backend, dtype = VARIANTS[variant][1], variant.split()[1]
             r["tower"][variant] = audio_tower_per_clip(model, clips, backend, dtype, repeat, quiet_wait)
         r["load_after"] = loadavg()
