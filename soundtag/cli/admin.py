@@ -1,0 +1,54 @@
+"""Administration: ``fetch-model`` (into the Hugging Face cache) and ``db upgrade`` (the schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from soundtag.cli.common import Database, console, fail
+from soundtag.errors import first_line
+from soundtag.settings import load_settings
+
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+
+
+def fetch_model(
+    model: Annotated[Optional[str], typer.Argument(help="Hub id or local folder [SOUNDTAG_MODEL].")] = None,
+    export: Annotated[bool, typer.Option("--export", help="Also export its towers to ONNX (the CPU backend) "
+                                         "[SOUNDTAG_EXPORT_DIR].")] = False,
+    dtype: Annotated[Optional[str], typer.Option(help="With --export: fp32 or int8 (adds the quantized towers).")] = None,
+) -> None:
+    """Download a model into the Hugging Face cache (HF_HOME), e.g. once into a volume that
+    every worker mounts; workers then run with HF_HUB_OFFLINE=1. --export also builds its ONNX
+    export, which the onnx backend would otherwise build on first use."""
+    from soundtag import hub
+
+    settings = load_settings(model=model, dtype=dtype)
+    if hub.is_local(settings.model):
+        hub.check(settings.model)
+        if not export:
+            console.print(f"{settings.model_ref}: a local folder, nothing to fetch", highlight=False)
+    else:
+        from huggingface_hub import snapshot_download
+
+        try:
+            path = snapshot_download(settings.model)
+        except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
+            fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
+        console.print(f"{settings.model}: in the cache at {path}", highlight=False)
+    if export:
+        from worker.onnx_export import exported
+
+        done = exported(settings.model, settings.dtype, settings.export_dir)
+        console.print(f"{settings.model_ref}: exported to ONNX in {done.folder}", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database: Database = None) -> None:
+    """Create or migrate the schema to the newest version."""
+    from db.schema import engine_for, safe_url, upgrade
+
+    engine = engine_for(load_settings(database_url=database).database_url)
+    upgrade(engine)
+    console.print(f"schema up to date: {safe_url(engine)}", highlight=False)
