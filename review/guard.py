@@ -66,7 +66,8 @@ class Guard:
         self.sessions: set[str] = set()
         # Without a token only the loopback names of this port reach the page (DNS rebinding).
         names = {"127.0.0.1", "localhost", "[::1]", host}
-        self.hosts = None if token else {f"{name}:{port}" for name in names} | (names if port in DEFAULT_PORTS else set())
+        with_port = {f"{name}:{port}" for name in names}
+        self.hosts = None if token else with_port | (names if port in DEFAULT_PORTS else set())
 
     def check(self, request: Request) -> Response | None:
         host = request.headers.get("host", "")

@@ -130,7 +130,8 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         # accept and reject judge the decision the page showed: the item's, read once at start,
         # rather than file_decisions again per keystroke (seconds on a large PostgreSQL archive).
         judged = verdict.label if verdict.verdict == Verdict.CORRECT else by_id[verdict.file_id].decision
-        store.record_verdicts(engine, session.job_id, [(verdict.file_id, verdict.verdict, session.reviewer, judged)])
+        given = (verdict.file_id, verdict.verdict, session.reviewer, judged)
+        store.record_verdicts(engine, {session.job_id: [given]})
         return {"progress": progress()}
 
     @app.post("/api/undo")

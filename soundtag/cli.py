@@ -12,11 +12,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-
 from soundtag.errors import SoundtagError, describe, first_line
-from soundtag.redaction import masked
+from soundtag.output import console, out, styled
 from soundtag.settings import load_settings
 from soundtag.uris import readable, shown
 
@@ -24,9 +21,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Zero-shot labeling of sound archives with CLAP.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
-console = Console(stderr=True, soft_wrap=True)
-# Piped output (scripts, logs) gets wide lines instead of rich's 80-column default.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 _debug = False
 
@@ -162,8 +156,7 @@ def run(
         display.close()
     elapsed = time.monotonic() - started
     console.print(f"done: {info.done} labeled, {info.failed} failed, {info.skipped} skipped in {elapsed:.1f} s "
-                  f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}",
-                  highlight=False)
+                  f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}")
     _print_failures(display.failures)
 
 
@@ -182,8 +175,7 @@ class _RunProgress:
 
     def planned(self, plan) -> None:
         console.print(f"run {plan.job_id}: {plan.found} files, {plan.todo} to label, {plan.skipped} skipped "
-                      f"({self.about})" + (f"; left out: {self.walked}" if str(self.walked) else ""),
-                      highlight=False)
+                      f"({self.about})" + (f"; left out: {self.walked}" if str(self.walked) else ""))
         if plan.todo:
             self.bar = self.progress.add_task("loading the model", total=plan.todo, rate=0.0, failed=0)
             self.progress.start()
@@ -206,7 +198,7 @@ class _RunProgress:
 
 def _print_failures(failures: list[tuple[str, str]]) -> None:
     for uri, error in failures[:20]:
-        console.print(f"  [red]failed[/] {escape(readable(uri))}: {escape(shown(error))}", highlight=False)
+        console.print(styled("red", "  failed", f" {readable(uri)}: {shown(error)}"))
     if len(failures) > 20:
         console.print(f"  ... and {len(failures) - 20} more: select uri, error from files where status = 'failed'")
 
@@ -262,8 +254,7 @@ def enqueue(
     result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
                          sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue)
     console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} skipped "
-                  f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""),
-                  highlight=False)
+                  f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""))
     out.print(result.job_id)
 
 
@@ -285,7 +276,7 @@ def scan(
     settings = load_settings(model=model, database_url=database)
     result = run_scan(_engine(settings), paths, _taxonomy(taxonomy, labels), settings, pattern=pattern,
                       audio_column=audio_column, truth_column=truth_column)
-    out.print(result.summary(), highlight=False)
+    out.print(result.summary())
 
 
 def _counts(info) -> str:
@@ -316,9 +307,9 @@ def status(
     if watch or wait:
         info = _follow(engine, info, interval, show=watch)
     out.print(f"job {info.job_id} ({info.kind}, {info.state}): {_counts(info)} of {info.total}; "
-              f"model {info.model}, taxonomy {info.taxonomy}", highlight=False)
+              f"model {info.model}, taxonomy {info.taxonomy}")
     if info.error:
-        out.print(f"error: {info.error}", highlight=False)
+        out.print(f"error: {info.error}")
     if info.state == JobState.CANCELLED:
         raise typer.Exit(EXIT_CANCELLED)
     if info.state == JobState.FAILED:
@@ -371,7 +362,7 @@ def cancel(job_id: Annotated[str, typer.Argument()], database: Database = None) 
     store.job_info(engine, job_id)
     store.cancel_job(engine, job_id)
     info = store.job_info(engine, job_id)
-    out.print(f"job {job_id}: {info.state}, {info.cancelled} queued files dropped; {_counts(info)}", highlight=False)
+    out.print(f"job {job_id}: {info.state}, {info.cancelled} queued files dropped; {_counts(info)}")
 
 
 @app.command()
@@ -381,7 +372,7 @@ def requeue(job_id: Annotated[str, typer.Argument()], database: Database = None)
     from producer.enqueue import requeue as requeue_job
 
     settings = load_settings(database_url=database)
-    out.print(f"job {job_id}: {requeue_job(_engine(settings), job_id, settings)} files sent again", highlight=False)
+    out.print(f"job {job_id}: {requeue_job(_engine(settings), job_id, settings)} files sent again")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -442,13 +433,12 @@ def evaluate(
     shown_threshold = {node.label: "background" if node.background else "rank 1" if node.threshold is None
                        else f"{node.threshold:.4f}" for node in policy}
     percent = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
-    out.print(f"job {job_id}: {result.files} files compared (model {info.model}, taxonomy {info.taxonomy})",
-              highlight=False)
+    out.print(f"job {job_id}: {result.files} files compared (model {info.model}, taxonomy {info.taxonomy})")
     out.print(f"accuracy {result.accuracy:.1%} ({result.top1}/{result.files}), top-{result.k} accuracy "
-              f"{result.topk_accuracy:.1%} ({result.topk}/{result.files})", highlight=False)
+              f"{result.topk_accuracy:.1%} ({result.topk}/{result.files})")
     out.print(f"coverage {result.coverage:.1%} ({result.decided}/{result.files} decided, "
               f"{result.files - result.decided} abstained), accuracy on covered files "
-              f"{percent(result.covered_accuracy)} ({result.decided_correct}/{result.decided})", highlight=False)
+              f"{percent(result.covered_accuracy)} ({result.decided_correct}/{result.decided})")
     table = Table("class", "support", "rank-1", "precision", "recall", "threshold", "tagged", "precision@t",
                   "recall@t")
     for c in result.classes:
@@ -457,13 +447,12 @@ def evaluate(
     out.print(table)
     if result.single < result.files:
         out.print(f"{result.files - result.single} files have several truths: the rank-1 label is right when it is "
-                  f"one of them; the confusion matrix counts the {result.single} with one", highlight=False)
+                  f"one of them; the confusion matrix counts the {result.single} with one")
     if result.missing:
         out.print(f"left out: {sum(result.missing.values())} files whose truth is no taxonomy label: "
-                  + ", ".join(f"{name} ({n})" for name, n in result.missing.items()), highlight=False)
+                  + ", ".join(f"{name} ({n})" for name, n in result.missing.items()))
     if result.unlabeled or result.no_truth:
-        out.print(f"left out: {result.unlabeled} files without a result, {result.no_truth} without truth",
-                  highlight=False)
+        out.print(f"left out: {result.unlabeled} files without a result, {result.no_truth} without truth")
     if plot:
         confusion, pr = _plot_paths(plot)
         cosines = store.job_cosines(engine, job_id, reviewed=truth == "reviews")
@@ -475,8 +464,8 @@ def evaluate(
                         "● the current threshold")
         except ImportError:
             _fail("--plot needs matplotlib: pip install 'soundtag[plot]'")
-        console.print(f"confusion matrix → {confusion}", highlight=False)
-        console.print(f"precision-recall curves → {pr}", highlight=False)
+        console.print(f"confusion matrix → {confusion}")
+        console.print(f"precision-recall curves → {pr}")
 
 
 @app.command()
@@ -514,16 +503,15 @@ def calibrate(
     table = Table("label", "threshold", "precision", "recall", "support")
     for c in chosen:
         table.add_row(c.label, f"{c.threshold:.4f}", percent(c.precision), percent(c.recall), str(c.support))
-    out.print(f"job {job_id}: {len(known)} files with a known truth, target precision {target_precision:.0%}",
-              highlight=False)
+    out.print(f"job {job_id}: {len(known)} files with a known truth, target precision {target_precision:.0%}")
     out.print(table)
     missed = [c.label for c in chosen if not c.reached]
     if missed:
         out.print(f"cannot reach {target_precision:.0%} precision (threshold above every cosine seen): "
-                  + ", ".join(missed), highlight=False)
+                  + ", ".join(missed))
     calibrated = taxonomy.with_thresholds({c.label: c.threshold for c in chosen})
     out_file.write_text(yaml.safe_dump(calibrated.document(), sort_keys=False, allow_unicode=True))
-    console.print(f"taxonomy with thresholds → {out_file}", highlight=False)
+    console.print(f"taxonomy with thresholds → {out_file}")
 
 
 def _job_or_newest(engine, job: str | None, command: str):
@@ -572,7 +560,7 @@ def review(
     shown_host = f"[{host}]" if ":" in host else host
     console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}: "
                   f"http://{shown_host}:{port}/" + ("?token=…" if settings.review_token else "")
-                  + "  (Ctrl-C stops)", highlight=False)
+                  + "  (Ctrl-C stops)")
     serve(app_, host, port)
 
 
@@ -610,14 +598,14 @@ def relabel(
         display.close()
     elapsed = time.monotonic() - started
     console.print(f"done: {info.done} relabeled from stored embeddings in {elapsed:.1f} s "
-                  f"({info.done / elapsed if elapsed else 0:.0f} files/s) → job {info.job_id}", highlight=False)
+                  f"({info.done / elapsed if elapsed else 0:.0f} files/s) → job {info.job_id}")
     if missing:
         console.print(f"{len(missing)} files have no stored embeddings of this model; label them once from their "
-                      f"recordings to keep them: soundtag run PATH --force --model {settings.model}", highlight=False)
+                      f"recordings to keep them: soundtag run PATH --force --model {settings.model}")
         for uri in missing[:20]:
-            console.print(f"  [yellow]no embeddings[/] {escape(readable(uri))}", highlight=False)
+            console.print(styled("yellow", "  no embeddings", f" {readable(uri)}"))
         if len(missing) > 20:
-            console.print(f"  ... and {len(missing) - 20} more", highlight=False)
+            console.print(f"  ... and {len(missing) - 20} more")
 
 
 @app.command()
@@ -648,7 +636,7 @@ def search(
         return
     table = Table("similarity", "start_s", "end_s", "uri")
     for hit in hits:
-        table.add_row(f"{hit.similarity:.3f}", f"{hit.start_s:.1f}", f"{hit.end_s:.1f}", escape(readable(hit.uri)))
+        table.add_row(f"{hit.similarity:.3f}", f"{hit.start_s:.1f}", f"{hit.end_s:.1f}", readable(hit.uri))
     out.print(table)
 
 
@@ -671,7 +659,7 @@ def export_embeddings(
     if not written:
         _fail(f"no stored embeddings of model {settings.model_ref}" + (f" for job {job}" if job else "")
               + "; `soundtag run` keeps them unless SOUNDTAG_EMBEDDINGS=off")
-    console.print(f"{written} windows → {out_file}", highlight=False)
+    console.print(f"{written} windows → {out_file}")
 
 
 @app.command()
@@ -694,9 +682,9 @@ def export(
     info = _job_or_newest(engine, job, "export")
     written = write(engine, info.job_id, ExportFormat(fmt), out_path, settings, reviewed=reviewed)
     console.print(f"job {info.job_id}: {written.files} files → {out_path}"
-                  + (f"; labeling config → {written.extra}" if written.extra else ""), highlight=False)
+                  + (f"; labeling config → {written.extra}" if written.extra else ""))
     for problem in written.unreadable[:20]:
-        console.print(f"  [yellow]left out[/] {escape(shown(problem))}", highlight=False)
+        console.print(styled("yellow", "  left out", f" {shown(problem)}"))
 
 
 @app.command("import-reviews")
@@ -716,7 +704,7 @@ def import_reviews(
     done = load(engine, path, _job_or_newest(engine, job, "import-reviews").job_id, reviewer)
     out.print(f"{done.recorded} verdicts recorded, {done.unchanged} already in force, {done.cancelled} cancelled; "
               f"left out: {done.unknown_tasks} tasks of no known file, {done.unknown_labels} annotations with a "
-              f"label not in the taxonomy", highlight=False)
+              f"label not in the taxonomy")
 
 
 @app.command("fetch-model")
@@ -727,7 +715,7 @@ def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOU
 
     settings = load_settings(model=model)
     if _Path(settings.model).expanduser().is_dir():
-        console.print(f"{settings.model_ref}: a local folder, nothing to fetch", highlight=False)
+        console.print(f"{settings.model_ref}: a local folder, nothing to fetch")
         return
     from huggingface_hub import snapshot_download
 
@@ -735,7 +723,7 @@ def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOU
         path = snapshot_download(settings.model)
     except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
         _fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
-    console.print(f"{settings.model}: in the cache at {path}", highlight=False)
+    console.print(f"{settings.model}: in the cache at {path}")
 
 
 @db_app.command("upgrade")
@@ -745,7 +733,7 @@ def db_upgrade(database: Database = None) -> None:
 
     engine = engine_for(load_settings(database_url=database).database_url)
     upgrade(engine)
-    console.print(f"schema up to date: {safe_url(engine)}", highlight=False)
+    console.print(f"schema up to date: {safe_url(engine)}")
 
 
 def main() -> None:
@@ -756,13 +744,12 @@ def main() -> None:
     except SoundtagError as exc:
         if _debug:
             raise
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(styled("bold red", "error:", f" {exc}"))
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the one place errors become messages
         if _debug:
             raise
-        console.print(f"[bold red]error:[/] {masked(describe(exc))}\n(run with --debug for the traceback)",
-                      highlight=False)
+        console.print(styled("bold red", "error:", f" {describe(exc)}\n(run with --debug for the traceback)"))
         sys.exit(1)
     finally:
         # The process ends here. Python's last collections would walk every object torch and
