@@ -203,6 +203,14 @@ def _print_failures(failures: list[tuple[str, str]]) -> None:
         console.print(f"  ... and {len(failures) - 20} more: select uri, error from files where status = 'failed'")
 
 
+def _print_left_out(problems: list[str]) -> None:
+    """What a command skipped and why (a file it may not read, a damaged row), one line each."""
+    for problem in problems[:20]:
+        console.print(styled("yellow", "  left out", f" {shown(problem)}"))
+    if len(problems) > 20:
+        console.print(f"  ... and {len(problems) - 20} more")
+
+
 def _uri_prefix(source: str) -> str:
     """A source or file as stored URIs begin: URIs as given, local paths as ``file://`` URIs."""
     from soundtag.uris import file_uri
@@ -597,8 +605,9 @@ def relabel(
     finally:
         display.close()
     elapsed = time.monotonic() - started
-    console.print(f"done: {info.done} relabeled from stored embeddings in {elapsed:.1f} s "
+    console.print(f"done: {info.done} relabeled from stored embeddings, {info.failed} failed in {elapsed:.1f} s "
                   f"({info.done / elapsed if elapsed else 0:.0f} files/s) → job {info.job_id}")
+    _print_failures(display.failures)
     if missing:
         console.print(f"{len(missing)} files have no stored embeddings of this model; label them once from their "
                       f"recordings to keep them: soundtag run PATH --force --model {settings.model}")
@@ -629,8 +638,12 @@ def search(
         _fail('give exactly one of TEXT or --like URI')
     settings = load_settings(model=model, database_url=database)
     engine = _engine(settings)
-    hits = (search_text(engine, text, settings, limit) if text is not None
-            else search_like(engine, _uri_prefix(like), settings, at, limit))
+    damaged: list[str] = []
+    hits = (search_text(engine, text, settings, limit, damaged.append) if text is not None
+            else search_like(engine, _uri_prefix(like), settings, at, limit, damaged.append))
+    if damaged:
+        console.print(f"{len(damaged)} files with damaged stored embeddings left out of the search")
+        _print_left_out(damaged)
     if as_json:
         out.print_json(json.dumps([hit.as_dict() for hit in hits]))
         return
@@ -655,11 +668,12 @@ def export_embeddings(
     engine = _engine(settings)
     if job:
         store.job_info(engine, job)
-    written = export(engine, out_file, settings.model_ref, job)
+    written, damaged = export(engine, out_file, settings.model_ref, job)
+    _print_left_out(damaged)
     if not written:
         _fail(f"no stored embeddings of model {settings.model_ref}" + (f" for job {job}" if job else "")
               + "; `soundtag run` keeps them unless SOUNDTAG_EMBEDDINGS=off")
-    console.print(f"{written} windows → {out_file}")
+    console.print(f"{written} windows → {out_file}" + (f"; {len(damaged)} files left out" if damaged else ""))
 
 
 @app.command()
@@ -683,8 +697,7 @@ def export(
     written = write(engine, info.job_id, ExportFormat(fmt), out_path, settings, reviewed=reviewed)
     console.print(f"job {info.job_id}: {written.files} files → {out_path}"
                   + (f"; labeling config → {written.extra}" if written.extra else ""))
-    for problem in written.unreadable[:20]:
-        console.print(styled("yellow", "  left out", f" {shown(problem)}"))
+    _print_left_out(written.unreadable)
 
 
 @app.command("import-reviews")
