@@ -593,10 +593,12 @@ def relabel(
     engine = _engine(settings)
     started = time.monotonic()
     missing: list[str] = []
+    refused: list[str] = []
     display = _RunProgress(f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
 
     def planned(plan) -> None:
         missing.extend(plan.missing)
+        refused.extend(plan.refused)
         display.planned(Planned(plan.job_id, plan.todo + len(plan.missing), plan.todo))
 
     try:
@@ -608,6 +610,7 @@ def relabel(
     console.print(f"done: {info.done} relabeled from stored embeddings, {info.failed} failed in {elapsed:.1f} s "
                   f"({info.done / elapsed if elapsed else 0:.0f} files/s) → job {info.job_id}")
     _print_failures(display.failures)
+    _print_left_out(refused)
     if missing:
         console.print(f"{len(missing)} files have no stored embeddings of this model; label them once from their "
                       f"recordings to keep them: soundtag run PATH --force --model {settings.model}")

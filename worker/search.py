@@ -12,9 +12,10 @@ from sqlalchemy import Engine
 
 from db import store
 from soundtag import hub
-from soundtag.errors import DamagedData, SoundtagError
+from soundtag.errors import DamagedData, ReadError, SoundtagError
 from soundtag.settings import Settings
 from worker.runner import classifier_for
+from worker.storage import Storage
 from worker.window_index import WindowIndex
 
 
@@ -55,7 +56,12 @@ def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0,
     """Stored windows of ``settings.model`` ranked by cosine to the window of ``uri`` holding
     second ``at_s`` (the first window when none does). Needs no model: only stored vectors."""
     try:
+        storage = Storage(settings.allowed_roots, settings.allowed_buckets)
+        if storage.restricted:  # without allow-lists, the stored vectors of a recording gone since serve
+            storage.check(uri)
         found = store.stored_embeddings_of(engine, settings.model_ref, uri)
+    except ReadError as exc:  # the allow-lists refuse it
+        raise SoundtagError(f"search --like {exc}") from None
     except DamagedData as exc:
         raise SoundtagError(f"{exc}; run `soundtag run {uri} --force` to embed it again") from None
     if found is None:
