@@ -4,18 +4,12 @@ skipped, named and counted by every reader of stored embeddings; everything else
 import json
 
 import pyarrow.parquet as pq
-import pytest
 
 from db.schema import engine_for
 from tests.audio_files import write
 from tests.conftest import query, soundtag
 
 LABELS = "dog barking,rain,siren"
-
-
-@pytest.fixture(autouse=True)
-def index_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("SOUNDTAG_INDEX_DIR", str(tmp_path / "index"))
 
 
 def test_a_truncated_row_is_skipped_and_named_everywhere(tmp_path, tiny_clap, sqlite_url):

@@ -3,7 +3,6 @@ may echo one, run with secrets in their URLs and environment."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -11,10 +10,10 @@ import redis
 
 from soundtag.redaction import masked
 from tests.audio_files import write
-from tests.conftest import free_port, soundtag
+from tests.conftest import TEST_REDIS, free_port, soundtag
 
 SECRETS = ("pgS3cret", "redisS3cret", "awsS3cretKey", "AKIAS3CRETKEYID")
-REDIS = os.environ.get("SOUNDTAG_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REDIS = TEST_REDIS
 
 
 def _no_secret(proc, returncode: int = 0) -> None:
