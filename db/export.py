@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import StoredEmbeddings, Unreadable, embedding_chunks
 
 
 def export_embeddings(engine: Engine, out: Path, model: str, job_id: str | None = None) -> tuple[int, list[str]]:
@@ -19,9 +19,9 @@ def export_embeddings(engine: Engine, out: Path, model: str, job_id: str | None 
 
     written, writer, damaged = 0, None, []
     try:
-        for stored in store.embedding_chunks(engine, model, job_id=job_id):
-            damaged += [found.reason for found in stored if isinstance(found, store.Unreadable)]
-            files = [found for found in stored if isinstance(found, store.StoredEmbeddings)]
+        for stored in embedding_chunks(engine, model, job_id=job_id):
+            damaged += [found.reason for found in stored if isinstance(found, Unreadable)]
+            files = [found for found in stored if isinstance(found, StoredEmbeddings)]
             if not files:
                 continue
             vectors = np.concatenate([found.vectors for found in files])

@@ -14,8 +14,8 @@ from typing import BinaryIO
 
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from soundtag import uris
-from worker.storage import Storage
+from soundtag.sources import uris
+from soundtag.sources.storage import Storage
 
 UNKNOWN = "application/octet-stream"
 # Enough of a file for soundfile and FFmpeg to name its format from the header.

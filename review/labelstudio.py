@@ -1,6 +1,6 @@
 """Label Studio round trips: a job's files as tasks with predictions (and the labeling config
 that shows them), and a Label Studio JSON export's annotations back as verdicts in the
-``review`` table, through db.store as the review page records them.
+``review`` table, through db.reviews as the review page records them.
 
 A task's ``data`` holds ``audio`` (what Label Studio plays), ``uri`` (the file's exact URI) and
 ``job``: the import maps annotations back by ``uri``, so tasks survive whatever URL rewriting
@@ -18,9 +18,13 @@ from xml.etree import ElementTree
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, TypeAdapter, ValidationError
 from sqlalchemy import Engine
 
-from db import store
-from soundtag import uris
+from db.decisions import model_decisions
+from db.files import job_file_ids
+from db.jobs import job_spec
+from db.labeled_files import LabeledFile
+from db.reviews import record_verdicts, verdicts
 from soundtag.errors import SoundtagError
+from soundtag.sources import uris
 from soundtag.states import Verdict
 from soundtag.taxonomy import Taxonomy
 
@@ -66,7 +70,7 @@ def no_label(taxonomy: Taxonomy) -> str:
     return next(name for name in candidates if name.casefold() not in taken)
 
 
-def task(file: store.LabeledFile, job_id: str, model: str, label: str | None, reject: str) -> dict:
+def task(file: LabeledFile, job_id: str, model: str, label: str | None, reject: str) -> dict:
     """One file as a task whose prediction holds ``label`` (``reject`` for none) as the choice and
     its events as regions."""
     prefix = f"{file.file_id}-"
@@ -81,7 +85,7 @@ def task(file: store.LabeledFile, job_id: str, model: str, label: str | None, re
             "predictions": [{"model_version": model, "score": score, "result": result}]}
 
 
-def write(chunks: Iterable[list[store.LabeledFile]], out: Path, job_id: str, model: str, taxonomy: Taxonomy,
+def write(chunks: Iterable[list[LabeledFile]], out: Path, job_id: str, model: str, taxonomy: Taxonomy,
           reviewed: bool) -> tuple[int, Path]:
     """Write the tasks to ``out`` as a JSON list, one task per line, and the config beside it
     (``out`` with the suffix ``.xml``, or ``.config.xml`` if that is ``out``); returns how many
@@ -219,11 +223,11 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
     done = Imported()
     given: dict[str, list] = {}
     for job_id, entries in by_job.items():
-        spec = store.job_spec(engine, job_id) if job_id else None
-        ids = store.job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
+        spec = job_spec(engine, job_id) if job_id else None
+        ids = job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
         if spec:
-            decisions = store.model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
-            in_force = store.verdicts(engine, job_id)
+            decisions = model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
+            in_force = verdicts(engine, job_id)
             reject = no_label(spec.taxonomy)
         for uri, annotations in entries:
             file_id = ids.get(uri)
@@ -247,6 +251,6 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                     continue
                 given.setdefault(job_id, []).append((file_id, verdict, _reviewer(annotation, reviewer), stored))
                 in_force[file_id] = (verdict, stored)
-    store.record_verdicts(engine, given)
+    record_verdicts(engine, given)
     done.recorded = sum(map(len, given.values()))
     return done

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from db.store import StoredEmbeddings, Unreadable
+from db.embeddings import StoredEmbeddings, Unreadable
 from worker.clap import score
 from worker.labeling import FileResult, Segment, aggregate
 

@@ -10,12 +10,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import stored_embeddings_of
 from soundtag import hub
 from soundtag.errors import DamagedData, ReadError, SoundtagError
 from soundtag.settings import Settings
 from worker.runner import classifier_for
-from worker.storage import Storage
+from soundtag.sources.storage import Storage
 from worker.window_index import WindowIndex
 
 
@@ -59,7 +59,7 @@ def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0,
         storage = Storage(settings.allowed_roots, settings.allowed_buckets)
         if storage.restricted:  # without allow-lists, the stored vectors of a recording gone since serve
             storage.check(uri)
-        found = store.stored_embeddings_of(engine, settings.model_ref, uri)
+        found = stored_embeddings_of(engine, settings.model_ref, uri)
     except ReadError as exc:  # the allow-lists refuse it
         raise SoundtagError(f"search --like {exc}") from None
     except DamagedData as exc:
