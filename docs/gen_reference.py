@@ -85,7 +85,7 @@ def _cli(names: list[str], old: str) -> str:
             parts.append(f"### `{ctx.command_path}`\n\n" + inspect.cleandoc(cmd.help or "") + "\n\n"
                          + f"```text\n{usage}\n```\n\n"
                          + ("| argument / option | |\n|---|---|\n"
-                            + "".join(f"| `{_cell(n)}` | {_cell(h)} |\n" for n, h in rows) if rows else ""))
+                            + "".join(f"| {_cell(f'`{n}`')} | {_cell(h)} |\n" for n, h in rows) if rows else ""))
     return "\n".join(parts)
 
 
@@ -153,21 +153,29 @@ def pages() -> list[Path]:
     return sorted(p for p in DOCS.rglob("*.md") if "<!-- generated:" in p.read_text())
 
 
-def _undocumented_commands() -> list[str]:
+def _documented(kind: str) -> set[str]:
+    return {name for page in pages() for match in _BLOCK.finditer(page.read_text())
+            if (spec := match["spec"].split())[0] == kind for name in spec[1:]}
+
+
+def _undocumented() -> list[str]:
+    """The commands and views that no page's generated part covers."""
     import typer
 
     from soundtag.cli import app
 
-    documented = {name for page in pages() for match in _BLOCK.finditer(page.read_text())
-                  if (spec := match["spec"].split())[0] == "cli" for name in spec[1:]}
-    return sorted(set(typer.main.get_command(app).commands) - documented)
+    commands = set(typer.main.get_command(app).commands) - _documented("cli")
+    views = set(_view_columns()) - _documented("view")
+    return ([f"soundtag {c}: in no page; add it to a `<!-- generated: cli ... -->` part of docs/commands/"
+             for c in sorted(commands)]
+            + [f"view {v}: in no page; add a `<!-- generated: view {v} -->` part to docs/reference/views.md"
+               for v in sorted(views)])
 
 
 def problems() -> list[str]:
     """What --check reports: pages whose generated parts are stale, cells still TODO, and
-    commands no page documents."""
-    found = [f"soundtag {name}: in no page; add it to a `<!-- generated: cli ... -->` part of docs/commands/"
-             for name in _undocumented_commands()]
+    commands and views no page documents."""
+    found = _undocumented()
     for page in pages():
         text, fresh = page.read_text(), render(page.read_text())
         name = page.relative_to(ROOT)
