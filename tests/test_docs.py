@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 RUN = {"bash", "sh", "sql"}
-_FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w-]*)")
+_FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w-]*)\s*$")
 _SKIP = re.compile(r"^\s*<!-- not tested: \S.* -->\s*$")
 
 
@@ -55,7 +55,7 @@ def examples(page: Path) -> list[Example]:
         start, indent, lang = i, fence["indent"], fence["lang"]
         i += 1
         body = []
-        while not lines[i].strip().startswith("```"):
+        while lines[i].strip() != "```":
             body.append(lines[i][len(indent):])
             i += 1
         before = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
