@@ -186,10 +186,14 @@ def test_generated_reference_is_fresh_and_complete():
     assert _gen_reference().problems() == []
 
 
-def test_site_builds_strict(tmp_path):
-    """A broken link, a missing anchor or a page left out of the navigation fails the build."""
+def test_site_builds_strict_and_loads_nothing_from_the_network(tmp_path):
+    """A broken link, a missing anchor or a page left out of the navigation fails the build; no
+    page loads a font, script or style from elsewhere."""
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     assert (tmp_path / "site" / "reference" / "views" / "index.html").exists()
+    for page in (tmp_path / "site").rglob("*.html"):
+        fetched = re.findall(r'<(?:script|link|img)[^>]*(?:src|href)="(https?://[^"]+)"', page.read_text())
+        assert not fetched, f"{page.name} loads {fetched} from the network"
