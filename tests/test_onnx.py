@@ -128,6 +128,12 @@ def test_a_run_on_the_onnx_backend_imports_neither_torch_nor_transformers(tiny_c
     proc = _run_without_torch(*args)
     assert proc.returncode == 0 and "2 labeled, 0 failed" in proc.stderr, proc.stderr
     assert query(sqlite_url, "select count(*) from file_labels")[0][0] == 2 * 4
+    # Relabel and search run the text tower alone, without torch too.
+    common = ["--model", str(tiny_clap), "--database", sqlite_url]
+    relabeled = _run_without_torch("relabel", "--labels", "wind,a new label", *common)
+    assert relabeled.returncode == 0 and "2 relabeled" in relabeled.stderr, relabeled.stderr
+    found = _run_without_torch("search", "another sentence never seen", "--json", *common)
+    assert found.returncode == 0 and len(json.loads(found.stdout)) == 3, found.stderr  # a.wav 1 window, b.flac 2
     # The same guard makes the torch backend fail: it does stop torch.
     failed = _run_without_torch(*args, "--backend", "torch", "--force")
     assert failed.returncode == 1 and "imported on the onnx backend" in failed.stderr

@@ -28,7 +28,7 @@ def fetch_model(
     if hub.is_local(settings.model):
         hub.check(settings.model)
         if not export:
-            console.print(f"{settings.model_ref}: a local folder, nothing to fetch", highlight=False)
+            console.print(f"{settings.model_ref}: a local folder, nothing to fetch")
     else:
         from huggingface_hub import snapshot_download
 
@@ -36,12 +36,12 @@ def fetch_model(
             path = snapshot_download(settings.model)
         except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
             fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
-        console.print(f"{settings.model}: in the cache at {path}", highlight=False)
+        console.print(f"{settings.model}: in the cache at {path}")
     if export:
         from worker.onnx_export import exported
 
         done = exported(settings.model, settings.dtype, settings.export_dir)
-        console.print(f"{settings.model_ref}: exported to ONNX in {done.folder}", highlight=False)
+        console.print(f"{settings.model_ref}: exported to ONNX in {done.folder}")
 
 
 @db_app.command("upgrade")
@@ -51,4 +51,4 @@ def db_upgrade(database: Database = None) -> None:
 
     engine = engine_for(load_settings(database_url=database).database_url)
     upgrade(engine)
-    console.print(f"schema up to date: {safe_url(engine)}", highlight=False)
+    console.print(f"schema up to date: {safe_url(engine)}")
