@@ -112,16 +112,20 @@ def job_spec(engine: Engine, job_id: str) -> JobSpec | None:
 
 
 def create_job(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, kind: str, sources: list[str],
-               queue: str | None = None, force: bool = False) -> str:
-    """Record a new active job of ``settings.model`` and ``taxonomy``; returns its id. A ``force``
-    job labels its files from their audio even where stored embeddings could serve."""
+               queue: str | None = None, force: bool = False, model: str | None = None,
+               head: str | None = None) -> str:
+    """Record a new active job of ``model`` (default ``settings.model``) and ``taxonomy``;
+    returns its id. A ``force`` job labels its files from their audio even where stored
+    embeddings could serve; one with ``head`` ('head:NAME@vN') labels them with that head too."""
     job_id = uuid.uuid4().hex[:12]
     options = {"window_s": settings.window_s, "hop_s": settings.hop_s, "batch_size": settings.batch_size,
                "queue": queue or settings.queue, "force": force}
+    if head:
+        options["head"] = head
     taxonomy_id = save_taxonomy(engine, taxonomy)
     with engine.begin() as conn:
         conn.execute(_insert(engine, Job).values(
-            id=job_id, kind=kind, model=settings.model_ref, taxonomy_id=taxonomy_id, sources=sources,
+            id=job_id, kind=kind, model=model or settings.model_ref, taxonomy_id=taxonomy_id, sources=sources,
             options=options, state=JobState.ACTIVE, created_at=now()))
     return job_id
 
@@ -320,18 +324,22 @@ def _save_windows(engine: Engine, conn, labeling_ids: list[int], done: Sequence,
 
 
 def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequence[str],
-                 embeddings: EmbeddingKey | None = None, *, logit_scale: float) -> None:
+                 embeddings: EmbeddingKey | None = None, *, logit_scale: float | None,
+                 labeling: tuple[str, int] | None = None) -> None:
     """Store a batch of FileResults (worker.labeling) of one job in one transaction, a few
     set-based statements whatever the batch's size. A failed file keeps the results earlier jobs
     gave it; its row says the latest attempt failed. ``logit_scale`` is the model's (its
-    exp(logit_scale_a)), from which the views compute window scores. With ``embeddings``, the
-    windows' audio embeddings are kept too (replacing those of the same key)."""
+    exp(logit_scale_a)), from which the views compute window scores; None for a head's results,
+    whose window scores are their stored probabilities. With ``embeddings``, the windows' audio
+    embeddings are kept too (replacing those of the same key). ``labeling`` (model, taxonomy id)
+    files the scores under another model and taxonomy than the job's: a head's beside a run's."""
     if not results:
         return
     stamp = now()
     results = list({r.uri: r for r in results}.values())
     with engine.begin() as conn:
         job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
+        model, taxonomy_id = labeling or job
         files = conn.execute(select(File.uri, File.id, File.fingerprint)
                              .where(_among(engine, "uris", File.uri, Text(), [r.uri for r in results]))).all()
         ids = {uri: file_id for uri, file_id, _ in files}
@@ -365,11 +373,11 @@ def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequenc
         stmt = _insert(engine, Labeling).from_select(
             ["file_id", "model", "taxonomy_id", "job_id", "fingerprint", "content_hash", "created_at", "top_label",
              "top_score", "top_similarity", "scores", "similarities", "logit_scale"],
-            select(labeled.c.file_id, literal(job.model, Text()), literal(job.taxonomy_id, BigInteger()),
+            select(labeled.c.file_id, literal(model, Text()), literal(taxonomy_id, BigInteger()),
                    literal(job_id, Text()), labeled.c.fingerprint, labeled.c.content_hash,
                    literal(stamp, DateTime(timezone=True)), labeled.c.top_label, labeled.c.top_score,
                    labeled.c.top_similarity, labeled.c.scores, labeled.c.similarities,
-                   literal(float(logit_scale), Float())).where(true()))
+                   literal(None if logit_scale is None else float(logit_scale), Float())).where(true()))
         # The upsert takes the row locks, so two deliveries of one file serialise here and the
         # second replaces the first's windows instead of interleaving with them.
         stmt = stmt.on_conflict_do_update(index_elements=["file_id", "model", "taxonomy_id"], set_={
@@ -940,12 +948,15 @@ def stored_embeddings(engine: Engine, model: str, revision: str, window_s: float
 
 
 def embedding_chunks(engine: Engine, model: str, revision: str | None = None, *, job_id: str | None = None,
-                     status: FileState | None = None, chunk: int = 500) -> Iterable[list[StoredEmbeddings]]:
+                     status: FileState | None = None, file_ids: Sequence[int] | None = None,
+                     chunk: int = 500) -> Iterable[list[StoredEmbeddings]]:
     """Every file's usable stored embeddings of ``model`` (of one revision, or any), ``chunk``
     files at a time in file order, so memory stays bounded whatever the archive's size; only
-    the files of ``job_id`` (with that ``status`` there) when given. A file embedded with
-    several window settings or revisions comes once, with its latest embeddings."""
+    the files of ``job_id`` (with that ``status`` there), or of ``file_ids``, when given. A file
+    embedded with several window settings or revisions comes once, with its latest embeddings."""
     ids_query = _embeddings_query(model, revision, AudioEmbedding.file_id)
+    if file_ids is not None:
+        ids_query = ids_query.where(_among(engine, "scope", AudioEmbedding.file_id, BigInteger(), list(file_ids)))
     if job_id is not None:
         ids_query = ids_query.join(JobFile, and_(JobFile.file_id == File.id, JobFile.job_id == job_id))
         if status is not None:

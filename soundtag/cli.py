@@ -582,42 +582,130 @@ def relabel(
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
     job: Annotated[Optional[list[str]], typer.Option("--job", help="Only the files of this job (repeatable).")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", help="Score with the head NAME[@vN] (`soundtag train`; "
+                                                "default: its newest version) instead of a taxonomy.")] = None,
     model: Model = None,
     database: Database = None,
 ) -> None:
-    """Label stored files with a new taxonomy from their stored audio embeddings: no recording is
-    read, only the text tower runs. Writes a new job (kind relabel)."""
+    """Label stored files with a new taxonomy, or a trained head, from their stored audio
+    embeddings: no recording is read, only the text tower runs (nothing at all for a head).
+    Writes a new job (kind relabel)."""
     from worker.relabel import relabel as relabel_files
     from worker.runner import Planned
 
     if job and sources:
         _fail("give either --job JOB ... or SOURCE ..., not both")
     settings = load_settings(model=model, database_url=database)
-    tax = _taxonomy(taxonomy, labels)
     engine = _engine(settings)
+    if head:
+        if taxonomy or labels:
+            _fail("--head scores with the head's own labels: leave out --taxonomy and --labels")
+        chosen = _head(engine, head)
+        tax, model_ref = chosen.taxonomy(), chosen.model
+    else:
+        chosen, tax, model_ref = None, _taxonomy(taxonomy, labels), settings.model_ref
     started = time.monotonic()
     missing: list[str] = []
-    display = _RunProgress(f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
+    display = _RunProgress(f"model {model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
 
     def planned(plan) -> None:
         missing.extend(plan.missing)
         display.planned(Planned(plan.job_id, plan.todo + len(plan.missing), plan.todo))
 
     try:
-        info = relabel_files(engine, tax, settings, job_ids=job or (), sources=[_uri_prefix(s) for s in sources or ()],
-                             on_planned=planned, on_result=display.result)
+        info = relabel_files(engine, tax, settings, head=chosen, job_ids=job or (),
+                             sources=[_uri_prefix(s) for s in sources or ()], on_planned=planned,
+                             on_result=display.result)
     finally:
         display.close()
     elapsed = time.monotonic() - started
     console.print(f"done: {info.done} relabeled from stored embeddings in {elapsed:.1f} s "
                   f"({info.done / elapsed if elapsed else 0:.0f} files/s) → job {info.job_id}", highlight=False)
     if missing:
+        base = chosen.base_model if chosen else settings.model
         console.print(f"{len(missing)} files have no stored embeddings of this model; label them once from their "
-                      f"recordings to keep them: soundtag run PATH --force --model {settings.model}", highlight=False)
+                      f"recordings to keep them: soundtag run PATH --force --model {base}", highlight=False)
         for uri in missing[:20]:
             console.print(f"  [yellow]no embeddings[/] {escape(readable(uri))}", highlight=False)
         if len(missing) > 20:
             console.print(f"  ... and {len(missing) - 20} more", highlight=False)
+
+
+def _head(engine, ref: str):
+    """The stored head that ``NAME`` or ``NAME@vN`` names."""
+    from db.heads import load_head
+    from soundtag.head import parse_ref
+
+    return load_head(engine, *parse_ref(ref))
+
+
+@app.command()
+def train(
+    name: Annotated[str, typer.Argument(help="The head's name; each training stores its next version, NAME@vN.")],
+    sources: Annotated[Optional[list[str]], typer.Argument(help="Only files under these source URIs or folders.")]
+    = None,
+    job: Annotated[Optional[list[str]], typer.Option("--job", help="Only the files of this job (repeatable).")] = None,
+    teacher: Annotated[str, typer.Option("--from", help="reviews (the verdicts in force), truth (the files' truth "
+                                         "column) or both.")] = "reviews",
+    model: Model = None,
+    database: Database = None,
+) -> None:
+    """Train a head on the stored window embeddings of the files in scope from the reviews: one
+    logistic regression per label, cross-validated by file against zero-shot. No audio is read."""
+    from soundtag.head import parse_ref
+    from worker.learning import Teacher, train as fit_head
+
+    if job and sources:
+        _fail("give either --job JOB ... or SOURCE ..., not both")
+    if teacher not in set(Teacher):
+        _fail(f"--from {teacher!r}: use one of {', '.join(Teacher)}")
+    if parse_ref(name)[1] is not None:
+        _fail(f"{name}: name the head without a version; each training stores the next one")
+    settings = load_settings(model=model, database_url=database)
+    engine = _engine(settings)
+    started = time.monotonic()
+    trained = fit_head(engine, name, settings.model_ref, job_ids=job or (),
+                       sources=[_uri_prefix(s) for s in sources or ()], teacher=Teacher(teacher))
+    _print_training(trained, time.monotonic() - started)
+
+
+def _print_training(trained, elapsed: float) -> None:
+    from rich.table import Table
+
+    def numbers(found: dict) -> tuple[str, str, str]:
+        if not found:
+            return "–", "–", "–"
+        return (f"{found['precision']:.2f}", f"{found['recall']:.2f}", f"{found['average_precision']:.2f}")
+
+    table = Table("label", "pos", "neg", "folds", "P", "R", "AP", "zero-shot P", "R", "AP")
+    for report in trained.reports:
+        if report.left_out:
+            continue
+        table.add_row(escape(report.label), str(report.positives), str(report.negatives), str(report.folds),
+                      *numbers(report.head), *numbers(report.zero_shot))
+    out.print(table)
+    for report in trained.reports:
+        if report.left_out:
+            out.print(f"left out {escape(report.label)}: {report.left_out}", highlight=False)
+    out.print(f"{trained.head.model}: {len(trained.head.labels)} labels from {trained.taught_files} reviewed of "
+              f"{trained.files} files, in {elapsed:.1f} s (base {trained.head.base_model})", highlight=False)
+
+
+@app.command("export-head")
+def export_head(
+    head: Annotated[str, typer.Argument(help="NAME or NAME@vN (default: the newest version).")],
+    out_file: Annotated[Path, typer.Option("--out", help="File to write: .safetensors or .npz.")],
+    database: Database = None,
+) -> None:
+    """Write a head's weights, biases, labels and base model to a safetensors or npz file
+    (docs/learning.md describes it), for a notebook to use."""
+    from soundtag.head_file import write
+
+    engine = _engine(load_settings(database_url=database))
+    chosen = _head(engine, head)
+    write(chosen, out_file)
+    console.print(f"{chosen.model}: {len(chosen.labels)} labels × {chosen.weights.shape[1]} → {out_file}",
+                  highlight=False)
 
 
 @app.command()

@@ -1,9 +1,10 @@
-"""Results from stored audio embeddings: a file's windows scored against any taxonomy without
-its recording, by the formula the pipeline uses (``clap.score``, ``labeling.aggregate``)."""
+"""Results from stored audio embeddings: a file's windows scored without its recording, against
+any taxonomy by the formula the pipeline uses (``clap.score``, ``labeling.aggregate``), or by a
+trained head (``soundtag.head.Head.score``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -12,15 +13,22 @@ from worker.clap import score
 from worker.labeling import FileResult, Segment, aggregate
 
 
-def results_from_stored(files: Sequence[StoredEmbeddings], labels: np.ndarray,
-                        logit_scale: float) -> list[FileResult]:
+# Window vectors → (scores, similarities), each windows × labels.
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def zero_shot(labels: np.ndarray, logit_scale: float) -> Scorer:
+    """The pipeline's scorer: cosines with the label embeddings, softmax at the model's scale."""
+    return lambda vectors: score(vectors, labels, logit_scale)
+
+
+def results_from_stored(files: Sequence[StoredEmbeddings], scorer: Scorer) -> list[FileResult]:
     """The FileResults a labeling of the recordings would give, scored from their stored windows:
-    all the files' windows in one product with the label embeddings (one per file cost more than
-    the rest of a relabel)."""
+    all the files' windows in one product (one per file cost more than the rest of a relabel)."""
     if not files:
         return []
     counts = [len(found.starts) for found in files]
-    scores, similarity = score(np.concatenate([found.vectors for found in files]), labels, logit_scale)
+    scores, similarity = scorer(np.concatenate([found.vectors for found in files]))
     file_scores, file_similarity = aggregate(scores, similarity, counts)
     results, at = [], 0
     for i, (found, count) in enumerate(zip(files, counts)):

@@ -26,7 +26,7 @@ from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from worker.audio import Limits
 from worker.clap import Classifier, check_device
-from worker.embeddings import results_from_stored
+from worker.embeddings import results_from_stored, zero_shot
 from worker.labeling import FileResult, Labeler
 from worker.storage import Storage
 
@@ -103,7 +103,7 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     stored = {} if spec.options.get("force") else store.stored_embeddings(
         engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s, wanted)
     from_audio = [uri for uri in wanted if uri not in stored]
-    reused = results_from_stored(list(stored.values()), vectors, classifier.logit_scale)
+    reused = results_from_stored(list(stored.values()), zero_shot(vectors, classifier.logit_scale))
     buffer: list[FileResult] = []
     flushed = time.monotonic()
     try:
