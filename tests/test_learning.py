@@ -1,0 +1,162 @@
+"""Learning from the reviews: `soundtag train` fits a head on the stored embeddings and the
+verdicts in force, `relabel --head` writes its labeling without the recordings, and the head
+beats zero-shot (a tiny random CLAP: zero-shot at chance) on the files nobody reviewed."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import soundfile as sf
+
+from db.schema import engine_for, ensure_schema
+from producer.sources import walk
+from review.export import ExportFormat, export
+from review.labelstudio import import_reviews
+from soundtag.head_file import read
+from soundtag.settings import Settings
+from soundtag.taxonomy import taxonomy_from_csv
+from tests.conftest import query, soundtag
+from worker import runner
+
+CLASSES = ("tone", "chirp", "noise")
+RATE = 16000
+
+
+def _clip(kind: str, rng, seconds: float = 2.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    if kind == "tone":
+        x = np.sin(2 * np.pi * rng.uniform(300, 500) * t)
+    elif kind == "chirp":
+        f0, f1 = rng.uniform(500, 1000), rng.uniform(3000, 6000)
+        x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * seconds)))
+    else:  # noise bursts
+        x = rng.standard_normal(len(t)) * (np.sin(2 * np.pi * rng.uniform(1, 4) * t) > 0)
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+def _corpus(root, per_class: int = 6):
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    for kind in CLASSES:
+        for i in range(per_class):
+            sf.write(root / f"{kind}{i}.wav", _clip(kind, rng), RATE)
+    return root
+
+
+def _kind(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1].rstrip("0123456789.wav")
+
+
+def _annotated(tasks_path, out, reviewed: int, extra: dict | None = None):
+    """Label Studio's export after a person chose each of the first ``reviewed`` files per class
+    (and ``extra``: file name → label)."""
+    tasks = json.loads(tasks_path.read_text())
+    done = []
+    for task in tasks:
+        name = task["data"]["uri"].rsplit("/", 1)[1]
+        label = (extra or {}).get(name) or (_kind(name) if int(name[-5]) < reviewed else None)
+        if label:
+            task["annotations"] = [{"id": 1, "completed_by": 1, "result": [
+                {"from_name": "decision", "to_name": "audio", "type": "choices", "value": {"choices": [label]}}]}]
+            done.append(task)
+    out.write_text(json.dumps(done))
+    return out
+
+
+def _accuracy(url: str, model: str, reviewed: int) -> float:
+    rows = query(url, f"select uri, label from file_decisions where model = '{model}' and implied_by is null")
+    unreviewed = [(uri, label) for uri, label in rows if int(uri[-5]) >= reviewed]
+    return sum(label == _kind(uri) for uri, label in unreviewed) / len(unreviewed)
+
+
+def _labeled_and_reviewed(tmp_path, tiny_clap, url, reviewed=3, extra=None, labels="tone,chirp,noise,bird"):
+    """A labeled corpus whose recordings are gone, and a person's Label Studio annotations of
+    some of it imported as verdicts (in this process: the model loads once for all the tests)."""
+    archive = _corpus(tmp_path / "archive")
+    engine = engine_for(url)
+    ensure_schema(engine)
+    settings = Settings(model=str(tiny_clap), database_url=url)
+    job = runner.run(engine, walk(str(archive)), taxonomy_from_csv(labels), settings, sources=[str(archive)]).job_id
+    for path in archive.iterdir():
+        path.unlink()  # from here on, nothing reads a recording
+    tasks = tmp_path / "tasks.json"
+    export(engine, job, ExportFormat.LABELSTUDIO, tasks, settings)
+    import_reviews(engine, _annotated(tasks, tmp_path / "annotated.json", reviewed, extra), job)
+    engine_for.cache_clear()
+    engine.dispose()
+
+
+def test_verdicts_from_label_studio_train_a_head_that_beats_zero_shot(tmp_path, tiny_clap, database_url):
+    _labeled_and_reviewed(tmp_path, tiny_clap, database_url)
+    trained = soundtag("train", "sounds", "--model", str(tiny_clap), "--database", database_url)
+    assert "head:sounds@v1: 3 labels from 9 reviewed of 18 files" in trained.stdout
+    assert "zero-shot" in trained.stdout and "tone" in trained.stdout
+
+    proc = soundtag("relabel", "--head", "sounds", "--database", database_url)
+    assert "done: 18 relabeled from stored embeddings" in proc.stderr
+    zero_shot, head = _accuracy(database_url, str(tiny_clap), 3), _accuracy(database_url, "head:sounds@v1", 3)
+    assert head >= 0.75 and head > zero_shot + 0.2, (head, zero_shot)
+    # Every view has the head's labeling, its scores the probabilities.
+    for view in ("file_labels", "segment_labels", "file_tags", "file_decisions", "segment_tags", "events"):
+        assert query(database_url, f"select count(*) from {view} where model = 'head:sounds@v1'")[0][0] > 0, view
+    assert query(database_url, "select kind, state from jobs where model = 'head:sounds@v1'") == [
+        ("relabel", "completed")]
+    files = query(database_url, "select label, score, similarity from file_labels where model = 'head:sounds@v1'")
+    assert all(0.0 <= score <= 1.0 and score == similarity for _, score, similarity in files)
+    windows = query(database_url, "select uri, start_s, label, score, similarity from segment_labels "
+                                  "where model = 'head:sounds@v1' and rank > 1")
+    assert windows and all(abs(score - similarity) < 1e-6 for *_, score, similarity in windows)
+    # A label passes where its probability reaches 0.5, as file_tags says.
+    tags = query(database_url, "select count(*) from file_tags where model = 'head:sounds@v1' and similarity < 0.5")
+    assert tags == [(0,)]
+
+
+def test_each_training_keeps_a_version_a_label_with_one_verdict_is_left_out_and_export_head_matches(tmp_path, tiny_clap, sqlite_url):
+    _labeled_and_reviewed(tmp_path, tiny_clap, sqlite_url, extra={"noise5.wav": "bird"})
+    first = soundtag("train", "sounds", "--model", str(tiny_clap), "--database", sqlite_url)
+    assert "left out bird: 1 positive and" in first.stdout and "it needs at least 2 of each" in first.stdout
+    soundtag("relabel", "--head", "sounds", "--database", sqlite_url)
+    second = soundtag("train", "sounds", "--model", str(tiny_clap), "--database", sqlite_url)
+    assert "head:sounds@v2" in second.stdout
+    soundtag("relabel", "--head", "sounds", "--database", sqlite_url)
+
+    assert query(sqlite_url, "select name, version, labels from head order by version") == [
+        ("sounds", 1, '["chirp", "noise", "tone"]'), ("sounds", 2, '["chirp", "noise", "tone"]')]
+    assert query(sqlite_url, "select model, count(distinct uri) from file_labels where model like 'head:%' "
+                             "group by model order by model") == [("head:sounds@v1", 18), ("head:sounds@v2", 18)]
+    assert not query(sqlite_url, "select * from file_labels where model like 'head:%' and label = 'bird'")
+    metrics = json.loads(query(sqlite_url, "select metrics from head where version = 1")[0][0])
+    assert "bird" in metrics["left_out"] and metrics["labels"]["tone"]["positives"] == 3
+    verdicts = json.loads(query(sqlite_url, "select verdicts from head where version = 1")[0][0])
+    assert len(verdicts) == 10  # every verdict it learned from, by review id
+
+    # export-head writes what gives the stored probabilities from the exported embeddings.
+    stored = {(uri, label): score for uri, label, score in query(
+        sqlite_url, "select uri, label, score from segment_labels where model = 'head:sounds@v1'")}
+    soundtag("export-embeddings", "--out", str(tmp_path / "e.parquet"), "--model", str(tiny_clap),
+             "--database", sqlite_url)
+    windows = pq.read_table(tmp_path / "e.parquet").to_pylist()
+    for suffix in ("safetensors", "npz"):
+        path = tmp_path / f"head.{suffix}"
+        soundtag("export-head", "sounds@v1", "--out", str(path), "--database", sqlite_url)
+        tensors, metadata = read(path)
+        assert metadata["head"] == "head:sounds@v1" and metadata["base_model"] == str(tiny_clap)
+        assert tensors["weights"].shape == (3, 16) and tensors["bias"].shape == (3,)
+        for row in windows:
+            p = 1 / (1 + np.exp(-(np.asarray(row["vector"]) @ tensors["weights"].T + tensors["bias"])))
+            for label, value in zip(json.loads(metadata["labels"]), p):
+                assert abs(stored[(row["uri"], label)] - value) < 1e-4
+
+
+def test_nothing_to_learn_from_is_one_line(tmp_path, tiny_clap, sqlite_url):
+    archive = _corpus(tmp_path / "archive", per_class=1)
+    engine = engine_for(sqlite_url)
+    ensure_schema(engine)
+    runner.run(engine, walk(str(archive)), taxonomy_from_csv("tone,chirp"),
+               Settings(model=str(tiny_clap), database_url=sqlite_url), sources=[str(archive)])
+    engine_for.cache_clear()
+    engine.dispose()
+    proc = soundtag("train", "sounds", "--model", str(tiny_clap), "--database", sqlite_url, check=False)
+    assert proc.returncode == 1
+    assert "nothing to learn from: no verdicts on these files" in proc.stderr
+    assert "Traceback" not in proc.stderr
