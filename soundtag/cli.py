@@ -142,6 +142,8 @@ def run(
     dtype: Annotated[Optional[str], typer.Option(help="fp32, fp16, bf16, int8 (CPU only).")] = None,
     force: Force = False,
     retry_failed: RetryFailed = False,
+    head: Annotated[Optional[str], typer.Option("--head", help="Label the files with this head NAME[@vN] too, "
+                                                "from the embeddings of the same pass.")] = None,
 ) -> None:
     """Label every audio file under PATHS on this machine and store the results."""
     _one_blas_thread()
@@ -157,6 +159,7 @@ def run(
     try:
         info = run_job(engine, _refs(paths, pattern, audio_column, truth_column, display.walked), tax, settings,
                        sources=_source_names(paths), force=force, retry_failed=retry_failed,
+                       head=_head_of(engine, head, settings) if head else None,
                        on_planned=display.planned, on_result=display.result)
     finally:
         display.close()
@@ -249,6 +252,8 @@ def enqueue(
     files_per_task: Annotated[Optional[int], typer.Option(min=1, help="Files per Celery task.")] = None,
     force: Force = False,
     retry_failed: RetryFailed = False,
+    head: Annotated[Optional[str], typer.Option("--head", help="The workers label the files with this head "
+                                                "NAME[@vN] too, from the embeddings of the same pass.")] = None,
 ) -> None:
     """Record a job and send its files to the workers; prints the job id."""
     from producer.enqueue import enqueue as enqueue_job
@@ -260,7 +265,8 @@ def enqueue(
     engine = _engine(settings)
     walked = WalkReport()
     result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
-                         sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue)
+                         sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue,
+                         head=_head_of(engine, head, settings) if head else None)
     console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} skipped "
                   f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""),
                   highlight=False)
@@ -666,6 +672,15 @@ def relabel(
             console.print(f"  [yellow]no embeddings[/] {escape(readable(uri))}", highlight=False)
         if len(missing) > 20:
             console.print(f"  ... and {len(missing) - 20} more", highlight=False)
+
+
+def _head_of(engine, ref: str, settings) -> str:
+    """'head:NAME@vN' of the head ``ref`` names, which must be a head of the model that runs."""
+    chosen = _head(engine, ref)
+    if chosen.base_model != settings.model_ref:
+        _fail(f"{chosen.model} was trained on {chosen.base_model}'s embeddings, not {settings.model_ref}'s: "
+              f"run with --model {chosen.base_model}")
+    return chosen.model
 
 
 def _head(engine, ref: str):

@@ -37,17 +37,17 @@ def _clip(kind: str, rng, seconds: float = 2.0) -> np.ndarray:
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 
-def _corpus(root, per_class: int = 6):
-    rng = np.random.default_rng(0)
+def _corpus(root, per_class: int = 6, seed: int = 0, prefix: str = ""):
+    rng = np.random.default_rng(seed)
     root.mkdir(parents=True)
     for kind in CLASSES:
         for i in range(per_class):
-            sf.write(root / f"{kind}{i}.wav", _clip(kind, rng), RATE)
+            sf.write(root / f"{prefix}{kind}{i}.wav", _clip(kind, rng), RATE)
     return root
 
 
 def _kind(uri: str) -> str:
-    return uri.rsplit("/", 1)[-1].rstrip("0123456789.wav")
+    return uri.rsplit("/", 1)[-1].removeprefix("new-").rstrip("0123456789.wav")
 
 
 def _annotated(tasks_path, out, reviewed: int, extra: dict | None = None):
@@ -200,3 +200,17 @@ def test_the_learn_page_starts_diverse_and_retrains_after_n_verdicts_in_chromium
     assert set(status["metrics"]) | set(status["left_out"]) == set(CLASSES)
     items = [item["id"] for item in page.request.get(review.url + "/api/items").json()["items"]]
     assert items[:6] != heard  # re-ordered by the head
+
+
+def test_run_with_a_head_labels_new_audio_with_it_in_the_same_pass(tmp_path, tiny_clap, database_url):
+    _labeled_and_reviewed(tmp_path, tiny_clap, database_url)
+    soundtag("train", "sounds", "--model", str(tiny_clap), "--database", database_url)
+    fresh = _corpus(tmp_path / "more", seed=1, prefix="new-")  # the same kinds of sound, new recordings
+    soundtag("run", str(fresh), "--labels", "tone,chirp,noise,bird", "--model", str(tiny_clap), "--head", "sounds",
+             "--database", database_url)
+    rows = query(database_url, "select uri, label from file_decisions where model = 'head:sounds@v1' "
+                               "and implied_by is null and uri like '%new-%'")
+    assert len(rows) == 18
+    assert sum(label == _kind(uri) for uri, label in rows) >= 14
+    assert query(database_url, "select count(*) from segment_labels where model = 'head:sounds@v1' "
+                               "and uri like '%new-%'") == [(18 * 3,)]

@@ -39,3 +39,14 @@ def results_from_stored(files: Sequence[StoredEmbeddings], scorer: Scorer) -> li
                                   channels=found.channels, content_hash=found.content_hash,
                                   scores=file_scores[i], similarity=file_similarity[i], segments=segments))
     return results
+
+
+def stored_from(result: FileResult) -> StoredEmbeddings | None:
+    """A labeled file's windows as stored embeddings, for another scorer of the same pass (a
+    head); None unless every window carries its embedding."""
+    if not result.segments or any(seg.embedding is None for seg in result.segments):
+        return None
+    return StoredEmbeddings(0, result.uri, np.array([seg.start_s for seg in result.segments]),
+                            np.array([seg.end_s for seg in result.segments]),
+                            np.stack([seg.embedding for seg in result.segments]).astype(np.float32),
+                            result.duration_s, result.sample_rate, result.channels, result.content_hash)
