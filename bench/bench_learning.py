@@ -3,7 +3,7 @@ bursts, clicks, chords: varied pitch, sweep, rate, level; 5 s clips) is labeled 
 CLAP (zero-shot at chance, the audio embeddings still the model's); then verdicts are simulated
 from the known classes in the `random`, `uncertain` (zero-shot margin) and `learn` orders, a head
 is fitted after each 10 (soundtag.training.fit, what `soundtag train` calls) and its accuracy
-measured on the files not reviewed, at 10, 20, 50 and 100 verdicts, over several seeds.
+measured on the files not reviewed, at 10, 20, 50, 70 and 100 verdicts, over several seeds.
 Also: train time (1,000 verdicts of 512-dim vectors, the CLI's cross-validation included, one
 OpenBLAS thread), relabel --head files/s on PostgreSQL, bytes per head.
 Usage: python -m bench.bench_learning --files 300 --size full --seeds 3 [--relabel-files 20000]"""
@@ -39,7 +39,7 @@ from worker.relabel import relabel  # noqa: E402
 
 CLASSES = ("tone", "chirp", "noise burst", "clicks", "chord")
 RATE = 16000
-STEPS = (10, 20, 50, 100)
+STEPS = (10, 20, 50, 70, 100)
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 

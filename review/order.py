@@ -18,7 +18,7 @@ class Order(StrEnum):
     CONFIDENT = "confident"  # the reverse
     RANDOM = "random"  # shuffled by a seed: the same seed gives the same order
     STRATIFIED = "stratified"  # in turn per decided label, and within each across cosine bins
-    LEARN = "learn"  # spread over the embedding space first, then nearest a head's decision boundary
+    LEARN = "learn"  # spread over the embedding space first, then where a head's best two labels are closest
 
 
 BINS = 4
@@ -97,14 +97,19 @@ def k_centre(vectors: np.ndarray, picks: int, seed: str = "", known: np.ndarray 
 
 
 def boundary_distance(probabilities: np.ndarray) -> float:
-    """How far the head is from changing its mind about an item: the least |p - 0.5| of its labels."""
-    return float(np.min(np.abs(np.asarray(probabilities) - 0.5)))
+    """How far the head is from changing its mind about an item: the margin between its two most
+    probable labels (with one label, between yes and no: |2p − 1|, twice its distance to 0.5).
+    The least |p − 0.5| of the labels was measured too and lost to plain random review
+    (docs/benchmarks.md): a kind of sound no verdict has named yet is a confident "no" for every
+    label, so it never came near 0.5; the margin finds it, its best two labels alike unlikely."""
+    p = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1]
+    return float(p[0] - p[1]) if len(p) > 1 else float(abs(2 * p[0] - 1))
 
 
 def _learn(items: Sequence[ReviewItem], learning: Learning, seed: str) -> list[ReviewItem]:
     """Before a head exists, the first DIVERSE items spread over the embedding space (k-centre),
-    then the rest as ``uncertain`` orders them; once one exists, all by their distance to its
-    boundary, nearest first: diversity to start cold, uncertainty once the head has something
+    then the rest as ``uncertain`` orders them; once one exists, all by the margin between its two
+    most probable labels, smallest first: diversity to start cold, uncertainty once the head has something
     to be uncertain about (TCM's switch, which BioDCASE 2026's active-learning task measures).
     Items without stored embeddings come last, as ``uncertain`` orders them."""
     placed = sorted((item for item in items if item.file_id in learning.vectors), key=lambda i: i.file_id)

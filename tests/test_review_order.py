@@ -1,5 +1,7 @@
 """review/order.py: the orders a reviewer can choose, on made-up items."""
 
+import pytest
+
 from db.store import ReviewItem, Scored
 from review.order import Order, ordered
 
@@ -50,7 +52,7 @@ def test_learn_order_takes_every_cluster_once_before_any_twice_and_is_seeded():
     assert sorted(n % 4 for n in after[:3]) == [1, 2, 3]
 
 
-def test_learn_order_with_a_head_takes_the_items_nearest_its_boundary_first():
+def test_learn_order_with_a_head_takes_the_items_whose_best_two_labels_are_closest_first():
     import numpy as np
 
     from review.order import Learning
@@ -59,4 +61,7 @@ def test_learn_order_with_a_head_takes_the_items_nearest_its_boundary_first():
                      4: np.array([0.51, 0.9])}
     vectors = {n: np.ones(3) for n in probabilities}
     result = ordered(ITEMS, Order.LEARN, learning=Learning(vectors, probabilities=probabilities))
-    assert [i.file_id for i in result] == [4, 2, 3, 1]
+    assert [i.file_id for i in result] == [2, 4, 3, 1]  # margins 0.35, 0.39, 0.5, 0.93
+    from review.order import boundary_distance
+
+    assert boundary_distance(np.array([0.8])) == pytest.approx(boundary_distance(np.array([0.2]))) == pytest.approx(0.6)
