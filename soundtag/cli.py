@@ -44,6 +44,8 @@ WindowS = Annotated[Optional[float], typer.Option("--window", min=0.1, help="Win
 HopS = Annotated[Optional[float], typer.Option("--hop", min=0.1, help="Hop seconds (default: the window).")]
 AudioColumn = Annotated[Optional[str], typer.Option("--audio-column", help="hf:// datasets: the column holding "
                                                     "audio (default: the one Audio column).")]
+HeadToo = Annotated[Optional[str], typer.Option("--head", help="Label the files with this head NAME or NAME@vN too "
+                                                "(`soundtag train`), from the embeddings of the same pass.")]
 TruthColumn = Annotated[Optional[str], typer.Option("--truth-column", help="Column with each file's true label "
                                                     "(hf:// datasets, audiofolder metadata.csv), for `evaluate`.")]
 
@@ -142,8 +144,7 @@ def run(
     dtype: Annotated[Optional[str], typer.Option(help="fp32, fp16, bf16, int8 (CPU only).")] = None,
     force: Force = False,
     retry_failed: RetryFailed = False,
-    head: Annotated[Optional[str], typer.Option("--head", help="Label the files with this head NAME[@vN] too, "
-                                                "from the embeddings of the same pass.")] = None,
+    head: HeadToo = None,
 ) -> None:
     """Label every audio file under PATHS on this machine and store the results."""
     _one_blas_thread()
@@ -252,8 +253,7 @@ def enqueue(
     files_per_task: Annotated[Optional[int], typer.Option(min=1, help="Files per Celery task.")] = None,
     force: Force = False,
     retry_failed: RetryFailed = False,
-    head: Annotated[Optional[str], typer.Option("--head", help="The workers label the files with this head "
-                                                "NAME[@vN] too, from the embeddings of the same pass.")] = None,
+    head: HeadToo = None,
 ) -> None:
     """Record a job and send its files to the workers; prints the job id."""
     from producer.enqueue import enqueue as enqueue_job
@@ -625,7 +625,7 @@ def relabel(
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
     job: Annotated[Optional[list[str]], typer.Option("--job", help="Only the files of this job (repeatable).")] = None,
-    head: Annotated[Optional[str], typer.Option("--head", help="Score with the head NAME[@vN] (`soundtag train`; "
+    head: Annotated[Optional[str], typer.Option("--head", help="Score with the head NAME or NAME@vN (`soundtag train`; "
                                                 "default: its newest version) instead of a taxonomy.")] = None,
     model: Model = None,
     database: Database = None,
