@@ -214,3 +214,19 @@ def test_run_with_a_head_labels_new_audio_with_it_in_the_same_pass(tmp_path, tin
     assert sum(label == _kind(uri) for uri, label in rows) >= 14
     assert query(database_url, "select count(*) from segment_labels where model = 'head:sounds@v1' "
                                "and uri like '%new-%'") == [(18 * 3,)]
+
+
+def test_review_like_a_recording_starts_the_queue_from_its_nearest_windows(tmp_path, tiny_clap, sqlite_url, server):
+    import urllib.request
+
+    archive = _corpus(tmp_path / "archive")
+    soundtag("run", str(archive), "--labels", "tone,chirp,noise", "--model", str(tiny_clap), "--database", sqlite_url)
+    like = archive / "chirp2.wav"
+    review = server("--database", sqlite_url, "--like", str(like), "--limit", "4")
+    review.wait_ready()
+    with urllib.request.urlopen(review.url + "/api/items", timeout=30) as response:
+        items = json.loads(response.read())["items"]
+    nearest = json.loads(soundtag("search", "--like", str(like), "--limit", "4", "--model", str(tiny_clap),
+                                  "--database", sqlite_url, "--json").stdout)
+    assert [item["name"] for item in items] == [hit["uri"].removeprefix("file://") for hit in nearest]
+    assert items[0]["name"] == str(like)
