@@ -24,7 +24,9 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from db import heads, packing, store  # noqa: E402
+from db import heads, packing  # noqa: E402
+from db.embeddings import embedding_chunks  # noqa: E402
+from db.reviews import review_items  # noqa: E402
 from db.schema import engine_for, ensure_schema  # noqa: E402
 from producer.sources import walk  # noqa: E402
 from review.order import Learning, Order, ordered  # noqa: E402
@@ -211,11 +213,11 @@ def main() -> None:
                       sources=[str(archive)])
     print(f"labeled {info.done} files ({info.skipped} already) with the random {args.size} CLAP in "
           f"{time.perf_counter() - began:.0f} s")
-    items = store.review_items(engine, info.job_id)
+    items = review_items(engine, info.job_id)
     truth = {item.file_id: kind_of(item.uri) for item in items}
     zero = np.mean([item.decision == truth[item.file_id] for item in items])
     vectors = {}
-    for chunk in store.embedding_chunks(engine, settings.model_ref):
+    for chunk in embedding_chunks(engine, settings.model_ref):
         for found in chunk:
             mean = found.vectors.mean(axis=0)
             vectors[found.file_id] = mean / np.linalg.norm(mean)

@@ -12,9 +12,10 @@ from sqlalchemy import BigInteger, Engine, Text, func, inspect, literal_column, 
 from sqlalchemy.exc import IntegrityError
 
 from db import packing
-from db.models import AudioEmbedding, File, HeadRow, LabelEmbedding, Review, TaxonomyRow, now
+from db.decisions import model_decisions
+from db.models import File, HeadRow, LabelEmbedding, Review, TaxonomyRow, now
 from db.schema import safe_url
-from db.store import _among, _chunks, _embeddings_query, model_decisions
+from db.sql import among, chunks
 from soundtag.errors import HeadNotFound
 from soundtag.head import Head
 from soundtag.states import Verdict
@@ -95,11 +96,11 @@ def given_verdicts(engine: Engine, file_ids: Sequence[int]) -> list[GivenVerdict
     bounds = (literal_column("review.start_s"), literal_column("review.end_s")) if segmented else ()
     rows = []
     with engine.connect() as conn:
-        for chunk in _chunks(list(file_ids)):
+        for chunk in chunks(list(file_ids)):
             rows += conn.execute(
                 select(Review.id, Review.file_id, Review.verdict, Review.label, Review.model, Review.taxonomy_id,
                        *bounds)
-                .where(_among(engine, "files", Review.file_id, BigInteger(), chunk), Review.undone_at.is_(None),
+                .where(among(engine, "files", Review.file_id, BigInteger(), chunk), Review.undone_at.is_(None),
                        ~superseded)).all()
     rows.sort(key=lambda row: row[0])
     shown: dict[tuple[str, int], dict[int, str]] = {}
@@ -115,8 +116,8 @@ def file_ids(engine: Engine, uris: Sequence[str]) -> list[int]:
     """The ids of these files, in id order."""
     found: list[int] = []
     with engine.connect() as conn:
-        for chunk in _chunks(list(uris)):
-            found += conn.execute(select(File.id).where(_among(engine, "uris", File.uri, Text(), chunk))).scalars()
+        for chunk in chunks(list(uris)):
+            found += conn.execute(select(File.id).where(among(engine, "uris", File.uri, Text(), chunk))).scalars()
     return sorted(found)
 
 
@@ -124,22 +125,10 @@ def truths(engine: Engine, file_ids: Sequence[int]) -> dict[int, str]:
     """The truth column of those of these files that have one."""
     found: dict[int, str] = {}
     with engine.connect() as conn:
-        for chunk in _chunks(list(file_ids)):
+        for chunk in chunks(list(file_ids)):
             found.update(conn.execute(select(File.id, File.truth).where(
-                _among(engine, "files", File.id, BigInteger(), chunk), File.truth.is_not(None))).all())
+                among(engine, "files", File.id, BigInteger(), chunk), File.truth.is_not(None))).all())
     return found
-
-
-def embedded_revision(engine: Engine, model: str, file_ids: Sequence[int]) -> str | None:
-    """The revision of ``model`` whose usable embeddings of these files are the newest."""
-    with engine.connect() as conn:
-        for chunk in _chunks(list(file_ids)):
-            row = conn.execute(_embeddings_query(model, None, AudioEmbedding.model_revision)
-                               .where(_among(engine, "files", AudioEmbedding.file_id, BigInteger(), chunk))
-                               .order_by(AudioEmbedding.id.desc()).limit(1)).first()
-            if row is not None:
-                return row[0]
-    return None
 
 
 def text_vectors(engine: Engine, model: str, revision: str, labels: Sequence[str]) -> dict[str, np.ndarray]:

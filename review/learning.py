@@ -11,12 +11,12 @@ from collections.abc import Sequence
 import numpy as np
 from sqlalchemy import Engine
 
-from db import heads, store
-from db.store import ReviewItem
+from db import embeddings, heads, jobs
+from db.reviews import ReviewItem
 from review.order import Learning, Order, ordered
+from review.train import train
 from soundtag.errors import SoundtagError
 from soundtag.head import PREFIX, Head
-from worker.learning import train
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,9 @@ class Learner:
 
     def __init__(self, engine: Engine, job_id: str, name: str, every: int | None = None) -> None:
         self.engine, self.job_id, self.name, self.every = engine, job_id, name, every
-        self.model = base_model(engine, store.job_spec(engine, job_id).model)
+        self.model = base_model(engine, jobs.job_spec(engine, job_id).model)
         self.vectors: dict[int, np.ndarray] = {}
-        for chunk in store.embedding_chunks(engine, self.model, job_id=job_id):
+        for chunk in embeddings.embedding_chunks(engine, self.model, job_id=job_id):
             for found in chunk:
                 mean = found.vectors.mean(axis=0)
                 self.vectors[found.file_id] = mean / (np.linalg.norm(mean) or 1.0)

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from db.store import ReviewItem
+from db.reviews import ReviewItem
 
 
 class Order(StrEnum):

@@ -1,4 +1,4 @@
-"""The review web app: one recording at a time, verdicts through db.store, audio through
+"""The review web app: one recording at a time, verdicts through db.reviews, audio through
 review.audio. Every request passes review.guard first."""
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from db import store
+from db.jobs import job_spec
+from db.reviews import file_windows, record_verdicts, review_items, undo_verdict, verdicts
 from review import audio
 from review.guard import Guard
 from review.learning import Learner
 from review.order import Order, ordered
 from soundtag.errors import ReadError, TransientReadError
 from soundtag.settings import Settings
+from soundtag.sources.storage import Storage
+from soundtag.sources.uris import readable
 from soundtag.states import Verdict
-from soundtag.uris import readable
-from worker.storage import Storage
 
 HERE = Path(__file__).parent
 
@@ -47,9 +48,9 @@ class VerdictIn(BaseModel):
 def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard,
                learner: Learner | None = None) -> FastAPI:
     """``learner`` orders the items (``--order learn``) and, with ``--learn``, retrains its head."""
-    spec = store.job_spec(engine, session.job_id)
+    spec = job_spec(engine, session.job_id)
     names = spec.taxonomy.names
-    items = store.review_items(engine, session.job_id, session.label)
+    items = review_items(engine, session.job_id, session.label)
     if session.files is not None:  # a queue from a search: its hits' files, nearest first
         rank = {file_id: n for n, file_id in enumerate(session.files)}
         items = sorted((item for item in items if item.file_id in rank), key=lambda item: rank[item.file_id])
@@ -66,7 +67,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         return guard.check(request) or await call_next(request)
 
     def progress() -> dict:
-        given = store.verdicts(engine, session.job_id)
+        given = verdicts(engine, session.job_id)
         per_label = {name: {"reviewed": 0, "total": 0} for name in names}
         for item in items:
             counts = per_label.setdefault(item.decision or "", {"reviewed": 0, "total": 0})
@@ -85,7 +86,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     def current() -> list:
         if learner is None or session.files is not None:
             return items
-        return learner.order(items, reviewed=list(store.verdicts(engine, session.job_id)))
+        return learner.order(items, reviewed=list(verdicts(engine, session.job_id)))
 
     @app.get("/api/items")
     def list_items():
@@ -104,7 +105,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         if item is None:
             return _missing()
         return [{"start": start, "end": end, **vars(top)}
-                for start, end, top in store.file_windows(engine, session.job_id, item.file_id)]
+                for start, end, top in file_windows(engine, session.job_id, item.file_id)]
 
     @app.get("/audio/{file_id}")
     def audio_of(file_id: str, request: Request):
@@ -125,14 +126,14 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         # accept and reject judge the decision the page showed: the item's, read once at start,
         # rather than file_decisions again per keystroke (seconds on a large PostgreSQL archive).
         judged = verdict.label if verdict.verdict == Verdict.CORRECT else by_id[verdict.file_id].decision
-        store.record_verdicts(engine, session.job_id, [(verdict.file_id, verdict.verdict, session.reviewer, judged)])
+        record_verdicts(engine, session.job_id, [(verdict.file_id, verdict.verdict, session.reviewer, judged)])
         if learner:
             learner.verdict_given()
         return {"progress": progress(), "learning": learner.status() if learner else None}
 
     @app.post("/api/undo")
     def undo():
-        return {"file_id": store.undo_verdict(engine, session.job_id, session.reviewer), "progress": progress()}
+        return {"file_id": undo_verdict(engine, session.job_id, session.reviewer), "progress": progress()}
 
     return app
 

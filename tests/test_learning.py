@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
 
-from db import store
+from db.embeddings import embedding_chunks
 from db.schema import engine_for, ensure_schema
 from producer.sources import walk
 from review.export import ExportFormat, export
@@ -186,7 +186,7 @@ def test_the_learn_page_starts_diverse_and_retrains_after_n_verdicts_in_chromium
     # is tested in test_review_order.py): the first recordings are its first picks.
     engine = engine_for(sqlite_url)
     vectors = {found.file_id: found.vectors.mean(axis=0) / np.linalg.norm(found.vectors.mean(axis=0))
-               for chunk in store.embedding_chunks(engine, str(tiny_clap)) for found in chunk}
+               for chunk in embedding_chunks(engine, str(tiny_clap)) for found in chunk}
     engine_for.cache_clear()
     engine.dispose()
     picks = k_centre(np.array([vectors[i] for i in sorted(vectors)]), 6, seed=job)

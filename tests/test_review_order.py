@@ -2,7 +2,7 @@
 
 import pytest
 
-from db.store import ReviewItem, Scored
+from db.reviews import ReviewItem, Scored
 from review.order import Order, ordered
 
 

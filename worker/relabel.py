@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import embedded_uris, embedding_chunks
+from db.files import add_files, scope_files
+from db.jobs import JobInfo, create_job, finish_job_if_done, job_info, job_spec
+from db.results import save_results
 from soundtag import hub
 from soundtag.head import Head
 from soundtag.settings import Settings
@@ -34,35 +37,34 @@ class Plan:
 
 def relabel(engine: Engine, taxonomy: Taxonomy | None, settings: Settings, *, head: Head | None = None,
             job_ids: Sequence[str] = (), sources: Sequence[str] = (), on_planned: Callable[[Plan], None] | None = None,
-            on_result: Callable[[FileResult], None] | None = None, chunk: int = 2000) -> store.JobInfo:
+            on_result: Callable[[FileResult], None] | None = None, chunk: int = 2000) -> JobInfo:
     """Score every file in scope (the given jobs' files, the files under ``sources``, or every
     labeled file) that has stored embeddings, in a new job: against ``taxonomy`` with
     ``settings.model`` (its text tower only), or with ``head`` (no model at all: its labeling is
     model 'head:NAME@vN', its taxonomy the head's labels). Embeddings stream from the database
     ``chunk`` files at a time."""
     for job_id in job_ids:
-        store.job_info(engine, job_id)  # JobNotFound before anything is recorded
+        job_info(engine, job_id)  # JobNotFound before anything is recorded
     if head is None:
         hub.check(settings.model)
         classifier = classifier_for(settings.model_ref, settings)
         model, revision, logit_scale = settings.model_ref, classifier.revision, classifier.logit_scale
     else:
         model, revision, logit_scale, taxonomy = head.base_model, head.base_revision, None, head.taxonomy()
-    scope = store.scope_files(engine, job_ids=job_ids, sources=sources)
-    embedded = store.embedded_uris(engine, model, revision, [ref.uri for ref in scope])
-    job_id = store.create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources),
-                              model=head.model if head else None)
+    scope = scope_files(engine, job_ids=job_ids, sources=sources)
+    embedded = embedded_uris(engine, model, revision, [ref.uri for ref in scope])
+    job_id = create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources),
+                        model=head.model if head else None)
     with recorded(engine, job_id):
-        todo = store.add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
+        todo = add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
         if on_planned:
             on_planned(Plan(job_id, len(todo), [ref.uri for ref in scope if ref.uri not in embedded]))
         scorer = head.score if head else zero_shot(
-            label_embeddings(engine, classifier, store.job_spec(engine, job_id)), logit_scale)
-        for files in store.embedding_chunks(engine, model, revision, job_id=job_id, status=FileState.QUEUED,
-                                            chunk=chunk):
+            label_embeddings(engine, classifier, job_spec(engine, job_id)), logit_scale)
+        for files in embedding_chunks(engine, model, revision, job_id=job_id, status=FileState.QUEUED, chunk=chunk):
             results = results_from_stored(files, scorer)
-            store.save_results(engine, job_id, results, taxonomy.names, logit_scale=logit_scale)
+            save_results(engine, job_id, results, taxonomy.names, logit_scale=logit_scale)
             for result in results if on_result else ():
                 on_result(result)
-    store.finish_job_if_done(engine, job_id)
-    return store.job_info(engine, job_id)
+    finish_job_if_done(engine, job_id)
+    return job_info(engine, job_id)

@@ -16,20 +16,25 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from db import heads, store
+from db import heads
+from db.embeddings import EmbeddingKey, stored_embeddings
+from db.files import add_files, pending_uris
+from db.jobs import JobInfo, JobSpec, cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec
+from db.results import save_results
 from db.schema import engine_for
+from db.taxonomies import label_embeddings as stored_label_embeddings, save_label_embeddings, save_taxonomy
 from soundtag import hub
 from soundtag.errors import SoundtagError, TransientReadError, describe, first_line
 from soundtag.fileref import FileRef
 from soundtag.head import Head, parse_ref
 from soundtag.settings import Settings
+from soundtag.sources.storage import Storage
 from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from worker.audio import Limits
 from worker.clap import Classifier, check_device
 from worker.embeddings import results_from_stored, stored_from, zero_shot
 from worker.labeling import FileResult, Labeler
-from worker.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ def storage(settings: Settings) -> Storage:
         return _storages[key]
 
 
-def labeler_for(spec: store.JobSpec, settings: Settings) -> Labeler:
+def labeler_for(spec: JobSpec, settings: Settings) -> Labeler:
     options = spec.options
     return Labeler(
         classifier_for(spec.model, settings),
@@ -68,13 +73,13 @@ def labeler_for(spec: store.JobSpec, settings: Settings) -> Labeler:
     )
 
 
-def label_embeddings(engine: Engine, classifier: Classifier, spec: store.JobSpec):
+def label_embeddings(engine: Engine, classifier: Classifier, spec: JobSpec):
     """The taxonomy's label embeddings: stored ones when this model computed them before (a
     repeated run skips the text tower), else computed now and stored."""
-    vectors = store.label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id)
+    vectors = stored_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id)
     if vectors is None:
         vectors = classifier.label_embeddings(spec.taxonomy)
-        store.save_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id, vectors)
+        save_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id, vectors)
     return vectors
 
 
@@ -86,36 +91,36 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     changes nothing. Returns how many files were labeled or failed; raises ModelError when the
     model cannot load (the job's failure, not its files')."""
     engine = engine_for(settings.database_url)
-    spec = store.job_spec(engine, job_id)
+    spec = job_spec(engine, job_id)
     if spec is None or spec.state != JobState.ACTIVE:
         log.warning("job %s: %s; dropping %d files", job_id,
                     "no such job" if spec is None else f"job is {spec.state}", len(uris))
         return 0
-    wanted = store.pending_uris(engine, job_id, uris)
+    wanted = pending_uris(engine, job_id, uris)
     if not wanted:
         return 0
     labeler = labeler_for(spec, settings)
     classifier = labeler.classifier
     labels = spec.taxonomy.names
     vectors = label_embeddings(engine, classifier, spec)
-    keep = None if settings.embeddings == "off" else store.EmbeddingKey(
+    keep = None if settings.embeddings == "off" else EmbeddingKey(
         classifier.revision, labeler.window_s, labeler.hop_s, settings.embeddings)
     # Files whose windows this model embedded before, at this fingerprint and with these window
     # settings, are scored from the stored vectors: no read, no decode, no audio tower. --force
     # means "from the recordings again" (a decoder fixed, a file suspected).
-    stored = {} if spec.options.get("force") else store.stored_embeddings(
+    stored = {} if spec.options.get("force") else stored_embeddings(
         engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s, wanted)
     from_audio = [uri for uri in wanted if uri not in stored]
     reused = results_from_stored(list(stored.values()), zero_shot(vectors, classifier.logit_scale))
     head = head_for(engine, spec.options["head"]) if spec.options.get("head") else None
 
     def save(results: list[FileResult]) -> None:
-        store.save_results(engine, job_id, results, labels, keep, logit_scale=classifier.logit_scale)
+        save_results(engine, job_id, results, labels, keep, logit_scale=classifier.logit_scale)
         if head is not None:
             # The same windows' embeddings: the stored ones, or those just computed.
             windows = [stored.get(r.uri) or stored_from(r) for r in results if r.ok]
-            store.save_results(engine, job_id, results_from_stored([w for w in windows if w is not None], head.score),
-                               head.labels, logit_scale=None, labeling=(head.model, head_taxonomy(engine, head)))
+            save_results(engine, job_id, results_from_stored([w for w in windows if w is not None], head.score),
+                         head.labels, logit_scale=None, labeling=(head.model, head_taxonomy(engine, head)))
 
     buffer: list[FileResult] = []
     flushed = time.monotonic()
@@ -143,7 +148,7 @@ def head_for(engine: Engine, model: str) -> Head:
 def head_taxonomy(engine: Engine, head: Head) -> int:
     with _cache_lock:
         if head.model not in _head_taxonomies:
-            _head_taxonomies[head.model] = store.save_taxonomy(engine, head.taxonomy())
+            _head_taxonomies[head.model] = save_taxonomy(engine, head.taxonomy())
         return _head_taxonomies[head.model]
 
 
@@ -163,22 +168,22 @@ class Planned:
 def run(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: Settings, *, sources: list[str],
         force: bool = False, retry_failed: bool = False, head: str | None = None,
         on_planned: Callable[[Planned], None] | None = None,
-        on_result: Callable[[FileResult], None] | None = None) -> store.JobInfo:
+        on_result: Callable[[FileResult], None] | None = None) -> JobInfo:
     """``soundtag run``: check the model and device, record a job of ``refs``, label what is
     pending in this process (with ``head``, 'head:NAME@vN', too), and return the finished job.
     The model is loaded only when a file is pending. How a run that stops early ends is
     recorded (``recorded``)."""
     hub.check(settings.model)
     check_device(settings.device)
-    job_id = store.create_job(engine, taxonomy, settings, kind="run", sources=sources, force=force, head=head)
+    job_id = create_job(engine, taxonomy, settings, kind="run", sources=sources, force=force, head=head)
     with recorded(engine, job_id):
-        todo = [uri for _, uri in store.add_files(engine, job_id, refs, force=force, retry_failed=retry_failed)]
+        todo = [uri for _, uri in add_files(engine, job_id, refs, force=force, retry_failed=retry_failed)]
         if on_planned:
-            on_planned(Planned(job_id, store.job_info(engine, job_id).total, len(todo)))
+            on_planned(Planned(job_id, job_info(engine, job_id).total, len(todo)))
         if todo:
             process(job_id, todo, settings, on_result=on_result)
-    store.finish_job_if_done(engine, job_id)
-    return store.job_info(engine, job_id)
+    finish_job_if_done(engine, job_id)
+    return job_info(engine, job_id)
 
 
 @contextmanager
@@ -190,9 +195,9 @@ def recorded(engine: Engine, job_id: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        store.fail_job(engine, job_id, first_line(exc) if isinstance(exc, (SoundtagError, TransientReadError))
-                       else describe(exc))
+        fail_job(engine, job_id, first_line(exc) if isinstance(exc, (SoundtagError, TransientReadError))
+                 else describe(exc))
         raise
     except BaseException:
-        store.cancel_job(engine, job_id, reason="interrupted")
+        cancel_job(engine, job_id, reason="interrupted")
         raise

@@ -11,7 +11,7 @@ from enum import StrEnum
 import numpy as np
 from sqlalchemy import Engine
 
-from db import heads, store
+from db import embeddings, files, heads, jobs
 from soundtag.errors import SoundtagError
 from soundtag.head import Head
 from soundtag.targets import Taught, from_truth, from_verdict, implied, window_targets
@@ -60,14 +60,14 @@ def examples_of(engine: Engine, model: str, revision: str, file_ids: Sequence[in
     silent = len([f for f in file_ids if f not in taught])
     keep_silent = min(1.0, MAX_WEAK / silent) if silent else 1.0
     rng = np.random.default_rng(seed)
-    vectors, files, targets, files_seen = [], [], [], 0
-    for chunk in store.embedding_chunks(engine, model, revision, file_ids=file_ids, chunk=2000):
+    vectors, owners, targets, seen = [], [], [], 0
+    for chunk in embeddings.embedding_chunks(engine, model, revision, file_ids=file_ids, chunk=2000):
         for found in chunk:
-            files_seen += 1
+            seen += 1
             if found.file_id not in taught and rng.random() >= keep_silent:
                 continue
             vectors.append(found.vectors)
-            files.append(np.full(len(found.starts), found.file_id))
+            owners.append(np.full(len(found.starts), found.file_id))
             targets.append(window_targets(found.starts, found.ends, taught.get(found.file_id, ()), labels))
     if not vectors:
         raise SoundtagError(f"no stored embeddings of {model} for these files; label them once with `soundtag run`")
@@ -76,7 +76,7 @@ def examples_of(engine: Engine, model: str, revision: str, file_ids: Sequence[in
     for i, label in enumerate(labels):
         if label in texts and dim_texts == matrix.shape[1]:
             zero_shot[:, i] = matrix.astype(np.float64) @ texts[label].astype(np.float64)
-    return Examples(matrix, np.concatenate(files), np.concatenate(targets), zero_shot), files_seen
+    return Examples(matrix, np.concatenate(owners), np.concatenate(targets), zero_shot), seen
 
 
 def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (), sources: Sequence[str] = (),
@@ -85,16 +85,16 @@ def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (),
     labeled file) from what ``teacher`` says, on ``model``'s stored embeddings, and store it as
     the next version of ``name``. Raises SoundtagError when nothing teaches any label enough."""
     for job_id in job_ids:
-        store.job_info(engine, job_id)  # JobNotFound first
-    file_ids = heads.file_ids(engine, [ref.uri for ref in store.scope_files(engine, job_ids=job_ids, sources=sources)])
-    revision = heads.embedded_revision(engine, model, file_ids)
+        jobs.job_info(engine, job_id)  # JobNotFound first
+    file_ids = heads.file_ids(engine, [ref.uri for ref in files.scope_files(engine, job_ids=job_ids, sources=sources)])
+    revision = embeddings.embedded_revision(engine, model, file_ids)
     if revision is None:
         raise SoundtagError(f"no stored embeddings of {model} for these files; label them once with `soundtag run`")
     taught, used, truth_files, labels = _taught(engine, file_ids, teacher)
     if not labels:
         raise SoundtagError(f"nothing to learn from: no {'verdicts' if teacher == Teacher.REVIEWS else 'truth'} on "
                             "these files; review some with `soundtag review` or import them with `import-reviews`")
-    examples, files = examples_of(engine, model, revision, file_ids, taught, labels, seed)
+    examples, seen = examples_of(engine, model, revision, file_ids, taught, labels, seed)
     fitted = fit(examples, labels, weak_weight=weak_weight, seed=seed)
     left_out = {r.label: r.left_out for r in fitted.reports if r.left_out}
     if not fitted.labels:
@@ -107,4 +107,4 @@ def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (),
                            verdicts=used, truth_files=truth_files,
                            options={"jobs": list(job_ids), "sources": list(sources), "from": str(teacher),
                                     "weak_weight": weak_weight, "seed": seed})
-    return Trained(head, fitted.reports, files, len([f for f in file_ids if f in taught]))
+    return Trained(head, fitted.reports, seen, len([f for f in file_ids if f in taught]))
