@@ -229,4 +229,4 @@ def test_review_like_a_recording_starts_the_queue_from_its_nearest_windows(tmp_p
     nearest = json.loads(soundtag("search", "--like", str(like), "--limit", "4", "--model", str(tiny_clap),
                                   "--database", sqlite_url, "--json").stdout)
     assert [item["name"] for item in items] == [hit["uri"].removeprefix("file://") for hit in nearest]
-    assert items[0]["name"] == str(like)
+    assert str(like) in [item["name"] for item in items] and len(items) == 4
