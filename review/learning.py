@@ -40,6 +40,8 @@ class Learner:
         self.vectors: dict[int, np.ndarray] = {}
         for chunk in embeddings.embedding_chunks(engine, self.model, job_id=job_id):
             for found in chunk:
+                if isinstance(found, embeddings.Unreadable):  # a damaged row: the item goes last
+                    continue
                 mean = found.vectors.mean(axis=0)
                 self.vectors[found.file_id] = mean / (np.linalg.norm(mean) or 1.0)
         self._lock = threading.Lock()

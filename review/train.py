@@ -64,6 +64,8 @@ def examples_of(engine: Engine, model: str, revision: str, file_ids: Sequence[in
     for chunk in embeddings.embedding_chunks(engine, model, revision, file_ids=file_ids, chunk=2000):
         for found in chunk:
             seen += 1
+            if isinstance(found, embeddings.Unreadable):  # a damaged row: the file teaches nothing
+                continue
             if found.file_id not in taught and rng.random() >= keep_silent:
                 continue
             vectors.append(found.vectors)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from db.embeddings import StoredEmbeddings
+from db.embeddings import StoredEmbeddings, Unreadable
 from worker.clap import score
 from worker.labeling import FileResult, Segment, aggregate
 
@@ -22,11 +22,14 @@ def zero_shot(labels: np.ndarray, logit_scale: float) -> Scorer:
     return lambda vectors: score(vectors, labels, logit_scale)
 
 
-def results_from_stored(files: Sequence[StoredEmbeddings], scorer: Scorer) -> list[FileResult]:
+def results_from_stored(stored: Sequence[StoredEmbeddings | Unreadable], scorer: Scorer) -> list[FileResult]:
     """The FileResults a labeling of the recordings would give, scored from their stored windows:
-    all the files' windows in one product (one per file cost more than the rest of a relabel)."""
+    all the files' windows in one product (one per file cost more than the rest of a relabel).
+    A file whose row is damaged fails, with the reason."""
+    failed = [FileResult(found.uri, error=found.reason) for found in stored if isinstance(found, Unreadable)]
+    files = [found for found in stored if isinstance(found, StoredEmbeddings)]
     if not files:
-        return []
+        return failed
     counts = [len(found.starts) for found in files]
     scores, similarity = scorer(np.concatenate([found.vectors for found in files]))
     file_scores, file_similarity = aggregate(scores, similarity, counts)
@@ -38,7 +41,7 @@ def results_from_stored(files: Sequence[StoredEmbeddings], scorer: Scorer) -> li
         results.append(FileResult(found.uri, duration_s=found.duration_s, sample_rate=found.sample_rate,
                                   channels=found.channels, content_hash=found.content_hash,
                                   scores=file_scores[i], similarity=file_similarity[i], segments=segments))
-    return results
+    return results + failed
 
 
 def stored_from(result: FileResult) -> StoredEmbeddings | None:

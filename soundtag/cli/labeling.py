@@ -59,8 +59,7 @@ def run(
         display.close()
     elapsed = time.monotonic() - started
     console.print(f"done: {info.done} labeled, {info.failed} failed, {info.skipped} skipped in {elapsed:.1f} s "
-                  f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}",
-                  highlight=False)
+                  f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}")
     print_failures(display.failures)
 
 
@@ -114,8 +113,7 @@ def enqueue(
                          sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue,
                          head=head_of(engine, head, settings) if head else None)
     console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} skipped "
-                  f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""),
-                  highlight=False)
+                  f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""))
     out.print(result.job_id)
 
 
@@ -136,7 +134,7 @@ def scan(
     settings = load_settings(model=model, database_url=database)
     result = run_scan(open_engine(settings), paths, read_taxonomy(taxonomy, labels), settings, pattern=pattern,
                       audio_column=audio_column, truth_column=truth_column)
-    out.print(result.summary(), highlight=False)
+    out.print(result.summary())
 
 
 def worker(
