@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -632,13 +633,20 @@ class Scored:
 
 @dataclass(frozen=True)
 class ReviewItem:
-    """A labeled file as the review page shows it."""
+    """A labeled file, or a segment of one (a window, an event), as the review page shows it."""
 
     file_id: int
     uri: str
     duration_s: float | None
     decision: str | None
     labels: tuple[Scored, ...]  # best first, at most five
+    start_s: float | None = None  # a segment's bounds; None for a whole file
+    end_s: float | None = None
+
+    @property
+    def key(self) -> tuple[int, float | None, float | None]:
+        """What a verdict on this item is recorded for (as ``Given.key``)."""
+        return self.file_id, self.start_s, self.end_s
 
     @property
     def margin(self) -> float:
@@ -669,19 +677,6 @@ def review_items(engine: Engine, job_id: str, label: str | None = None) -> list[
     items = [ReviewItem(file_id, uri, duration, decided.get(file_id), scored)
              for file_id, (uri, duration, scored) in files.items()]
     return [item for item in items if label is None or item.decision == label]
-
-
-def file_windows(engine: Engine, job_id: str, file_id: int) -> list[tuple[float, float, Scored]]:
-    """Each window of the file with its top label by the job's model and taxonomy, in time order."""
-    spec = job_spec(engine, job_id)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(Segment.start_s, Segment.end_s, Segment.top_label, Segment.top_score, Segment.top_similarity)
-            .join(Labeling, Labeling.id == Segment.labeling_id)
-            .where(Labeling.file_id == file_id, Labeling.model == spec.model,
-                   Labeling.taxonomy_id == spec.taxonomy_id)
-            .order_by(Segment.window)).all()
-    return [(start, end, Scored(name, score, similarity)) for start, end, name, score, similarity in rows]
 
 
 @dataclass(frozen=True)
@@ -787,7 +782,8 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                                  Labeling.taxonomy_id == spec.taxonomy_id))
             .where(JobFile.job_id == job_id).order_by(by_uri(File.uri)))
         given = _Following(conn.execute(select(File.uri, Review.verdict, Review.label, Review.reviewer)
-                                        .join(File, File.id == Review.file_id).where(*_in_force(spec))
+                                        .join(File, File.id == Review.file_id)
+                                        .where(*_in_force(spec), Review.start_s.is_(None))
                                         .order_by(by_uri(File.uri))))
         decided = _Following(conn.execute(view(d, d.c.label, d.c.score, d.c.similarity)
                                           .where(d.c.label.is_not(None))))
@@ -843,19 +839,35 @@ def record_verdict(engine: Engine, job_id: str, file_id: int, verdict: Verdict, 
     record_verdicts(engine, job_id, [(file_id, verdict, reviewer, label)])
 
 
-def record_verdicts(engine: Engine, job_id: str, given: Sequence[tuple[int, Verdict, str, str | None]]) -> None:
-    """Record verdicts (file id, verdict, reviewer, label) on the job's model decisions in one
-    transaction, each superseding those before it. ``label`` is as the ``reviews`` view has it:
-    the decision judged for accept and reject, the reviewer's label for correct."""
+class Given(NamedTuple):
+    """One verdict to record. ``label`` is as the ``reviews`` view has it: the decision judged for
+    accept and reject, the reviewer's label for correct. A segment's verdict has its bounds."""
+
+    file_id: int
+    verdict: Verdict
+    reviewer: str
+    label: str | None
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @property
+    def key(self) -> tuple[int, float | None, float | None]:
+        return self.file_id, self.start_s, self.end_s
+
+
+def record_verdicts(engine: Engine, job_id: str, given: Sequence[Given | tuple]) -> None:
+    """Record verdicts on the job's model decisions in one transaction, each superseding those
+    before it on the same file and bounds."""
     if not given:
         return
     spec = job_spec(engine, job_id)
     stamp = now()
     with engine.begin() as conn:
         conn.execute(Review.__table__.insert(), [
-            {"file_id": file_id, "model": spec.model, "taxonomy_id": spec.taxonomy_id, "job_id": job_id,
-             "label": label, "verdict": verdict, "reviewer": reviewer, "reviewed_at": stamp}
-            for file_id, verdict, reviewer, label in given])
+            {"file_id": one.file_id, "model": spec.model, "taxonomy_id": spec.taxonomy_id, "job_id": job_id,
+             "label": one.label, "verdict": one.verdict, "reviewer": one.reviewer, "reviewed_at": stamp,
+             "start_s": one.start_s, "end_s": one.end_s}
+            for one in map(lambda row: Given(*row), given)])
 
 
 def _in_force(spec: JobSpec):
@@ -863,28 +875,44 @@ def _in_force(spec: JobSpec):
     return (Review.model == spec.model, Review.taxonomy_id == spec.taxonomy_id, Review.undone_at.is_(None),
             ~select(later.c.id).where(later.c.file_id == Review.file_id, later.c.model == Review.model,
                                       later.c.taxonomy_id == Review.taxonomy_id, later.c.undone_at.is_(None),
-                                      later.c.id > Review.id).exists())
+                                      _same_bounds(later.c, Review), later.c.id > Review.id).exists())
 
 
-def undo_verdict(engine: Engine, job_id: str, reviewer: str) -> int | None:
+def _same_bounds(a, b):
+    """Both verdicts are on the file, or both on the same segment of it (as the views compare them)."""
+    return and_(func.coalesce(a.start_s, -1) == func.coalesce(b.start_s, -1),
+                func.coalesce(a.end_s, -1) == func.coalesce(b.end_s, -1))
+
+
+def undo_verdict(engine: Engine, job_id: str, reviewer: str) -> tuple[int, float | None, float | None] | None:
     """Undo the reviewer's latest verdict still in force on the job's model and taxonomy (the one
-    before it, if any, is in force again). Returns its file id, or None when there is none."""
+    before it on the same file and bounds, if any, is in force again). Returns its (file id,
+    start_s, end_s), or None when there is none."""
     spec = job_spec(engine, job_id)
     with engine.begin() as conn:
-        latest = conn.execute(select(Review.id, Review.file_id).where(*_in_force(spec), Review.reviewer == reviewer)
+        latest = conn.execute(select(Review.id, Review.file_id, Review.start_s, Review.end_s)
+                              .where(*_in_force(spec), Review.reviewer == reviewer)
                               .order_by(Review.id.desc()).limit(1)).one_or_none()
         if latest is None:
             return None
         conn.execute(update(Review).where(Review.id == latest.id).values(undone_at=now()))
-    return latest.file_id
+    return latest.file_id, latest.start_s, latest.end_s
 
 
 def verdicts(engine: Engine, job_id: str) -> dict[int, tuple[Verdict, str | None]]:
-    """The verdict in force, and its label, for each file reviewed under the job's model and taxonomy."""
+    """The verdict in force, and its label, for each file reviewed as a whole under the job's
+    model and taxonomy."""
+    return {file_id: given for (file_id, start, _), given in all_verdicts(engine, job_id).items() if start is None}
+
+
+def all_verdicts(engine: Engine, job_id: str) -> dict[tuple[int, float | None, float | None], tuple[Verdict, str | None]]:
+    """The verdict in force, and its label, for each file and segment reviewed under the job's
+    model and taxonomy, by (file id, start_s, end_s): the bounds are None for a file's verdict."""
     spec = job_spec(engine, job_id)
     with engine.connect() as conn:
-        rows = conn.execute(select(Review.file_id, Review.verdict, Review.label).where(*_in_force(spec))).all()
-    return {file_id: (Verdict(verdict), label) for file_id, verdict, label in rows}
+        rows = conn.execute(select(Review.file_id, Review.start_s, Review.end_s, Review.verdict, Review.label)
+                            .where(*_in_force(spec))).all()
+    return {(file_id, start, end): (Verdict(verdict), label) for file_id, start, end, verdict, label in rows}
 
 
 @dataclass(frozen=True)

@@ -540,9 +540,14 @@ def _job_or_newest(engine, job: str | None, command: str):
 def review(
     database: Database = None,
     job: Annotated[Optional[str], typer.Option("--job", help="Job whose results to review (default: the newest).")] = None,
-    label: Annotated[Optional[str], typer.Option("--label", help="Only recordings the model decided are LABEL.")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Only items LABEL tags: recordings it is the "
+                                                 "decision of, windows or events of LABEL.")] = None,
     order: Annotated[str, typer.Option("--order", help="uncertain, confident, random (seeded) or stratified.")]
     = "uncertain",
+    unit: Annotated[Optional[str], typer.Option("--unit", help="file, window or event (default: file when every "
+                                                "recording fits in one window, else window).")] = None,
+    context: Annotated[float, typer.Option("--context", min=0.0, help="Seconds played before and after a "
+                                           "window or event.")] = 1.0,
     reviewer: Annotated[Optional[str], typer.Option("--reviewer", help="Name stored with each verdict "
                                                     "(default: your login).")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; any but loopback needs --token.")]
@@ -551,26 +556,32 @@ def review(
     token: Annotated[Optional[str], typer.Option("--token", help="Required to open the page "
                                                  "[SOUNDTAG_REVIEW_TOKEN].")] = None,
 ) -> None:
-    """Serve a page to listen to labeled recordings and accept, reject or correct the model's
-    decisions; verdicts go to the `reviews` view."""
+    """Serve a page to listen to labeled recordings, or their windows or events, and accept,
+    reject or correct the model's decisions; verdicts go to the `reviews` view (a segment's with
+    its bounds)."""
     import getpass
 
     from db import store
     from review.guard import Guard, check_exposure
     from review.order import Order
     from review.server import Session, create_app, serve
+    from review.units import Unit, default_unit
 
     settings = load_settings(database_url=database, review_token=token)
     if order not in set(Order):
         _fail(f"--order {order!r}: use one of {', '.join(Order)}")
+    if unit is not None and unit not in set(Unit):
+        _fail(f"--unit {unit!r}: use one of {', '.join(Unit)}")
     check_exposure(host, settings.review_token)
     engine = _engine(settings)
     info = _job_or_newest(engine, job, "review")
-    session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label)
+    session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label,
+                      Unit(unit) if unit else default_unit(engine, info.job_id), context)
     guard = Guard(host, port, settings.review_token)
     app_ = create_app(engine, settings, session, guard)
     shown_host = f"[{host}]" if ":" in host else host
-    console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}: "
+    console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}, "
+                  f"by {session.unit}: "
                   f"http://{shown_host}:{port}/" + ("?token=…" if settings.review_token else "")
                   + "  (Ctrl-C stops)", highlight=False)
     serve(app_, host, port)

@@ -8,6 +8,7 @@ bucket or object, and whether waiting could help.
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,6 +77,52 @@ def open_object(client, bucket: str, key: str) -> BinaryIO:
     except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
         spool.close()
         raise _problem(exc, client, bucket, key) from None
+
+
+class RangedObject(io.RawIOBase):
+    """An object as a seekable file that fetches only what is read, one ranged GET per read:
+    cutting a minute out of a day-long recording reads that minute (and its header), not the
+    day. ``fetched`` counts the bytes received. Wrap it in io.BufferedReader so that a decoder's
+    small header reads share one request. Raises S3Error."""
+
+    def __init__(self, client, bucket: str, key: str) -> None:
+        super().__init__()
+        self._client, self._bucket, self._key = client, bucket, key
+        try:
+            self.size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
+            raise _problem(exc, client, bucket, key) from None
+        self._position = 0
+        self.fetched = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        wanted = min(len(buffer), self.size - self._position)
+        if wanted <= 0:
+            return 0
+        last = self._position + wanted - 1
+        try:
+            body = self._client.get_object(Bucket=self._bucket, Key=self._key,
+                                           Range=f"bytes={self._position}-{last}")["Body"].read()
+        except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
+            raise _problem(exc, self._client, self._bucket, self._key) from None
+        buffer[:len(body)] = body
+        self._position += len(body)
+        self.fetched += len(body)
+        return len(body)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 
-from db import store
+from db import segments, store
 from db.schema import engine_for, ensure_schema, upgrade
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
@@ -174,8 +174,8 @@ def test_a_later_verdict_supersedes_and_undo_restores_the_one_before(engine):
     assert store.verdicts(engine, job) == {a: (Verdict.CORRECT, "rain"), b: (Verdict.ACCEPT, "dog")}
 
     assert store.undo_verdict(engine, job, "bo") is None  # only one's own verdicts
-    assert store.undo_verdict(engine, job, "ana") == b
-    assert store.undo_verdict(engine, job, "ana") == a
+    assert store.undo_verdict(engine, job, "ana") == (b, None, None)
+    assert store.undo_verdict(engine, job, "ana") == (a, None, None)
     assert store.verdicts(engine, job) == {a: (Verdict.REJECT, "dog")}
     url = engine.url.render_as_string(hide_password=False)
     history = query(url, "select uri, verdict, label, undone_at is not null, current from reviews order by reviewed_at")
@@ -188,13 +188,39 @@ def test_a_later_verdict_supersedes_and_undo_restores_the_one_before(engine):
     assert truths == {"file:///a/a": None, "file:///a/b": "rain"}  # rejected: no truth
 
 
+def test_segment_verdicts_keep_their_bounds_and_stand_apart_from_the_files(engine):
+    job, ids = _labeled(engine, "a")
+    a = ids["file:///a/a"]
+    store.record_verdicts(engine, job, [store.Given(a, Verdict.ACCEPT, "ana", "dog")])
+    store.record_verdicts(engine, job, [store.Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 1.0),
+                                        store.Given(a, Verdict.CORRECT, "ana", "rain", 0.0, 1.0),
+                                        store.Given(a, Verdict.REJECT, "ana", "dog", 1.0, 2.0)])
+    assert store.verdicts(engine, job) == {a: (Verdict.ACCEPT, "dog")}  # the file's, untouched by its segments
+    assert store.all_verdicts(engine, job) == {(a, None, None): (Verdict.ACCEPT, "dog"),
+                                               (a, 0.0, 1.0): (Verdict.CORRECT, "rain"),
+                                               (a, 1.0, 2.0): (Verdict.REJECT, "dog")}
+    url = engine.url.render_as_string(hide_password=False)
+    history = query(url, "select verdict, start_s, end_s, current from reviews order by reviewed_at, verdict")
+    assert sorted((tuple(row) for row in history), key=repr) == sorted([
+        ("accept", None, None, 1), ("accept", 0.0, 1.0, 0), ("correct", 0.0, 1.0, 1), ("reject", 1.0, 2.0, 1)], key=repr)
+    final = query(url, "select start_s, end_s, label, source, decision, verdict from reviewed_labels order by start_s")
+    assert sorted((tuple(row) for row in final), key=repr) == sorted([
+        (None, None, "dog", "human", "dog", "accept"), (0.0, 1.0, "rain", "human", None, "correct"),
+        (1.0, 2.0, None, "human", "dog", "reject")], key=repr)
+    assert store.undo_verdict(engine, job, "ana") in {(a, 0.0, 1.0), (a, 1.0, 2.0)}  # one transaction: same stamp
+
+
 def test_review_items_carry_decision_margin_and_windows(engine):
     job, ids = _labeled(engine, "a")
     [item] = store.review_items(engine, job)
     assert (item.uri, item.decision) == ("file:///a/a", "dog") and item.margin == pytest.approx(0.4)
     assert store.review_items(engine, job, label="rain") == []
-    [(start, end, top)] = store.file_windows(engine, job, ids["file:///a/a"])
-    assert (start, end, top.label) == (0.0, 1.0, "dog")
+    [window] = segments.job_windows(engine, job)
+    assert (window.file_id, window.start_s, window.end_s, window.labels[0].label) == (ids["file:///a/a"], 0.0, 1.0, "dog")
+    url = engine.url.render_as_string(hide_password=False)
+    viewed = query(url, "select label, score from segment_labels order by rank")  # the scores as the view has them
+    assert [(s.label, s.score) for s in window.labels] == [(label, pytest.approx(score)) for label, score in viewed]
+    assert window.tags == {"dog": pytest.approx(0.7)}
 
 
 def _at(engine, revision):

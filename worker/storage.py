@@ -12,6 +12,9 @@ from typing import BinaryIO
 from soundtag import access, s3, uris
 from soundtag.errors import ReadError, TransientReadError
 
+# What a ranged S3 file fetches at least per request: a decoder's header reads share one.
+_RANGED_BUFFER = 64 * 1024
+
 
 def path_of(uri: str) -> Path:
     """The local path behind a ``file://`` URI, exactly, whatever bytes its name holds."""
@@ -59,6 +62,17 @@ class Storage:
         """The whole file's bytes; raises as ``open`` does."""
         with self.open(uri) as file:
             return file.read()
+
+    def open_ranged(self, uri: str) -> AbstractContextManager[BinaryIO]:
+        """The file as ``open`` gives it, except that an ``s3://`` object is not fetched whole:
+        each read is a ranged GET (s3.RangedObject), for reading a small part of a large object."""
+        if not uri.startswith("s3://"):
+            return self.open(uri)
+        self.check(uri)
+        try:
+            return io.BufferedReader(s3.RangedObject(self._s3_client(), *s3.split_uri(uri)), _RANGED_BUFFER)
+        except s3.S3Error as exc:
+            raise _read_error(exc) from None
 
     def s3_part(self, uri: str, byte_range: str | None) -> s3.Part:
         """An ``s3://`` object, or the part of it an HTTP Range header asks for, streamed."""

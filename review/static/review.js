@@ -1,109 +1,259 @@
-// The review page: one recording at a time, verdicts by key. State changes are POSTs that carry
-// the page's CSRF token in a header (see review/guard.py).
+// The review page: one item at a time (a recording, a window or an event), verdicts by key.
+// Each item's audio is the segment and its context, cut by the server at the recording's own
+// rate; the next item's is fetched while the current one plays. State changes are POSTs that
+// carry the page's CSRF token in a header (see review/guard.py) and name the item and the
+// version of it they judge, so a second press of a key cannot judge an item twice or skip one.
 import WaveSurfer from "/static/vendor/wavesurfer/wavesurfer.esm.js";
 import RegionsPlugin from "/static/vendor/wavesurfer/regions.esm.js";
 import SpectrogramPlugin from "/static/vendor/wavesurfer/spectrogram.esm.js";
+import TimelinePlugin from "/static/vendor/wavesurfer/timeline.esm.js";
 
 const csrf = document.body.dataset.csrf;
 const taxonomy = JSON.parse(document.getElementById("taxonomy-labels").textContent);
-const esc = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-const colour = (label) => `hsla(${(taxonomy.indexOf(label) * 137) % 360}, 70%, 55%, 0.3)`;
-let items = [], progress = null, index = 0, wavesurfer = null;
+const colour = (label) => `hsla(${(Math.max(taxonomy.indexOf(label), 0) * 137) % 360}, 70%, 55%, 0.3)`;
+const ZOOM_STEP = 1.5, MAX_ZOOM = 64;
+let items = [], progress = null, index = 0, unit = "file";
+let busy = false;  // a verdict, an undo or the item after them is on its way: keys wait
+let showing = 0;  // the latest show(): an earlier one still loading gives way
+let clipStart = 0, zoom = 1;
+const clips = new Map();  // item position → Promise of {blob, start, rate}: the current item and the next
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function swatch(label) {
+  const node = element("span", undefined, "swatch");
+  node.style.background = colour(label);
+  return node;
+}
+
+function clock(seconds) {
+  const s = Math.max(seconds, 0), h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60;
+  const rest = (s % 60).toFixed(s < 60 && s % 1 ? 1 : 0).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${rest}` : `${m}:${rest}`;
+}
+
+function problem(text) {
+  const node = document.getElementById("problem");
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+const regions = RegionsPlugin.create();
+const wavesurfer = WaveSurfer.create({
+  container: "#waveform", height: 110, waveColor: "#607d8b", progressColor: "#263238",
+  plugins: [regions,
+    TimelinePlugin.create({formatTimeCallback: (seconds) => clock(seconds + clipStart)}),
+    SpectrogramPlugin.create({container: "#spectrogram", labels: true, height: 200, scale: "linear",
+      fftSamples: 512})]});
+wavesurfer.on("error", (error) => problem(`audio: ${error?.message || error}`));
 
 async function post(path, body) {
   const response = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json",
     "X-Soundtag-CSRF": csrf}, body: JSON.stringify(body || {})});
-  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
-  return response.json();
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw Object.assign(new Error(`${path}: ${response.status} ${answer.error || ""}`),
+    {status: response.status, answer});
+  return answer;
+}
+
+function clipOf(i) {
+  if (!clips.has(i)) {
+    clips.set(i, fetch(`/api/items/${items[i].id}/audio`).then(async (response) => {
+      if (!response.ok) throw new Error(await response.text());
+      return {blob: await response.blob(), start: Number(response.headers.get("X-Soundtag-Clip-Start")),
+        rate: Number(response.headers.get("X-Soundtag-Rate"))};
+    }));
+    clips.get(i).catch(() => clips.delete(i));  // a failed fetch is tried again when shown
+  }
+  return clips.get(i);
 }
 
 function showProgress() {
   document.getElementById("progress").textContent =
     `${progress.reviewed} reviewed / ${progress.remaining} remaining`;
-  document.getElementById("per-label").innerHTML = "<h2>per label</h2>" + Object.entries(progress.per_label)
-    .map(([label, c]) => `<div><span class="swatch" style="background:${colour(label)}"></span>${esc(label)}: ` +
-      `${c.reviewed} / ${c.total}</div>`).join("");
+  const list = document.getElementById("per-label");
+  list.replaceChildren(element("h2", `per label (${unit === "file" ? "recordings" : unit + "s"})`));
+  for (const [label, counts] of Object.entries(progress.per_label)) {
+    const row = element("div");
+    row.append(swatch(label), `${label || "no decision"}: ${counts.reviewed} / ${counts.total}`);
+    list.append(row);
+  }
+}
+
+function decisionText(item) {
+  return item.decision ?? "no decision (abstained)";
 }
 
 function showVerdict(item) {
-  const given = progress.verdicts[item.id];
-  const text = given ? `${given.verdict}${given.verdict === "correct" ? " → " + esc(given.label) : ""}` : "no verdict yet";
-  document.getElementById("decision").innerHTML =
-    `model's decision: <strong>${esc(item.decision ?? "none")}</strong><span class="verdict">${text}</span>`;
+  const given = item.given;
+  const node = document.getElementById("decision");
+  node.replaceChildren("model's decision: ", element("strong", decisionText(item), item.decision ? "" : "abstained"),
+    element("span", given ? given.verdict + (given.verdict === "correct" ? " → " + given.label : "") : "no verdict yet",
+      "verdict"));
+}
+
+function where(item) {
+  if (item.start === null) return `recording ${index + 1} of ${items.length}`;
+  return `${unit} ${index + 1} of ${items.length}: ${clock(item.start)}–${clock(item.end)}` +
+    (item.duration ? ` of ${clock(item.duration)}` : "");
+}
+
+function fitZoom() {
+  const width = document.getElementById("waveform").clientWidth;
+  const duration = wavesurfer.getDuration() || 1;
+  const pxPerSec = (width / duration) * zoom;
+  wavesurfer.zoom(pxPerSec);
+  document.body.dataset.span = (width / pxPerSec).toFixed(3);
+  document.getElementById("span").textContent = `${(width / pxPerSec).toFixed(1)} s`;
+}
+
+function zoomBy(factor) {
+  if (document.body.dataset.state !== "ready") return;
+  zoom = Math.min(Math.max(zoom * factor, 1), MAX_ZOOM);
+  fitZoom();
 }
 
 async function show(i) {
+  const ticket = ++showing;
   index = Math.max(0, Math.min(i, items.length - 1));
   const item = items[index];
   document.body.dataset.state = "loading";
-  document.body.dataset.file = item.id;
+  document.body.dataset.item = item.id;
+  document.body.dataset.file = item.file;
   document.getElementById("name").textContent = item.name;
-  document.getElementById("position").textContent = `recording ${index + 1} of ${items.length}`;
-  document.querySelector("#labels tbody").innerHTML = item.labels.map((l) =>
-    `<tr><td><span class="swatch" style="background:${colour(l.label)}"></span>${esc(l.label)}</td>` +
-    `<td>${l.score.toFixed(3)}</td><td>${l.similarity.toFixed(3)}</td></tr>`).join("");
+  document.getElementById("position").textContent = where(item);
+  document.querySelector("#labels tbody").replaceChildren(...item.labels.map((l) => {
+    const row = element("tr"), name = element("td");
+    name.append(swatch(l.label), l.label);
+    row.append(name, element("td", l.score.toFixed(3)), element("td", l.similarity.toFixed(3)));
+    return row;
+  }));
   showVerdict(item);
-  const windows = await (await fetch(`/api/items/${item.id}/windows`)).json();
-  if (wavesurfer) wavesurfer.destroy();
-  const regions = RegionsPlugin.create();
-  wavesurfer = WaveSurfer.create({container: "#waveform", height: 110, waveColor: "#607d8b",
-    progressColor: "#263238", url: `/audio/${item.id}`, sampleRate: 22050,
-    plugins: [regions, SpectrogramPlugin.create({container: "#spectrogram", labels: true, height: 160})]});
-  wavesurfer.on("decode", () => {
-    for (const w of windows) {
-      regions.addRegion({start: w.start, end: w.end, color: colour(w.label), drag: false, resize: false,
-        content: `${w.label} ${w.score.toFixed(2)}`});
-    }
-    document.body.dataset.regions = windows.length;
-    document.body.dataset.state = "ready";
-  });
-  wavesurfer.on("error", (e) => { document.body.dataset.state = "error"; console.error(e); });
+  problem("");
+  let clip;
+  try {
+    clip = await clipOf(index);
+  } catch (error) {
+    if (ticket === showing) { problem(`audio: ${error.message}`); document.body.dataset.state = "error"; }
+    return;
+  }
+  if (ticket !== showing) return;
+  clipStart = clip.start;
+  // Decoded at the clip's own rate (the recording's, at most 96 kHz): the spectrogram reaches
+  // its Nyquist frequency instead of the 22,050 Hz a fixed decoding rate would show.
+  wavesurfer.setOptions({sampleRate: clip.rate});
+  try {
+    await wavesurfer.loadBlob(clip.blob);
+  } catch (error) {
+    if (ticket === showing) { problem(`audio: ${error.message}`); document.body.dataset.state = "error"; }
+    return;
+  }
+  if (ticket !== showing) return;
+  regions.clearRegions();
+  const start = item.start === null ? 0 : item.start - clipStart;
+  const end = item.end === null ? wavesurfer.getDuration() : item.end - clipStart;
+  regions.addRegion({start, end, color: colour(item.decision), drag: false, resize: false,
+    content: decisionText(item)});
+  zoom = 1;
+  fitZoom();
+  const decoded = wavesurfer.getDecodedData();
+  document.body.dataset.rate = decoded.sampleRate;
+  document.body.dataset.topHz = decoded.sampleRate / 2;
+  document.getElementById("frequency-range").textContent = `0–${(decoded.sampleRate / 2000).toFixed(1)} kHz`;
+  document.body.dataset.state = "ready";
+  const next = nextUnreviewed();
+  for (const kept of clips.keys()) if (kept !== index && kept !== next) clips.delete(kept);
+  if (next !== index) clipOf(next).catch(() => {});
 }
 
 function nextUnreviewed() {
-  for (let i = index + 1; i < items.length; i++) if (!progress.verdicts[items[i].id]) return i;
+  for (let i = index + 1; i < items.length; i++) if (!items[i].given) return i;
   return Math.min(index + 1, items.length - 1);
+}
+
+function update(n, answer) {
+  items[n].given = answer.given;
+  items[n].version = answer.version;
+  progress = answer.progress || progress;
+  showProgress();
 }
 
 async function judge(verdict, label) {
   const item = items[index];
-  progress = (await post("/api/verdicts", {file_id: item.id, verdict, label})).progress;
-  showProgress();
+  try {
+    update(index, await post("/api/verdicts", {item: item.id, version: item.version, verdict, label}));
+  } catch (error) {
+    if (error.status === 409) { update(index, error.answer); showVerdict(item); return; }
+    problem(error.message);
+    return;
+  }
   await show(nextUnreviewed());
 }
 
 async function undo() {
-  const answer = await post("/api/undo");
-  progress = answer.progress;
-  showProgress();
-  const back = items.findIndex((item) => item.id === answer.file_id);
-  await show(back >= 0 ? back : index);
+  let answer;
+  try {
+    answer = await post("/api/undo");
+  } catch (error) {
+    problem(error.message);
+    return;
+  }
+  if (answer.item === null) return;
+  update(answer.item, answer);
+  await show(answer.item);
+}
+
+// One action at a time: keys that arrive while a verdict is saved and the next item loads are
+// dropped, not queued, so a double press records one verdict and lands on the next item.
+async function exclusive(action) {
+  if (busy) return;
+  busy = true;
+  document.body.dataset.busy = "1";
+  try {
+    await action();
+  } finally {
+    busy = false;
+    delete document.body.dataset.busy;
+  }
 }
 
 const help = document.getElementById("help");
-document.getElementById("help-button").onclick = () => { help.hidden = !help.hidden; };
+document.getElementById("help-button").addEventListener("click", () => { help.hidden = !help.hidden; });
 
-document.addEventListener("keydown", async (event) => {
+document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || !items.length) return;
   const key = event.key;
-  if (key === " ") { event.preventDefault(); wavesurfer?.playPause(); }
-  else if (key === "a") await judge("accept");
-  else if (key === "x") await judge("reject");
-  else if (/^[1-9]$/.test(key) && Number(key) <= taxonomy.length) await judge("correct", taxonomy[Number(key) - 1]);
-  else if (key === "n") await show(index + 1);
-  else if (key === "p") await show(index - 1);
-  else if (key === "u") await undo();
+  if (key === " ") { event.preventDefault(); wavesurfer.playPause(); }
   else if (key === "?") help.hidden = !help.hidden;
   else if (key === "Escape") help.hidden = true;
+  else if (key === "+" || key === "=") zoomBy(ZOOM_STEP);
+  else if (key === "-") zoomBy(1 / ZOOM_STEP);
+  else if (key === "a") exclusive(() => judge("accept"));
+  else if (key === "x") exclusive(() => judge("reject"));
+  else if (/^[1-9]$/.test(key) && Number(key) <= taxonomy.length) exclusive(() => judge("correct", taxonomy[Number(key) - 1]));
+  else if (key === "n") exclusive(() => show(index + 1));
+  else if (key === "p") exclusive(() => show(index - 1));
+  else if (key === "u") exclusive(undo);
 });
+
+document.getElementById("player").addEventListener("wheel", (event) => {
+  event.preventDefault();
+  zoomBy(event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP);
+}, {passive: false});
 
 const loaded = await (await fetch("/api/items")).json();
 items = loaded.items;
 progress = loaded.progress;
+unit = loaded.unit;
 showProgress();
 if (items.length) {
-  const first = items.findIndex((item) => !progress.verdicts[item.id]);
-  await show(first >= 0 ? first : 0);
+  const first = items.findIndex((item) => !item.given);
+  await exclusive(() => show(first >= 0 ? first : 0));
 } else {
   document.getElementById("name").textContent = "nothing to review";
   document.body.dataset.state = "empty";
