@@ -106,7 +106,7 @@ def job_events(engine: Engine, job_id: str) -> list[EventRow]:
     e = _EVENTS
     with engine.connect() as conn:
         taxonomy_hash = _taxonomy_hash(conn, spec.taxonomy_id)
-        files = {uri: (file_id, duration) for file_id, uri, duration in conn.execute(
+        files = {uri: (file_id, uri, duration) for file_id, uri, duration in conn.execute(
             select(File.id, File.uri, File.duration_s).join(JobFile, JobFile.file_id == File.id)
             .where(JobFile.job_id == job_id))}
         rows = conn.execute(select(e.c.uri, e.c.taxonomy_hash, e.c.label, e.c.start_s, e.c.end_s, e.c.max_similarity)

@@ -24,6 +24,8 @@ _THROTTLING = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExc
 # in memory, larger ones go to disk.
 _SPOOL_IN_MEMORY = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
+# A ranged object's read-ahead: the first request after a seek, and the largest.
+_AHEAD_FIRST, _AHEAD_MOST = 64 * 1024, 8 * 1024 * 1024
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -80,10 +82,11 @@ def open_object(client, bucket: str, key: str) -> BinaryIO:
 
 
 class RangedObject(io.RawIOBase):
-    """An object as a seekable file that fetches only what is read, one ranged GET per read:
-    cutting a minute out of a day-long recording reads that minute (and its header), not the
-    day. ``fetched`` counts the bytes received. Wrap it in io.BufferedReader so that a decoder's
-    small header reads share one request. Raises S3Error."""
+    """An object as a seekable file that fetches only what is read, by ranged GETs: cutting a
+    minute out of a day-long recording reads that minute (and its header), not the day. Reads
+    that follow each other fetch ahead in doubling steps (from ``_AHEAD_FIRST`` to ``_AHEAD_MOST``),
+    so a decoder's many small reads cost a few requests and at most twice the bytes they use; a
+    seek starts small again. ``fetched`` counts the bytes received. Raises S3Error."""
 
     def __init__(self, client, bucket: str, key: str) -> None:
         super().__init__()
@@ -93,6 +96,8 @@ class RangedObject(io.RawIOBase):
         except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
             raise _problem(exc, client, bucket, key) from None
         self._position = 0
+        self._held, self._held_at = b"", 0  # the bytes last fetched, and where they start
+        self._ahead = _AHEAD_FIRST
         self.fetched = 0
 
     def readable(self) -> bool:
@@ -113,16 +118,25 @@ class RangedObject(io.RawIOBase):
         wanted = min(len(buffer), self.size - self._position)
         if wanted <= 0:
             return 0
-        last = self._position + wanted - 1
+        offset = self._position - self._held_at
+        if not 0 <= offset < len(self._held):
+            sequential = bool(self._held) and self._position == self._held_at + len(self._held)
+            self._ahead = min(self._ahead * 2, _AHEAD_MOST) if sequential else _AHEAD_FIRST
+            self._fetch(self._position, max(wanted, self._ahead))
+            offset = 0
+        part = self._held[offset:offset + wanted]
+        buffer[:len(part)] = part
+        self._position += len(part)
+        return len(part)
+
+    def _fetch(self, first: int, length: int) -> None:
+        last = min(first + length, self.size) - 1
         try:
-            body = self._client.get_object(Bucket=self._bucket, Key=self._key,
-                                           Range=f"bytes={self._position}-{last}")["Body"].read()
+            body = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={first}-{last}")["Body"]
+            self._held, self._held_at = body.read(), first
         except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
             raise _problem(exc, self._client, self._bucket, self._key) from None
-        buffer[:len(body)] = body
-        self._position += len(body)
-        self.fetched += len(body)
-        return len(body)
+        self.fetched += len(self._held)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,6 @@ from typing import BinaryIO
 from soundtag import access, s3, uris
 from soundtag.errors import ReadError, TransientReadError
 
-# What a ranged S3 file fetches at least per request: a decoder's header reads share one.
-_RANGED_BUFFER = 64 * 1024
-
 
 def path_of(uri: str) -> Path:
     """The local path behind a ``file://`` URI, exactly, whatever bytes its name holds."""
@@ -70,7 +67,7 @@ class Storage:
             return self.open(uri)
         self.check(uri)
         try:
-            return io.BufferedReader(s3.RangedObject(self._s3_client(), *s3.split_uri(uri)), _RANGED_BUFFER)
+            return s3.RangedObject(self._s3_client(), *s3.split_uri(uri))
         except s3.S3Error as exc:
             raise _read_error(exc) from None
 
