@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import Engine, and_, column, func, select, table
 
 from db.models import File, JobFile, Labeling, Segment, TaxonomyRow
-from db.store import Scored, job_spec
+from db.store import Scored, SegmentVerdict, all_verdicts, covering, job_spec
 
 _SEGMENT_TAGS = table("segment_tags", column("uri"), column("model"), column("taxonomy_hash"), column("start_s"),
                       column("end_s"), column("label"), column("score"))
@@ -114,6 +114,31 @@ def job_events(engine: Engine, job_id: str) -> list[EventRow]:
     found = [EventRow(*files[uri], label, start, end, similarity)
              for uri, found_hash, label, start, end, similarity in rows if found_hash == taxonomy_hash and uri in files]
     return sorted(found, key=lambda ev: (ev.file_id, ev.start_s, ev.end_s, ev.label))
+
+
+def window_decision(tags: dict[str, float], leaves: set[str]) -> str | None:
+    """A window's decision, as file_decisions makes a file's: its tagging label (not a group) of
+    the highest score, ties by name; None (abstained) when nothing tags it."""
+    passing = [(-score, label) for label, score in tags.items() if label in leaves]
+    return min(passing)[1] if passing else None
+
+
+def reviewed_windows(engine: Engine, job_id: str) -> list[tuple[Window, str | None]]:
+    """Each window of the job that a segment verdict in force covers (store.covering: a window's
+    own, or an event's around it), with the truth that verdict gives it: its label when accepted
+    or corrected, none when rejected."""
+    by_file: dict[int, list[SegmentVerdict]] = {}
+    for (file_id, start, end), (verdict, label) in all_verdicts(engine, job_id).items():
+        if start is not None:
+            by_file.setdefault(file_id, []).append(SegmentVerdict(start, end, verdict, label))
+    if not by_file:
+        return []
+    found = []
+    for w in job_windows(engine, job_id, set(by_file)):
+        verdict = covering(by_file[w.file_id], w.start_s, w.end_s)
+        if verdict is not None:
+            found.append((w, verdict.final))
+    return found
 
 
 def _taxonomy_hash(conn, taxonomy_id: int) -> str:

@@ -527,7 +527,9 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
     """Each file of a job with its truth, its first ``k`` labels by the job's model and taxonomy
     (the current result, whichever job made it), and its decision and tags under the taxonomy's
     current thresholds. With ``reviewed`` the truth is the label of the verdict in force (accept
-    or correct); a file without one, or rejected, has none."""
+    or correct); a file without one, or rejected, has none; and each window that a segment
+    verdict covers follows as an entry of its own (``uri#start-end``), with its labels, decision
+    and tags (db.segments.reviewed_windows)."""
     given = verdicts(engine, job_id) if reviewed else {}
     spec = job_spec(engine, job_id)
     names = spec.taxonomy.names
@@ -547,12 +549,24 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
             truth = _reviewed_truth(given, file_id)
         labels = tuple(names[i] for i in _best(scores, k)) if scores is not None else ()
         found.append(Prediction(uri, truth, labels, decided.get(file_id), tagged.get(file_id, frozenset())))
+    if reviewed:
+        from db.segments import reviewed_windows, window_decision
+
+        found += [Prediction(_segment_name(w), truth, tuple(s.label for s in w.labels[:k]),
+                             window_decision(w.tags, set(names)), frozenset(w.tags))
+                  for w, truth in reviewed_windows(engine, job_id)]
     return found
+
+
+def _segment_name(window) -> str:
+    """A window as evaluate and calibrate count it beside whole files."""
+    return f"{window.uri}#{window.start_s:g}-{window.end_s:g}"
 
 
 def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tuple[str, str | None, dict[str, float]]]:
     """Each labeled file of a job with its truth and the cosine of every label, by the job's
-    model and taxonomy. With ``reviewed`` the truth is the verdict in force, as in job_predictions."""
+    model and taxonomy. With ``reviewed`` the truth is the verdict in force, and reviewed windows
+    follow, as in job_predictions."""
     given = verdicts(engine, job_id) if reviewed else {}
     spec = job_spec(engine, job_id)
     names = spec.taxonomy.names
@@ -568,6 +582,11 @@ def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tup
         if reviewed:
             truth = _reviewed_truth(given, file_id)
         found[uri] = (truth, dict(zip(names, map(float, similarities))))
+    if reviewed:
+        from db.segments import reviewed_windows
+
+        found.update((_segment_name(w), (truth, dict(zip(names, w.similarities))))
+                     for w, truth in reviewed_windows(engine, job_id))
     return [(uri, truth, cosines) for uri, (truth, cosines) in found.items()]
 
 
@@ -719,12 +738,47 @@ class LabeledFile:
     reviewer: str | None
     windows: tuple[Window, ...] = ()
     events: tuple[Event, ...] = ()
+    segment_verdicts: tuple[SegmentVerdict, ...] = ()  # in force, with the windows and events
 
     def label(self, reviewed: bool = False) -> str | None:
         """The file's label: the final one with ``reviewed``, else the model's decision."""
         if reviewed:
             return self.final
         return self.decision.label if self.decision else None
+
+    def segment_label(self, start_s: float, end_s: float, label: str, reviewed: bool = False) -> str | None:
+        """The label of a window or event of the file: with ``reviewed``, that of the segment
+        verdict in force covering it (none when rejected), else ``label``."""
+        found = covering(self.segment_verdicts, start_s, end_s) if reviewed else None
+        if found is None:
+            return label
+        return None if found.verdict == Verdict.REJECT else found.label
+
+
+@dataclass(frozen=True)
+class SegmentVerdict:
+    """A verdict in force on a segment of a file: ``label`` as in the ``reviews`` view."""
+
+    start_s: float
+    end_s: float
+    verdict: Verdict
+    label: str | None
+
+    @property
+    def final(self) -> str | None:
+        """As reviewed_labels.label: the label judged or given; none when rejected."""
+        return None if self.verdict == Verdict.REJECT else self.label
+
+
+# Bounds that should touch but went through a float's rounding (a Label Studio region, JSON).
+SLACK = 1e-6
+
+
+def covering(verdicts: Iterable[SegmentVerdict], start_s: float, end_s: float) -> SegmentVerdict | None:
+    """The narrowest of the segment verdicts whose bounds hold [start_s, end_s] (a window's own
+    verdict before an event's around it); None when none does."""
+    around = [v for v in verdicts if v.start_s - SLACK <= start_s and end_s <= v.end_s + SLACK]
+    return min(around, key=lambda v: v.end_s - v.start_s, default=None)
 
 
 _EVENTS = table("events", column("uri"), column("model"), column("taxonomy_hash"), column("label"), column("start_s"),
@@ -751,7 +805,7 @@ class _Following:
 def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                   chunk: int = 1000) -> Iterable[list[LabeledFile]]:
     """The job's files that have a result by its model and taxonomy, ``chunk`` at a time in URI
-    order; with ``regions``, each with its windows and events. Each view is read once, on its
+    order; with ``regions``, each with its windows, events and segment verdicts. Each view is read once, on its
     own, streamed in URI order beside the files: a view filtered by a chunk's URIs, or joined
     with the job's files, costs as much as the whole view on every chunk or row. The verdicts come
     from the review table, as reviewed_labels takes them: that view joins file_decisions, which
@@ -787,8 +841,12 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                                         .order_by(by_uri(File.uri))))
         decided = _Following(conn.execute(view(d, d.c.label, d.c.score, d.c.similarity)
                                           .where(d.c.label.is_not(None))))
-        windows = events = _Following(())
+        windows = events = judged = _Following(())
         if regions:
+            judged = _Following(conn.execute(
+                select(File.uri, Review.start_s, Review.end_s, Review.verdict, Review.label)
+                .join(File, File.id == Review.file_id).where(*_in_force(spec), Review.start_s.is_not(None))
+                .order_by(by_uri(File.uri), Review.start_s)))
             windows = _Following(conn.execute(
                 select(File.uri, Segment.start_s, Segment.end_s, Segment.top_label, Segment.top_score,
                        Segment.top_similarity).join(Labeling, Labeling.id == Segment.labeling_id)
@@ -810,7 +868,9 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                 row.id, row.uri, row.duration_s, row.sample_rate,
                 Scored(row.top_label, row.top_score, row.top_similarity), tuple(row.scores), decision, label,
                 source, verdict, reviewer, tuple(Window(*w) for w in windows.take(row.uri)),
-                tuple(Event(*ev) for ev in mine(events.take(row.uri)))))
+                tuple(Event(*ev) for ev in mine(events.take(row.uri))),
+                tuple(SegmentVerdict(start, end, Verdict(verdict), label)
+                      for start, end, verdict, label in judged.take(row.uri))))
             if len(found) == chunk:
                 yield found
                 found = []

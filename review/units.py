@@ -31,7 +31,7 @@ def review_items(engine: Engine, job_id: str, unit: Unit, label: str | None = No
         return store.review_items(engine, job_id, label)
     leaves = set(store.job_spec(engine, job_id).taxonomy.names)
     if unit == Unit.WINDOW:
-        return [ReviewItem(w.file_id, w.uri, w.duration_s, label or window_decision(w.tags, leaves), w.labels,
+        return [ReviewItem(w.file_id, w.uri, w.duration_s, label or segments.window_decision(w.tags, leaves), w.labels,
                            w.start_s, w.end_s)
                 for w in segments.job_windows(engine, job_id) if label is None or label in w.tags]
     events = [ev for ev in segments.job_events(engine, job_id) if label is None or ev.label == label]
@@ -42,13 +42,6 @@ def review_items(engine: Engine, job_id: str, unit: Unit, label: str | None = No
                        event_labels([w for w in windows.get(ev.file_id, ()) if ev.start_s <= w.start_s
                                      and w.end_s <= ev.end_s]), ev.start_s, ev.end_s)
             for ev in events]
-
-
-def window_decision(tags: dict[str, float], leaves: set[str]) -> str | None:
-    """A window's decision, as file_decisions makes a file's: its tagging label (not a group) of
-    the highest score, ties by name; None (abstained) when nothing tags it."""
-    passing = [(-score, label) for label, score in tags.items() if label in leaves]
-    return min(passing)[1] if passing else None
 
 
 def event_labels(windows: Sequence[segments.Window]) -> tuple[Scored, ...]:

@@ -207,7 +207,15 @@ def test_segment_verdicts_keep_their_bounds_and_stand_apart_from_the_files(engin
     assert sorted((tuple(row) for row in final), key=repr) == sorted([
         (None, None, "dog", "human", "dog", "accept"), (0.0, 1.0, "rain", "human", None, "correct"),
         (1.0, 2.0, None, "human", "dog", "reject")], key=repr)
-    assert store.undo_verdict(engine, job, "ana") in {(a, 0.0, 1.0), (a, 1.0, 2.0)}  # one transaction: same stamp
+    # evaluate and calibrate --truth reviews: the window a segment verdict covers is an entry of its own.
+    store.record_verdicts(engine, job, [store.Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 5.0)])  # an event's
+    predictions = {p.uri: p for p in store.job_predictions(engine, job, reviewed=True)}
+    assert predictions["file:///a/a#0-1"].truth == "rain"  # the window's own verdict beats the event's around it
+    assert (predictions["file:///a/a#0-1"].labels, predictions["file:///a/a#0-1"].decision) == (("dog", "rain"), "dog")
+    assert predictions["file:///a/a"].truth == "dog"
+    cosines = {uri: (truth, by_label) for uri, truth, by_label in store.job_cosines(engine, job, reviewed=True)}
+    assert cosines["file:///a/a#0-1"] == ("rain", {"dog": pytest.approx(0.2), "rain": pytest.approx(0.1)})
+    assert store.undo_verdict(engine, job, "ana") == (a, 0.0, 5.0)
 
 
 def test_review_items_carry_decision_margin_and_windows(engine):
