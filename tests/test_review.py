@@ -150,6 +150,9 @@ def test_audio_only_for_ids_the_server_issued(labeled, server, browser):
                      "file:%2F%2F%2Fetc%2Fpasswd"]:
         assert page.request.get(f"{review.url}/audio/{tampered}").status == 404, tampered
     assert page.request.get(f"{review.url}/audio?uri=file:///etc/passwd").status == 404
+    assert page.request.get(f"{review.url}/api/items/0/audio").status == 200
+    for tampered in ["4", "-1", "1x", "..%2F0", "%2Fetc%2Fpasswd"]:  # 4 items: 0 to 3
+        assert page.request.get(f"{review.url}/api/items/{tampered}/audio").status == 404, tampered
     assert page.request.get(f"{review.url}/static/../../../etc/passwd").status == 404
 
 
@@ -158,8 +161,8 @@ def test_post_from_another_origin_is_refused(labeled, server, browser):
     review.wait_ready()
     page = browser.new_page()
     page.goto(review.url + "/")
-    file_id, _ = _shown(page)
-    body = {"file_id": int(file_id), "verdict": "accept"}
+    _shown(page)
+    body = {"item": int(page.evaluate("document.body.dataset.item")), "version": 0, "verdict": "accept"}
     csrf = page.evaluate("document.body.dataset.csrf")
     forged = [{"Origin": "http://evil.example", "X-Soundtag-CSRF": csrf},
               {"Sec-Fetch-Site": "cross-site", "X-Soundtag-CSRF": csrf},
