@@ -48,7 +48,8 @@ new MutationObserver(() => {
 
 
 def recording() -> Path:
-    """The 3-hour recording: faint noise with a tone that sweeps up to 40 kHz and back each minute."""
+    """The 3-hour recording: faint noise with a tone that sweeps up to 40 kHz and back, the same
+    minute over and over (computing 3 hours of it takes long on a busy machine; reading does not care)."""
     path = CACHE / "dawn-3h-96k.wav"
     if path.exists():
         return path
@@ -56,13 +57,13 @@ def recording() -> Path:
 
     CACHE.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.wav")
-    rng = np.random.default_rng(0)
+    t = np.arange(60 * RATE) / RATE
+    phase = 2 * np.pi * np.cumsum(1000 + 39_000 * np.abs(np.sin(np.pi * t / 60))) / RATE
+    minute = (0.02 * np.random.default_rng(0).standard_normal(len(t)) + 0.2 * np.sin(phase))
+    minute = (minute * 32767).astype(np.int16)
     with sf.SoundFile(partial, "w", samplerate=RATE, channels=1, subtype="PCM_16", format="WAV") as out:
-        for minute in range(HOURS * 60):
-            t = np.arange(60 * RATE) / RATE
-            sweep = 1000 + 39_000 * np.abs(np.sin(np.pi * t / 60))
-            phase = 2 * np.pi * np.cumsum(sweep) / RATE
-            out.write((0.02 * rng.standard_normal(len(t)) + 0.2 * np.sin(phase)).astype(np.float32))
+        for _ in range(HOURS * 60):
+            out.write(minute)
     partial.rename(path)
     return path
 
