@@ -348,16 +348,18 @@ V3 = {"postgresql": SEGMENT_LABELS_V3_POSTGRESQL, "sqlite": SEGMENT_LABELS_V3_SQ
 # event), its bounds in start_s and end_s; a file verdict has them NULL. A verdict is in force for
 # its file *and bounds*: a segment's verdict neither supersedes nor is superseded by the file's.
 # reviews: version 1's columns, then start_s and end_s.
-_SAME_BOUNDS = """COALESCE(n.start_s, -1) = COALESCE(r.start_s, -1) AND COALESCE(n.end_s, -1) = COALESCE(r.end_s, -1)"""
+# No verdict given after r on the same file and bounds, model and taxonomy is in force.
+_LATEST = """NOT EXISTS (
+           SELECT 1 FROM review n
+           WHERE n.file_id = r.file_id AND n.model = r.model AND n.taxonomy_id = r.taxonomy_id
+             AND COALESCE(n.start_s, -1) = COALESCE(r.start_s, -1) AND COALESCE(n.end_s, -1) = COALESCE(r.end_s, -1)
+             AND n.undone_at IS NULL AND n.id > r.id)"""
 
 REVIEWS_V2 = f"""
 CREATE VIEW reviews AS
 SELECT f.uri, r.job_id AS run_id, r.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
        r.label, r.verdict, r.reviewer, r.reviewed_at, r.undone_at,
-       CASE WHEN r.undone_at IS NULL AND NOT EXISTS (
-           SELECT 1 FROM review n
-           WHERE n.file_id = r.file_id AND n.model = r.model AND n.taxonomy_id = r.taxonomy_id
-             AND {_SAME_BOUNDS} AND n.undone_at IS NULL AND n.id > r.id) THEN 1 ELSE 0 END AS "current",
+       CASE WHEN r.undone_at IS NULL AND {_LATEST} THEN 1 ELSE 0 END AS "current",
        r.start_s, r.end_s
 FROM review r
 JOIN file f ON f.id = r.file_id
@@ -393,8 +395,5 @@ SELECT f.uri, r.job_id, r.model, t.name, t.content_hash,
 FROM review r
 JOIN file f ON f.id = r.file_id
 JOIN taxonomy t ON t.id = r.taxonomy_id
-WHERE r.start_s IS NOT NULL AND r.undone_at IS NULL AND NOT EXISTS (
-    SELECT 1 FROM review n
-    WHERE n.file_id = r.file_id AND n.model = r.model AND n.taxonomy_id = r.taxonomy_id
-      AND {_SAME_BOUNDS} AND n.undone_at IS NULL AND n.id > r.id)
+WHERE r.start_s IS NOT NULL AND r.undone_at IS NULL AND {_LATEST}
 """
