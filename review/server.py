@@ -57,6 +57,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     position = {}
     for n, item in enumerate(items):
         position.setdefault(item.key, n)
+    recordings = {str(item.file_id): item.uri for item in items}  # by the ids the page was given
     given = store.all_verdicts(engine, session.job_id)
     versions = [0] * len(items)
     # Requests run in a thread pool: a verdict's check of the version, its write and the new
@@ -125,11 +126,11 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
 
     @app.get("/audio/{file_id}")
     def audio_of(file_id: str, request: Request):
-        item = next((item for item in items if str(item.file_id) == file_id), None) if file_id.isdigit() else None
-        if item is None:
+        uri = recordings.get(file_id)
+        if uri is None:
             return _missing()
         try:
-            return audio.respond(item.uri, storage, request.headers.get("range"))
+            return audio.respond(uri, storage, request.headers.get("range"))
         except (ReadError, TransientReadError) as exc:
             return PlainTextResponse(f"review: {exc}", status_code=404)
 
@@ -171,7 +172,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
 
 def _index(items: list, n: str) -> int | None:
     """The item behind an id the page was given; None for anything else (a tampered id)."""
-    return int(n) if n.isdigit() and int(n) < len(items) else None
+    return int(n) if n.isascii() and n.isdigit() and int(n) < len(items) else None
 
 
 def _missing():
