@@ -61,12 +61,18 @@ async function post(path, body) {
   return answer;
 }
 
+// Fetched and decoded ahead: showing a prefetched item only draws it.
 function clipOf(i) {
   if (!clips.has(i)) {
     clips.set(i, fetch(`/api/items/${items[i].id}/audio`).then(async (response) => {
       if (!response.ok) throw new Error(await response.text());
-      return {blob: await response.blob(), start: Number(response.headers.get("X-Soundtag-Clip-Start")),
-        rate: Number(response.headers.get("X-Soundtag-Rate"))};
+      const blob = await response.blob();
+      const rate = Number(response.headers.get("X-Soundtag-Rate"));
+      // Decoded at the clip's own rate (the recording's, at most 96 kHz): the spectrogram reaches
+      // its Nyquist frequency instead of the 22,050 Hz a fixed decoding rate would show.
+      const decoded = await new OfflineAudioContext(1, 1, rate).decodeAudioData(await blob.arrayBuffer());
+      return {blob, rate, start: Number(response.headers.get("X-Soundtag-Clip-Start")),
+        samples: decoded.getChannelData(0), duration: decoded.duration};
     }));
     clips.get(i).catch(() => clips.delete(i));  // a failed fetch is tried again when shown
   }
@@ -103,19 +109,18 @@ function where(item) {
     (item.duration ? ` of ${clock(item.duration)}` : "");
 }
 
-function fitZoom() {
-  const width = document.getElementById("waveform").clientWidth;
-  const duration = wavesurfer.getDuration() || 1;
-  const pxPerSec = (width / duration) * zoom;
-  wavesurfer.zoom(pxPerSec);
-  document.body.dataset.span = (width / pxPerSec).toFixed(3);
-  document.getElementById("span").textContent = `${(width / pxPerSec).toFixed(1)} s`;
+function showSpan() {
+  const span = (wavesurfer.getDuration() || 1) / zoom;
+  document.body.dataset.span = span.toFixed(3);
+  document.getElementById("span").textContent = `${span.toFixed(1)} s`;
 }
 
 function zoomBy(factor) {
   if (document.body.dataset.state !== "ready") return;
   zoom = Math.min(Math.max(zoom * factor, 1), MAX_ZOOM);
-  fitZoom();
+  const width = document.getElementById("waveform").clientWidth;
+  wavesurfer.zoom((width / (wavesurfer.getDuration() || 1)) * zoom);
+  showSpan();
 }
 
 async function show(i) {
@@ -144,11 +149,10 @@ async function show(i) {
   }
   if (ticket !== showing) return;
   clipStart = clip.start;
-  // Decoded at the clip's own rate (the recording's, at most 96 kHz): the spectrogram reaches
-  // its Nyquist frequency instead of the 22,050 Hz a fixed decoding rate would show.
-  wavesurfer.setOptions({sampleRate: clip.rate});
+  if (zoom !== 1) wavesurfer.setOptions({minPxPerSec: 0});  // back to fitting the item, as drawn first
+  zoom = 1;
   try {
-    await wavesurfer.loadBlob(clip.blob);
+    await wavesurfer.loadBlob(clip.blob, [clip.samples], clip.duration);
   } catch (error) {
     if (ticket === showing) { problem(`audio: ${error.message}`); document.body.dataset.state = "error"; }
     return;
@@ -159,16 +163,19 @@ async function show(i) {
   const end = item.end === null ? wavesurfer.getDuration() : item.end - clipStart;
   regions.addRegion({start, end, color: colour(item.decision), drag: false, resize: false,
     content: decisionText(item)});
-  zoom = 1;
-  fitZoom();
-  const decoded = wavesurfer.getDecodedData();
-  document.body.dataset.rate = decoded.sampleRate;
-  document.body.dataset.topHz = decoded.sampleRate / 2;
-  document.getElementById("frequency-range").textContent = `0–${(decoded.sampleRate / 2000).toFixed(1)} kHz`;
+  showSpan();
+  const rate = Math.round(wavesurfer.getDecodedData().sampleRate);
+  document.body.dataset.rate = rate;
+  document.getElementById("frequency-range").textContent = `0–${(rate / 2000).toFixed(1)} kHz`;
   document.body.dataset.state = "ready";
   const next = nextUnreviewed();
   for (const kept of clips.keys()) if (kept !== index && kept !== next) clips.delete(kept);
-  if (next !== index) clipOf(next).catch(() => {});
+  delete document.body.dataset.prefetched;
+  if (next !== index) {
+    clipOf(next).then(() => {
+      if (ticket === showing) document.body.dataset.prefetched = items[next].id;
+    }, () => {});
+  }
 }
 
 function nextUnreviewed() {
@@ -183,16 +190,22 @@ function update(n, answer) {
   showProgress();
 }
 
+// The verdict is saved while the next item is drawn; keys wait for both. A stale verdict (409)
+// means the item was judged already, so the page stays on the next one; any other failure goes
+// back to the item.
 async function judge(verdict, label) {
-  const item = items[index];
+  const at = index, item = items[at];
+  const saved = post("/api/verdicts", {item: item.id, version: item.version, verdict, label});
+  const shown = show(nextUnreviewed());
   try {
-    update(index, await post("/api/verdicts", {item: item.id, version: item.version, verdict, label}));
+    update(at, await saved);
   } catch (error) {
-    if (error.status === 409) { update(index, error.answer); showVerdict(item); return; }
-    problem(error.message);
+    if (error.status === 409) update(at, error.answer);
+    await shown;
+    if (error.status !== 409) { await show(at); problem(error.message); }
     return;
   }
-  await show(nextUnreviewed());
+  await shown;
 }
 
 async function undo() {
