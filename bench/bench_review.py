@@ -74,7 +74,9 @@ def database(path: Path) -> str:
     url = f"sqlite:///{db}"
     if db.exists():
         db.unlink()
-    from db import store
+    from db.files import add_files
+    from db.jobs import create_job
+    from db.results import save_results
     from db.schema import engine_for, ensure_schema
     from soundtag.fileref import FileRef
     from soundtag.settings import Settings
@@ -83,7 +85,7 @@ def database(path: Path) -> str:
 
     engine = engine_for(url)
     ensure_schema(engine)
-    job = store.create_job(engine, taxonomy_from_csv(",".join(LABELS)), Settings(model="bench"), kind="run",
+    job = create_job(engine, taxonomy_from_csv(",".join(LABELS)), Settings(model="bench"), kind="run",
                            sources=[str(path.parent)])
     duration = HOURS * 3600.0
     rng = np.random.default_rng(1)
@@ -97,8 +99,8 @@ def database(path: Path) -> str:
     mean = np.mean([w.similarity for w in windows], axis=0)
     scores = np.exp(10 * (mean - mean.max()))
     uri = path.as_uri()
-    store.add_files(engine, job, [FileRef(uri, fingerprint="bench")])
-    store.save_results(engine, job, [FileResult(uri, duration_s=duration, sample_rate=RATE, channels=1,
+    add_files(engine, job, [FileRef(uri, fingerprint="bench")])
+    save_results(engine, job, [FileResult(uri, duration_s=duration, sample_rate=RATE, channels=1,
                                                 scores=scores / scores.sum(), similarity=mean, segments=windows)],
                        LABELS, logit_scale=10.0)
     engine.dispose()

@@ -2,7 +2,7 @@
 labels and the labels that tag it (``segment_tags``), and the ``events`` view's merged runs.
 
 The views are read with the model in SQL and the taxonomy kept in Python, as
-``store.labeled_files`` reads them (PostgreSQL plans a filter on taxonomy_hash as nested loops)."""
+``db.labeled_files`` reads them (PostgreSQL plans a filter on taxonomy_hash as nested loops)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 from sqlalchemy import Engine, and_, column, func, select, table
 
 from db.models import File, JobFile, Labeling, Segment, TaxonomyRow
-from db.store import Scored, SegmentVerdict, all_verdicts, covering, job_spec
+from db.jobs import job_spec
+from db.reviews import Scored, SegmentVerdict, all_verdicts, covering
 
 _SEGMENT_TAGS = table("segment_tags", column("uri"), column("model"), column("taxonomy_hash"), column("start_s"),
                       column("end_s"), column("label"), column("score"))
@@ -124,7 +125,7 @@ def window_decision(tags: dict[str, float], leaves: set[str]) -> str | None:
 
 
 def reviewed_windows(engine: Engine, job_id: str) -> list[tuple[Window, str | None]]:
-    """Each window of the job that a segment verdict in force covers (store.covering: a window's
+    """Each window of the job that a segment verdict in force covers (db.reviews.covering: a window's
     own, or an event's around it), with the truth that verdict gives it: its label when accepted
     or corrected, none when rejected."""
     by_file: dict[int, list[SegmentVerdict]] = {}

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from soundtag.errors import AudioError, ReadError, S3Error, TransientReadError, first_line
-from worker import audio
-from worker.storage import Storage
+from soundtag.sources.storage import Storage
 
 # The highest rate sent: 48 kHz of bandwidth shows bats and rodents; a 192 or 384 kHz
 # recording is resampled down rather than sent at two or four times the bytes.
@@ -61,7 +60,7 @@ def _seek_and_read(file, start_s: float, end_s: float) -> tuple[np.ndarray, int]
             f.seek(first)
             block = f.read(max(0, int(round(end_s * f.samplerate)) - first), dtype="float32", always_2d=True)
             watched.raise_failure()
-            return audio.downmix(block), f.samplerate
+            return block.mean(axis=1, dtype=np.float32), f.samplerate
     except sf.LibsndfileError:
         watched.raise_failure()
         file.seek(0)
@@ -98,18 +97,27 @@ class _Watched:
 
 
 def _decode_through(file, start_s: float, end_s: float) -> tuple[np.ndarray, int]:
-    """Formats libsndfile cannot seek in (m4a, aac...): decoded from the start, the frames before
-    ``start_s`` dropped as they come, so memory stays bounded (time grows with ``start_s``)."""
+    """Formats libsndfile cannot seek in (m4a, aac...): decoded by FFmpeg from the start, mixed
+    down to mono at the recording's rate, the frames before ``start_s`` dropped as they come, so
+    memory stays bounded (time grows with ``start_s``)."""
+    import av
+
+    kept, seen = [], 0
     try:
-        with audio.open_stream(file, audio.Limits().max_rate) as stream:
-            stream.sample_rate = stream.source_rate  # no resampling: the recording's own rate
-            rate = stream.source_rate
-            first, last, seen, kept = int(start_s * rate), int(end_s * rate), 0, []
-            for block in stream.blocks():
-                kept.append(block[max(0, first - seen):max(0, last - seen)])
-                seen += len(block)
+        with av.open(file, mode="r") as container:
+            if not container.streams.audio:
+                raise AudioError("cannot cut a segment: no audio stream")
+            stream = container.streams.audio[0]
+            rate = stream.rate
+            first, last = int(start_s * rate), int(end_s * rate)
+            mono = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            for frame in container.decode(stream):
+                for out in mono.resample(frame):
+                    block = out.to_ndarray()[0]
+                    kept.append(block[max(0, first - seen):max(0, last - seen)])
+                    seen += len(block)
                 if seen >= last:
                     break
-    except AudioError as exc:
-        raise AudioError(f"cannot cut a segment: {first_line(str(exc))}") from None
-    return (np.concatenate(kept) if kept else np.zeros(0, np.float32)), rate
+    except (av.error.FFmpegError, ValueError, IndexError) as exc:
+        raise AudioError(f"cannot cut a segment: not a readable audio file ({first_line(str(exc))})") from None
+    return (np.concatenate(kept).astype(np.float32) if kept else np.zeros(0, np.float32)), rate

@@ -1,6 +1,6 @@
 """Label Studio round trips: a job's files as tasks with predictions (and the labeling config
 that shows them), and a Label Studio JSON export's annotations back as verdicts in the
-``review`` table, through db.store as the review page records them.
+``review`` table, through db.reviews as the review page records them.
 
 A task's ``data`` holds ``audio`` (what Label Studio plays), ``uri`` (the file's exact URI) and
 ``job``: the import maps annotations back by ``uri``, so tasks survive whatever URL rewriting
@@ -16,8 +16,13 @@ from xml.etree import ElementTree
 
 from sqlalchemy import Engine
 
-from db import segments, store
-from soundtag import uris
+from db.decisions import model_decisions
+from db.files import job_file_ids
+from db.jobs import job_spec
+from db.labeled_files import LabeledFile
+from db.reviews import Given, all_verdicts, record_verdicts
+from db.segments import EventRow, job_events
+from soundtag.sources import uris
 from soundtag.errors import SoundtagError
 from soundtag.states import Verdict
 from soundtag.taxonomy import Taxonomy
@@ -56,7 +61,7 @@ def config(taxonomy: Taxonomy) -> str:
     return ElementTree.tostring(view, encoding="unicode") + "\n"
 
 
-def task(file: store.LabeledFile, job_id: str, model: str, reviewed: bool = False) -> dict:
+def task(file: LabeledFile, job_id: str, model: str, reviewed: bool = False) -> dict:
     """One file as a task whose prediction holds its label as the choice and its events as
     regions; with ``reviewed``, the verdicts' labels (segment verdicts over the events, a rejected
     event left out, and a reviewer's segment that is no event added)."""
@@ -77,7 +82,7 @@ def task(file: store.LabeledFile, job_id: str, model: str, reviewed: bool = Fals
             "predictions": [{"model_version": model, "score": score, "result": result}]}
 
 
-def write(chunks: Iterable[list[store.LabeledFile]], out: Path, job_id: str, model: str, taxonomy: Taxonomy,
+def write(chunks: Iterable[list[LabeledFile]], out: Path, job_id: str, model: str, taxonomy: Taxonomy,
           reviewed: bool) -> tuple[int, Path]:
     """Write the tasks to ``out`` as a JSON list, one task per line, and the config beside it
     (``out`` with the suffix ``.xml``, or ``.config.xml`` if that is ``out``); returns how many
@@ -159,18 +164,18 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
         by_job.setdefault(data.get("job") or default_job, []).append((uri, entry.get("annotations") or []))
     done = Imported()
     for job_id, entries in by_job.items():
-        spec = store.job_spec(engine, job_id) if job_id else None
-        ids = store.job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
+        spec = job_spec(engine, job_id) if job_id else None
+        ids = job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
         if spec:
-            decisions = store.model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
-            in_force = store.all_verdicts(engine, job_id)
+            decisions = model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
+            in_force = all_verdicts(engine, job_id)
             nodes = {node.label for node in spec.taxonomy.policy()}
-            events: dict[int, list[segments.EventRow]] = {}
-            for event in segments.job_events(engine, job_id):
+            events: dict[int, list[EventRow]] = {}
+            for event in job_events(engine, job_id):
                 events.setdefault(event.file_id, []).append(event)
         given = []
 
-        def record(one: store.Given) -> None:
+        def record(one: Given) -> None:
             if in_force.get(one.key) == (one.verdict, one.label):
                 done.unchanged += 1
             else:
@@ -195,7 +200,7 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                     decision = decisions.get(file_id)
                     verdict = (Verdict.ACCEPT if label == decision else Verdict.REJECT if label is None
                                else Verdict.CORRECT)
-                    record(store.Given(file_id, verdict, who, label if verdict == Verdict.CORRECT else decision))
+                    record(Given(file_id, verdict, who, label if verdict == Verdict.CORRECT else decision))
                 # A region is a verdict on that segment: accept where the model found that label
                 # there (an event of the same bounds), correct elsewhere.
                 for start, end, name in regions(result):
@@ -205,9 +210,9 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                     found = next((ev for ev in events.get(file_id, ()) if ev.label == name
                                   and abs(ev.start_s - start) <= BOUNDS and abs(ev.end_s - end) <= BOUNDS), None)
                     if found:  # the event's own bounds: the review page's event items have them
-                        record(store.Given(file_id, Verdict.ACCEPT, who, name, found.start_s, found.end_s))
+                        record(Given(file_id, Verdict.ACCEPT, who, name, found.start_s, found.end_s))
                     else:
-                        record(store.Given(file_id, Verdict.CORRECT, who, name, start, end))
-        store.record_verdicts(engine, job_id, given)
+                        record(Given(file_id, Verdict.CORRECT, who, name, start, end))
+        record_verdicts(engine, job_id, given)
         done.recorded += len(given)
     return done

@@ -1,5 +1,5 @@
 """The review web app: one item at a time (a file, a window or an event: review.units), verdicts
-through db.store, a segment's audio cut by review.clip, a whole recording served by
+through db.reviews, a segment's audio cut by review.clip, a whole recording served by
 review.audio. Every request passes review.guard first."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from db import store
+from db.jobs import job_spec
+from db.reviews import Given, all_verdicts, record_verdicts, undo_verdict
 from review import audio, clip
 from review.guard import Guard
 from review.order import Order, ordered
@@ -23,8 +24,8 @@ from review.units import Unit, review_items
 from soundtag.errors import AudioError, ReadError, TransientReadError
 from soundtag.settings import Settings
 from soundtag.states import Verdict
-from soundtag.uris import readable
-from worker.storage import Storage
+from soundtag.sources.storage import Storage
+from soundtag.sources.uris import readable
 
 HERE = Path(__file__).parent
 
@@ -50,7 +51,7 @@ class VerdictIn(BaseModel):
 
 
 def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard) -> FastAPI:
-    spec = store.job_spec(engine, session.job_id)
+    spec = job_spec(engine, session.job_id)
     names = spec.taxonomy.names
     items = ordered(review_items(engine, session.job_id, session.unit, session.label), session.order,
                     seed=session.job_id)
@@ -58,7 +59,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     for n, item in enumerate(items):
         position.setdefault(item.key, n)
     recordings = {str(item.file_id): item.uri for item in items}  # by the ids the page was given
-    given = store.all_verdicts(engine, session.job_id)
+    given = all_verdicts(engine, session.job_id)
     versions = [0] * len(items)
     # Requests run in a thread pool: a verdict's check of the version, its write and the new
     # version are one step, so a double press's second request sees the first one's version.
@@ -149,7 +150,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
                 return JSONResponse({"error": "this item changed since the page showed it (a second press?)",
                                      "given": verdict_of(verdict.item), "version": versions[verdict.item]},
                                     status_code=409)
-            store.record_verdicts(engine, session.job_id, [store.Given(
+            record_verdicts(engine, session.job_id, [Given(
                 item.file_id, verdict.verdict, session.reviewer, judged, item.start_s, item.end_s)])
             given[item.key] = (verdict.verdict, judged)
             versions[verdict.item] += 1
@@ -158,9 +159,9 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     @app.post("/api/undo")
     def undo():
         with lock:
-            key = store.undo_verdict(engine, session.job_id, session.reviewer)
+            key = undo_verdict(engine, session.job_id, session.reviewer)
             given.clear()
-            given.update(store.all_verdicts(engine, session.job_id))
+            given.update(all_verdicts(engine, session.job_id))
             n = position.get(key)
             if n is not None:
                 versions[n] += 1

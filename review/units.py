@@ -8,8 +8,9 @@ from enum import StrEnum
 
 from sqlalchemy import Engine
 
-from db import segments, store
-from db.store import ReviewItem, Scored
+from db import reviews, segments
+from db.jobs import job_spec
+from db.reviews import ReviewItem, Scored
 
 
 class Unit(StrEnum):
@@ -28,8 +29,8 @@ def review_items(engine: Engine, job_id: str, unit: Unit, label: str | None = No
     those it is the decision of; windows: those among whose tags it is; events: its events), each
     with ``label`` as the decision judged."""
     if unit == Unit.FILE:
-        return store.review_items(engine, job_id, label)
-    leaves = set(store.job_spec(engine, job_id).taxonomy.names)
+        return reviews.review_items(engine, job_id, label)
+    leaves = set(job_spec(engine, job_id).taxonomy.names)
     if unit == Unit.WINDOW:
         return [ReviewItem(w.file_id, w.uri, w.duration_s, label or segments.window_decision(w.tags, leaves), w.labels,
                            w.start_s, w.end_s)

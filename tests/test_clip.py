@@ -9,7 +9,7 @@ import soundfile as sf
 
 from review import clip
 from tests.test_s3 import bucket, s3_server  # noqa: F401 - fixtures
-from worker.storage import Storage
+from soundtag.sources.storage import Storage
 
 RATE = 8000
 

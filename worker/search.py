@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import stored_embeddings_of
 from soundtag import hub
 from soundtag.errors import SoundtagError
 from soundtag.settings import Settings
@@ -46,7 +46,7 @@ def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10) 
 def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0, limit: int = 10) -> list[Hit]:
     """Stored windows of ``settings.model`` ranked by cosine to the window of ``uri`` holding
     second ``at_s`` (the first window when none does). Needs no model: only stored vectors."""
-    found = store.stored_embeddings_of(engine, settings.model_ref, uri)
+    found = stored_embeddings_of(engine, settings.model_ref, uri)
     if found is None:
         raise SoundtagError(f"{uri}: no stored embeddings by model {settings.model_ref}; "
                             f"run `soundtag run {uri} --force` to make them")
