@@ -132,10 +132,35 @@ def serve(url: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the review server did not start")
 
 
-def heap(cdp) -> float:
-    """The page's JS heap in MB after a full collection."""
+def memory(cdp) -> tuple[float, int, float]:
+    """After a full collection: the page's JS heap (MB), its DOM nodes, and the resident memory
+    of this process's Chromium renderers (MB: decoded audio lives outside the JS heap)."""
     cdp.send("HeapProfiler.collectGarbage")
-    return cdp.send("Runtime.getHeapUsage")["usedSize"] / 1e6
+    heap = cdp.send("Runtime.getHeapUsage")["usedSize"] / 1e6
+    nodes = cdp.send("Memory.getDOMCounters")["nodes"]
+    return heap, nodes, _renderers_rss() / 1e6
+
+
+def _renderers_rss() -> int:
+    parents, found = {}, 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    mine = {os.getpid()}
+    for _ in range(6):  # the Playwright driver, Chromium, its zygotes and renderers
+        mine |= {pid for pid, parent in parents.items() if parent in mine}
+    for pid in mine:
+        try:
+            if b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                status = Path(f"/proc/{pid}/status").read_text()
+                found += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) * 1024
+        except (OSError, StopIteration):
+            continue
+    return found
 
 
 def session(address: str, items: int) -> dict:
@@ -153,7 +178,7 @@ def session(address: str, items: int) -> dict:
         listed = page.request.get(address + "/api/items").json()["items"]
         page.evaluate(TIMER)
         cdp = page.context.new_cdp_session(page)
-        heaps = [(0, heap(cdp))]
+        heaps = [(0, *memory(cdp))]
         # Cold: the previous item is never prefetched, so `p` cuts its segment on demand.
         cold = []
         for _ in range(20):
@@ -177,7 +202,7 @@ def session(address: str, items: int) -> dict:
             page.keyboard.press("a" if n % 3 else "x")
             page.wait_for_selector("body[data-state=ready]:not([data-busy])", timeout=30_000)
             if n % 250 == 0 or n == items:
-                heaps.append((n, heap(cdp)))
+                heaps.append((n, *memory(cdp)))
         after_verdict = page.evaluate("window.__ready")
         reviewed = page.text_content("#progress")
         browser.close()
@@ -211,7 +236,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(30)
     load_after = loadavg()
-    heaps = ", ".join(f"{n}: {mb:.1f} MB" for n, mb in found["heaps"])
+    heaps = ", ".join(f"{n}: {heap:.1f} MB / {nodes} / {rss:.0f} MB" for n, heap, nodes, rss in found["heaps"])
     lines = [
         "## Review page on a 3-hour 96 kHz recording (issue 18)",
         "",
@@ -228,7 +253,8 @@ def main() -> None:
         f"- page opened to first item ready: {found['first'] * 1000:.0f} ms",
         f"- bytes sent per segment / the segment's own size: {min(found['ratios']):.3f}–{max(found['ratios']):.3f} "
         f"(the 1 s of context on each side of a 10 s window); whole-recording requests: {found['whole']}",
-        f"- JS heap after a forced collection, by verdicts given: {heaps}",
+        "- memory after a forced collection, by verdicts given (JS heap / DOM nodes / Chromium renderers' "
+        f"resident memory): {heaps}",
         f"- progress at the end: {found['reviewed']}",
     ]
     if made > 5:
