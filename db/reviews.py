@@ -4,7 +4,7 @@ rewritten)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -80,7 +80,7 @@ def record_verdict(engine: Engine, job_id: str, file_id: int, verdict: Verdict, 
     spec = job_spec(engine, job_id)
     if verdict != Verdict.CORRECT:
         label = model_decisions(engine, spec.model, spec.taxonomy_id, [file_id]).get(file_id)
-    record_verdicts(engine, job_id, [(file_id, verdict, reviewer, label)])
+    record_verdicts(engine, {job_id: [(file_id, verdict, reviewer, label)]})
 
 
 class Given(NamedTuple):
@@ -99,19 +99,19 @@ class Given(NamedTuple):
         return self.file_id, self.start_s, self.end_s
 
 
-def record_verdicts(engine: Engine, job_id: str, given: Sequence[Given | tuple]) -> None:
-    """Record verdicts on the job's model decisions in one transaction, each superseding those
-    before it on the same file and bounds."""
-    if not given:
+def record_verdicts(engine: Engine, given: Mapping[str, Sequence[Given | tuple]]) -> None:
+    """Record verdicts on each job's model decisions, for every job in ``given`` in one
+    transaction, each superseding those before it on the same file and bounds."""
+    specs = {job_id: job_spec(engine, job_id) for job_id, verdicts in given.items() if verdicts}
+    if not specs:
         return
-    spec = job_spec(engine, job_id)
     stamp = now()
     with engine.begin() as conn:
         conn.execute(Review.__table__.insert(), [
             {"file_id": one.file_id, "model": spec.model, "taxonomy_id": spec.taxonomy_id, "job_id": job_id,
              "label": one.label, "verdict": one.verdict, "reviewer": one.reviewer, "reviewed_at": stamp,
              "start_s": one.start_s, "end_s": one.end_s}
-            for one in map(lambda row: Given(*row), given)])
+            for job_id, spec in specs.items() for one in map(lambda row: Given(*row), given[job_id])])
 
 
 def in_force(spec: JobSpec):

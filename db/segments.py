@@ -63,8 +63,8 @@ def most_windows(engine: Engine, job_id: str) -> int:
 
 def job_windows(engine: Engine, job_id: str, file_ids: set[int] | None = None) -> list[Window]:
     """The job's windows (of ``file_ids`` only, when given) in file and time order, each with its
-    scores (the softmax of its cosines at the labeling's logit scale, as ``segment_labels``
-    computes them) and its tags."""
+    scores (the softmax of its cosines at the labeling's logit scale, or a head's probabilities,
+    as ``segment_labels`` computes them) and its tags."""
     spec = job_spec(engine, job_id)
     names = spec.taxonomy.names
     with engine.connect() as conn:
@@ -90,8 +90,11 @@ def job_windows(engine: Engine, job_id: str, file_ids: set[int] | None = None) -
     found = []
     for row in rows:
         cosines = np.asarray(row.similarities, dtype=np.float64)
-        scores = np.exp((row.logit_scale or 0.0) * (cosines - cosines.max()))
-        scores /= scores.sum()
+        if row.logit_scale is None:  # a head's output: the similarities are its probabilities
+            scores = cosines
+        else:
+            scores = np.exp(row.logit_scale * (cosines - cosines.max()))
+            scores /= scores.sum()
         best = np.argsort(-cosines, kind="stable")[:TOP]
         # The rank-1 score is the stored one, as in segment_labels.
         labels = tuple(Scored(names[i], float(row.top_score if n == 0 else scores[i]), float(cosines[i]))

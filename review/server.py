@@ -12,13 +12,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from db.jobs import job_spec
-from db.reviews import Given, all_verdicts, record_verdicts, undo_verdict
+from db.reviews import Given, all_verdicts, record_verdicts, undo_verdict, verdicts
 from review import audio, clip
-from review.guard import Guard
+from review.guard import BodyLimit, Guard
+from review.learning import Learner
 from review.order import Order, ordered
 from review.units import Unit, review_items
 from soundtag.errors import AudioError, ReadError, TransientReadError
@@ -28,6 +30,23 @@ from soundtag.sources.storage import Storage
 from soundtag.sources.uris import readable
 
 HERE = Path(__file__).parent
+# The page runs its own scripts only (no inline ones, none from elsewhere); wavesurfer styles its
+# shadow DOM inline and draws from blob: and data: URLs.
+PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; object-src 'none'; "
+               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# Everything else (recordings above all) is data: opened directly, it runs nothing.
+DATA_POLICY = "sandbox"
+
+
+class _Id(IntegerConvertor):
+    """A file id in a path: ASCII digits only ("²".isdigit() is true, int("²") fails), and few
+    enough of them for int() (which refuses 4,300 digits); anything else matches no route: 404."""
+
+    regex = "[0-9]{1,18}"
+
+
+register_url_convertor("id", _Id())
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,7 @@ class Session:
     label: str | None = None
     unit: Unit = Unit.FILE
     context: float = 1.0
+    files: tuple[int, ...] | None = None  # only these files, in this order (`--search`, `--like`)
 
 
 class VerdictIn(BaseModel):
@@ -50,15 +70,23 @@ class VerdictIn(BaseModel):
     label: str | None = None
 
 
-def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard) -> FastAPI:
+def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard,
+               learner: Learner | None = None) -> FastAPI:
+    """``learner`` orders the items (``--order learn``) and, with ``--learn``, retrains its head."""
     spec = job_spec(engine, session.job_id)
     names = spec.taxonomy.names
-    items = ordered(review_items(engine, session.job_id, session.unit, session.label), session.order,
-                    seed=session.job_id)
+    items = review_items(engine, session.job_id, session.unit, session.label)
+    if session.files is not None:  # a queue from a search: its hits' files, nearest first
+        rank = {file_id: n for n, file_id in enumerate(session.files)}
+        items = sorted((item for item in items if item.file_id in rank), key=lambda item: rank[item.file_id])
+    elif learner is None:
+        items = ordered(items, session.order, seed=session.job_id)
+    # An item's id is its place in this list, whatever order the learner shows them in.
+    number = {id(item): n for n, item in enumerate(items)}
     position = {}
     for n, item in enumerate(items):
         position.setdefault(item.key, n)
-    recordings = {str(item.file_id): item.uri for item in items}  # by the ids the page was given
+    recordings = {item.file_id: item.uri for item in items}  # by the ids the page was given
     given = all_verdicts(engine, session.job_id)
     versions = [0] * len(items)
     # Requests run in a thread pool: a verdict's check of the version, its write and the new
@@ -71,7 +99,12 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
 
     @app.middleware("http")
     async def _guarded(request: Request, call_next):
-        return guard.check(request) or await call_next(request)
+        response = guard.check(request) or await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = PAGE_POLICY if request.url.path == "/" else DATA_POLICY
+        return response
+
+    app.add_middleware(BodyLimit)
 
     def progress() -> dict:
         per_label = {name: {"reviewed": 0, "total": 0} for name in names}
@@ -103,20 +136,30 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     def favicon():
         return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
+    def current() -> list:
+        if learner is None or session.files is not None:
+            return items
+        return learner.order(items, reviewed=list(verdicts(engine, session.job_id)))
+
     @app.get("/api/items")
     def list_items():
+        listed = ((number[id(item)], item) for item in current())
         return {"unit": session.unit, "items": [
             {"id": n, "file": item.file_id, "name": readable(item.uri), "duration": item.duration_s,
              "start": item.start_s, "end": item.end_s, "clip_start": clip_bounds(item)[0],
              "decision": item.decision, "margin": item.margin, "labels": [vars(scored) for scored in item.labels],
-             "given": verdict_of(n), "version": versions[n]} for n, item in enumerate(items)],
-            "progress": progress()}
+             "given": verdict_of(n), "version": versions[n]} for n, item in listed],
+            "progress": progress(), "learning": learner.status() if learner else None}
 
-    @app.get("/api/items/{n}/audio")
-    def segment_audio(n: str):
-        if _index(items, n) is None:
+    @app.get("/api/learning")
+    def learning():
+        return learner.status() if learner else {"head": None}
+
+    @app.get("/api/items/{n:id}/audio")
+    def segment_audio(n: int):
+        if n >= len(items):
             return _missing()
-        item = items[int(n)]
+        item = items[n]
         try:
             cut = clip.cut(storage, item.uri, *clip_bounds(item))
         except (ReadError, TransientReadError, AudioError) as exc:
@@ -125,8 +168,8 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             "X-Soundtag-Clip-Start": f"{cut.start_s:.6f}", "X-Soundtag-Rate": str(cut.rate),
             "X-Soundtag-Source-Rate": str(cut.source_rate)})
 
-    @app.get("/audio/{file_id}")
-    def audio_of(file_id: str, request: Request):
+    @app.get("/audio/{file_id:id}")
+    def audio_of(file_id: int, request: Request):
         uri = recordings.get(file_id)
         if uri is None:
             return _missing()
@@ -150,11 +193,14 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
                 return JSONResponse({"error": "this item changed since the page showed it (a second press?)",
                                      "given": verdict_of(verdict.item), "version": versions[verdict.item]},
                                     status_code=409)
-            record_verdicts(engine, session.job_id, [Given(
-                item.file_id, verdict.verdict, session.reviewer, judged, item.start_s, item.end_s)])
+            record_verdicts(engine, {session.job_id: [Given(
+                item.file_id, verdict.verdict, session.reviewer, judged, item.start_s, item.end_s)]})
             given[item.key] = (verdict.verdict, judged)
             versions[verdict.item] += 1
-            return {"given": verdict_of(verdict.item), "version": versions[verdict.item], "progress": progress()}
+        if learner:
+            learner.verdict_given()
+        return {"given": verdict_of(verdict.item), "version": versions[verdict.item], "progress": progress(),
+                "learning": learner.status() if learner else None}
 
     @app.post("/api/undo")
     def undo():
@@ -169,11 +215,6 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
                     "version": versions[n] if n is not None else None, "progress": progress()}
 
     return app
-
-
-def _index(items: list, n: str) -> int | None:
-    """The item behind an id the page was given; None for anything else (a tampered id)."""
-    return int(n) if n.isascii() and n.isdigit() and int(n) < len(items) else None
 
 
 def _missing():

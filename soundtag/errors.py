@@ -52,6 +52,10 @@ class JobNotFound(SoundtagError):
     """No job with that id in this database."""
 
 
+class HeadNotFound(SoundtagError):
+    """No head of that name (or version) is stored; ``soundtag train`` makes one."""
+
+
 class _MaybeTransient(SoundtagError):
     """``transient`` is true when the same request may succeed later (endpoint unreachable,
     throttling, 5xx): callers retry those instead of giving up on the object."""
@@ -71,6 +75,11 @@ class DatasetError(_MaybeTransient):
 
 class AudioError(ValueError):
     """The bytes are not usable audio; the message is the one-line reason stored with the file."""
+
+
+class DamagedData(ValueError):
+    """Stored bytes that cannot be read back (a truncated or corrupted row); one line. Whoever
+    reads rows skips that one, names its file and counts it; the rest goes on."""
 
 
 class ReadError(OSError):

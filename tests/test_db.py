@@ -199,10 +199,10 @@ def test_a_later_verdict_supersedes_and_undo_restores_the_one_before(engine):
 def test_segment_verdicts_keep_their_bounds_and_stand_apart_from_the_files(engine):
     job, ids = _labeled(engine, "a")
     a = ids["file:///a/a"]
-    record_verdicts(engine, job, [Given(a, Verdict.ACCEPT, "ana", "dog")])
-    record_verdicts(engine, job, [Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 1.0),
-                                        Given(a, Verdict.CORRECT, "ana", "rain", 0.0, 1.0),
-                                        Given(a, Verdict.REJECT, "ana", "dog", 1.0, 2.0)])
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog")]})
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 1.0),
+                                   Given(a, Verdict.CORRECT, "ana", "rain", 0.0, 1.0),
+                                   Given(a, Verdict.REJECT, "ana", "dog", 1.0, 2.0)]})
     assert verdicts(engine, job) == {a: (Verdict.ACCEPT, "dog")}  # the file's, untouched by its segments
     assert all_verdicts(engine, job) == {(a, None, None): (Verdict.ACCEPT, "dog"),
                                                (a, 0.0, 1.0): (Verdict.CORRECT, "rain"),
@@ -216,7 +216,7 @@ def test_segment_verdicts_keep_their_bounds_and_stand_apart_from_the_files(engin
         (None, None, "dog", "human", "dog", "accept"), (0.0, 1.0, "rain", "human", None, "correct"),
         (1.0, 2.0, None, "human", "dog", "reject")], key=repr)
     # evaluate and calibrate --truth reviews: the window a segment verdict covers is an entry of its own.
-    record_verdicts(engine, job, [Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 5.0)])  # an event's
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 5.0)]})  # an event's
     predictions = {p.uri: p for p in job_predictions(engine, job, reviewed=True)}
     assert predictions["file:///a/a#0-1"].truth == "rain"  # the window's own verdict beats the event's around it
     assert (predictions["file:///a/a#0-1"].labels, predictions["file:///a/a#0-1"].decision) == (("dog", "rain"), "dog")

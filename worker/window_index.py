@@ -29,7 +29,9 @@ import numpy as np
 from filelock import FileLock
 from sqlalchemy import Engine
 
-from db.embeddings import EmbeddingsState, StoredEmbeddings, embeddings_by_id, embeddings_state, latest_embedding_rows
+from db.embeddings import (
+    EmbeddingsState, StoredEmbeddings, Unreadable, embeddings_by_id, embeddings_state, latest_embedding_rows,
+)
 from soundtag.errors import SoundtagError
 
 ROW = np.dtype([("embedding", "<i8"), ("window", "<i4"), ("stamp", "<i8")])
@@ -69,6 +71,7 @@ class WindowIndex:
     def __init__(self, engine: Engine, model: str, revision: str, root: Path):
         self.engine, self.model, self.revision = engine, model, revision
         self.folder = Path(root).expanduser() / _folder_name(engine, model, revision)
+        self.damaged: list[str] = []  # one line for each row left out, damaged in the database
 
     def nearest(self, query: np.ndarray, limit: int) -> list[Window]:
         """The ``limit`` windows most similar to ``query`` (a unit vector), best first, as the
@@ -99,7 +102,9 @@ class WindowIndex:
                 manifest, segments = self._read()
                 held_upto = 0 if manifest is None else manifest["state"]["upto"]
                 held, now = embeddings_state(self.engine, self.model, self.revision, held_upto)
+                self.damaged = [] if manifest is None else list(manifest.get("damaged", []))
                 if rebuild or manifest is None or manifest["state"] != asdict(held):
+                    self.damaged = []
                     return self._write([], 0, now)
                 if now.upto > held.upto:
                     return self._write(segments, held.upto, now)
@@ -137,7 +142,8 @@ class WindowIndex:
             dim = added[2]
         if len(names) > MAX_SEGMENTS:
             names = [self._merged(names)]
-        manifest = {"state": asdict(state), "dim": dim, "segments": [{"name": n, "rows": r} for n, r in names]}
+        manifest = {"state": asdict(state), "dim": dim, "segments": [{"name": n, "rows": r} for n, r in names],
+                    "damaged": self.damaged}
         staged = self.folder / f"manifest.{uuid.uuid4().hex}.tmp"
         staged.write_text(json.dumps(manifest))
         os.replace(staged, self.folder / "manifest.json")
@@ -155,6 +161,9 @@ class WindowIndex:
         with open(staged[0], "wb") as vectors, open(staged[1], "wb") as table:
             for chunk in chunks:
                 for embedding_id, stamp, stored in chunk:
+                    if isinstance(stored, Unreadable):
+                        self.damaged.append(stored.reason)
+                        continue
                     rows = np.zeros(len(stored.vectors), ROW)
                     rows["embedding"], rows["window"], rows["stamp"] = embedding_id, np.arange(len(rows)), stamp
                     vectors.write(np.ascontiguousarray(stored.vectors, dtype=np.float32).tobytes())

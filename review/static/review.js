@@ -197,8 +197,10 @@ async function judge(verdict, label) {
   const at = index, item = items[at];
   const saved = post("/api/verdicts", {item: item.id, version: item.version, verdict, label});
   const shown = show(nextUnreviewed());
+  let answer;
   try {
-    update(at, await saved);
+    answer = await saved;
+    update(at, answer);
   } catch (error) {
     if (error.status === 409) update(at, error.answer);
     await shown;
@@ -206,6 +208,40 @@ async function judge(verdict, label) {
     return;
   }
   await shown;
+  await followLearning(answer.learning);
+}
+
+// --order learn: the head the queue is ordered by, and with --learn its next version, trained in
+// the background; when a new version arrives the rest of the queue is taken in its order.
+let learningHead = null;
+
+function showLearning(status) {
+  const box = document.getElementById("learning");
+  if (!status || !box) return;
+  box.replaceChildren(element("h2", "head"), element("div", status.head ?? "none yet"));
+  box.lastChild.id = "head-version";
+  if (status.training) box.append(element("div", "training…"));
+  if (status.error) box.append(element("div", status.error));
+  for (const [label, m] of Object.entries(status.metrics)) {
+    box.append(element("div", `${label}: AP ${m.head.average_precision?.toFixed(2) ?? "–"} ` +
+      `(zero-shot ${m.zero_shot.average_precision?.toFixed(2) ?? "–"})`));
+  }
+  box.dataset.head = status.head ?? "";
+}
+
+async function followLearning(status) {
+  showLearning(status);
+  if (!status) return;
+  if (status.head !== learningHead) {
+    learningHead = status.head;
+    const loaded = await (await fetch("/api/items")).json();
+    items = loaded.items;
+    progress = loaded.progress;
+    clips.clear();  // kept by place in the list, which the new order changed
+    const first = items.findIndex((item) => !item.given);
+    await show(first >= 0 ? first : 0);
+  }
+  if (status.training) setTimeout(async () => followLearning(await (await fetch("/api/learning")).json()), 1000);
 }
 
 async function undo() {
@@ -263,6 +299,8 @@ const loaded = await (await fetch("/api/items")).json();
 items = loaded.items;
 progress = loaded.progress;
 unit = loaded.unit;
+learningHead = loaded.learning?.head ?? null;
+showLearning(loaded.learning);
 showProgress();
 if (items.length) {
   const first = items.findIndex((item) => !item.given);

@@ -1,20 +1,16 @@
-"""What the command modules share: the two consoles, the option types several commands take, and
-the first steps most commands make (a one-line failure, the taxonomy, the database)."""
+"""What the command modules share: the two consoles (soundtag.output's), the option types several
+commands take, and the first steps most commands make (a one-line failure, the taxonomy, the
+database)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from soundtag.errors import SoundtagError
-
-console = Console(stderr=True, soft_wrap=True)
-# Piped output (scripts, logs) gets wide lines instead of rich's 80-column default.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+from soundtag.output import console, out, styled  # noqa: F401 - the commands' consoles and style
 
 Taxonomy_ = Annotated[Optional[Path], typer.Option("--taxonomy", "-t", help="YAML taxonomy file.")]
 Labels = Annotated[Optional[str], typer.Option("--labels", "-l", help='Comma-separated labels: "dog,rain".')]
@@ -30,6 +26,8 @@ WindowS = Annotated[Optional[float], typer.Option("--window", min=0.1, help="Win
 HopS = Annotated[Optional[float], typer.Option("--hop", min=0.1, help="Hop seconds (default: the window).")]
 AudioColumn = Annotated[Optional[str], typer.Option("--audio-column", help="hf:// datasets: the column holding "
                                                     "audio (default: the one Audio column).")]
+HeadToo = Annotated[Optional[str], typer.Option("--head", help="Label the files with this head NAME or NAME@vN "
+                                                "too (`soundtag train`), from the embeddings of the same pass.")]
 TruthColumn = Annotated[Optional[str], typer.Option("--truth-column", help="Column with each file's true label "
                                                     "(hf:// datasets, audiofolder metadata.csv), for `evaluate`.")]
 
@@ -44,6 +42,13 @@ def read_taxonomy(taxonomy: Path | None, labels: str | None):
     if (taxonomy is None) == (labels is None):
         fail("give exactly one of --taxonomy FILE or --labels \"a,b,c\"")
     return load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels)
+
+
+def uri_prefix(source: str) -> str:
+    """A source or file as stored URIs begin: URIs as given, local paths as ``file://`` URIs."""
+    from soundtag.sources.uris import file_uri
+
+    return source if "://" in source else file_uri(str(Path(source).expanduser().absolute()))
 
 
 def open_engine(settings):
