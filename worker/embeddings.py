@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from db.embeddings import StoredEmbeddings, Unreadable
-from worker.clap import score
+from worker.classifier import score
 from worker.labeling import FileResult, Segment, aggregate
 
 

@@ -32,24 +32,25 @@ from soundtag.sources.storage import Storage
 from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from worker.audio import Limits
-from worker.clap import Classifier, check_device
+from worker.classifier import Classifier, check_device, load_classifier
 from worker.embeddings import results_from_stored, stored_from, zero_shot
 from worker.labeling import FileResult, Labeler
 
 log = logging.getLogger(__name__)
 
 _cache_lock = threading.Lock()
-_classifiers: dict[tuple[str, str, str], Classifier] = {}
+_classifiers: dict[tuple, Classifier] = {}
 _storages: dict[tuple, Storage] = {}
 _heads: dict[str, Head] = {}
 _head_taxonomies: dict[str, int] = {}
 
 
 def classifier_for(model: str, settings: Settings) -> Classifier:
-    key = (model, settings.device, settings.dtype)
+    key = (model, settings.backend, settings.device, settings.dtype, settings.export_dir)
     with _cache_lock:
         if key not in _classifiers:
-            _classifiers[key] = Classifier(model, settings.device, settings.dtype)
+            _classifiers[key] = load_classifier(model, settings.export_dir, backend=settings.backend,
+                                                device=settings.device, dtype=settings.dtype)
         return _classifiers[key]
 
 

@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from soundtag.cli.common import (
-    AudioColumn, BatchSize, Database, Force, HeadToo, HopS, Labels, Model, Pattern, RetryFailed, Taxonomy_,
-    TruthColumn, WindowS, console, fail, open_engine, out, read_taxonomy,
+    AudioColumn, Backend, BatchSize, Database, Force, HeadToo, HopS, Labels, Model, Pattern, RetryFailed,
+    Taxonomy_, TruthColumn, WindowS, console, fail, open_engine, out, read_taxonomy,
 )
 from soundtag.cli.learning import head_of
 from soundtag.cli.process import one_blas_thread
@@ -35,6 +35,7 @@ def run(
     truth_column: TruthColumn = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N, mps.")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="fp32, fp16, bf16, int8 (CPU only).")] = None,
+    backend: Backend = None,
     force: Force = False,
     retry_failed: RetryFailed = False,
     head: HeadToo = None,
@@ -45,7 +46,7 @@ def run(
     from worker.runner import run as run_job
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
-                             hop_s=hop, device=device, dtype=dtype)
+                             hop_s=hop, device=device, dtype=dtype, backend=backend)
     tax = read_taxonomy(taxonomy, labels)
     engine = open_engine(settings)
     started = time.monotonic()
@@ -142,11 +143,14 @@ def worker(
     queue: Annotated[Optional[str], typer.Option(help="Queue to consume [SOUNDTAG_QUEUE].")] = None,
     pool: Annotated[str, typer.Option(help="solo: one process per GPU (default); prefork for CPU fleets.")] = "solo",
     concurrency: Annotated[Optional[int], typer.Option(help="Processes (prefork/threads pools).")] = None,
+    backend: Backend = None,
 ) -> None:
     """Start a Celery worker (`celery -A soundtag.fleet worker` with soundtag's defaults). Extra
     arguments are passed to Celery."""
     one_blas_thread()
-    settings = load_settings(queue=queue)
+    settings = load_settings(queue=queue, backend=backend)
+    # The worker reads its settings from the environment, as Celery starts it.
+    os.environ["SOUNDTAG_BACKEND"] = settings.backend
     argv = [sys.executable, "-m", "celery", "-A", "soundtag.fleet", "worker", "--pool", pool, "--queues",
             settings.queue, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     if concurrency:

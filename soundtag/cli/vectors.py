@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from soundtag.cli.common import (
-    Database, Labels, Model, Taxonomy_, console, fail, open_engine, out, read_taxonomy, styled, uri_prefix,
+    Backend, Database, Labels, Model, Taxonomy_, console, fail, open_engine, out, read_taxonomy, styled, uri_prefix,
 )
 from soundtag.cli.progress import RunProgress, print_failures, print_left_out
 from soundtag.settings import load_settings
@@ -26,6 +26,7 @@ def relabel(
                                                 "train`; default: its newest version) instead of a taxonomy.")] = None,
     model: Model = None,
     database: Database = None,
+    backend: Backend = None,
 ) -> None:
     """Label stored files with a new taxonomy, or a trained head, from their stored audio
     embeddings: no recording is read, only the text tower runs (nothing at all for a head).
@@ -36,7 +37,7 @@ def relabel(
 
     if job and sources:
         fail("give either --job JOB ... or SOURCE ..., not both")
-    settings = load_settings(model=model, database_url=database)
+    settings = load_settings(model=model, database_url=database, backend=backend)
     engine = open_engine(settings)
     if head:
         if taxonomy or labels:
@@ -84,6 +85,7 @@ def search(
     model: Model = None,
     database: Database = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, best first.")] = False,
+    backend: Backend = None,
 ) -> None:
     """Stored windows ranked by cosine similarity to a text or to another recording's window."""
     import json
@@ -94,7 +96,7 @@ def search(
 
     if (text is None) == (like is None):
         fail('give exactly one of TEXT or --like URI')
-    settings = load_settings(model=model, database_url=database)
+    settings = load_settings(model=model, database_url=database, backend=backend)
     engine = open_engine(settings)
     damaged: list[str] = []
     hits = (search_text(engine, text, settings, limit, damaged.append) if text is not None
