@@ -239,3 +239,30 @@ class AudioEmbedding(Base):
     __table_args__ = (UniqueConstraint("file_id", "model", "model_revision", "window_s", "hop_s",
                                        name="uq_audio_embedding_key"),
                       Index("ix_audio_embedding_model", "model", "model_revision"))
+
+
+class HeadRow(Base):
+    """A head trained on stored embeddings and verdicts (``soundtag train``), one row per version
+    of a name. Its labelings are those of model 'head:NAME@vN'. ``verdicts`` lists the review
+    ids it learned from and ``truth_files`` the files whose truth it read, so the same fit can be
+    made again; ``metrics`` holds each label's counts and cross-validated numbers, and the
+    reasons of the labels left out."""
+
+    __tablename__ = "head"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(Text)
+    base_revision: Mapped[str] = mapped_column(Text)
+    labels: Mapped[list] = mapped_column(Names)  # the rows of weights, in order
+    dim: Mapped[int] = mapped_column(Integer)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)  # float32 labels × dim, packed (db/packing.py)
+    bias: Mapped[bytes] = mapped_column(LargeBinary)  # float32 labels, packed
+    verdicts: Mapped[list] = mapped_column(JSON)
+    truth_files: Mapped[list] = mapped_column(JSON)
+    options: Mapped[dict] = mapped_column(JSON)  # scope, --from, weak weight, folds, seed
+    metrics: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_head_name_version"),)

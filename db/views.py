@@ -342,3 +342,18 @@ FROM (
 """
 
 V3 = {"postgresql": SEGMENT_LABELS_V3_POSTGRESQL, "sqlite": SEGMENT_LABELS_V3_SQLITE}
+
+
+# Version 4 (migration 0010): a labeling without a logit scale holds a head's output (soundtag
+# train), whose windows' scores are their probabilities, kept as the similarities: one sigmoid per
+# label, not a softmax across them. Same columns, types and meaning as version 3 otherwise.
+SEGMENT_LABELS_V4_POSTGRESQL = SEGMENT_LABELS_V3_POSTGRESQL.replace(
+    "exp(l.logit_scale * (s.similarities[o.ord[n.rank]]::double precision - s.top_similarity)) / o.total,",
+    "COALESCE(exp(l.logit_scale * (s.similarities[o.ord[n.rank]]::double precision - s.top_similarity)) / o.total,\n"
+    "                s.similarities[o.ord[n.rank]]::double precision),")
+
+SEGMENT_LABELS_V4_SQLITE = SEGMENT_LABELS_V3_SQLITE.replace(
+    "CASE WHEN rank = 1 THEN top_score ELSE",
+    "CASE WHEN rank = 1 THEN top_score WHEN logit_scale IS NULL THEN similarity ELSE")
+
+V4 = {"postgresql": SEGMENT_LABELS_V4_POSTGRESQL, "sqlite": SEGMENT_LABELS_V4_SQLITE}

@@ -18,6 +18,7 @@ from db.jobs import job_spec
 from db.reviews import file_windows, record_verdicts, review_items, undo_verdict, verdicts
 from review import audio
 from review.guard import BodyLimit, Guard
+from review.learning import Learner
 from review.order import Order, ordered
 from soundtag.errors import ReadError, TransientReadError
 from soundtag.settings import Settings
@@ -53,6 +54,7 @@ class Session:
     order: Order
     reviewer: str
     label: str | None = None
+    files: tuple[int, ...] | None = None  # only these files, in this order (`--search`, `--like`)
 
 
 class VerdictIn(BaseModel):
@@ -61,10 +63,17 @@ class VerdictIn(BaseModel):
     label: str | None = None
 
 
-def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard) -> FastAPI:
+def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard,
+               learner: Learner | None = None) -> FastAPI:
+    """``learner`` orders the items (``--order learn``) and, with ``--learn``, retrains its head."""
     spec = job_spec(engine, session.job_id)
     names = spec.taxonomy.names
-    items = ordered(review_items(engine, session.job_id, session.label), session.order, seed=session.job_id)
+    items = review_items(engine, session.job_id, session.label)
+    if session.files is not None:  # a queue from a search: its hits' files, nearest first
+        rank = {file_id: n for n, file_id in enumerate(session.files)}
+        items = sorted((item for item in items if item.file_id in rank), key=lambda item: rank[item.file_id])
+    elif learner is None:
+        items = ordered(items, session.order, seed=session.job_id)
     by_id = {item.file_id: item for item in items}
     storage = Storage(settings.allowed_roots, settings.allowed_buckets)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -97,12 +106,21 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             "csrf": guard.csrf, "labels": names, "reviewer": session.reviewer, "job": session.job_id,
             "model": spec.model, "taxonomy": spec.taxonomy.name, "order": session.order})
 
+    def current() -> list:
+        if learner is None or session.files is not None:
+            return items
+        return learner.order(items, reviewed=list(verdicts(engine, session.job_id)))
+
     @app.get("/api/items")
     def list_items():
         return {"items": [{"id": item.file_id, "name": readable(item.uri), "duration": item.duration_s,
                            "decision": item.decision, "margin": item.margin,
-                           "labels": [vars(scored) for scored in item.labels]} for item in items],
-                "progress": progress()}
+                           "labels": [vars(scored) for scored in item.labels]} for item in current()],
+                "progress": progress(), "learning": learner.status() if learner else None}
+
+    @app.get("/api/learning")
+    def learning():
+        return learner.status() if learner else {"head": None}
 
     @app.get("/api/items/{file_id:id}/windows")
     def windows(file_id: int):
@@ -133,7 +151,9 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         judged = verdict.label if verdict.verdict == Verdict.CORRECT else by_id[verdict.file_id].decision
         given = (verdict.file_id, verdict.verdict, session.reviewer, judged)
         record_verdicts(engine, {session.job_id: [given]})
-        return {"progress": progress()}
+        if learner:
+            learner.verdict_given()
+        return {"progress": progress(), "learning": learner.status() if learner else None}
 
     @app.post("/api/undo")
     def undo():

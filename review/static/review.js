@@ -65,11 +65,43 @@ function nextUnreviewed() {
   return Math.min(index + 1, items.length - 1);
 }
 
+// --order learn: the head the queue is ordered by, and with --learn its next version, trained in
+// the background; when a new version arrives the rest of the queue is taken in its order.
+let learningHead = null;
+
+function showLearning(status) {
+  const box = document.getElementById("learning");
+  if (!status || !box) return;
+  const numbers = Object.entries(status.metrics).map(([label, m]) => `<div>${esc(label)}: AP ` +
+    `${m.head.average_precision?.toFixed(2) ?? "–"} (zero-shot ${m.zero_shot.average_precision?.toFixed(2) ?? "–"})` +
+    `</div>`).join("");
+  box.innerHTML = `<h2>head</h2><div id="head-version">${esc(status.head ?? "none yet")}</div>` +
+    (status.training ? "<div>training…</div>" : "") + (status.error ? `<div>${esc(status.error)}</div>` : "") +
+    numbers;
+  box.dataset.head = status.head ?? "";
+}
+
+async function followLearning(status) {
+  showLearning(status);
+  if (!status) return;
+  if (status.head !== learningHead) {
+    learningHead = status.head;
+    const loaded = await (await fetch("/api/items")).json();
+    items = loaded.items;
+    progress = loaded.progress;
+    const first = items.findIndex((item) => !progress.verdicts[item.id]);
+    await show(first >= 0 ? first : 0);
+  }
+  if (status.training) setTimeout(async () => followLearning(await (await fetch("/api/learning")).json()), 1000);
+}
+
 async function judge(verdict, label) {
   const item = items[index];
-  progress = (await post("/api/verdicts", {file_id: item.id, verdict, label})).progress;
+  const answer = await post("/api/verdicts", {file_id: item.id, verdict, label});
+  progress = answer.progress;
   showProgress();
   await show(nextUnreviewed());
+  await followLearning(answer.learning);
 }
 
 async function undo() {
@@ -100,6 +132,8 @@ document.addEventListener("keydown", async (event) => {
 const loaded = await (await fetch("/api/items")).json();
 items = loaded.items;
 progress = loaded.progress;
+learningHead = loaded.learning?.head ?? null;
+showLearning(loaded.learning);
 showProgress();
 if (items.length) {
   const first = items.findIndex((item) => !progress.verdicts[item.id]);

@@ -26,6 +26,8 @@ WindowS = Annotated[Optional[float], typer.Option("--window", min=0.1, help="Win
 HopS = Annotated[Optional[float], typer.Option("--hop", min=0.1, help="Hop seconds (default: the window).")]
 AudioColumn = Annotated[Optional[str], typer.Option("--audio-column", help="hf:// datasets: the column holding "
                                                     "audio (default: the one Audio column).")]
+HeadToo = Annotated[Optional[str], typer.Option("--head", help="Label the files with this head NAME or NAME@vN "
+                                                "too (`soundtag train`), from the embeddings of the same pass.")]
 TruthColumn = Annotated[Optional[str], typer.Option("--truth-column", help="Column with each file's true label "
                                                     "(hf:// datasets, audiofolder metadata.csv), for `evaluate`.")]
 
@@ -40,6 +42,13 @@ def read_taxonomy(taxonomy: Path | None, labels: str | None):
     if (taxonomy is None) == (labels is None):
         fail("give exactly one of --taxonomy FILE or --labels \"a,b,c\"")
     return load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels)
+
+
+def uri_prefix(source: str) -> str:
+    """A source or file as stored URIs begin: URIs as given, local paths as ``file://`` URIs."""
+    from soundtag.sources.uris import file_uri
+
+    return source if "://" in source else file_uri(str(Path(source).expanduser().absolute()))
 
 
 def open_engine(settings):
