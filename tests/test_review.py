@@ -533,3 +533,20 @@ def test_an_abstained_item_says_so_and_the_help_is_on_top(long_db, server, brows
     assert help_box["y"] < y < under["y"] + under["height"]  # a point where the two overlap
     assert page.evaluate(f"document.elementFromPoint({x}, {y}).closest('#help') !== null")
     assert errors == []
+
+
+def test_a_dataset_recording_answers_ranges_by_its_decoded_type(tmp_path):
+    from datasets import Dataset
+
+    from review.audio import respond
+    from soundtag.sources.storage import Storage
+
+    clip = write(tmp_path / "clip.wav", seconds=1.0)
+    Dataset.from_dict({"audio": [clip.read_bytes()]}).save_to_disk(tmp_path / "ds")
+    uri, storage = f"hf://{tmp_path}/ds:train/0#audio", Storage()
+    whole = respond(uri, storage, None)
+    assert whole.status_code == 200 and whole.media_type == "audio/wav" and whole.body == clip.read_bytes()
+    part = respond(uri, storage, "bytes=4-11")
+    assert part.status_code == 206 and part.body == clip.read_bytes()[4:12]
+    for huge in ("bytes=" + "1" * 5000 + "-", "bytes=0-" + "9" * 5000, "bytes=-" + "7" * 5000):
+        assert respond(uri, storage, huge).status_code == 416, huge[:12]
