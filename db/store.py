@@ -11,12 +11,11 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, Engine, Float, Integer, String, Text, and_, any_, bindparam, case, column, delete, func,
-    literal, or_, select, table, text, true, update,
+    JSON, BigInteger, DateTime, Engine, Float, Integer, Row, String, Text, and_, any_, bindparam, case, column, delete,
+    func, literal, or_, select, table, text, true, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
-from sqlalchemy.orm import aliased
 from sqlalchemy.types import TypeEngine
 
 from db import packing
@@ -903,7 +902,8 @@ class StoredEmbeddings:
     content_hash: str | None
 
 
-def _stored(row) -> StoredEmbeddings:
+def unpack_row(row) -> StoredEmbeddings:
+    """The embeddings a row of ``_EMBEDDING_COLUMNS`` holds; zlib.error or ValueError when its bytes are damaged."""
     packed = row.dtype.endswith(packing.PACKED)
     kind = packing.DTYPES[row.dtype.removesuffix(packing.PACKED)]
     vectors = packing.unpack(row.vectors, kind, packed).astype(np.float32).reshape(-1, row.dim)
@@ -912,7 +912,7 @@ def _stored(row) -> StoredEmbeddings:
                             row.channels, row.content_hash)
 
 
-# What ``_stored`` reads of a row.
+# What ``unpack_row`` reads of a row.
 _EMBEDDING_COLUMNS = (AudioEmbedding.id, AudioEmbedding.file_id, AudioEmbedding.dtype, AudioEmbedding.dim,
                       AudioEmbedding.starts, AudioEmbedding.ends, AudioEmbedding.vectors, File.uri,
                       File.duration_s, File.sample_rate, File.channels, File.content_hash)
@@ -935,7 +935,7 @@ def stored_embeddings(engine: Engine, model: str, revision: str, window_s: float
         for chunk in _chunks(list(uris)):
             for row in conn.execute(_embeddings_query(model, revision).where(
                     AudioEmbedding.window_s == window_s, AudioEmbedding.hop_s == hop_s, File.uri.in_(chunk))):
-                found[row.uri] = _stored(row)
+                found[row.uri] = unpack_row(row)
     return found
 
 
@@ -963,7 +963,7 @@ def embedding_chunks(engine: Engine, model: str, revision: str | None = None, *,
         latest = {}
         for row in rows:
             latest.setdefault(row.file_id, row)
-        yield [_stored(row) for row in latest.values()]
+        yield [unpack_row(row) for row in latest.values()]
         after = ids[-1]
 
 
@@ -1000,7 +1000,7 @@ def stored_embeddings_of(engine: Engine, model: str, uri: str) -> tuple[StoredEm
     query = _embeddings_query(model, None, *_EMBEDDING_COLUMNS, AudioEmbedding.model_revision)
     with engine.connect() as conn:
         row = conn.execute(query.where(File.uri == uri).order_by(AudioEmbedding.id.desc()).limit(1)).first()
-    return None if row is None else (_stored(row), row.model_revision)
+    return None if row is None else (unpack_row(row), row.model_revision)
 
 
 def _micros(stamp: datetime | None) -> int:
@@ -1037,23 +1037,30 @@ def embeddings_state(engine: Engine, model: str, revision: str, upto: int) -> tu
             EmbeddingsState(max_id, all_rows, int(all_sum), _micros(all_latest), extra))
 
 
-def latest_embedding_rows(engine: Engine, model: str, revision: str, after: int, upto: int,
-                          chunk: int = 500) -> Iterable[list[tuple[int, int, StoredEmbeddings]]]:
-    """(id, created_at in microseconds, embeddings) of the usable rows with ``after < id <= upto``
-    that are their file's latest (as in ``embedding_chunks``), ``chunk`` rows at a time by id."""
-    newer = aliased(AudioEmbedding)
-    superseded = select(newer.id).where(
-        newer.file_id == AudioEmbedding.file_id, newer.id > AudioEmbedding.id, newer.model == model,
-        newer.model_revision == revision, newer.fingerprint == File.fingerprint).exists()
-    query = _embeddings_query(model, revision, *_EMBEDDING_COLUMNS, AudioEmbedding.created_at).where(~superseded)
-    while True:
+def embedding_stamps(engine: Engine, model: str, revision: str, after: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, created_at in microseconds), by id, of the usable rows with ``id > after`` that are
+    their file's latest among them (as in ``embedding_chunks``): small columns only, no vectors."""
+    query = _embeddings_query(model, revision, AudioEmbedding.id, AudioEmbedding.file_id, AudioEmbedding.created_at)
+    with engine.connect() as conn:
+        rows = conn.execute(query.where(AudioEmbedding.id > after).order_by(AudioEmbedding.id)).all()
+    latest = {file_id: (row_id, created_at) for row_id, file_id, created_at in rows}  # ascending ids: the last wins
+    ids = np.fromiter((row_id for row_id, _ in latest.values()), np.int64, len(latest))
+    stamps = np.fromiter((_micros(created_at) for _, created_at in latest.values()), np.int64, len(latest))
+    order = np.argsort(ids)
+    return ids[order], stamps[order]
+
+
+def embedding_rows(engine: Engine, model: str, revision: str, ids: Sequence[int],
+                   chunk: int = 500) -> Iterable[list[tuple[int, int, Row]]]:
+    """The usable rows of ``ids``, ``chunk`` at a time, each as (id, created_at in microseconds,
+    row) where ``unpack_row(row)`` gives its embeddings: reading one by primary key per id,
+    whatever the table's size or statistics, so a whole index builds in linear time."""
+    query = _embeddings_query(model, revision, *_EMBEDDING_COLUMNS, AudioEmbedding.created_at)
+    for part in _chunks([int(i) for i in ids], chunk):
         with engine.connect() as conn:
-            rows = conn.execute(query.where(AudioEmbedding.id > after, AudioEmbedding.id <= upto)
-                                .order_by(AudioEmbedding.id).limit(chunk)).all()
-        if not rows:
-            return
-        yield [(row.id, _micros(row.created_at), _stored(row)) for row in rows]
-        after = rows[-1].id
+            rows = conn.execute(query.where(_among(engine, "ids", AudioEmbedding.id, BigInteger(), part))
+                                .order_by(AudioEmbedding.id)).all()
+        yield [(row.id, _micros(row.created_at), row) for row in rows]
 
 
 def embeddings_by_id(engine: Engine, model: str, revision: str,
@@ -1062,4 +1069,4 @@ def embeddings_by_id(engine: Engine, model: str, revision: str,
     query = _embeddings_query(model, revision, *_EMBEDDING_COLUMNS, AudioEmbedding.created_at)
     with engine.connect() as conn:
         rows = conn.execute(query.where(AudioEmbedding.id.in_(list(ids)))).all()
-    return {row.id: (_micros(row.created_at), _stored(row)) for row in rows}
+    return {row.id: (_micros(row.created_at), unpack_row(row)) for row in rows}

@@ -2,22 +2,23 @@
 worker/window_index.py), and `export-embeddings`."""
 
 import json
-
+import uuid
 from datetime import timedelta
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from db import packing, store
-from db.models import AudioEmbedding
+from db.models import AudioEmbedding, File
 from db.schema import engine_for, ensure_schema
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.audio_files import write
 from tests.conftest import query, soundtag
+from worker import window_index
 from worker.labeling import FileResult, Segment
 from worker.search import rank
 
@@ -156,16 +157,99 @@ def test_index_follows_new_replaced_and_changed_files(synthetic):
     _check(engine, settings)
 
 
-def test_a_damaged_index_is_rebuilt(synthetic, index_dir):
+def _manifest(index_dir):
+    (folder,) = index_dir.iterdir()
+    return folder, json.loads((folder / "manifest.json").read_text())
+
+
+def _files(folder, segment):
+    """What shows a segment's files were not rewritten: their inode and ctime."""
+    return [((folder / f"{segment['name']}{ext}").stat().st_ino, (folder / f"{segment['name']}{ext}").stat().st_ctime_ns)
+            for ext in (".f32", ".rows")]
+
+
+def test_a_relabeled_file_is_masked_and_appended_not_rebuilt(synthetic, index_dir):
+    engine, settings = synthetic
+    names = [f"a{i}" for i in range(40)]
+    uris = _store(engine, settings, names)
+    _check(engine, settings)
+    folder, before = _manifest(index_dir)
+    (base,) = before["segments"]
+    untouched = _files(folder, base)
+    _store(engine, settings, names[:1], seed=5)  # `run --force` of one file rewrites its row
+    _check(engine, settings, limit=3, like=uris[:1])
+    _check(engine, settings)
+    _, after = _manifest(index_dir)
+    # The first segment is kept, its file's old rows masked; the new ones are a segment of their own.
+    assert [seg["name"] for seg in after["segments"]] == [base["name"], after["segments"][1]["name"]]
+    assert after["segments"][0]["masked"] == [[0, 4]] and after["segments"][1]["rows"] == 4
+    assert _files(folder, base) == untouched
+    _store(engine, settings, [f"b{i}" for i in range(3)], seed=6)  # newly labeled files: appended
+    _check(engine, settings)
+    _, appended = _manifest(index_dir)
+    assert len(appended["segments"]) == 3 and _files(folder, base) == untouched
+
+
+def test_deleted_files_are_masked_and_a_mostly_masked_segment_is_compacted(synthetic, index_dir):
+    engine, settings = synthetic
+    names = [f"a{i}" for i in range(20)]
+    uris = _store(engine, settings, names)
+    _check(engine, settings)
+    with engine.begin() as conn:
+        conn.execute(delete(File).where(File.uri.in_(uris[:2])))
+    _check(engine, settings)
+    folder, masked = _manifest(index_dir)
+    assert [seg["masked"] for seg in masked["segments"]] == [[[0, 4], [4, 8]]]  # 10%: kept as it is
+    with engine.begin() as conn:
+        conn.execute(delete(File).where(File.uri.in_(uris[2:5])))
+    _check(engine, settings)
+    _, compacted = _manifest(index_dir)
+    # 25% masked: rewritten without those rows.
+    assert [(seg["rows"], seg["masked"]) for seg in compacted["segments"]] == [(60, [])]
+    assert not (folder / f"{masked['segments'][0]['name']}.f32").exists()
+    for _ in range(window_index.MAX_SEGMENTS + 1):
+        _store(engine, settings, [uuid.uuid4().hex], seed=len(names))
+        _check(engine, settings, limit=5)
+    _, merged = _manifest(index_dir)
+    assert len(merged["segments"]) <= window_index.MAX_SEGMENTS
+    _check(engine, settings)
+
+
+@pytest.mark.parametrize("damage", [0.0, np.nan])
+def test_a_segment_of_the_right_size_but_damaged_is_found_and_rebuilt(synthetic, index_dir, damage):
     engine, settings = synthetic
     _store(engine, settings, [f"a{i}" for i in range(20)])
     _check(engine, settings)
-    (folder,) = index_dir.iterdir()
-    (segment,) = folder.glob("*.f32")
-    with open(segment, "r+b") as f:
+    _store(engine, settings, [f"b{i}" for i in range(20)], seed=1)
+    _check(engine, settings)
+    folder, manifest = _manifest(index_dir)
+    first, second = manifest["segments"]
+    untouched = _files(folder, first)
+    vectors = folder / f"{second['name']}.f32"
+    vectors.write_bytes(np.full(vectors.stat().st_size // 4, damage, np.float32).tobytes())
+    _check(engine, settings)
+    _, rebuilt = _manifest(index_dir)
+    assert rebuilt["segments"][0]["name"] == first["name"] and _files(folder, first) == untouched
+    assert second["name"] not in {seg["name"] for seg in rebuilt["segments"]}
+    (folder / "manifest.json").write_text("{not json")
+    _check(engine, settings)
+    with open(folder / f"{_manifest(index_dir)[1]['segments'][0]['name']}.rows", "r+b") as f:
         f.truncate(100)
     _check(engine, settings)
-    (folder / "manifest.json").write_text("{not json")
+
+
+def test_a_damaged_stored_row_is_named_and_left_out(synthetic, index_dir, caplog):
+    engine, settings = synthetic
+    uris = _store(engine, settings, [f"a{i}" for i in range(10)])
+    with engine.begin() as conn:
+        conn.execute(update(AudioEmbedding).where(AudioEmbedding.file_id == select(File.id).where(
+            File.uri == uris[3]).scalar_subquery()).values(vectors=b"not deflated"))
+    query_vector = store.stored_embeddings_of(engine, settings.model_ref, uris[0])[0].vectors[0]
+    hits = rank(engine, settings, REVISION, query_vector, 100)
+    assert len(hits) == 36 and uris[3] not in {hit.uri for hit in hits}
+    assert f"{uris[3]}: stored embeddings damaged" in caplog.text
+    assert len(_manifest(index_dir)[1]["empty"]) == 1
+    _store(engine, settings, ["a3"], seed=4)  # stored again: indexed
     _check(engine, settings)
 
 
