@@ -629,6 +629,9 @@ def search(
     model: Model = None,
     database: Database = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, best first.")] = False,
+    approximate: Annotated[Optional[bool], typer.Option(
+        "--approximate/--exact", help="Scan an approximate index, or every window (default: approximate past "
+                                      "SOUNDTAG_SEARCH_APPROXIMATE_ABOVE windows).")] = None,
 ) -> None:
     """Stored windows ranked by cosine similarity to a text or to another recording's window."""
     import json
@@ -641,8 +644,8 @@ def search(
         _fail('give exactly one of TEXT or --like URI')
     settings = load_settings(model=model, database_url=database)
     engine = _engine(settings)
-    hits = (search_text(engine, text, settings, limit) if text is not None
-            else search_like(engine, _uri_prefix(like), settings, at, limit))
+    hits = (search_text(engine, text, settings, limit, approximate) if text is not None
+            else search_like(engine, _uri_prefix(like), settings, at, limit, approximate))
     if as_json:
         out.print_json(json.dumps([hit.as_dict() for hit in hits]))
         return

@@ -83,15 +83,16 @@ def test_export_writes_one_row_per_window(tmp_path, tiny_clap, sqlite_url):
     assert len(table[0]["vector"]) == 16 and table[0]["model"] == str(tiny_clap)
 
 
-def _store(engine, settings, names, windows=4, seed=0, window_s=10.0):
-    """Files of random unit vectors written as a run writes them; returns their uris."""
+def _store(engine, settings, names, windows=4, seed=0, window_s=10.0, centre=lambda k: np.zeros(16)):
+    """Files of random unit vectors (about ``centre(k)`` for the k-th file) written as a run
+    writes them; returns their uris."""
     rng = np.random.default_rng(seed)
     job = store.create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["synthetic"])
     refs = [FileRef(f"file:///synthetic/{name}.wav", fingerprint="1") for name in names]
     store.add_files(engine, job, refs, force=True)
     results = []
-    for ref in refs:
-        vectors = rng.standard_normal((windows, 16))
+    for k, ref in enumerate(refs):
+        vectors = centre(k) + rng.standard_normal((windows, 16))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         segments = [Segment(window_s * w, window_s * (w + 1), np.ones(1), np.zeros(1), v) for w, v in enumerate(vectors)]
         results.append(FileResult(ref.uri, duration_s=10.0 * windows, scores=np.ones(1), similarity=np.zeros(1),
@@ -267,3 +268,31 @@ def test_a_row_replaced_behind_the_summary_is_never_returned_stale(synthetic):
         conn.execute(update(AudioEmbedding).where(AudioEmbedding.id == row_id).values(
             vectors=packing.pack(vectors.astype(np.float16)), created_at=stamp - timedelta(seconds=1)))
     _check(engine, settings, limit=3, like=uris[:1])
+
+
+def test_approximate_search_finds_nine_in_ten_of_the_exact_hits(synthetic, index_dir):
+    engine, settings = synthetic
+    settings = settings.model_copy(update={"search_approximate_above": 5000})
+    rng = np.random.default_rng(11)
+    topics = rng.standard_normal((20, 16))
+    # Windows of a file resemble each other, files of a topic too, as recordings do.
+    for batch in range(6):
+        names = [f"f{batch}-{i}" for i in range(50)]
+        _store(engine, settings, names, windows=20, seed=batch, centre=lambda k: topics[k % 20] + rng.standard_normal(16))
+    queries = list(_queries(engine, settings, [f"file:///synthetic/f{b}-{b}.wav" for b in range(6)]))
+    found = []
+    for query_vector in queries:
+        hits = rank(engine, settings, REVISION, query_vector, 10)  # 6,000 windows: approximate
+        expected = _scanned(engine, settings, query_vector, 10)
+        found.append(len({hit[:2] for hit in expected} & {(hit.uri, hit.start_s) for hit in hits}) / 10)
+        assert [hit.similarity for hit in hits] == sorted((hit.similarity for hit in hits), reverse=True)
+    assert np.mean(found) >= 0.95
+    folder, manifest = _manifest(index_dir)
+    assert manifest["approximate"]["rows"] == 6000 and (folder / manifest["approximate"]["name"]).exists()
+    # A file labeled since is found beside the approximate index; --exact compares every window.
+    (added,) = _store(engine, settings, ["new"], windows=20, seed=99)
+    like = store.stored_embeddings_of(engine, settings.model_ref, added)[0].vectors[3]
+    assert rank(engine, settings, REVISION, like, 1)[0].uri == added
+    assert _manifest(index_dir)[1]["approximate"]["rows"] == 6000
+    exact = [(hit.uri, hit.start_s) for hit in rank(engine, settings, REVISION, queries[0], 10, approximate=False)]
+    assert exact == [hit[:2] for hit in _scanned(engine, settings, queries[0], 10)]

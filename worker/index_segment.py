@@ -73,12 +73,12 @@ class Segment:
         return ranges
 
 
-def _stat(path: Path) -> list[int]:
+def stat(path: Path) -> list[int]:
     info = path.stat()
     return [info.st_size, info.st_ino, info.st_ctime_ns]
 
 
-def _checksum(path: Path) -> str:
+def checksum(path: Path) -> str:
     digest = xxhash.xxh3_64()
     with open(path, "rb") as f:
         while block := f.read(_BLOCK):
@@ -94,13 +94,13 @@ def open_segment(folder: Path, entry: dict, dim: int, verify: bool = False) -> S
     for ext, size in ((".f32", rows * dim * 4), (".rows", rows * ROW.itemsize)):
         path = folder / f"{name}{ext}"
         try:
-            now = _stat(path)
+            now = stat(path)
         except FileNotFoundError:
             raise DamagedSegment(f"{path} is missing") from None
         if now[0] != size:
             raise DamagedSegment(f"{path} has {now[0]} bytes, not {size}")
         if verify or now != stats[ext]:
-            if _checksum(path) != entry["checksums"][ext]:
+            if checksum(path) != entry["checksums"][ext]:
                 raise DamagedSegment(f"{path} does not match its checksum")
             stats[ext] = now
     return Segment(name, np.memmap(folder / f"{name}.f32", np.float32, "r", shape=(rows, dim)),
@@ -144,7 +144,7 @@ class SegmentWriter:
         # The stats after the rename, which sets the ctime.
         entry = {"name": self.name, "rows": self.count, "masked": [],
                  "checksums": {ext: digest.hexdigest() for ext, digest in self._digests.items()},
-                 "stats": {ext: _stat(self.folder / f"{self.name}{ext}") for ext in FILES}}
+                 "stats": {ext: stat(self.folder / f"{self.name}{ext}") for ext in FILES}}
         return open_segment(self.folder, entry, self.dim)
 
     def discard(self) -> None:

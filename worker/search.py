@@ -1,6 +1,7 @@
 """``soundtag search``: stored windows ranked by cosine to a text's embedding or to one window of
-a file. Exact: every stored vector of the model is compared, through the kept index of
-``worker.window_index`` that follows the database before each query."""
+a file, through the kept index of ``worker.window_index`` that follows the database before each
+query: exact (every stored vector of the model compared) up to ``Settings.search_approximate_above``
+windows, approximate past it."""
 
 from __future__ import annotations
 
@@ -28,22 +29,25 @@ class Hit:
         return asdict(self)
 
 
-def rank(engine: Engine, settings: Settings, revision: str, query: np.ndarray, limit: int) -> list[Hit]:
+def rank(engine: Engine, settings: Settings, revision: str, query: np.ndarray, limit: int,
+         approximate: bool | None = None) -> list[Hit]:
     """The ``limit`` stored windows of ``settings.model`` at ``revision`` most similar to
-    ``query`` (a unit vector), best first."""
-    index = WindowIndex(engine, settings.model_ref, revision, settings.index_dir)
+    ``query`` (a unit vector), best first; ``approximate`` as in ``WindowIndex.nearest``."""
+    index = WindowIndex(engine, settings.model_ref, revision, settings.index_dir, settings.search_approximate_above)
     return [Hit(found.stored.uri, float(found.stored.starts[found.window]), float(found.stored.ends[found.window]),
-                found.similarity) for found in index.nearest(query, limit)]
+                found.similarity) for found in index.nearest(query, limit, approximate)]
 
 
-def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10) -> list[Hit]:
+def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10,
+                approximate: bool | None = None) -> list[Hit]:
     """Stored windows of ``settings.model`` ranked by cosine to the text's embedding."""
     hub.check(settings.model)
     classifier = classifier_for(settings.model_ref, settings)
-    return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit)
+    return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit, approximate)
 
 
-def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0, limit: int = 10) -> list[Hit]:
+def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0, limit: int = 10,
+                approximate: bool | None = None) -> list[Hit]:
     """Stored windows of ``settings.model`` ranked by cosine to the window of ``uri`` holding
     second ``at_s`` (the first window when none does). Needs no model: only stored vectors."""
     found = store.stored_embeddings_of(engine, settings.model_ref, uri)
@@ -53,4 +57,4 @@ def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0,
     stored, revision = found
     inside = np.flatnonzero((stored.starts <= at_s) & (at_s < stored.ends))
     window = int(inside[0]) if len(inside) else 0
-    return rank(engine, settings, revision, stored.vectors[window], limit)
+    return rank(engine, settings, revision, stored.vectors[window], limit, approximate)

@@ -38,6 +38,7 @@ from sqlalchemy import Engine
 
 from db import store
 from soundtag.errors import SoundtagError
+from worker import approximate_index
 from worker.index_segment import FILES, DamagedSegment, Segment, SegmentWriter, merge, open_segment
 
 log = logging.getLogger(__name__)
@@ -82,25 +83,29 @@ def _present(ids: np.ndarray, stamps: np.ndarray, among_ids: np.ndarray, among_s
 class WindowIndex:
     """The kept index of one database's windows by ``model`` at ``revision``, under ``root``."""
 
-    def __init__(self, engine: Engine, model: str, revision: str, root: Path):
+    def __init__(self, engine: Engine, model: str, revision: str, root: Path,
+                 approximate_above: int = 10_000_000):
         self.engine, self.model, self.revision = engine, model, revision
         self.folder = Path(root).expanduser() / _folder_name(engine, model, revision)
+        self.approximate_above = approximate_above
 
-    def nearest(self, query: np.ndarray, limit: int) -> list[Window]:
+    def nearest(self, query: np.ndarray, limit: int, approximate: bool | None = None) -> list[Window]:
         """The ``limit`` windows most similar to ``query`` (a unit vector), best first, as the
-        database holds them now."""
+        database holds them now: all compared, or with ``approximate`` (by default past
+        ``approximate_above`` windows) the candidates of ``worker.approximate_index``."""
         query = np.asarray(query, dtype=np.float32)
-        windows = self._current(self.synced(), query, limit, strict=True)
+        windows = self._current(*self.synced(approximate=approximate), query, limit, strict=True)
         if windows is None:
             # A hit SQL holds otherwise: check every segment and take in every change, once;
             # what still differs after that was written during this query and is left out.
-            windows = self._current(self.synced(check=True), query, limit, strict=False)
+            windows = self._current(*self.synced(check=True, approximate=approximate), query, limit, strict=False)
         return windows
 
-    def _current(self, segments: list[Segment], query: np.ndarray, limit: int, strict: bool) -> list[Window] | None:
-        """The best windows of ``segments`` that SQL holds as indexed; None, if ``strict``, when
-        one of them it does not."""
-        best = _top(segments, query, limit)
+    def _current(self, segments: list[Segment], ann, query: np.ndarray, limit: int,
+                 strict: bool) -> list[Window] | None:
+        """The best windows of ``segments`` (and of ``ann``, an approximate index and its manifest
+        entry, when given) that SQL holds as indexed; None, if ``strict``, when one of them it does not."""
+        best = _top(segments, query, limit) if ann is None else _approximate_top(segments, *ann, query, limit)
         found = store.embeddings_by_id(self.engine, self.model, self.revision,
                                        {int(row["embedding"]) for _, row in best})
         current = []
@@ -111,9 +116,11 @@ class WindowIndex:
                 current.append(Window(stored, int(row["window"]), similarity))
         return None if strict and len(current) < len(best) else current
 
-    def synced(self, check: bool = False) -> list[Segment]:
-        """The segments, brought up to date with the database; with ``check``, every segment's
-        checksum is verified and every row compared, whatever the summary says."""
+    def synced(self, check: bool = False, approximate: bool | None = False) -> tuple[list[Segment], tuple | None]:
+        """The segments, brought up to date with the database, and the approximate index over
+        them with its manifest entry when ``approximate`` (None: past ``approximate_above``
+        windows), built when missing or stale. With ``check``, every segment's checksum is
+        verified and every row compared, whatever the summary says."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with FileLock(self.folder / "lock"):
@@ -121,14 +128,18 @@ class WindowIndex:
                 segments, damaged = self._open(manifest, check)
                 if not damaged and manifest and [seg.entry() for seg in segments] != manifest["segments"]:
                     # Files touched but intact: their new stats spare the next query their checksums.
-                    self._commit({**manifest, "segments": [seg.entry() for seg in segments]})
+                    manifest = {**manifest, "segments": [seg.entry() for seg in segments]}
+                    self._commit(manifest)
                 held_upto = manifest["state"]["upto"] if manifest else 0
                 held, now = store.embeddings_state(self.engine, self.model, self.revision, held_upto)
                 if manifest and not damaged and not check and manifest["state"] == asdict(held):
-                    if now.upto == held.upto:
-                        return segments
-                    return self._update(manifest, segments, held.upto, now)
-                return self._update(manifest, segments, 0, now)
+                    if now.upto > held.upto:
+                        manifest, segments = self._update(manifest, segments, held.upto, now)
+                else:
+                    manifest, segments = self._update(manifest, segments, 0, now)
+                if approximate is None:
+                    approximate = sum(len(seg.rows) - seg.masked_rows for seg in segments) > self.approximate_above
+                return segments, (self._approximate(manifest, segments) if approximate and segments else None)
         except OSError as exc:
             raise SoundtagError(f"{self.folder}: cannot keep the search index there ({exc.strerror or exc}); "
                                 "set SOUNDTAG_INDEX_DIR to a writable folder") from None
@@ -155,8 +166,21 @@ class WindowIndex:
                 damaged = True
         return segments, damaged
 
+    def _approximate(self, manifest: dict, segments: list[Segment]) -> tuple:
+        """The approximate index over ``segments`` and its entry; built anew when it is missing,
+        damaged or covers too little of them."""
+        entry = manifest.get("approximate")
+        if approximate_index.usable(entry, segments):
+            try:
+                return approximate_index.load(self.folder, entry), entry
+            except (OSError, ValueError, RuntimeError) as exc:
+                log.warning("search index: %s; rebuilding the approximate index", exc)
+        entry = approximate_index.build(self.folder, f"{uuid.uuid4().hex}.faiss", segments, manifest["dim"])
+        self._commit({**manifest, "approximate": entry})
+        return approximate_index.load(self.folder, entry), entry
+
     def _update(self, manifest: dict | None, segments: list[Segment], after: int,
-                state: store.EmbeddingsState) -> list[Segment]:
+                state: store.EmbeddingsState) -> tuple[dict, list[Segment]]:
         """Compare the usable rows with ``id > after`` with those held: mask the stale, append
         the missing, compact, and commit the manifest for ``state``."""
         dim = manifest["dim"] if manifest and segments else None
@@ -174,10 +198,10 @@ class WindowIndex:
         missing = ~_present(ids, stamps, held_ids[order], held_stamps[order])
         added, skipped, dim = self._fetched(ids[missing], dim)
         segments = self._compacted(segments + ([added] if added else []), dim)
-        self._commit({"format": FORMAT, "dim": dim, "state": asdict(state),
-                      "segments": [seg.entry() for seg in segments],
-                      "empty": empty.tolist() + skipped})
-        return segments
+        manifest = {"format": FORMAT, "dim": dim, "state": asdict(state), "segments": [seg.entry() for seg in segments],
+                    "empty": empty.tolist() + skipped, "approximate": manifest.get("approximate") if manifest else None}
+        self._commit(manifest)
+        return manifest, segments
 
     def _fetched(self, ids: np.ndarray, dim: int | None) -> tuple[Segment | None, list[list[int]], int | None]:
         """The rows ``ids`` as a new segment; the (id, stamp) of those that hold no window (a
@@ -224,7 +248,8 @@ class WindowIndex:
             f.flush()
             os.fsync(f.fileno())
         os.replace(staged, self.folder / "manifest.json")
-        kept = {"lock", "manifest.json"} | {f"{seg['name']}{ext}" for seg in manifest["segments"] for ext in FILES}
+        kept = ({"lock", "manifest.json", (manifest.get("approximate") or {}).get("name")}
+                | {f"{seg['name']}{ext}" for seg in manifest["segments"] for ext in FILES})
         for path in self.folder.iterdir():
             # Mapped files stay readable to whoever mapped them after they are unlinked.
             if path.name not in kept:
@@ -239,6 +264,17 @@ def _vectors(row) -> np.ndarray | None:
         log.warning("%s: stored embeddings damaged (%s), left out of the search index; "
                     "run `soundtag run %s --force` to store them again", row.uri, exc, row.uri)
         return None
+
+
+def _approximate_top(segments: list[Segment], index, entry: dict, query: np.ndarray,
+                     limit: int) -> list[tuple[float, np.void]]:
+    """(cosine, row) of the ``limit`` best rows: candidates of the approximate ``index`` among the
+    segments it covers, every row of those appended since."""
+    covered = set(entry["segments"])
+    found = [(similarity, segments[k].rows[row])
+             for similarity, k, row in approximate_index.top(index, entry, segments, query, limit)]
+    found += _top([seg for seg in segments if seg.name not in covered], query, limit)
+    return sorted(found, key=lambda hit: -hit[0])[:limit]
 
 
 def _top(segments: list[Segment], query: np.ndarray, limit: int) -> list[tuple[float, np.void]]:
