@@ -10,8 +10,8 @@ Chosen over HNSW graphs (faiss, usearch) for its build, linear in the windows an
 on two cores where a graph takes hours, and its memory (see docs/benchmarks.md).
 
 The index covers the segments it was built from: rows masked in them since are dropped from its
-candidates, and segments appended since are searched exactly beside it. It is rebuilt once the
-segments it covers hold less than ``STALE_SHARE`` of the index's rows (after a compaction)."""
+candidates, and segments appended (or merged) since are searched exactly beside it. It is rebuilt
+once the segments it covers hold less than ``STALE_SHARE`` of the index's rows."""
 
 from __future__ import annotations
 
@@ -67,10 +67,8 @@ def usable(entry: dict | None, segments: list[Segment]) -> bool:
     """Whether the index of ``entry`` still covers enough of ``segments``."""
     if not entry:
         return False
-    covered = {seg.name: seg for seg in segments}
-    if any(name not in covered for name in entry["segments"]):
-        return False
-    held = sum(len(covered[name].rows) - covered[name].masked_rows for name in entry["segments"])
+    covered = set(entry["segments"])
+    held = sum(len(seg.rows) - seg.masked_rows for seg in segments if seg.name in covered)
     return held >= STALE_SHARE * sum(len(seg.rows) - seg.masked_rows for seg in segments)
 
 
@@ -88,13 +86,15 @@ def load(folder: Path, entry: dict):
 
 def top(index, entry: dict, segments: list[Segment], query: np.ndarray, limit: int) -> list[tuple[float, int, int]]:
     """(exact cosine, segment position in ``segments``, row) of the best ``limit`` candidates of
-    ``index`` that are not masked."""
+    ``index`` that are not masked, in the covered segments still there."""
     position = {seg.name: k for k, seg in enumerate(segments)}
-    covered = [position[name] for name in entry["segments"]]
+    covered = [position.get(name) for name in entry["segments"]]
     _, labels = index.search(query[None], max(CANDIDATES, 10 * limit))
     labels = labels[0][labels[0] >= 0]
     found = []
     for k in np.unique(labels >> _SHIFT):
+        if covered[int(k)] is None:
+            continue
         seg = segments[covered[int(k)]]
         rows = np.sort(labels[(labels >> _SHIFT) == k] & ((1 << _SHIFT) - 1))
         for start, stop in seg.masked:
