@@ -69,6 +69,9 @@ def test_search_like_a_file_puts_that_file_first(tmp_path, tiny_clap, sqlite_url
     assert hits[0]["similarity"] == pytest.approx(1.0, abs=1e-3)
     assert hits[3]["similarity"] < 0.999
     assert len(hits) == 5  # every stored window: 1 + 1 + 3
+    approximate = soundtag("search", "--like", str(archive / "long.ogg"), "--at", "12", "--json", "--approximate",
+                           "--model", str(tiny_clap), "--database", sqlite_url)
+    assert json.loads(approximate.stdout) == hits  # too few windows to approximate: compared exactly
     table = soundtag("search", "--like", str(archive / "b.wav"), "--model", str(tiny_clap), "--database",
                      sqlite_url).stdout
     assert "similarity" in table and "b.wav" in table.splitlines()[3]

@@ -26,6 +26,8 @@ from worker.index_segment import Segment, checksum, stat
 # and 10M clustered windows for recall@10 ≥ 0.95 (docs/benchmarks.md).
 PROBES = 32
 CANDIDATES = 200
+# Fewer windows than this are compared exactly, whatever is asked: too few to train lists on.
+MIN_ROWS = 1000
 # Segments it covers holding less than this share of the rows: rebuild.
 STALE_SHARE = 0.8
 _SAMPLE_PER_LIST = 64  # training rows per list: faiss wants 39 at least

@@ -137,9 +137,11 @@ class WindowIndex:
                         manifest, segments = self._update(manifest, segments, held.upto, now)
                 else:
                     manifest, segments = self._update(manifest, segments, 0, now)
+                live = sum(len(seg.rows) - seg.masked_rows for seg in segments)
                 if approximate is None:
-                    approximate = sum(len(seg.rows) - seg.masked_rows for seg in segments) > self.approximate_above
-                return segments, (self._approximate(manifest, segments) if approximate and segments else None)
+                    approximate = live > self.approximate_above
+                return segments, (self._approximate(manifest, segments)
+                                  if approximate and live >= approximate_index.MIN_ROWS else None)
         except OSError as exc:
             raise SoundtagError(f"{self.folder}: cannot keep the search index there ({exc.strerror or exc}); "
                                 "set SOUNDTAG_INDEX_DIR to a writable folder") from None
