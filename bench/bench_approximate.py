@@ -152,11 +152,14 @@ def main() -> None:
     parser.add_argument("--windows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--compare", action="store_true", help="also build HNSW graphs (hours past 1M on 2 cores)")
     args = parser.parse_args()
-    rows = [line for windows in args.windows for line in run(windows, args.compare)]
+    write(args.windows, args.compare, [line for windows in args.windows for line in run(windows, args.compare)])
+
+
+def write(windows: list[int], compare: bool, rows: list[str]) -> None:
     write_section("bench_approximate", f"""
 ## Approximate search past 10M windows (issue 22)
 
-Command: `python -m bench.bench_approximate --windows {' '.join(str(w) for w in args.windows)}{' --compare' if args.compare else ''}`
+Command: `python -m bench.bench_approximate --windows {' '.join(str(w) for w in windows)}{' --compare' if compare else ''}`
 ({time.strftime('%Y-%m-%d', time.gmtime())}). {machine()}. Synthetic clustered 512-dim windows written
 straight into index segments by the index's SegmentWriter (not through PostgreSQL); {QUERIES} queries,
 each a stored window; recall@10 against the exact top 10. The exact column is one batched pass over

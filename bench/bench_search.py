@@ -1,6 +1,6 @@
 """Search latency and memory by number of stored windows, on PostgreSQL. Synthetic files of 100
 windows of 512-dim unit vectors (fp16, as stored by default) are written through
-store.save_results, the code path runs use. Each size gets a fresh database and index folder and
+db.results.save_results, the code path runs use. Each size gets a fresh database and index folder and
 three processes: one fills; one times the build's steps one after the other in one thread (the
 build itself reads the next rows while inflating these), the first query (which builds the
 index), five warm queries, the query after one file is labeled again (`run --force` rewrites its
@@ -39,8 +39,12 @@ def _uri(i: int) -> str:
     return f"file:///bench/{i:07d}.wav"
 
 
-def fill(url: str, files: int) -> None:
-    from db import store
+def _labeled(url: str, numbers: range, rng: np.random.Generator, *, force: bool) -> None:
+    """Files ``numbers`` labeled with random vectors, as a run (``force``: `run --force`) stores them."""
+    from db.embeddings import EmbeddingKey
+    from db.files import add_files
+    from db.jobs import create_job
+    from db.results import save_results
     from db.schema import engine_for, ensure_schema
     from soundtag.fileref import FileRef
     from soundtag.settings import Settings
@@ -49,14 +53,13 @@ def fill(url: str, files: int) -> None:
 
     engine = engine_for(url)
     ensure_schema(engine)
-    rng = np.random.default_rng(0)
-    job = store.create_job(engine, taxonomy_from_csv("seed"), Settings(model=MODEL, database_url=url), kind="run",
-                           sources=["bench"])
-    refs = [FileRef(_uri(i), fingerprint=str(i)) for i in range(files)]
-    store.add_files(engine, job, refs, force=True)
-    key = store.EmbeddingKey(REVISION, 10.0, 10.0, "fp16")
+    job = create_job(engine, taxonomy_from_csv("seed"), Settings(model=MODEL, database_url=url), kind="run",
+                     sources=["bench"])
+    refs = [FileRef(_uri(i), fingerprint=str(i)) for i in numbers]
+    add_files(engine, job, refs, force=force)
+    key = EmbeddingKey(REVISION, 10.0, 10.0, "fp16")
     one = np.ones(1)
-    for start in range(0, files, 100):
+    for start in range(0, len(refs), 100):
         results = []
         for ref in refs[start:start + 100]:
             vectors = rng.standard_normal((WINDOWS_PER_FILE, DIM), dtype=np.float32)
@@ -64,29 +67,11 @@ def fill(url: str, files: int) -> None:
             segments = [Segment(10.0 * w, 10.0 * w + 10.0, one, one, v) for w, v in enumerate(vectors)]
             results.append(FileResult(ref.uri, duration_s=10.0 * WINDOWS_PER_FILE, scores=one, similarity=one,
                                       segments=segments))
-        store.save_results(engine, job, results, ["seed"], key, logit_scale=1.0)
+        save_results(engine, job, results, ["seed"], key, logit_scale=1.0)
 
 
-def _relabel(url: str, i: int) -> None:
-    """File ``i`` labeled again with new vectors, as `run --force` stores them."""
-    from db import store
-    from db.schema import engine_for
-    from soundtag.fileref import FileRef
-    from soundtag.settings import Settings
-    from soundtag.taxonomy import taxonomy_from_csv
-    from worker.labeling import FileResult, Segment
-
-    engine = engine_for(url)
-    job = store.create_job(engine, taxonomy_from_csv("seed"), Settings(model=MODEL, database_url=url), kind="run",
-                           sources=["bench"])
-    store.add_files(engine, job, [FileRef(_uri(i), fingerprint=str(i))], force=True)
-    vectors = np.random.default_rng(i).standard_normal((WINDOWS_PER_FILE, DIM), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    one = np.ones(1)
-    result = FileResult(_uri(i), duration_s=10.0 * WINDOWS_PER_FILE, scores=one, similarity=one,
-                        segments=[Segment(10.0 * w, 10.0 * w + 10.0, one, one, v) for w, v in enumerate(vectors)])
-    store.save_results(engine, job, [result], ["seed"], store.EmbeddingKey(REVISION, 10.0, 10.0, "fp16"),
-                       logit_scale=1.0)
+def fill(url: str, files: int) -> None:
+    _labeled(url, range(files), np.random.default_rng(0), force=True)
 
 
 def steps(url: str) -> dict:
@@ -94,21 +79,21 @@ def steps(url: str) -> dict:
     stamps compared, reading the rows from SQL, inflating them, writing the segment to disk."""
     import tempfile
 
-    from db import store
+    from db.embeddings import embedding_rows, embedding_stamps, embeddings_state, unpack_row
     from db.schema import engine_for
     from worker.index_segment import SegmentWriter
 
     engine = engine_for(url)
     took = dict.fromkeys(("summary", "stamps", "sql", "unpack", "write"), 0.0)
     began = time.perf_counter()
-    store.embeddings_state(engine, MODEL, REVISION, 0)
+    embeddings_state(engine, MODEL, REVISION, 0)
     took["summary"] = time.perf_counter() - began
     began = time.perf_counter()
-    ids, _ = store.embedding_stamps(engine, MODEL, REVISION)
+    ids, _ = embedding_stamps(engine, MODEL, REVISION)
     took["stamps"] = time.perf_counter() - began
     with tempfile.TemporaryDirectory(dir="/tmp") as folder:
         writer = SegmentWriter(Path(folder), "steps", DIM)
-        chunks = iter(store.embedding_rows(engine, MODEL, REVISION, ids))
+        chunks = iter(embedding_rows(engine, MODEL, REVISION, ids))
         while True:
             began = time.perf_counter()
             chunk = next(chunks, None)
@@ -116,7 +101,7 @@ def steps(url: str) -> dict:
             if chunk is None:
                 break
             began = time.perf_counter()
-            unpacked = [(row_id, stamp, store.unpack_row(row).vectors) for row_id, stamp, row in chunk]
+            unpacked = [(row_id, stamp, unpack_row(row).vectors) for row_id, stamp, row in chunk]
             took["unpack"] += time.perf_counter() - began
             began = time.perf_counter()
             for row_id, stamp, vectors in unpacked:
@@ -129,7 +114,7 @@ def steps(url: str) -> dict:
 
 
 def query(url: str, index_dir: str, files: int, warm: int, scan: bool) -> dict:
-    from db import store
+    from db.embeddings import embedding_chunks, stored_embeddings_of
     from db.schema import engine_for
     from soundtag.settings import Settings
     from worker.search import search_like
@@ -150,16 +135,16 @@ def query(url: str, index_dir: str, files: int, warm: int, scan: bool) -> dict:
     report |= {"first_s": times[0], "warm_median_s": float(np.median(times[1:])) if warm else None}
     if scan:
         relabeled = int(rng.integers(0, files))
-        _relabel(url, relabeled)
+        _labeled(url, range(relabeled, relabeled + 1), np.random.default_rng(relabeled), force=True)
         began = time.perf_counter()
         hits = search_like(engine, _uri(relabeled), settings, at_s=15.0, limit=10)
         report["relabeled_s"] = time.perf_counter() - began
         assert hits[0].uri == _uri(relabeled) and hits[0].similarity > 0.999
     if scan:
-        stored, _ = store.stored_embeddings_of(engine, MODEL, _uri(0))
+        stored, _ = stored_embeddings_of(engine, MODEL, _uri(0))
         began = time.perf_counter()
         best = np.full(10, -2.0, np.float32)
-        for chunk in store.embedding_chunks(engine, MODEL, REVISION):
+        for chunk in embedding_chunks(engine, MODEL, REVISION):
             sims = np.concatenate([found.vectors for found in chunk]) @ stored.vectors[0]
             best = np.sort(np.concatenate([best, sims]))[-10:]
         report["sql_scan_s"] = time.perf_counter() - began
@@ -221,7 +206,7 @@ def main() -> None:
 Command: `python -m bench.bench_search --windows {' '.join(str(w) for w in args.windows)}`
 ({time.strftime('%Y-%m-%d', time.gmtime())}). {machine()}; PostgreSQL on the same machine. The load
 average (1, 5, 15 min) was taken after each size: the cores are shared, so times are upper bounds.
-Synthetic files of {WINDOWS_PER_FILE} windows of {DIM}-dim fp16 vectors written through `store.save_results`;
+Synthetic files of {WINDOWS_PER_FILE} windows of {DIM}-dim fp16 vectors written through `db.results.save_results`;
 queries are `search --like` on a random stored window, `--limit 10`, through `worker.search`, each
 including its SQL (the index's sync check, the query window, the hits). Targets at 1M windows: first
 query ≤ 20 s with the time per window flat from 100k, ≤ 1 s after warm-up and after `run --force` of

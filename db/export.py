@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import embedding_chunks
 
 
 def export_embeddings(engine: Engine, out: Path, model: str, job_id: str | None = None) -> int:
@@ -19,7 +19,7 @@ def export_embeddings(engine: Engine, out: Path, model: str, job_id: str | None 
 
     written, writer = 0, None
     try:
-        for files in store.embedding_chunks(engine, model, job_id=job_id):
+        for files in embedding_chunks(engine, model, job_id=job_id):
             vectors = np.concatenate([found.vectors for found in files])
             flat = pa.array(vectors.ravel(), type=pa.float32())
             batch = pa.table({

@@ -11,7 +11,8 @@ from itertools import islice
 
 from sqlalchemy import Engine
 
-from db import store
+from db.files import add_files, queued_uris
+from db.jobs import create_job, finish_job_if_done, job_info, job_spec, reactivate_job
 from soundtag import hub
 from soundtag.fileref import FileRef
 from soundtag.fleet import Sender
@@ -59,17 +60,17 @@ def enqueue(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, setting
     finds what it is asked to label. Raises ModelError before recording anything when the model
     cannot be found."""
     hub.check(settings.model)
-    job_id = store.create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue, force=force)
+    job_id = create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue, force=force)
     sender = Sender(job_id, settings, queue)
     found = queued = 0
     try:
         for chunk in _listed_ahead(refs):
-            todo = [uri for _, uri in store.add_files(engine, job_id, chunk, force=force, retry_failed=retry_failed)]
+            todo = [uri for _, uri in add_files(engine, job_id, chunk, force=force, retry_failed=retry_failed)]
             sender.send(todo)
             found, queued = found + len(chunk), queued + len(todo)
     finally:
         sender.close()
-    store.finish_job_if_done(engine, job_id)
+    finish_job_if_done(engine, job_id)
     return Enqueued(job_id, found, queued, found - queued)
 
 
@@ -77,11 +78,11 @@ def requeue(engine: Engine, job_id: str, settings: Settings) -> int:
     """Send a job's still-queued files again (after the broker lost its messages, or after the
     cause of a job's failure was fixed: a failed job becomes active again); returns how many.
     Safe to repeat: workers skip files that are no longer queued."""
-    info = store.job_info(engine, job_id)
+    info = job_info(engine, job_id)
     if info.state == JobState.FAILED:
-        store.reactivate_job(engine, job_id)
-    uris = store.queued_uris(engine, job_id)
-    sender = Sender(job_id, settings, store.job_spec(engine, job_id).options.get("queue"))
+        reactivate_job(engine, job_id)
+    uris = queued_uris(engine, job_id)
+    sender = Sender(job_id, settings, job_spec(engine, job_id).options.get("queue"))
     sender.send(uris)
     sender.close()
     return len(uris)

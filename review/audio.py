@@ -7,8 +7,8 @@ import re
 
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from soundtag import uris
-from worker.storage import Storage
+from soundtag.sources import uris
+from soundtag.sources.storage import Storage
 
 # What the page's <audio> element and wavesurfer's decoder are told; browsers sniff the rest.
 TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",

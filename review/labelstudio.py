@@ -1,6 +1,6 @@
 """Label Studio round trips: a job's files as tasks with predictions (and the labeling config
 that shows them), and a Label Studio JSON export's annotations back as verdicts in the
-``review`` table, through db.store as the review page records them.
+``review`` table, through db.reviews as the review page records them.
 
 A task's ``data`` holds ``audio`` (what Label Studio plays), ``uri`` (the file's exact URI) and
 ``job``: the import maps annotations back by ``uri``, so tasks survive whatever URL rewriting
@@ -16,9 +16,13 @@ from xml.etree import ElementTree
 
 from sqlalchemy import Engine
 
-from db import store
-from soundtag import uris
+from db.decisions import model_decisions
+from db.files import job_file_ids
+from db.jobs import job_spec
+from db.labeled_files import LabeledFile
+from db.reviews import record_verdicts, verdicts
 from soundtag.errors import SoundtagError
+from soundtag.sources import uris
 from soundtag.states import Verdict
 from soundtag.taxonomy import Taxonomy
 
@@ -55,7 +59,7 @@ def config(taxonomy: Taxonomy) -> str:
     return ElementTree.tostring(view, encoding="unicode") + "\n"
 
 
-def task(file: store.LabeledFile, job_id: str, model: str, label: str | None) -> dict:
+def task(file: LabeledFile, job_id: str, model: str, label: str | None) -> dict:
     """One file as a task whose prediction holds ``label`` as the choice and its events as regions."""
     prefix = f"{file.file_id}-"
     result = [{"id": prefix + DECISION, "from_name": DECISION, "to_name": AUDIO, "type": "choices",
@@ -69,7 +73,7 @@ def task(file: store.LabeledFile, job_id: str, model: str, label: str | None) ->
             "predictions": [{"model_version": model, "score": score, "result": result}]}
 
 
-def write(chunks: Iterable[list[store.LabeledFile]], out: Path, job_id: str, model: str, taxonomy: Taxonomy,
+def write(chunks: Iterable[list[LabeledFile]], out: Path, job_id: str, model: str, taxonomy: Taxonomy,
           reviewed: bool) -> tuple[int, Path]:
     """Write the tasks to ``out`` as a JSON list, one task per line, and the config beside it
     (``out`` with the suffix ``.xml``, or ``.config.xml`` if that is ``out``); returns how many
@@ -144,11 +148,11 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
         by_job.setdefault(data.get("job") or default_job, []).append((uri, entry.get("annotations") or []))
     done = Imported()
     for job_id, entries in by_job.items():
-        spec = store.job_spec(engine, job_id) if job_id else None
-        ids = store.job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
+        spec = job_spec(engine, job_id) if job_id else None
+        ids = job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
         if spec:
-            decisions = store.model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
-            in_force = store.verdicts(engine, job_id)
+            decisions = model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
+            in_force = verdicts(engine, job_id)
         given = []
         for uri, annotations in entries:
             file_id = ids.get(uri)
@@ -172,6 +176,6 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                     continue
                 given.append((file_id, verdict, _reviewer(annotation, reviewer), stored))
                 in_force[file_id] = (verdict, stored)
-        store.record_verdicts(engine, job_id, given)
+        record_verdicts(engine, job_id, given)
         done.recorded += len(given)
     return done

@@ -1,4 +1,4 @@
-"""The review web app: one recording at a time, verdicts through db.store, audio through
+"""The review web app: one recording at a time, verdicts through db.reviews, audio through
 review.audio. Every request passes review.guard first."""
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from db import store
+from db.jobs import job_spec
+from db.reviews import file_windows, record_verdicts, review_items, undo_verdict, verdicts
 from review import audio
 from review.guard import Guard
 from review.order import Order, ordered
 from soundtag.errors import ReadError, TransientReadError
 from soundtag.settings import Settings
+from soundtag.sources.storage import Storage
+from soundtag.sources.uris import readable
 from soundtag.states import Verdict
-from soundtag.uris import readable
-from worker.storage import Storage
 
 HERE = Path(__file__).parent
 
@@ -43,9 +44,9 @@ class VerdictIn(BaseModel):
 
 
 def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard) -> FastAPI:
-    spec = store.job_spec(engine, session.job_id)
+    spec = job_spec(engine, session.job_id)
     names = spec.taxonomy.names
-    items = ordered(store.review_items(engine, session.job_id, session.label), session.order, seed=session.job_id)
+    items = ordered(review_items(engine, session.job_id, session.label), session.order, seed=session.job_id)
     by_id = {item.file_id: item for item in items}
     storage = Storage(settings.allowed_roots, settings.allowed_buckets)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -57,7 +58,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         return guard.check(request) or await call_next(request)
 
     def progress() -> dict:
-        given = store.verdicts(engine, session.job_id)
+        given = verdicts(engine, session.job_id)
         per_label = {name: {"reviewed": 0, "total": 0} for name in names}
         for item in items:
             counts = per_label.setdefault(item.decision or "", {"reviewed": 0, "total": 0})
@@ -86,7 +87,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         if item is None:
             return _missing()
         return [{"start": start, "end": end, **vars(top)}
-                for start, end, top in store.file_windows(engine, session.job_id, item.file_id)]
+                for start, end, top in file_windows(engine, session.job_id, item.file_id)]
 
     @app.get("/audio/{file_id}")
     def audio_of(file_id: str, request: Request):
@@ -107,12 +108,12 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         # accept and reject judge the decision the page showed: the item's, read once at start,
         # rather than file_decisions again per keystroke (seconds on a large PostgreSQL archive).
         judged = verdict.label if verdict.verdict == Verdict.CORRECT else by_id[verdict.file_id].decision
-        store.record_verdicts(engine, session.job_id, [(verdict.file_id, verdict.verdict, session.reviewer, judged)])
+        record_verdicts(engine, session.job_id, [(verdict.file_id, verdict.verdict, session.reviewer, judged)])
         return {"progress": progress()}
 
     @app.post("/api/undo")
     def undo():
-        return {"file_id": store.undo_verdict(engine, session.job_id, session.reviewer), "progress": progress()}
+        return {"file_id": undo_verdict(engine, session.job_id, session.reviewer), "progress": progress()}
 
     return app
 

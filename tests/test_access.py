@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from soundtag.errors import ReadError
 from soundtag.settings import Settings
-from soundtag.uris import file_uri
+from soundtag.sources.storage import Storage
+from soundtag.sources.uris import file_uri
 from tests.audio_files import write
 from tests.conftest import query, soundtag
 from tests.test_s3 import bucket, s3_server  # noqa: F401 - fixtures
-from soundtag.errors import ReadError
-from worker.storage import Storage
 
 LABELS = "dog barking,rain,siren"
 

@@ -10,13 +10,16 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from db import store
+from db.files import add_files, job_file_ids
+from db.jobs import create_job
+from db.results import save_results
+from db.reviews import record_verdict
 from db.schema import engine_for, ensure_schema
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
+from soundtag.sources.uris import file_uri
 from soundtag.states import Verdict
 from soundtag.taxonomy import taxonomy_from_canonical
-from soundtag.uris import file_uri
 from tests.audio_files import write
 from tests.conftest import query, soundtag
 from worker.labeling import FileResult, Segment
@@ -36,15 +39,15 @@ def _labeled(url, archive) -> tuple[str, dict[str, str]]:
     engine = engine_for(url)
     ensure_schema(engine)
     taxonomy = taxonomy_from_canonical({"name": "urban", "threshold": 0.2, "labels": NAMES})
-    job = store.create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=[str(archive)])
+    job = create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=[str(archive)])
     results = []
     for name, (scores, cosines) in FILES.items():
         write(archive / name, seconds=3.0)
         windows = [Segment(s, s + 1.5, np.array(scores), np.array(cosines)) for s in (0.0, 1.5)]
         results.append(FileResult(file_uri(str(archive / name)), duration_s=3.0, sample_rate=16000, channels=1,
                                   scores=np.array(scores), similarity=np.array(cosines), segments=windows))
-    store.add_files(engine, job, [FileRef(r.uri, fingerprint="1") for r in results])
-    store.save_results(engine, job, results, NAMES, logit_scale=10.0)
+    add_files(engine, job, [FileRef(r.uri, fingerprint="1") for r in results])
+    save_results(engine, job, results, NAMES, logit_scale=10.0)
     engine_for.cache_clear()
     engine.dispose()
     return job, {name: r.uri for name, r in zip(FILES, results)}
@@ -57,7 +60,7 @@ def job(tmp_path, sqlite_url):
 
 def _verdict(url, job_id, uri, verdict, label=None):
     engine = engine_for(url)
-    store.record_verdict(engine, job_id, store.job_file_ids(engine, job_id, [uri])[uri], verdict, "ana", label)
+    record_verdict(engine, job_id, job_file_ids(engine, job_id, [uri])[uri], verdict, "ana", label)
 
 
 def test_csv_and_parquet_have_one_row_per_file_with_decision_and_review(job, tmp_path):
@@ -120,15 +123,15 @@ def test_hf_dataset_loads_with_audio_and_the_taxonomy_as_class_labels(job, tmp_p
 
     url, job_id, uri = job
     _verdict(url, job_id, uri["night/street.wav"], Verdict.REJECT)
-    # A row of a dataset on disk: its audio is read through worker.storage and embedded.
+    # A row of a dataset on disk: its audio is read through soundtag.sources.storage and embedded.
     clip = write(tmp_path / "clip.wav", seconds=1.0)
     DatasetDict(train=Dataset.from_dict({"audio": [{"bytes": clip.read_bytes(), "path": "clip.wav"}]})
                 .cast_column("audio", Audio())).save_to_disk(tmp_path / "source")
     row = f"hf://{tmp_path}/source:train/0"
     engine = engine_for(url)
-    store.add_files(engine, job_id, [FileRef(row, fingerprint="1")])
-    store.save_results(engine, job_id, [FileResult(row, duration_s=1.0, scores=np.array([0.2, 0.7, 0.1]),
-                                                   similarity=np.array([0.1, 0.3, 0.0]))], NAMES, logit_scale=10.0)
+    add_files(engine, job_id, [FileRef(row, fingerprint="1")])
+    save_results(engine, job_id, [FileResult(row, duration_s=1.0, scores=np.array([0.2, 0.7, 0.1]),
+                                             similarity=np.array([0.1, 0.3, 0.0]))], NAMES, logit_scale=10.0)
     soundtag("export", "--format", "hf", "--reviewed", "--out", str(tmp_path / "ds"), "--database", url,
              env={"HF_HOME": str(tmp_path / "hf")})
     dataset = load_from_disk(str(tmp_path / "ds"))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from db.store import StoredEmbeddings
+from db.embeddings import StoredEmbeddings
 from worker.clap import score
 from worker.labeling import FileResult, Segment, aggregate
 

@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import embedded_uris, embedding_chunks
+from db.files import add_files, scope_files
+from db.jobs import JobInfo, create_job, finish_job_if_done, job_info, job_spec
+from db.results import save_results
 from soundtag import hub
 from soundtag.settings import Settings
 from soundtag.states import FileState
@@ -32,28 +35,28 @@ class Plan:
 
 def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: Sequence[str] = (),
             sources: Sequence[str] = (), on_planned: Callable[[Plan], None] | None = None,
-            on_result: Callable[[FileResult], None] | None = None, chunk: int = 2000) -> store.JobInfo:
+            on_result: Callable[[FileResult], None] | None = None, chunk: int = 2000) -> JobInfo:
     """Score every file in scope (the given jobs' files, the files under ``sources``, or every
     labeled file) that has stored embeddings of ``settings.model`` against ``taxonomy``, in a new
     job; embeddings stream from the database ``chunk`` files at a time."""
     for job_id in job_ids:
-        store.job_info(engine, job_id)  # JobNotFound before anything is recorded
+        job_info(engine, job_id)  # JobNotFound before anything is recorded
     hub.check(settings.model)
     classifier = classifier_for(settings.model_ref, settings)
-    scope = store.scope_files(engine, job_ids=job_ids, sources=sources)
-    embedded = store.embedded_uris(engine, settings.model_ref, classifier.revision, [ref.uri for ref in scope])
-    job_id = store.create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources))
+    scope = scope_files(engine, job_ids=job_ids, sources=sources)
+    embedded = embedded_uris(engine, settings.model_ref, classifier.revision, [ref.uri for ref in scope])
+    job_id = create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources))
     with recorded(engine, job_id):
-        todo = store.add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
+        todo = add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
         if on_planned:
             on_planned(Plan(job_id, len(todo), [ref.uri for ref in scope if ref.uri not in embedded]))
-        spec = store.job_spec(engine, job_id)
+        spec = job_spec(engine, job_id)
         vectors = label_embeddings(engine, classifier, spec)
-        for files in store.embedding_chunks(engine, settings.model_ref, classifier.revision, job_id=job_id,
-                                            status=FileState.QUEUED, chunk=chunk):
+        for files in embedding_chunks(engine, settings.model_ref, classifier.revision, job_id=job_id,
+                                      status=FileState.QUEUED, chunk=chunk):
             results = results_from_stored(files, vectors, classifier.logit_scale)
-            store.save_results(engine, job_id, results, taxonomy.names, logit_scale=classifier.logit_scale)
+            save_results(engine, job_id, results, taxonomy.names, logit_scale=classifier.logit_scale)
             for result in results if on_result else ():
                 on_result(result)
-    store.finish_job_if_done(engine, job_id)
-    return store.job_info(engine, job_id)
+    finish_job_if_done(engine, job_id)
+    return job_info(engine, job_id)

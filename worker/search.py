@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import stored_embeddings_of
 from soundtag import hub
 from soundtag.errors import SoundtagError
 from soundtag.settings import Settings
@@ -50,7 +50,7 @@ def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0,
                 approximate: bool | None = None) -> list[Hit]:
     """Stored windows of ``settings.model`` ranked by cosine to the window of ``uri`` holding
     second ``at_s`` (the first window when none does). Needs no model: only stored vectors."""
-    found = store.stored_embeddings_of(engine, settings.model_ref, uri)
+    found = stored_embeddings_of(engine, settings.model_ref, uri)
     if found is None:
         raise SoundtagError(f"{uri}: no stored embeddings by model {settings.model_ref}; "
                             f"run `soundtag run {uri} --force` to make them")

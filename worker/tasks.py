@@ -11,7 +11,8 @@ from celery.exceptions import Retry
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from db import store
+from db.files import fail_files, pending_uris
+from db.jobs import fail_job, finish_job_if_done
 from db.schema import engine_for
 from soundtag.errors import ModelError, describe
 from soundtag.fleet import LABEL_BATCH, app
@@ -60,7 +61,7 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
     engine = engine_for(settings.database_url)
     try:
         attempt = _begin_attempt(self.request.id)
-        pending = store.pending_uris(engine, job_id, uris) if attempt > 1 else uris
+        pending = pending_uris(engine, job_id, uris) if attempt > 1 else uris
         if attempt > 1 and len(pending) > 1:
             log.warning("batch %s of job %s came back after a worker died: splitting %d files",
                         self.request.id, job_id, len(pending))
@@ -69,15 +70,15 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
                 label_batch.apply_async((job_id, [uri]), queue=queue)
             done = 0
         elif attempt > settings.task_max_attempts:
-            store.fail_files(engine, job_id, pending, f"worker died {attempt - 1} times while labeling this file")
+            fail_files(engine, job_id, pending, f"worker died {attempt - 1} times while labeling this file")
             done = len(pending)
         else:
             done = process(job_id, uris, settings)
-        store.finish_job_if_done(engine, job_id)
+        finish_job_if_done(engine, job_id)
     except Retry:
         raise
     except ModelError as exc:
-        if store.fail_job(engine, job_id, str(exc)):
+        if fail_job(engine, job_id, str(exc)):
             log.error("job %s failed: %s", job_id, exc)
         done = 0
     except TRANSIENT as exc:
@@ -90,8 +91,8 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
         raise self.retry(exc=exc, countdown=countdown, max_retries=settings.transient_retries) from None
     except Exception as exc:  # noqa: BLE001 - a bug must not leave files queued forever
         log.exception("job %s: batch failed", job_id)
-        store.fail_files(engine, job_id, uris, describe(exc))
-        store.finish_job_if_done(engine, job_id)
+        fail_files(engine, job_id, uris, describe(exc))
+        finish_job_if_done(engine, job_id)
         done = 0
     _end_attempt(self.request.id)
     return done

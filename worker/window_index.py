@@ -4,7 +4,7 @@ and revision, kept as float32 segments memory-mapped from ``Settings.index_dir``
 at 1M windows × 512 on two cores) instead of reading every vector from SQL (1.5 s per 100k
 windows). Exact: every window is compared.
 
-The database stays the truth. Before each query ``store.embeddings_state`` summarises the rows the
+The database stays the truth. Before each query ``db.embeddings.embeddings_state`` summarises the rows the
 index holds and the rows there are, in one statement. When only new rows came, they are appended
 as a new segment. When a held row was replaced, deleted or made unusable (its file changed), the
 ids and stamps of every usable row (small columns, no vectors) are compared with those held: the
@@ -36,7 +36,7 @@ import numpy as np
 from filelock import FileLock
 from sqlalchemy import Engine
 
-from db import store
+from db import embeddings
 from soundtag.errors import SoundtagError
 from worker import approximate_index
 from worker.index_segment import FILES, DamagedSegment, Segment, SegmentWriter, merge, open_segment
@@ -58,7 +58,7 @@ _TOLERANCE = 1e-4
 class Window:
     """One ranked window: its file's stored embeddings, the window's position in them, the cosine."""
 
-    stored: store.StoredEmbeddings
+    stored: embeddings.StoredEmbeddings
     window: int
     similarity: float
 
@@ -106,7 +106,7 @@ class WindowIndex:
         """The best windows of ``segments`` (and of ``ann``, an approximate index and its manifest
         entry, when given) that SQL holds as indexed; None, if ``strict``, when one of them it does not."""
         best = _top(segments, query, limit) if ann is None else _approximate_top(segments, *ann, query, limit)
-        found = store.embeddings_by_id(self.engine, self.model, self.revision,
+        found = embeddings.embeddings_by_id(self.engine, self.model, self.revision,
                                        {int(row["embedding"]) for _, row in best})
         current = []
         for similarity, row in best:
@@ -131,7 +131,7 @@ class WindowIndex:
                     manifest = {**manifest, "segments": [seg.entry() for seg in segments]}
                     self._commit(manifest)
                 held_upto = manifest["state"]["upto"] if manifest else 0
-                held, now = store.embeddings_state(self.engine, self.model, self.revision, held_upto)
+                held, now = embeddings.embeddings_state(self.engine, self.model, self.revision, held_upto)
                 if manifest and not damaged and not check and manifest["state"] == asdict(held):
                     if now.upto > held.upto:
                         manifest, segments = self._update(manifest, segments, held.upto, now)
@@ -182,12 +182,12 @@ class WindowIndex:
         return approximate_index.load(self.folder, entry), entry
 
     def _update(self, manifest: dict | None, segments: list[Segment], after: int,
-                state: store.EmbeddingsState) -> tuple[dict, list[Segment]]:
+                state: embeddings.EmbeddingsState) -> tuple[dict, list[Segment]]:
         """Compare the usable rows with ``id > after`` with those held: mask the stale, append
         the missing, compact, and commit the manifest for ``state``."""
         dim = manifest["dim"] if manifest and segments else None
         empty = np.array(manifest["empty"] if manifest else [], np.int64).reshape(-1, 2)
-        ids, stamps = store.embedding_stamps(self.engine, self.model, self.revision, after)
+        ids, stamps = embeddings.embedding_stamps(self.engine, self.model, self.revision, after)
         held = [(k, *seg.embeddings()) for k, seg in enumerate(segments)]
         for k, held_ids, held_stamps, starts, stops in held:
             for start, stop in zip(*(side[(held_ids > after) & ~_present(held_ids, held_stamps, ids, stamps)]
@@ -211,7 +211,7 @@ class WindowIndex:
         writer, skipped = None, []
         try:
             with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-                chunks = iter(store.embedding_rows(self.engine, self.model, self.revision, ids))
+                chunks = iter(embeddings.embedding_rows(self.engine, self.model, self.revision, ids))
                 ahead = pool.submit(next, chunks, None)
                 while (chunk := ahead.result()) is not None:
                     # The next chunk's SQL runs while this one is inflated: zlib lets go of the GIL.
@@ -261,7 +261,7 @@ class WindowIndex:
 def _vectors(row) -> np.ndarray | None:
     """A stored row's vectors; None, named in the log, when its bytes are damaged."""
     try:
-        return store.unpack_row(row).vectors
+        return embeddings.unpack_row(row).vectors
     except (zlib.error, ValueError) as exc:
         log.warning("%s: stored embeddings damaged (%s), left out of the search index; "
                     "run `soundtag run %s --force` to store them again", row.uri, exc, row.uri)

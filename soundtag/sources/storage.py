@@ -9,8 +9,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
-from soundtag import access, s3, uris
 from soundtag.errors import ReadError, TransientReadError
+from soundtag.sources import access, s3, uris
 
 
 def path_of(uri: str) -> Path:
@@ -88,7 +88,7 @@ class Storage:
             raise _read_error(exc) from None
 
     def _open_row(self, uri: str) -> BinaryIO:
-        from soundtag import hf_datasets
+        from soundtag.sources import hf_datasets
 
         try:
             ref, split, row, column = hf_datasets.parse_row(uri)
