@@ -1,6 +1,6 @@
 """What is kept, on PostgreSQL: relabel files/s (50 labels, 5 s clips of one window, 512-dim fp16
 vectors), database bytes per hour of audio (50 labels, fp16 512-dim embeddings; files of one hour,
-360 windows of 10 s), and the README's example queries over many windows. Synthetic files are
+360 windows of 10 s), and the SQL views page's example queries over many windows. Synthetic files are
 written through db.results.save_results, the code path runs use; the tiny random CLAP, with a 512-dim
 shared space (its text tower is the only part that runs). Search has its own, bench_search.
 Usage: python -m bench.bench_embeddings --files 2000 20000 --hours 100 --queries 1000000"""
@@ -86,13 +86,14 @@ def bytes_per_hour(engine, settings, revision, hours: int) -> str:
 
 
 def readme_queries(engine, settings, windows: int) -> str:
-    """The README's example queries (its first ``sql`` block, run as written) over ``windows``
-    windows of files of 100 windows, 50 labels of a taxonomy named urban, one of them siren;
+    """The example queries of docs/reference/views.md (its first ``sql`` block, run as written; the
+    README's until it moved there) over ``windows`` windows of files of 100 windows, 50 labels of a
+    taxonomy named quickstart (the name the queries filter on), one of them siren;
     random unit vectors, so every label is rank 1 of about 2% of the windows. Median of 3 runs
     after a first one. No embeddings are kept: these queries do not read them."""
     rng = np.random.default_rng(2)
     names = ["siren", *LABELS.split(",")[1:]]
-    job = create_job(engine, taxonomy_from_canonical({"name": "urban", "labels": names}), settings,
+    job = create_job(engine, taxonomy_from_canonical({"name": "quickstart", "labels": names}), settings,
                      kind="run", sources=["bench"])
     per_file = 100
     refs = [FileRef(f"file:///bench/rec-{i:07d}.flac", fingerprint=str(i)) for i in range(windows // per_file)]
@@ -113,7 +114,7 @@ def readme_queries(engine, settings, windows: int) -> str:
     filled = time.perf_counter() - began
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
-        block = re.search(r"```sql\n(.*?)```", (Path(__file__).parents[1] / "README.md").read_text(), re.S).group(1)
+        block = re.search(r"```sql\n(.*?)```", (Path(__file__).parents[1] / "docs" / "reference" / "views.md").read_text(), re.S).group(1)
         lines = []
         for statement in (s.strip() for s in block.split(";")):
             sql = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
@@ -126,7 +127,7 @@ def readme_queries(engine, settings, windows: int) -> str:
                 rows = len(conn.execute(text(sql)).fetchall())
                 times.append(time.perf_counter() - t0)
             lines.append(f"  {statistics.median(times) * 1000:8.1f} ms  {rows:>7,} rows  {' '.join(sql.split())}")
-    return (f"README queries over {len(refs) * per_file:,} windows of {len(refs):,} files "
+    return (f"example queries over {len(refs) * per_file:,} windows of {len(refs):,} files "
             f"(filled in {filled:.0f} s), median of 3 after a first run:\n" + "\n".join(lines))
 
 
@@ -135,7 +136,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, nargs="+", default=[2000])
     parser.add_argument("--hours", type=int, default=100, help="files of one hour for bytes per hour; 0: skip")
     parser.add_argument("--queries", type=int, default=0, metavar="WINDOWS",
-                        help="time the README's queries over this many windows; 0: skip")
+                        help="time the SQL views page's example queries over this many windows; 0: skip")
     args = parser.parse_args()
     wide = build(f"/tmp/bench-emb-{uuid.uuid4().hex[:6]}", "tiny", projection_dim=512)
     admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")

@@ -12,6 +12,7 @@ from sqlalchemy import BigInteger, Engine, Row, Text, and_, case, func, select
 
 from db import packing, sql
 from db.models import AudioEmbedding, File, JobFile
+from soundtag.errors import DamagedData
 from soundtag.states import FileState
 
 
@@ -53,13 +54,28 @@ class StoredEmbeddings:
     content_hash: str | None
 
 
-def unpack_row(row) -> StoredEmbeddings:
-    """The embeddings a row of ``_EMBEDDING_COLUMNS`` holds; zlib.error or ValueError when its bytes are damaged."""
+@dataclass(frozen=True)
+class Unreadable:
+    """A file's stored embeddings that cannot be read back (a damaged row), and why, in one line
+    that names the file: readers skip it and say so, and the rest goes on."""
+
+    file_id: int
+    uri: str
+    reason: str
+
+
+def unpack_row(row) -> StoredEmbeddings | Unreadable:
+    """The embeddings a row of ``_EMBEDDING_COLUMNS`` holds, or why they cannot be read."""
     packed = row.dtype.endswith(packing.PACKED)
     kind = packing.DTYPES[row.dtype.removesuffix(packing.PACKED)]
-    vectors = packing.unpack(row.vectors, kind, packed).astype(np.float32).reshape(-1, row.dim)
-    return StoredEmbeddings(row.file_id, row.uri, packing.unpack(row.starts, np.float64, packed),
-                            packing.unpack(row.ends, np.float64, packed), vectors, row.duration_s, row.sample_rate,
+    try:
+        vectors = packing.unpack(row.vectors, kind, packed).astype(np.float32).reshape(-1, row.dim)
+        starts, ends = packing.unpack(row.starts, np.float64, packed), packing.unpack(row.ends, np.float64, packed)
+        if not len(starts) == len(ends) == len(vectors):
+            raise DamagedData(f"{len(vectors)} vectors for {len(starts)} windows")
+    except ValueError as exc:  # DamagedData, or vectors' bytes no multiple of dim
+        return Unreadable(row.file_id, row.uri, f"{row.uri}: stored embeddings unreadable ({exc})")
+    return StoredEmbeddings(row.file_id, row.uri, starts, ends, vectors, row.duration_s, row.sample_rate,
                             row.channels, row.content_hash)
 
 
@@ -80,22 +96,26 @@ def _embeddings_query(model: str, revision: str | None, *columns):
 def stored_embeddings(engine: Engine, model: str, revision: str, window_s: float, hop_s: float,
                       uris: Sequence[str]) -> dict[str, StoredEmbeddings]:
     """Of ``uris``, those whose embeddings by this model revision and window settings are stored
-    at the file's current fingerprint, by uri."""
+    at the file's current fingerprint (and can be read back), by uri."""
     found: dict[str, StoredEmbeddings] = {}
     with engine.connect() as conn:
         for chunk in sql.chunks(list(uris)):
             for row in conn.execute(_embeddings_query(model, revision).where(
                     AudioEmbedding.window_s == window_s, AudioEmbedding.hop_s == hop_s, File.uri.in_(chunk))):
-                found[row.uri] = unpack_row(row)
+                stored = unpack_row(row)
+                if isinstance(stored, StoredEmbeddings):  # a damaged row: the file is read again instead
+                    found[row.uri] = stored
     return found
 
 
 def embedding_chunks(engine: Engine, model: str, revision: str | None = None, *, job_id: str | None = None,
-                     status: FileState | None = None, chunk: int = 500) -> Iterable[list[StoredEmbeddings]]:
+                     status: FileState | None = None,
+                     chunk: int = 500) -> Iterable[list[StoredEmbeddings | Unreadable]]:
     """Every file's usable stored embeddings of ``model`` (of one revision, or any), ``chunk``
     files at a time in file order, so memory stays bounded whatever the archive's size; only
     the files of ``job_id`` (with that ``status`` there) when given. A file embedded with
-    several window settings or revisions comes once, with its latest embeddings."""
+    several window settings or revisions comes once, with its latest embeddings (Unreadable
+    when its row is damaged)."""
     ids_query = _embeddings_query(model, revision, AudioEmbedding.file_id)
     if job_id is not None:
         ids_query = ids_query.join(JobFile, and_(JobFile.file_id == File.id, JobFile.job_id == job_id))
@@ -132,11 +152,17 @@ def embedded_uris(engine: Engine, model: str, revision: str, uris: Sequence[str]
 
 
 def stored_embeddings_of(engine: Engine, model: str, uri: str) -> tuple[StoredEmbeddings, str] | None:
-    """The latest usable stored embeddings of one file by ``model``, with their revision."""
+    """The latest usable stored embeddings of one file by ``model``, with their revision. Raises
+    DamagedData, naming the file, when its row cannot be read back."""
     query = _embeddings_query(model, None, *_EMBEDDING_COLUMNS, AudioEmbedding.model_revision)
     with engine.connect() as conn:
         row = conn.execute(query.where(File.uri == uri).order_by(AudioEmbedding.id.desc()).limit(1)).first()
-    return None if row is None else (unpack_row(row), row.model_revision)
+    if row is None:
+        return None
+    stored = unpack_row(row)
+    if isinstance(stored, Unreadable):
+        raise DamagedData(stored.reason)
+    return stored, row.model_revision
 
 
 def _micros(stamp: datetime | None) -> int:
@@ -201,8 +227,10 @@ def embedding_rows(engine: Engine, model: str, revision: str, ids: Sequence[int]
 
 def embeddings_by_id(engine: Engine, model: str, revision: str,
                      ids: Sequence[int]) -> dict[int, tuple[int, StoredEmbeddings]]:
-    """Of the rows ``ids``, those still usable, by id, with their created_at in microseconds."""
+    """Of the rows ``ids``, those still usable (and readable), by id, with their created_at in
+    microseconds."""
     query = _embeddings_query(model, revision, *_EMBEDDING_COLUMNS, AudioEmbedding.created_at)
     with engine.connect() as conn:
         rows = conn.execute(query.where(AudioEmbedding.id.in_(list(ids)))).all()
-    return {row.id: (_micros(row.created_at), unpack_row(row)) for row in rows}
+    found = {row.id: (_micros(row.created_at), unpack_row(row)) for row in rows}
+    return {key: value for key, value in found.items() if isinstance(value[1], StoredEmbeddings)}

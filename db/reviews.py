@@ -3,7 +3,7 @@ read (the ``review`` table, appended to and stamped, never rewritten)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, select, update
@@ -84,22 +84,23 @@ def record_verdict(engine: Engine, job_id: str, file_id: int, verdict: Verdict, 
     spec = job_spec(engine, job_id)
     if verdict != Verdict.CORRECT:
         label = model_decisions(engine, spec.model, spec.taxonomy_id, [file_id]).get(file_id)
-    record_verdicts(engine, job_id, [(file_id, verdict, reviewer, label)])
+    record_verdicts(engine, {job_id: [(file_id, verdict, reviewer, label)]})
 
 
-def record_verdicts(engine: Engine, job_id: str, given: Sequence[tuple[int, Verdict, str, str | None]]) -> None:
-    """Record verdicts (file id, verdict, reviewer, label) on the job's model decisions in one
-    transaction, each superseding those before it. ``label`` is as the ``reviews`` view has it:
-    the decision judged for accept and reject, the reviewer's label for correct."""
-    if not given:
+def record_verdicts(engine: Engine, given: Mapping[str, Sequence[tuple[int, Verdict, str, str | None]]]) -> None:
+    """Record verdicts (file id, verdict, reviewer, label) on each job's model decisions, for
+    every job in ``given`` in one transaction, each superseding those before it. ``label`` is as
+    the ``reviews`` view has it: the decision judged for accept and reject, the reviewer's label
+    for correct."""
+    specs = {job_id: job_spec(engine, job_id) for job_id, verdicts in given.items() if verdicts}
+    if not specs:
         return
-    spec = job_spec(engine, job_id)
     stamp = now()
     with engine.begin() as conn:
         conn.execute(Review.__table__.insert(), [
             {"file_id": file_id, "model": spec.model, "taxonomy_id": spec.taxonomy_id, "job_id": job_id,
              "label": label, "verdict": verdict, "reviewer": reviewer, "reviewed_at": stamp}
-            for file_id, verdict, reviewer, label in given])
+            for job_id, spec in specs.items() for file_id, verdict, reviewer, label in given[job_id]])
 
 
 def in_force(spec: JobSpec):

@@ -173,14 +173,15 @@ def _dataset(chunks: Iterable[list[LabeledFile]], out: Path, names: list[str], r
     index = {name: i for i, name in enumerate(names)}
 
     def row(file: LabeledFile) -> dict | None:
-        if file.uri.startswith(uris.FILE):
-            audio = {"path": uris.path_of(file.uri), "bytes": None}
-        else:
-            try:
+        try:
+            if file.uri.startswith(uris.FILE):
+                storage.check(file.uri)  # the allow-lists, on the file as it is now (a link swapped in since)
+                audio = {"path": uris.path_of(file.uri), "bytes": None}
+            else:
                 audio = {"path": file.uri.rsplit("/", 1)[-1], "bytes": storage.read(file.uri)}
-            except ReadError as exc:
-                result.unreadable.append(f"{file.uri}: {exc}")
-                return None
+        except ReadError as exc:
+            result.unreadable.append(f"{file.uri}: {exc}")
+            return None
         values = _row(file, reviewed)
         return {"audio": audio, "label": index.get(values["label"], -1), "uri": file.uri, "source": values["source"],
                 "decision": values["decision"], "score": values["score"], "similarity": values["similarity"],

@@ -276,3 +276,19 @@ def test_evaluate_reports_coverage_and_precision_recall_at_the_thresholds(sqlite
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     engine_for.cache_clear()
     engine.dispose()
+
+
+def test_a_file_exactly_at_its_threshold_is_tagged(engine):
+    """`calibrate` sets a threshold equal to a file's cosine, as the views return it: that file passes."""
+    plain = {"name": "edge", "labels": ["siren", "dog"]}
+    segment = Segment(0.0, 1.0, np.array([0.4, 0.6]), np.array([0.1, 0.3]))
+    _save(engine, taxonomy_from_canonical(plain), [_result("edge", [0.4, 0.6], [0.1, 0.3], [segment])])
+    [(file_cosine,)] = query(_url(engine), "select similarity from file_labels where label = 'dog'")
+    [(window_cosine,)] = query(_url(engine), "select similarity from segment_labels where label = 'dog'")
+    _save(engine, taxonomy_from_canonical({**plain, "name": "file edge", "threshold": file_cosine}),
+          [_result("edge", [0.4, 0.6], [0.1, 0.3], [segment])])
+    assert _rows(engine, "select label from file_tags where taxonomy = 'file edge'") == [("dog",)]
+    assert _rows(engine, "select label, abstained from file_decisions where taxonomy = 'file edge'") == [("dog", 0)]
+    _save(engine, taxonomy_from_canonical({**plain, "name": "window edge", "threshold": window_cosine}),
+          [_result("edge", [0.4, 0.6], [0.1, 0.3], [segment])])
+    assert _rows(engine, "select label from segment_tags where taxonomy = 'window edge'") == [("dog",)]

@@ -253,10 +253,11 @@ def test_a_damaged_stored_row_is_named_and_left_out(synthetic, index_dir, caplog
         conn.execute(update(AudioEmbedding).where(AudioEmbedding.file_id == select(File.id).where(
             File.uri == uris[3]).scalar_subquery()).values(vectors=b"not deflated"))
     query_vector = stored_embeddings_of(engine, settings.model_ref, uris[0])[0].vectors[0]
-    hits = rank(engine, settings, REVISION, query_vector, 100)
+    damaged = []
+    hits = rank(engine, settings, REVISION, query_vector, 100, damaged.append)
     assert len(hits) == 36 and uris[3] not in {hit.uri for hit in hits}
-    assert f"{uris[3]}: stored embeddings damaged" in caplog.text
-    assert len(_manifest(index_dir)[1]["empty"]) == 1
+    assert len(damaged) == 1 and damaged[0].startswith(f"{uris[3]}: stored embeddings unreadable")
+    assert damaged[0] in caplog.text and len(_manifest(index_dir)[1]["empty"]) == 1
     _store(engine, settings, ["a3"], seed=4)  # stored again: indexed
     _check(engine, settings)
 

@@ -7,18 +7,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from db.embeddings import StoredEmbeddings
+from db.embeddings import StoredEmbeddings, Unreadable
 from worker.clap import score
 from worker.labeling import FileResult, Segment, aggregate
 
 
-def results_from_stored(files: Sequence[StoredEmbeddings], labels: np.ndarray,
+def results_from_stored(stored: Sequence[StoredEmbeddings | Unreadable], labels: np.ndarray,
                         logit_scale: float) -> list[FileResult]:
     """The FileResults a labeling of the recordings would give, scored from their stored windows:
     all the files' windows in one product with the label embeddings (one per file cost more than
-    the rest of a relabel)."""
+    the rest of a relabel). A file whose row is damaged fails, with the reason."""
+    failed = [FileResult(found.uri, error=found.reason) for found in stored if isinstance(found, Unreadable)]
+    files = [found for found in stored if isinstance(found, StoredEmbeddings)]
     if not files:
-        return []
+        return failed
     counts = [len(found.starts) for found in files]
     scores, similarity = score(np.concatenate([found.vectors for found in files]), labels, logit_scale)
     file_scores, file_similarity = aggregate(scores, similarity, counts)
@@ -30,4 +32,4 @@ def results_from_stored(files: Sequence[StoredEmbeddings], labels: np.ndarray,
         results.append(FileResult(found.uri, duration_s=found.duration_s, sample_rate=found.sample_rate,
                                   channels=found.channels, content_hash=found.content_hash,
                                   scores=file_scores[i], similarity=file_similarity[i], segments=segments))
-    return results
+    return results + failed

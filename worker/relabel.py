@@ -14,23 +14,27 @@ from db.files import add_files, scope_files
 from db.jobs import JobInfo, create_job, finish_job_if_done, job_info, job_spec
 from db.results import save_results
 from soundtag import hub
+from soundtag.errors import ReadError
 from soundtag.settings import Settings
 from soundtag.states import FileState
 from soundtag.taxonomy import Taxonomy
 from worker.embeddings import results_from_stored
 from worker.labeling import FileResult
 from worker.runner import classifier_for, label_embeddings, recorded
+from soundtag.sources.storage import Storage
 
 
 @dataclass(frozen=True)
 class Plan:
     """What a relabel found before it scores: its job, the files it will score, and those in
     scope without usable stored embeddings (labeled before embeddings were kept, with
-    SOUNDTAG_EMBEDDINGS=off, by other weights, or changed since)."""
+    SOUNDTAG_EMBEDDINGS=off, by other weights, or changed since), and why each file the
+    allow-lists refuse was left out."""
 
     job_id: str
     todo: int
     missing: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
 
 def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: Sequence[str] = (),
@@ -43,13 +47,13 @@ def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: 
         job_info(engine, job_id)  # JobNotFound before anything is recorded
     hub.check(settings.model)
     classifier = classifier_for(settings.model_ref, settings)
-    scope = scope_files(engine, job_ids=job_ids, sources=sources)
+    scope, refused = _allowed(scope_files(engine, job_ids=job_ids, sources=sources), settings)
     embedded = embedded_uris(engine, settings.model_ref, classifier.revision, [ref.uri for ref in scope])
     job_id = create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources))
     with recorded(engine, job_id):
         todo = add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
         if on_planned:
-            on_planned(Plan(job_id, len(todo), [ref.uri for ref in scope if ref.uri not in embedded]))
+            on_planned(Plan(job_id, len(todo), [ref.uri for ref in scope if ref.uri not in embedded], refused))
         spec = job_spec(engine, job_id)
         vectors = label_embeddings(engine, classifier, spec)
         for files in embedding_chunks(engine, settings.model_ref, classifier.revision, job_id=job_id,
@@ -60,3 +64,19 @@ def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: 
                 on_result(result)
     finish_job_if_done(engine, job_id)
     return job_info(engine, job_id)
+
+
+def _allowed(scope: list, settings: Settings) -> tuple[list, list[str]]:
+    """The files of ``scope`` the allow-lists let through (labels are what a reader of the
+    recording would learn), and why each other one may not be read. Without allow-lists, all:
+    a relabel needs no recording, even one gone since."""
+    storage, allowed, refused = Storage(settings.allowed_roots, settings.allowed_buckets), [], []
+    if not storage.restricted:
+        return scope, []
+    for ref in scope:
+        try:
+            storage.check(ref.uri)
+            allowed.append(ref)
+        except ReadError as exc:
+            refused.append(str(exc))
+    return allowed, refused

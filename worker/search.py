@@ -5,6 +5,7 @@ windows, approximate past it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -12,9 +13,10 @@ from sqlalchemy import Engine
 
 from db.embeddings import stored_embeddings_of
 from soundtag import hub
-from soundtag.errors import SoundtagError
+from soundtag.errors import DamagedData, ReadError, SoundtagError
 from soundtag.settings import Settings
 from worker.runner import classifier_for
+from soundtag.sources.storage import Storage
 from worker.window_index import WindowIndex
 
 
@@ -30,31 +32,43 @@ class Hit:
 
 
 def rank(engine: Engine, settings: Settings, revision: str, query: np.ndarray, limit: int,
-         approximate: bool | None = None) -> list[Hit]:
+         on_damaged: Callable[[str], None] | None = None, approximate: bool | None = None) -> list[Hit]:
     """The ``limit`` stored windows of ``settings.model`` at ``revision`` most similar to
-    ``query`` (a unit vector), best first; ``approximate`` as in ``WindowIndex.nearest``."""
+    ``query`` (a unit vector), best first; ``approximate`` as in ``WindowIndex.nearest``. Files
+    whose stored rows are damaged are left out, each passed to ``on_damaged`` (a line naming it)."""
     index = WindowIndex(engine, settings.model_ref, revision, settings.index_dir, settings.search_approximate_above)
-    return [Hit(found.stored.uri, float(found.stored.starts[found.window]), float(found.stored.ends[found.window]),
+    hits = [Hit(found.stored.uri, float(found.stored.starts[found.window]), float(found.stored.ends[found.window]),
                 found.similarity) for found in index.nearest(query, limit, approximate)]
+    for reason in index.damaged if on_damaged else ():
+        on_damaged(reason)
+    return hits
 
 
 def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10,
-                approximate: bool | None = None) -> list[Hit]:
+                on_damaged: Callable[[str], None] | None = None, approximate: bool | None = None) -> list[Hit]:
     """Stored windows of ``settings.model`` ranked by cosine to the text's embedding."""
     hub.check(settings.model)
     classifier = classifier_for(settings.model_ref, settings)
-    return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit, approximate)
+    return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit, on_damaged, approximate)
 
 
 def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0, limit: int = 10,
-                approximate: bool | None = None) -> list[Hit]:
+                on_damaged: Callable[[str], None] | None = None, approximate: bool | None = None) -> list[Hit]:
     """Stored windows of ``settings.model`` ranked by cosine to the window of ``uri`` holding
     second ``at_s`` (the first window when none does). Needs no model: only stored vectors."""
-    found = stored_embeddings_of(engine, settings.model_ref, uri)
+    try:
+        storage = Storage(settings.allowed_roots, settings.allowed_buckets)
+        if storage.restricted:  # without allow-lists, the stored vectors of a recording gone since serve
+            storage.check(uri)
+        found = stored_embeddings_of(engine, settings.model_ref, uri)
+    except ReadError as exc:  # the allow-lists refuse it
+        raise SoundtagError(f"search --like {exc}") from None
+    except DamagedData as exc:
+        raise SoundtagError(f"{exc}; run `soundtag run {uri} --force` to embed it again") from None
     if found is None:
         raise SoundtagError(f"{uri}: no stored embeddings by model {settings.model_ref}; "
                             f"run `soundtag run {uri} --force` to make them")
     stored, revision = found
     inside = np.flatnonzero((stored.starts <= at_s) & (at_s < stored.ends))
     window = int(inside[0]) if len(inside) else 0
-    return rank(engine, settings, revision, stored.vectors[window], limit, approximate)
+    return rank(engine, settings, revision, stored.vectors[window], limit, on_damaged, approximate)

@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import uuid
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -88,6 +87,7 @@ class WindowIndex:
         self.engine, self.model, self.revision = engine, model, revision
         self.folder = Path(root).expanduser() / _folder_name(engine, model, revision)
         self.approximate_above = approximate_above
+        self.damaged: list[str] = []  # one line for each row left out, damaged in the database
 
     def nearest(self, query: np.ndarray, limit: int, approximate: bool | None = None) -> list[Window]:
         """The ``limit`` windows most similar to ``query`` (a unit vector), best first, as the
@@ -137,6 +137,7 @@ class WindowIndex:
                         manifest, segments = self._update(manifest, segments, held.upto, now)
                 else:
                     manifest, segments = self._update(manifest, segments, 0, now)
+                self.damaged = list(manifest.get("damaged", {}).values())
                 live = sum(len(seg.rows) - seg.masked_rows for seg in segments)
                 if approximate is None:
                     approximate = live > self.approximate_above
@@ -194,20 +195,26 @@ class WindowIndex:
                                      for side in (starts, stops))):
                 segments[k].masked.append([int(start), int(stop)])
         empty = empty[(empty[:, 0] <= after) | _present(empty[:, 0], empty[:, 1], ids, stamps)]
+        still_empty = set(empty[:, 0].tolist())
+        damaged = {key: reason for key, reason in (manifest.get("damaged", {}) if manifest else {}).items()
+                   if int(key) in still_empty}
         held_ids = np.concatenate([h[1] for h in held] + [empty[:, 0]])
         held_stamps = np.concatenate([h[2] for h in held] + [empty[:, 1]])
         order = np.argsort(held_ids)
         missing = ~_present(ids, stamps, held_ids[order], held_stamps[order])
-        added, skipped, dim = self._fetched(ids[missing], dim)
+        added, skipped, dim = self._fetched(ids[missing], dim, damaged)
         segments = self._compacted(segments + ([added] if added else []), dim)
         manifest = {"format": FORMAT, "dim": dim, "state": asdict(state), "segments": [seg.entry() for seg in segments],
-                    "empty": empty.tolist() + skipped, "approximate": manifest.get("approximate") if manifest else None}
+                    "empty": empty.tolist() + skipped, "damaged": damaged,
+                    "approximate": manifest.get("approximate") if manifest else None}
         self._commit(manifest)
         return manifest, segments
 
-    def _fetched(self, ids: np.ndarray, dim: int | None) -> tuple[Segment | None, list[list[int]], int | None]:
+    def _fetched(self, ids: np.ndarray, dim: int | None,
+                 damaged: dict[str, str]) -> tuple[Segment | None, list[list[int]], int | None]:
         """The rows ``ids`` as a new segment; the (id, stamp) of those that hold no window (a
-        damaged row is named and left out until it changes); the vectors' dimension."""
+        damaged row is left out until it changes, and named in ``damaged`` by id); the vectors'
+        dimension."""
         writer, skipped = None, []
         try:
             with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
@@ -216,10 +223,15 @@ class WindowIndex:
                 while (chunk := ahead.result()) is not None:
                     # The next chunk's SQL runs while this one is inflated: zlib lets go of the GIL.
                     ahead = pool.submit(next, chunks, None)
-                    for (row_id, stamp, row), vectors in zip(chunk, pool.map(_vectors, [row for *_, row in chunk])):
-                        if vectors is None or not len(vectors):
+                    for (row_id, stamp, _), stored in zip(chunk, pool.map(embeddings.unpack_row,
+                                                                          [row for *_, row in chunk])):
+                        if isinstance(stored, embeddings.Unreadable):
+                            log.warning("%s; left out of the search index", stored.reason)
+                            damaged[str(row_id)] = stored.reason
+                        if isinstance(stored, embeddings.Unreadable) or not len(stored.vectors):
                             skipped.append([row_id, stamp])
                             continue
+                        vectors = stored.vectors
                         if writer is None:
                             dim = dim or vectors.shape[1]
                             writer = SegmentWriter(self.folder, uuid.uuid4().hex, dim)
@@ -256,16 +268,6 @@ class WindowIndex:
             # Mapped files stay readable to whoever mapped them after they are unlinked.
             if path.name not in kept:
                 path.unlink(missing_ok=True)
-
-
-def _vectors(row) -> np.ndarray | None:
-    """A stored row's vectors; None, named in the log, when its bytes are damaged."""
-    try:
-        return embeddings.unpack_row(row).vectors
-    except (zlib.error, ValueError) as exc:
-        log.warning("%s: stored embeddings damaged (%s), left out of the search index; "
-                    "run `soundtag run %s --force` to store them again", row.uri, exc, row.uri)
-        return None
 
 
 def _approximate_top(segments: list[Segment], index, entry: dict, query: np.ndarray,

@@ -16,10 +16,9 @@ from typing import Annotated
 import typer
 
 from soundtag.cli import admin, jobs, labeling, quality, review, vectors
-from soundtag.cli.common import console
+from soundtag.cli.common import console, styled
 from soundtag.cli.process import freeze_for_exit, quiet_libraries, silence_native_stderr
 from soundtag.errors import SoundtagError, describe
-from soundtag.redaction import masked
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Zero-shot labeling of sound archives with CLAP.")
@@ -65,13 +64,12 @@ def main() -> None:
     except SoundtagError as exc:
         if _debug:
             raise
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(styled("bold red", "error:", f" {exc}"))
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the one place errors become messages
         if _debug:
             raise
-        console.print(f"[bold red]error:[/] {masked(describe(exc))}\n(run with --debug for the traceback)",
-                      highlight=False)
+        console.print(styled("bold red", "error:", f" {describe(exc)}\n(run with --debug for the traceback)"))
         sys.exit(1)
     finally:
         freeze_for_exit()

@@ -20,7 +20,7 @@ def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOU
 
     settings = load_settings(model=model)
     if _Path(settings.model).expanduser().is_dir():
-        console.print(f"{settings.model_ref}: a local folder, nothing to fetch", highlight=False)
+        console.print(f"{settings.model_ref}: a local folder, nothing to fetch")
         return
     from huggingface_hub import snapshot_download
 
@@ -28,7 +28,7 @@ def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOU
         path = snapshot_download(settings.model)
     except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
         fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
-    console.print(f"{settings.model}: in the cache at {path}", highlight=False)
+    console.print(f"{settings.model}: in the cache at {path}")
 
 
 @db_app.command("upgrade")
@@ -38,4 +38,4 @@ def db_upgrade(database: Database = None) -> None:
 
     engine = engine_for(load_settings(database_url=database).database_url)
     upgrade(engine)
-    console.print(f"schema up to date: {safe_url(engine)}", highlight=False)
+    console.print(f"schema up to date: {safe_url(engine)}")

@@ -1,20 +1,16 @@
-"""What the command modules share: the two consoles, the option types several commands take, and
-the first steps most commands make (a one-line failure, the taxonomy, the database)."""
+"""What the command modules share: the two consoles (soundtag.output's), the option types several
+commands take, and the first steps most commands make (a one-line failure, the taxonomy, the
+database)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from soundtag.errors import SoundtagError
-
-console = Console(stderr=True, soft_wrap=True)
-# Piped output (scripts, logs) gets wide lines instead of rich's 80-column default.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+from soundtag.output import console, out, styled  # noqa: F401 - the commands' consoles and style
 
 Taxonomy_ = Annotated[Optional[Path], typer.Option("--taxonomy", "-t", help="YAML taxonomy file.")]
 Labels = Annotated[Optional[str], typer.Option("--labels", "-l", help='Comma-separated labels: "dog,rain".')]

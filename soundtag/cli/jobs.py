@@ -40,9 +40,9 @@ def status(
     if watch or wait:
         info = _follow(engine, info, interval, show=watch)
     out.print(f"job {info.job_id} ({info.kind}, {info.state}): {_counts(info)} of {info.total}; "
-              f"model {info.model}, taxonomy {info.taxonomy}", highlight=False)
+              f"model {info.model}, taxonomy {info.taxonomy}")
     if info.error:
-        out.print(f"error: {info.error}", highlight=False)
+        out.print(f"error: {info.error}")
     if info.state == JobState.CANCELLED:
         raise typer.Exit(EXIT_CANCELLED)
     if info.state == JobState.FAILED:
@@ -93,7 +93,7 @@ def cancel(job_id: Annotated[str, typer.Argument()], database: Database = None) 
     job_info(engine, job_id)
     cancel_job(engine, job_id)
     info = job_info(engine, job_id)
-    out.print(f"job {job_id}: {info.state}, {info.cancelled} queued files dropped; {_counts(info)}", highlight=False)
+    out.print(f"job {job_id}: {info.state}, {info.cancelled} queued files dropped; {_counts(info)}")
 
 
 def requeue(job_id: Annotated[str, typer.Argument()], database: Database = None) -> None:
@@ -102,4 +102,4 @@ def requeue(job_id: Annotated[str, typer.Argument()], database: Database = None)
     from producer.enqueue import requeue as requeue_job
 
     settings = load_settings(database_url=database)
-    out.print(f"job {job_id}: {requeue_job(open_engine(settings), job_id, settings)} files sent again", highlight=False)
+    out.print(f"job {job_id}: {requeue_job(open_engine(settings), job_id, settings)} files sent again")

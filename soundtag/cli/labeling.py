@@ -56,8 +56,7 @@ def run(
         display.close()
     elapsed = time.monotonic() - started
     console.print(f"done: {info.done} labeled, {info.failed} failed, {info.skipped} skipped in {elapsed:.1f} s "
-                  f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}",
-                  highlight=False)
+                  f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}")
     print_failures(display.failures)
 
 
@@ -109,8 +108,7 @@ def enqueue(
     result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
                          sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue)
     console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} skipped "
-                  f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""),
-                  highlight=False)
+                  f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""))
     out.print(result.job_id)
 
 
@@ -131,7 +129,7 @@ def scan(
     settings = load_settings(model=model, database_url=database)
     result = run_scan(open_engine(settings), paths, read_taxonomy(taxonomy, labels), settings, pattern=pattern,
                       audio_column=audio_column, truth_column=truth_column)
-    out.print(result.summary(), highlight=False)
+    out.print(result.summary())
 
 
 def worker(

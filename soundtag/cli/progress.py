@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import time
 
-from rich.markup import escape
-
-from soundtag.cli.common import console
+from soundtag.cli.common import console, styled
 from soundtag.sources.uris import readable, shown
 
 
@@ -34,8 +32,7 @@ class RunProgress:
 
     def planned(self, plan) -> None:
         console.print(f"run {plan.job_id}: {plan.found} files, {plan.todo} to label, {plan.skipped} skipped "
-                      f"({self.about})" + (f"; left out: {self.walked}" if str(self.walked) else ""),
-                      highlight=False)
+                      f"({self.about})" + (f"; left out: {self.walked}" if str(self.walked) else ""))
         if plan.todo:
             self.bar = self.progress.add_task("loading the model", total=plan.todo, rate=0.0, failed=0)
             self.progress.start()
@@ -58,6 +55,14 @@ class RunProgress:
 
 def print_failures(failures: list[tuple[str, str]]) -> None:
     for uri, error in failures[:20]:
-        console.print(f"  [red]failed[/] {escape(readable(uri))}: {escape(shown(error))}", highlight=False)
+        console.print(styled("red", "  failed", f" {readable(uri)}: {shown(error)}"))
     if len(failures) > 20:
         console.print(f"  ... and {len(failures) - 20} more: select uri, error from files where status = 'failed'")
+
+
+def print_left_out(problems: list[str]) -> None:
+    """What a command skipped and why (a file it may not read, a damaged row), one line each."""
+    for problem in problems[:20]:
+        console.print(styled("yellow", "  left out", f" {shown(problem)}"))
+    if len(problems) > 20:
+        console.print(f"  ... and {len(problems) - 20} more")

@@ -53,13 +53,12 @@ def evaluate(
     shown_threshold = {node.label: "background" if node.background else "rank 1" if node.threshold is None
                        else f"{node.threshold:.4f}" for node in policy}
     percent = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
-    out.print(f"job {job_id}: {result.files} files compared (model {info.model}, taxonomy {info.taxonomy})",
-              highlight=False)
+    out.print(f"job {job_id}: {result.files} files compared (model {info.model}, taxonomy {info.taxonomy})")
     out.print(f"accuracy {result.accuracy:.1%} ({result.top1}/{result.files}), top-{result.k} accuracy "
-              f"{result.topk_accuracy:.1%} ({result.topk}/{result.files})", highlight=False)
+              f"{result.topk_accuracy:.1%} ({result.topk}/{result.files})")
     out.print(f"coverage {result.coverage:.1%} ({result.decided}/{result.files} decided, "
               f"{result.files - result.decided} abstained), accuracy on covered files "
-              f"{percent(result.covered_accuracy)} ({result.decided_correct}/{result.decided})", highlight=False)
+              f"{percent(result.covered_accuracy)} ({result.decided_correct}/{result.decided})")
     table = Table("class", "support", "rank-1", "precision", "recall", "threshold", "tagged", "precision@t",
                   "recall@t")
     for c in result.classes:
@@ -68,13 +67,12 @@ def evaluate(
     out.print(table)
     if result.single < result.files:
         out.print(f"{result.files - result.single} files have several truths: the rank-1 label is right when it is "
-                  f"one of them; the confusion matrix counts the {result.single} with one", highlight=False)
+                  f"one of them; the confusion matrix counts the {result.single} with one")
     if result.missing:
         out.print(f"left out: {sum(result.missing.values())} files whose truth is no taxonomy label: "
-                  + ", ".join(f"{name} ({n})" for name, n in result.missing.items()), highlight=False)
+                  + ", ".join(f"{name} ({n})" for name, n in result.missing.items()))
     if result.unlabeled or result.no_truth:
-        out.print(f"left out: {result.unlabeled} files without a result, {result.no_truth} without truth",
-                  highlight=False)
+        out.print(f"left out: {result.unlabeled} files without a result, {result.no_truth} without truth")
     if plot:
         confusion, pr = _plot_paths(plot)
         cosines = job_cosines(engine, job_id, reviewed=truth == "reviews")
@@ -86,8 +84,8 @@ def evaluate(
                         "● the current threshold")
         except ImportError:
             fail("--plot needs matplotlib: pip install 'soundtag[plot]'")
-        console.print(f"confusion matrix → {confusion}", highlight=False)
-        console.print(f"precision-recall curves → {pr}", highlight=False)
+        console.print(f"confusion matrix → {confusion}")
+        console.print(f"precision-recall curves → {pr}")
 
 
 def calibrate(
@@ -126,13 +124,12 @@ def calibrate(
     table = Table("label", "threshold", "precision", "recall", "support")
     for c in chosen:
         table.add_row(c.label, f"{c.threshold:.4f}", percent(c.precision), percent(c.recall), str(c.support))
-    out.print(f"job {job_id}: {len(known)} files with a known truth, target precision {target_precision:.0%}",
-              highlight=False)
+    out.print(f"job {job_id}: {len(known)} files with a known truth, target precision {target_precision:.0%}")
     out.print(table)
     missed = [c.label for c in chosen if not c.reached]
     if missed:
         out.print(f"cannot reach {target_precision:.0%} precision (threshold above every cosine seen): "
-                  + ", ".join(missed), highlight=False)
+                  + ", ".join(missed))
     calibrated = taxonomy.with_thresholds({c.label: c.threshold for c in chosen})
     out_file.write_text(yaml.safe_dump(calibrated.document(), sort_keys=False, allow_unicode=True))
-    console.print(f"taxonomy with thresholds → {out_file}", highlight=False)
+    console.print(f"taxonomy with thresholds → {out_file}")

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from soundtag.cli.common import Database, console, fail, open_engine, out
+from soundtag.cli.progress import print_left_out
 from soundtag.settings import load_settings
-from soundtag.sources.uris import shown
 
 
 def _job_or_newest(engine, job: str | None, command: str):
@@ -58,7 +57,7 @@ def review(
     shown_host = f"[{host}]" if ":" in host else host
     console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}: "
                   f"http://{shown_host}:{port}/" + ("?token=…" if settings.review_token else "")
-                  + "  (Ctrl-C stops)", highlight=False)
+                  + "  (Ctrl-C stops)")
     serve(app_, host, port)
 
 
@@ -81,9 +80,8 @@ def export(
     info = _job_or_newest(engine, job, "export")
     written = write(engine, info.job_id, ExportFormat(fmt), out_path, settings, reviewed=reviewed)
     console.print(f"job {info.job_id}: {written.files} files → {out_path}"
-                  + (f"; labeling config → {written.extra}" if written.extra else ""), highlight=False)
-    for problem in written.unreadable[:20]:
-        console.print(f"  [yellow]left out[/] {escape(shown(problem))}", highlight=False)
+                  + (f"; labeling config → {written.extra}" if written.extra else ""))
+    print_left_out(written.unreadable)
 
 
 def import_reviews(
@@ -102,4 +100,4 @@ def import_reviews(
     done = load(engine, path, _job_or_newest(engine, job, "import-reviews").job_id, reviewer)
     out.print(f"{done.recorded} verdicts recorded, {done.unchanged} already in force, {done.cancelled} cancelled; "
               f"left out: {done.unknown_tasks} tasks of no known file, {done.unknown_labels} annotations with a "
-              f"label not in the taxonomy", highlight=False)
+              f"label not in the taxonomy")

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
-from soundtag.cli.common import Database, Labels, Model, Taxonomy_, console, fail, open_engine, out, read_taxonomy
-from soundtag.cli.progress import RunProgress
+from soundtag.cli.common import (
+    Database, Labels, Model, Taxonomy_, console, fail, open_engine, out, read_taxonomy, styled,
+)
+from soundtag.cli.progress import RunProgress, print_failures, print_left_out
 from soundtag.settings import load_settings
 from soundtag.sources.uris import readable
 
@@ -43,10 +44,12 @@ def relabel(
     engine = open_engine(settings)
     started = time.monotonic()
     missing: list[str] = []
+    refused: list[str] = []
     display = RunProgress(f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
 
     def planned(plan) -> None:
         missing.extend(plan.missing)
+        refused.extend(plan.refused)
         display.planned(Planned(plan.job_id, plan.todo + len(plan.missing), plan.todo))
 
     try:
@@ -55,15 +58,17 @@ def relabel(
     finally:
         display.close()
     elapsed = time.monotonic() - started
-    console.print(f"done: {info.done} relabeled from stored embeddings in {elapsed:.1f} s "
-                  f"({info.done / elapsed if elapsed else 0:.0f} files/s) → job {info.job_id}", highlight=False)
+    console.print(f"done: {info.done} relabeled from stored embeddings, {info.failed} failed in {elapsed:.1f} s "
+                  f"({info.done / elapsed if elapsed else 0:.0f} files/s) → job {info.job_id}")
+    print_failures(display.failures)
+    print_left_out(refused)
     if missing:
         console.print(f"{len(missing)} files have no stored embeddings of this model; label them once from their "
-                      f"recordings to keep them: soundtag run PATH --force --model {settings.model}", highlight=False)
+                      f"recordings to keep them: soundtag run PATH --force --model {settings.model}")
         for uri in missing[:20]:
-            console.print(f"  [yellow]no embeddings[/] {escape(readable(uri))}", highlight=False)
+            console.print(styled("yellow", "  no embeddings", f" {readable(uri)}"))
         if len(missing) > 20:
-            console.print(f"  ... and {len(missing) - 20} more", highlight=False)
+            console.print(f"  ... and {len(missing) - 20} more")
 
 
 def search(
@@ -89,14 +94,18 @@ def search(
         fail('give exactly one of TEXT or --like URI')
     settings = load_settings(model=model, database_url=database)
     engine = open_engine(settings)
-    hits = (search_text(engine, text, settings, limit, approximate) if text is not None
-            else search_like(engine, _uri_prefix(like), settings, at, limit, approximate))
+    damaged: list[str] = []
+    hits = (search_text(engine, text, settings, limit, damaged.append, approximate) if text is not None
+            else search_like(engine, _uri_prefix(like), settings, at, limit, damaged.append, approximate))
+    if damaged:
+        console.print(f"{len(damaged)} files with damaged stored embeddings left out of the search")
+        print_left_out(damaged)
     if as_json:
         out.print_json(json.dumps([hit.as_dict() for hit in hits]))
         return
     table = Table("similarity", "start_s", "end_s", "uri")
     for hit in hits:
-        table.add_row(f"{hit.similarity:.3f}", f"{hit.start_s:.1f}", f"{hit.end_s:.1f}", escape(readable(hit.uri)))
+        table.add_row(f"{hit.similarity:.3f}", f"{hit.start_s:.1f}", f"{hit.end_s:.1f}", readable(hit.uri))
     out.print(table)
 
 
@@ -114,8 +123,9 @@ def export_embeddings(
     engine = open_engine(settings)
     if job:
         job_info(engine, job)
-    written = export(engine, out_file, settings.model_ref, job)
+    written, damaged = export(engine, out_file, settings.model_ref, job)
+    print_left_out(damaged)
     if not written:
         fail(f"no stored embeddings of model {settings.model_ref}" + (f" for job {job}" if job else "")
               + "; `soundtag run` keeps them unless SOUNDTAG_EMBEDDINGS=off")
-    console.print(f"{written} windows → {out_file}", highlight=False)
+    console.print(f"{written} windows → {out_file}" + (f"; {len(damaged)} files left out" if damaged else ""))

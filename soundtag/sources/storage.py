@@ -68,6 +68,11 @@ class Storage:
         except s3.S3Error as exc:
             raise _read_error(exc) from None
 
+    @property
+    def restricted(self) -> bool:
+        """Whether allow-lists are set (without them, any file may be read)."""
+        return bool(self._roots or self._buckets)
+
     def check(self, uri: str) -> None:
         """Raises ReadError when the allow-lists refuse ``uri``."""
         try:
