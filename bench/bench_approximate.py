@@ -6,7 +6,7 @@ straight into index segments with the index's own SegmentWriter (1M windows per 
 PostgreSQL: 10M rows there would take hours to fill on two cores), then the approximate index is
 built over them as a search builds it. Queries are stored windows (as `search --like`); recall@10
 is against the exact top 10, computed in one batched pass over the segments. ``--compare`` also
-builds HNSW graphs (faiss, usearch) on the same vectors.
+builds HNSW graphs (faiss, and usearch: `pip install usearch`, not a dependency) on the same vectors.
 
 Usage: python -m bench.bench_approximate --windows 1000000 10000000 [--compare]"""
 
