@@ -109,14 +109,16 @@ def stored_embeddings(engine: Engine, model: str, revision: str, window_s: float
 
 
 def embedding_chunks(engine: Engine, model: str, revision: str | None = None, *, job_id: str | None = None,
-                     status: FileState | None = None,
+                     status: FileState | None = None, file_ids: Sequence[int] | None = None,
                      chunk: int = 500) -> Iterable[list[StoredEmbeddings | Unreadable]]:
     """Every file's usable stored embeddings of ``model`` (of one revision, or any), ``chunk``
     files at a time in file order, so memory stays bounded whatever the archive's size; only
-    the files of ``job_id`` (with that ``status`` there) when given. A file embedded with
-    several window settings or revisions comes once, with its latest embeddings (Unreadable
-    when its row is damaged)."""
+    the files of ``job_id`` (with that ``status`` there), or of ``file_ids``, when given. A file
+    embedded with several window settings or revisions comes once, with its latest embeddings
+    (Unreadable when its row is damaged)."""
     ids_query = _embeddings_query(model, revision, AudioEmbedding.file_id)
+    if file_ids is not None:
+        ids_query = ids_query.where(sql.among(engine, "scope", AudioEmbedding.file_id, BigInteger(), list(file_ids)))
     if job_id is not None:
         ids_query = ids_query.join(JobFile, and_(JobFile.file_id == File.id, JobFile.job_id == job_id))
         if status is not None:
@@ -149,6 +151,18 @@ def embedded_uris(engine: Engine, model: str, revision: str, uris: Sequence[str]
             found.update(conn.execute(select(File.uri).where(
                 sql.among(engine, "uris", File.uri, Text(), chunk), usable)).scalars())
     return found
+
+
+def embedded_revision(engine: Engine, model: str, file_ids: Sequence[int]) -> str | None:
+    """The revision of ``model`` whose usable embeddings of these files are the newest."""
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(file_ids)):
+            row = conn.execute(_embeddings_query(model, None, AudioEmbedding.model_revision)
+                               .where(sql.among(engine, "files", AudioEmbedding.file_id, BigInteger(), chunk))
+                               .order_by(AudioEmbedding.id.desc()).limit(1)).first()
+            if row is not None:
+                return row[0]
+    return None
 
 
 def stored_embeddings_of(engine: Engine, model: str, uri: str) -> tuple[StoredEmbeddings, str] | None:

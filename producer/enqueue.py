@@ -54,13 +54,15 @@ def _listed_ahead(refs: Iterable[FileRef]) -> Iterator[list[FileRef]]:
 
 def enqueue(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: Settings, *,
             sources: list[str], kind: str = "enqueue", force: bool = False, retry_failed: bool = False,
-            queue: str | None = None) -> Enqueued:
+            queue: str | None = None, head: str | None = None) -> Enqueued:
     """Record a job and its files, and send the files to the workers in batches of
     ``files_per_task``. A file's row is committed before its batch is sent, so a worker always
     finds what it is asked to label. Raises ModelError before recording anything when the model
-    cannot be found."""
+    cannot be found. With ``head`` ('head:NAME@vN'), the workers label the files with that head
+    too, from the embeddings they compute."""
     hub.check(settings.model)
-    job_id = create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue, force=force)
+    job_id = create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue, force=force,
+                        head=head)
     sender = Sender(job_id, settings, queue)
     found = queued = 0
     try:
