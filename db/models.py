@@ -192,9 +192,9 @@ class LabelEmbedding(Base):
 
 
 class Review(Base):
-    """A person's verdict on the model's decision for one file, model and taxonomy. Rows are never
-    deleted: a later verdict supersedes an earlier one, and an undo stamps ``undone_at``, so the
-    history of who said what stays."""
+    """A person's verdict on the model's decision for one file, or one segment of it, by one model
+    and taxonomy. Rows are never deleted: a later verdict on the same file and bounds supersedes
+    an earlier one, and an undo stamps ``undone_at``, so the history of who said what stays."""
 
     __tablename__ = "review"
 
@@ -209,6 +209,9 @@ class Review(Base):
     reviewer: Mapped[str] = mapped_column(Text)
     reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A segment's verdict (a window or an event of the file): its bounds; a file's verdict has none.
+    start_s: Mapped[float | None] = mapped_column(Float)
+    end_s: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_review_key", "file_id", "model", "taxonomy_id"),)
 

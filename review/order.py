@@ -1,4 +1,4 @@
-"""The order in which recordings are reviewed. Pure functions of the items: no I/O."""
+"""The order in which items (files or segments) are reviewed. Pure functions of the items: no I/O."""
 
 from __future__ import annotations
 
@@ -41,11 +41,11 @@ def ordered(items: Sequence[ReviewItem], order: Order, seed: str = "",
     if order == Order.LEARN:
         return _learn(items, learning or Learning(), seed)
     if order == Order.UNCERTAIN:
-        return sorted(items, key=lambda i: (i.margin, i.similarity, i.file_id))
+        return sorted(items, key=lambda i: (i.margin, i.similarity, i.key))
     if order == Order.CONFIDENT:
-        return sorted(items, key=lambda i: (-i.margin, -i.similarity, i.file_id))
+        return sorted(items, key=lambda i: (-i.margin, -i.similarity, i.key))
     if order == Order.RANDOM:
-        shuffled = sorted(items, key=lambda i: i.file_id)
+        shuffled = sorted(items, key=lambda i: i.key)
         random.Random(seed).shuffle(shuffled)
         return shuffled
     return _stratified(items, seed)
@@ -57,11 +57,11 @@ def _stratified(items: Sequence[ReviewItem], seed: str) -> list[ReviewItem]:
     confidence. Within a bin the order is random (seeded)."""
     rng = random.Random(seed)
     by_label: dict[str, list[ReviewItem]] = defaultdict(list)
-    for item in sorted(items, key=lambda i: i.file_id):
+    for item in sorted(items, key=lambda i: i.key):
         by_label[item.decision or ""].append(item)
     queues: list[list[list[ReviewItem]]] = []
     for label in sorted(by_label):
-        group = sorted(by_label[label], key=lambda i: (i.similarity, i.file_id))
+        group = sorted(by_label[label], key=lambda i: (i.similarity, i.key))
         bins = [group[len(group) * b // BINS: len(group) * (b + 1) // BINS] for b in range(BINS)]
         for one in bins:
             rng.shuffle(one)

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # `soundtag search` keeps the stored vectors here as a float32 matrix per database, model and
     # revision: a cache of the database, updated by each search, safe to delete between searches.
     index_dir: Path = Field(default_factory=lambda: _user_cache() / "index")
+    # Past this many windows a search scans an approximate index (worker/approximate_index.py,
+    # recall@10 ≥ 0.95) instead of every vector; `search --exact/--approximate` chooses per query.
+    search_approximate_above: int = Field(10_000_000, ge=0)
 
     queue: str = "soundtag"
     files_per_task: int = Field(64, ge=1)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from soundtag.cli.common import Database, Model, console, fail, open_engine, out, uri_prefix
 from soundtag.settings import load_settings
@@ -72,14 +71,14 @@ def _print_training(trained, elapsed: float) -> None:
     table = Table("label", "pos", "neg", "folds", "P", "R", "AP", "zero-shot P", "R", "AP")
     for report in trained.reports:
         if not report.left_out:
-            table.add_row(escape(report.label), str(report.positives), str(report.negatives), str(report.folds),
+            table.add_row(report.label, str(report.positives), str(report.negatives), str(report.folds),
                           *numbers(report.head), *numbers(report.zero_shot))
     out.print(table)
     for report in trained.reports:
         if report.left_out:
-            out.print(f"left out {escape(report.label)}: {report.left_out}", highlight=False)
+            out.print(f"left out {report.label}: {report.left_out}")
     out.print(f"{trained.head.model}: {len(trained.head.labels)} labels from {trained.taught_files} reviewed of "
-              f"{trained.files} files, in {elapsed:.1f} s (base {trained.head.base_model})", highlight=False)
+              f"{trained.files} files, in {elapsed:.1f} s (base {trained.head.base_model})")
 
 
 def export_head(
@@ -94,5 +93,4 @@ def export_head(
     engine = open_engine(load_settings(database_url=database))
     chosen = load(engine, head)
     write(chosen, out_file)
-    console.print(f"{chosen.model}: {len(chosen.labels)} labels × {chosen.weights.shape[1]} → {out_file}",
-                  highlight=False)
+    console.print(f"{chosen.model}: {len(chosen.labels)} labels × {chosen.weights.shape[1]} → {out_file}")

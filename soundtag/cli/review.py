@@ -26,7 +26,12 @@ def _job_or_newest(engine, job: str | None, command: str):
 def review(
     database: Database = None,
     job: Annotated[Optional[str], typer.Option("--job", help="Job whose results to review (default: the newest).")] = None,
-    label: Annotated[Optional[str], typer.Option("--label", help="Only recordings the model decided are LABEL.")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Only items LABEL tags: recordings it is the "
+                                                 "decision of, windows or events of LABEL.")] = None,
+    unit: Annotated[Optional[str], typer.Option("--unit", help="file, window or event (default: file when every "
+                                                "recording fits in one window, else window).")] = None,
+    context: Annotated[float, typer.Option("--context", min=0.0, help="Seconds played before and after a "
+                                           "window or event.")] = 1.0,
     order: Annotated[str, typer.Option("--order", help="uncertain, confident, random (seeded), stratified, or learn "
                                        "(spread over the embeddings, then where the head hesitates).")]
     = "uncertain",
@@ -50,25 +55,30 @@ def review(
     token: Annotated[Optional[str], typer.Option("--token", help="Required to open the page "
                                                  "[SOUNDTAG_REVIEW_TOKEN].")] = None,
 ) -> None:
-    """Serve a page to listen to labeled recordings and accept, reject or correct the model's
-    decisions; verdicts go to the `reviews` view."""
+    """Serve a page to listen to labeled recordings, or their windows or events, and accept,
+    reject or correct the model's decisions; verdicts go to the `reviews` view (a segment's with
+    its bounds)."""
     import getpass
 
     from review.guard import Guard, check_exposure
     from review.order import Order
     from review.server import Session, create_app, serve
+    from review.units import Unit, default_unit
 
     settings = load_settings(database_url=database, review_token=token)
     order = Order.LEARN if learn else order
     if order not in set(Order):
         fail(f"--order {order!r}: use one of {', '.join(Order)}")
+    if unit is not None and unit not in set(Unit):
+        fail(f"--unit {unit!r}: use one of {', '.join(Unit)}")
     if search_text and like:
         fail("give one of --search TEXT or --like URI")
     check_exposure(host, settings.review_token)
     engine = open_engine(settings)
     info = _job_or_newest(engine, job, "review")
     files = _searched(engine, database, info, search_text, like, at, limit) if search_text or like else None
-    session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label, files)
+    session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label,
+                      Unit(unit) if unit else default_unit(engine, info.job_id), context, files)
     learner = None
     if order == Order.LEARN:
         from review.learning import Learner
@@ -77,7 +87,8 @@ def review(
     guard = Guard(host, port, settings.review_token)
     app_ = create_app(engine, settings, session, guard, learner)
     shown_host = f"[{host}]" if ":" in host else host
-    console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}: "
+    console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}, "
+                  f"by {session.unit}: "
                   f"http://{shown_host}:{port}/" + ("?token=…" if settings.review_token else "")
                   + "  (Ctrl-C stops)")
     serve(app_, host, port)

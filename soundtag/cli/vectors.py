@@ -85,6 +85,9 @@ def search(
     model: Model = None,
     database: Database = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, best first.")] = False,
+    approximate: Annotated[Optional[bool], typer.Option(
+        "--approximate/--exact", help="Scan an approximate index, or every window (default: approximate past "
+                                      "SOUNDTAG_SEARCH_APPROXIMATE_ABOVE windows).")] = None,
     backend: Backend = None,
 ) -> None:
     """Stored windows ranked by cosine similarity to a text or to another recording's window."""
@@ -99,8 +102,8 @@ def search(
     settings = load_settings(model=model, database_url=database, backend=backend)
     engine = open_engine(settings)
     damaged: list[str] = []
-    hits = (search_text(engine, text, settings, limit, damaged.append) if text is not None
-            else search_like(engine, uri_prefix(like), settings, at, limit, damaged.append))
+    hits = (search_text(engine, text, settings, limit, damaged.append, approximate) if text is not None
+            else search_like(engine, uri_prefix(like), settings, at, limit, damaged.append, approximate))
     if damaged:
         console.print(f"{len(damaged)} files with damaged stored embeddings left out of the search")
         print_left_out(damaged)
