@@ -53,7 +53,7 @@ class JobNotFound(SoundtagError):
 
 
 class HeadNotFound(SoundtagError):
-    """No head of that name (or version) is stored; ``soundtag train`` makes one."""
+    """No head of that name (or version) is stored; `soundtag train` makes one."""
 
 
 class _MaybeTransient(SoundtagError):
