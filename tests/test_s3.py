@@ -272,7 +272,7 @@ def test_review_page_streams_an_s3_recording_by_ranges(bucket, tmp_path, tiny_cl
             (item,) = json.load(answer)["items"]
 
         def get(byte_range: str | None):
-            request = urllib.request.Request(f"{review.url}/audio/{item['id']}",
+            request = urllib.request.Request(f"{review.url}/audio/{item['file']}",
                                              headers={"Range": byte_range} if byte_range else {})
             try:
                 with urllib.request.urlopen(request, timeout=10) as answer:
