@@ -307,8 +307,9 @@ def status(
     database: Database = None,
 ) -> None:
     """A job's state and counts (done / failed / queued), as the `jobs` view has them. Exit code:
-    0 active or completed, 3 cancelled, 4 failed as a whole (its error is printed)."""
-    from db import store
+    0 active or completed, 3 cancelled, 4 failed as a whole (its error is printed). Lists the
+    workers holding files of the job, and those lost (their files go to live workers)."""
+    from db import leases, store
     from soundtag.states import JobState
 
     engine = _engine(load_settings(database_url=database))
@@ -319,6 +320,10 @@ def status(
               f"model {info.model}, taxonomy {info.taxonomy}", highlight=False)
     if info.error:
         out.print(f"error: {info.error}", highlight=False)
+    for holder in leases.holders(engine, job_id):
+        out.print(f"{'lost' if holder.lost else 'held by'} {holder.worker}: {holder.files} files since "
+                  f"{holder.since:%Y-%m-%d %H:%M:%S}" + (" (lease expired; live workers take them back)"
+                                                         if holder.lost else ""), highlight=False)
     if info.state == JobState.CANCELLED:
         raise typer.Exit(EXIT_CANCELLED)
     if info.state == JobState.FAILED:

@@ -4,6 +4,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -133,6 +134,7 @@ def test_a_live_batch_longer_than_its_lease_and_visibility_timeout_is_labeled_on
     busy = workers(env)
     job = _enqueue(env, archive)
     wait_for(lambda: _held(url, job) > 0, 60, "the batch to start")
+    assert f"held by {socket.gethostname()}:{busy.proc.pid}: {n} files since" in soundtag("status", job, env=env).stdout
     idle = workers(env)
     wait_for(lambda: "label_batch" in idle.log() and "succeeded" in idle.log(), 120, "the batch to be redelivered")
     assert _count(url, job, "queued") > 0, "the batch ended before its redelivery: make it longer"
@@ -318,6 +320,8 @@ def test_files_of_a_lost_worker_go_back_one_per_task_and_a_culprit_fails_alone(t
     expire = ("update job_file set worker = 'gone:1', leased_at = now() - interval '2 minutes', "
               "lease_until = now() - interval '1 minute'")
     _execute(url, f"{expire} where job_id = '{job}'")
+    status = soundtag("status", job, env=celery_env).stdout
+    assert "lost gone:1: 3 files since" in status and "live workers take them back" in status
     heartbeat.beat_once(Settings())
     assert broker.llen(queue) == 3  # one task per file, so a culprit can fail alone
     assert query(url, f"select count(*), min(lost), max(lost) from job_file where job_id = '{job}' "
@@ -333,4 +337,49 @@ def test_files_of_a_lost_worker_go_back_one_per_task_and_a_culprit_fails_alone(t
     tasks.label_batch.apply(args=(job, uris[1:]))
     assert _count(url, job, "done") == 2
     assert query(url, f"select finished_at is not null from job where id = '{job}'")[0][0]
+    engine_for.cache_clear()
+
+
+def test_enqueue_with_the_broker_down_says_so_in_one_line_and_records_no_job(tmp_path, celery_env):
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    env = {**celery_env, "SOUNDTAG_BROKER_URL": f"redis://user:secret@127.0.0.1:{free_port()}/0"}
+    proc = soundtag("enqueue", str(_archive(tmp_path / "archive", 2, 1.0)), "--labels", LABELS, env=env, check=False)
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    assert "unreachable" in line and "SOUNDTAG_BROKER_URL" in line and "secret" not in line, line
+    assert query(url, "select count(*) from job")[0][0] == 0
+
+
+def test_broker_gone_while_sending_fails_the_job_and_requeue_sends_it_again(tmp_path, celery_env, workers):
+    from db.schema import engine_for, ensure_schema
+    from producer.enqueue import enqueue
+    from producer.sources import walk
+    from soundtag.errors import BrokerError
+    from soundtag.settings import Settings
+    from soundtag.taxonomy import taxonomy_from_csv
+
+    n = 4
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    proxy = TcpProxy(6379, free_port())
+    proxy.start()
+    env = {**celery_env, "SOUNDTAG_BROKER_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+    settings = Settings(**{k.removeprefix("SOUNDTAG_").lower(): v for k, v in env.items() if k.startswith("SOUNDTAG_")})
+    engine = engine_for(url)
+    ensure_schema(engine)
+
+    def listing_then_outage():  # the broker answers the check, then goes away before the batches go out
+        yield from walk(str(_archive(tmp_path / "archive", n, 1.0)))
+        proxy.stop()
+
+    with pytest.raises(BrokerError, match=r"failed while sending: .*unreachable.*`soundtag requeue \w+`"):
+        enqueue(engine, listing_then_outage(), taxonomy_from_csv(LABELS), settings, sources=["archive"])
+    ((job, state, error, queued),) = query(url, "select job_id, state, error, queued from jobs")
+    assert (state, queued) == ("failed", n) and error.startswith("sending failed: broker"), error
+
+    proxy.start()
+    workers(env)
+    assert f"{n} files sent again" in soundtag("requeue", job, env=env).stdout
+    soundtag("status", job, "--wait", env=env)
+    _assert_each_file_labeled_once(url, job, n)
+    proxy.stop()
     engine_for.cache_clear()
