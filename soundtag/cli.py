@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 
@@ -19,6 +20,10 @@ from soundtag.errors import SoundtagError, describe, first_line
 from soundtag.redaction import masked
 from soundtag.settings import load_settings
 from soundtag.uris import readable, shown
+
+# A flag takes no value: typer's help would still show a `<bool>` type beside it.
+_display_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _display_type(self, ctx)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Zero-shot labeling of sound archives with CLAP.")
@@ -32,6 +37,8 @@ _debug = False
 
 Taxonomy_ = Annotated[Optional[Path], typer.Option("--taxonomy", "-t", help="YAML taxonomy file.")]
 Labels = Annotated[Optional[str], typer.Option("--labels", "-l", help='Comma-separated labels: "dog,rain".')]
+TaxonomyName = Annotated[Optional[str], typer.Option("--name", help="Name of the --labels taxonomy (default: "
+                                                     "labels- and 8 hex digits of its labels' hash).")]
 Model = Annotated[Optional[str], typer.Option("--model", help="Hub id or local folder [SOUNDTAG_MODEL].")]
 Database = Annotated[Optional[str], typer.Option("--database", help="SQLAlchemy URL [SOUNDTAG_DATABASE_URL].")]
 RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed at the same "
@@ -96,12 +103,14 @@ def _one_blas_thread() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
-def _taxonomy(taxonomy: Path | None, labels: str | None):
+def _taxonomy(taxonomy: Path | None, labels: str | None, name: str | None = None):
     from soundtag.taxonomy import load_taxonomy, taxonomy_from_csv
 
     if (taxonomy is None) == (labels is None):
         _fail("give exactly one of --taxonomy FILE or --labels \"a,b,c\"")
-    return load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels)
+    if name and taxonomy:
+        _fail("--name names a --labels taxonomy; a taxonomy file has its own name")
+    return load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels, name)
 
 
 def _engine(settings):
@@ -130,6 +139,7 @@ def run(
     paths: Annotated[list[str], typer.Argument(help="Folders, files, s3://BUCKET/PREFIX or hf://DATASET to label.")],
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
+    name: TaxonomyName = None,
     model: Model = None,
     database: Database = None,
     batch_size: BatchSize = None,
@@ -150,7 +160,7 @@ def run(
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                              hop_s=hop, device=device, dtype=dtype)
-    tax = _taxonomy(taxonomy, labels)
+    tax = _taxonomy(taxonomy, labels, name)
     engine = _engine(settings)
     started = time.monotonic()
     display = _RunProgress(f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
@@ -237,6 +247,7 @@ def enqueue(
     paths: Annotated[list[str], typer.Argument(help="Folders, files or source URIs to label.")],
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
+    name: TaxonomyName = None,
     model: Model = None,
     database: Database = None,
     batch_size: BatchSize = None,
@@ -256,7 +267,7 @@ def enqueue(
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                              hop_s=hop, queue=queue, files_per_task=files_per_task)
-    tax = _taxonomy(taxonomy, labels)
+    tax = _taxonomy(taxonomy, labels, name)
     engine = _engine(settings)
     walked = WalkReport()
     result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
@@ -272,6 +283,7 @@ def scan(
     paths: Annotated[list[str], typer.Argument(help="Folders, files or source URIs to scan.")],
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
+    name: TaxonomyName = None,
     model: Model = None,
     database: Database = None,
     pattern: Pattern = None,
@@ -283,7 +295,7 @@ def scan(
     from producer.scan import scan as run_scan
 
     settings = load_settings(model=model, database_url=database)
-    result = run_scan(_engine(settings), paths, _taxonomy(taxonomy, labels), settings, pattern=pattern,
+    result = run_scan(_engine(settings), paths, _taxonomy(taxonomy, labels, name), settings, pattern=pattern,
                       audio_column=audio_column, truth_column=truth_column)
     out.print(result.summary(), highlight=False)
 
@@ -358,12 +370,12 @@ def jobs(limit: Annotated[int, typer.Option(help="How many.")] = 20, database: D
     from db import store
 
     engine = _engine(load_settings(database_url=database))
-    table = Table("job", "kind", "state", "created", "done", "failed", "queued", "skipped", "taxonomy", "sources",
-                  "error")
+    table = Table("job", "kind", "state", "created", "done", "failed", "queued", "skipped", "cancelled", "taxonomy",
+                  "sources", "error")
     for info in store.jobs(engine, limit=limit):
         table.add_row(info.job_id, info.kind, info.state, info.created_at.strftime("%Y-%m-%d %H:%M"), str(info.done),
-                      str(info.failed), str(info.queued), str(info.skipped), info.taxonomy, " ".join(info.sources),
-                      info.error or "")
+                      str(info.failed), str(info.queued), str(info.skipped), str(info.cancelled), info.taxonomy,
+                      " ".join(info.sources), info.error or "")
     out.print(table)
 
 
@@ -586,6 +598,7 @@ def relabel(
     sources: Annotated[Optional[list[str]], typer.Argument(help="Only files under these source URIs or folders.")] = None,
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
+    name: TaxonomyName = None,
     job: Annotated[Optional[list[str]], typer.Option("--job", help="Only the files of this job (repeatable).")] = None,
     model: Model = None,
     database: Database = None,
@@ -598,7 +611,7 @@ def relabel(
     if job and sources:
         _fail("give either --job JOB ... or SOURCE ..., not both")
     settings = load_settings(model=model, database_url=database)
-    tax = _taxonomy(taxonomy, labels)
+    tax = _taxonomy(taxonomy, labels, name)
     engine = _engine(settings)
     started = time.monotonic()
     missing: list[str] = []

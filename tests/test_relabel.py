@@ -23,7 +23,7 @@ def _archive(root):
 
 
 def _results(url):
-    files = query(url, "select uri, label, score, similarity, rank from file_labels where taxonomy = 'cli' "
+    files = query(url, "select uri, label, score, similarity, rank from file_labels where taxonomy like 'labels-%' "
                        "and label in ('owl', 'crow', 'engine idling', 'thunder') order by uri, label")
     segments = query(url, "select uri, start_s, end_s, label, score, similarity, rank from segment_labels "
                           "where label in ('owl', 'crow', 'engine idling', 'thunder') order by uri, start_s, label")
