@@ -995,6 +995,30 @@ def embedded_uris(engine: Engine, model: str, revision: str, uris: Sequence[str]
     return found
 
 
+def failed_uris(engine: Engine, uris: Sequence[str]) -> set[str]:
+    """Of ``uris``, the files whose latest attempt failed (unreadable, corrupt)."""
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for chunk in _chunks(list(uris), 20_000):
+            found.update(conn.execute(select(File.uri).where(
+                _among(engine, "uris", File.uri, Text(), chunk), File.status == FileState.FAILED)).scalars())
+    return found
+
+
+def embedding_models(engine: Engine, uris: Sequence[str] | None = None) -> list[str]:
+    """The models whose audio embeddings are stored, of ``uris`` only when given."""
+    query = select(AudioEmbedding.model).distinct().order_by(AudioEmbedding.model)
+    if uris is None:
+        with engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for chunk in _chunks(list(uris), 20_000):
+            found.update(conn.execute(query.join(File, File.id == AudioEmbedding.file_id).where(
+                _among(engine, "uris", File.uri, Text(), chunk))).scalars())
+    return sorted(found)
+
+
 def stored_embeddings_of(engine: Engine, model: str, uri: str) -> tuple[StoredEmbeddings, str] | None:
     """The latest usable stored embeddings of one file by ``model``, with their revision."""
     query = _embeddings_query(model, None, *_EMBEDDING_COLUMNS, AudioEmbedding.model_revision)

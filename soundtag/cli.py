@@ -604,7 +604,8 @@ def relabel(
     database: Database = None,
 ) -> None:
     """Label stored files with a new taxonomy from their stored audio embeddings: no recording is
-    read, only the text tower runs. Writes a new job (kind relabel)."""
+    read, only the text tower runs. Without --model, the model that made the embeddings in scope.
+    Writes a new job (kind relabel)."""
     from worker.relabel import relabel as relabel_files
     from worker.runner import Planned
 
@@ -614,12 +615,12 @@ def relabel(
     tax = _taxonomy(taxonomy, labels, name)
     engine = _engine(settings)
     started = time.monotonic()
-    missing: list[str] = []
-    display = _RunProgress(f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
+    plans = []
+    display = _RunProgress(f"taxonomy {tax.name}, {len(tax.labels)} labels")
 
     def planned(plan) -> None:
-        missing.extend(plan.missing)
-        display.planned(Planned(plan.job_id, plan.todo + len(plan.missing), plan.todo))
+        plans.append(plan)
+        display.planned(Planned(plan.job_id, plan.todo + len(plan.missing) + len(plan.failed), plan.todo))
 
     try:
         info = relabel_files(engine, tax, settings, job_ids=job or (), sources=[_uri_prefix(s) for s in sources or ()],
@@ -629,13 +630,19 @@ def relabel(
     elapsed = time.monotonic() - started
     console.print(f"done: {info.done} relabeled from stored embeddings in {elapsed:.1f} s "
                   f"({info.done / elapsed if elapsed else 0:.0f} files/s) → job {info.job_id}", highlight=False)
-    if missing:
-        console.print(f"{len(missing)} files have no stored embeddings of this model; label them once from their "
-                      f"recordings to keep them: soundtag run PATH --force --model {settings.model}", highlight=False)
-        for uri in missing[:20]:
-            console.print(f"  [yellow]no embeddings[/] {escape(readable(uri))}", highlight=False)
-        if len(missing) > 20:
-            console.print(f"  ... and {len(missing) - 20} more", highlight=False)
+    plan = plans[0]
+    if plan.missing:
+        console.print(f"{len(plan.missing)} files have no stored embeddings of model {plan.model}; label them once "
+                      f"from their recordings to keep them: soundtag run PATH --force --model {plan.model}",
+                      highlight=False)
+    if plan.failed:
+        console.print(f"{len(plan.failed)} files failed when last labeled (unreadable or corrupt): nothing to "
+                      "relabel", highlight=False)
+    for why, uris in (("no embeddings", plan.missing), ("failed", plan.failed)):
+        for uri in uris[:20]:
+            console.print(f"  [yellow]{why}[/] {escape(readable(uri))}", highlight=False)
+        if len(uris) > 20:
+            console.print(f"  ... and {len(uris) - 20} more", highlight=False)
 
 
 @app.command()

@@ -7,7 +7,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sqlalchemy import Engine
+
+from db import store
 from db.store import StoredEmbeddings
+from soundtag.errors import SoundtagError
+from soundtag.settings import Settings
 from worker.clap import score
 from worker.labeling import FileResult, Segment, aggregate
 
@@ -31,3 +36,16 @@ def results_from_stored(files: Sequence[StoredEmbeddings], labels: np.ndarray,
                                   channels=found.channels, content_hash=found.content_hash,
                                   scores=file_scores[i], similarity=file_similarity[i], segments=segments))
     return results
+
+
+def with_stored_model(engine: Engine, settings: Settings, uris: Sequence[str] | None = None) -> Settings:
+    """``settings`` with the model of the stored embeddings (of ``uris``, else all) when no model
+    was chosen (--model, SOUNDTAG_MODEL): what made them is what can read them, offline too.
+    Raises SoundtagError naming the models when they are several."""
+    if "model" in settings.model_fields_set:
+        return settings
+    models = store.embedding_models(engine, uris)
+    if len(models) > 1:
+        raise SoundtagError(f"stored embeddings are by {len(models)} models ({', '.join(models)}): "
+                            "choose one with --model")
+    return settings.model_copy(update={"model": models[0]}) if models else settings

@@ -13,6 +13,7 @@ from db import store
 from soundtag import hub
 from soundtag.errors import SoundtagError
 from soundtag.settings import Settings
+from worker.embeddings import with_stored_model
 from worker.runner import classifier_for
 from worker.window_index import WindowIndex
 
@@ -37,20 +38,26 @@ def rank(engine: Engine, settings: Settings, revision: str, query: np.ndarray, l
 
 
 def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10) -> list[Hit]:
-    """Stored windows of ``settings.model`` ranked by cosine to the text's embedding."""
+    """Stored windows of ``settings.model`` (by default, the model of the stored embeddings)
+    ranked by cosine to the text's embedding."""
+    settings = with_stored_model(engine, settings)
     hub.check(settings.model)
     classifier = classifier_for(settings.model_ref, settings)
     return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit)
 
 
 def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0, limit: int = 10) -> list[Hit]:
-    """Stored windows of ``settings.model`` ranked by cosine to the window of ``uri`` holding
-    second ``at_s`` (the first window when none does). Needs no model: only stored vectors."""
+    """Stored windows of ``settings.model`` (by default, the model of the file's stored
+    embeddings) ranked by cosine to the window of ``uri`` holding second ``at_s``. Needs no
+    model: only stored vectors. Raises SoundtagError when no window holds that second."""
+    settings = with_stored_model(engine, settings, [uri])
     found = store.stored_embeddings_of(engine, settings.model_ref, uri)
     if found is None:
         raise SoundtagError(f"{uri}: no stored embeddings by model {settings.model_ref}; "
                             f"run `soundtag run {uri} --force` to make them")
     stored, revision = found
     inside = np.flatnonzero((stored.starts <= at_s) & (at_s < stored.ends))
-    window = int(inside[0]) if len(inside) else 0
-    return rank(engine, settings, revision, stored.vectors[window], limit)
+    if not len(inside):
+        raise SoundtagError(f"--at {at_s:g}: no window of {uri} holds that second; its windows cover "
+                            f"{stored.starts.min():g} to {stored.ends.max():g} s")
+    return rank(engine, settings, revision, stored.vectors[int(inside[0])], limit)
