@@ -99,7 +99,7 @@ def test_search_like_refuses_a_second_outside_the_file(tmp_path, tiny_clap, sqli
         proc = soundtag("search", "--like", str(archive / "long.ogg"), f"--at={at}", "--database", sqlite_url,
                         check=False)
         assert proc.returncode == 1
-            assert proc.stderr.strip() == (f"error: --at {float(at):g}: no window of {(archive / 'long.ogg').as_uri()} "
+        assert proc.stderr.strip() == (f"error: --at {float(at):g}: no window of {(archive / 'long.ogg').as_uri()} "
                                        "holds that second; its windows cover 0 to 25 s"), proc.stderr
 
 
