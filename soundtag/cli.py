@@ -745,11 +745,21 @@ def import_reviews(
 
 
 @app.command("fetch-model")
-def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOUNDTAG_MODEL].")] = None) -> None:
+def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOUNDTAG_MODEL].")] = None,
+                random: Annotated[Optional[Path], typer.Option(
+                    "--random", help="Instead, save a small randomly initialised CLAP in this folder: the real "
+                    "code path offline, labels that mean nothing.")] = None) -> None:
     """Download a model into the Hugging Face cache (HF_HOME), e.g. once into a volume that
     every worker mounts; workers then run with HF_HUB_OFFLINE=1."""
     from pathlib import Path as _Path
 
+    if random is not None:
+        if model:
+            _fail("give a hub id or --random DIR, not both")
+        from soundtag.random_clap import build
+
+        console.print(f"random CLAP in {build(random, 'tiny')}: use it with --model {random}", highlight=False)
+        return
     settings = load_settings(model=model)
     if _Path(settings.model).expanduser().is_dir():
         console.print(f"{settings.model_ref}: a local folder, nothing to fetch", highlight=False)

@@ -310,3 +310,15 @@ def test_a_run_that_stops_early_records_why_and_keeps_what_it_finished(tmp_path,
     engine_for.cache_clear()
     assert query(sqlite_url, "select state, error, done, queued from jobs") == [(state, error, 2, 0 if state == "cancelled" else 1)]
     assert query(sqlite_url, "select count(distinct uri) from file_labels") == [(2,)]
+
+
+def test_a_random_model_made_offline_labels_an_archive(tmp_path, sqlite_url):
+    """What the README offers for trying soundtag without the hub; flags show no value type in --help."""
+    made = soundtag("fetch-model", "--random", str(tmp_path / "random-clap"))
+    assert f"--model {tmp_path / 'random-clap'}" in made.stderr
+    write(tmp_path / "archive" / "a.wav")
+    soundtag("run", str(tmp_path / "archive"), "--labels", "rain,wind", "--model", str(tmp_path / "random-clap"),
+             "--database", sqlite_url)
+    assert query(sqlite_url, "select count(*) from file_labels")[0][0] == 2
+    help_text = soundtag("run", "--help", env={"COLUMNS": "200"}).stdout
+    assert "--force" in help_text and "<bool>" not in help_text
