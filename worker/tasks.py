@@ -44,7 +44,7 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
     settings = _settings()
     engine = engine_for(settings.database_url)
     me = heartbeat.identity()
-    todo: list[str] = []
+    todo: list[str] | None = None  # the files this delivery claimed, once it did
     try:
         if active_spec(engine, job_id, len(uris)) is None:
             return 0
@@ -56,7 +56,8 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
         done = len(worn) + (process(job_id, todo, settings, stop=heartbeat.stopping) if todo else 0)
         if todo and heartbeat.stopping():
             back = leases.give_back(engine, job_id, todo, me, lambda rest: heartbeat.resend(job_id, rest, settings))
-            log.warning("stopping: %d files of job %s sent again", len(back), job_id)
+            if back:
+                log.warning("stopping: %d files of job %s sent again", len(back), job_id)
         store.finish_job_if_done(engine, job_id)
     except Retry:
         raise
@@ -70,11 +71,11 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
         raise self.retry(exc=exc, countdown=countdown, max_retries=settings.transient_retries) from None
     except Exception as exc:  # noqa: BLE001 - a bug must not leave files queued forever
         log.exception("job %s: batch failed", job_id)
-        store.fail_files(engine, job_id, uris, describe(exc))
+        store.fail_files(engine, job_id, uris if todo is None else todo, describe(exc))
         store.finish_job_if_done(engine, job_id)
         done = 0
     finally:
-        _release(engine, job_id, todo, me)
+        _release(engine, job_id, todo or [], me)
     return done
 
 
