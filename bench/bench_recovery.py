@@ -4,8 +4,9 @@ with the default settings, and what the lease heartbeat costs, in one run.
     .venv/bin/python -m bench.bench_recovery [--clips 64] [--full]
 
 Recovery: two `soundtag worker` processes with the defaults (6 h visibility timeout, 64 files a
-task, 60 s leases renewed every 15 s); the one holding the job's batch is killed with SIGKILL
-once a few files are done; timed from the kill to the last file stored. Heartbeat: the same job
+task, 60 s leases renewed every 15 s) and a job of 32 one-minute clips (one batch); the worker
+holding it is killed with SIGKILL once two files are done; timed from the kill to the last file
+stored. Heartbeat: the same job
 on one worker with the default heartbeat (15 s), a heartbeat every 1 s, and none (a period longer
 than the run), files/s from enqueue to the last result. The tiny random CLAP by default (its
 per-file work is small, so the heartbeat's share is as large as it gets); --full for the
@@ -60,23 +61,51 @@ def _wait(predicate, interval: float = 0.2):
         time.sleep(interval)
 
 
+def _long_clips(folder: Path, count: int, seconds: float) -> Path:
+    """Clips long enough that a batch is still being labeled when its worker is killed."""
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rate = 16_000
+    t = np.arange(int(seconds * rate)) / rate
+    for i in range(count):
+        sf.write(folder / f"long{i:03d}.wav", (0.3 * np.sin(2 * np.pi * (110 + 37 * i) * t)).astype(np.float32), rate)
+    return folder
+
+
+def _holder(url: str, job: str) -> int | None:
+    """The pid of the worker process holding the job's files, once one does."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        worker = conn.execute(text(f"select max(worker) from job_file where job_id = '{job}' and status = 'queued'"))
+        name = worker.scalar()
+    engine.dispose()
+    return int(name.rsplit(":", 1)[1]) if name else None
+
+
 def recovery(base: dict, clips: Path, labels: str, admin, tmp: Path, tag: str) -> dict:
     env = {**base, "SOUNDTAG_DATABASE_URL": _database(admin, f"bench_recovery_{tag}"),
            "SOUNDTAG_QUEUE": f"bench-{tag}-r"}
-    _soundtag("db", "upgrade", env=env)
-    first = Worker(env, tmp / "first.log")
-    job = _soundtag("enqueue", str(clips), "--labels", labels, env=env).stdout.strip().splitlines()[-1]
     url = env["SOUNDTAG_DATABASE_URL"]
-    _wait(lambda: _queued(url, job)[0] >= 4)
-    survivor = Worker(env, tmp / "survivor.log")
-    done, left = _queued(url, job)
-    first.kill()
-    killed = time.perf_counter()
-    _wait(lambda: "sent again" in survivor.log.read_text(), 0.1)
-    taken_s = time.perf_counter() - killed
-    _wait(lambda: _queued(url, job)[1] == 0)
-    recovered_s = time.perf_counter() - killed
-    survivor.kill(signal.SIGTERM)
+    _soundtag("db", "upgrade", env=env)
+    workers = [Worker(env, tmp / "a.log"), Worker(env, tmp / "b.log")]
+    try:
+        job = _soundtag("enqueue", str(clips), "--labels", labels, env=env).stdout.strip().splitlines()[-1]
+        _wait(lambda: _queued(url, job)[0] >= 2 and _holder(url, job))
+        pid = _holder(url, job)
+        (dead,) = [w for w in workers if w.proc.pid == pid]
+        (survivor,) = [w for w in workers if w is not dead]
+        done, left = _queued(url, job)
+        dead.kill()
+        killed = time.perf_counter()
+        _wait(lambda: "sent again" in survivor.log.read_text(), 0.1)
+        taken_s = time.perf_counter() - killed
+        _wait(lambda: _queued(url, job)[1] == 0)
+        recovered_s = time.perf_counter() - killed
+    finally:
+        for worker in workers:
+            worker.kill(signal.SIGTERM)
     return {"done_at_kill": done, "left_at_kill": left, "taken_s": taken_s, "recovered_s": recovered_s}
 
 
@@ -120,7 +149,7 @@ def main() -> None:
                 "SOUNDTAG_BROKER_URL": "redis://127.0.0.1:6379/0"}
         clips = tmp / "clips"
         write_clips(clips, args.clips)
-        rec = recovery(base, clips, labels, admin, tmp, tag)
+        rec = recovery(base, _long_clips(tmp / "long", 32, 60.0), labels, admin, tmp, tag)
         rates = {period: throughput(base, clips, labels, admin, tmp, tag, period) for period in ("1e6", "15", "1")}
     with admin.connect() as conn:
         for name in conn.execute(text(f"select datname from pg_database where datname like 'bench_%{tag}%'")).scalars():
@@ -134,7 +163,7 @@ def main() -> None:
     body = (f"Command: `.venv/bin/python -m bench.bench_recovery --clips {n}{' --full' if args.full else ''}`: "
             f"{n} five-second clips, 10 labels, the {model_name} random CLAP in fp32 on the CPU.\n\n"
             f"**Recovery after SIGKILL, default settings** (6 h visibility timeout, 64 files a task, 60 s leases "
-            f"renewed every 15 s), two workers: the worker holding the job's one batch was killed with "
+            f"renewed every 15 s), two workers, 32 one-minute clips in one batch: the worker holding it was killed with "
             f"{rec['done_at_kill']} files done and {rec['left_at_kill']} queued. The idle survivor sent the "
             f"dead worker's files again **{rec['taken_s']:.0f} s** after the kill (the lease's 60 s, plus up to "
             f"one heartbeat, from the last renewal), and the last of them was stored **{rec['recovered_s']:.0f} s** "

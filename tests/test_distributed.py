@@ -136,11 +136,11 @@ def test_a_live_batch_longer_than_its_lease_and_visibility_timeout_is_labeled_on
     wait_for(lambda: _held(url, job) > 0, 60, "the batch to start")
     assert f"held by {socket.gethostname()}:{busy.proc.pid}: {n} files since" in soundtag("status", job, env=env).stdout
     idle = workers(env)
-    wait_for(lambda: "label_batch" in idle.log() and "succeeded" in idle.log(), 120, "the batch to be redelivered")
+    wait_for(lambda: "label_batch" in idle.log() and "received" in idle.log(), 120, "the batch to be redelivered")
     assert _count(url, job, "queued") > 0, "the batch ended before its redelivery: make it longer"
     soundtag("status", job, "--wait", env=env)
     _assert_each_file_labeled_once(url, job, n)
-    wait_for(lambda: _processed(busy) == n, 30, "the batch's task to finish")
+    wait_for(lambda: "succeeded" in busy.log() and "succeeded" in idle.log(), 60, "both deliveries to finish")
     assert _processed(busy, idle) == n
     assert "sent again" not in busy.log() + idle.log()
 
