@@ -61,7 +61,7 @@ class Settings(BaseSettings):
 
     queue: str = "soundtag"
     files_per_task: int = Field(64, ge=1)
-    task_max_attempts: int = Field(3, ge=1, description="deliveries of a file that kill its worker")
+    task_max_attempts: int = Field(3, ge=1, description="workers that may die holding a file before it fails")
     transient_retries: int = Field(50, ge=0, description="retries (backoff up to 5 min) while a service is down")
     visibility_timeout_s: int = Field(6 * 3600, ge=5)
     # A worker process leases the files it labels and renews the leases every heartbeat_s; live
