@@ -29,6 +29,7 @@ from soundtag.settings import Settings
 log = logging.getLogger(__name__)
 
 _stop = threading.Event()  # set by SIGTERM in a prefork child, where Celery's flag is not
+working = threading.Event()  # set while this process labels a batch (worker.tasks)
 _started: set[int] = set()  # the pids that run a heartbeat (a forked child starts its own)
 _controller = None
 
@@ -109,8 +110,17 @@ def _on_child(**_) -> None:
     from billiard.process import current_process
 
     if current_process().name != "MainProcess":  # a prefork child: its parent handles SIGTERM
-        signal.signal(signal.SIGTERM, lambda *_: _stop.set())
+        signal.signal(signal.SIGTERM, _child_stop)
     start(Settings())
+
+
+def _child_stop(signum, _frame) -> None:
+    """SIGTERM in a prefork child: a batch in hand ends after its file (``stopping``); an idle
+    child ends as it would have without this handler (billiard terminates children so)."""
+    _stop.set()
+    if not working.is_set():
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 @signals.worker_shutting_down.connect

@@ -45,6 +45,7 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
     engine = engine_for(settings.database_url)
     me = heartbeat.identity()
     todo: list[str] | None = None  # the files this delivery claimed, once it did
+    heartbeat.working.set()
     try:
         if active_spec(engine, job_id, len(uris)) is None:
             return 0
@@ -76,6 +77,7 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
         done = 0
     finally:
         _release(engine, job_id, todo or [], me)
+        heartbeat.working.clear()
     return done
 
 
