@@ -296,9 +296,10 @@ def test_cancel_drops_queued_work_and_keeps_results(tmp_path, celery_env, worker
     workers(celery_env)
     status = soundtag("status", job, "--wait", env=celery_env, check=False)
     assert status.returncode == 3 and "4 cancelled" in status.stdout
-    header, row = (line.split("│") for line in soundtag("jobs", env=celery_env).stdout.splitlines()
-                   if "cancelled" in line and ("job" in line or job in line))
-    assert row[[cell.strip() for cell in header].index("cancelled")].strip() == "4"
+    lines = soundtag("jobs", env=celery_env).stdout.splitlines()
+    header = [cell.strip() for cell in next(line for line in lines if "cancelled" in line).split("┃")]
+    row = [cell.strip() for cell in next(line for line in lines if job in line).split("│")]
+    assert row[header.index("cancelled")] == "4"
     assert query(url, "select count(*) from labeling")[0][0] == 0
 
 
