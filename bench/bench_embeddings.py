@@ -1,7 +1,7 @@
 """What is kept, on PostgreSQL: relabel files/s (50 labels, 5 s clips of one window, 512-dim fp16
 vectors), database bytes per hour of audio (50 labels, fp16 512-dim embeddings; files of one hour,
-360 windows of 10 s), and the README's example queries over many windows. Synthetic files are
-written through store.save_results, the code path runs use; the tiny random CLAP, with a 512-dim
+360 windows of 10 s), and the SQL views page's example queries over many windows. Synthetic files are
+written through db.results.save_results, the code path runs use; the tiny random CLAP, with a 512-dim
 shared space (its text tower is the only part that runs). Search has its own, bench_search.
 Usage: python -m bench.bench_embeddings --files 2000 20000 --hours 100 --queries 1000000"""
 
@@ -17,13 +17,16 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import create_engine, text
 
-from db import store
+from db.embeddings import EmbeddingKey
+from db.files import add_files
+from db.jobs import create_job
+from db.results import save_results
 from db.schema import engine_for, ensure_schema
-from worker.clap import score
 from soundtag.fileref import FileRef
 from soundtag.random_clap import build
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_canonical, taxonomy_from_csv
+from worker.clap import score
 from worker.labeling import FileResult, Segment
 from worker.relabel import relabel
 from worker.runner import classifier_for
@@ -34,10 +37,10 @@ LABELS = ",".join(f"label {i}" for i in range(50))
 
 def fill(engine, settings, revision, files: int, windows: int, dim: int = 512) -> None:
     rng = np.random.default_rng(0)
-    job = store.create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["bench"])
+    job = create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["bench"])
     refs = [FileRef(f"file:///bench/{i:07d}.wav", fingerprint=str(i)) for i in range(files)]
-    store.add_files(engine, job, refs, force=True)
-    key = store.EmbeddingKey(revision, 10.0, 10.0, "fp16")
+    add_files(engine, job, refs, force=True)
+    key = EmbeddingKey(revision, 10.0, 10.0, "fp16")
     for start in range(0, files, 500):
         results = []
         for ref in refs[start:start + 500]:
@@ -47,7 +50,7 @@ def fill(engine, settings, revision, files: int, windows: int, dim: int = 512) -
                         for w, v in enumerate(vectors)]
             results.append(FileResult(ref.uri, duration_s=5.0 * windows, scores=np.array([1.0]),
                                       similarity=np.array([0.0]), segments=segments))
-        store.save_results(engine, job, results, ["seed"], key, logit_scale=1.0)
+        save_results(engine, job, results, ["seed"], key, logit_scale=1.0)
 
 
 def bytes_per_hour(engine, settings, revision, hours: int) -> str:
@@ -56,10 +59,10 @@ def bytes_per_hour(engine, settings, revision, hours: int) -> str:
     and TOAST included (the file's labeling row counted with them)."""
     rng = np.random.default_rng(1)
     names = LABELS.split(",")
-    job = store.create_job(engine, taxonomy_from_csv(LABELS), settings, kind="run", sources=["bench"])
+    job = create_job(engine, taxonomy_from_csv(LABELS), settings, kind="run", sources=["bench"])
     refs = [FileRef(f"file:///bench/hour-{i:05d}.flac", fingerprint=str(i)) for i in range(hours)]
-    store.add_files(engine, job, refs, force=True)
-    key = store.EmbeddingKey(revision, 10.0, 10.0, "fp16")
+    add_files(engine, job, refs, force=True)
+    key = EmbeddingKey(revision, 10.0, 10.0, "fp16")
     texts = rng.standard_normal((len(names), 512))
     texts /= np.linalg.norm(texts, axis=1, keepdims=True)
     logit_scale = 100.0
@@ -72,7 +75,7 @@ def bytes_per_hour(engine, settings, revision, hours: int) -> str:
             segments = [Segment(10.0 * w, 10.0 * w + 10.0, scores[w], cosines[w], vectors[w]) for w in range(360)]
             results.append(FileResult(ref.uri, duration_s=3600.0, scores=scores.mean(axis=0),
                                       similarity=cosines.mean(axis=0), segments=segments))
-        store.save_results(engine, job, results, names, key, logit_scale=logit_scale)
+        save_results(engine, job, results, names, key, logit_scale=logit_scale)
     tables = ("labeling", "segment", "audio_embedding")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
@@ -83,17 +86,18 @@ def bytes_per_hour(engine, settings, revision, hours: int) -> str:
 
 
 def readme_queries(engine, settings, windows: int) -> str:
-    """The README's example queries (its first ``sql`` block, run as written) over ``windows``
-    windows of files of 100 windows, 50 labels of a taxonomy named urban, one of them siren;
+    """The example queries of docs/reference/views.md (its first ``sql`` block, run as written; the
+    README's until it moved there) over ``windows`` windows of files of 100 windows, 50 labels of a
+    taxonomy named quickstart (the name the queries filter on), one of them siren;
     random unit vectors, so every label is rank 1 of about 2% of the windows. Median of 3 runs
     after a first one. No embeddings are kept: these queries do not read them."""
     rng = np.random.default_rng(2)
     names = ["siren", *LABELS.split(",")[1:]]
-    job = store.create_job(engine, taxonomy_from_canonical({"name": "urban", "labels": names}), settings,
-                           kind="run", sources=["bench"])
+    job = create_job(engine, taxonomy_from_canonical({"name": "quickstart", "labels": names}), settings,
+                     kind="run", sources=["bench"])
     per_file = 100
     refs = [FileRef(f"file:///bench/rec-{i:07d}.flac", fingerprint=str(i)) for i in range(windows // per_file)]
-    store.add_files(engine, job, refs, force=True)
+    add_files(engine, job, refs, force=True)
     texts = rng.standard_normal((len(names), 512))
     texts /= np.linalg.norm(texts, axis=1, keepdims=True)
     began = time.perf_counter()
@@ -106,11 +110,11 @@ def readme_queries(engine, settings, windows: int) -> str:
             segments = [Segment(10.0 * w, 10.0 * w + 10.0, scores[w], cosines[w]) for w in range(per_file)]
             results.append(FileResult(ref.uri, duration_s=10.0 * per_file, scores=scores.mean(axis=0),
                                       similarity=cosines.mean(axis=0), segments=segments))
-        store.save_results(engine, job, results, names, logit_scale=100.0)
+        save_results(engine, job, results, names, logit_scale=100.0)
     filled = time.perf_counter() - began
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
-        block = re.search(r"```sql\n(.*?)```", (Path(__file__).parents[1] / "README.md").read_text(), re.S).group(1)
+        block = re.search(r"```sql\n(.*?)```", (Path(__file__).parents[1] / "docs" / "reference" / "views.md").read_text(), re.S).group(1)
         lines = []
         for statement in (s.strip() for s in block.split(";")):
             sql = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
@@ -123,7 +127,7 @@ def readme_queries(engine, settings, windows: int) -> str:
                 rows = len(conn.execute(text(sql)).fetchall())
                 times.append(time.perf_counter() - t0)
             lines.append(f"  {statistics.median(times) * 1000:8.1f} ms  {rows:>7,} rows  {' '.join(sql.split())}")
-    return (f"README queries over {len(refs) * per_file:,} windows of {len(refs):,} files "
+    return (f"example queries over {len(refs) * per_file:,} windows of {len(refs):,} files "
             f"(filled in {filled:.0f} s), median of 3 after a first run:\n" + "\n".join(lines))
 
 
@@ -132,7 +136,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, nargs="+", default=[2000])
     parser.add_argument("--hours", type=int, default=100, help="files of one hour for bytes per hour; 0: skip")
     parser.add_argument("--queries", type=int, default=0, metavar="WINDOWS",
-                        help="time the README's queries over this many windows; 0: skip")
+                        help="time the SQL views page's example queries over this many windows; 0: skip")
     args = parser.parse_args()
     wide = build(f"/tmp/bench-emb-{uuid.uuid4().hex[:6]}", "tiny", projection_dim=512)
     admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")

@@ -39,9 +39,9 @@ def cpu_stages(model: Path, clips: list[Path], repeat: int) -> dict[str, float]:
     """CPU seconds per clip of each stage on one core: the best of ``repeat`` passes."""
     import torch
 
+    from soundtag.sources.storage import open_local
     from worker.audio import decode, resample, windows
     from worker.clap import Classifier
-    from worker.storage import open_local
 
     torch.set_num_threads(1)
     classifier = Classifier(str(model), device="cpu")

@@ -241,15 +241,17 @@ def _import_seconds() -> float:
 
 
 def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> dict[str, float]:
-    from db import store
+    from db.files import add_files
+    from db.jobs import create_job
+    from db.results import save_results
     from db.schema import engine_for, ensure_schema
     from producer.sources import walk
     from soundtag.settings import Settings
+    from soundtag.sources.storage import open_local
     from soundtag.taxonomy import taxonomy_from_csv
     from worker.audio import decode, resample, windows
     from worker.clap import Classifier, score
     from worker.labeling import FileResult, Segment, aggregate
-    from worker.storage import open_local
 
     batch_size = 16  # Settings.batch_size's default
     out: dict[str, float] = {}
@@ -307,11 +309,11 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
 
     engine = engine_for(f"sqlite:///{db}")
     ensure_schema(engine)
-    job_id = store.create_job(engine, taxonomy, Settings(model=str(model), database_url=f"sqlite:///{db}"), kind="run",
-                              sources=[str(clips[0].parent)])
-    store.add_files(engine, job_id, list(walk(str(clips[0].parent))))
+    job_id = create_job(engine, taxonomy, Settings(model=str(model), database_url=f"sqlite:///{db}"), kind="run",
+                        sources=[str(clips[0].parent)])
+    add_files(engine, job_id, list(walk(str(clips[0].parent))))
     t0 = time.perf_counter()
-    store.save_results(engine, job_id, results, taxonomy.names, logit_scale=classifier.logit_scale)
+    save_results(engine, job_id, results, taxonomy.names, logit_scale=classifier.logit_scale)
     ticks["scores + DB write"] += time.perf_counter() - t0
     out.update(ticks)
     return out

@@ -1,6 +1,6 @@
 """Search latency and memory by number of stored windows, on PostgreSQL. Synthetic files of 100
 windows of 512-dim unit vectors (fp16, as stored by default) are written through
-store.save_results, the code path runs use. Each size gets a fresh database and index folder and
+db.results.save_results, the code path runs use. Each size gets a fresh database and index folder and
 three processes: one fills; one times the first query (which builds the index), five warm queries
 and, for comparison, one scan of every vector from SQL (the search before the index); one times the
 first query of a new process, as `soundtag search` makes it. Memory is each process's peak RSS,
@@ -38,7 +38,10 @@ def _uri(i: int) -> str:
 
 
 def fill(url: str, files: int) -> None:
-    from db import store
+    from db.embeddings import EmbeddingKey
+    from db.files import add_files
+    from db.jobs import create_job
+    from db.results import save_results
     from db.schema import engine_for, ensure_schema
     from soundtag.fileref import FileRef
     from soundtag.settings import Settings
@@ -48,11 +51,11 @@ def fill(url: str, files: int) -> None:
     engine = engine_for(url)
     ensure_schema(engine)
     rng = np.random.default_rng(0)
-    job = store.create_job(engine, taxonomy_from_csv("seed"), Settings(model=MODEL, database_url=url), kind="run",
-                           sources=["bench"])
+    job = create_job(engine, taxonomy_from_csv("seed"), Settings(model=MODEL, database_url=url), kind="run",
+                     sources=["bench"])
     refs = [FileRef(_uri(i), fingerprint=str(i)) for i in range(files)]
-    store.add_files(engine, job, refs, force=True)
-    key = store.EmbeddingKey(REVISION, 10.0, 10.0, "fp16")
+    add_files(engine, job, refs, force=True)
+    key = EmbeddingKey(REVISION, 10.0, 10.0, "fp16")
     one = np.ones(1)
     for start in range(0, files, 100):
         results = []
@@ -62,11 +65,11 @@ def fill(url: str, files: int) -> None:
             segments = [Segment(10.0 * w, 10.0 * w + 10.0, one, one, v) for w, v in enumerate(vectors)]
             results.append(FileResult(ref.uri, duration_s=10.0 * WINDOWS_PER_FILE, scores=one, similarity=one,
                                       segments=segments))
-        store.save_results(engine, job, results, ["seed"], key, logit_scale=1.0)
+        save_results(engine, job, results, ["seed"], key, logit_scale=1.0)
 
 
 def query(url: str, index_dir: str, files: int, warm: int, scan: bool) -> dict:
-    from db import store
+    from db.embeddings import embedding_chunks, stored_embeddings_of
     from db.schema import engine_for
     from soundtag.settings import Settings
     from worker.search import search_like
@@ -82,10 +85,10 @@ def query(url: str, index_dir: str, files: int, warm: int, scan: bool) -> dict:
         assert hits[0].uri == _uri(int(i)) and hits[0].start_s == 10.0
     report = {"first_s": times[0], "warm_median_s": float(np.median(times[1:])) if warm else None}
     if scan:
-        stored, _ = store.stored_embeddings_of(engine, MODEL, _uri(0))
+        stored, _ = stored_embeddings_of(engine, MODEL, _uri(0))
         began = time.perf_counter()
         best = np.full(10, -2.0, np.float32)
-        for chunk in store.embedding_chunks(engine, MODEL, REVISION):
+        for chunk in embedding_chunks(engine, MODEL, REVISION):
             sims = np.concatenate([found.vectors for found in chunk]) @ stored.vectors[0]
             best = np.sort(np.concatenate([best, sims]))[-10:]
         report["sql_scan_s"] = time.perf_counter() - began
@@ -145,7 +148,7 @@ def main() -> None:
 Command: `python -m bench.bench_search --windows {' '.join(str(w) for w in args.windows)}`
 ({time.strftime('%Y-%m-%d', time.gmtime())}). {machine()}; PostgreSQL on the same machine. The load
 average (1, 5, 15 min) was taken after each size: the cores are shared, so times are upper bounds.
-Synthetic files of {WINDOWS_PER_FILE} windows of {DIM}-dim fp16 vectors written through `store.save_results`;
+Synthetic files of {WINDOWS_PER_FILE} windows of {DIM}-dim fp16 vectors written through `db.results.save_results`;
 queries are `search --like` on a random stored window, `--limit 10`, through `worker.search`, each
 including its SQL (the index's sync check, the query window, the hits). Target: ≤ 1 s per query at
 1M windows after warm-up. Peak RSS counts the pages of the memory-mapped index the process touched

@@ -1,2 +1,4 @@
-"""soundtag's database: tables (models), public views (views), migrations, and the one place
-that reads and writes them (store). Others use ``db.schema`` to connect and ``db.store`` to act."""
+"""soundtag's database: tables (models), public views (views), migrations, and the only modules
+that read and write rows, one per noun: jobs, files, results, embeddings, taxonomies, decisions,
+predictions, reviews, labeled_files (sql holds their shared statement helpers). Others use
+``db.schema`` to connect and those modules to act."""

@@ -7,19 +7,23 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import StoredEmbeddings, Unreadable, embedding_chunks
 
 
-def export_embeddings(engine: Engine, out: Path, model: str, job_id: str | None = None) -> int:
+def export_embeddings(engine: Engine, out: Path, model: str, job_id: str | None = None) -> tuple[int, list[str]]:
     """Write the usable stored embeddings of ``model`` (of one job's files, or all) to ``out``;
-    returns how many windows were written."""
+    returns how many windows were written, and why each file whose row is damaged was left out."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    written, writer = 0, None
+    written, writer, damaged = 0, None, []
     try:
-        for files in store.embedding_chunks(engine, model, job_id=job_id):
+        for stored in embedding_chunks(engine, model, job_id=job_id):
+            damaged += [found.reason for found in stored if isinstance(found, Unreadable)]
+            files = [found for found in stored if isinstance(found, StoredEmbeddings)]
+            if not files:
+                continue
             vectors = np.concatenate([found.vectors for found in files])
             flat = pa.array(vectors.ravel(), type=pa.float32())
             batch = pa.table({
@@ -36,4 +40,4 @@ def export_embeddings(engine: Engine, out: Path, model: str, job_id: str | None 
     finally:
         if writer is not None:
             writer.close()
-    return written
+    return written, damaged

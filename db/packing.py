@@ -12,6 +12,8 @@ import zlib
 
 import numpy as np
 
+from soundtag.errors import DamagedData
+
 DTYPES = {"fp16": np.float16, "fp32": np.float32}
 PACKED = "z"  # the suffix of a stored dtype whose bytes are packed: fp16z, fp32z
 
@@ -23,8 +25,12 @@ def pack(values: np.ndarray) -> bytes:
 
 
 def unpack(data: bytes, dtype: type, packed: bool) -> np.ndarray:
-    """The flat array of ``dtype`` that ``pack`` made of it, or that raw bytes hold."""
+    """The flat array of ``dtype`` that ``pack`` made of it, or that raw bytes hold. Raises
+    DamagedData when the bytes are not that (truncated, corrupted)."""
     kind = np.dtype(dtype)
-    if not packed:
-        return np.frombuffer(data, dtype=kind)
-    return np.frombuffer(zlib.decompress(data), np.uint8).reshape(kind.itemsize, -1).T.copy().view(kind).ravel()
+    try:
+        if not packed:
+            return np.frombuffer(data, dtype=kind)
+        return np.frombuffer(zlib.decompress(data), np.uint8).reshape(kind.itemsize, -1).T.copy().view(kind).ravel()
+    except (zlib.error, ValueError) as exc:
+        raise DamagedData(str(exc)) from None

@@ -38,7 +38,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 class PgFloats(bytes):
     """A float4 or float8 array in PostgreSQL's binary format, made by numpy: a batch's scores and
-    cosines in one parameter (db/store.py). As a list psycopg adapts them one Python object at a
+    cosines in one parameter (db/sql.py). As a list psycopg adapts them one Python object at a
     time, a microsecond a number, which was most of a relabel's time (issue 9)."""
 
     @classmethod

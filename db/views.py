@@ -70,8 +70,8 @@ JOIN taxonomy t ON t.id = r.taxonomy_id
 
 # Each labeled file's final label per model and taxonomy: the verdict in force where a person gave
 # one (accept: the decision accepted; correct: the reviewer's label; reject: no label), the
-# model's decision otherwise. The model's decision is the rank-1 label, as in
-# db.store.DECISION_RANK; a change to it is a new version of this view.
+# model's decision otherwise. The model's decision is the rank-1 label; a change to it is a new
+# version of this view.
 REVIEWED_LABELS_V1 = """
 CREATE VIEW reviewed_labels AS
 SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
@@ -218,7 +218,7 @@ LEFT JOIN review r ON r.id = (
 # On PostgreSQL the rank-1 rows come from the kept top-label columns (indexed), the others from
 # the arrays, in a UNION ALL: a query for rank = 1 plans the first branch only, since the second's
 # `n.rank > 1` contradicts it (constraint_exclusion = on, which 0006 sets on the database), and
-# the first's `label = ...` uses the index. Ranks break ties by label order, as store._best.
+# the first's `label = ...` uses the index. Ranks break ties by label order, as db.results.best.
 _ORDER_PG = """CROSS JOIN LATERAL (SELECT array_agg(u.i ORDER BY u.score DESC, u.i) AS ord
                    FROM unnest({alias}.scores) WITH ORDINALITY u(score, i)) o
 CROSS JOIN LATERAL generate_series(2, cardinality({alias}.scores)) n(rank)

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import queue
 import threading
-from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 
 from sqlalchemy import Engine
 
-from db import store
+from db.files import add_files, queued_uris
+from db.jobs import create_job, fail_job, finish_job_if_done, job_info, job_spec, reactivate_job
 from soundtag import hub
-from soundtag.fileref import FileRef
 from soundtag.errors import BrokerError
+from soundtag.fileref import FileRef
 from soundtag.fleet import Sender, check_broker
 from soundtag.settings import Settings
 from soundtag.states import JobState
@@ -63,14 +64,14 @@ def enqueue(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, setting
     the job is failed with the reason and BrokerError says to ``requeue`` it."""
     hub.check(settings.model)
     check_broker(settings)
-    job_id = store.create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue, force=force)
+    job_id = create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue, force=force)
     found = queued = 0
     with _sending(engine, job_id, settings, queue) as sender:
         for chunk in _listed_ahead(refs):
-            todo = [uri for _, uri in store.add_files(engine, job_id, chunk, force=force, retry_failed=retry_failed)]
+            todo = [uri for _, uri in add_files(engine, job_id, chunk, force=force, retry_failed=retry_failed)]
             sender.send(todo)
             found, queued = found + len(chunk), queued + len(todo)
-    store.finish_job_if_done(engine, job_id)
+    finish_job_if_done(engine, job_id)
     return Enqueued(job_id, found, queued, found - queued)
 
 
@@ -78,12 +79,12 @@ def requeue(engine: Engine, job_id: str, settings: Settings) -> int:
     """Send a job's still-queued files again (after the broker lost its messages, or after the
     cause of a job's failure was fixed: a failed job becomes active again); returns how many.
     Safe to repeat: workers skip files that are no longer queued."""
-    info = store.job_info(engine, job_id)
+    info = job_info(engine, job_id)
     check_broker(settings)
     if info.state == JobState.FAILED:
-        store.reactivate_job(engine, job_id)
-    uris = store.queued_uris(engine, job_id)
-    with _sending(engine, job_id, settings, store.job_spec(engine, job_id).options.get("queue")) as sender:
+        reactivate_job(engine, job_id)
+    uris = queued_uris(engine, job_id)
+    with _sending(engine, job_id, settings, job_spec(engine, job_id).options.get("queue")) as sender:
         sender.send(uris)
     return len(uris)
 
@@ -99,6 +100,6 @@ def _sending(engine: Engine, job_id: str, settings: Settings, queue: str | None)
         finally:
             sender.close()
     except BrokerError as exc:
-        store.fail_job(engine, job_id, f"sending failed: {exc}")
+        fail_job(engine, job_id, f"sending failed: {exc}")
         raise BrokerError(f"job {job_id} failed while sending: {exc}; once it is back, "
                           f"`soundtag requeue {job_id}` sends its queued files") from exc

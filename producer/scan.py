@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from db import store
+from db.files import new_or_changed
+from db.taxonomies import save_taxonomy
 from producer.enqueue import enqueue
 from producer.sources import WalkReport, source_name, walk
 from soundtag.settings import Settings
@@ -55,8 +56,8 @@ def scan(engine: Engine, sources: Sequence[str], taxonomy: Taxonomy, settings: S
         walked = WalkReport()
         refs = [ref for source in sources
                 for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column, report=walked)]
-        taxonomy_id = store.save_taxonomy(engine, taxonomy)
-        fresh, new, changed = store.new_or_changed(engine, refs, settings.model_ref, taxonomy_id)
+        taxonomy_id = save_taxonomy(engine, taxonomy)
+        fresh, new, changed = new_or_changed(engine, refs, settings.model_ref, taxonomy_id)
         lock.extend(settings.scan_lock_s, replace_ttl=True)
         job_id = None
         if fresh:

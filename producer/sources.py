@@ -14,9 +14,9 @@ from pathlib import Path
 
 from soundtag.errors import SourceError
 from soundtag.fileref import FileRef
-from soundtag.access import inside
 from soundtag.settings import AUDIO_EXTENSIONS
-from soundtag.uris import file_uri
+from soundtag.sources.access import inside
+from soundtag.sources.uris import file_uri
 
 
 def _wanted(name: str, pattern: str | None) -> bool:
@@ -136,7 +136,7 @@ def _records(path: Path) -> Iterator[dict]:
 def _s3_refs(source: str, pattern: str | None) -> Iterator[FileRef]:
     """An S3 prefix read like a folder: ``s3://b/dir`` and ``s3://b/dir/`` hold the same files, and
     a key named in full is taken whatever its extension."""
-    from soundtag import s3
+    from soundtag.sources import s3
 
     try:
         bucket, key = s3.split_uri(source)
@@ -155,7 +155,7 @@ def _s3_refs(source: str, pattern: str | None) -> Iterator[FileRef]:
 
 
 def _dataset_refs(source: str, audio_column: str | None, truth_column: str | None) -> Iterator[FileRef]:
-    from soundtag import hf_datasets
+    from soundtag.sources import hf_datasets
 
     try:
         for row in hf_datasets.rows(source, audio_column, truth_column):
@@ -167,7 +167,7 @@ def _dataset_refs(source: str, audio_column: str | None, truth_column: str | Non
 def walk(source: str, pattern: str | None = None, *, audio_column: str | None = None,
          truth_column: str | None = None, report: WalkReport | None = None) -> Iterator[FileRef]:
     """FileRefs for one source given on the command line: a local file or folder,
-    ``s3://BUCKET/PREFIX`` or ``hf://DATASET`` (forms in soundtag.hf_datasets). ``truth_column``
+    ``s3://BUCKET/PREFIX`` or ``hf://DATASET`` (forms in soundtag.sources.hf_datasets). ``truth_column``
     names a dataset's column, or an audiofolder metadata column, holding each file's true label.
     A folder's walk counts what it leaves out in ``report``. Raises SourceError, lazily for what
     only listing can find out."""

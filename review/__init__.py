@@ -1,1 +1,1 @@
-"""The review page: a person listens to labeled recordings and gives verdicts, stored by db.store."""
+"""The review page: a person listens to labeled recordings and gives verdicts, stored by db.reviews."""

@@ -1,6 +1,6 @@
 """A job's labels written for the tools people review and train with: one row per file (CSV,
 Parquet, a `datasets` dataset), one table per recording (Raven selection tables, Audacity label
-tracks), or Label Studio tasks (review.labelstudio). Rows come from db.store.labeled_files,
+tracks), or Label Studio tasks (review.labelstudio). Rows come from db.labeled_files,
 chunk by chunk, so only the hf dataset's audio grows with the job."""
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from pathlib import Path, PurePosixPath
 
 from sqlalchemy import Engine
 
-from db import store
+from db.jobs import job_spec
+from db.labeled_files import LabeledFile, labeled_files
+from db.taxonomies import taxonomy_with_policy
 from review import labelstudio
-from soundtag import uris
 from soundtag.errors import ReadError, SoundtagError
 from soundtag.settings import Settings
-from worker.storage import Storage
+from soundtag.sources import uris
+from soundtag.sources.storage import Storage
 
 
 class ExportFormat(StrEnum):
@@ -45,15 +47,15 @@ def export(engine: Engine, job_id: str, fmt: ExportFormat, out: Path, settings: 
     With ``reviewed`` a file's label is the verdict in force where a person gave one
     (``reviewed_labels``), else the model's decision."""
     regions = fmt in {ExportFormat.LABELSTUDIO, ExportFormat.RAVEN, ExportFormat.AUDACITY}
-    chunks = store.labeled_files(engine, job_id, regions=regions)
+    chunks = labeled_files(engine, job_id, regions=regions)
     if fmt == ExportFormat.LABELSTUDIO:
-        spec = store.job_spec(engine, job_id)
-        taxonomy = store.taxonomy_with_policy(engine, spec.taxonomy_id)
+        spec = job_spec(engine, job_id)
+        taxonomy = taxonomy_with_policy(engine, spec.taxonomy_id)
         return Exported(*labelstudio.write(chunks, out, job_id, spec.model, taxonomy, reviewed))
     if fmt in {ExportFormat.RAVEN, ExportFormat.AUDACITY}:
         return Exported(_tables(chunks, out, fmt))
     if fmt == ExportFormat.HF:
-        names = store.job_spec(engine, job_id).taxonomy.names
+        names = job_spec(engine, job_id).taxonomy.names
         return _dataset(chunks, out, names, reviewed, Storage(settings.allowed_roots, settings.allowed_buckets))
     write = _csv if fmt == ExportFormat.CSV else _parquet
     return Exported(write((_row(f, reviewed) for files in chunks for f in files), out))
@@ -64,7 +66,7 @@ COLUMNS = {"uri": "string", "label": "string", "source": "string", "decision": "
            "verdict": "string", "reviewer": "string", "duration_s": "float64"}
 
 
-def _row(file: store.LabeledFile, reviewed: bool) -> dict:
+def _row(file: LabeledFile, reviewed: bool) -> dict:
     """One file as CSV and Parquet have it. ``score`` and ``similarity`` are the decision's (none
     when the model abstains); ``verdict`` and ``reviewer`` the verdict in force, with or without
     ``reviewed``."""
@@ -115,7 +117,7 @@ def _stem(uri: str) -> str:
     return PurePosixPath(name).stem.replace("\\", "_") or "recording"
 
 
-def _tables(chunks: Iterable[list[store.LabeledFile]], folder: Path, fmt: ExportFormat) -> int:
+def _tables(chunks: Iterable[list[LabeledFile]], folder: Path, fmt: ExportFormat) -> int:
     """One table per recording, of its windows and their rank-1 labels, named as Raven pairs a
     selection table with its sound (``<stem>.Table.1.selections.txt``) or as the recording
     (``<stem>.txt``); a stem seen before in this export gets the file id added. Only names are
@@ -140,7 +142,7 @@ def _tables(chunks: Iterable[list[store.LabeledFile]], folder: Path, fmt: Export
     return written
 
 
-def _raven(writer, file: store.LabeledFile) -> None:
+def _raven(writer, file: LabeledFile) -> None:
     """Raven's spectrogram boxes span the whole band: CLAP hears all of it."""
     path = uris.path_of(file.uri) if file.uri.startswith(uris.FILE) else file.uri
     high = (file.sample_rate or 0) / 2
@@ -150,11 +152,11 @@ def _raven(writer, file: store.LabeledFile) -> None:
                          f"{w.score:.6f}", f"{w.similarity:.6f}", path, f"{w.start_s:.6f}"])
 
 
-def _dataset(chunks: Iterable[list[store.LabeledFile]], out: Path, names: list[str], reviewed: bool,
+def _dataset(chunks: Iterable[list[LabeledFile]], out: Path, names: list[str], reviewed: bool,
              storage: Storage) -> Exported:
     """A `datasets` dataset saved with save_to_disk, its audio embedded so that it opens anywhere,
     without credentials: local recordings are given by path (save_to_disk reads them), those in S3
-    or a hub dataset are read through worker.storage. ``label`` is a ClassLabel of the taxonomy; a
+    or a hub dataset are read through soundtag.sources.storage. ``label`` is a ClassLabel of the taxonomy; a
     file without one (abstained, rejected) has -1."""
     import tempfile
 
@@ -171,15 +173,16 @@ def _dataset(chunks: Iterable[list[store.LabeledFile]], out: Path, names: list[s
     result = Exported()
     index = {name: i for i, name in enumerate(names)}
 
-    def row(file: store.LabeledFile) -> dict | None:
-        if file.uri.startswith(uris.FILE):
-            audio = {"path": uris.path_of(file.uri), "bytes": None}
-        else:
-            try:
+    def row(file: LabeledFile) -> dict | None:
+        try:
+            if file.uri.startswith(uris.FILE):
+                storage.check(file.uri)  # the allow-lists, on the file as it is now (a link swapped in since)
+                audio = {"path": uris.path_of(file.uri), "bytes": None}
+            else:
                 audio = {"path": file.uri.rsplit("/", 1)[-1], "bytes": storage.read(file.uri)}
-            except ReadError as exc:
-                result.unreadable.append(f"{file.uri}: {exc}")
-                return None
+        except ReadError as exc:
+            result.unreadable.append(f"{file.uri}: {exc}")
+            return None
         values = _row(file, reviewed)
         return {"audio": audio, "label": index.get(values["label"], -1), "uri": file.uri, "source": values["source"],
                 "decision": values["decision"], "score": values["score"], "similarity": values["similarity"],

@@ -1,6 +1,6 @@
 """Label Studio round trips: a job's files as tasks with predictions (and the labeling config
 that shows them), and a Label Studio JSON export's annotations back as verdicts in the
-``review`` table, through db.store as the review page records them.
+``review`` table, through db.reviews as the review page records them.
 
 A task's ``data`` holds ``audio`` (what Label Studio plays), ``uri`` (the file's exact URI) and
 ``job``: the import maps annotations back by ``uri``, so tasks survive whatever URL rewriting
@@ -8,17 +8,23 @@ A task's ``data`` holds ``audio`` (what Label Studio plays), ``uri`` (the file's
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, TypeAdapter, ValidationError
 from sqlalchemy import Engine
 
-from db import store
-from soundtag import uris
+from db.decisions import model_decisions
+from db.files import job_file_ids
+from db.jobs import job_spec
+from db.labeled_files import LabeledFile
+from db.reviews import record_verdicts, verdicts
 from soundtag.errors import SoundtagError
+from soundtag.sources import uris
 from soundtag.states import Verdict
 from soundtag.taxonomy import Taxonomy
 
@@ -26,7 +32,7 @@ AUDIO, REGIONS, DECISION = "audio", "labels", "decision"  # the config's tag nam
 # Label Studio serves local files under this path when LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED
 # is true, relative to LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (here: /).
 LOCAL_FILES = "/data/local-files/?d="
-NONE = "none"  # a choice meaning "no label of the taxonomy": the import records a reject
+NONE = "none"  # the choice meaning "no label of the taxonomy" (a reject), unless a label has that name
 
 
 def audio_ref(uri: str) -> str:
@@ -49,17 +55,27 @@ def config(taxonomy: Taxonomy) -> str:
     for node in taxonomy.policy():
         ElementTree.SubElement(regions, "Label", value=node.label)
     choices = ElementTree.SubElement(view, "Choices", name=DECISION, toName=AUDIO, choice="single")
-    for name in [*taxonomy.names, NONE]:
+    for name in [*taxonomy.names, no_label(taxonomy)]:
         ElementTree.SubElement(choices, "Choice", value=name)
     ElementTree.indent(view)
     return ElementTree.tostring(view, encoding="unicode") + "\n"
 
 
-def task(file: store.LabeledFile, job_id: str, model: str, label: str | None) -> dict:
-    """One file as a task whose prediction holds ``label`` as the choice and its events as regions."""
+def no_label(taxonomy: Taxonomy) -> str:
+    """The choice that means "none of the taxonomy's labels": ``none``, or, when a label has that
+    name (in any case), the first of ``none (no label)``, ``none (no label) 2``... that none has.
+    Export and import derive it from the job's taxonomy alike, so a label is never read as a reject."""
+    taken = {name.casefold() for name in taxonomy.names}
+    candidates = itertools.chain([NONE, f"{NONE} (no label)"], (f"{NONE} (no label) {n}" for n in itertools.count(2)))
+    return next(name for name in candidates if name.casefold() not in taken)
+
+
+def task(file: LabeledFile, job_id: str, model: str, label: str | None, reject: str) -> dict:
+    """One file as a task whose prediction holds ``label`` (``reject`` for none) as the choice and
+    its events as regions."""
     prefix = f"{file.file_id}-"
     result = [{"id": prefix + DECISION, "from_name": DECISION, "to_name": AUDIO, "type": "choices",
-               "value": {"choices": [label or NONE]}}]
+               "value": {"choices": [label or reject]}}]
     result += [{"id": f"{prefix}{n}", "from_name": REGIONS, "to_name": AUDIO, "type": "labels",
                 "original_length": file.duration_s, "score": event.similarity,
                 "value": {"start": event.start_s, "end": event.end_s, "channel": 0, "labels": [event.label]}}
@@ -69,18 +85,18 @@ def task(file: store.LabeledFile, job_id: str, model: str, label: str | None) ->
             "predictions": [{"model_version": model, "score": score, "result": result}]}
 
 
-def write(chunks: Iterable[list[store.LabeledFile]], out: Path, job_id: str, model: str, taxonomy: Taxonomy,
+def write(chunks: Iterable[list[LabeledFile]], out: Path, job_id: str, model: str, taxonomy: Taxonomy,
           reviewed: bool) -> tuple[int, Path]:
     """Write the tasks to ``out`` as a JSON list, one task per line, and the config beside it
     (``out`` with the suffix ``.xml``, or ``.config.xml`` if that is ``out``); returns how many
     tasks and the config's path."""
-    written = 0
+    written, reject = 0, no_label(taxonomy)
     with out.open("w", encoding="utf-8") as handle:
         handle.write("[")
         for files in chunks:
             for file in files:
                 handle.write(("," if written else "") + "\n" + json.dumps(
-                    task(file, job_id, model, file.label(reviewed)), ensure_ascii=False))
+                    task(file, job_id, model, file.label(reviewed), reject), ensure_ascii=False))
                 written += 1
         handle.write("\n]\n")
     config_path = out.with_suffix(".config.xml" if out.suffix == ".xml" else ".xml")
@@ -99,24 +115,92 @@ class Imported:
     unknown_labels: int = 0  # a label the taxonomy lacks
 
 
-def chosen(result: list[dict]) -> str | None:
-    """The file's label in an annotation: its choice; without one, the region label covering the
-    most time; ``none`` or nothing at all is no label."""
+# The parts of a Label Studio JSON export the import reads, checked whole before anything is
+# written; whatever else Label Studio puts there is ignored.
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Value(_Part):
+    choices: list[StrictStr] = []
+    labels: list[StrictStr] = []
+    start: float = 0.0
+    end: float = 0.0
+
+
+class _Result(_Part):
+    type: StrictStr | None = None
+    value: _Value = _Value()
+
+
+class _Annotation(_Part):
+    result: list[_Result] = []
+    was_cancelled: StrictBool = False
+    completed_by: int | StrictStr | dict | None = None
+    created_at: StrictStr | None = None
+    id: int | StrictStr | None = None
+
+
+class _Data(_Part):
+    audio: StrictStr | None = None
+    uri: StrictStr | None = None
+    job: StrictStr | None = None
+
+
+class _Task(_Part):
+    data: _Data = _Data()
+    annotations: list[_Annotation] | None = None
+
+
+_TASKS = TypeAdapter(list[_Task])
+# Pydantic's error types (less _type, _parsing) as what the JSON should have held, in JSON's words.
+_EXPECTED = {"list": "a list", "string": "a string", "model": "an object", "dict": "an object",
+             "bool": "true or false", "float": "a number", "int": "a number"}
+_JSON_TYPES = {list: "a list", str: "a string", dict: "an object", bool: "a boolean", int: "a number",
+               float: "a number", type(None): "null"}
+
+
+def read_tasks(path: Path) -> list[_Task]:
+    """The tasks of a Label Studio JSON export. Raises SoundtagError naming the first problem:
+    the task's index and the field."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise SoundtagError(f"{path}: not a Label Studio JSON export (nested too deeply)") from None
+    except (OSError, ValueError) as exc:
+        raise SoundtagError(f"{path}: not a Label Studio JSON export ({exc})") from None
+    if not isinstance(raw, list):
+        raise SoundtagError(f"{path}: not a Label Studio JSON export (a list of tasks)")
+    try:
+        return _TASKS.validate_python(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        index, *field = error["loc"]
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in field).lstrip(".")
+        expected = _EXPECTED.get(error["type"].removesuffix("_parsing").removesuffix("_type"))
+        problem = f"expected {expected}, not {_JSON_TYPES.get(type(error['input']), 'this')}" if expected \
+            else error["msg"]
+        raise SoundtagError(f"{path}: task {index}: {where or 'the task'}: {problem}"
+                            + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")) from None
+
+
+def chosen(result: list[_Result], reject: str) -> str | None:
+    """The file's label in an annotation: its choice (``reject``: none); without one, the region
+    label covering the most time; nothing at all is no label."""
     for item in result:
-        if item.get("type") == "choices":
-            picked = item.get("value", {}).get("choices") or [NONE]
-            return None if picked[0] == NONE else picked[0]
+        if item.type == "choices":
+            picked = item.value.choices or [reject]
+            return None if picked[0] == reject else picked[0]
     spans: dict[str, float] = {}
     for item in result:
-        if item.get("type") == "labels":
-            value = item.get("value", {})
-            for name in value.get("labels", []):
-                spans[name] = spans.get(name, 0.0) + float(value.get("end", 0)) - float(value.get("start", 0))
+        if item.type == "labels":
+            for name in item.value.labels:
+                spans[name] = spans.get(name, 0.0) + item.value.end - item.value.start
     return max(spans, key=spans.get) if spans else None
 
 
-def _reviewer(annotation: dict, given: str | None) -> str:
-    who = annotation.get("completed_by")
+def _reviewer(annotation: _Annotation, given: str | None) -> str:
+    who = annotation.completed_by
     if given:
         return given
     if isinstance(who, dict):
@@ -129,37 +213,32 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
     the model of the task's job (``default_job`` for tasks without one): ``accept`` when it keeps
     the decision, ``correct`` when it names another label, ``reject`` when it names none. An
     annotation whose verdict is already in force records nothing, so importing twice is harmless.
-    Decisions are read once per job and the verdicts written in one transaction: the
-    ``file_decisions`` view costs as much for one file as for thousands."""
-    try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SoundtagError(f"{path}: not a Label Studio JSON export ({exc})") from None
-    if not isinstance(tasks, list):
-        raise SoundtagError(f"{path}: not a Label Studio JSON export (a list of tasks)")
-    by_job: dict[str | None, list[tuple[str, list[dict]]]] = {}
-    for entry in tasks:
-        data = entry.get("data") or {}
-        uri = data.get("uri") or uri_of(str(data.get(AUDIO, "")))
-        by_job.setdefault(data.get("job") or default_job, []).append((uri, entry.get("annotations") or []))
+    The whole file is checked first (read_tasks, and every job it names), then every verdict is
+    written in one transaction; decisions are read once per job: the ``file_decisions`` view
+    costs as much for one file as for thousands."""
+    by_job: dict[str | None, list[tuple[str, list[_Annotation]]]] = {}
+    for entry in read_tasks(path):
+        uri = entry.data.uri or uri_of(entry.data.audio or "")
+        by_job.setdefault(entry.data.job or default_job, []).append((uri, entry.annotations or []))
     done = Imported()
+    given: dict[str, list] = {}
     for job_id, entries in by_job.items():
-        spec = store.job_spec(engine, job_id) if job_id else None
-        ids = store.job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
+        spec = job_spec(engine, job_id) if job_id else None
+        ids = job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
         if spec:
-            decisions = store.model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
-            in_force = store.verdicts(engine, job_id)
-        given = []
+            decisions = model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
+            in_force = verdicts(engine, job_id)
+            reject = no_label(spec.taxonomy)
         for uri, annotations in entries:
             file_id = ids.get(uri)
             if file_id is None:
                 done.unknown_tasks += 1
                 continue
-            for annotation in sorted(annotations, key=lambda a: (str(a.get("created_at", "")), str(a.get("id", "")))):
-                if annotation.get("was_cancelled"):
+            for annotation in sorted(annotations, key=lambda a: (a.created_at or "", str(a.id or ""))):
+                if annotation.was_cancelled:
                     done.cancelled += 1
                     continue
-                label = chosen(annotation.get("result") or [])
+                label = chosen(annotation.result, reject)
                 if label is not None and label not in spec.taxonomy.names:
                     done.unknown_labels += 1
                     continue
@@ -170,8 +249,8 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                 if in_force.get(file_id) == (verdict, stored):
                     done.unchanged += 1
                     continue
-                given.append((file_id, verdict, _reviewer(annotation, reviewer), stored))
+                given.setdefault(job_id, []).append((file_id, verdict, _reviewer(annotation, reviewer), stored))
                 in_force[file_id] = (verdict, stored)
-        store.record_verdicts(engine, job_id, given)
-        done.recorded += len(given)
+    record_verdicts(engine, given)
+    done.recorded = sum(map(len, given.values()))
     return done

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from enum import StrEnum
 
-from db.store import ReviewItem
+from db.reviews import ReviewItem
 
 
 class Order(StrEnum):

@@ -1,4 +1,4 @@
-"""The review web app: one recording at a time, verdicts through db.store, audio through
+"""The review web app: one recording at a time, verdicts through db.reviews, audio through
 review.audio. Every request passes review.guard first."""
 
 from __future__ import annotations
@@ -10,20 +10,39 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from db import store
+from db.jobs import job_spec
+from db.reviews import file_windows, record_verdicts, review_items, undo_verdict, verdicts
 from review import audio
-from review.guard import Guard
+from review.guard import BodyLimit, Guard
 from review.order import Order, ordered
 from soundtag.errors import ReadError, TransientReadError
 from soundtag.settings import Settings
+from soundtag.sources.storage import Storage
+from soundtag.sources.uris import readable
 from soundtag.states import Verdict
-from soundtag.uris import readable
-from worker.storage import Storage
 
 HERE = Path(__file__).parent
+# The page runs its own scripts only (no inline ones, none from elsewhere); wavesurfer styles its
+# shadow DOM inline and draws from blob: and data: URLs.
+PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; object-src 'none'; "
+               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# Everything else (recordings above all) is data: opened directly, it runs nothing.
+DATA_POLICY = "sandbox"
+
+
+class _Id(IntegerConvertor):
+    """A file id in a path: ASCII digits only ("²".isdigit() is true, int("²") fails), and few
+    enough of them for int() (which refuses 4,300 digits); anything else matches no route: 404."""
+
+    regex = "[0-9]{1,18}"
+
+
+register_url_convertor("id", _Id())
 
 
 @dataclass(frozen=True)
@@ -43,9 +62,9 @@ class VerdictIn(BaseModel):
 
 
 def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard) -> FastAPI:
-    spec = store.job_spec(engine, session.job_id)
+    spec = job_spec(engine, session.job_id)
     names = spec.taxonomy.names
-    items = ordered(store.review_items(engine, session.job_id, session.label), session.order, seed=session.job_id)
+    items = ordered(review_items(engine, session.job_id, session.label), session.order, seed=session.job_id)
     by_id = {item.file_id: item for item in items}
     storage = Storage(settings.allowed_roots, settings.allowed_buckets)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -54,10 +73,15 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
 
     @app.middleware("http")
     async def _guarded(request: Request, call_next):
-        return guard.check(request) or await call_next(request)
+        response = guard.check(request) or await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = PAGE_POLICY if request.url.path == "/" else DATA_POLICY
+        return response
+
+    app.add_middleware(BodyLimit)
 
     def progress() -> dict:
-        given = store.verdicts(engine, session.job_id)
+        given = verdicts(engine, session.job_id)
         per_label = {name: {"reviewed": 0, "total": 0} for name in names}
         for item in items:
             counts = per_label.setdefault(item.decision or "", {"reviewed": 0, "total": 0})
@@ -80,17 +104,17 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
                            "labels": [vars(scored) for scored in item.labels]} for item in items],
                 "progress": progress()}
 
-    @app.get("/api/items/{file_id}/windows")
-    def windows(file_id: str):
-        item = _item(by_id, file_id)
+    @app.get("/api/items/{file_id:id}/windows")
+    def windows(file_id: int):
+        item = by_id.get(file_id)
         if item is None:
             return _missing()
         return [{"start": start, "end": end, **vars(top)}
-                for start, end, top in store.file_windows(engine, session.job_id, item.file_id)]
+                for start, end, top in file_windows(engine, session.job_id, item.file_id)]
 
-    @app.get("/audio/{file_id}")
-    def audio_of(file_id: str, request: Request):
-        item = _item(by_id, file_id)
+    @app.get("/audio/{file_id:id}")
+    def audio_of(file_id: int, request: Request):
+        item = by_id.get(file_id)
         if item is None:
             return _missing()
         try:
@@ -107,19 +131,15 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         # accept and reject judge the decision the page showed: the item's, read once at start,
         # rather than file_decisions again per keystroke (seconds on a large PostgreSQL archive).
         judged = verdict.label if verdict.verdict == Verdict.CORRECT else by_id[verdict.file_id].decision
-        store.record_verdicts(engine, session.job_id, [(verdict.file_id, verdict.verdict, session.reviewer, judged)])
+        given = (verdict.file_id, verdict.verdict, session.reviewer, judged)
+        record_verdicts(engine, {session.job_id: [given]})
         return {"progress": progress()}
 
     @app.post("/api/undo")
     def undo():
-        return {"file_id": store.undo_verdict(engine, session.job_id, session.reviewer), "progress": progress()}
+        return {"file_id": undo_verdict(engine, session.job_id, session.reviewer), "progress": progress()}
 
     return app
-
-
-def _item(by_id: dict, file_id: str):
-    """The item behind an id the page was given; None for anything else (a tampered id)."""
-    return by_id.get(int(file_id)) if file_id.isdigit() else None
 
 
 def _missing():

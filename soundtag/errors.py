@@ -77,6 +77,11 @@ class AudioError(ValueError):
     """The bytes are not usable audio; the message is the one-line reason stored with the file."""
 
 
+class DamagedData(ValueError):
+    """Stored bytes that cannot be read back (a truncated or corrupted row); one line. Whoever
+    reads rows skips that one, names its file and counts it; the rest goes on."""
+
+
 class ReadError(OSError):
     """A file could not be fetched: missing, forbidden. The file fails; the batch goes on."""
 

@@ -21,46 +21,63 @@ LABEL_BATCH = "soundtag.label_batch"
 SCAN = "soundtag.scan"
 
 
+class _App(Celery):
+    """The Celery app. What comes from Settings (the broker above all) is read when the app is
+    first configured, at its first use (a worker starting, a message sent), never at import:
+    whoever imports this module first cannot fix the broker for everyone after."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        # Task modules by name: importing them here would tie the producer to torch and back.
+        super().__init__("soundtag", include=["worker.tasks", "producer.tasks"])
+        self._settings = settings
+        self.conf.update(
+            # JSON only: a pickle message from anyone who can reach Redis would be code execution.
+            task_serializer="json",
+            accept_content=["json"],
+            # Results live in SQL; a result backend would only duplicate them.
+            task_ignore_result=True,
+            # A task is acknowledged after it finished, and a worker that dies mid-batch (SIGKILL,
+            # OOM, lost GPU) gives its batch back: results are idempotent upserts, so redoing is safe.
+            task_acks_late=True,
+            task_reject_on_worker_lost=True,
+            # One reserved batch per process: a batch waiting behind a long one in a worker's buffer
+            # is invisible to idle workers.
+            worker_prefetch_multiplier=1,
+            broker_connection_retry_on_startup=True,
+            broker_connection_max_retries=None,
+            worker_hijack_root_logger=False,
+            worker_cancel_long_running_tasks_on_connection_loss=False,
+            # Events let `celery flower` (the compose `flower` service) show tasks as they run.
+            worker_send_task_events=True,
+            task_send_sent_event=True,
+            beat_scheduler="producer.beat:ScheduleFileScheduler",
+        )
+
+    def on_configure(self) -> None:
+        settings = self._settings or Settings()
+        # Key by key: conf.update() would flush the routes, which reads the configuration being made.
+        for key, value in dict(
+            broker_url=settings.broker_url,
+            task_default_queue=settings.queue,
+            task_routes={SCAN: {"queue": settings.scan_queue}},
+            broker_transport_options={
+                # Unacknowledged batches come back after this long; it must exceed the longest batch
+                # (a batch of long recordings on a slow CPU) or a live worker's batch is redone.
+                "visibility_timeout": settings.visibility_timeout_s,
+                # Sweep for abandoned batches every 10 s (kombu's default throttle makes it ~100 s).
+                "unacked_restore_interval": 10,
+                "unacked_restore_throttle": 1,
+                "socket_timeout": 30,
+                "socket_connect_timeout": 10,
+                "health_check_interval": 25,
+            },
+        ).items():
+            setattr(self.conf, key, value)
+
+
 def make_app(settings: Settings | None = None) -> Celery:
-    settings = settings or Settings()
-    # Task modules by name: importing them here would tie the producer to torch and back.
-    app = Celery("soundtag", broker=settings.broker_url, include=["worker.tasks", "producer.tasks"])
-    app.conf.update(
-        # JSON only: a pickle message from anyone who can reach Redis would be code execution.
-        task_serializer="json",
-        accept_content=["json"],
-        # Results live in SQL; a result backend would only duplicate them.
-        task_ignore_result=True,
-        # A task is acknowledged after it finished, and a worker that dies mid-batch (SIGKILL,
-        # OOM, lost GPU) gives its batch back: results are idempotent upserts, so redoing is safe.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        # One reserved batch per process: a batch waiting behind a long one in a worker's buffer
-        # is invisible to idle workers.
-        worker_prefetch_multiplier=1,
-        task_default_queue=settings.queue,
-        broker_connection_retry_on_startup=True,
-        broker_connection_max_retries=None,
-        broker_transport_options={
-            # Unacknowledged batches come back after this long; it must exceed the longest batch
-            # (a batch of long recordings on a slow CPU) or a live worker's batch is redone.
-            "visibility_timeout": settings.visibility_timeout_s,
-            # Sweep for abandoned batches every 10 s (kombu's default throttle makes it ~100 s).
-            "unacked_restore_interval": 10,
-            "unacked_restore_throttle": 1,
-            "socket_timeout": 30,
-            "socket_connect_timeout": 10,
-            "health_check_interval": 25,
-        },
-        worker_hijack_root_logger=False,
-        worker_cancel_long_running_tasks_on_connection_loss=False,
-        # Events let `celery flower` (the compose `flower` service) show tasks as they run.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
-    )
-    app.conf.task_routes = {SCAN: {"queue": settings.scan_queue}}
-    app.conf.beat_scheduler = "producer.beat:ScheduleFileScheduler"
-    return app
+    """An app for ``settings``, or for the Settings of the environment when it is first used."""
+    return _App(settings)
 
 
 class Sender:

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     scan_lock_s: int = Field(3600, ge=10, description="a scan's lock expires after this if its process dies")
 
     # A worker reads only files under these folders and objects in these buckets, whatever a
-    # message names (see soundtag.access); empty: no restriction.
+    # message names (see soundtag.sources.access); empty: no restriction.
     allowed_roots: Annotated[list[str], NoDecode] = []
     allowed_buckets: Annotated[list[str], NoDecode] = []
 

@@ -5,15 +5,33 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import unicodedata
 from pathlib import Path
 from string import Formatter
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator, model_validator
 
 from soundtag.errors import TaxonomyError
 
 DEFAULT_TEMPLATE = "This is a sound of {}."
+
+
+def key(name: str) -> str:
+    """What two names are compared by: Unicode NFC, case-folded (``Café`` composed or decomposed,
+    ``café``, ``CAFÉ`` are one name)."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _number(value):
+    # YAML's `true` is no threshold, nor is "0.3": pydantic would read them as 1.0 and 0.3.
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValueError(f"threshold {value!r} is not a number: give a cosine similarity between -1 and 1")
+    return value
+
+
+Threshold = Annotated[float | None, BeforeValidator(_number)]
 
 
 class Label(BaseModel):
@@ -22,7 +40,7 @@ class Label(BaseModel):
     name: str
     prompts: tuple[str, ...] = ()
     # The decision policy, which never changes scores (see Taxonomy.canonical).
-    threshold: float | None = None
+    threshold: Threshold = None
     background: bool = False
     parent: str | None = None
 
@@ -61,7 +79,7 @@ class Group(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    threshold: float | None = None
+    threshold: Threshold = None
 
     @field_validator("name")
     @classmethod
@@ -106,7 +124,7 @@ class Taxonomy(BaseModel):
 
     name: str
     template: str = DEFAULT_TEMPLATE
-    threshold: float | None = None
+    threshold: Threshold = None
     labels: tuple[Label, ...]
     groups: tuple[Group, ...] = ()
 
@@ -127,13 +145,29 @@ class Taxonomy(BaseModel):
                              "other braces (write {{ and }} for literal ones)")
         return value
 
-    @field_validator("labels", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _labels_from_yaml(cls, value):
+    def _names_normalised(cls, data):
+        """Labels in each YAML form as mappings, and every name (label, parent, group) once in NFC,
+        with one spelling per name: a parent (or group) written ``Animal`` beside the label
+        ``animal`` is that label; ``Animal`` and ``animal`` as parents are one group."""
+        if not isinstance(data, dict):
+            return data
+        labels = data.get("labels")
         # YAML users write either `- dog` or `- {name: dog, prompts: [...]}` or `dog: [prompts]`.
-        if isinstance(value, dict):
-            return [{"name": k, "prompts": v or ()} for k, v in value.items()]
-        return [{"name": v} if isinstance(v, str) else v for v in value or ()]
+        if isinstance(labels, dict):
+            labels = [{"name": k, "prompts": v or ()} for k, v in labels.items()]
+        elif isinstance(labels, (list, tuple)):
+            labels = [{"name": v} if isinstance(v, str) else v for v in labels]
+        else:
+            return data
+        labels = [_spelled(entry, "name", {}) for entry in labels]
+        spelling = {key(entry["name"]): entry["name"] for entry in reversed(labels) if _named(entry, "name")}
+        labels = [_spelled(entry, "parent", spelling) for entry in labels]
+        groups = data.get("groups")
+        if isinstance(groups, (list, tuple)):
+            groups = [_spelled(entry, "name", spelling) for entry in groups]
+        return {**data, "labels": labels, **({"groups": groups} if groups is not None else {})}
 
     @model_validator(mode="after")
     def _labels_valid(self) -> "Taxonomy":
@@ -141,9 +175,9 @@ class Taxonomy(BaseModel):
             raise ValueError("it has no labels")
         seen: set[str] = set()
         for label in self.labels:
-            if label.name.casefold() in seen:
+            if key(label.name) in seen:
                 raise ValueError(f"label {label.name!r} appears twice")
-            seen.add(label.name.casefold())
+            seen.add(key(label.name))
         parents = {label.name: label.parent for label in self.labels if label.parent is not None}
         for label in self.labels:
             if label.parent is not None and label.parent in self.names and self._label(label.parent).background:
@@ -245,6 +279,19 @@ class Taxonomy(BaseModel):
         labels = [lb.model_copy(update={"threshold": thresholds[lb.name]}) if lb.name in thresholds else lb
                   for lb in self.labels]
         return self.model_copy(update={"labels": tuple(labels)})
+
+
+def _named(entry, field: str) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get(field), str)
+
+
+def _spelled(entry, field: str, spelling: dict[str, str]):
+    """``entry`` with its name in ``field`` stripped and in NFC, spelled as ``spelling`` has it
+    (the first spelling seen becomes the one). Anything else is left for validation to refuse."""
+    if not _named(entry, field):
+        return entry
+    name = unicodedata.normalize("NFC", entry[field].strip())
+    return {**entry, field: spelling.setdefault(key(name), name) if name else name}
 
 
 def _problem(err: dict) -> str:

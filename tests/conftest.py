@@ -15,7 +15,18 @@ from sqlalchemy import create_engine, text
 from soundtag.random_clap import build
 
 PG_ADMIN_URL = os.environ.get("SOUNDTAG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+TEST_REDIS = os.environ.get("SOUNDTAG_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# Whatever the suite starts or imports talks to the test Redis, even where a test names none.
+os.environ["SOUNDTAG_BROKER_URL"] = TEST_REDIS
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def private_caches(tmp_path, monkeypatch):
+    """Each test's search index and Hugging Face cache in its own folder, for the commands it
+    starts too: the suite never writes to the user's ~/.cache."""
+    monkeypatch.setenv("SOUNDTAG_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +138,7 @@ def celery_env(tiny_clap, pg_url, tmp_path):
     its own PostgreSQL database, so tests never see each other's messages or rows."""
     return {
         "SOUNDTAG_DATABASE_URL": pg_url,
-        "SOUNDTAG_BROKER_URL": os.environ.get("SOUNDTAG_TEST_REDIS", "redis://127.0.0.1:6379/0"),
+        "SOUNDTAG_BROKER_URL": TEST_REDIS,
         "SOUNDTAG_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
         "SOUNDTAG_MODEL": str(tiny_clap),
         "SOUNDTAG_VISIBILITY_TIMEOUT_S": "8",

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from soundtag.errors import ReadError
 from soundtag.settings import Settings
-from soundtag.uris import file_uri
+from soundtag.sources.storage import Storage
+from soundtag.sources.uris import file_uri
 from tests.audio_files import write
 from tests.conftest import query, soundtag
 from tests.test_s3 import bucket, s3_server  # noqa: F401 - fixtures
-from soundtag.errors import ReadError
-from worker.storage import Storage
 
 LABELS = "dog barking,rain,siren"
 
@@ -92,3 +92,32 @@ def test_run_fails_refused_files_alone(tmp_path, tiny_clap, sqlite_url):
 def _read(storage: Storage, uri: str) -> bytes:
     with storage.open(uri) as file:
         return file.read()
+
+
+def test_a_labeled_file_swapped_for_a_link_out_of_the_root_is_read_by_no_command(tmp_path, tiny_clap, sqlite_url):
+    archive = tmp_path / "archive"
+    write(archive / "a.wav", seconds=2.0, freq=440.0)
+    write(archive / "b.wav", seconds=2.0, freq=880.0)
+    secret = write(tmp_path / "private" / "secret.wav", seconds=1.0, freq=1200.0)
+    env = {"SOUNDTAG_ALLOWED_ROOTS": str(archive), "SOUNDTAG_INDEX_DIR": str(tmp_path / "index"),
+           "HF_HOME": str(tmp_path / "hf")}
+    model = ("--model", str(tiny_clap), "--database", sqlite_url)
+    soundtag("run", str(archive), "--labels", LABELS, *model, env=env)
+    (archive / "a.wav").unlink()
+    (archive / "a.wav").symlink_to(secret)  # after labeling: the stored results still name it
+
+    exported = soundtag("export", "--format", "hf", "--out", str(tmp_path / "ds"), "--database", sqlite_url, env=env)
+    assert f"{archive}/a.wav" in exported.stderr and "outside SOUNDTAG_ALLOWED_ROOTS" in exported.stderr
+    from datasets import Audio, load_from_disk
+
+    rows = list(load_from_disk(str(tmp_path / "ds")).cast_column("audio", Audio(decode=False)))
+    assert [row["uri"] for row in rows] == [file_uri(str(archive / "b.wav"))]
+    assert secret.read_bytes() not in [row["audio"]["bytes"] for row in rows]
+
+    relabeled = soundtag("relabel", "--labels", "owl,crow", *model, env=env)
+    assert f"{archive}/a.wav" in relabeled.stderr and "outside SOUNDTAG_ALLOWED_ROOTS" in relabeled.stderr
+    assert "done: 1 relabeled" in relabeled.stderr
+
+    like = soundtag("search", "--like", str(archive / "a.wav"), *model, env=env, check=False)
+    assert like.returncode == 1 and "outside SOUNDTAG_ALLOWED_ROOTS" in like.stderr
+    assert len(like.stderr.strip().splitlines()) == 1

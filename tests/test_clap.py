@@ -5,11 +5,11 @@ import pytest
 import torch
 from transformers import pipeline
 
+from soundtag.sources.storage import open_local
 from soundtag.taxonomy import Taxonomy, taxonomy_from_csv
 from tests.audio_files import write
 from worker.clap import Classifier
 from worker.labeling import Labeler
-from worker.storage import open_local
 
 LABELS = ["dog barking", "rain", "siren", "speech", "church bells"]
 

@@ -13,11 +13,11 @@ import pytest
 
 from producer.sources import walk
 from soundtag.errors import SourceError
-from soundtag.hf_datasets import DatasetRef, parse_row, parse_source
+from soundtag.errors import ReadError
+from soundtag.sources.hf_datasets import DatasetRef, parse_row, parse_source
+from soundtag.sources.storage import Storage
 from tests.audio_files import write
 from tests.conftest import query, soundtag
-from soundtag.errors import ReadError
-from worker.storage import Storage
 
 LABELS = "dog,rain,siren"
 CLASSES = ["dog", "rain", "siren", "cat"]

@@ -8,8 +8,12 @@ import re
 import numpy as np
 import pytest
 
-from db import store
+from db.files import add_files
+from db.jobs import create_job, job_spec
+from db.results import save_results
+from db.reviews import review_items
 from db.schema import engine_for, ensure_schema
+from db.taxonomies import save_taxonomy
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_canonical
@@ -32,9 +36,9 @@ def _url(engine):
 
 
 def _save(engine, taxonomy, results):
-    job = store.create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=["/a"])
-    store.add_files(engine, job, [FileRef(r.uri, fingerprint="1") for r in results])
-    store.save_results(engine, job, results, taxonomy.names, logit_scale=10.0)
+    job = create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=["/a"])
+    add_files(engine, job, [FileRef(r.uri, fingerprint="1") for r in results])
+    save_results(engine, job, results, taxonomy.names, logit_scale=10.0)
     return job
 
 
@@ -109,17 +113,17 @@ def test_saving_other_thresholds_keeps_the_hash_and_changes_the_decisions_at_onc
     job = _save(engine, first, FILES)
     later = taxonomy_from_canonical({**URBAN, "threshold": 0.03})
     assert later.content_hash == first.content_hash
-    assert store.save_taxonomy(engine, later) == store.job_spec(engine, job).taxonomy_id
+    assert save_taxonomy(engine, later) == job_spec(engine, job).taxonomy_id
     assert _rows(engine, "select uri, label from file_decisions where uri like '%unrelated'") == [
         ("file:///a/unrelated", None)]  # siren's 0.02 is still below 0.03
-    store.save_taxonomy(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.015}))
+    save_taxonomy(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.015}))
     assert _rows(engine, "select uri, label from file_decisions where uri like '%unrelated'") == [
         ("file:///a/unrelated", "siren")]
 
 
 def test_the_review_page_decision_follows_the_thresholds(engine):
     job = _save(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.2}), FILES)
-    decided = {item.uri.rsplit("/", 1)[1]: item.decision for item in store.review_items(engine, job)}
+    decided = {item.uri.rsplit("/", 1)[1]: item.decision for item in review_items(engine, job)}
     assert decided == {"street": "siren", "yard": "dog", "unrelated": None, "quiet": None}
 
 
@@ -215,10 +219,10 @@ TRUTH = {"street": "siren", "yard": "dog;cat", "unrelated": "siren", "quiet": "d
 
 
 def _job_with_truth(engine, taxonomy):
-    job = store.create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=["/a"])
-    store.add_files(engine, job, [FileRef(r.uri, fingerprint="1", truth=TRUTH[r.uri.rsplit("/", 1)[1]])
-                                  for r in FILES])
-    store.save_results(engine, job, FILES, taxonomy.names, logit_scale=10.0)
+    job = create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=["/a"])
+    add_files(engine, job, [FileRef(r.uri, fingerprint="1", truth=TRUTH[r.uri.rsplit("/", 1)[1]])
+                            for r in FILES])
+    save_results(engine, job, FILES, taxonomy.names, logit_scale=10.0)
     return job
 
 
@@ -272,3 +276,19 @@ def test_evaluate_reports_coverage_and_precision_recall_at_the_thresholds(sqlite
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     engine_for.cache_clear()
     engine.dispose()
+
+
+def test_a_file_exactly_at_its_threshold_is_tagged(engine):
+    """`calibrate` sets a threshold equal to a file's cosine, as the views return it: that file passes."""
+    plain = {"name": "edge", "labels": ["siren", "dog"]}
+    segment = Segment(0.0, 1.0, np.array([0.4, 0.6]), np.array([0.1, 0.3]))
+    _save(engine, taxonomy_from_canonical(plain), [_result("edge", [0.4, 0.6], [0.1, 0.3], [segment])])
+    [(file_cosine,)] = query(_url(engine), "select similarity from file_labels where label = 'dog'")
+    [(window_cosine,)] = query(_url(engine), "select similarity from segment_labels where label = 'dog'")
+    _save(engine, taxonomy_from_canonical({**plain, "name": "file edge", "threshold": file_cosine}),
+          [_result("edge", [0.4, 0.6], [0.1, 0.3], [segment])])
+    assert _rows(engine, "select label from file_tags where taxonomy = 'file edge'") == [("dog",)]
+    assert _rows(engine, "select label, abstained from file_decisions where taxonomy = 'file edge'") == [("dog", 0)]
+    _save(engine, taxonomy_from_canonical({**plain, "name": "window edge", "threshold": window_cosine}),
+          [_result("edge", [0.4, 0.6], [0.1, 0.3], [segment])])
+    assert _rows(engine, "select label from segment_tags where taxonomy = 'window edge'") == [("dog",)]

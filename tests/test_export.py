@@ -10,13 +10,16 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from db import store
+from db.files import add_files, job_file_ids
+from db.jobs import create_job
+from db.results import save_results
+from db.reviews import record_verdict
 from db.schema import engine_for, ensure_schema
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
+from soundtag.sources.uris import file_uri
 from soundtag.states import Verdict
 from soundtag.taxonomy import taxonomy_from_canonical
-from soundtag.uris import file_uri
 from tests.audio_files import write
 from tests.conftest import query, soundtag
 from worker.labeling import FileResult, Segment
@@ -30,21 +33,21 @@ FILES = {  # name: scores and cosines of dog, rain, siren (file and each of its 
 }
 
 
-def _labeled(url, archive) -> tuple[str, dict[str, str]]:
+def _labeled(url, archive, names=NAMES) -> tuple[str, dict[str, str]]:
     """A job over three real wav files, its results stored as a worker stores them; returns the
     job id and each file's URI by name."""
     engine = engine_for(url)
     ensure_schema(engine)
-    taxonomy = taxonomy_from_canonical({"name": "urban", "threshold": 0.2, "labels": NAMES})
-    job = store.create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=[str(archive)])
+    taxonomy = taxonomy_from_canonical({"name": "urban", "threshold": 0.2, "labels": names})
+    job = create_job(engine, taxonomy, Settings(model="m"), kind="run", sources=[str(archive)])
     results = []
     for name, (scores, cosines) in FILES.items():
         write(archive / name, seconds=3.0)
         windows = [Segment(s, s + 1.5, np.array(scores), np.array(cosines)) for s in (0.0, 1.5)]
         results.append(FileResult(file_uri(str(archive / name)), duration_s=3.0, sample_rate=16000, channels=1,
                                   scores=np.array(scores), similarity=np.array(cosines), segments=windows))
-    store.add_files(engine, job, [FileRef(r.uri, fingerprint="1") for r in results])
-    store.save_results(engine, job, results, NAMES, logit_scale=10.0)
+    add_files(engine, job, [FileRef(r.uri, fingerprint="1") for r in results])
+    save_results(engine, job, results, names, logit_scale=10.0)
     engine_for.cache_clear()
     engine.dispose()
     return job, {name: r.uri for name, r in zip(FILES, results)}
@@ -57,7 +60,7 @@ def job(tmp_path, sqlite_url):
 
 def _verdict(url, job_id, uri, verdict, label=None):
     engine = engine_for(url)
-    store.record_verdict(engine, job_id, store.job_file_ids(engine, job_id, [uri])[uri], verdict, "ana", label)
+    record_verdict(engine, job_id, job_file_ids(engine, job_id, [uri])[uri], verdict, "ana", label)
 
 
 def test_csv_and_parquet_have_one_row_per_file_with_decision_and_review(job, tmp_path):
@@ -120,15 +123,15 @@ def test_hf_dataset_loads_with_audio_and_the_taxonomy_as_class_labels(job, tmp_p
 
     url, job_id, uri = job
     _verdict(url, job_id, uri["night/street.wav"], Verdict.REJECT)
-    # A row of a dataset on disk: its audio is read through worker.storage and embedded.
+    # A row of a dataset on disk: its audio is read through soundtag.sources.storage and embedded.
     clip = write(tmp_path / "clip.wav", seconds=1.0)
     DatasetDict(train=Dataset.from_dict({"audio": [{"bytes": clip.read_bytes(), "path": "clip.wav"}]})
                 .cast_column("audio", Audio())).save_to_disk(tmp_path / "source")
     row = f"hf://{tmp_path}/source:train/0"
     engine = engine_for(url)
-    store.add_files(engine, job_id, [FileRef(row, fingerprint="1")])
-    store.save_results(engine, job_id, [FileResult(row, duration_s=1.0, scores=np.array([0.2, 0.7, 0.1]),
-                                                   similarity=np.array([0.1, 0.3, 0.0]))], NAMES, logit_scale=10.0)
+    add_files(engine, job_id, [FileRef(row, fingerprint="1")])
+    save_results(engine, job_id, [FileResult(row, duration_s=1.0, scores=np.array([0.2, 0.7, 0.1]),
+                                             similarity=np.array([0.1, 0.3, 0.0]))], NAMES, logit_scale=10.0)
     soundtag("export", "--format", "hf", "--reviewed", "--out", str(tmp_path / "ds"), "--database", url,
              env={"HF_HOME": str(tmp_path / "hf")})
     dataset = load_from_disk(str(tmp_path / "ds"))
@@ -170,8 +173,9 @@ def test_labelstudio_round_trip_records_verdicts_once(tmp_path, database_url):
         ("labels", "labels", "audio", {"start": 0.0, "end": 3.0, "channel": 0, "labels": ["siren"]})]
 
     _annotate(tasks, uri["street.wav"], "rain")  # changed the label
-    _annotate(tasks, uri["night/street.wav"], "dog")  # kept the model's decision
+    _annotate(tasks, uri["night/street.wav"], "none")  # no label of the taxonomy: the decision is wrong
     _annotate(tasks, uri["quiet.wav"], "thunder")  # not in the taxonomy
+    _annotate(tasks, uri["quiet.wav"], "none")  # then, by another annotator, agreed with the abstention
     tasks.append({"data": {"uri": "file:///elsewhere.wav", "job": job_id}, "annotations": [{"result": []}]})
     for task in tasks:
         if task["data"]["uri"] == uri["night/street.wav"]:
@@ -179,16 +183,77 @@ def test_labelstudio_round_trip_records_verdicts_once(tmp_path, database_url):
     annotated = tmp_path / "export.json"
     annotated.write_text(json.dumps(tasks))
     proc = soundtag("import-reviews", str(annotated), "--database", database_url)
-    assert "2 verdicts recorded" in proc.stdout and "1 tasks of no known file" in proc.stdout
+    assert "3 verdicts recorded" in proc.stdout and "1 tasks of no known file" in proc.stdout
     assert "1 annotations with a label not in the taxonomy" in proc.stdout
     reviews = "select uri, verdict, label, reviewer from reviews where current = 1 order by uri"
     expected = sorted([(uri["street.wav"], "correct", "rain", "label-studio:7"),
-                       (uri["night/street.wav"], "accept", "dog", "label-studio:7")])
+                       (uri["night/street.wav"], "reject", "dog", "label-studio:7"),
+                       (uri["quiet.wav"], "accept", None, "label-studio:7")])
     assert [tuple(r) for r in query(database_url, reviews)] == expected
     final = {r.uri: (r.label, r.source) for r in query(database_url, "select uri, label, source from reviewed_labels")}
-    assert final == {uri["street.wav"]: ("rain", "human"), uri["night/street.wav"]: ("dog", "human"),
-                     uri["quiet.wav"]: (None, "model")}
+    assert final == {uri["street.wav"]: ("rain", "human"), uri["night/street.wav"]: (None, "human"),
+                     uri["quiet.wav"]: (None, "human")}
 
     proc = soundtag("import-reviews", str(annotated), "--database", database_url)
-    assert "0 verdicts recorded, 2 already in force" in proc.stdout
-    assert query(database_url, "select count(*) from reviews")[0][0] == 2
+    assert "0 verdicts recorded, 3 already in force" in proc.stdout
+    assert query(database_url, "select count(*) from reviews")[0][0] == 3
+
+
+def test_a_label_named_none_is_a_label_not_a_reject(tmp_path, sqlite_url):
+    job_id, uri = _labeled(sqlite_url, tmp_path / "archive", names=["dog", "None", "siren"])
+    out = tmp_path / "tasks.json"
+    soundtag("export", "--format", "labelstudio", "--out", str(out), "--database", sqlite_url)
+    view = ElementTree.parse(tmp_path / "tasks.xml").getroot()
+    assert [c.get("value") for c in view.find("Choices")] == ["dog", "None", "siren", "none (no label)"]
+    tasks = json.loads(out.read_text())
+    quiet = next(t for t in tasks if t["data"]["uri"] == uri["quiet.wav"])  # abstained: predicted as no label
+    assert quiet["predictions"][0]["result"][0]["value"] == {"choices": ["none (no label)"]}
+    _annotate(tasks, uri["street.wav"], "None")
+    _annotate(tasks, uri["night/street.wav"], "none (no label)")
+    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    soundtag("import-reviews", str(tmp_path / "export.json"), "--database", sqlite_url)
+    reviews = "select uri, verdict, label from reviews where current = 1 order by uri"
+    assert [tuple(r) for r in query(sqlite_url, reviews)] == sorted([
+        (uri["street.wav"], "correct", "None"), (uri["night/street.wav"], "reject", "dog")])
+
+
+def _two_jobs(tmp_path, url) -> tuple[list, str]:
+    """A Label Studio export of two jobs' tasks, each with an annotation, and the second job's id."""
+    first, uri = _labeled(url, tmp_path / "a")
+    second, _ = _labeled(url, tmp_path / "b")
+    tasks = []
+    for job_id in (first, second):
+        soundtag("export", "--format", "labelstudio", "--job", job_id, "--out", str(tmp_path / "t.json"),
+                 "--database", url)
+        tasks += json.loads((tmp_path / "t.json").read_text())
+    for task in tasks:
+        _annotate([task], task["data"]["uri"], "rain")
+    return tasks, second
+
+
+@pytest.mark.parametrize("damage, where", [
+    (lambda task: task.update(annotations="rain"), "annotations: expected a list, not a string"),
+    (lambda task: task["annotations"][0].update(result={"0": 1}),
+     "annotations[0].result: expected a list, not an object"),
+    (lambda task: task["annotations"][0]["result"][0]["value"].update(choices={"a": 1}),
+     "annotations[0].result[0].value.choices: expected a list, not an object"),
+    (lambda task: task["data"].update(uri=["file:///x.wav"]), "data.uri: expected a string, not a list"),
+    (lambda task: task["data"].update(job=7), "data.job: expected a string, not a number"),
+    (lambda task: task.update(data="file:///x.wav"), "data: expected an object, not a string"),
+])
+def test_a_damaged_export_is_refused_whole_naming_the_task_and_field(tmp_path, sqlite_url, damage, where):
+    tasks, _ = _two_jobs(tmp_path, sqlite_url)
+    damage(tasks[-1])  # the second job's last task; the first job's are all valid
+    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    proc = soundtag("import-reviews", str(tmp_path / "export.json"), "--database", sqlite_url, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: {tmp_path / 'export.json'}: task {len(tasks) - 1}: {where}"
+    assert query(sqlite_url, "select count(*) from reviews")[0][0] == 0
+
+
+def test_an_export_nested_too_deeply_is_one_line(tmp_path, sqlite_url):
+    _labeled(sqlite_url, tmp_path / "archive")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    proc = soundtag("import-reviews", str(tmp_path / "deep.json"), "--database", sqlite_url, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: {tmp_path / 'deep.json'}: not a Label Studio JSON export (nested too deeply)"

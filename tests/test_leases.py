@@ -3,7 +3,10 @@ and taking back the files of a worker that stopped renewing."""
 
 import pytest
 
-from db import leases, store
+from db import leases
+from db.files import add_files
+from db.jobs import create_job, fail_job
+from db.results import save_results
 from db.schema import engine_for, ensure_schema
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
@@ -25,9 +28,9 @@ def engine(database_url):
 
 @pytest.fixture
 def job(engine):
-    job_id = store.create_job(engine, taxonomy_from_csv("dog,rain"), Settings(model="m"), kind="enqueue",
-                              sources=["/a"])
-    store.add_files(engine, job_id, [FileRef(uri, fingerprint="1") for uri in URIS])
+    job_id = create_job(engine, taxonomy_from_csv("dog,rain"), Settings(model="m"), kind="enqueue",
+                        sources=["/a"])
+    add_files(engine, job_id, [FileRef(uri, fingerprint="1") for uri in URIS])
     return job_id
 
 
@@ -43,7 +46,7 @@ def test_a_live_lease_keeps_its_files_and_an_expired_one_gives_them_up(engine, j
 
 def test_finished_files_are_neither_claimed_nor_renewed_and_keep_who_labeled_them(engine, job):
     leases.claim(engine, job, URIS, "w1:1", lease_s=60)
-    store.save_results(engine, job, [FileResult(URIS[0], error="unreadable")], ["dog", "rain"], logit_scale=10.0)
+    save_results(engine, job, [FileResult(URIS[0], error="unreadable")], ["dog", "rain"], logit_scale=10.0)
     assert leases.renew(engine, "w1:1", lease_s=60) == 2
     assert leases.give_back(engine, job, URIS, "w2:2") == []  # not w2's to give
     assert leases.give_back(engine, job, URIS, "w1:1") == URIS[1:]
@@ -74,6 +77,6 @@ def test_expired_leases_are_taken_back_once_and_sent_in_the_same_transaction(eng
 
 def test_a_job_that_is_not_active_has_nothing_to_claim_or_take_back(engine, job):
     leases.claim(engine, job, URIS, "w1:1", lease_s=-1)
-    store.fail_job(engine, job, "model cannot load")
+    fail_job(engine, job, "model cannot load")
     assert leases.claim(engine, job, URIS, "w2:2", lease_s=60) == {}
     assert leases.take_back_expired(engine, lambda *_: None) == []

@@ -3,7 +3,6 @@ may echo one, run with secrets in their URLs and environment."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -11,10 +10,10 @@ import redis
 
 from soundtag.redaction import masked
 from tests.audio_files import write
-from tests.conftest import free_port, soundtag
+from tests.conftest import TEST_REDIS, free_port, soundtag
 
 SECRETS = ("pgS3cret", "redisS3cret", "awsS3cretKey", "AKIAS3CRETKEYID")
-REDIS = os.environ.get("SOUNDTAG_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REDIS = TEST_REDIS
 
 
 def _no_secret(proc, returncode: int = 0) -> None:
@@ -61,11 +60,28 @@ def test_no_command_prints_a_secret(tmp_path, tiny_clap, pg_url, workers):
         redis.Redis.from_url(REDIS).delete(queue)
 
 
+def test_a_password_in_the_query_is_never_printed(tmp_path, tiny_clap, pg_url):
+    """libpq's ``?password=`` form, which SQLAlchemy's own masking leaves alone, in each place a
+    database URL or a driver's message reaches the screen."""
+    write(tmp_path / "clips" / "a.wav")
+    database = pg_url + "?password=pgS3cret"
+    _no_secret(soundtag("db", "upgrade", "--database", database, check=False))
+    run = soundtag("run", str(tmp_path / "clips"), "--labels", "dog,rain", "--model", str(tiny_clap),
+                   "--database", database, check=False)
+    _no_secret(run)
+    assert "1 labeled" in run.stderr and "password=***" in run.stderr
+    unreachable = "postgresql://user@127.0.0.1:1/x?password=pgS3cret"
+    for args in (("db", "upgrade"), ("jobs",), ("status", "x")):
+        _no_secret(soundtag(*args, "--database", unreachable, check=False), returncode=1)
+
+
 @pytest.mark.parametrize("text, shown", [
     ("postgresql+psycopg://user:pgS3cret@db:5432/soundtag", "postgresql+psycopg://user:***@db:5432/soundtag"),
     ("redis://:redisS3cret@redis:6379/0", "redis://:***@redis:6379/0"),
     ("error: amqp://guest:p@ss:w/rd@rabbit//: refused", "error: amqp://guest:***@rabbit//: refused"),
     ("postgresql://db/x?sslmode=require&password=pgS3cret", "postgresql://db/x?sslmode=require&password=***"),
+    ("postgresql://u@db/x?password=pgS3cret&sslmode=require", "postgresql://u@db/x?password=***&sslmode=require"),
+    ("rediss://default:redisS3cret@cache:6380/1", "rediss://default:***@cache:6380/1"),
     ("sqlite:///soundtag.db", "sqlite:///soundtag.db"),
     ("redis://redis:6379/0", "redis://redis:6379/0"),
 ])

@@ -3,7 +3,7 @@ the recordings, and equal a fresh labeling of the recordings."""
 
 import pytest
 
-from db import store
+from db.files import scope_files
 from db.schema import engine_for, ensure_schema
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_csv
@@ -68,7 +68,7 @@ def test_a_new_taxonomy_through_run_reads_no_audio(tmp_path, tiny_clap, database
     engine = engine_for(database_url)
     ensure_schema(engine)
     settings = Settings(model=str(tiny_clap), database_url=database_url)
-    info = runner.run(engine, store.scope_files(engine), taxonomy_from_csv(NEW), settings, sources=[str(archive)])
+    info = runner.run(engine, scope_files(engine), taxonomy_from_csv(NEW), settings, sources=[str(archive)])
     engine_for.cache_clear()
     engine.dispose()
     assert (info.done, info.failed) == (3, 0)

@@ -3,10 +3,14 @@ the verdicts read back from the `reviews` and `reviewed_labels` views."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import re
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -202,3 +206,114 @@ def test_token_is_required_then_kept_in_a_cookie(labeled, server, browser):
     page.goto(review.url + "/?token=s3cret-token")
     assert "token" not in page.url
     _shown(page)
+
+
+def _raw(url: str, method: str = "GET", path: str = "/", headers: dict | None = None, body=None,
+         chunked: bool = False):
+    """One request exactly as given (Host, path and body untouched), as an attacker sends it."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in {"Host": f"{host}:{port}", **(headers or {})}.items():
+            conn.putheader(name, value)
+        if chunked:
+            conn.putheader("Transfer-Encoding", "chunked")
+        elif body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        try:
+            if chunked:
+                for piece in body:
+                    conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+                conn.send(b"0\r\n\r\n")
+            elif body is not None:
+                conn.send(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered before reading it all
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def disguised(tmp_path, tiny_clap, sqlite_url):
+    """A labeled archive whose only recording is a real WAV named x.html."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    write(tmp_path / "x.wav", seconds=2.0).rename(archive / "x.html")
+    soundtag("run", str(archive), "--pattern", "*", "--labels", LABELS, "--model", str(tiny_clap),
+             "--database", sqlite_url)
+    return sqlite_url
+
+
+def test_a_recording_named_html_is_served_as_inert_audio(disguised, server):
+    review = server("--database", disguised)
+    review.wait_ready()
+    status, headers, body = _raw(review.url, path="/api/items")
+    [item] = json.loads(body)["items"]
+    assert item["name"].endswith("x.html")
+    status, headers, body = _raw(review.url, path=f"/audio/{item['id']}")
+    assert status == 200 and body.startswith(b"RIFF")
+    assert headers["content-type"] == "audio/wav"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["content-security-policy"] == "sandbox"
+    status, headers, _ = _raw(review.url, path="/")
+    assert "script-src 'self'" in headers["content-security-policy"] and "unsafe-inline" not in \
+        headers["content-security-policy"].split("script-src")[1].split(";")[0]
+
+
+def test_hostile_requests_are_answered_without_harm(labeled, server):
+    review = server("--database", labeled)
+    review.wait_ready()
+    # DNS rebinding: a foreign name for this address is refused, whatever it asks.
+    assert _raw(review.url, headers={"Host": "evil.example"})[0] == 403
+    assert _raw(review.url, headers={"Host": f"evil.example:{review.port}"}, path="/api/items")[0] == 403
+    assert _raw(review.url, headers={"Host": "127.0.0.1"})[0] == 403  # not this port
+    status, _, page = _raw(review.url)
+    assert status == 200
+    csrf = re.search(rb'data-csrf="([^"]+)"', page).group(1).decode()
+    for path in ["/audio/%C2%B2", "/api/items/%C2%B2/windows", "/audio/" + "1" * 5000, "/audio/%D9%A1"]:
+        assert _raw(review.url, path=path)[0] == 404, path
+    # A body far over the limit, declared or streamed, is refused without being held.
+    big = b"x" * (10 * 1024 * 1024)
+    headers = {"Content-Type": "application/json", "Origin": review.url, "X-Soundtag-CSRF": csrf}
+    assert _raw(review.url, "POST", "/api/verdicts", headers, body=big)[0] == 413
+    assert _raw(review.url, "POST", "/api/verdicts", headers, body=[b"x" * 65536] * 4, chunked=True)[0] == 413
+    assert _current(labeled) == []
+
+
+def test_the_token_stays_out_of_the_cookie_and_redirects_stay_on_site(labeled, server):
+    review = server("--database", labeled, "--host", "0.0.0.0", env={"SOUNDTAG_REVIEW_TOKEN": "s3cret-token"})
+    wait_for(lambda: review.proc.poll() is not None or _status(review.url + "/") == 401, 60, "the server to answer")
+    for path in ["//evil.example/x?token=s3cret-token", "/\\evil.example/x?token=s3cret-token",
+                 "/%2F%2Fevil.example/x?token=s3cret-token"]:
+        status, headers, _ = _raw(review.url, path=path)
+        assert status == 303, path
+        location = headers["location"]
+        assert location.startswith("/") and not location.startswith(("//", "/\\")), location
+        assert "evil.example" not in urllib.parse.urlsplit(location).netloc
+    status, headers, _ = _raw(review.url, path="/?token=s3cret-token")
+    cookie = headers["set-cookie"]
+    assert "s3cret-token" not in cookie and "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    session = cookie.split(";")[0]
+    assert _raw(review.url, path="/api/items", headers={"Cookie": session})[0] == 200
+    assert _raw(review.url, path="/api/items", headers={"Cookie": "soundtag_review=s3cret-token"})[0] == 401
+    assert _raw(review.url, path="/api/items", headers={"Cookie": "soundtag_review=guessed"})[0] == 401
+
+
+def test_a_default_port_accepts_the_host_without_it():
+    from starlette.requests import Request
+
+    from review.guard import Guard
+
+    def status(port: int, host: str):
+        request = Request({"type": "http", "method": "GET", "path": "/", "query_string": b"",
+                           "headers": [(b"host", host.encode())]})
+        refused = Guard("127.0.0.1", port, None).check(request)
+        return refused.status_code if refused else 200
+
+    # Browsers leave :80 (and :443) out of Host.
+    assert status(80, "127.0.0.1") == status(443, "localhost") == status(8080, "127.0.0.1:8080") == 200
+    assert status(8080, "127.0.0.1") == status(80, "evil.example") == 403

@@ -1,6 +1,6 @@
 """review/order.py: the orders a reviewer can choose, on made-up items."""
 
-from db.store import ReviewItem, Scored
+from db.reviews import ReviewItem, Scored
 from review.order import Order, ordered
 
 

@@ -232,13 +232,13 @@ def test_a_normal_run_shows_no_third_party_output(tmp_path, tiny_clap, sqlite_ur
 def test_unexpected_errors_print_one_line_and_how_to_see_the_traceback(monkeypatch, capsys):
     import sys
 
-    from db import store
+    import db.jobs
     from soundtag import cli
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("disk on fire\nsecond line")
 
-    monkeypatch.setattr(store, "jobs", broken)
+    monkeypatch.setattr(db.jobs, "jobs", broken)
     monkeypatch.setattr(sys, "argv", ["soundtag", "jobs", "--database", "sqlite://"])
     with pytest.raises(SystemExit) as exited:
         cli.main()
@@ -264,7 +264,8 @@ def test_cli_and_producer_start_without_torch():
     import sys
 
     code = ("import sys, soundtag.cli, soundtag.fleet, producer.enqueue, producer.scan, producer.sources, "
-            "producer.tasks, producer.beat, db.store; "
+            "producer.tasks, producer.beat, db.jobs, db.files, db.results, db.reviews, db.embeddings, "
+            "db.predictions, db.labeled_files; "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 

@@ -12,10 +12,10 @@ import pytest
 
 from producer.sources import walk
 from soundtag.errors import SourceError
+from soundtag.errors import ReadError, TransientReadError
+from soundtag.sources.storage import Storage
 from tests.audio_files import write
 from tests.conftest import free_port, query, soundtag
-from soundtag.errors import ReadError, TransientReadError
-from worker.storage import Storage
 
 LABELS = "dog barking,rain,siren"
 
@@ -196,7 +196,7 @@ def test_unreachable_endpoint_at_read_time_is_transient_not_a_file_failure(tmp_p
 def test_s3_errors_are_sorted_into_transient_and_permanent(code, status, transient):
     from botocore.exceptions import ClientError
 
-    from soundtag import s3
+    from soundtag.sources import s3
 
     def refuse(**_):
         raise ClientError({"Error": {"Code": code, "Message": "..."}, "ResponseMetadata": {"HTTPStatusCode": status}},
@@ -234,11 +234,11 @@ def test_object_larger_than_the_in_memory_spool_is_labeled_like_the_local_file(b
 
     import numpy as np
 
-    from soundtag import s3
+    from soundtag.sources import s3
+    from soundtag.sources.storage import open_local
     from soundtag.taxonomy import taxonomy_from_csv
     from worker.clap import Classifier
     from worker.labeling import Labeler
-    from worker.storage import open_local
 
     local = write(tmp_path / "big.wav", seconds=200.0, rate=48000, channels=2)  # 38 MB of PCM
     assert local.stat().st_size > s3._SPOOL_IN_MEMORY

@@ -10,8 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select, update
 
-from db import packing, store
+from db import packing
+from db.embeddings import EmbeddingKey, embedding_chunks, stored_embeddings_of
+from db.files import add_files
+from db.jobs import create_job
 from db.models import AudioEmbedding
+from db.results import save_results
 from db.schema import engine_for, ensure_schema
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
@@ -115,9 +119,9 @@ def test_export_writes_one_row_per_window(tmp_path, tiny_clap, sqlite_url):
 def _store(engine, settings, names, windows=4, seed=0, window_s=10.0):
     """Files of random unit vectors written as a run writes them; returns their uris."""
     rng = np.random.default_rng(seed)
-    job = store.create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["synthetic"])
+    job = create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["synthetic"])
     refs = [FileRef(f"file:///synthetic/{name}.wav", fingerprint="1") for name in names]
-    store.add_files(engine, job, refs, force=True)
+    add_files(engine, job, refs, force=True)
     results = []
     for ref in refs:
         vectors = rng.standard_normal((windows, 16))
@@ -125,15 +129,15 @@ def _store(engine, settings, names, windows=4, seed=0, window_s=10.0):
         segments = [Segment(window_s * w, window_s * (w + 1), np.ones(1), np.zeros(1), v) for w, v in enumerate(vectors)]
         results.append(FileResult(ref.uri, duration_s=10.0 * windows, scores=np.ones(1), similarity=np.zeros(1),
                                   segments=segments))
-    store.save_results(engine, job, results, ["seed"], store.EmbeddingKey(REVISION, window_s, window_s, "fp16"),
-                       logit_scale=1.0)
+    save_results(engine, job, results, ["seed"], EmbeddingKey(REVISION, window_s, window_s, "fp16"),
+                 logit_scale=1.0)
     return [ref.uri for ref in refs]
 
 
 def _scanned(engine, settings, query_vector, limit):
     """What reading every stored vector from SQL answers: (uri, start_s, cosine), best first."""
     found = [(stored.uri, float(start), float(vector @ query_vector))
-             for files in store.embedding_chunks(engine, settings.model_ref, REVISION) for stored in files
+             for files in embedding_chunks(engine, settings.model_ref, REVISION) for stored in files
              for start, vector in zip(stored.starts, stored.vectors)]
     return sorted(found, key=lambda hit: -hit[2])[:limit]
 
@@ -144,7 +148,7 @@ def _queries(engine, settings, like):
         query_vector = np.random.default_rng(100 + seed).standard_normal(16).astype(np.float32)
         yield query_vector / np.linalg.norm(query_vector)
     for uri in like:
-        yield store.stored_embeddings_of(engine, settings.model_ref, uri)[0].vectors[0]
+        yield stored_embeddings_of(engine, settings.model_ref, uri)[0].vectors[0]
 
 
 def _check(engine, settings, limit=1000, like=()):
@@ -181,8 +185,8 @@ def test_index_follows_new_replaced_and_changed_files(synthetic):
     _check(engine, settings, limit=3, like=first[10:12])
     _check(engine, settings)
     # A file changed on disk: its stored windows no longer describe it and must not be found.
-    job = store.create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["synthetic"])
-    store.add_files(engine, job, [FileRef(uri, fingerprint="2") for uri in first[5:10]])
+    job = create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["synthetic"])
+    add_files(engine, job, [FileRef(uri, fingerprint="2") for uri in first[5:10]])
     _check(engine, settings)
 
 

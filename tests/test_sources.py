@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from producer.sources import WalkReport, walk
-from soundtag.uris import file_uri, path_of, readable
+from soundtag.sources.uris import file_uri, path_of, readable
 from tests.audio_files import write
 from tests.conftest import ROOT, query
 

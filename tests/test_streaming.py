@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from soundtag.sources.storage import open_local
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.audio_files import tone, write, write_long
 from tests.conftest import ROOT, query
 from worker import audio
 from worker.audio import AudioError, Limits, Stream, Windower, decode, open_stream, resample, windows
-from worker.storage import open_local
 
 LABELS = "dog barking,rain,siren"
 

@@ -124,3 +124,26 @@ def test_a_group_has_its_own_threshold_and_keeps_it_through_a_rewrite(tmp_path):
     rewritten = tax.with_thresholds({"siren": 0.25})
     assert rewritten.document()["groups"] == [{"name": "animal", "threshold": 0.3}]
     assert load_taxonomy(_write(tmp_path, yaml.safe_dump(rewritten.document()))) == rewritten
+
+
+def test_names_are_one_whatever_their_case_or_unicode_form(tmp_path):
+    tax = load_taxonomy(_write(tmp_path, "labels: [animal, {name: dog, parent: Animal}, {name: cat, parent: ANIMAL}]"))
+    assert {node.label: node.members for node in tax.policy()} == {
+        "animal": ("animal", "dog", "cat"), "dog": ("dog",), "cat": ("cat",)}
+    grouped = load_taxonomy(_write(tmp_path, "labels: [{name: dog, parent: Pets}, {name: cat, parent: pets}]\n"
+                                             "groups: [{name: PETS, threshold: 0.2}]"))
+    assert [(node.label, node.members, node.threshold) for node in grouped.policy() if node.group] == [
+        ("Pets", ("dog", "cat"), 0.2)]
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    with pytest.raises(TaxonomyError, match="label 'café' appears twice"):
+        taxonomy_from_csv(f"{composed},{decomposed}")
+    assert taxonomy_from_csv(decomposed).names == [composed]
+
+
+@pytest.mark.parametrize("value", ["true", "yes", '"0.3"', "[0.3]"])
+def test_a_threshold_that_is_not_a_number_is_refused_in_one_line(tmp_path, value):
+    for text in (f"threshold: {value}\nlabels: [rain]", f"labels: [{{name: rain, threshold: {value}}}]",
+                 f"labels: [{{name: dog, parent: animal}}]\ngroups: [{{name: animal, threshold: {value}}}]"):
+        with pytest.raises(TaxonomyError, match="is not a number") as info:
+            load_taxonomy(_write(tmp_path, text))
+        assert "\n" not in str(info.value)

@@ -9,21 +9,22 @@ import numpy as np
 
 from sqlalchemy import Engine
 
-from db import store
-from db.store import StoredEmbeddings
+from db.embeddings import StoredEmbeddings, Unreadable, embedding_models
 from soundtag.errors import SoundtagError
 from soundtag.settings import Settings
 from worker.clap import score
 from worker.labeling import FileResult, Segment, aggregate
 
 
-def results_from_stored(files: Sequence[StoredEmbeddings], labels: np.ndarray,
+def results_from_stored(stored: Sequence[StoredEmbeddings | Unreadable], labels: np.ndarray,
                         logit_scale: float) -> list[FileResult]:
     """The FileResults a labeling of the recordings would give, scored from their stored windows:
     all the files' windows in one product with the label embeddings (one per file cost more than
-    the rest of a relabel)."""
+    the rest of a relabel). A file whose row is damaged fails, with the reason."""
+    failed = [FileResult(found.uri, error=found.reason) for found in stored if isinstance(found, Unreadable)]
+    files = [found for found in stored if isinstance(found, StoredEmbeddings)]
     if not files:
-        return []
+        return failed
     counts = [len(found.starts) for found in files]
     scores, similarity = score(np.concatenate([found.vectors for found in files]), labels, logit_scale)
     file_scores, file_similarity = aggregate(scores, similarity, counts)
@@ -35,7 +36,7 @@ def results_from_stored(files: Sequence[StoredEmbeddings], labels: np.ndarray,
         results.append(FileResult(found.uri, duration_s=found.duration_s, sample_rate=found.sample_rate,
                                   channels=found.channels, content_hash=found.content_hash,
                                   scores=file_scores[i], similarity=file_similarity[i], segments=segments))
-    return results
+    return results + failed
 
 
 def with_stored_model(engine: Engine, settings: Settings, uris: Sequence[str] | None = None) -> Settings:
@@ -44,7 +45,7 @@ def with_stored_model(engine: Engine, settings: Settings, uris: Sequence[str] | 
     Raises SoundtagError naming the models when they are several."""
     if "model" in settings.model_fields_set:
         return settings
-    models = store.embedding_models(engine, uris)
+    models = embedding_models(engine, uris)
     if len(models) > 1:
         raise SoundtagError(f"stored embeddings are by {len(models)} models ({', '.join(models)}): "
                             "choose one with --model")

@@ -21,6 +21,7 @@ from celery import signals
 from celery.worker import state
 
 from db import leases
+from db.jobs import job_spec
 from db.schema import engine_for
 from soundtag.errors import describe
 from soundtag.fleet import Sender
@@ -48,9 +49,7 @@ def stopping() -> bool:
 
 def resend(job_id: str, uris: list[str], settings: Settings, *, one_per_task: bool = False) -> None:
     """Send files of a job to the fleet again, on the job's queue."""
-    from db import store
-
-    spec = store.job_spec(engine_for(settings.database_url), job_id)
+    spec = job_spec(engine_for(settings.database_url), job_id)
     if one_per_task:
         settings = settings.model_copy(update={"files_per_task": 1})
     sender = Sender(job_id, settings, spec.options.get("queue") if spec else None)

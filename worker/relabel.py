@@ -9,58 +9,81 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import embedded_uris, embedding_chunks
+from db.files import add_files, failed_uris, scope_files
+from db.jobs import JobInfo, create_job, finish_job_if_done, job_info, job_spec
+from db.results import save_results
 from soundtag import hub
+from soundtag.errors import ReadError
 from soundtag.settings import Settings
 from soundtag.states import FileState
 from soundtag.taxonomy import Taxonomy
 from worker.embeddings import results_from_stored, with_stored_model
 from worker.labeling import FileResult
 from worker.runner import classifier_for, label_embeddings, recorded
+from soundtag.sources.storage import Storage
 
 
 @dataclass(frozen=True)
 class Plan:
     """What a relabel found before it scores: its job, the files it will score, and those in
     scope without usable stored embeddings (labeled before embeddings were kept, with
-    SOUNDTAG_EMBEDDINGS=off, by other weights, or changed since), apart from those that failed."""
+    SOUNDTAG_EMBEDDINGS=off, by other weights, or changed since) apart from those that failed
+    (unreadable when last labeled), and why each file the allow-lists refuse was left out."""
 
     job_id: str
     model: str
     todo: int
     missing: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # of missing: unreadable when last labeled
+    failed: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
 
 def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: Sequence[str] = (),
             sources: Sequence[str] = (), on_planned: Callable[[Plan], None] | None = None,
-            on_result: Callable[[FileResult], None] | None = None, chunk: int = 2000) -> store.JobInfo:
+            on_result: Callable[[FileResult], None] | None = None, chunk: int = 2000) -> JobInfo:
     """Score every file in scope (the given jobs' files, the files under ``sources``, or every
     labeled file) that has stored embeddings of ``settings.model`` (by default, of the one model
     that made those in scope) against ``taxonomy``, in a new job; embeddings stream from the
     database ``chunk`` files at a time."""
     for job_id in job_ids:
-        store.job_info(engine, job_id)  # JobNotFound before anything is recorded
-    scope = store.scope_files(engine, job_ids=job_ids, sources=sources)
+        job_info(engine, job_id)  # JobNotFound before anything is recorded
+    scope, refused = _allowed(scope_files(engine, job_ids=job_ids, sources=sources), settings)
     settings = with_stored_model(engine, settings, [ref.uri for ref in scope] if job_ids or sources else None)
     hub.check(settings.model)
     classifier = classifier_for(settings.model_ref, settings)
-    embedded = store.embedded_uris(engine, settings.model_ref, classifier.revision, [ref.uri for ref in scope])
-    job_id = store.create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources))
+    embedded = embedded_uris(engine, settings.model_ref, classifier.revision, [ref.uri for ref in scope])
+    job_id = create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources))
     with recorded(engine, job_id):
-        todo = store.add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
+        todo = add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
         if on_planned:
             missing = [ref.uri for ref in scope if ref.uri not in embedded]
-            failed = store.failed_uris(engine, missing)
+            failed = failed_uris(engine, missing)
             on_planned(Plan(job_id, settings.model, len(todo), [uri for uri in missing if uri not in failed],
-                            sorted(failed)))
-        spec = store.job_spec(engine, job_id)
+                            sorted(failed), refused))
+        spec = job_spec(engine, job_id)
         vectors = label_embeddings(engine, classifier, spec)
-        for files in store.embedding_chunks(engine, settings.model_ref, classifier.revision, job_id=job_id,
-                                            status=FileState.QUEUED, chunk=chunk):
+        for files in embedding_chunks(engine, settings.model_ref, classifier.revision, job_id=job_id,
+                                      status=FileState.QUEUED, chunk=chunk):
             results = results_from_stored(files, vectors, classifier.logit_scale)
-            store.save_results(engine, job_id, results, taxonomy.names, logit_scale=classifier.logit_scale)
+            save_results(engine, job_id, results, taxonomy.names, logit_scale=classifier.logit_scale)
             for result in results if on_result else ():
                 on_result(result)
-    store.finish_job_if_done(engine, job_id)
-    return store.job_info(engine, job_id)
+    finish_job_if_done(engine, job_id)
+    return job_info(engine, job_id)
+
+
+def _allowed(scope: list, settings: Settings) -> tuple[list, list[str]]:
+    """The files of ``scope`` the allow-lists let through (labels are what a reader of the
+    recording would learn), and why each other one may not be read. Without allow-lists, all:
+    a relabel needs no recording, even one gone since."""
+    storage, allowed, refused = Storage(settings.allowed_roots, settings.allowed_buckets), [], []
+    if not storage.restricted:
+        return scope, []
+    for ref in scope:
+        try:
+            storage.check(ref.uri)
+            allowed.append(ref)
+        except ReadError as exc:
+            refused.append(str(exc))
+    return allowed, refused

@@ -16,19 +16,23 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import EmbeddingKey, stored_embeddings
+from db.files import add_files, pending_uris
+from db.jobs import JobInfo, JobSpec, cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec
+from db.results import save_results
 from db.schema import engine_for
+from db.taxonomies import label_embeddings as stored_label_embeddings, save_label_embeddings
 from soundtag import hub
 from soundtag.errors import SoundtagError, TransientReadError, describe, first_line
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
+from soundtag.sources.storage import Storage
 from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from worker.audio import Limits
 from worker.clap import Classifier, check_device
 from worker.embeddings import results_from_stored
 from worker.labeling import FileResult, Labeler
-from worker.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ def storage(settings: Settings) -> Storage:
         return _storages[key]
 
 
-def labeler_for(spec: store.JobSpec, settings: Settings) -> Labeler:
+def labeler_for(spec: JobSpec, settings: Settings) -> Labeler:
     options = spec.options
     return Labeler(
         classifier_for(spec.model, settings),
@@ -65,19 +69,19 @@ def labeler_for(spec: store.JobSpec, settings: Settings) -> Labeler:
     )
 
 
-def label_embeddings(engine: Engine, classifier: Classifier, spec: store.JobSpec):
+def label_embeddings(engine: Engine, classifier: Classifier, spec: JobSpec):
     """The taxonomy's label embeddings: stored ones when this model computed them before (a
     repeated run skips the text tower), else computed now and stored."""
-    vectors = store.label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id)
+    vectors = stored_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id)
     if vectors is None:
         vectors = classifier.label_embeddings(spec.taxonomy)
-        store.save_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id, vectors)
+        save_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id, vectors)
     return vectors
 
 
-def active_spec(engine: Engine, job_id: str, files: int) -> store.JobSpec | None:
+def active_spec(engine: Engine, job_id: str, files: int) -> JobSpec | None:
     """The job, if it exists and is active; else None, logged with why ``files`` are dropped."""
-    spec = store.job_spec(engine, job_id)
+    spec = job_spec(engine, job_id)
     if spec is None or spec.state != JobState.ACTIVE:
         log.warning("job %s: %s; dropping %d files", job_id,
                     "no such job" if spec is None else f"job is {spec.state}", files)
@@ -98,19 +102,19 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     spec = active_spec(engine, job_id, len(uris))
     if spec is None:
         return 0
-    wanted = store.pending_uris(engine, job_id, uris)
+    wanted = pending_uris(engine, job_id, uris)
     if not wanted:
         return 0
     labeler = labeler_for(spec, settings)
     classifier = labeler.classifier
     labels = spec.taxonomy.names
     vectors = label_embeddings(engine, classifier, spec)
-    keep = None if settings.embeddings == "off" else store.EmbeddingKey(
+    keep = None if settings.embeddings == "off" else EmbeddingKey(
         classifier.revision, labeler.window_s, labeler.hop_s, settings.embeddings)
     # Files whose windows this model embedded before, at this fingerprint and with these window
     # settings, are scored from the stored vectors: no read, no decode, no audio tower. --force
     # means "from the recordings again" (a decoder fixed, a file suspected).
-    stored = {} if spec.options.get("force") else store.stored_embeddings(
+    stored = {} if spec.options.get("force") else stored_embeddings(
         engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s, wanted)
     from_audio = [uri for uri in wanted if uri not in stored]
     reused = results_from_stored(list(stored.values()), vectors, classifier.logit_scale)
@@ -127,11 +131,11 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
             if stop and stop():
                 break
             if time.monotonic() - flushed >= flush_every_s:
-                store.save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
+                save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
                 buffer, flushed = [], time.monotonic()
     finally:  # however the loop ends, what finished is kept
         labeled.close()
-        store.save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
+        save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
     return finished
 
 
@@ -150,21 +154,21 @@ class Planned:
 
 def run(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: Settings, *, sources: list[str],
         force: bool = False, retry_failed: bool = False, on_planned: Callable[[Planned], None] | None = None,
-        on_result: Callable[[FileResult], None] | None = None) -> store.JobInfo:
+        on_result: Callable[[FileResult], None] | None = None) -> JobInfo:
     """``soundtag run``: check the model and device, record a job of ``refs``, label what is
     pending in this process, and return the finished job. The model is loaded only when a file
     is pending. How a run that stops early ends is recorded (``recorded``)."""
     hub.check(settings.model)
     check_device(settings.device)
-    job_id = store.create_job(engine, taxonomy, settings, kind="run", sources=sources, force=force)
+    job_id = create_job(engine, taxonomy, settings, kind="run", sources=sources, force=force)
     with recorded(engine, job_id):
-        todo = [uri for _, uri in store.add_files(engine, job_id, refs, force=force, retry_failed=retry_failed)]
+        todo = [uri for _, uri in add_files(engine, job_id, refs, force=force, retry_failed=retry_failed)]
         if on_planned:
-            on_planned(Planned(job_id, store.job_info(engine, job_id).total, len(todo)))
+            on_planned(Planned(job_id, job_info(engine, job_id).total, len(todo)))
         if todo:
             process(job_id, todo, settings, on_result=on_result)
-    store.finish_job_if_done(engine, job_id)
-    return store.job_info(engine, job_id)
+    finish_job_if_done(engine, job_id)
+    return job_info(engine, job_id)
 
 
 @contextmanager
@@ -176,9 +180,9 @@ def recorded(engine: Engine, job_id: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        store.fail_job(engine, job_id, first_line(exc) if isinstance(exc, (SoundtagError, TransientReadError))
-                       else describe(exc))
+        fail_job(engine, job_id, first_line(exc) if isinstance(exc, (SoundtagError, TransientReadError))
+                 else describe(exc))
         raise
     except BaseException:
-        store.cancel_job(engine, job_id, reason="interrupted")
+        cancel_job(engine, job_id, reason="interrupted")
         raise

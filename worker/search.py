@@ -4,17 +4,19 @@ a file. Exact: every stored vector of the model is compared, through the kept in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import stored_embeddings_of
 from soundtag import hub
-from soundtag.errors import SoundtagError
+from soundtag.errors import DamagedData, ReadError, SoundtagError
 from soundtag.settings import Settings
 from worker.embeddings import with_stored_model
 from worker.runner import classifier_for
+from soundtag.sources.storage import Storage
 from worker.window_index import WindowIndex
 
 
@@ -29,29 +31,44 @@ class Hit:
         return asdict(self)
 
 
-def rank(engine: Engine, settings: Settings, revision: str, query: np.ndarray, limit: int) -> list[Hit]:
+def rank(engine: Engine, settings: Settings, revision: str, query: np.ndarray, limit: int,
+         on_damaged: Callable[[str], None] | None = None) -> list[Hit]:
     """The ``limit`` stored windows of ``settings.model`` at ``revision`` most similar to
-    ``query`` (a unit vector), best first."""
+    ``query`` (a unit vector), best first. Files whose stored rows are damaged are left out,
+    each passed to ``on_damaged`` (a line naming it)."""
     index = WindowIndex(engine, settings.model_ref, revision, settings.index_dir)
-    return [Hit(found.stored.uri, float(found.stored.starts[found.window]), float(found.stored.ends[found.window]),
+    hits = [Hit(found.stored.uri, float(found.stored.starts[found.window]), float(found.stored.ends[found.window]),
                 found.similarity) for found in index.nearest(query, limit)]
+    for reason in index.damaged if on_damaged else ():
+        on_damaged(reason)
+    return hits
 
 
-def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10) -> list[Hit]:
+def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10,
+                on_damaged: Callable[[str], None] | None = None) -> list[Hit]:
     """Stored windows of ``settings.model`` (by default, the model of the stored embeddings)
     ranked by cosine to the text's embedding."""
     settings = with_stored_model(engine, settings)
     hub.check(settings.model)
     classifier = classifier_for(settings.model_ref, settings)
-    return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit)
+    return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit, on_damaged)
 
 
-def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0, limit: int = 10) -> list[Hit]:
+def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0, limit: int = 10,
+                on_damaged: Callable[[str], None] | None = None) -> list[Hit]:
     """Stored windows of ``settings.model`` (by default, the model of the file's stored
     embeddings) ranked by cosine to the window of ``uri`` holding second ``at_s``. Needs no
     model: only stored vectors. Raises SoundtagError when no window holds that second."""
     settings = with_stored_model(engine, settings, [uri])
-    found = store.stored_embeddings_of(engine, settings.model_ref, uri)
+    try:
+        storage = Storage(settings.allowed_roots, settings.allowed_buckets)
+        if storage.restricted:  # without allow-lists, the stored vectors of a recording gone since serve
+            storage.check(uri)
+        found = stored_embeddings_of(engine, settings.model_ref, uri)
+    except ReadError as exc:  # the allow-lists refuse it
+        raise SoundtagError(f"search --like {exc}") from None
+    except DamagedData as exc:
+        raise SoundtagError(f"{exc}; run `soundtag run {uri} --force` to embed it again") from None
     if found is None:
         raise SoundtagError(f"{uri}: no stored embeddings by model {settings.model_ref}; "
                             f"run `soundtag run {uri} --force` to make them")
@@ -60,4 +77,4 @@ def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0,
     if not len(inside):
         raise SoundtagError(f"--at {at_s:g}: no window of {uri} holds that second; its windows cover "
                             f"{stored.starts.min():g} to {stored.ends.max():g} s")
-    return rank(engine, settings, revision, stored.vectors[int(inside[0])], limit)
+    return rank(engine, settings, revision, stored.vectors[int(inside[0])], limit, on_damaged)

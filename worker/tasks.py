@@ -11,7 +11,9 @@ from celery.exceptions import Retry
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from db import leases, store
+from db import leases
+from db.files import fail_files
+from db.jobs import fail_job, finish_job_if_done
 from db.schema import engine_for
 from soundtag.errors import ModelError, describe
 from soundtag.fleet import LABEL_BATCH, app
@@ -52,18 +54,18 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
         claimed = leases.claim(engine, job_id, uris, me, settings.lease_s)
         worn = {uri: lost for uri, lost in claimed.items() if lost >= settings.task_max_attempts}
         for uri, lost in worn.items():
-            store.fail_files(engine, job_id, [uri], f"worker died {lost} times while labeling this file")
+            fail_files(engine, job_id, [uri], f"worker died {lost} times while labeling this file")
         todo = [uri for uri in claimed if uri not in worn]
         done = len(worn) + (process(job_id, todo, settings, stop=heartbeat.stopping) if todo else 0)
         if todo and heartbeat.stopping():
             back = leases.give_back(engine, job_id, todo, me, lambda rest: heartbeat.resend(job_id, rest, settings))
             if back:
                 log.warning("stopping: %d files of job %s sent again", len(back), job_id)
-        store.finish_job_if_done(engine, job_id)
+        finish_job_if_done(engine, job_id)
     except Retry:
         raise
     except ModelError as exc:
-        if store.fail_job(engine, job_id, str(exc)):
+        if fail_job(engine, job_id, str(exc)):
             log.error("job %s failed: %s", job_id, exc)
         done = 0
     except TRANSIENT as exc:
@@ -72,8 +74,8 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
         raise self.retry(exc=exc, countdown=countdown, max_retries=settings.transient_retries) from None
     except Exception as exc:  # noqa: BLE001 - a bug must not leave files queued forever
         log.exception("job %s: batch failed", job_id)
-        store.fail_files(engine, job_id, uris if todo is None else todo, describe(exc))
-        store.finish_job_if_done(engine, job_id)
+        fail_files(engine, job_id, uris if todo is None else todo, describe(exc))
+        finish_job_if_done(engine, job_id)
         done = 0
     finally:
         _release(engine, job_id, todo or [], me)

@@ -5,7 +5,7 @@ reading every vector from SQL (1.5 s per 100k windows). Exact: every window is c
 
 The database stays the truth. Before each query the index takes in the rows newer than those it
 holds, and is rebuilt when a row it holds was replaced, deleted or made unusable (its file changed):
-``store.embeddings_state`` summarises both sides in one statement. The hits are then resolved from
+``db.embeddings.embeddings_state`` summarises both sides in one statement. The hits are then resolved from
 SQL (uri, window bounds) and checked against it, so a row changed behind the summary's back is
 never returned: the index is rebuilt and asked again.
 
@@ -29,7 +29,9 @@ import numpy as np
 from filelock import FileLock
 from sqlalchemy import Engine
 
-from db import store
+from db.embeddings import (
+    EmbeddingsState, StoredEmbeddings, Unreadable, embeddings_by_id, embeddings_state, latest_embedding_rows,
+)
 from soundtag.errors import SoundtagError
 
 ROW = np.dtype([("embedding", "<i8"), ("window", "<i4"), ("stamp", "<i8")])
@@ -42,7 +44,7 @@ MAX_SEGMENTS = 8
 class Window:
     """One ranked window: its file's stored embeddings, the window's position in them, the cosine."""
 
-    stored: store.StoredEmbeddings
+    stored: StoredEmbeddings
     window: int
     similarity: float
 
@@ -69,6 +71,7 @@ class WindowIndex:
     def __init__(self, engine: Engine, model: str, revision: str, root: Path):
         self.engine, self.model, self.revision = engine, model, revision
         self.folder = Path(root).expanduser() / _folder_name(engine, model, revision)
+        self.damaged: list[str] = []  # one line for each row left out, damaged in the database
 
     def nearest(self, query: np.ndarray, limit: int) -> list[Window]:
         """The ``limit`` windows most similar to ``query`` (a unit vector), best first, as the
@@ -85,8 +88,8 @@ class WindowIndex:
         """The best windows of ``segments`` that SQL holds as indexed; None, if ``strict``, when
         one of them it does not."""
         best = _top(segments, query, limit)
-        found = store.embeddings_by_id(self.engine, self.model, self.revision,
-                                       {int(row["embedding"]) for _, row in best})
+        found = embeddings_by_id(self.engine, self.model, self.revision,
+                                 {int(row["embedding"]) for _, row in best})
         current = [Window(found[int(row["embedding"])][1], int(row["window"]), similarity)
                    for similarity, row in best
                    if found.get(int(row["embedding"]), (None,))[0] == int(row["stamp"])]
@@ -98,8 +101,10 @@ class WindowIndex:
             with FileLock(self.folder / "lock"):
                 manifest, segments = self._read()
                 held_upto = 0 if manifest is None else manifest["state"]["upto"]
-                held, now = store.embeddings_state(self.engine, self.model, self.revision, held_upto)
+                held, now = embeddings_state(self.engine, self.model, self.revision, held_upto)
+                self.damaged = [] if manifest is None else list(manifest.get("damaged", []))
                 if rebuild or manifest is None or manifest["state"] != asdict(held):
+                    self.damaged = []
                     return self._write([], 0, now)
                 if now.upto > held.upto:
                     return self._write(segments, held.upto, now)
@@ -126,18 +131,19 @@ class WindowIndex:
         return _Segment(name, np.memmap(vectors, np.float32, "r", shape=(rows, dim)),
                         np.memmap(table, ROW, "r", shape=(rows,)))
 
-    def _write(self, segments: list[_Segment], after: int, state: store.EmbeddingsState) -> list[_Segment]:
+    def _write(self, segments: list[_Segment], after: int, state: EmbeddingsState) -> list[_Segment]:
         """Add the usable rows with ``after < id <= state.upto`` to ``segments`` as a new one
         (merging them all past MAX_SEGMENTS), then commit the manifest for ``state``."""
         names = [(seg.name, len(seg.rows)) for seg in segments]
         dim = segments[0].vectors.shape[1] if segments else None
-        added = self._segment(store.latest_embedding_rows(self.engine, self.model, self.revision, after, state.upto))
+        added = self._segment(latest_embedding_rows(self.engine, self.model, self.revision, after, state.upto))
         if added is not None:
             names.append(added[:2])
             dim = added[2]
         if len(names) > MAX_SEGMENTS:
             names = [self._merged(names)]
-        manifest = {"state": asdict(state), "dim": dim, "segments": [{"name": n, "rows": r} for n, r in names]}
+        manifest = {"state": asdict(state), "dim": dim, "segments": [{"name": n, "rows": r} for n, r in names],
+                    "damaged": self.damaged}
         staged = self.folder / f"manifest.{uuid.uuid4().hex}.tmp"
         staged.write_text(json.dumps(manifest))
         os.replace(staged, self.folder / "manifest.json")
@@ -148,13 +154,16 @@ class WindowIndex:
                 path.unlink(missing_ok=True)
         return [self._map(n, r, dim) for n, r in names]
 
-    def _segment(self, chunks: Iterable[list[tuple[int, int, store.StoredEmbeddings]]]) -> tuple[str, int, int] | None:
+    def _segment(self, chunks: Iterable[list[tuple[int, int, StoredEmbeddings]]]) -> tuple[str, int, int] | None:
         """Write the rows of ``chunks`` as a new segment; (name, rows, dim), or None when empty."""
         name, count, dim = uuid.uuid4().hex, 0, None
         staged = self.folder / f"{name}.f32.tmp", self.folder / f"{name}.rows.tmp"
         with open(staged[0], "wb") as vectors, open(staged[1], "wb") as table:
             for chunk in chunks:
                 for embedding_id, stamp, stored in chunk:
+                    if isinstance(stored, Unreadable):
+                        self.damaged.append(stored.reason)
+                        continue
                     rows = np.zeros(len(stored.vectors), ROW)
                     rows["embedding"], rows["window"], rows["stamp"] = embedding_id, np.arange(len(rows)), stamp
                     vectors.write(np.ascontiguousarray(stored.vectors, dtype=np.float32).tobytes())

@@ -9,8 +9,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
-from soundtag import access, s3, uris
 from soundtag.errors import ReadError, TransientReadError
+from soundtag.sources import access, s3, uris
 
 
 def path_of(uri: str) -> Path:
@@ -68,6 +68,11 @@ class Storage:
         except s3.S3Error as exc:
             raise _read_error(exc) from None
 
+    @property
+    def restricted(self) -> bool:
+        """Whether allow-lists are set (without them, any file may be read)."""
+        return bool(self._roots or self._buckets)
+
     def check(self, uri: str) -> None:
         """Raises ReadError when the allow-lists refuse ``uri``."""
         try:
@@ -88,7 +93,7 @@ class Storage:
             raise _read_error(exc) from None
 
     def _open_row(self, uri: str) -> BinaryIO:
-        from soundtag import hf_datasets
+        from soundtag.sources import hf_datasets
 
         try:
             ref, split, row, column = hf_datasets.parse_row(uri)

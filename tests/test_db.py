@@ -1,4 +1,4 @@
-"""db/store.py directly, on SQLite and PostgreSQL: the upserts and the state changes that the
+"""The db modules directly, on SQLite and PostgreSQL: the upserts and the state changes that the
 CLI, the producer and the workers all rely on."""
 
 import json
@@ -9,8 +9,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 
-from db import store
+from db.decisions import model_decisions
+from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
+from db.files import add_files, fail_files, pending_uris
+from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec, reactivate_job
+from db.predictions import job_predictions
+from db.results import save_results
+from db.reviews import file_windows, record_verdict, review_items, undo_verdict, verdicts
 from db.schema import engine_for, ensure_schema, upgrade
+from db.taxonomies import label_embeddings, save_label_embeddings, save_taxonomy
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
@@ -33,7 +40,7 @@ def engine(database_url):
 
 
 def _job(engine, taxonomy=TAX, model="m"):
-    return store.create_job(engine, taxonomy, Settings(model=model), kind="run", sources=["/a"])
+    return create_job(engine, taxonomy, Settings(model=model), kind="run", sources=["/a"])
 
 
 def _refs(*names, version="1"):
@@ -54,27 +61,27 @@ def _statuses(engine, job_id):
 
 def test_new_files_are_queued_and_a_rerun_skips_what_is_labeled(engine):
     first = _job(engine)
-    assert [uri for _, uri in store.add_files(engine, first, _refs("a", "b"))] == ["file:///a/a", "file:///a/b"]
-    store.save_results(engine, first, [_ok("file:///a/a"), FileResult("file:///a/b", error="corrupt")], TAX.names,
+    assert [uri for _, uri in add_files(engine, first, _refs("a", "b"))] == ["file:///a/a", "file:///a/b"]
+    save_results(engine, first, [_ok("file:///a/a"), FileResult("file:///a/b", error="corrupt")], TAX.names,
                        logit_scale=10.0)
-    store.finish_job_if_done(engine, first)
-    assert store.job_info(engine, first).state == JobState.COMPLETED
+    finish_job_if_done(engine, first)
+    assert job_info(engine, first).state == JobState.COMPLETED
 
     second = _job(engine)
-    assert store.add_files(engine, second, _refs("a", "b")) == []  # labeled, and failed at this fingerprint
+    assert add_files(engine, second, _refs("a", "b")) == []  # labeled, and failed at this fingerprint
     assert set(_statuses(engine, second).values()) == {FileState.SKIPPED}
     third = _job(engine)
-    assert [uri for _, uri in store.add_files(engine, third, _refs("a", "b"), retry_failed=True)] == ["file:///a/b"]
+    assert [uri for _, uri in add_files(engine, third, _refs("a", "b"), retry_failed=True)] == ["file:///a/b"]
     fourth = _job(engine)
-    assert len(store.add_files(engine, fourth, _refs("a", "b"), force=True)) == 2
+    assert len(add_files(engine, fourth, _refs("a", "b"), force=True)) == 2
 
 
 def test_a_changed_file_is_queued_again_and_its_status_reset(engine):
     job = _job(engine)
-    store.add_files(engine, job, _refs("a"))
-    store.save_results(engine, job, [FileResult("file:///a/a", error="corrupt")], TAX.names, logit_scale=10.0)
+    add_files(engine, job, _refs("a"))
+    save_results(engine, job, [FileResult("file:///a/a", error="corrupt")], TAX.names, logit_scale=10.0)
     again = _job(engine)
-    assert len(store.add_files(engine, again, _refs("a", version="2"))) == 1
+    assert len(add_files(engine, again, _refs("a", version="2"))) == 1
     url = engine.url.render_as_string(hide_password=False)
     assert query(url, "select status, error from file") == [("queued", None)]
 
@@ -82,16 +89,16 @@ def test_a_changed_file_is_queued_again_and_its_status_reset(engine):
 def test_a_new_job_of_an_old_file_erases_none_of_its_results(engine):
     url = engine.url.render_as_string(hide_password=False)
     job = _job(engine)
-    store.add_files(engine, job, _refs("a"))
-    store.save_results(engine, job, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
+    add_files(engine, job, _refs("a"))
+    save_results(engine, job, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
     other = _job(engine, taxonomy_from_csv("owl,crow"))
-    store.add_files(engine, other, _refs("a"))
+    add_files(engine, other, _refs("a"))
     assert query(url, "select status from file") == [("done",)]  # queued again, but its outcome stays
-    store.cancel_job(engine, other)
+    cancel_job(engine, other)
     assert query(url, "select status from file") == [("done",)]
     failing = _job(engine, taxonomy_from_csv("owl,crow"))
-    store.add_files(engine, failing, _refs("a"))
-    store.save_results(engine, failing, [FileResult("file:///a/a", error="unreadable now")], ["owl", "crow"],
+    add_files(engine, failing, _refs("a"))
+    save_results(engine, failing, [FileResult("file:///a/a", error="unreadable now")], ["owl", "crow"],
                        logit_scale=10.0)
     assert query(url, "select count(*) from file_labels where taxonomy like 'labels-%'") == [(2,)]
 
@@ -99,37 +106,37 @@ def test_a_new_job_of_an_old_file_erases_none_of_its_results(engine):
 def test_a_failed_job_keeps_its_files_queued_until_it_is_reactivated(engine):
     url = engine.url.render_as_string(hide_password=False)
     job = _job(engine)
-    store.add_files(engine, job, _refs("a", "b"))
-    assert store.fail_job(engine, job, "model m: cannot load")
-    assert not store.fail_job(engine, job, "again")  # failed once, with the first reason
-    info = store.job_info(engine, job)
+    add_files(engine, job, _refs("a", "b"))
+    assert fail_job(engine, job, "model m: cannot load")
+    assert not fail_job(engine, job, "again")  # failed once, with the first reason
+    info = job_info(engine, job)
     assert (info.state, info.error, info.queued, info.failed) == (JobState.FAILED, "model m: cannot load", 2, 0)
-    assert store.pending_uris(engine, job, ["file:///a/a"]) == []
+    assert pending_uris(engine, job, ["file:///a/a"]) == []
     assert query(url, "select distinct status from file") == [("queued",)]
-    store.reactivate_job(engine, job)
-    assert store.pending_uris(engine, job, ["file:///a/a"]) == ["file:///a/a"]
-    assert store.job_info(engine, job).error is None
+    reactivate_job(engine, job)
+    assert pending_uris(engine, job, ["file:///a/a"]) == ["file:///a/a"]
+    assert job_info(engine, job).error is None
 
 
 def test_cancel_counts_what_it_dropped_and_the_view_shows_it(engine):
     job = _job(engine)
-    store.add_files(engine, job, _refs("a", "b", "c"))
-    store.save_results(engine, job, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
-    assert store.cancel_job(engine, job) == 2
-    info = store.job_info(engine, job)
+    add_files(engine, job, _refs("a", "b", "c"))
+    save_results(engine, job, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
+    assert cancel_job(engine, job) == 2
+    info = job_info(engine, job)
     assert (info.state, info.done, info.cancelled, info.queued, info.total) == (JobState.CANCELLED, 1, 2, 0, 3)
-    store.finish_job_if_done(engine, job)  # a late batch cannot turn a cancelled job completed
-    assert store.job_info(engine, job).state == JobState.CANCELLED
+    finish_job_if_done(engine, job)  # a late batch cannot turn a cancelled job completed
+    assert job_info(engine, job).state == JobState.CANCELLED
 
 
 def test_fail_files_touches_only_its_own_job(engine):
     url = engine.url.render_as_string(hide_password=False)
     done_job = _job(engine)
-    store.add_files(engine, done_job, _refs("a"))
-    store.save_results(engine, done_job, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
+    add_files(engine, done_job, _refs("a"))
+    save_results(engine, done_job, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
     other = _job(engine, taxonomy_from_csv("owl"))
-    store.add_files(engine, other, _refs("b"))
-    store.fail_files(engine, other, ["file:///a/a", "file:///a/b"], "worker died 3 times")
+    add_files(engine, other, _refs("b"))
+    fail_files(engine, other, ["file:///a/a", "file:///a/b"], "worker died 3 times")
     assert _statuses(engine, done_job) == {"file:///a/a": "done"}
     assert dict(query(url, "select uri, status from file")) == {"file:///a/a": "done", "file:///a/b": "failed"}
 
@@ -137,63 +144,63 @@ def test_fail_files_touches_only_its_own_job(engine):
 def test_jobs_view_rows_are_what_job_info_returns(engine):
     url = engine.url.render_as_string(hide_password=False)
     job = _job(engine)
-    store.add_files(engine, job, _refs("a", "b"))
+    add_files(engine, job, _refs("a", "b"))
     row = query(url, f"select job_id, kind, state, total, done, failed, queued, taxonomy from jobs where job_id = '{job}'")
-    info = store.job_info(engine, job)
+    info = job_info(engine, job)
     assert row == [(job, "run", "active", 2, 0, 0, 2, TAX.name)]
     assert (info.job_id, info.kind, info.state, info.total, info.queued, info.sources) == (job, "run", "active", 2, 2,
                                                                                            ["/a"])
     with pytest.raises(JobNotFound, match="^job nope: not found"):
-        store.job_info(engine, "nope")
+        job_info(engine, "nope")
 
 
 def test_label_embeddings_are_stored_per_model_revision_and_taxonomy(engine):
-    taxonomy_id = store.save_taxonomy(engine, TAX)
+    taxonomy_id = save_taxonomy(engine, TAX)
     vectors = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)
-    assert store.label_embeddings(engine, "m", "r1", taxonomy_id) is None
-    store.save_label_embeddings(engine, "m", "r1", taxonomy_id, vectors)
-    store.save_label_embeddings(engine, "m", "r1", taxonomy_id, vectors)  # a second worker's copy: ignored
-    np.testing.assert_array_equal(store.label_embeddings(engine, "m", "r1", taxonomy_id), vectors)
-    assert store.label_embeddings(engine, "m", "r2", taxonomy_id) is None
+    assert label_embeddings(engine, "m", "r1", taxonomy_id) is None
+    save_label_embeddings(engine, "m", "r1", taxonomy_id, vectors)
+    save_label_embeddings(engine, "m", "r1", taxonomy_id, vectors)  # a second worker's copy: ignored
+    np.testing.assert_array_equal(label_embeddings(engine, "m", "r1", taxonomy_id), vectors)
+    assert label_embeddings(engine, "m", "r2", taxonomy_id) is None
 
 
 def _labeled(engine, *names):
     job = _job(engine)
-    ids = dict((uri, file_id) for file_id, uri in store.add_files(engine, job, _refs(*names)))
-    store.save_results(engine, job, [_ok(uri) for uri in ids], TAX.names, logit_scale=10.0)
+    ids = dict((uri, file_id) for file_id, uri in add_files(engine, job, _refs(*names)))
+    save_results(engine, job, [_ok(uri) for uri in ids], TAX.names, logit_scale=10.0)
     return job, ids
 
 
 def test_a_later_verdict_supersedes_and_undo_restores_the_one_before(engine):
     job, ids = _labeled(engine, "a", "b")
     a, b = ids["file:///a/a"], ids["file:///a/b"]
-    assert store.model_decisions(engine, "m", store.job_spec(engine, job).taxonomy_id, [a, b]) == {a: "dog", b: "dog"}
-    store.record_verdict(engine, job, a, Verdict.REJECT, "ana")
-    store.record_verdict(engine, job, a, Verdict.CORRECT, "ana", "rain")
-    store.record_verdict(engine, job, b, Verdict.ACCEPT, "ana")
-    assert store.verdicts(engine, job) == {a: (Verdict.CORRECT, "rain"), b: (Verdict.ACCEPT, "dog")}
+    assert model_decisions(engine, "m", job_spec(engine, job).taxonomy_id, [a, b]) == {a: "dog", b: "dog"}
+    record_verdict(engine, job, a, Verdict.REJECT, "ana")
+    record_verdict(engine, job, a, Verdict.CORRECT, "ana", "rain")
+    record_verdict(engine, job, b, Verdict.ACCEPT, "ana")
+    assert verdicts(engine, job) == {a: (Verdict.CORRECT, "rain"), b: (Verdict.ACCEPT, "dog")}
 
-    assert store.undo_verdict(engine, job, "bo") is None  # only one's own verdicts
-    assert store.undo_verdict(engine, job, "ana") == b
-    assert store.undo_verdict(engine, job, "ana") == a
-    assert store.verdicts(engine, job) == {a: (Verdict.REJECT, "dog")}
+    assert undo_verdict(engine, job, "bo") is None  # only one's own verdicts
+    assert undo_verdict(engine, job, "ana") == b
+    assert undo_verdict(engine, job, "ana") == a
+    assert verdicts(engine, job) == {a: (Verdict.REJECT, "dog")}
     url = engine.url.render_as_string(hide_password=False)
     history = query(url, "select uri, verdict, label, undone_at is not null, current from reviews order by reviewed_at")
     assert [tuple(row[1:]) for row in history] == [("reject", "dog", False, 1), ("correct", "rain", True, 0),
                                                     ("accept", "dog", True, 0)]
     final = {row.uri: (row.label, row.source) for row in query(url, "select uri, label, source from reviewed_labels")}
     assert final == {"file:///a/a": (None, "human"), "file:///a/b": ("dog", "model")}
-    store.record_verdict(engine, job, b, Verdict.CORRECT, "ana", "rain")
-    truths = {p.uri: p.truth for p in store.job_predictions(engine, job, reviewed=True)}
+    record_verdict(engine, job, b, Verdict.CORRECT, "ana", "rain")
+    truths = {p.uri: p.truth for p in job_predictions(engine, job, reviewed=True)}
     assert truths == {"file:///a/a": None, "file:///a/b": "rain"}  # rejected: no truth
 
 
 def test_review_items_carry_decision_margin_and_windows(engine):
     job, ids = _labeled(engine, "a")
-    [item] = store.review_items(engine, job)
+    [item] = review_items(engine, job)
     assert (item.uri, item.decision) == ("file:///a/a", "dog") and item.margin == pytest.approx(0.4)
-    assert store.review_items(engine, job, label="rain") == []
-    [(start, end, top)] = store.file_windows(engine, job, ids["file:///a/a"])
+    assert review_items(engine, job, label="rain") == []
+    [(start, end, top)] = file_windows(engine, job, ids["file:///a/a"])
     assert (start, end, top.label) == (0.0, 1.0, "dog")
 
 
@@ -255,12 +262,12 @@ def test_migration_0006_converts_scores_and_the_views_answer_as_before(database_
 
 def test_ranks_break_ties_by_label_order_and_the_top_columns_are_rank_1(engine):
     job = _job(engine, taxonomy_from_csv("dog,rain,siren"))
-    store.add_files(engine, job, _refs("a", "b"))
+    add_files(engine, job, _refs("a", "b"))
     tied = np.array([0.25, 0.375, 0.375])
     results = [FileResult(f"file:///a/{name}", scores=tied, similarity=tied / 2, duration_s=2.0,
                           segments=[Segment(0.0, 1.0, tied, tied / 2), Segment(1.0, 2.0, tied[::-1], tied[::-1] / 2)])
                for name in ("a", "b")]
-    store.save_results(engine, job, results, ["dog", "rain", "siren"], logit_scale=10.0)
+    save_results(engine, job, results, ["dog", "rain", "siren"], logit_scale=10.0)
     url = engine.url.render_as_string(hide_password=False)
     assert [r.label for r in query(url, "select label from file_labels where uri = 'file:///a/a' order by rank")] \
         == ["rain", "siren", "dog"]
@@ -273,18 +280,18 @@ def test_ranks_break_ties_by_label_order_and_the_top_columns_are_rank_1(engine):
         tops = conn.execute(text("select s.top_label from segment s join labeling l on l.id = s.labeling_id "
                                  "order by l.file_id, s.\"window\"")).scalars().all()
     assert tops == ["rain", "dog", "rain", "dog"]
-    predictions = store.job_predictions(engine, job, k=2)
+    predictions = job_predictions(engine, job, k=2)
     assert [(p.labels, p.decision, p.tags) for p in predictions] == [(("rain", "siren"), "rain", {"rain"})] * 2
 
 
 def test_window_scores_in_the_view_are_the_softmax_the_labeling_gave(engine):
     job = _job(engine, taxonomy_from_csv("dog,rain,siren,wind"))
-    store.add_files(engine, job, _refs("a"))
+    add_files(engine, job, _refs("a"))
     scale, cosines = 100.0, np.array([[0.31, 0.12, 0.305, -0.05], [0.02, 0.25, 0.11, 0.249]])
     logits = scale * (cosines - cosines.max(axis=1, keepdims=True))
     scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     segments = [Segment(float(w), w + 1.0, scores[w], cosines[w]) for w in range(2)]
-    store.save_results(engine, job, [FileResult("file:///a/a", scores=scores.mean(axis=0),
+    save_results(engine, job, [FileResult("file:///a/a", scores=scores.mean(axis=0),
                                                 similarity=cosines.mean(axis=0), duration_s=2.0, segments=segments)],
                        ["dog", "rain", "siren", "wind"], logit_scale=scale)
     rows = query(engine.url.render_as_string(hide_password=False),
@@ -357,7 +364,7 @@ def test_migration_0007_computes_window_scores_from_cosines_as_they_were_stored(
 
 def test_embeddings_are_kept_packed_and_raw_rows_of_older_versions_still_read(engine):
     job = _job(engine)
-    store.add_files(engine, job, _refs("long"))
+    add_files(engine, job, _refs("long"))
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((360, 512)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -365,11 +372,11 @@ def test_embeddings_are_kept_packed_and_raw_rows_of_older_versions_still_read(en
                 for w, v in enumerate(vectors)]
     result = FileResult("file:///a/long", duration_s=3600.0, scores=np.array([0.5, 0.5]),
                         similarity=np.array([0.1, 0.1]), segments=segments)
-    store.save_results(engine, job, [result], TAX.names, store.EmbeddingKey("r1", 10.0, 10.0, "fp16"),
+    save_results(engine, job, [result], TAX.names, EmbeddingKey("r1", 10.0, 10.0, "fp16"),
                        logit_scale=10.0)
 
-    def read() -> store.StoredEmbeddings:
-        found, revision = store.stored_embeddings_of(engine, "m", "file:///a/long")
+    def read() -> StoredEmbeddings:
+        found, revision = stored_embeddings_of(engine, "m", "file:///a/long")
         assert revision == "r1"
         np.testing.assert_array_equal(found.vectors, vectors.astype(np.float16).astype(np.float32))
         np.testing.assert_array_equal(found.starts, 10.0 * np.arange(360))

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from soundtag import access
 from soundtag.errors import DatasetError
-from soundtag.uris import shown
+from soundtag.sources import access
+from soundtag.sources.uris import shown
 
 SCHEME = "hf://"
 _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")

@@ -12,7 +12,7 @@ import os
 import stat
 from collections.abc import Sequence
 
-from soundtag.uris import FILE, path_of, shown
+from soundtag.sources.uris import FILE, path_of, shown
 
 
 class Refused(ValueError):

@@ -1,0 +1,79 @@
+"""What ``evaluate`` and ``calibrate`` read of a job: each file's truth (given, or from the
+verdicts in force), its ranked labels, decision and tags, or its cosines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, and_, select
+
+from db.decisions import model_decisions, model_tags
+from db.jobs import job_spec
+from db.models import File, JobFile, Labeling
+from db.results import best
+from db.reviews import verdicts
+from soundtag.states import Verdict
+
+
+@dataclass(frozen=True)
+class Prediction:
+    uri: str
+    truth: str | None
+    labels: tuple[str, ...]  # best first; empty when the file has no result
+    decision: str | None  # as file_decisions makes it; None when the file abstains or has no result
+    tags: frozenset[str]  # as file_tags makes them: the labels and groups that pass their thresholds
+
+
+def _reviewed_truth(given: dict[int, tuple[Verdict, str | None]], file_id: int) -> str | None:
+    """A file's truth from the verdict in force: its label when accepted or corrected; none when
+    rejected or not reviewed."""
+    verdict, label = given.get(file_id, (Verdict.REJECT, None))
+    return None if verdict == Verdict.REJECT else label
+
+
+def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = False) -> list[Prediction]:
+    """Each file of a job with its truth, its first ``k`` labels by the job's model and taxonomy
+    (the current result, whichever job made it), and its decision and tags under the taxonomy's
+    current thresholds. With ``reviewed`` the truth is the label of the verdict in force (accept
+    or correct); a file without one, or rejected, has none."""
+    given = verdicts(engine, job_id) if reviewed else {}
+    spec = job_spec(engine, job_id)
+    names = spec.taxonomy.names
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(File.uri, File.truth, Labeling.scores, File.id).select_from(JobFile)
+            .join(File, File.id == JobFile.file_id)
+            .outerjoin(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
+                                      Labeling.taxonomy_id == spec.taxonomy_id))
+            .where(JobFile.job_id == job_id).order_by(File.uri)).all()
+    labeled = [file_id for _, _, scores, file_id in rows if scores is not None]
+    decided = model_decisions(engine, spec.model, spec.taxonomy_id, labeled)
+    tagged = model_tags(engine, spec.model, spec.taxonomy_id, labeled)
+    found: list[Prediction] = []
+    for uri, truth, scores, file_id in rows:
+        if reviewed:
+            truth = _reviewed_truth(given, file_id)
+        labels = tuple(names[i] for i in best(scores, k)) if scores is not None else ()
+        found.append(Prediction(uri, truth, labels, decided.get(file_id), tagged.get(file_id, frozenset())))
+    return found
+
+
+def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tuple[str, str | None, dict[str, float]]]:
+    """Each labeled file of a job with its truth and the cosine of every label, by the job's
+    model and taxonomy. With ``reviewed`` the truth is the verdict in force, as in job_predictions."""
+    given = verdicts(engine, job_id) if reviewed else {}
+    spec = job_spec(engine, job_id)
+    names = spec.taxonomy.names
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(File.id, File.uri, File.truth, Labeling.similarities).select_from(JobFile)
+            .join(File, File.id == JobFile.file_id)
+            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
+                                 Labeling.taxonomy_id == spec.taxonomy_id))
+            .where(JobFile.job_id == job_id).order_by(File.uri)).all()
+    found: dict[str, tuple[str | None, dict[str, float]]] = {}
+    for file_id, uri, truth, similarities in rows:
+        if reviewed:
+            truth = _reviewed_truth(given, file_id)
+        found[uri] = (truth, dict(zip(names, map(float, similarities))))
+    return [(uri, truth, cosines) for uri, (truth, cosines) in found.items()]

@@ -1,0 +1,3 @@
+from soundtag.cli import main
+
+main()

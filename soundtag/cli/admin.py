@@ -1,0 +1,50 @@
+"""Administration: ``fetch-model`` (into the Hugging Face cache) and ``db upgrade`` (the schema)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from soundtag.cli.common import Database, console, fail
+from soundtag.errors import first_line
+from soundtag.settings import load_settings
+
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+
+
+def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOUNDTAG_MODEL].")] = None,
+                random: Annotated[Optional[Path], typer.Option(
+                    "--random", help="Instead, save a small randomly initialised CLAP in this folder: the real "
+                    "code path offline, labels that mean nothing.")] = None) -> None:
+    """Download a model into the Hugging Face cache (HF_HOME), e.g. once into a volume that
+    every worker mounts; workers then run with HF_HUB_OFFLINE=1."""
+    if random is not None:
+        if model:
+            fail("give a hub id or --random DIR, not both")
+        from soundtag.random_clap import build
+
+        console.print(f"random CLAP in {build(random, 'tiny')}: use it with --model {random}")
+        return
+    settings = load_settings(model=model)
+    if Path(settings.model).expanduser().is_dir():
+        console.print(f"{settings.model_ref}: a local folder, nothing to fetch")
+        return
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(settings.model)
+    except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
+        fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
+    console.print(f"{settings.model}: in the cache at {path}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(database: Database = None) -> None:
+    """Create or migrate the schema to the newest version."""
+    from db.schema import engine_for, safe_url, upgrade
+
+    engine = engine_for(load_settings(database_url=database).database_url)
+    upgrade(engine)
+    console.print(f"schema up to date: {safe_url(engine)}")

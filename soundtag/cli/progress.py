@@ -1,0 +1,68 @@
+"""Progress on the terminal: the bar of a labeling run (``run``, ``relabel``) and of a followed
+job (``status --watch``), and the failures listed after a run."""
+
+from __future__ import annotations
+
+import time
+
+from soundtag.cli.common import console, styled
+from soundtag.sources.uris import readable, shown
+
+
+def progress_bar():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]:.1f} files/s"), TimeRemainingColumn(),
+                    TextColumn("[red]{task.fields[failed]} failed"), console=console)
+
+
+class RunProgress:
+    """What `soundtag run` shows while it works: the plan, then a bar that starts with the first
+    result (after the model has loaded), so its rate is the labeling rate. The bar appears only
+    once there is something to label, so an error while listing prints its one line alone."""
+
+    def __init__(self, about: str):
+        from producer.sources import WalkReport
+
+        self.progress, self.about, self.walked = progress_bar(), about, WalkReport()
+        self.failures: list[tuple[str, str]] = []
+        self.bar = None
+        self.begun = 0.0
+
+    def planned(self, plan) -> None:
+        console.print(f"run {plan.job_id}: {plan.found} files, {plan.todo} to label, {plan.skipped} skipped "
+                      f"({self.about})" + (f"; left out: {self.walked}" if str(self.walked) else ""))
+        if plan.todo:
+            self.bar = self.progress.add_task("loading the model", total=plan.todo, rate=0.0, failed=0)
+            self.progress.start()
+
+    def close(self) -> None:
+        if self.bar is not None:  # rich prints a newline when stopping a bar never started
+            self.progress.stop()
+
+    def result(self, result) -> None:
+        if not result.ok:
+            self.failures.append((result.uri, result.error))
+        done = self.progress.tasks[self.bar].completed + 1
+        if done == 1:
+            self.begun = time.monotonic()
+        # A batch's results arrive together: over less than a second, a rate would be noise
+        # (thousands of files/s for a batch of 16).
+        self.progress.update(self.bar, description="labeling", advance=1, failed=len(self.failures),
+                             rate=(done - 1) / max(time.monotonic() - self.begun, 1.0))
+
+
+def print_failures(failures: list[tuple[str, str]]) -> None:
+    for uri, error in failures[:20]:
+        console.print(styled("red", "  failed", f" {readable(uri)}: {shown(error)}"))
+    if len(failures) > 20:
+        console.print(f"  ... and {len(failures) - 20} more: select uri, error from files where status = 'failed'")
+
+
+def print_left_out(problems: list[str]) -> None:
+    """What a command skipped and why (a file it may not read, a damaged row), one line each."""
+    for problem in problems[:20]:
+        console.print(styled("yellow", "  left out", f" {shown(problem)}"))
+    if len(problems) > 20:
+        console.print(f"  ... and {len(problems) - 20} more")
