@@ -16,7 +16,7 @@ from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_in
 from db.predictions import job_predictions
 from db.results import save_results
 from db.reviews import file_windows, record_verdict, review_items, undo_verdict, verdicts
-from db.schema import engine_for, ensure_schema, upgrade
+from db.schema import engine_for, upgrade
 from db.taxonomies import label_embeddings, save_label_embeddings, save_taxonomy
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
@@ -28,15 +28,6 @@ from worker.labeling import FileResult, Segment
 
 TAX = taxonomy_from_csv("dog,rain")
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = engine_for(database_url)
-    ensure_schema(engine)
-    yield engine
-    engine_for.cache_clear()
-    engine.dispose()
 
 
 def _job(engine, taxonomy=TAX, model="m"):

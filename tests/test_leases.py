@@ -7,7 +7,6 @@ from db import leases
 from db.files import add_files
 from db.jobs import create_job, fail_job
 from db.results import save_results
-from db.schema import engine_for, ensure_schema
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_csv
@@ -15,15 +14,6 @@ from tests.conftest import query
 from worker.labeling import FileResult
 
 URIS = [f"file:///a/{name}" for name in ("a", "b", "c")]
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = engine_for(database_url)
-    ensure_schema(engine)
-    yield engine
-    engine_for.cache_clear()
-    engine.dispose()
 
 
 @pytest.fixture
