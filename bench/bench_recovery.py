@@ -112,7 +112,9 @@ def recovery(base: dict, clips: Path, labels: str, admin, tmp: Path, tag: str) -
 def throughput(base: dict, clips: Path, labels: str, admin, tmp: Path, tag: str, heartbeat_s: str) -> float:
     name = f"bench_hb_{tag}_{heartbeat_s.replace('.', '_')}"
     env = {**base, "SOUNDTAG_DATABASE_URL": _database(admin, name), "SOUNDTAG_QUEUE": f"bench-{tag}-{name}",
-           "SOUNDTAG_HEARTBEAT_S": heartbeat_s, "SOUNDTAG_LEASE_S": str(max(60.0, 3 * float(heartbeat_s)))}
+           "SOUNDTAG_HEARTBEAT_S": heartbeat_s, "SOUNDTAG_LEASE_S": str(max(60.0, 3 * float(heartbeat_s))),
+           # no stored embeddings: the timed job labels from the recordings, not from the warm-up's vectors
+           "SOUNDTAG_EMBEDDINGS": "off"}
     _soundtag("db", "upgrade", env=env)
     worker = Worker(env, tmp / f"{name}.log")
     try:
