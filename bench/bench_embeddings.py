@@ -26,7 +26,7 @@ from soundtag.fileref import FileRef
 from soundtag.random_clap import build
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_canonical, taxonomy_from_csv
-from worker.clap import score
+from worker.classifier import score
 from worker.labeling import FileResult, Segment
 from worker.relabel import relabel
 from worker.runner import classifier_for

@@ -41,10 +41,10 @@ def cpu_stages(model: Path, clips: list[Path], repeat: int) -> dict[str, float]:
 
     from soundtag.sources.storage import open_local
     from worker.audio import decode, resample, windows
-    from worker.clap import Classifier
+    from worker.clap import TorchTowers
 
     torch.set_num_threads(1)
-    classifier = Classifier(str(model), device="cpu")
+    classifier = TorchTowers(str(model), device="cpu")
     rate, log_mel = classifier.sampling_rate, classifier._log_mel
     best: dict[str, float] = {}
     for _ in range(repeat):
@@ -82,9 +82,9 @@ def device_path(model: Path, clips: list[Path], device: str, dtype: str, batch_s
     import torch
 
     from worker.audio import decode
-    from worker.clap import Classifier
+    from worker.clap import TorchTowers
 
-    classifier = Classifier(str(model), device=device, dtype=dtype)
+    classifier = TorchTowers(str(model), device=device, dtype=dtype)
     raw = [decode(p.read_bytes(), classifier.sampling_rate).samples for p in clips]
     batch = [raw[i % len(raw)] for i in range(batch_size)]
 

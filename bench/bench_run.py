@@ -5,11 +5,13 @@ called once per clip with every candidate label, on the same clips and the same 
     .venv/bin/python -m bench.bench_run --quick      # a smoke run of a minute or two; prints only
 
 Both sides run as their own process and are timed whole: interpreter start, imports, model load
-(and, for soundtag, the database), on fp32 on the CPU. The model is a random-weight checkpoint
-with ``ClapConfig()``'s architecture (htsat-unfused, 153M), built once into bench/.cache/: its
-scores mean nothing, its cost is the real one. Then, in this process, each stage of soundtag's
-path is timed alone on the same clips, and the bf16 and int8 options are run end to end and
-compared with fp32's scores.
+(and, for soundtag, the database), on the CPU, with each process's peak RSS. soundtag runs on each
+backend (ONNX Runtime, torch) and dtype; the ONNX export is built once beforehand (bench/.cache/onnx)
+and the prompts' kept embeddings are deleted before each run, so each run pays its text tower. The
+model is a random-weight checkpoint with ``ClapConfig()``'s architecture (htsat-unfused, 153M),
+built once into bench/.cache/: its scores mean nothing, its cost is the real one. Then per backend:
+a cold start (one clip, a fresh database), the steady rate on ``--steady`` clips, and one long
+recording; and in this process each stage of the torch path is timed alone on the same clips.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +34,7 @@ from bench.report import DOC, loadavg, machine, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"
+EXPORTS = CACHE / "onnx"
 CLIP_RATE = 44100
 CLIP_S = 5.0
 
@@ -109,13 +113,16 @@ def write_clips(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-# Each soundtag variant: its name in the tables, the options it adds to `soundtag run`.
+# Each soundtag variant: its name in the tables, the options it adds to `soundtag run`. The
+# first is the default on a CPU (--backend auto), the headline.
 VARIANTS = {
-    "fp32": [],
-    "fp32, --batch-size 4": ["--batch-size", "4"],
-    "bf16": ["--dtype", "bf16"],
-    "int8": ["--dtype", "int8"],
+    "onnx fp32": ["--backend", "onnx"],
+    "torch fp32": ["--backend", "torch"],
+    "onnx int8": ["--backend", "onnx", "--dtype", "int8"],
+    "torch int8": ["--backend", "torch", "--dtype", "int8"],
+    "torch bf16": ["--backend", "torch", "--dtype", "bf16"],
 }
+BACKENDS = ("onnx", "torch")
 EXTRACTOR = "features with ClapFeatureExtractor"
 STAGES = ("read + decode", "resample", "features (log-mel)", "audio tower", "scores + DB write")
 
@@ -123,7 +130,14 @@ STAGES = ("read + decode", "resample", "features (log-mel)", "audio tower", "sco
 def _env() -> dict:
     # SOUNDTAG_* from the caller's shell would change what is measured; the model is a local folder.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOUNDTAG_")}
-    return {**env, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    return {**env, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "SOUNDTAG_EXPORT_DIR": str(EXPORTS)}
+
+
+def forget_prompts(model: Path) -> None:
+    """Delete the prompts' kept text embeddings, so that the next run pays its text tower."""
+    from worker.prompt_cache import PromptCache
+
+    PromptCache.beside(EXPORTS, str(model), "").path.unlink(missing_ok=True)
 
 
 def _cpu_jiffies() -> tuple[int, int]:
@@ -147,33 +161,36 @@ def wait_for_quiet(max_wait_s: float, idle_share: float = 0.85) -> float:
 
 
 class Timed:
-    """One timed process: wall seconds, and the CPU seconds other processes used meanwhile."""
+    """One timed process: wall seconds, the CPU seconds other processes used meanwhile, its own CPU
+    seconds and peak RSS."""
 
-    def __init__(self, wall_s: float, others_cpu_s: float):
-        self.wall_s, self.others_cpu_s = wall_s, others_cpu_s
+    def __init__(self, wall_s: float, others_cpu_s: float, cpu_s: float = 0.0, peak_rss_mb: float = 0.0):
+        self.wall_s, self.others_cpu_s, self.cpu_s, self.peak_rss_mb = wall_s, others_cpu_s, cpu_s, peak_rss_mb
 
 
 def _timed(cmd: list[str]) -> Timed:
-    import resource
-
     tick = os.sysconf("SC_CLK_TCK")
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0, _ = _cpu_jiffies()
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    busy1, _ = _cpu_jiffies()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} ... exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    ours = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
-    return Timed(elapsed, max(0.0, (busy1 - busy0) / tick - ours))
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+        # wait4 gives this child's own resource use: its CPU time and its peak RSS.
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        busy1, _ = _cpu_jiffies()
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd[:4])} ... exited {proc.returncode}:\n{err.read()[-3000:].decode()}")
+    ours = usage.ru_utime + usage.ru_stime
+    return Timed(elapsed, max(0.0, (busy1 - busy0) / tick - ours), ours, usage.ru_maxrss / 1024)
 
 
 def run_soundtag(model: Path, clips: Path, labels: list[str], db: Path, options: list[str]) -> tuple[Timed, dict]:
     """Wall seconds of a whole ``soundtag run`` process on a new database, and its file results
     {name: {label: (score, similarity)}}."""
     db.unlink(missing_ok=True)
+    forget_prompts(model)
     seconds = _timed([sys.executable, "-m", "soundtag.cli", "run", str(clips), "--labels", ",".join(labels),
                       "--model", str(model), "--database", f"sqlite:///{db}", "--device", "cpu", *options])
     results: dict[str, dict[str, tuple[float, float]]] = {}
@@ -250,13 +267,13 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
     from soundtag.sources.storage import open_local
     from soundtag.taxonomy import taxonomy_from_csv
     from worker.audio import decode, resample, windows
-    from worker.clap import Classifier, score
+    from worker.classifier import load_classifier, score
     from worker.labeling import FileResult, Segment, aggregate
 
     batch_size = 16  # Settings.batch_size's default
     out: dict[str, float] = {}
     started = time.perf_counter()
-    classifier = Classifier(str(model), device="cpu")
+    classifier = load_classifier(str(model), EXPORTS, backend="torch", device="cpu", keep_prompts=False)
     out["model load"] = time.perf_counter() - started
     taxonomy = taxonomy_from_csv(",".join(labels))
     started = time.perf_counter()
@@ -265,7 +282,7 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
     rate = classifier.sampling_rate
     ticks = dict.fromkeys(STAGES, 0.0)
     ticks[EXTRACTOR] = 0.0
-    extractor = classifier.processor.feature_extractor
+    extractor = classifier.towers.processor.feature_extractor
     prepared = []
     for path in clips:
         t0 = time.perf_counter()
@@ -319,22 +336,22 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
     return out
 
 
-def audio_tower_per_clip(model: Path, clips: list[Path], dtype: str, repeat: int, quiet_wait: float) -> float:
-    """Seconds of audio tower per 5 s clip at ``dtype`` in batches of up to 16: the best of
-    ``repeat`` batches, after a warm-up."""
+def audio_tower_per_clip(model: Path, clips: list[Path], backend: str, dtype: str, repeat: int,
+                         quiet_wait: float) -> float:
+    """Seconds of audio tower per 5 s clip on ``backend`` at ``dtype`` in batches of up to 16 (the
+    features computed beforehand): the best of ``repeat`` batches, after a warm-up."""
     from worker.audio import decode
-    from worker.clap import Classifier
+    from worker.classifier import load_classifier
 
-    classifier = Classifier(str(model), device="cpu", dtype=dtype)
-    features = classifier.features(classifier.prepare([decode(p.read_bytes(), classifier.sampling_rate).samples
-                                                       for p in clips[:16]]))
-    classifier.embed_audio(features[:2])
+    classifier = load_classifier(str(model), EXPORTS, backend=backend, device="cpu", dtype=dtype, keep_prompts=False)
+    prepared = classifier.prepare([decode(p.read_bytes(), classifier.sampling_rate).samples for p in clips[:16]])
+    classifier.embed_windows(prepared[:2])
     times = []
     for _ in range(repeat):
         wait_for_quiet(quiet_wait)
         started = time.perf_counter()
-        classifier.embed_audio(features)
-        times.append((time.perf_counter() - started) / len(features))
+        classifier.embed_windows(prepared)
+        times.append((time.perf_counter() - started) / len(prepared))
     return min(times)
 
 
@@ -346,132 +363,148 @@ def _median(times: list[float]) -> float:
     return float(np.median(times))
 
 
+HEADLINE = next(iter(VARIANTS))
+
+
 def report(r: dict) -> str:
     """The markdown section for docs/benchmarks.md."""
     n, k, reps = r["clips"], r["labels"], r["repeat"]
     pl = r["pipeline"]
-    st = r["soundtag"]["fp32"]
+    st = r["soundtag"][HEADLINE]
     speedup, speedup_median = _best(pl) / _best(st), _median(pl) / _median(st)
-    if speedup >= 5 and speedup_median >= 5:
-        verdict = "**met**"
-    elif speedup >= 5 or speedup_median >= 5:
-        verdict = "**borderline**: met by one measure, not the other"
-    else:
-        verdict = "**not met**"
+    verdict = "**met**" if min(speedup, speedup_median) >= 10 else (
+        "**borderline**: met by one measure, not the other" if max(speedup, speedup_median) >= 10 else "**not met**")
     runs = "once" if reps == 1 else f"{reps} times, interleaved"
     lines = [
-        "## `soundtag run` against the zero-shot pipeline (CPU)",
+        "## `soundtag run` against the zero-shot pipeline (CPU), per backend",
         "",
         f"Command: `{r['command']}`  ",
         f"Date: {r['date']}  ",
         f"Machine: {r['machine']}  ",
         f"Load average (1, 5, 15 min) at the start: {r['load_before']}; at the end: {r['load_after']}. "
         "A shared machine: other people's test runs use the same two cores, and a run they overlap slows "
-        "down far more than their share (PyTorch's two compute threads wait on each other whenever one "
-        "loses its core), so each timed run waits first for the CPUs to be idle, the log below says how "
-        "much CPU others took during each, and the comparison uses each path's best run.",
+        "down far more than their share, so each timed run waits first (up to a limit) for the CPUs to be "
+        "idle, the log below says how idle they were and how much CPU others took during each run, and the "
+        "comparison uses each path's best run.",
         "",
         f"{n} clips of 5 s at 44.1 kHz, written for the run (WAV and FLAC, mono and stereo: tones, sweeps, "
         f"white and brown noise, tremolo, clicks, harmonics, bursts), {k} labels, one random-weight CLAP "
         "with `ClapConfig()`'s architecture (htsat-unfused, 153M parameters; soundtag/random_clap.py). Each "
-        f"row is a whole process timed from start to exit: interpreter, imports, model load (the "
-        f"pipeline's construction), and for soundtag the SQLite database. Each ran {runs}: best and median.",
+        "row is a whole process timed from start to exit: interpreter, imports, model load (the "
+        "pipeline's construction), the text tower on the labels (soundtag's kept prompt embeddings are "
+        "deleted before each run), and for soundtag the SQLite database. The ONNX export was built "
+        f"beforehand, once ({r['export_s']:.0f} s for fp32 and int8, `soundtag fetch-model --export --dtype "
+        f"int8`). Each ran {runs}: best and median; peak RSS of the best run.",
         "",
-        "| path | best s | median s | files/s (best) | vs pipeline (best) | vs pipeline (median) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| path | best s | median s | files/s (best) | vs pipeline (best) | vs pipeline (median) | CPU s (best) "
+        "| vs pipeline (CPU s) | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| `pipeline(\"zero-shot-audio-classification\")`, one call per clip, fp32 | {_best(pl):.1f} | "
-        f"{_median(pl):.1f} | {n / _best(pl):.2f} | 1.0× | 1.0× |",
+        f"{_median(pl):.1f} | {n / _best(pl):.2f} | 1.0× | 1.0× | {r['cpu']['pipeline']:.1f} | 1.0× | "
+        f"{r['rss']['pipeline']:.0f} |",
     ]
     for name, times in r["soundtag"].items():
-        option = " ".join(VARIANTS[name]) or "(defaults: fp32, --batch-size 16)"
-        lines.append(f"| `soundtag run {option}` | {_best(times):.1f} | {_median(times):.1f} | "
+        lines.append(f"| `soundtag run {' '.join(VARIANTS[name])}` | {_best(times):.1f} | {_median(times):.1f} | "
                      f"{n / _best(times):.2f} | {_best(pl) / _best(times):.1f}× | "
-                     f"{_median(pl) / _median(times):.1f}× |")
+                     f"{_median(pl) / _median(times):.1f}× | {r['cpu'][name]:.1f} | "
+                     f"{r['cpu']['pipeline'] / r['cpu'][name]:.1f}× | {r['rss'][name]:.0f} |")
     lines += ["", "Run log, in order: wall s (CPU idle share just before; CPU-s other processes used during the run).",
               "", "; ".join(f"{name} {wall:.1f} ({100 * idle:.0f}%; {others:.1f})"
                             for name, wall, idle, others in r["log"])]
-    s = r["stages"]
-    per_clip = sum(s[name] for name in STAGES)
-    fixed = s["import torch + transformers"] + s["model load"] + s["text tower"]
-    startup = _best(st) - per_clip
-    pipeline_clip = s["text tower"] + (s["audio tower"] + s[EXTRACTOR]) / n
-    margin = r["vs_fp32"]["int8"]["ref_margin"] if "int8" in r["vs_fp32"] else float("nan")
-    held = f"What holds soundtag under 5× at {n} clips is" if speedup < 5 else "The rest of the gap is"
-    small = r["soundtag"].get("fp32, --batch-size 4")
-    batches = (f"Smaller batches: `--batch-size 4` took {_best(small):.1f} s (median {_median(small):.1f} s) "
-               f"against the default 16's {_best(st):.1f} s ({_median(st):.1f} s). ") if small else ""
     lines += [
         "",
-        f"Target, soundtag ≥ 5× the pipeline's files/s, fp32, model load included: {verdict} — "
-        f"{speedup:.2f}× best against best, {speedup_median:.2f}× median against median. soundtag's fp32 "
-        f"scores against the pipeline's: max abs difference {r['parity']['max_abs']:.1e} "
-        f"(tests/test_clap.py holds them to 1e-4), same top label for {100 * r['parity']['top1']:.0f}% of clips.",
+        f"Target, `soundtag run` on the ONNX backend (the default on a CPU) ≥ 10× the pipeline's files/s, fp32, "
+        f"model load included: {verdict} — {speedup:.2f}× best against best, {speedup_median:.2f}× median "
+        "against median. Scores against the pipeline's: max abs difference "
+        + ", ".join(f"{name} {r['parity'][name]['max_abs']:.1e}" for name in r["parity"])
+        + " (tests/test_clap.py holds both backends to 1e-4).",
         "",
         *(["Earlier runs of this command here (best, median): " + "; ".join(
             f"{h['date']}: {h['best']:.2f}×, {h['median']:.2f}×" for h in r["history"]) + ".", ""]
           if r.get("history") else []),
-        "### Where the time goes",
-        "",
-        f"Each stage of soundtag's path timed alone, one after the other, in one process, on the same {n} clips "
-        f"({s['torch threads']} torch threads, batches of 16; each stage's best of {reps} passes). "
-        "In `soundtag run` reading, decoding and features run "
-        "in two threads beside the audio tower, so on two cores they partly overlap it.",
-        "",
-        "| stage | total s | ms per clip |",
-        "|---|---:|---:|",
     ]
-    for name in STAGES:
-        lines.append(f"| {name} | {s[name]:.2f} | {1000 * s[name] / n:.1f} |")
+    if r.get("cold"):
+        c = r["cold"]
+        lines += [
+            "### Cold start, steady rate, a long recording",
+            "",
+            "Each a whole `soundtag run` process on a fresh SQLite database, the export built. Cold start: one "
+            f"clip, {k} labels, with the prompts' embeddings kept from an earlier run (a taxonomy seen "
+            "before) and without (the text tower runs). Steady rate: files/s past start-up, from a run of "
+            f"{r['steady_clips']} clips and the one-clip run, (N − 1) / (wall(N) − wall(1)). Long recording: "
+            f"one {r['long_minutes']:.0f}-minute FLAC (44.1 kHz mono, {r['long_windows']} windows), whole process.",
+            "",
+            "Wall seconds, then (CPU seconds of the process itself).",
+            "",
+            "| backend (fp32) | cold start, prompts kept s | cold start, text tower s | "
+            f"{r['steady_clips']} clips s | steady files/s (per CPU-s) | long recording s | × real time | peak RSS MB "
+            f"({r['steady_clips']} clips) | peak RSS MB (long) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for backend in c:
+            b = c[backend]
+            steady = (r["steady_clips"] - 1) / max(1e-9, b["steady_s"] - b["cold_text_s"])
+            steady_cpu = (r["steady_clips"] - 1) / max(1e-9, b["steady_cpu"] - b["cold_text_cpu"])
+            lines.append(f"| {backend} | {b['cold_kept_s']:.2f} ({b['cold_kept_cpu']:.2f}) | {b['cold_text_s']:.2f} "
+                         f"({b['cold_text_cpu']:.2f}) | {b['steady_s']:.1f} ({b['steady_cpu']:.1f}) | {steady:.2f} "
+                         f"({steady_cpu:.2f}) | {b['long_s']:.1f} ({b['long_cpu']:.1f}) | "
+                         f"{60 * r['long_minutes'] / b['long_s']:.0f}× | {b['steady_rss']:.0f} | {b['long_rss']:.0f} |")
+        onnx = c.get("onnx")
+        if onnx:
+            met = "**met**" if onnx["cold_kept_s"] <= 3 else "**not met**"
+            lines += ["", f"Target, cold start ≤ 3 s (one clip, fresh database, export cached) on the ONNX backend: "
+                          f"{met} — {onnx['cold_kept_s']:.2f} s with the taxonomy's prompts seen before, "
+                          f"{onnx['cold_text_s']:.2f} s with the text tower on {k} prompts."]
+        lines += ["", "Run log: " + "; ".join(f"{name} {wall:.1f} ({100 * idle:.0f}%; {others:.1f})"
+                                           for name, wall, idle, others in r["cold_log"])]
+    s = r.get("stages")
+    if s:
+        per_clip = sum(s[name] for name in STAGES)
+        lines += [
+            "",
+            "### Where the time goes (torch backend)",
+            "",
+            f"Each stage of the torch path timed alone, one after the other, in one process, on the same {n} clips "
+            f"({s['torch threads']} torch threads, batches of 16; each stage's best of {reps} passes). "
+            "In `soundtag run` reading, decoding and features run in two threads beside the audio tower.",
+            "",
+            "| stage | total s | ms per clip |",
+            "|---|---:|---:|",
+        ]
+        for name in STAGES:
+            lines.append(f"| {name} | {s[name]:.2f} | {1000 * s[name] / n:.1f} |")
+        lines += [
+            f"| **per-clip stages together** | **{per_clip:.2f}** | **{1000 * per_clip / n:.1f}** |",
+            f"| import torch + transformers (once) | {s['import torch + transformers']:.2f} | |",
+            f"| model load (once) | {s['model load']:.2f} | |",
+            f"| text tower on the {k} label prompts (once) | {s['text tower']:.2f} | |",
+            "",
+            f"Features with transformers' `ClapFeatureExtractor` instead (a Python loop over the 1001 frames "
+            f"of each window): {s[EXTRACTOR]:.2f} s, {1000 * s[EXTRACTOR] / n:.1f} ms per clip; worker/log_mel.py "
+            "takes the same float64 steps and its output is bit-identical.",
+        ]
     lines += [
-        f"| **per-clip stages together** | **{per_clip:.2f}** | **{1000 * per_clip / n:.1f}** |",
-        f"| import torch + transformers (once) | {s['import torch + transformers']:.2f} | |",
-        f"| model load (once) | {s['model load']:.2f} | |",
-        f"| text tower on the {k} label prompts (soundtag: once; the pipeline: for every clip) | "
-        f"{s['text tower']:.2f} | |",
-        f"| rest of the best `soundtag run`: interpreter, CLI imports, SQLite schema and job, and what the "
-        "stages lose running side by side | "
-        f"{_best(st) - per_clip - fixed:.2f} | |",
         "",
-        f"Features as soundtag computed them before the vectorised log-mel in worker/clap.py, with "
-        f"transformers' `ClapFeatureExtractor` (a Python loop over the 1001 frames of each window): "
-        f"{s[EXTRACTOR]:.2f} s, {1000 * s[EXTRACTOR] / n:.1f} ms per clip. The vectorised one takes the same "
-        "float64 steps and its output is bit-identical.",
+        "### Lower precision, per backend",
         "",
-        f"The pipeline runs the text tower on all {k} prompts for every clip: {n} × {s['text tower']:.2f} s ≈ "
-        f"{n * s['text tower']:.0f} s of its {_best(pl):.0f} s. Past start-up it pays about "
-        f"{1000 * pipeline_clip:.0f} ms per clip (text tower, audio tower, features) where soundtag pays "
-        f"{1000 * per_clip / n:.0f} ms ({pipeline_clip * n / per_clip:.1f}×), {1000 * s['audio tower'] / n:.0f} ms "
-        f"of it in the audio tower, which both pay alike. {held} start-up: {startup:.1f} s of imports, model "
-        f"load, label embedding and database, {100 * startup / _best(st):.0f}% of soundtag's wall time; with "
-        "more clips the ratio rises towards the per-clip one.",
+        "`--dtype int8` quantizes dynamically, on either backend: torch's `quantize_dynamic` on the Linear "
+        "layers, ONNX Runtime's `quantize_dynamic` (QInt8 weights) on the MatMul and Gemm nodes of both "
+        "exported towers. `--dtype bf16` is torch's alone. Differences are against the same backend's fp32 "
+        "results on the same clips. The weights are random, so the softmax over the labels is almost flat "
+        f"(every score near 1/{k}) and top-1 agreement says little about a trained model's; the cosine "
+        "similarities show how far the embeddings move. Audio tower ms/clip: batches of 16 prepared "
+        "windows, best of the repeats, in this process.",
         "",
-        f"{batches}Not in soundtag's hands here: numpy's OpenBLAS spins a second thread for about 100 ms "
-        "of CPU after each multi-threaded `np.dot` (the mel projection of every window, the scores of every "
-        "batch), taking a core from PyTorch; `OPENBLAS_NUM_THREADS=1` in the environment of `soundtag run` "
-        "measured 12.5, 12.7 and 17.7 s against 14.1, 13.1 and 19.9 s for pairs of fp32 runs on 2026-11-29 "
-        "(by hand, not by this script).",
-        "",
-        "### Lower precision",
-        "",
-        "`--dtype bf16` casts the model to bfloat16; `--dtype int8` quantizes its Linear layers "
-        "dynamically (CPU only; convolutions and norms stay fp32). Differences are against soundtag's "
-        "fp32 results on the same clips (the pipeline rows above stay fp32). The weights are random, so the "
-        f"softmax over the labels is almost flat (every score near 1/{k}) and the fp32 top label leads the "
-        f"second by a median of {margin:.1e}: any "
-        "perturbation flips it, so top-1 agreement here says nothing about a trained model's; the cosine "
-        "similarities show how far the embeddings move.",
-        "",
-        "| dtype | best s | files/s (best) | audio tower ms/clip | max abs score diff | max abs cosine diff | "
+        "| variant | best s | files/s (best) | audio tower ms/clip | max abs score diff | max abs cosine diff | "
         "top-1 agreement |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for dtype in ("fp32", "bf16", "int8"):
-        if dtype not in r["soundtag"]:
-            continue
-        times = r["soundtag"][dtype]
-        d = r["vs_fp32"].get(dtype, {"max_abs": 0.0, "max_abs_cos": 0.0, "top1": 1.0})
-        lines.append(f"| {dtype} | {_best(times):.1f} | {n / _best(times):.2f} | {1000 * r['tower'][dtype]:.0f} | "
-                     f"{d['max_abs']:.1e} | {d['max_abs_cos']:.1e} | {100 * d['top1']:.0f}% |")
+    for name, times in r["soundtag"].items():
+        d = r["vs_fp32"].get(name, {"max_abs": 0.0, "max_abs_cos": 0.0, "top1": 1.0})
+        tower = r["tower"].get(name)
+        lines.append(f"| {name} | {_best(times):.1f} | {n / _best(times):.2f} | "
+                     f"{'' if tower is None else f'{1000 * tower:.0f}'} | {d['max_abs']:.1e} | "
+                     f"{d['max_abs_cos']:.1e} | {100 * d['top1']:.0f}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -482,12 +515,68 @@ def _history() -> list[dict]:
 
 def _remember(r: dict) -> None:
     """Keep this run's headline in bench/.cache/, so the next report shows how runs vary."""
-    pl, st = r["pipeline"], r["soundtag"]["fp32"]
-    entry = {"date": r["date"], "clips": r["clips"], "labels": r["labels"],
+    pl, st = r["pipeline"], r["soundtag"][HEADLINE]
+    entry = {"date": r["date"], "clips": r["clips"], "labels": r["labels"], "backend": HEADLINE,
              "best": _best(pl) / _best(st), "median": _median(pl) / _median(st),
              "pipeline_s": [round(x, 2) for x in pl], "soundtag_s": [round(x, 2) for x in st]}
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / "bench_run_history.json").write_text(json.dumps(_history() + [entry], indent=1))
+
+
+def export_once(model: Path) -> float:
+    """Wall seconds of building the ONNX export at fp32 and int8 (about nothing once built)."""
+    return _timed([sys.executable, "-m", "soundtag.cli", "fetch-model", str(model), "--export",
+                   "--dtype", "int8"]).wall_s
+
+
+def write_long(path: Path, minutes: float) -> Path:
+    """One mono FLAC of ``minutes``, the benchmark's clips one after the other."""
+    import soundfile as sf
+
+    with sf.SoundFile(path, "w", CLIP_RATE, 1, "PCM_16") as f:
+        for i in range(int(minutes * 60 / CLIP_S)):
+            f.write(np.clip(_clip(i)[:, 0], -1, 1))
+    return path
+
+
+def cold_and_steady(model: Path, clips: list[Path], labels: list[str], work: Path, steady: int,
+                    long_minutes: float, quiet_wait: float, log: list) -> dict[str, dict[str, float]]:
+    """Per backend at fp32: one clip with and without the prompts kept, ``steady`` clips, one long
+    recording; wall seconds and peak RSS of each whole process."""
+    one, many = work / "one", work / "steady"
+    one.mkdir(exist_ok=True)
+    shutil.copy(clips[0], one / clips[0].name)
+    write_clips(many, steady)
+    long_dir = work / "long"
+    long_dir.mkdir(exist_ok=True)
+    write_long(long_dir / "long.flac", long_minutes)
+    out: dict[str, dict[str, float]] = {}
+
+    def timed(name: str, folder: Path, backend: str, keep_prompts: bool = False) -> Timed:
+        idle = wait_for_quiet(quiet_wait)
+        db = work / "cold.db"
+        db.unlink(missing_ok=True)
+        if not keep_prompts:
+            forget_prompts(model)
+        timing = _timed([sys.executable, "-m", "soundtag.cli", "run", str(folder), "--labels", ",".join(labels),
+                         "--model", str(model), "--database", f"sqlite:///{db}", "--device", "cpu",
+                         "--backend", backend])
+        log.append((f"{backend} {name}", timing.wall_s, idle, timing.others_cpu_s))
+        print(f"{backend} {name}: {timing.wall_s:.2f} s, {timing.cpu_s:.1f} CPU-s, {timing.peak_rss_mb:.0f} MB "
+              f"(CPUs {100 * idle:.0f}% idle "
+              f"before; others {timing.others_cpu_s:.1f} CPU-s)", flush=True)
+        return timing
+
+    for backend in BACKENDS:
+        text = timed("one clip, text tower", one, backend)
+        kept = timed("one clip, prompts kept", one, backend, keep_prompts=True)
+        many_run = timed(f"{steady} clips", many, backend)
+        long_run = timed("long recording", long_dir, backend)
+        out[backend] = {"cold_text_s": text.wall_s, "cold_kept_s": kept.wall_s, "steady_s": many_run.wall_s,
+                        "steady_rss": many_run.peak_rss_mb, "long_s": long_run.wall_s, "long_rss": long_run.peak_rss_mb,
+                        "cold_kept_cpu": kept.cpu_s, "cold_text_cpu": text.cpu_s, "steady_cpu": many_run.cpu_s,
+                        "long_cpu": long_run.cpu_s}
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -496,28 +585,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=48)
     parser.add_argument("--labels", type=int, default=50, choices=range(1, len(LABELS) + 1), metavar="1..50")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each process (best and median)")
+    parser.add_argument("--steady", type=int, default=1000, help="clips of the steady-rate run per backend")
+    parser.add_argument("--long-minutes", type=float, default=30.0, help="length of the long recording")
+    parser.add_argument("--no-stages", action="store_true",
+                        help="skip the in-process timings (the torch path stage by stage, the audio tower alone)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
+                        help=f"soundtag variants to run (default: all of {', '.join(VARIANTS)})")
     parser.add_argument("--quiet-wait", type=float, default=120.0, metavar="S",
                         help="before each timed run, wait up to S seconds for the CPUs to be 85%% idle")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 6 clips, one run each of the pipeline, fp32 and int8; writes no doc")
+                        help="smoke run: 6 clips, one run each of the pipeline and the fp32 and int8 variants, "
+                             "20 steady clips, a 2-minute recording; writes no doc")
     parser.add_argument("--no-doc", action="store_true", help="print the section, leave docs/benchmarks.md")
     args = parser.parse_args(argv)
     n, repeat, quiet_wait = (6, 1, 10.0) if args.quick else (args.clips, args.repeat, args.quiet_wait)
+    steady, long_minutes = (20, 2.0) if args.quick else (args.steady, args.long_minutes)
     labels = LABELS[: args.labels]
-    variants = ["fp32", "int8"] if args.quick else list(VARIANTS)
+    variants = args.variants or ([v for v in VARIANTS if "bf16" not in v] if args.quick else list(VARIANTS))
+    if HEADLINE not in variants:
+        parser.error(f"--variants must include {HEADLINE!r}, the headline")
 
     model = checkpoint()
-    r: dict = {"clips": n, "labels": len(labels), "repeat": repeat, "log": [],
-               "command": " ".join([".venv/bin/python -m bench.bench_run", *argv]),
-               "soundtag": {v: [] for v in variants}, "pipeline": [], "vs_fp32": {}, "tower": {},
+    r: dict = {"clips": n, "labels": len(labels), "repeat": repeat, "log": [], "cold_log": [], "rss": {}, "cpu": {},
+               "command": " ".join([".venv/bin/python -m bench.bench_run", *argv]), "steady_clips": steady,
+               "long_minutes": long_minutes, "long_windows": int(long_minutes * 60 / 10),
+               "soundtag": {v: [] for v in variants}, "pipeline": [], "vs_fp32": {}, "tower": {}, "parity": {},
                "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
+    r["export_s"] = export_once(model)
 
     def timed(name: str, run):
         idle = wait_for_quiet(quiet_wait)
         timing, scores = run()
         r["log"].append((name, timing.wall_s, idle, timing.others_cpu_s))
-        print(f"[{round_ + 1}/{repeat}] {name}: {timing.wall_s:.1f} s (CPUs {100 * idle:.0f}% idle before; "
-              f"others used {timing.others_cpu_s:.1f} CPU-s meanwhile)", flush=True)
+        if timing.wall_s <= min([wall for logged, wall, *_ in r["log"] if logged == name]):
+            r["rss"][name], r["cpu"][name] = timing.peak_rss_mb, timing.cpu_s
+        print(f"[{round_ + 1}/{repeat}] {name}: {timing.wall_s:.1f} s, {timing.cpu_s:.1f} CPU-s, "
+              f"{timing.peak_rss_mb:.0f} MB (CPUs "
+              f"{100 * idle:.0f}% idle before; others used {timing.others_cpu_s:.1f} CPU-s meanwhile)", flush=True)
         return timing.wall_s, scores
 
     with tempfile.TemporaryDirectory(prefix="soundtag-bench-") as tmp:
@@ -531,21 +635,26 @@ def main(argv: list[str] | None = None) -> None:
                 wall, results[variant] = timed(variant, lambda: run_soundtag(
                     model, work / "clips", labels, work / "soundtag.db", VARIANTS[variant]))
                 r["soundtag"][variant].append(wall)
-                if variant == "fp32":
+                if variant == HEADLINE:
                     wall, pipeline_scores = timed("pipeline", lambda: run_pipeline(model, clips, labels, work))
                     r["pipeline"].append(wall)
-        r["parity"] = compare(results["fp32"], pipeline_scores, labels)
-        for dtype in ("bf16", "int8"):
-            if dtype in results:
-                r["vs_fp32"][dtype] = compare(results[dtype], results["fp32"], labels, field=0)
-        r["stages"] = stages(model, clips, labels, work, repeat, quiet_wait)
-        print("stages: " + ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items()), flush=True)
-        for dtype in ("fp32", "bf16", "int8"):
-            if dtype in variants:
-                r["tower"][dtype] = audio_tower_per_clip(model, clips, dtype, repeat, quiet_wait)
+        for variant in variants:
+            backend = VARIANTS[variant][1]
+            if variant.endswith("fp32"):
+                r["parity"][variant] = compare(results[variant], pipeline_scores, labels)
+            elif f"{backend} fp32" in results:
+                r["vs_fp32"][variant] = compare(results[variant], results[f"{backend} fp32"], labels, field=0)
+        r["cold"] = cold_and_steady(model, clips, labels, work, steady, long_minutes, quiet_wait, r["cold_log"])
+        if not (args.quick or args.no_stages):
+            r["stages"] = stages(model, clips, labels, work, repeat, quiet_wait)
+            print("stages: " + ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items()), flush=True)
+        for variant in variants if not (args.quick or args.no_stages) else ():
+            backend, dtype = VARIANTS[variant][1], variant.split()[1]
+            r["tower"][variant] = audio_tower_per_clip(model, clips, backend, dtype, repeat, quiet_wait)
         r["load_after"] = loadavg()
     r["machine"] = machine()
-    r["history"] = [h for h in _history() if (h["clips"], h["labels"]) == (n, len(labels))][-5:]
+    r["history"] = [h for h in _history() if (h["clips"], h["labels"]) == (n, len(labels))
+                    and h.get("backend") == HEADLINE][-5:]
     section = report(r)
     print(section)
     if not args.quick:
@@ -553,6 +662,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.quick or args.no_doc):
         write_section("bench_run", section)
         print(f"wrote {DOC.relative_to(ROOT)}")
+
 
 if __name__ == "__main__":
     main()

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from sqlalchemy import BigInteger, Engine, Text, and_, case, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import BigInteger, Engine, Row, Text, and_, case, func, select
 
 from db import packing, sql
 from db.models import AudioEmbedding, File, JobFile
@@ -65,7 +64,8 @@ class Unreadable:
     reason: str
 
 
-def _stored(row) -> StoredEmbeddings | Unreadable:
+def unpack_row(row) -> StoredEmbeddings | Unreadable:
+    """The embeddings a row of ``_EMBEDDING_COLUMNS`` holds, or why they cannot be read."""
     packed = row.dtype.endswith(packing.PACKED)
     kind = packing.DTYPES[row.dtype.removesuffix(packing.PACKED)]
     try:
@@ -79,7 +79,7 @@ def _stored(row) -> StoredEmbeddings | Unreadable:
                             row.channels, row.content_hash)
 
 
-# What ``_stored`` reads of a row.
+# What ``unpack_row`` reads of a row.
 _EMBEDDING_COLUMNS = (AudioEmbedding.id, AudioEmbedding.file_id, AudioEmbedding.dtype, AudioEmbedding.dim,
                       AudioEmbedding.starts, AudioEmbedding.ends, AudioEmbedding.vectors, File.uri,
                       File.duration_s, File.sample_rate, File.channels, File.content_hash)
@@ -102,21 +102,23 @@ def stored_embeddings(engine: Engine, model: str, revision: str, window_s: float
         for chunk in sql.chunks(list(uris)):
             for row in conn.execute(_embeddings_query(model, revision).where(
                     AudioEmbedding.window_s == window_s, AudioEmbedding.hop_s == hop_s, File.uri.in_(chunk))):
-                stored = _stored(row)
+                stored = unpack_row(row)
                 if isinstance(stored, StoredEmbeddings):  # a damaged row: the file is read again instead
                     found[row.uri] = stored
     return found
 
 
 def embedding_chunks(engine: Engine, model: str, revision: str | None = None, *, job_id: str | None = None,
-                     status: FileState | None = None,
+                     status: FileState | None = None, file_ids: Sequence[int] | None = None,
                      chunk: int = 500) -> Iterable[list[StoredEmbeddings | Unreadable]]:
     """Every file's usable stored embeddings of ``model`` (of one revision, or any), ``chunk``
     files at a time in file order, so memory stays bounded whatever the archive's size; only
-    the files of ``job_id`` (with that ``status`` there) when given. A file embedded with
-    several window settings or revisions comes once, with its latest embeddings (Unreadable
-    when its row is damaged)."""
+    the files of ``job_id`` (with that ``status`` there), or of ``file_ids``, when given. A file
+    embedded with several window settings or revisions comes once, with its latest embeddings
+    (Unreadable when its row is damaged)."""
     ids_query = _embeddings_query(model, revision, AudioEmbedding.file_id)
+    if file_ids is not None:
+        ids_query = ids_query.where(sql.among(engine, "scope", AudioEmbedding.file_id, BigInteger(), list(file_ids)))
     if job_id is not None:
         ids_query = ids_query.join(JobFile, and_(JobFile.file_id == File.id, JobFile.job_id == job_id))
         if status is not None:
@@ -134,7 +136,7 @@ def embedding_chunks(engine: Engine, model: str, revision: str | None = None, *,
         latest = {}
         for row in rows:
             latest.setdefault(row.file_id, row)
-        yield [_stored(row) for row in latest.values()]
+        yield [unpack_row(row) for row in latest.values()]
         after = ids[-1]
 
 
@@ -165,6 +167,18 @@ def embedding_models(engine: Engine, uris: Sequence[str] | None = None) -> list[
     return sorted(found)
 
 
+def embedded_revision(engine: Engine, model: str, file_ids: Sequence[int]) -> str | None:
+    """The revision of ``model`` whose usable embeddings of these files are the newest."""
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(file_ids)):
+            row = conn.execute(_embeddings_query(model, None, AudioEmbedding.model_revision)
+                               .where(sql.among(engine, "files", AudioEmbedding.file_id, BigInteger(), chunk))
+                               .order_by(AudioEmbedding.id.desc()).limit(1)).first()
+            if row is not None:
+                return row[0]
+    return None
+
+
 def stored_embeddings_of(engine: Engine, model: str, uri: str) -> tuple[StoredEmbeddings, str] | None:
     """The latest usable stored embeddings of one file by ``model``, with their revision. Raises
     DamagedData, naming the file, when its row cannot be read back."""
@@ -173,7 +187,7 @@ def stored_embeddings_of(engine: Engine, model: str, uri: str) -> tuple[StoredEm
         row = conn.execute(query.where(File.uri == uri).order_by(AudioEmbedding.id.desc()).limit(1)).first()
     if row is None:
         return None
-    stored = _stored(row)
+    stored = unpack_row(row)
     if isinstance(stored, Unreadable):
         raise DamagedData(stored.reason)
     return stored, row.model_revision
@@ -213,23 +227,30 @@ def embeddings_state(engine: Engine, model: str, revision: str, upto: int) -> tu
             EmbeddingsState(max_id, all_rows, int(all_sum), _micros(all_latest), extra))
 
 
-def latest_embedding_rows(engine: Engine, model: str, revision: str, after: int, upto: int,
-                          chunk: int = 500) -> Iterable[list[tuple[int, int, StoredEmbeddings | Unreadable]]]:
-    """(id, created_at in microseconds, embeddings) of the usable rows with ``after < id <= upto``
-    that are their file's latest (as in ``embedding_chunks``), ``chunk`` rows at a time by id."""
-    newer = aliased(AudioEmbedding)
-    superseded = select(newer.id).where(
-        newer.file_id == AudioEmbedding.file_id, newer.id > AudioEmbedding.id, newer.model == model,
-        newer.model_revision == revision, newer.fingerprint == File.fingerprint).exists()
-    query = _embeddings_query(model, revision, *_EMBEDDING_COLUMNS, AudioEmbedding.created_at).where(~superseded)
-    while True:
+def embedding_stamps(engine: Engine, model: str, revision: str, after: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, created_at in microseconds), by id, of the usable rows with ``id > after`` that are
+    their file's latest among them (as in ``embedding_chunks``): small columns only, no vectors."""
+    query = _embeddings_query(model, revision, AudioEmbedding.id, AudioEmbedding.file_id, AudioEmbedding.created_at)
+    with engine.connect() as conn:
+        rows = conn.execute(query.where(AudioEmbedding.id > after).order_by(AudioEmbedding.id)).all()
+    latest = {file_id: (row_id, created_at) for row_id, file_id, created_at in rows}  # ascending ids: the last wins
+    ids = np.fromiter((row_id for row_id, _ in latest.values()), np.int64, len(latest))
+    stamps = np.fromiter((_micros(created_at) for _, created_at in latest.values()), np.int64, len(latest))
+    order = np.argsort(ids)
+    return ids[order], stamps[order]
+
+
+def embedding_rows(engine: Engine, model: str, revision: str, ids: Sequence[int],
+                   chunk: int = 500) -> Iterable[list[tuple[int, int, Row]]]:
+    """The usable rows of ``ids``, ``chunk`` at a time, each as (id, created_at in microseconds,
+    row) where ``unpack_row(row)`` gives its embeddings: reading one by primary key per id,
+    whatever the table's size or statistics, so a whole index builds in linear time."""
+    query = _embeddings_query(model, revision, *_EMBEDDING_COLUMNS, AudioEmbedding.created_at)
+    for part in sql.chunks([int(i) for i in ids], chunk):
         with engine.connect() as conn:
-            rows = conn.execute(query.where(AudioEmbedding.id > after, AudioEmbedding.id <= upto)
-                                .order_by(AudioEmbedding.id).limit(chunk)).all()
-        if not rows:
-            return
-        yield [(row.id, _micros(row.created_at), _stored(row)) for row in rows]
-        after = rows[-1].id
+            rows = conn.execute(query.where(sql.among(engine, "ids", AudioEmbedding.id, BigInteger(), part))
+                                .order_by(AudioEmbedding.id)).all()
+        yield [(row.id, _micros(row.created_at), row) for row in rows]
 
 
 def embeddings_by_id(engine: Engine, model: str, revision: str,
@@ -239,5 +260,5 @@ def embeddings_by_id(engine: Engine, model: str, revision: str,
     query = _embeddings_query(model, revision, *_EMBEDDING_COLUMNS, AudioEmbedding.created_at)
     with engine.connect() as conn:
         rows = conn.execute(query.where(AudioEmbedding.id.in_(list(ids)))).all()
-    found = {row.id: (_micros(row.created_at), _stored(row)) for row in rows}
+    found = {row.id: (_micros(row.created_at), unpack_row(row)) for row in rows}
     return {key: value for key, value in found.items() if isinstance(value[1], StoredEmbeddings)}

@@ -63,16 +63,20 @@ def job_spec(engine: Engine, job_id: str) -> JobSpec | None:
 
 
 def create_job(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, kind: str, sources: list[str],
-               queue: str | None = None, force: bool = False) -> str:
-    """Record a new active job of ``settings.model`` and ``taxonomy``; returns its id. A ``force``
-    job labels its files from their audio even where stored embeddings could serve."""
+               queue: str | None = None, force: bool = False, model: str | None = None,
+               head: str | None = None) -> str:
+    """Record a new active job of ``model`` (default ``settings.model``) and ``taxonomy``;
+    returns its id. A ``force`` job labels its files from their audio even where stored
+    embeddings could serve; one with ``head`` ('head:NAME@vN') labels them with that head too."""
     job_id = uuid.uuid4().hex[:12]
     options = {"window_s": settings.window_s, "hop_s": settings.hop_s, "batch_size": settings.batch_size,
                "queue": queue or settings.queue, "force": force}
+    if head:
+        options["head"] = head
     taxonomy_id = save_taxonomy(engine, taxonomy)
     with engine.begin() as conn:
         conn.execute(sql.insert(engine, Job).values(
-            id=job_id, kind=kind, model=settings.model_ref, taxonomy_id=taxonomy_id, sources=sources,
+            id=job_id, kind=kind, model=model or settings.model_ref, taxonomy_id=taxonomy_id, sources=sources,
             options=options, state=JobState.ACTIVE, created_at=now()))
     return job_id
 

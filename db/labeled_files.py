@@ -1,5 +1,5 @@
 """A job's labeled files as exports write them, streamed in URI order beside the views:
-rank-1 label, decision, verdict in force and, when asked, windows and events."""
+rank-1 label, decision, verdict in force and, when asked, windows, events and segment verdicts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import Engine, and_, column, select, table
 from db.decisions import FILE_DECISIONS
 from db.jobs import job_spec
 from db.models import File, JobFile, Labeling, Review, Segment, TaxonomyRow
-from db.reviews import Scored, in_force
+from db.reviews import Scored, SegmentVerdict, covering, in_force
 from soundtag.states import Verdict
 
 
@@ -55,12 +55,21 @@ class LabeledFile:
     reviewer: str | None
     windows: tuple[Window, ...] = ()
     events: tuple[Event, ...] = ()
+    segment_verdicts: tuple[SegmentVerdict, ...] = ()  # in force, with the windows and events
 
     def label(self, reviewed: bool = False) -> str | None:
         """The file's label: the final one with ``reviewed``, else the model's decision."""
         if reviewed:
             return self.final
         return self.decision.label if self.decision else None
+
+    def segment_label(self, start_s: float, end_s: float, label: str, reviewed: bool = False) -> str | None:
+        """The label of a window or event of the file: with ``reviewed``, that of the segment
+        verdict in force covering it (none when rejected), else ``label``."""
+        found = covering(self.segment_verdicts, start_s, end_s) if reviewed else None
+        if found is None:
+            return label
+        return None if found.verdict == Verdict.REJECT else found.label
 
 
 _EVENTS = table("events", column("uri"), column("model"), column("taxonomy_hash"), column("label"), column("start_s"),
@@ -87,8 +96,8 @@ class _Following:
 def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                   chunk: int = 1000) -> Iterable[list[LabeledFile]]:
     """The job's files that have a result by its model and taxonomy, ``chunk`` at a time in URI
-    order; with ``regions``, each with its windows and events. Each view is read once, on its
-    own, streamed in URI order beside the files: a view filtered by a chunk's URIs, or joined
+    order; with ``regions``, each with its windows, events and segment verdicts. Each view is read
+    once, on its own, streamed in URI order beside the files: a view filtered by a chunk's URIs, or joined
     with the job's files, costs as much as the whole view on every chunk or row. The verdicts come
     from the review table, as reviewed_labels takes them: that view joins file_decisions, which
     PostgreSQL plans as nested loops (20 s for 20,000 files, growing with their square)."""
@@ -118,12 +127,17 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                                  Labeling.taxonomy_id == spec.taxonomy_id))
             .where(JobFile.job_id == job_id).order_by(by_uri(File.uri)))
         given = _Following(conn.execute(select(File.uri, Review.verdict, Review.label, Review.reviewer)
-                                        .join(File, File.id == Review.file_id).where(*in_force(spec))
+                                        .join(File, File.id == Review.file_id)
+                                        .where(*in_force(spec), Review.start_s.is_(None))
                                         .order_by(by_uri(File.uri))))
         decided = _Following(conn.execute(view(d, d.c.label, d.c.score, d.c.similarity)
                                           .where(d.c.label.is_not(None))))
-        windows = events = _Following(())
+        windows = events = judged = _Following(())
         if regions:
+            judged = _Following(conn.execute(
+                select(File.uri, Review.start_s, Review.end_s, Review.verdict, Review.label)
+                .join(File, File.id == Review.file_id).where(*in_force(spec), Review.start_s.is_not(None))
+                .order_by(by_uri(File.uri), Review.start_s)))
             windows = _Following(conn.execute(
                 select(File.uri, Segment.start_s, Segment.end_s, Segment.top_label, Segment.top_score,
                        Segment.top_similarity).join(Labeling, Labeling.id == Segment.labeling_id)
@@ -145,7 +159,9 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                 row.id, row.uri, row.duration_s, row.sample_rate,
                 Scored(row.top_label, row.top_score, row.top_similarity), tuple(row.scores), decision, label,
                 source, verdict, reviewer, tuple(Window(*w) for w in windows.take(row.uri)),
-                tuple(Event(*ev) for ev in mine(events.take(row.uri)))))
+                tuple(Event(*ev) for ev in mine(events.take(row.uri))),
+                tuple(SegmentVerdict(start, end, Verdict(verdict), label)
+                      for start, end, verdict, label in judged.take(row.uri))))
             if len(found) == chunk:
                 yield found
                 found = []

@@ -203,9 +203,9 @@ class LabelEmbedding(Base):
 
 
 class Review(Base):
-    """A person's verdict on the model's decision for one file, model and taxonomy. Rows are never
-    deleted: a later verdict supersedes an earlier one, and an undo stamps ``undone_at``, so the
-    history of who said what stays."""
+    """A person's verdict on the model's decision for one file, or one segment of it, by one model
+    and taxonomy. Rows are never deleted: a later verdict on the same file and bounds supersedes
+    an earlier one, and an undo stamps ``undone_at``, so the history of who said what stays."""
 
     __tablename__ = "review"
 
@@ -220,6 +220,9 @@ class Review(Base):
     reviewer: Mapped[str] = mapped_column(Text)
     reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A segment's verdict (a window or an event of the file): its bounds; a file's verdict has none.
+    start_s: Mapped[float | None] = mapped_column(Float)
+    end_s: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_review_key", "file_id", "model", "taxonomy_id"),)
 
@@ -250,3 +253,30 @@ class AudioEmbedding(Base):
     __table_args__ = (UniqueConstraint("file_id", "model", "model_revision", "window_s", "hop_s",
                                        name="uq_audio_embedding_key"),
                       Index("ix_audio_embedding_model", "model", "model_revision"))
+
+
+class HeadRow(Base):
+    """A head trained on stored embeddings and verdicts (``soundtag train``), one row per version
+    of a name. Its labelings are those of model 'head:NAME@vN'. ``verdicts`` lists the review
+    ids it learned from and ``truth_files`` the files whose truth it read, so the same fit can be
+    made again; ``metrics`` holds each label's counts and cross-validated numbers, and the
+    reasons of the labels left out."""
+
+    __tablename__ = "head"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(Text)
+    base_revision: Mapped[str] = mapped_column(Text)
+    labels: Mapped[list] = mapped_column(Names)  # the rows of weights, in order
+    dim: Mapped[int] = mapped_column(Integer)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)  # float32 labels × dim, packed (db/packing.py)
+    bias: Mapped[bytes] = mapped_column(LargeBinary)  # float32 labels, packed
+    verdicts: Mapped[list] = mapped_column(JSON)
+    truth_files: Mapped[list] = mapped_column(JSON)
+    options: Mapped[dict] = mapped_column(JSON)  # scope, --from, weak weight, folds, seed
+    metrics: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_head_name_version"),)

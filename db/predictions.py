@@ -1,5 +1,5 @@
-"""What ``evaluate`` and ``calibrate`` read of a job: each file's truth (given, or from the
-verdicts in force), its ranked labels, decision and tags, or its cosines."""
+"""What ``evaluate`` and ``calibrate`` read of a job: each file's (and each reviewed window's)
+truth (given, or from the verdicts in force), its ranked labels, decision and tags, or its cosines."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from db.jobs import job_spec
 from db.models import File, JobFile, Labeling
 from db.results import best
 from db.reviews import verdicts
+from db.segments import Window, reviewed_windows, window_decision
 from soundtag.states import Verdict
 
 
@@ -35,7 +36,9 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
     """Each file of a job with its truth, its first ``k`` labels by the job's model and taxonomy
     (the current result, whichever job made it), and its decision and tags under the taxonomy's
     current thresholds. With ``reviewed`` the truth is the label of the verdict in force (accept
-    or correct); a file without one, or rejected, has none."""
+    or correct); a file without one, or rejected, has none; and each window that a segment
+    verdict covers follows as an entry of its own (``uri#start-end``), with its labels, decision
+    and tags (db.segments.reviewed_windows)."""
     given = verdicts(engine, job_id) if reviewed else {}
     spec = job_spec(engine, job_id)
     names = spec.taxonomy.names
@@ -55,12 +58,22 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
             truth = _reviewed_truth(given, file_id)
         labels = tuple(names[i] for i in best(scores, k)) if scores is not None else ()
         found.append(Prediction(uri, truth, labels, decided.get(file_id), tagged.get(file_id, frozenset())))
+    if reviewed:
+        found += [Prediction(_segment_name(w), truth, tuple(s.label for s in w.labels[:k]),
+                             window_decision(w.tags, set(names)), frozenset(w.tags))
+                  for w, truth in reviewed_windows(engine, job_id)]
     return found
+
+
+def _segment_name(window: Window) -> str:
+    """A window as evaluate and calibrate count it beside whole files."""
+    return f"{window.uri}#{window.start_s:g}-{window.end_s:g}"
 
 
 def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tuple[str, str | None, dict[str, float]]]:
     """Each labeled file of a job with its truth and the cosine of every label, by the job's
-    model and taxonomy. With ``reviewed`` the truth is the verdict in force, as in job_predictions."""
+    model and taxonomy. With ``reviewed`` the truth is the verdict in force, and reviewed windows
+    follow, as in job_predictions."""
     given = verdicts(engine, job_id) if reviewed else {}
     spec = job_spec(engine, job_id)
     names = spec.taxonomy.names
@@ -76,4 +89,7 @@ def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tup
         if reviewed:
             truth = _reviewed_truth(given, file_id)
         found[uri] = (truth, dict(zip(names, map(float, similarities))))
+    if reviewed:
+        found.update((_segment_name(w), (truth, dict(zip(names, w.similarities))))
+                     for w, truth in reviewed_windows(engine, job_id))
     return [(uri, truth, cosines) for uri, (truth, cosines) in found.items()]

@@ -43,18 +43,22 @@ def _save_windows(engine: Engine, conn, labeling_ids: list[int], done: Sequence,
 
 
 def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequence[str],
-                 embeddings: EmbeddingKey | None = None, *, logit_scale: float) -> None:
+                 embeddings: EmbeddingKey | None = None, *, logit_scale: float | None,
+                 labeling: tuple[str, int] | None = None) -> None:
     """Store a batch of FileResults (worker.labeling) of one job in one transaction, a few
     set-based statements whatever the batch's size. A failed file keeps the results earlier jobs
     gave it; its row says the latest attempt failed. ``logit_scale`` is the model's (its
-    exp(logit_scale_a)), from which the views compute window scores. With ``embeddings``, the
-    windows' audio embeddings are kept too (replacing those of the same key)."""
+    exp(logit_scale_a)), from which the views compute window scores; None for a head's results,
+    whose window scores are their stored probabilities. With ``embeddings``, the windows' audio
+    embeddings are kept too (replacing those of the same key). ``labeling`` (model, taxonomy id)
+    files the scores under another model and taxonomy than the job's: a head's beside a run's."""
     if not results:
         return
     stamp = now()
     results = list({r.uri: r for r in results}.values())
     with engine.begin() as conn:
         job = conn.execute(select(Job.model, Job.taxonomy_id).where(Job.id == job_id)).one()
+        model, taxonomy_id = labeling or job
         files = conn.execute(select(File.uri, File.id, File.fingerprint)
                              .where(sql.among(engine, "uris", File.uri, Text(), [r.uri for r in results]))).all()
         ids = {uri: file_id for uri, file_id, _ in files}
@@ -88,11 +92,11 @@ def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequenc
         stmt = sql.insert(engine, Labeling).from_select(
             ["file_id", "model", "taxonomy_id", "job_id", "fingerprint", "content_hash", "created_at", "top_label",
              "top_score", "top_similarity", "scores", "similarities", "logit_scale"],
-            select(labeled.c.file_id, literal(job.model, Text()), literal(job.taxonomy_id, BigInteger()),
+            select(labeled.c.file_id, literal(model, Text()), literal(taxonomy_id, BigInteger()),
                    literal(job_id, Text()), labeled.c.fingerprint, labeled.c.content_hash,
                    literal(stamp, DateTime(timezone=True)), labeled.c.top_label, labeled.c.top_score,
                    labeled.c.top_similarity, labeled.c.scores, labeled.c.similarities,
-                   literal(float(logit_scale), Float())).where(true()))
+                   literal(None if logit_scale is None else float(logit_scale), Float())).where(true()))
         # The upsert takes the row locks, so two deliveries of one file serialise here and the
         # second replaces the first's windows instead of interleaving with them.
         stmt = stmt.on_conflict_do_update(index_elements=["file_id", "model", "taxonomy_id"], set_={

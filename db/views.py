@@ -342,3 +342,73 @@ FROM (
 """
 
 V3 = {"postgresql": SEGMENT_LABELS_V3_POSTGRESQL, "sqlite": SEGMENT_LABELS_V3_SQLITE}
+
+
+# Version 4 (migration 0010): a labeling without a logit scale holds a head's output (soundtag
+# train), whose windows' scores are their probabilities, kept as the similarities: one sigmoid per
+# label, not a softmax across them. Same columns, types and meaning as version 3 otherwise.
+SEGMENT_LABELS_V4_POSTGRESQL = SEGMENT_LABELS_V3_POSTGRESQL.replace(
+    "exp(l.logit_scale * (s.similarities[o.ord[n.rank]]::double precision - s.top_similarity)) / o.total,",
+    "COALESCE(exp(l.logit_scale * (s.similarities[o.ord[n.rank]]::double precision - s.top_similarity)) / o.total,\n"
+    "                s.similarities[o.ord[n.rank]]::double precision),")
+
+SEGMENT_LABELS_V4_SQLITE = SEGMENT_LABELS_V3_SQLITE.replace(
+    "CASE WHEN rank = 1 THEN top_score ELSE",
+    "CASE WHEN rank = 1 THEN top_score WHEN logit_scale IS NULL THEN similarity ELSE")
+
+V4 = {"postgresql": SEGMENT_LABELS_V4_POSTGRESQL, "sqlite": SEGMENT_LABELS_V4_SQLITE}
+
+
+# Segment verdicts (migration 0009): a verdict may judge a segment of a file (a window or an
+# event), its bounds in start_s and end_s; a file verdict has them NULL. A verdict is in force for
+# its file *and bounds*: a segment's verdict neither supersedes nor is superseded by the file's.
+# reviews: version 1's columns, then start_s and end_s.
+# No verdict given after r on the same file and bounds, model and taxonomy is in force.
+_LATEST = """NOT EXISTS (
+           SELECT 1 FROM review n
+           WHERE n.file_id = r.file_id AND n.model = r.model AND n.taxonomy_id = r.taxonomy_id
+             AND COALESCE(n.start_s, -1) = COALESCE(r.start_s, -1) AND COALESCE(n.end_s, -1) = COALESCE(r.end_s, -1)
+             AND n.undone_at IS NULL AND n.id > r.id)"""
+
+REVIEWS_V2 = f"""
+CREATE VIEW reviews AS
+SELECT f.uri, r.job_id AS run_id, r.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       r.label, r.verdict, r.reviewer, r.reviewed_at, r.undone_at,
+       CASE WHEN r.undone_at IS NULL AND {_LATEST} THEN 1 ELSE 0 END AS "current",
+       r.start_s, r.end_s
+FROM review r
+JOIN file f ON f.id = r.file_id
+JOIN taxonomy t ON t.id = r.taxonomy_id
+"""
+
+# reviewed_labels version 3: version 2's rows (one per labeled file, start_s and end_s NULL, its
+# label from file verdicts only), then one row per segment verdict in force, with its bounds: the
+# segment's final label (accept: the label judged; correct: the reviewer's; reject: none), source
+# 'human', decision the label judged (NULL for correct, whose row keeps the reviewer's label only).
+# A query for files adds `WHERE start_s IS NULL`.
+REVIEWED_LABELS_V3 = f"""
+CREATE VIEW reviewed_labels AS
+SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       CASE WHEN r.id IS NULL THEN d.label WHEN r.verdict = 'reject' THEN NULL ELSE r.label END AS label,
+       CASE WHEN r.id IS NULL THEN 'model' ELSE 'human' END AS source,
+       d.label AS decision, r.verdict, r.reviewer, r.reviewed_at,
+       CAST(NULL AS FLOAT) AS start_s, CAST(NULL AS FLOAT) AS end_s
+FROM labeling l
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+LEFT JOIN file_decisions d ON d.uri = f.uri AND d.model = l.model AND d.taxonomy_hash = t.content_hash
+     AND d.implied_by IS NULL
+LEFT JOIN review r ON r.id = (
+    SELECT MAX(c.id) FROM review c
+    WHERE c.file_id = l.file_id AND c.model = l.model AND c.taxonomy_id = l.taxonomy_id AND c.undone_at IS NULL
+      AND c.start_s IS NULL)
+UNION ALL
+SELECT f.uri, r.job_id, r.model, t.name, t.content_hash,
+       CASE WHEN r.verdict = 'reject' THEN NULL ELSE r.label END, 'human',
+       CASE WHEN r.verdict = 'correct' THEN NULL ELSE r.label END, r.verdict, r.reviewer, r.reviewed_at,
+       r.start_s, r.end_s
+FROM review r
+JOIN file f ON f.id = r.file_id
+JOIN taxonomy t ON t.id = r.taxonomy_id
+WHERE r.start_s IS NOT NULL AND r.undone_at IS NULL AND {_LATEST}
+"""

@@ -56,15 +56,18 @@ def _listed_ahead(refs: Iterable[FileRef]) -> Iterator[list[FileRef]]:
 
 def enqueue(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: Settings, *,
             sources: list[str], kind: str = "enqueue", force: bool = False, retry_failed: bool = False,
-            queue: str | None = None) -> Enqueued:
+            queue: str | None = None, head: str | None = None) -> Enqueued:
     """Record a job and its files, and send the files to the workers in batches of
     ``files_per_task``. A file's row is committed before its batch is sent, so a worker always
     finds what it is asked to label. Raises ModelError or BrokerError before recording anything
     when the model cannot be found or the broker does not answer; when sending fails midway,
-    the job is failed with the reason and BrokerError says to ``requeue`` it."""
+    the job is failed with the reason and BrokerError says to ``requeue`` it. With ``head``
+    ('head:NAME@vN'), the workers label the files with that head too, from the embeddings they
+    compute."""
     hub.check(settings.model)
     check_broker(settings)
-    job_id = create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue, force=force)
+    job_id = create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue, force=force,
+                        head=head)
     found = queued = 0
     with _sending(engine, job_id, settings, queue) as sender:
         for chunk in _listed_ahead(refs):

@@ -14,12 +14,12 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import Engine
 
 from db.jobs import job_spec
-from db.labeled_files import LabeledFile, labeled_files
+from db.labeled_files import LabeledFile, Window, labeled_files
 from db.taxonomies import taxonomy_with_policy
 from review import labelstudio
+from soundtag.sources import uris
 from soundtag.errors import ReadError, SoundtagError
 from soundtag.settings import Settings
-from soundtag.sources import uris
 from soundtag.sources.storage import Storage
 
 
@@ -53,7 +53,7 @@ def export(engine: Engine, job_id: str, fmt: ExportFormat, out: Path, settings: 
         taxonomy = taxonomy_with_policy(engine, spec.taxonomy_id)
         return Exported(*labelstudio.write(chunks, out, job_id, spec.model, taxonomy, reviewed))
     if fmt in {ExportFormat.RAVEN, ExportFormat.AUDACITY}:
-        return Exported(_tables(chunks, out, fmt))
+        return Exported(_tables(chunks, out, fmt, reviewed))
     if fmt == ExportFormat.HF:
         names = job_spec(engine, job_id).taxonomy.names
         return _dataset(chunks, out, names, reviewed, Storage(settings.allowed_roots, settings.allowed_buckets))
@@ -117,8 +117,9 @@ def _stem(uri: str) -> str:
     return PurePosixPath(name).stem.replace("\\", "_") or "recording"
 
 
-def _tables(chunks: Iterable[list[LabeledFile]], folder: Path, fmt: ExportFormat) -> int:
-    """One table per recording, of its windows and their rank-1 labels, named as Raven pairs a
+def _tables(chunks: Iterable[list[LabeledFile]], folder: Path, fmt: ExportFormat, reviewed: bool) -> int:
+    """One table per recording, of its windows and their rank-1 labels (with ``reviewed``, the
+    label of a segment verdict covering the window; a rejected window is left out), named as Raven pairs a
     selection table with its sound (``<stem>.Table.1.selections.txt``) or as the recording
     (``<stem>.txt``); a stem seen before in this export gets the file id added. Only names are
     kept in memory."""
@@ -133,22 +134,24 @@ def _tables(chunks: Iterable[list[LabeledFile]], folder: Path, fmt: ExportFormat
                 stem = f"{stem}_{file.file_id}"
             taken.add((stem + suffix).lower())
             with (folder / (stem + suffix)).open("w", newline="", encoding="utf-8") as handle:
+                labeled = [(w, label) for w in file.windows
+                           if (label := file.segment_label(w.start_s, w.end_s, w.label, reviewed)) is not None]
                 if fmt == ExportFormat.RAVEN:
-                    _raven(csv.writer(handle, delimiter="\t", lineterminator="\n"), file)
+                    _raven(csv.writer(handle, delimiter="\t", lineterminator="\n"), file, labeled)
                 else:
-                    for w in file.windows:
-                        handle.write(f"{w.start_s:.6f}\t{w.end_s:.6f}\t{w.label}\n")
+                    for w, label in labeled:
+                        handle.write(f"{w.start_s:.6f}\t{w.end_s:.6f}\t{label}\n")
             written += 1
     return written
 
 
-def _raven(writer, file: LabeledFile) -> None:
+def _raven(writer, file: LabeledFile, labeled: list[tuple[Window, str]]) -> None:
     """Raven's spectrogram boxes span the whole band: CLAP hears all of it."""
     path = uris.path_of(file.uri) if file.uri.startswith(uris.FILE) else file.uri
     high = (file.sample_rate or 0) / 2
     writer.writerow(RAVEN_COLUMNS)
-    for n, w in enumerate(file.windows, start=1):
-        writer.writerow([n, "Spectrogram 1", 1, f"{w.start_s:.6f}", f"{w.end_s:.6f}", "0", f"{high:g}", w.label,
+    for n, (w, label) in enumerate(labeled, start=1):
+        writer.writerow([n, "Spectrogram 1", 1, f"{w.start_s:.6f}", f"{w.end_s:.6f}", "0", f"{high:g}", label,
                          f"{w.score:.6f}", f"{w.similarity:.6f}", path, f"{w.start_s:.6f}"])
 
 

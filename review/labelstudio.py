@@ -22,7 +22,8 @@ from db.decisions import model_decisions
 from db.files import job_file_ids
 from db.jobs import job_spec
 from db.labeled_files import LabeledFile
-from db.reviews import record_verdicts, verdicts
+from db.reviews import Given, all_verdicts, record_verdicts
+from db.segments import EventRow, job_events
 from soundtag.errors import SoundtagError
 from soundtag.sources import uris
 from soundtag.states import Verdict
@@ -33,6 +34,7 @@ AUDIO, REGIONS, DECISION = "audio", "labels", "decision"  # the config's tag nam
 # is true, relative to LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (here: /).
 LOCAL_FILES = "/data/local-files/?d="
 NONE = "none"  # the choice meaning "no label of the taxonomy" (a reject), unless a label has that name
+BOUNDS = 1e-3  # seconds: a region this close to an event's bounds is that event (Label Studio rounds)
 
 
 def audio_ref(uri: str) -> str:
@@ -70,16 +72,22 @@ def no_label(taxonomy: Taxonomy) -> str:
     return next(name for name in candidates if name.casefold() not in taken)
 
 
-def task(file: LabeledFile, job_id: str, model: str, label: str | None, reject: str) -> dict:
-    """One file as a task whose prediction holds ``label`` (``reject`` for none) as the choice and
-    its events as regions."""
+def task(file: LabeledFile, job_id: str, model: str, reject: str, reviewed: bool = False) -> dict:
+    """One file as a task whose prediction holds its label (``reject`` for none) as the choice and
+    its events as regions; with ``reviewed``, the verdicts' labels (segment verdicts over the
+    events, a rejected event left out, and a reviewer's segment that is no event added)."""
     prefix = f"{file.file_id}-"
+    spans = [(ev.start_s, ev.end_s, file.segment_label(ev.start_s, ev.end_s, ev.label, reviewed), ev.similarity)
+             for ev in file.events]
+    if reviewed:
+        spans += [(v.start_s, v.end_s, v.final, None) for v in file.segment_verdicts
+                  if not any(v.start_s == ev.start_s and v.end_s == ev.end_s for ev in file.events)]
     result = [{"id": prefix + DECISION, "from_name": DECISION, "to_name": AUDIO, "type": "choices",
-               "value": {"choices": [label or reject]}}]
+               "value": {"choices": [file.label(reviewed) or reject]}}]
     result += [{"id": f"{prefix}{n}", "from_name": REGIONS, "to_name": AUDIO, "type": "labels",
-                "original_length": file.duration_s, "score": event.similarity,
-                "value": {"start": event.start_s, "end": event.end_s, "channel": 0, "labels": [event.label]}}
-               for n, event in enumerate(file.events)]
+                "original_length": file.duration_s, **({"score": score} if score is not None else {}),
+                "value": {"start": start, "end": end, "channel": 0, "labels": [label]}}
+               for n, (start, end, label, score) in enumerate(spans) if label is not None]
     score = file.decision.score if file.decision else file.top.score
     return {"data": {AUDIO: audio_ref(file.uri), "uri": file.uri, "job": job_id},
             "predictions": [{"model_version": model, "score": score, "result": result}]}
@@ -96,7 +104,7 @@ def write(chunks: Iterable[list[LabeledFile]], out: Path, job_id: str, model: st
         for files in chunks:
             for file in files:
                 handle.write(("," if written else "") + "\n" + json.dumps(
-                    task(file, job_id, model, file.label(reviewed), reject), ensure_ascii=False))
+                    task(file, job_id, model, reject, reviewed), ensure_ascii=False))
                 written += 1
         handle.write("\n]\n")
     config_path = out.with_suffix(".config.xml" if out.suffix == ".xml" else ".xml")
@@ -184,19 +192,24 @@ def read_tasks(path: Path) -> list[_Task]:
                             + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")) from None
 
 
-def chosen(result: list[_Result], reject: str) -> str | None:
-    """The file's label in an annotation: its choice (``reject``: none); without one, the region
-    label covering the most time; nothing at all is no label."""
+KEEP = object()  # an annotation that says nothing about the whole file
+
+
+def chosen(result: list[_Result], reject: str):
+    """The file's label in an annotation: its choice (``reject``: none); with no choice, no label
+    when the annotation is empty, and ``KEEP`` when it only marks regions (they are verdicts on
+    segments: ``regions``)."""
     for item in result:
         if item.type == "choices":
             picked = item.value.choices or [reject]
             return None if picked[0] == reject else picked[0]
-    spans: dict[str, float] = {}
-    for item in result:
-        if item.type == "labels":
-            for name in item.value.labels:
-                spans[name] = spans.get(name, 0.0) + item.value.end - item.value.start
-    return max(spans, key=spans.get) if spans else None
+    return KEEP if regions(result) else None
+
+
+def regions(result: list[_Result]) -> list[tuple[float, float, str]]:
+    """The annotation's region labels: (start, end, label), in seconds."""
+    return [(item.value.start, item.value.end, name) for item in result if item.type == "labels"
+            for name in item.value.labels]
 
 
 def _reviewer(annotation: _Annotation, given: str | None) -> str:
@@ -211,8 +224,10 @@ def _reviewer(annotation: _Annotation, given: str | None) -> str:
 def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer: str | None = None) -> Imported:
     """Record each annotation of a Label Studio JSON export as a verdict on its file's decision by
     the model of the task's job (``default_job`` for tasks without one): ``accept`` when it keeps
-    the decision, ``correct`` when it names another label, ``reject`` when it names none. An
-    annotation whose verdict is already in force records nothing, so importing twice is harmless.
+    the decision, ``correct`` when it names another label, ``reject`` when it names none; and
+    each of its regions as a verdict on that segment (``accept`` when the model has an event of
+    that label there, ``correct`` otherwise). A verdict already in force records nothing, so
+    importing twice is harmless.
     The whole file is checked first (read_tasks, and every job it names), then every verdict is
     written in one transaction; decisions are read once per job: the ``file_decisions`` view
     costs as much for one file as for thousands."""
@@ -227,8 +242,20 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
         ids = job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
         if spec:
             decisions = model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
-            in_force = verdicts(engine, job_id)
+            in_force = all_verdicts(engine, job_id)
             reject = no_label(spec.taxonomy)
+            nodes = {node.label for node in spec.taxonomy.policy()}
+            events: dict[int, list[EventRow]] = {}
+            for event in job_events(engine, job_id):
+                events.setdefault(event.file_id, []).append(event)
+
+        def record(one: Given) -> None:
+            if in_force.get(one.key) == (one.verdict, one.label):
+                done.unchanged += 1
+            else:
+                given.setdefault(job_id, []).append(one)
+                in_force[one.key] = (one.verdict, one.label)
+
         for uri, annotations in entries:
             file_id = ids.get(uri)
             if file_id is None:
@@ -238,19 +265,27 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                 if annotation.was_cancelled:
                     done.cancelled += 1
                     continue
+                who = _reviewer(annotation, reviewer)
                 label = chosen(annotation.result, reject)
-                if label is not None and label not in spec.taxonomy.names:
+                if label is not None and label is not KEEP and label not in spec.taxonomy.names:
                     done.unknown_labels += 1
-                    continue
-                decision = decisions.get(file_id)
-                verdict = (Verdict.ACCEPT if label == decision else Verdict.REJECT if label is None
-                           else Verdict.CORRECT)
-                stored = label if verdict == Verdict.CORRECT else decision
-                if in_force.get(file_id) == (verdict, stored):
-                    done.unchanged += 1
-                    continue
-                given.setdefault(job_id, []).append((file_id, verdict, _reviewer(annotation, reviewer), stored))
-                in_force[file_id] = (verdict, stored)
+                elif label is not KEEP:
+                    decision = decisions.get(file_id)
+                    verdict = (Verdict.ACCEPT if label == decision else Verdict.REJECT if label is None
+                               else Verdict.CORRECT)
+                    record(Given(file_id, verdict, who, label if verdict == Verdict.CORRECT else decision))
+                # A region is a verdict on that segment: accept where the model found that label
+                # there (an event of the same bounds), correct elsewhere.
+                for start, end, name in regions(annotation.result):
+                    if name not in nodes:
+                        done.unknown_labels += 1
+                        continue
+                    found = next((ev for ev in events.get(file_id, ()) if ev.label == name
+                                  and abs(ev.start_s - start) <= BOUNDS and abs(ev.end_s - end) <= BOUNDS), None)
+                    if found:  # the event's own bounds: the review page's event items have them
+                        record(Given(file_id, Verdict.ACCEPT, who, name, found.start_s, found.end_s))
+                    else:
+                        record(Given(file_id, Verdict.CORRECT, who, name, start, end))
     record_verdicts(engine, given)
     done.recorded = sum(map(len, given.values()))
     return done

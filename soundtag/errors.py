@@ -56,6 +56,10 @@ class JobNotFound(SoundtagError):
     """No job with that id in this database."""
 
 
+class HeadNotFound(SoundtagError):
+    """No head of that name (or version) is stored; `soundtag train` makes one."""
+
+
 class _MaybeTransient(SoundtagError):
     """``transient`` is true when the same request may succeed later (endpoint unreachable,
     throttling, 5xx): callers retry those instead of giving up on the object."""

@@ -26,6 +26,12 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def _exports_cache() -> Path:
+    """Beside the Hugging Face cache (HF_HOME, as huggingface_hub places it)."""
+    hf_home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(hf_home) / "soundtag-onnx"
+
+
 def _user_cache() -> Path:
     """The user's cache folder, as XDG (and Hugging Face's cache) place it."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "soundtag"
@@ -41,6 +47,11 @@ class Settings(BaseSettings):
     broker_url: str = "redis://localhost:6379/0"
 
     device: str = "auto"
+    # Which runtime runs the towers: auto is ONNX Runtime on the CPU and torch on a GPU (and for
+    # what only torch does: bf16/fp16, fused checkpoints); see worker/classifier.py.
+    backend: Literal["auto", "torch", "onnx"] = "auto"
+    # The towers exported to ONNX and the prompts' text embeddings, per model and weights revision.
+    export_dir: Path = Field(default_factory=_exports_cache)
     dtype: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
     batch_size: int = Field(16, ge=1, description="windows per forward pass of the audio tower")
     window_s: float | None = Field(None, gt=0, description="window length; default: the model's max")
@@ -58,6 +69,9 @@ class Settings(BaseSettings):
     # `soundtag search` keeps the stored vectors here as a float32 matrix per database, model and
     # revision: a cache of the database, updated by each search, safe to delete between searches.
     index_dir: Path = Field(default_factory=lambda: _user_cache() / "index")
+    # Past this many windows a search scans an approximate index (worker/approximate_index.py,
+    # recall@10 ≥ 0.95) instead of every vector; `search --exact/--approximate` chooses per query.
+    search_approximate_above: int = Field(10_000_000, ge=0)
 
     queue: str = "soundtag"
     files_per_task: int = Field(64, ge=1)

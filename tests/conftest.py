@@ -34,6 +34,15 @@ def tiny_clap(tmp_path_factory) -> Path:
     return build(tmp_path_factory.mktemp("models") / "tiny-clap", "tiny")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def export_dir(tmp_path_factory) -> Path:
+    """Where the tests' ONNX exports and kept prompt embeddings go, in-process and in the processes
+    tests start: one folder for the session (the tiny model is exported once), never the user's."""
+    path = tmp_path_factory.mktemp("onnx-exports")
+    os.environ["SOUNDTAG_EXPORT_DIR"] = str(path)
+    return path
+
+
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'soundtag.db'}"

@@ -1,4 +1,5 @@
-"""The classifier against the transformers pipeline, on a real (tiny, random) CLAP checkpoint."""
+"""The classifier against the transformers pipeline, on a real (tiny, random) CLAP checkpoint, on
+each backend (torch, ONNX Runtime)."""
 
 import numpy as np
 import pytest
@@ -8,15 +9,27 @@ from transformers import pipeline
 from soundtag.sources.storage import open_local
 from soundtag.taxonomy import Taxonomy, taxonomy_from_csv
 from tests.audio_files import write
-from worker.clap import Classifier
+from worker.classifier import load_classifier
 from worker.labeling import Labeler
+from worker.log_mel import LogMel
 
 LABELS = ["dog barking", "rain", "siren", "speech", "church bells"]
 
 
 @pytest.fixture(scope="module")
-def classifier(tiny_clap):
-    return Classifier(str(tiny_clap), device="cpu")
+def classifier(tiny_clap, export_dir):
+    """The torch backend, whose front end the log-mel tests below look into."""
+    return load_classifier(str(tiny_clap), export_dir, backend="torch", device="cpu", keep_prompts=False)
+
+
+@pytest.fixture(scope="module")
+def onnx_classifier(tiny_clap, export_dir):
+    return load_classifier(str(tiny_clap), export_dir, backend="onnx", keep_prompts=False)
+
+
+BACKENDS = {"torch, numpy log-mel in threads": ("classifier", False),
+            "torch, torch log-mel in batches": ("classifier", True),  # a GPU's path, on the CPU
+            "onnx": ("onnx_classifier", False)}
 
 
 def _clip(seconds, seed):
@@ -25,9 +38,12 @@ def _clip(seconds, seed):
     return (0.2 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-@pytest.mark.parametrize("mel_on_device", [False, True], ids=["numpy log-mel in threads", "torch log-mel in batches"])
-def test_scores_equal_the_zero_shot_pipeline_within_1e_4(tiny_clap, classifier, tmp_path, monkeypatch, mel_on_device):
-    monkeypatch.setattr(classifier, "mel_on_device", mel_on_device)  # True: a GPU's path, on the CPU
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scores_equal_the_zero_shot_pipeline_within_1e_4(tiny_clap, request, tmp_path, monkeypatch, backend):
+    fixture, mel_on_device = BACKENDS[backend]
+    classifier = request.getfixturevalue(fixture)
+    if mel_on_device:
+        monkeypatch.setattr(classifier.towers, "mel_on_device", True)
     pipe = pipeline("zero-shot-audio-classification", model=str(tiny_clap), device="cpu")
     labeler = Labeler(classifier, batch_size=4)
     clips = {f"{s}s": _clip(s, seed) for seed, s in enumerate([0.5, 3.0, 5.0, 9.5, 10.0])}
@@ -96,32 +112,40 @@ def test_log_mel_of_a_batch_in_torch_is_within_1e_4_of_the_numpy_one_and_the_ext
     in one batch with a full window."""
     audio = SOUNDS[sound](samples / 48000 + 1e-6, samples)[:samples]
     full = _clip(10.0, 99)
-    expected = classifier.processor.feature_extractor([audio, full], sampling_rate=48000, return_tensors="np")
-    features = classifier._log_mel.torch([audio, full], torch.device("cpu"))
+    expected = classifier.towers.processor.feature_extractor([audio, full], sampling_rate=48000, return_tensors="np")
+    features = classifier.towers._log_mel.torch([audio, full], torch.device("cpu"))
     assert features.dtype == torch.float32
     np.testing.assert_allclose(features.numpy(), expected["input_features"], rtol=0, atol=1e-4)
-    numpy_one = np.stack([classifier._log_mel.numpy(audio), classifier._log_mel.numpy(full)])
+    numpy_one = np.stack([classifier.towers._log_mel.numpy(audio), classifier.towers._log_mel.numpy(full)])
     np.testing.assert_allclose(features.numpy(), numpy_one, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("samples", [1, 480, 48000 * 3 + 7, 480000 - 1, 480000])
 def test_log_mel_on_the_cpu_equals_the_models_feature_extractor(classifier, samples):
-    assert classifier._log_mel is not None  # the vectorised path is the one under test
+    assert classifier.towers._log_mel is not None  # the vectorised path is the one under test
     audio = _clip(samples / 48000, samples)[:samples]
-    expected = classifier.processor.feature_extractor([audio], sampling_rate=48000, return_tensors="np")
-    features = classifier.features(classifier.prepare([audio]))
-    assert features.device == classifier.device
+    expected = classifier.towers.processor.feature_extractor([audio], sampling_rate=48000, return_tensors="np")
+    features = classifier.towers.features(classifier.prepare([audio]))
+    assert features.device == classifier.towers.device
     np.testing.assert_array_equal(features.numpy(), expected["input_features"].astype(np.float32))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
-def test_log_mel_is_computed_on_the_gpu(tiny_clap, classifier, monkeypatch):
-    gpu = Classifier(str(tiny_clap), device="cuda")
+def test_log_mel_is_computed_on_the_gpu(tiny_clap, classifier, export_dir, monkeypatch):
+    gpu = load_classifier(str(tiny_clap), export_dir, device="cuda", keep_prompts=False).towers
     audio = _clip(3.0, 1)
-    expected = classifier.features(classifier.prepare([audio]))
+    expected = classifier.towers.features(classifier.prepare([audio]))
     monkeypatch.setattr(np.fft, "rfft", lambda *a, **k: pytest.fail("numpy FFT on a GPU classifier"))
     prepared = gpu.prepare([audio])
     assert prepared[0].ndim == 1  # raw samples: nothing computed in the decode threads
     features = gpu.features(prepared)
     assert features.is_cuda
     np.testing.assert_allclose(features.cpu().numpy(), expected.numpy(), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("samples", [1, 480, 48000 * 3 + 7, 480000 - 1, 480000])
+def test_onnx_front_end_read_from_the_export_equals_the_models_feature_extractor(classifier, onnx_classifier, samples):
+    audio = _clip(samples / 48000, samples)[:samples]
+    expected = classifier.towers.processor.feature_extractor([audio], sampling_rate=48000, return_tensors="np")
+    assert isinstance(onnx_classifier.towers._log_mel, LogMel)  # numpy alone, from front_end.npz
+    np.testing.assert_array_equal(np.stack(onnx_classifier.prepare([audio])), expected["input_features"])

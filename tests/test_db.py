@@ -13,10 +13,11 @@ from db.decisions import model_decisions
 from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
 from db.files import add_files, fail_files, pending_uris
 from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec, reactivate_job
-from db.predictions import job_predictions
+from db.predictions import job_cosines, job_predictions
 from db.results import save_results
-from db.reviews import file_windows, record_verdict, review_items, undo_verdict, verdicts
-from db.schema import engine_for, upgrade
+from db import segments
+from db.reviews import Given, all_verdicts, record_verdict, record_verdicts, review_items, undo_verdict, verdicts
+from db.schema import engine_for, ensure_schema, upgrade
 from db.taxonomies import label_embeddings, save_label_embeddings, save_taxonomy
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
@@ -172,8 +173,8 @@ def test_a_later_verdict_supersedes_and_undo_restores_the_one_before(engine):
     assert verdicts(engine, job) == {a: (Verdict.CORRECT, "rain"), b: (Verdict.ACCEPT, "dog")}
 
     assert undo_verdict(engine, job, "bo") is None  # only one's own verdicts
-    assert undo_verdict(engine, job, "ana") == b
-    assert undo_verdict(engine, job, "ana") == a
+    assert undo_verdict(engine, job, "ana") == (b, None, None)
+    assert undo_verdict(engine, job, "ana") == (a, None, None)
     assert verdicts(engine, job) == {a: (Verdict.REJECT, "dog")}
     url = engine.url.render_as_string(hide_password=False)
     history = query(url, "select uri, verdict, label, undone_at is not null, current from reviews order by reviewed_at")
@@ -186,13 +187,47 @@ def test_a_later_verdict_supersedes_and_undo_restores_the_one_before(engine):
     assert truths == {"file:///a/a": None, "file:///a/b": "rain"}  # rejected: no truth
 
 
+def test_segment_verdicts_keep_their_bounds_and_stand_apart_from_the_files(engine):
+    job, ids = _labeled(engine, "a")
+    a = ids["file:///a/a"]
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog")]})
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 1.0),
+                                   Given(a, Verdict.CORRECT, "ana", "rain", 0.0, 1.0),
+                                   Given(a, Verdict.REJECT, "ana", "dog", 1.0, 2.0)]})
+    assert verdicts(engine, job) == {a: (Verdict.ACCEPT, "dog")}  # the file's, untouched by its segments
+    assert all_verdicts(engine, job) == {(a, None, None): (Verdict.ACCEPT, "dog"),
+                                               (a, 0.0, 1.0): (Verdict.CORRECT, "rain"),
+                                               (a, 1.0, 2.0): (Verdict.REJECT, "dog")}
+    url = engine.url.render_as_string(hide_password=False)
+    history = query(url, "select verdict, start_s, end_s, current from reviews order by reviewed_at, verdict")
+    assert sorted((tuple(row) for row in history), key=repr) == sorted([
+        ("accept", None, None, 1), ("accept", 0.0, 1.0, 0), ("correct", 0.0, 1.0, 1), ("reject", 1.0, 2.0, 1)], key=repr)
+    final = query(url, "select start_s, end_s, label, source, decision, verdict from reviewed_labels order by start_s")
+    assert sorted((tuple(row) for row in final), key=repr) == sorted([
+        (None, None, "dog", "human", "dog", "accept"), (0.0, 1.0, "rain", "human", None, "correct"),
+        (1.0, 2.0, None, "human", "dog", "reject")], key=repr)
+    # evaluate and calibrate --truth reviews: the window a segment verdict covers is an entry of its own.
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 5.0)]})  # an event's
+    predictions = {p.uri: p for p in job_predictions(engine, job, reviewed=True)}
+    assert predictions["file:///a/a#0-1"].truth == "rain"  # the window's own verdict beats the event's around it
+    assert (predictions["file:///a/a#0-1"].labels, predictions["file:///a/a#0-1"].decision) == (("dog", "rain"), "dog")
+    assert predictions["file:///a/a"].truth == "dog"
+    cosines = {uri: (truth, by_label) for uri, truth, by_label in job_cosines(engine, job, reviewed=True)}
+    assert cosines["file:///a/a#0-1"] == ("rain", {"dog": pytest.approx(0.2), "rain": pytest.approx(0.1)})
+    assert undo_verdict(engine, job, "ana") == (a, 0.0, 5.0)
+
+
 def test_review_items_carry_decision_margin_and_windows(engine):
     job, ids = _labeled(engine, "a")
     [item] = review_items(engine, job)
     assert (item.uri, item.decision) == ("file:///a/a", "dog") and item.margin == pytest.approx(0.4)
     assert review_items(engine, job, label="rain") == []
-    [(start, end, top)] = file_windows(engine, job, ids["file:///a/a"])
-    assert (start, end, top.label) == (0.0, 1.0, "dog")
+    [window] = segments.job_windows(engine, job)
+    assert (window.file_id, window.start_s, window.end_s, window.labels[0].label) == (ids["file:///a/a"], 0.0, 1.0, "dog")
+    url = engine.url.render_as_string(hide_password=False)
+    viewed = query(url, "select label, score from segment_labels order by rank")  # the scores as the view has them
+    assert [(s.label, s.score) for s in window.labels] == [(label, pytest.approx(score)) for label, score in viewed]
+    assert window.tags == {"dog": pytest.approx(0.7)}
 
 
 def _at(engine, revision):

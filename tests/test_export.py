@@ -257,3 +257,46 @@ def test_an_export_nested_too_deeply_is_one_line(tmp_path, sqlite_url):
     proc = soundtag("import-reviews", str(tmp_path / "deep.json"), "--database", sqlite_url, check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"error: {tmp_path / 'deep.json'}: not a Label Studio JSON export (nested too deeply)"
+
+
+    assert "0 verdicts recorded, 2 already in force" in proc.stdout
+    assert query(database_url, "select count(*) from reviews")[0][0] == 2
+
+
+def test_labelstudio_regions_import_as_segment_verdicts(tmp_path, sqlite_url):
+    job_id, uri = _labeled(sqlite_url, tmp_path / "archive")
+    out = tmp_path / "tasks.json"
+    soundtag("export", "--format", "labelstudio", "--out", str(out), "--database", sqlite_url)
+    tasks = json.loads(out.read_text())
+    street = next(t for t in tasks if t["data"]["uri"] == uri["street.wav"])
+    kept = next(r for r in street["predictions"][0]["result"] if r["type"] == "labels")  # siren, 0-3 s
+    drawn = {"id": "new", "from_name": "labels", "to_name": "audio", "type": "labels",
+             "value": {"start": 1.5, "end": 3.0, "channel": 0, "labels": ["dog"]}}
+    street["annotations"] = [{"id": 1, "completed_by": 7, "was_cancelled": False, "result": [kept, drawn]}]
+    annotated = tmp_path / "export.json"
+    annotated.write_text(json.dumps(tasks))
+    proc = soundtag("import-reviews", str(annotated), "--database", sqlite_url)
+    assert "2 verdicts recorded" in proc.stdout
+    rows = query(sqlite_url, "select uri, verdict, label, start_s, end_s from reviews where current = 1 order by start_s")
+    assert [tuple(r) for r in rows] == [(uri["street.wav"], "accept", "siren", 0.0, 3.0),
+                                        (uri["street.wav"], "correct", "dog", 1.5, 3.0)]
+    final = query(sqlite_url, "select uri, start_s, end_s, label, source from reviewed_labels "
+                              "where start_s is not null order by start_s")
+    assert [tuple(r) for r in final] == [(uri["street.wav"], 0.0, 3.0, "siren", "human"),
+                                         (uri["street.wav"], 1.5, 3.0, "dog", "human")]
+    files = query(sqlite_url, "select uri, source from reviewed_labels where start_s is null")
+    assert {r.source for r in files} == {"model"}  # regions alone say nothing of the whole file
+    proc = soundtag("import-reviews", str(annotated), "--database", sqlite_url)
+    assert "0 verdicts recorded, 2 already in force" in proc.stdout
+
+    # export --reviewed: a window takes the label of the narrowest segment verdict around it.
+    soundtag("export", "--format", "raven", "--reviewed", "--out", str(tmp_path / "raven"), "--database", sqlite_url)
+    rows = [row for path in (tmp_path / "raven").iterdir()
+            for row in csv.DictReader(path.open(newline=""), delimiter="\t")
+            if row["Begin Path"] == uri["street.wav"].removeprefix("file://")]
+    assert [(float(r["Begin Time (s)"]), r["Label"]) for r in rows] == [(0.0, "siren"), (1.5, "dog")]
+    soundtag("export", "--format", "labelstudio", "--reviewed", "--out", str(tmp_path / "again.json"),
+             "--database", sqlite_url)
+    again = next(t for t in json.loads((tmp_path / "again.json").read_text()) if t["data"]["uri"] == uri["street.wav"])
+    assert [(r["value"]["start"], r["value"]["end"], r["value"]["labels"]) for r in again["predictions"][0]["result"]
+            if r["type"] == "labels"] == [(0.0, 3.0, ["siren"]), (1.5, 3.0, ["dog"])]

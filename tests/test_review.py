@@ -106,7 +106,7 @@ def test_reviewer_accepts_rejects_corrects_and_undoes_in_the_browser(labeled, se
     page = browser.new_page()
     page.goto(review.url + "/")
     file_id, first = _shown(page)
-    assert int(page.evaluate("document.body.dataset.regions")) >= 1
+    assert page.locator("#waveform [part~=region]").count() == 1  # the item's own segment only
     assert page.locator("#spectrogram canvas").count() >= 1
 
     partial = page.request.get(f"{review.url}/audio/{file_id}", headers={"Range": "bytes=0-99"})
@@ -154,6 +154,9 @@ def test_audio_only_for_ids_the_server_issued(labeled, server, browser):
                      "file:%2F%2F%2Fetc%2Fpasswd"]:
         assert page.request.get(f"{review.url}/audio/{tampered}").status == 404, tampered
     assert page.request.get(f"{review.url}/audio?uri=file:///etc/passwd").status == 404
+    assert page.request.get(f"{review.url}/api/items/0/audio").status == 200
+    for tampered in ["4", "-1", "1x", "..%2F0", "%2Fetc%2Fpasswd"]:  # 4 items: 0 to 3
+        assert page.request.get(f"{review.url}/api/items/{tampered}/audio").status == 404, tampered
     assert page.request.get(f"{review.url}/static/../../../etc/passwd").status == 404
 
 
@@ -162,8 +165,8 @@ def test_post_from_another_origin_is_refused(labeled, server, browser):
     review.wait_ready()
     page = browser.new_page()
     page.goto(review.url + "/")
-    file_id, _ = _shown(page)
-    body = {"file_id": int(file_id), "verdict": "accept"}
+    _shown(page)
+    body = {"item": int(page.evaluate("document.body.dataset.item")), "version": 0, "verdict": "accept"}
     csrf = page.evaluate("document.body.dataset.csrf")
     forged = [{"Origin": "http://evil.example", "X-Soundtag-CSRF": csrf},
               {"Sec-Fetch-Site": "cross-site", "X-Soundtag-CSRF": csrf},
@@ -317,3 +320,233 @@ def test_a_default_port_accepts_the_host_without_it():
     # Browsers leave :80 (and :443) out of Host.
     assert status(80, "127.0.0.1") == status(443, "localhost") == status(8080, "127.0.0.1:8080") == 200
     assert status(8080, "127.0.0.1") == status(80, "evil.example") == 403
+
+
+# Review by segment, on a 30-minute recording (8 kHz, so that labeling it stays quick) and a
+# 12-second 96 kHz one: labeled once for the module, each test on its own copy of the database.
+LONG_S, LONG_RATE, HOP_S = 1800, 8000, 60
+
+
+@pytest.fixture(scope="module")
+def long_labeled(tmp_path_factory, tiny_clap):
+    folder = tmp_path_factory.mktemp("long")
+    write(folder / "archive" / "long.wav", seconds=LONG_S, rate=LONG_RATE, freq=300.0)
+    write(folder / "archive" / "bat.wav", seconds=12.0, rate=96000, freq=30000.0)
+    url = f"sqlite:///{folder / 'soundtag.db'}"
+    soundtag("run", str(folder / "archive"), "--labels", LABELS, "--model", str(tiny_clap), "--database", url,
+             "--hop", str(HOP_S))
+    return folder / "soundtag.db"
+
+
+@pytest.fixture
+def long_db(long_labeled, tmp_path):
+    import shutil
+
+    shutil.copy(long_labeled, tmp_path / "soundtag.db")
+    return f"sqlite:///{tmp_path / 'soundtag.db'}"
+
+
+def _open(browser, url: str):
+    """A page on the review, with the console errors it logs (favicon included) collected."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url + "/")
+    page.wait_for_selector("body[data-state=ready]")
+    return page, errors
+
+
+def _items(page, url: str) -> list[dict]:
+    return page.request.get(url + "/api/items").json()["items"]
+
+
+def _item_of(url: str) -> int:
+    return int(url.split("/api/items/")[1].split("/")[0])
+
+
+def _go_to(page, items: list[dict], name: str) -> dict:
+    """Press n (or p) until the nearest item of the recording ``name`` is on screen."""
+    here = int(page.evaluate("document.body.dataset.item"))
+    target = min((i for i, item in enumerate(items) if item["name"].endswith(name)), key=lambda i: abs(i - here))
+    for _ in range(abs(target - here)):
+        page.keyboard.press("n" if target > here else "p")
+        page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    assert int(page.evaluate("document.body.dataset.item")) == target
+    return items[target]
+
+
+def test_a_window_of_a_30_minute_recording_loads_only_its_segment(long_db, server, browser):
+    review = server("--database", long_db)  # the default unit: windows, since a recording has many
+    review.wait_ready()
+    sizes: dict[str, int] = {}
+    page = browser.new_page()
+    page.on("response", lambda r: "/audio" in r.url and sizes.setdefault(r.url, int(r.headers["content-length"])))
+    page.goto(review.url + "/")
+    page.wait_for_selector("body[data-state=ready]")
+    items = _items(page, review.url)
+    windows = query(long_db, "select uri, start_s, end_s from segment_labels where rank = 1")
+    assert len(items) == len(windows) > LONG_S // HOP_S and all(item["start"] is not None for item in items)
+    _go_to(page, items, "long.wav")
+    long_ones = lambda: [url for url in sizes if items[_item_of(url)]["name"].endswith("long.wav")]  # noqa: E731
+    wait_for(lambda: len(long_ones()) >= 2, 30, "the next item to be prefetched")
+    assert all("/api/items/" in url for url in sizes)  # never the recording itself
+    for url, size in sizes.items():
+        item = items[_item_of(url)]
+        seconds = item["end"] - item["clip_start"] + 1.0  # the window and its context (1 s each side)
+        rate = 96000 if item["name"].endswith("bat.wav") else LONG_RATE
+        assert size <= seconds * rate * 2 + 44, (url, size)  # 16-bit mono: the segment's own size
+    assert sum(sizes[url] for url in long_ones()) < (LONG_S * LONG_RATE * 2) / 50
+    assert page.locator("#waveform [part~=region]").count() == 1
+    assert page.text_content("#position").startswith(f"window {_item_of(long_ones()[0]) + 1} of {len(items)}: ")
+
+
+def test_the_spectrogram_reaches_the_recordings_own_nyquist(long_db, server, browser):
+    review = server("--database", long_db, "--unit", "window")
+    review.wait_ready()
+    page, errors = _open(browser, review.url)
+    items = _items(page, review.url)
+    _go_to(page, items, "bat.wav")
+    assert page.evaluate("document.body.dataset.rate") == "96000"
+    assert page.text_content("#frequency-range") == "0–48.0 kHz"
+    _go_to(page, items, "long.wav")
+    assert page.evaluate("document.body.dataset.rate") == str(LONG_RATE)
+    assert page.text_content("#frequency-range") == "0–4.0 kHz"
+    assert errors == []
+
+
+def test_zoom_narrows_and_widens_the_visible_span(long_db, server, browser):
+    review = server("--database", long_db)
+    review.wait_ready()
+    page, errors = _open(browser, review.url)
+    span = lambda: float(page.evaluate("document.body.dataset.span"))  # noqa: E731
+    whole = span()
+    item = _items(page, review.url)[int(page.evaluate("document.body.dataset.item"))]
+    clip = min(item["end"] + 1.0, item["duration"]) - item["clip_start"]  # the window, 1 s of context each side
+    assert whole == pytest.approx(clip, abs=0.05)
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    assert span() == pytest.approx(whole / 2.25, rel=0.01)
+    page.keyboard.press("-")
+    assert span() == pytest.approx(whole / 1.5, rel=0.01)
+    page.mouse.move(200, 300)
+    page.hover("#spectrogram")
+    page.mouse.wheel(0, 100)  # down: out
+    assert span() == pytest.approx(whole, rel=0.01)
+    page.mouse.wheel(0, -100)
+    assert span() == pytest.approx(whole / 1.5, rel=0.01)
+    assert errors == []
+
+
+def test_a_double_press_records_one_verdict_and_moves_one_item(long_db, server, browser):
+    review = server("--database", long_db, "--reviewer", "ana")
+    review.wait_ready()
+    page, errors = _open(browser, review.url)
+    items = _items(page, review.url)
+    assert page.evaluate("document.body.dataset.item") == "0"
+    page.keyboard.press("a")
+    page.keyboard.press("a")
+    page.wait_for_selector("#progress:has-text('1 reviewed')")
+    page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    assert page.evaluate("document.body.dataset.item") == "1"  # the next item, not the one after
+    rows = query(long_db, "select uri, verdict, label, start_s, end_s from reviews")
+    first = items[0]
+    assert [tuple(row) for row in rows] == [
+        ("file://" + first["name"], "accept", first["decision"], first["start"], first["end"])]
+    assert errors == []
+
+
+def test_a_second_verdict_for_the_same_version_of_an_item_is_refused(long_db, server, browser):
+    review = server("--database", long_db)
+    review.wait_ready()
+    page, _ = _open(browser, review.url)
+    csrf = page.evaluate("document.body.dataset.csrf")
+    post = lambda body: page.request.post(review.url + "/api/verdicts", data=body,  # noqa: E731
+                                          headers={"Origin": review.url, "X-Soundtag-CSRF": csrf})
+    assert post({"item": 3, "version": 0, "verdict": "reject"}).status == 200
+    second = post({"item": 3, "version": 0, "verdict": "accept"})
+    assert second.status == 409 and second.json()["version"] == 1
+    assert [row.verdict for row in query(long_db, "select verdict from reviews")] == ["reject"]
+    assert post({"item": 3, "version": 1, "verdict": "accept"}).status == 200  # a verdict on what it saw
+
+
+def test_segment_verdicts_land_in_reviews_with_bounds_and_in_reviewed_labels(long_db, server, browser):
+    review = server("--database", long_db, "--reviewer", "ana")
+    review.wait_ready()
+    page, errors = _open(browser, review.url)
+    items = _items(page, review.url)
+    page.keyboard.press("x")
+    page.wait_for_selector("#progress:has-text('1 reviewed')")
+    page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    page.keyboard.press("3")
+    page.wait_for_selector("#progress:has-text('2 reviewed')")
+    rows = query(long_db, "select verdict, label, start_s, end_s, current from reviews order by reviewed_at")
+    assert [tuple(row) for row in rows] == [("reject", items[0]["decision"], items[0]["start"], items[0]["end"], 1),
+                                            ("correct", "siren", items[1]["start"], items[1]["end"], 1)]
+    final = query(long_db, "select uri, start_s, end_s, label, source from reviewed_labels order by start_s")
+    segments = [tuple(row[1:]) for row in final if row.start_s is not None]
+    assert sorted(segments) == sorted([(items[0]["start"], items[0]["end"], None, "human"),
+                                       (items[1]["start"], items[1]["end"], "siren", "human")])
+    assert {row.source for row in final if row.start_s is None} == {"model"}  # the files keep their decision
+    page.keyboard.press("u")
+    page.wait_for_selector("#progress:has-text('1 reviewed')")
+    page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    assert page.evaluate("document.body.dataset.item") == "1"  # undo goes back to the segment
+    assert errors == []
+
+
+def test_events_and_label_queues_page_through_their_segments(long_db, server, browser):
+    events = query(long_db, "select uri, label, start_s, end_s from events")
+    label = events[0].label
+    review = server("--database", long_db, "--unit", "event", "--label", label)
+    review.wait_ready()
+    page, errors = _open(browser, review.url)
+    items = _items(page, review.url)
+    assert sorted((item["start"], item["end"]) for item in items) == sorted(
+        (ev.start_s, ev.end_s) for ev in events if ev.label == label)
+    assert {item["decision"] for item in items} == {label}
+    per_label = page.request.get(review.url + "/api/items").json()["progress"]["per_label"]
+    assert per_label[label] == {"reviewed": 0, "total": len(items)}
+    windows = query(long_db, f"select count(*) as n from segment_tags where label = '{label}'")[0].n
+    review_windows = server("--database", long_db, "--unit", "window", "--label", label)
+    review_windows.wait_ready()
+    assert len(_items(page, review_windows.url)) == windows
+    assert errors == []
+
+
+def test_an_abstained_item_says_so_and_the_help_is_on_top(long_db, server, browser):
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(long_db)
+    with engine.begin() as conn:  # no window passes: every one abstains
+        conn.execute(text("update taxonomy_label set threshold = 0.999"))
+    engine.dispose()
+    review = server("--database", long_db)
+    review.wait_ready()
+    page, errors = _open(browser, review.url)
+    assert page.text_content("#decision strong") == "no decision (abstained)"
+    assert page.locator("#waveform [part~=region]").text_content() == "no decision (abstained)"
+    page.keyboard.press("?")
+    help_box, under = page.locator("#help").bounding_box(), page.locator("#spectrogram").bounding_box()
+    x = (max(help_box["x"], under["x"]) + min(help_box["x"] + help_box["width"], under["x"] + under["width"])) / 2
+    y = (max(help_box["y"], under["y"]) + min(help_box["y"] + help_box["height"], under["y"] + under["height"])) / 2
+    assert help_box["y"] < y < under["y"] + under["height"]  # a point where the two overlap
+    assert page.evaluate(f"document.elementFromPoint({x}, {y}).closest('#help') !== null")
+    assert errors == []
+
+
+def test_a_dataset_recording_answers_ranges_by_its_decoded_type(tmp_path):
+    from datasets import Dataset
+
+    from review.audio import respond
+    from soundtag.sources.storage import Storage
+
+    clip = write(tmp_path / "clip.wav", seconds=1.0)
+    Dataset.from_dict({"audio": [clip.read_bytes()]}).save_to_disk(tmp_path / "ds")
+    uri, storage = f"hf://{tmp_path}/ds:train/0#audio", Storage()
+    whole = respond(uri, storage, None)
+    assert whole.status_code == 200 and whole.media_type == "audio/wav" and whole.body == clip.read_bytes()
+    part = respond(uri, storage, "bytes=4-11")
+    assert part.status_code == 206 and part.body == clip.read_bytes()[4:12]
+    for huge in ("bytes=" + "1" * 5000 + "-", "bytes=0-" + "9" * 5000, "bytes=-" + "7" * 5000):
+        assert respond(uri, storage, huge).status_code == 416, huge[:12]

@@ -1,5 +1,7 @@
 """review/order.py: the orders a reviewer can choose, on made-up items."""
 
+import pytest
+
 from db.reviews import ReviewItem, Scored
 from review.order import Order, ordered
 
@@ -29,3 +31,37 @@ def test_stratified_takes_labels_in_turn_and_covers_every_item():
     result = ordered(ITEMS, Order.STRATIFIED, seed="s")
     assert sorted(i.file_id for i in result) == [1, 2, 3, 4]
     assert [i.decision for i in result] == ["dog", "rain", "dog", "rain"]
+
+
+def test_learn_order_takes_every_cluster_once_before_any_twice_and_is_seeded():
+    import numpy as np
+
+    from review.order import Learning
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(4)  # four well-separated kinds of sound, five recordings each
+    vectors = {n: centres[n % 4] + 0.01 * rng.standard_normal(4) for n in range(20)}
+    many = [_item(n, "dog", 0.5, 0.4, 0.1) for n in range(20)]
+    first = [i.file_id for i in ordered(many, Order.LEARN, seed="s", learning=Learning(vectors))]
+    assert sorted(first) == list(range(20))
+    assert sorted(n % 4 for n in first[:4]) == [0, 1, 2, 3]
+    assert first == [i.file_id for i in ordered(list(reversed(many)), Order.LEARN, seed="s",
+                                                learning=Learning(vectors))]
+    # Starting from what was reviewed: a kind already heard comes after the three not yet heard.
+    after = [i.file_id for i in ordered(many, Order.LEARN, seed="s", learning=Learning(vectors, known=(centres[0],)))]
+    assert sorted(n % 4 for n in after[:3]) == [1, 2, 3]
+
+
+def test_learn_order_with_a_head_takes_the_items_whose_best_two_labels_are_closest_first():
+    import numpy as np
+
+    from review.order import Learning
+
+    probabilities = {1: np.array([0.95, 0.02]), 2: np.array([0.1, 0.45]), 3: np.array([0.7, 0.2]),
+                     4: np.array([0.51, 0.9])}
+    vectors = {n: np.ones(3) for n in probabilities}
+    result = ordered(ITEMS, Order.LEARN, learning=Learning(vectors, probabilities=probabilities))
+    assert [i.file_id for i in result] == [2, 4, 3, 1]  # margins 0.35, 0.39, 0.5, 0.93
+    from review.order import boundary_distance
+
+    assert boundary_distance(np.array([0.8])) == pytest.approx(boundary_distance(np.array([0.2]))) == pytest.approx(0.6)

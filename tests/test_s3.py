@@ -209,12 +209,12 @@ def test_s3_errors_are_sorted_into_transient_and_permanent(code, status, transie
     assert str(caught.value).startswith("s3://b/k: ") and "\n" not in str(caught.value)
 
 
-def test_transient_read_error_stops_the_batch_instead_of_failing_files(tiny_clap):
+def test_transient_read_error_stops_the_batch_instead_of_failing_files(tiny_clap, export_dir):
     from soundtag.taxonomy import taxonomy_from_csv
-    from worker.clap import Classifier
+    from worker.classifier import load_classifier
     from worker.labeling import Labeler
 
-    classifier = Classifier(str(tiny_clap), device="cpu")
+    classifier = load_classifier(str(tiny_clap), export_dir)
     labeler = Labeler(classifier)
 
     def storage_down(uri: str) -> bytes:
@@ -229,7 +229,7 @@ def test_transient_read_error_stops_the_batch_instead_of_failing_files(tiny_clap
         list(labeler.label(["s3://b/a.wav", "s3://b/b.wav"], taxonomy, storage_down))
 
 
-def test_object_larger_than_the_in_memory_spool_is_labeled_like_the_local_file(bucket, tmp_path, tiny_clap):
+def test_object_larger_than_the_in_memory_spool_is_labeled_like_the_local_file(bucket, tmp_path, tiny_clap, export_dir):
     import hashlib
 
     import numpy as np
@@ -237,13 +237,13 @@ def test_object_larger_than_the_in_memory_spool_is_labeled_like_the_local_file(b
     from soundtag.sources import s3
     from soundtag.sources.storage import open_local
     from soundtag.taxonomy import taxonomy_from_csv
-    from worker.clap import Classifier
+    from worker.classifier import load_classifier
     from worker.labeling import Labeler
 
     local = write(tmp_path / "big.wav", seconds=200.0, rate=48000, channels=2)  # 38 MB of PCM
     assert local.stat().st_size > s3._SPOOL_IN_MEMORY
     bucket.put("big.wav", local.read_bytes())
-    classifier = Classifier(str(tiny_clap), device="cpu")
+    classifier = load_classifier(str(tiny_clap), export_dir)
     labeler = Labeler(classifier)
     taxonomy = classifier.label_embeddings(taxonomy_from_csv(LABELS))
 

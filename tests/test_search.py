@@ -2,19 +2,19 @@
 worker/window_index.py), and `export-embeddings`."""
 
 import json
-
+import uuid
 from datetime import timedelta
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from db import packing
 from db.embeddings import EmbeddingKey, embedding_chunks, stored_embeddings_of
 from db.files import add_files
 from db.jobs import create_job
-from db.models import AudioEmbedding
+from db.models import AudioEmbedding, File
 from db.results import save_results
 from db.schema import engine_for, ensure_schema
 from soundtag.fileref import FileRef
@@ -22,6 +22,7 @@ from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.audio_files import write
 from tests.conftest import query, soundtag
+from worker import window_index
 from worker.labeling import FileResult, Segment
 from worker.search import rank
 
@@ -72,6 +73,9 @@ def test_search_like_a_file_puts_that_file_first(tmp_path, tiny_clap, sqlite_url
     assert hits[0]["similarity"] == pytest.approx(1.0, abs=1e-3)
     assert hits[3]["similarity"] < 0.999
     assert len(hits) == 5  # every stored window: 1 + 1 + 3
+    approximate = soundtag("search", "--like", str(archive / "long.ogg"), "--at", "12", "--json", "--approximate",
+                           "--model", str(tiny_clap), "--database", sqlite_url)
+    assert json.loads(approximate.stdout) == hits  # too few windows to approximate: compared exactly
     table = soundtag("search", "--like", str(archive / "b.wav"), "--model", str(tiny_clap), "--database",
                      sqlite_url).stdout
     assert "similarity" in table and "b.wav" in table.splitlines()[3]
@@ -116,15 +120,16 @@ def test_export_writes_one_row_per_window(tmp_path, tiny_clap, sqlite_url):
     assert len(table[0]["vector"]) == 16 and table[0]["model"] == str(tiny_clap)
 
 
-def _store(engine, settings, names, windows=4, seed=0, window_s=10.0):
-    """Files of random unit vectors written as a run writes them; returns their uris."""
+def _store(engine, settings, names, windows=4, seed=0, window_s=10.0, centre=lambda k: np.zeros(16)):
+    """Files of random unit vectors (about ``centre(k)`` for the k-th file) written as a run
+    writes them; returns their uris."""
     rng = np.random.default_rng(seed)
     job = create_job(engine, taxonomy_from_csv("seed"), settings, kind="run", sources=["synthetic"])
     refs = [FileRef(f"file:///synthetic/{name}.wav", fingerprint="1") for name in names]
     add_files(engine, job, refs, force=True)
     results = []
-    for ref in refs:
-        vectors = rng.standard_normal((windows, 16))
+    for k, ref in enumerate(refs):
+        vectors = centre(k) + rng.standard_normal((windows, 16))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         segments = [Segment(window_s * w, window_s * (w + 1), np.ones(1), np.zeros(1), v) for w, v in enumerate(vectors)]
         results.append(FileResult(ref.uri, duration_s=10.0 * windows, scores=np.ones(1), similarity=np.zeros(1),
@@ -190,16 +195,100 @@ def test_index_follows_new_replaced_and_changed_files(synthetic):
     _check(engine, settings)
 
 
-def test_a_damaged_index_is_rebuilt(synthetic, index_dir):
+def _manifest(index_dir):
+    (folder,) = index_dir.iterdir()
+    return folder, json.loads((folder / "manifest.json").read_text())
+
+
+def _files(folder, segment):
+    """What shows a segment's files were not rewritten: their inode and ctime."""
+    return [((folder / f"{segment['name']}{ext}").stat().st_ino, (folder / f"{segment['name']}{ext}").stat().st_ctime_ns)
+            for ext in (".f32", ".rows")]
+
+
+def test_a_relabeled_file_is_masked_and_appended_not_rebuilt(synthetic, index_dir):
+    engine, settings = synthetic
+    names = [f"a{i}" for i in range(40)]
+    uris = _store(engine, settings, names)
+    _check(engine, settings)
+    folder, before = _manifest(index_dir)
+    (base,) = before["segments"]
+    untouched = _files(folder, base)
+    _store(engine, settings, names[:1], seed=5)  # `run --force` of one file rewrites its row
+    _check(engine, settings, limit=3, like=uris[:1])
+    _check(engine, settings)
+    _, after = _manifest(index_dir)
+    # The first segment is kept, its file's old rows masked; the new ones are a segment of their own.
+    assert [seg["name"] for seg in after["segments"]] == [base["name"], after["segments"][1]["name"]]
+    assert after["segments"][0]["masked"] == [[0, 4]] and after["segments"][1]["rows"] == 4
+    assert _files(folder, base) == untouched
+    _store(engine, settings, [f"b{i}" for i in range(3)], seed=6)  # newly labeled files: appended
+    _check(engine, settings)
+    _, appended = _manifest(index_dir)
+    assert len(appended["segments"]) == 3 and _files(folder, base) == untouched
+
+
+def test_deleted_files_are_masked_and_a_mostly_masked_segment_is_compacted(synthetic, index_dir):
+    engine, settings = synthetic
+    names = [f"a{i}" for i in range(20)]
+    uris = _store(engine, settings, names)
+    _check(engine, settings)
+    with engine.begin() as conn:
+        conn.execute(delete(File).where(File.uri.in_(uris[:2])))
+    _check(engine, settings)
+    folder, masked = _manifest(index_dir)
+    assert [seg["masked"] for seg in masked["segments"]] == [[[0, 4], [4, 8]]]  # 10%: kept as it is
+    with engine.begin() as conn:
+        conn.execute(delete(File).where(File.uri.in_(uris[2:5])))
+    _check(engine, settings)
+    _, compacted = _manifest(index_dir)
+    # 25% masked: rewritten without those rows.
+    assert [(seg["rows"], seg["masked"]) for seg in compacted["segments"]] == [(60, [])]
+    assert not (folder / f"{masked['segments'][0]['name']}.f32").exists()
+    for _ in range(window_index.MAX_SEGMENTS + 1):
+        _store(engine, settings, [uuid.uuid4().hex], seed=len(names))
+        _check(engine, settings, limit=5)
+    _, merged = _manifest(index_dir)
+    assert len(merged["segments"]) <= window_index.MAX_SEGMENTS
+    _check(engine, settings)
+
+
+@pytest.mark.parametrize("damage", [0.0, np.nan])
+def test_a_segment_of_the_right_size_but_damaged_is_found_and_rebuilt(synthetic, index_dir, damage):
     engine, settings = synthetic
     _store(engine, settings, [f"a{i}" for i in range(20)])
     _check(engine, settings)
-    (folder,) = index_dir.iterdir()
-    (segment,) = folder.glob("*.f32")
-    with open(segment, "r+b") as f:
+    _store(engine, settings, [f"b{i}" for i in range(20)], seed=1)
+    _check(engine, settings)
+    folder, manifest = _manifest(index_dir)
+    first, second = manifest["segments"]
+    untouched = _files(folder, first)
+    vectors = folder / f"{second['name']}.f32"
+    vectors.write_bytes(np.full(vectors.stat().st_size // 4, damage, np.float32).tobytes())
+    _check(engine, settings)
+    _, rebuilt = _manifest(index_dir)
+    assert rebuilt["segments"][0]["name"] == first["name"] and _files(folder, first) == untouched
+    assert second["name"] not in {seg["name"] for seg in rebuilt["segments"]}
+    (folder / "manifest.json").write_text("{not json")
+    _check(engine, settings)
+    with open(folder / f"{_manifest(index_dir)[1]['segments'][0]['name']}.rows", "r+b") as f:
         f.truncate(100)
     _check(engine, settings)
-    (folder / "manifest.json").write_text("{not json")
+
+
+def test_a_damaged_stored_row_is_named_and_left_out(synthetic, index_dir, caplog):
+    engine, settings = synthetic
+    uris = _store(engine, settings, [f"a{i}" for i in range(10)])
+    with engine.begin() as conn:
+        conn.execute(update(AudioEmbedding).where(AudioEmbedding.file_id == select(File.id).where(
+            File.uri == uris[3]).scalar_subquery()).values(vectors=b"not deflated"))
+    query_vector = stored_embeddings_of(engine, settings.model_ref, uris[0])[0].vectors[0]
+    damaged = []
+    hits = rank(engine, settings, REVISION, query_vector, 100, damaged.append)
+    assert len(hits) == 36 and uris[3] not in {hit.uri for hit in hits}
+    assert len(damaged) == 1 and damaged[0].startswith(f"{uris[3]}: stored embeddings unreadable")
+    assert damaged[0] in caplog.text and len(_manifest(index_dir)[1]["empty"]) == 1
+    _store(engine, settings, ["a3"], seed=4)  # stored again: indexed
     _check(engine, settings)
 
 
@@ -217,3 +306,31 @@ def test_a_row_replaced_behind_the_summary_is_never_returned_stale(synthetic):
         conn.execute(update(AudioEmbedding).where(AudioEmbedding.id == row_id).values(
             vectors=packing.pack(vectors.astype(np.float16)), created_at=stamp - timedelta(seconds=1)))
     _check(engine, settings, limit=3, like=uris[:1])
+
+
+def test_approximate_search_finds_nine_in_ten_of_the_exact_hits(synthetic, index_dir):
+    engine, settings = synthetic
+    settings = settings.model_copy(update={"search_approximate_above": 5000})
+    rng = np.random.default_rng(11)
+    topics = rng.standard_normal((20, 16))
+    # Windows of a file resemble each other, files of a topic too, as recordings do.
+    for batch in range(6):
+        names = [f"f{batch}-{i}" for i in range(50)]
+        _store(engine, settings, names, windows=20, seed=batch, centre=lambda k: topics[k % 20] + rng.standard_normal(16))
+    queries = list(_queries(engine, settings, [f"file:///synthetic/f{b}-{b}.wav" for b in range(6)]))
+    found = []
+    for query_vector in queries:
+        hits = rank(engine, settings, REVISION, query_vector, 10)  # 6,000 windows: approximate
+        expected = _scanned(engine, settings, query_vector, 10)
+        found.append(len({hit[:2] for hit in expected} & {(hit.uri, hit.start_s) for hit in hits}) / 10)
+        assert [hit.similarity for hit in hits] == sorted((hit.similarity for hit in hits), reverse=True)
+    assert np.mean(found) >= 0.95
+    folder, manifest = _manifest(index_dir)
+    assert manifest["approximate"]["rows"] == 6000 and (folder / manifest["approximate"]["name"]).exists()
+    # A file labeled since is found beside the approximate index; --exact compares every window.
+    (added,) = _store(engine, settings, ["new"], windows=20, seed=99)
+    like = stored_embeddings_of(engine, settings.model_ref, added)[0].vectors[3]
+    assert rank(engine, settings, REVISION, like, 1)[0].uri == added
+    assert _manifest(index_dir)[1]["approximate"]["rows"] == 6000
+    exact = [(hit.uri, hit.start_s) for hit in rank(engine, settings, REVISION, queries[0], 10, approximate=False)]
+    assert exact == [hit[:2] for hit in _scanned(engine, settings, queries[0], 10)]

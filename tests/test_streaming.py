@@ -24,10 +24,10 @@ LABELS = "dog barking,rain,siren"
 
 
 @pytest.fixture(scope="module")
-def classifier(tiny_clap):
-    from worker.clap import Classifier
+def classifier(tiny_clap, export_dir):
+    from worker.classifier import load_classifier
 
-    return Classifier(str(tiny_clap), device="cpu")
+    return load_classifier(str(tiny_clap), export_dir, backend="torch", device="cpu")
 
 
 def _streamed(path, rate: int, window_s: float, hop_s: float) -> list[audio.Window]:
@@ -147,7 +147,8 @@ def test_long_file_reaches_the_model_in_batches_while_it_decodes(classifier, tmp
 
     path = write_long(tmp_path / "long.flac", 120, 16000)  # 12 windows
     made, made_before_batch = [], []
-    features, embed = classifier.features, classifier.embed_audio
+    towers = classifier.towers  # the torch backend's stages, counted
+    features, embed = towers.features, towers.embed_audio
 
     def counted_features(windows):
         made.append(len(windows))
@@ -157,8 +158,8 @@ def test_long_file_reaches_the_model_in_batches_while_it_decodes(classifier, tmp
         made_before_batch.append(sum(made))
         return embed(batch)
 
-    monkeypatch.setattr(classifier, "features", counted_features)
-    monkeypatch.setattr(classifier, "embed_audio", counted_embed)
+    monkeypatch.setattr(towers, "features", counted_features)
+    monkeypatch.setattr(towers, "embed_audio", counted_embed)
     (result,) = Labeler(classifier, batch_size=2).label([path.as_uri()], classifier.label_embeddings(taxonomy_from_csv(LABELS)), open_local)
     assert len(result.segments) == sum(made) == 12
     # Before each batch: the windows scored so far, the batch, one batch in the file's queue

@@ -1,20 +1,14 @@
-"""The CLAP model: loading, label embeddings, audio embeddings, scores.
-
-Scores follow ``pipeline("zero-shot-audio-classification")`` exactly: the softmax over labels of
-``exp(logit_scale_a) * cos(audio, text)``. Label embeddings are computed once per taxonomy.
-"""
+"""The torch backend (worker/classifier.py's ``Towers``): a CLAP checkpoint loaded through
+transformers on the CPU, a CUDA GPU or MPS, in fp32, fp16, bf16 or int8 (dynamic quantization)."""
 
 from __future__ import annotations
-
-import threading
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from soundtag import hub
 from soundtag.errors import ModelError, first_line
-from soundtag.taxonomy import Taxonomy
+from worker.log_mel import LogMel
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -40,8 +34,10 @@ def check_device(device: str) -> None:
         raise ModelError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
 
 
-class Classifier:
+class TorchTowers:
     """A loaded CLAP checkpoint. ``embed_windows`` and ``embed_audio`` belong to one thread."""
+
+    backend = "torch"
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "fp32"):
         from transformers import ClapModel, ClapProcessor
@@ -62,7 +58,7 @@ class Classifier:
             loaded = ClapModel.from_pretrained(self.name, dtype=torch.float32, local_files_only=local)
         except (OSError, ValueError) as exc:
             raise ModelError(f"model {model}: cannot load: {first_line(exc)}") from None
-        self.revision = f"{_weights_stamp(loaded)}:{dtype}"
+        self.revision = f"{hub.weights_stamp(model)}:{dtype}"
         self.dtype_name = dtype
         if dtype == "int8":
             if self.device.type != "cpu":
@@ -78,9 +74,7 @@ class Classifier:
         self.sampling_rate: int = extractor.sampling_rate
         self.max_length_s: float = float(extractor.max_length_s)
         self.logit_scale = float(self.model.logit_scale_a.detach().float().exp())
-        self._label_cache: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()
-        self._log_mel = _LogMel(extractor) if _LogMel.fits(extractor) else None
+        self._log_mel = _LogMel(LogMel.from_extractor(extractor)) if LogMel.fits(extractor) else None
         # On the CPU the numpy log-mel, in the decode threads: it equals the extractor bit for bit,
         # and took 15.7 ms a 5 s clip on one core where torch's, with the float64 FFT that parity
         # needs (see _LogMel), took 38.9 ms (bench/bench_feed.py, docs/benchmarks.md). Apple's MPS
@@ -124,97 +118,26 @@ class Classifier:
         out = self.model.get_audio_features(input_features=inputs, is_longer=is_longer)
         return out.pooler_output.float().cpu().numpy()
 
-    def label_embeddings(self, taxonomy: Taxonomy) -> np.ndarray:
-        """Unit-norm text embedding per label (prompts averaged), cached per taxonomy content."""
-        key = taxonomy.content_hash
-        with self._lock:
-            cached = self._label_cache.get(key)
-            if cached is None:
-                cached = self._label_cache[key] = self._embed_labels(taxonomy.prompts())
-        return cached
-
-    def embed_text(self, text: str) -> np.ndarray:
-        """Unit-norm text embedding of one free text (a search query), as labels are embedded."""
-        return self._embed_labels([[text]])[0]
-
     @torch.inference_mode()
-    def _embed_labels(self, prompts: list[list[str]]) -> np.ndarray:
-        texts = [text for group in prompts for text in group]
-        embedded = []
-        for start in range(0, len(texts), 256):
-            tokens = self.processor.tokenizer(texts[start : start + 256], padding=True, return_tensors="pt")
-            out = self.model.get_text_features(**tokens.to(self.device))
-            embedded.append(out.pooler_output.float().cpu().numpy())
-        flat = np.concatenate(embedded)
-        labels, at = [], 0
-        for group in prompts:
-            mean = flat[at : at + len(group)].mean(axis=0)
-            labels.append(mean / np.linalg.norm(mean))
-            at += len(group)
-        return np.stack(labels)
-
-
-def _weights_stamp(model) -> str:
-    """Names the weights a model was loaded from: the hub commit, or the size and mtime of a local
-    folder's weight files, so embeddings stored per model are not reused after the weights change."""
-    commit = getattr(model.config, "_commit_hash", None)
-    if commit:
-        return commit
-    folder = Path(model.name_or_path).expanduser()
-    stats = [f.stat() for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))]
-    return ",".join(f"{st.st_size}.{st.st_mtime_ns}" for st in stats) or "unknown"
+    def embed_prompts(self, texts: list[str]) -> np.ndarray:
+        tokens = self.processor.tokenizer(texts, padding=True, return_tensors="pt")
+        return self.model.get_text_features(**tokens.to(self.device)).pooler_output.float().cpu().numpy()
 
 
 class _LogMel:
-    """ClapFeatureExtractor's log-mel for unfused checkpoints (rand_trunc, repeatpad), two ways.
-
-    ``numpy``: one window, in whole-array calls. The extractor loops over the 1001 frames of a
-    window in Python (15-25 ms a window on one core; this takes 6-8 ms). It takes the same float64
-    steps, its rounding of the spectrum to complex64 included, and equals the extractor bit for bit.
-
-    ``torch``: a batch of raw windows on the model's device, repeat-padded there; a GPU computes it
-    in a fraction of a millisecond a window, where the CPU would spend 6-9 ms a window feeding it.
+    """worker/log_mel.py's log-mel two ways: ``numpy``, one window in the decode threads; ``torch``,
+    a batch of raw windows on the model's device, repeat-padded there. A GPU computes it in a
+    fraction of a millisecond a window, where the CPU would spend 6-9 ms a window feeding it.
     The FFT is float64, as the extractor's: a float32 FFT's rounding error follows the whole frame's
     energy, and in the quiet bands of a clean tone it moved features by up to 0.12 dB; with it, the
-    features stay within 1e-4 of the extractor's (tests/test_clap.py). The rest is float32.
+    features stay within 1e-4 of the extractor's (tests/test_clap.py). The rest is float32."""
 
-    Windows longer than the model's (which the extractor crops at random) are refused."""
-
-    def __init__(self, extractor):
-        from transformers.audio_utils import window_function
-
-        self.size: int = extractor.nb_max_samples
-        self.frame: int = extractor.fft_window_size
-        self.hop: int = extractor.hop_length
-        self.window = window_function(self.frame, "hann")
-        self.filters = extractor.mel_filters_slaney.T
+    def __init__(self, log_mel: LogMel):
+        self.numpy = log_mel
+        self.size, self.frame, self.hop = log_mel.size, log_mel.frame, log_mel.hop
+        self.window, self.filters = log_mel.window, log_mel.filters
+        self._check = log_mel.check
         self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    @staticmethod
-    def fits(extractor) -> bool:
-        from transformers.models.clap.feature_extraction_clap import ClapFeatureExtractor
-
-        return (isinstance(extractor, ClapFeatureExtractor) and extractor.truncation == "rand_trunc"
-                and extractor.padding == "repeatpad")
-
-    def _check(self, lengths: list[int]) -> None:
-        if max(lengths) > self.size or min(lengths) == 0:
-            raise ValueError(f"windows must hold 1 to {self.size} samples, not {min(lengths)}-{max(lengths)}")
-
-    def numpy(self, samples: np.ndarray) -> np.ndarray:
-        from transformers.audio_utils import power_to_db
-
-        self._check([len(samples)])
-        wave = np.asarray(samples, dtype=np.float64)
-        if len(wave) < self.size:
-            wave = np.tile(wave, int(self.size / len(wave)))
-            wave = np.pad(wave, (0, self.size - len(wave)))
-        padded = np.pad(wave, self.frame // 2, mode="reflect")
-        frames = np.lib.stride_tricks.sliding_window_view(padded, self.frame)[:: self.hop]
-        spectrum = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64)
-        power = np.abs(spectrum, dtype=np.float64) ** 2
-        mel = np.maximum(1e-10, np.dot(self.filters, power.T))
-        return np.asarray(power_to_db(mel), dtype=np.float32).T[None]
 
     def torch(self, windows: list[np.ndarray], device: torch.device) -> torch.Tensor:
         lengths = [len(w) for w in windows]
@@ -239,11 +162,3 @@ class _LogMel:
         # transformers' power_to_db as the extractor calls it: reference 1.0, no top_db.
         return (10.0 * torch.log10(mel))[:, None]
 
-
-def score(audio: np.ndarray, labels: np.ndarray, logit_scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax scores and cosine similarities, shape (windows, labels)."""
-    similarity = audio.astype(np.float64) @ labels.astype(np.float64).T
-    logits = similarity * logit_scale
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True), similarity

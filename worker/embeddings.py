@@ -1,9 +1,10 @@
-"""Results from stored audio embeddings: a file's windows scored against any taxonomy without
-its recording, by the formula the pipeline uses (``clap.score``, ``labeling.aggregate``)."""
+"""Results from stored audio embeddings: a file's windows scored without its recording, against
+any taxonomy by the formula the pipeline uses (``clap.score``, ``labeling.aggregate``), or by a
+trained head (``soundtag.head.Head.score``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -12,21 +13,29 @@ from sqlalchemy import Engine
 from db.embeddings import StoredEmbeddings, Unreadable, embedding_models
 from soundtag.errors import SoundtagError
 from soundtag.settings import Settings
-from worker.clap import score
+from worker.classifier import score
 from worker.labeling import FileResult, Segment, aggregate
 
 
-def results_from_stored(stored: Sequence[StoredEmbeddings | Unreadable], labels: np.ndarray,
-                        logit_scale: float) -> list[FileResult]:
+# Window vectors → (scores, similarities), each windows × labels.
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def zero_shot(labels: np.ndarray, logit_scale: float) -> Scorer:
+    """The pipeline's scorer: cosines with the label embeddings, softmax at the model's scale."""
+    return lambda vectors: score(vectors, labels, logit_scale)
+
+
+def results_from_stored(stored: Sequence[StoredEmbeddings | Unreadable], scorer: Scorer) -> list[FileResult]:
     """The FileResults a labeling of the recordings would give, scored from their stored windows:
-    all the files' windows in one product with the label embeddings (one per file cost more than
-    the rest of a relabel). A file whose row is damaged fails, with the reason."""
+    all the files' windows in one product (one per file cost more than the rest of a relabel).
+    A file whose row is damaged fails, with the reason."""
     failed = [FileResult(found.uri, error=found.reason) for found in stored if isinstance(found, Unreadable)]
     files = [found for found in stored if isinstance(found, StoredEmbeddings)]
     if not files:
         return failed
     counts = [len(found.starts) for found in files]
-    scores, similarity = score(np.concatenate([found.vectors for found in files]), labels, logit_scale)
+    scores, similarity = scorer(np.concatenate([found.vectors for found in files]))
     file_scores, file_similarity = aggregate(scores, similarity, counts)
     results, at = [], 0
     for i, (found, count) in enumerate(zip(files, counts)):
@@ -50,3 +59,14 @@ def with_stored_model(engine: Engine, settings: Settings, uris: Sequence[str] | 
         raise SoundtagError(f"stored embeddings are by {len(models)} models ({', '.join(models)}): "
                             "choose one with --model")
     return settings.model_copy(update={"model": models[0]}) if models else settings
+
+
+def stored_from(result: FileResult) -> StoredEmbeddings | None:
+    """A labeled file's windows as stored embeddings, for another scorer of the same pass (a
+    head); None unless every window carries its embedding."""
+    if not result.segments or any(seg.embedding is None for seg in result.segments):
+        return None
+    return StoredEmbeddings(0, result.uri, np.array([seg.start_s for seg in result.segments]),
+                            np.array([seg.end_s for seg in result.segments]),
+                            np.stack([seg.embedding for seg in result.segments]).astype(np.float32),
+                            result.duration_s, result.sample_rate, result.channels, result.content_hash)

@@ -24,7 +24,7 @@ import numpy as np
 
 from soundtag.errors import AudioError, ReadError, TransientReadError, describe
 from worker.audio import Limits, Window, Windower, open_stream
-from worker.clap import Classifier, score
+from worker.classifier import Classifier, score
 
 Opener = Callable[[str], AbstractContextManager[BinaryIO]]
 """Opens a URI as a seekable binary file; raises ReadError or TransientReadError."""

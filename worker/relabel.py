@@ -1,6 +1,7 @@
-"""``soundtag relabel``: a new taxonomy over files whose audio embeddings are stored, written as
-an ordinary job (kind ``relabel``) without reading a single recording. Only the text tower runs,
-once for the taxonomy's labels (and not at all when they are stored)."""
+"""``soundtag relabel``: a new taxonomy, or a trained head, over files whose audio embeddings are
+stored, written as an ordinary job (kind ``relabel``) without reading a single recording. Only
+the text tower runs, once for the taxonomy's labels (and not at all when they are stored, or
+for a head)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from db.jobs import JobInfo, create_job, finish_job_if_done, job_info, job_spec
 from db.results import save_results
 from soundtag import hub
 from soundtag.errors import ReadError
+from soundtag.head import Head
 from soundtag.settings import Settings
 from soundtag.states import FileState
 from soundtag.taxonomy import Taxonomy
-from worker.embeddings import results_from_stored, with_stored_model
+from worker.embeddings import results_from_stored, with_stored_model, zero_shot
 from worker.labeling import FileResult
 from worker.runner import classifier_for, label_embeddings, recorded
 from soundtag.sources.storage import Storage
@@ -29,7 +31,8 @@ class Plan:
     """What a relabel found before it scores: its job, the files it will score, and those in
     scope without usable stored embeddings (labeled before embeddings were kept, with
     SOUNDTAG_EMBEDDINGS=off, by other weights, or changed since) apart from those that failed
-    (unreadable when last labeled), and why each file the allow-lists refuse was left out."""
+    (unreadable when last labeled), and why each file the
+    allow-lists refuse was left out."""
 
     job_id: str
     model: str
@@ -39,34 +42,39 @@ class Plan:
     refused: list[str] = field(default_factory=list)
 
 
-def relabel(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, job_ids: Sequence[str] = (),
-            sources: Sequence[str] = (), on_planned: Callable[[Plan], None] | None = None,
+def relabel(engine: Engine, taxonomy: Taxonomy | None, settings: Settings, *, head: Head | None = None,
+            job_ids: Sequence[str] = (), sources: Sequence[str] = (), on_planned: Callable[[Plan], None] | None = None,
             on_result: Callable[[FileResult], None] | None = None, chunk: int = 2000) -> JobInfo:
     """Score every file in scope (the given jobs' files, the files under ``sources``, or every
-    labeled file) that has stored embeddings of ``settings.model`` (by default, of the one model
-    that made those in scope) against ``taxonomy``, in a new job; embeddings stream from the
-    database ``chunk`` files at a time."""
+    labeled file) that has stored embeddings, in a new job: against ``taxonomy`` with
+    ``settings.model`` (its text tower only), or with ``head`` (no model at all: its labeling is
+    model 'head:NAME@vN', its taxonomy the head's labels). Embeddings stream from the database
+    ``chunk`` files at a time."""
     for job_id in job_ids:
         job_info(engine, job_id)  # JobNotFound before anything is recorded
     scope, refused = _allowed(scope_files(engine, job_ids=job_ids, sources=sources), settings)
-    settings = with_stored_model(engine, settings, [ref.uri for ref in scope] if job_ids or sources else None)
-    hub.check(settings.model)
-    classifier = classifier_for(settings.model_ref, settings)
-    embedded = embedded_uris(engine, settings.model_ref, classifier.revision, [ref.uri for ref in scope])
-    job_id = create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources))
+    if head is None:
+        settings = with_stored_model(engine, settings, [ref.uri for ref in scope] if job_ids or sources else None)
+        hub.check(settings.model)
+        classifier = classifier_for(settings.model_ref, settings)
+        model, revision, logit_scale = settings.model_ref, classifier.revision, classifier.logit_scale
+    else:
+        model, revision, logit_scale, taxonomy = head.base_model, head.base_revision, None, head.taxonomy()
+    embedded = embedded_uris(engine, model, revision, [ref.uri for ref in scope])
+    job_id = create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources),
+                        model=head.model if head else None)
     with recorded(engine, job_id):
         todo = add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
         if on_planned:
             missing = [ref.uri for ref in scope if ref.uri not in embedded]
             failed = failed_uris(engine, missing)
-            on_planned(Plan(job_id, settings.model, len(todo), [uri for uri in missing if uri not in failed],
-                            sorted(failed), refused))
-        spec = job_spec(engine, job_id)
-        vectors = label_embeddings(engine, classifier, spec)
-        for files in embedding_chunks(engine, settings.model_ref, classifier.revision, job_id=job_id,
-                                      status=FileState.QUEUED, chunk=chunk):
-            results = results_from_stored(files, vectors, classifier.logit_scale)
-            save_results(engine, job_id, results, taxonomy.names, logit_scale=classifier.logit_scale)
+            on_planned(Plan(job_id, model, len(todo), [uri for uri in missing if uri not in failed], sorted(failed),
+                            refused))
+        scorer = head.score if head else zero_shot(
+            label_embeddings(engine, classifier, job_spec(engine, job_id)), logit_scale)
+        for files in embedding_chunks(engine, model, revision, job_id=job_id, status=FileState.QUEUED, chunk=chunk):
+            results = results_from_stored(files, scorer)
+            save_results(engine, job_id, results, taxonomy.names, logit_scale=logit_scale)
             for result in results if on_result else ():
                 on_result(result)
     finish_job_if_done(engine, job_id)

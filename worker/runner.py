@@ -16,36 +16,41 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from db import heads
 from db.embeddings import EmbeddingKey, stored_embeddings
 from db.files import add_files, pending_uris
 from db.jobs import JobInfo, JobSpec, cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec
 from db.results import save_results
 from db.schema import engine_for
-from db.taxonomies import label_embeddings as stored_label_embeddings, save_label_embeddings
+from db.taxonomies import label_embeddings as stored_label_embeddings, save_label_embeddings, save_taxonomy
 from soundtag import hub
 from soundtag.errors import SoundtagError, TransientReadError, describe, first_line
 from soundtag.fileref import FileRef
+from soundtag.head import Head, parse_ref
 from soundtag.settings import Settings
 from soundtag.sources.storage import Storage
 from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from worker.audio import Limits
-from worker.clap import Classifier, check_device
-from worker.embeddings import results_from_stored
+from worker.classifier import Classifier, check_device, load_classifier
+from worker.embeddings import results_from_stored, stored_from, zero_shot
 from worker.labeling import FileResult, Labeler
 
 log = logging.getLogger(__name__)
 
 _cache_lock = threading.Lock()
-_classifiers: dict[tuple[str, str, str], Classifier] = {}
+_classifiers: dict[tuple, Classifier] = {}
 _storages: dict[tuple, Storage] = {}
+_heads: dict[str, Head] = {}
+_head_taxonomies: dict[str, int] = {}
 
 
 def classifier_for(model: str, settings: Settings) -> Classifier:
-    key = (model, settings.device, settings.dtype)
+    key = (model, settings.backend, settings.device, settings.dtype, settings.export_dir)
     with _cache_lock:
         if key not in _classifiers:
-            _classifiers[key] = Classifier(model, settings.device, settings.dtype)
+            _classifiers[key] = load_classifier(model, settings.export_dir, backend=settings.backend,
+                                                device=settings.device, dtype=settings.dtype)
         return _classifiers[key]
 
 
@@ -117,7 +122,17 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     stored = {} if spec.options.get("force") else stored_embeddings(
         engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s, wanted)
     from_audio = [uri for uri in wanted if uri not in stored]
-    reused = results_from_stored(list(stored.values()), vectors, classifier.logit_scale)
+    reused = results_from_stored(list(stored.values()), zero_shot(vectors, classifier.logit_scale))
+    head = head_for(engine, spec.options["head"]) if spec.options.get("head") else None
+
+    def save(results: list[FileResult]) -> None:
+        save_results(engine, job_id, results, labels, keep, logit_scale=classifier.logit_scale)
+        if head is not None:
+            # The same windows' embeddings: the stored ones, or those just computed.
+            windows = [stored.get(r.uri) or stored_from(r) for r in results if r.ok]
+            save_results(engine, job_id, results_from_stored([w for w in windows if w is not None], head.score),
+                         head.labels, logit_scale=None, labeling=(head.model, head_taxonomy(engine, head)))
+
     buffer: list[FileResult] = []
     flushed = time.monotonic()
     finished = 0
@@ -131,12 +146,27 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
             if stop and stop():
                 break
             if time.monotonic() - flushed >= flush_every_s:
-                save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
+                save(buffer)
                 buffer, flushed = [], time.monotonic()
     finally:  # however the loop ends, what finished is kept
         labeled.close()
-        save_results(engine, job_id, buffer, labels, keep, logit_scale=classifier.logit_scale)
+        save(buffer)
     return finished
+
+
+def head_for(engine: Engine, model: str) -> Head:
+    """The head a job names ('head:NAME@vN'), read from SQL once per process."""
+    with _cache_lock:
+        if model not in _heads:
+            _heads[model] = heads.load_head(engine, *parse_ref(model))
+        return _heads[model]
+
+
+def head_taxonomy(engine: Engine, head: Head) -> int:
+    with _cache_lock:
+        if head.model not in _head_taxonomies:
+            _head_taxonomies[head.model] = save_taxonomy(engine, head.taxonomy())
+        return _head_taxonomies[head.model]
 
 
 @dataclass(frozen=True)
@@ -153,14 +183,16 @@ class Planned:
 
 
 def run(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: Settings, *, sources: list[str],
-        force: bool = False, retry_failed: bool = False, on_planned: Callable[[Planned], None] | None = None,
+        force: bool = False, retry_failed: bool = False, head: str | None = None,
+        on_planned: Callable[[Planned], None] | None = None,
         on_result: Callable[[FileResult], None] | None = None) -> JobInfo:
     """``soundtag run``: check the model and device, record a job of ``refs``, label what is
-    pending in this process, and return the finished job. The model is loaded only when a file
-    is pending. How a run that stops early ends is recorded (``recorded``)."""
+    pending in this process (with ``head``, 'head:NAME@vN', too), and return the finished job.
+    The model is loaded only when a file is pending. How a run that stops early ends is
+    recorded (``recorded``)."""
     hub.check(settings.model)
     check_device(settings.device)
-    job_id = create_job(engine, taxonomy, settings, kind="run", sources=sources, force=force)
+    job_id = create_job(engine, taxonomy, settings, kind="run", sources=sources, force=force, head=head)
     with recorded(engine, job_id):
         todo = [uri for _, uri in add_files(engine, job_id, refs, force=force, retry_failed=retry_failed)]
         if on_planned:

@@ -1,6 +1,7 @@
 """``soundtag search``: stored windows ranked by cosine to a text's embedding or to one window of
-a file. Exact: every stored vector of the model is compared, through the kept index of
-``worker.window_index`` that follows the database before each query."""
+a file, through the kept index of ``worker.window_index`` that follows the database before each
+query: exact (every stored vector of the model compared) up to ``Settings.search_approximate_above``
+windows, approximate past it."""
 
 from __future__ import annotations
 
@@ -32,30 +33,30 @@ class Hit:
 
 
 def rank(engine: Engine, settings: Settings, revision: str, query: np.ndarray, limit: int,
-         on_damaged: Callable[[str], None] | None = None) -> list[Hit]:
+         on_damaged: Callable[[str], None] | None = None, approximate: bool | None = None) -> list[Hit]:
     """The ``limit`` stored windows of ``settings.model`` at ``revision`` most similar to
-    ``query`` (a unit vector), best first. Files whose stored rows are damaged are left out,
-    each passed to ``on_damaged`` (a line naming it)."""
-    index = WindowIndex(engine, settings.model_ref, revision, settings.index_dir)
+    ``query`` (a unit vector), best first; ``approximate`` as in ``WindowIndex.nearest``. Files
+    whose stored rows are damaged are left out, each passed to ``on_damaged`` (a line naming it)."""
+    index = WindowIndex(engine, settings.model_ref, revision, settings.index_dir, settings.search_approximate_above)
     hits = [Hit(found.stored.uri, float(found.stored.starts[found.window]), float(found.stored.ends[found.window]),
-                found.similarity) for found in index.nearest(query, limit)]
+                found.similarity) for found in index.nearest(query, limit, approximate)]
     for reason in index.damaged if on_damaged else ():
         on_damaged(reason)
     return hits
 
 
 def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10,
-                on_damaged: Callable[[str], None] | None = None) -> list[Hit]:
+                on_damaged: Callable[[str], None] | None = None, approximate: bool | None = None) -> list[Hit]:
     """Stored windows of ``settings.model`` (by default, the model of the stored embeddings)
     ranked by cosine to the text's embedding."""
     settings = with_stored_model(engine, settings)
     hub.check(settings.model)
     classifier = classifier_for(settings.model_ref, settings)
-    return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit, on_damaged)
+    return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit, on_damaged, approximate)
 
 
 def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0, limit: int = 10,
-                on_damaged: Callable[[str], None] | None = None) -> list[Hit]:
+                on_damaged: Callable[[str], None] | None = None, approximate: bool | None = None) -> list[Hit]:
     """Stored windows of ``settings.model`` (by default, the model of the file's stored
     embeddings) ranked by cosine to the window of ``uri`` holding second ``at_s``. Needs no
     model: only stored vectors. Raises SoundtagError when no window holds that second."""
@@ -77,4 +78,4 @@ def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0,
     if not len(inside):
         raise SoundtagError(f"--at {at_s:g}: no window of {uri} holds that second; its windows cover "
                             f"{stored.starts.min():g} to {stored.ends.max():g} s")
-    return rank(engine, settings, revision, stored.vectors[int(inside[0])], limit, on_damaged)
+    return rank(engine, settings, revision, stored.vectors[int(inside[0])], limit, on_damaged, approximate)

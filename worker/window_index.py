@@ -1,27 +1,33 @@
 """The index ``soundtag search`` ranks: the usable stored window embeddings of one database, model
-and revision, kept as float32 matrices memory-mapped from ``Settings.index_dir``, so a query is one
-matrix product over the page cache (about 80 ms at 1M windows × 512 on two cores) instead of
-reading every vector from SQL (1.5 s per 100k windows). Exact: every window is compared.
+and revision, kept as float32 segments memory-mapped from ``Settings.index_dir`` (see
+``worker.index_segment``), so a query is a few matrix products over the page cache (about 80 ms
+at 1M windows × 512 on two cores) instead of reading every vector from SQL (1.5 s per 100k
+windows). Exact: every window is compared.
 
-The database stays the truth. Before each query the index takes in the rows newer than those it
-holds, and is rebuilt when a row it holds was replaced, deleted or made unusable (its file changed):
-``db.embeddings.embeddings_state`` summarises both sides in one statement. The hits are then resolved from
-SQL (uri, window bounds) and checked against it, so a row changed behind the summary's back is
-never returned: the index is rebuilt and asked again.
+The database stays the truth. Before each query ``db.embeddings.embeddings_state`` summarises the rows the
+index holds and the rows there are, in one statement. When only new rows came, they are appended
+as a new segment. When a held row was replaced, deleted or made unusable (its file changed), the
+ids and stamps of every usable row (small columns, no vectors) are compared with those held: the
+stale ones are masked in their segments, the new versions appended. Nothing is rebuilt whole for
+a few changed files; a segment is rewritten once mostly masked, and segments beyond MAX_SEGMENTS
+are merged. The hits are then resolved from SQL and checked against it (the row's stamp and the
+window's cosine), so a row changed behind the summary's back, or a segment damaged without
+anything noticing, is never returned: every segment is checked, the index brought up to date
+and asked again.
 
-A folder holds ``manifest.json`` (its segments and the state they hold) and immutable segments,
-``NAME.f32`` (rows × dim float32) and ``NAME.rows`` (embedding id, window, created_at per row).
-Writers build segments under temporary names and replace the manifest atomically, under a file
-lock that readers take too while they map the files, so no one sees a half-written index."""
+``manifest.json`` lists the segments, their checksums and masked rows, the summary they hold and
+the rows that hold nothing (damaged or empty rows, skipped until they change). It is replaced
+atomically, under a file lock that readers take while they map the files, so no one sees a
+half-written index."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import shutil
 import uuid
-from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,31 +35,31 @@ import numpy as np
 from filelock import FileLock
 from sqlalchemy import Engine
 
-from db.embeddings import (
-    EmbeddingsState, StoredEmbeddings, Unreadable, embeddings_by_id, embeddings_state, latest_embedding_rows,
-)
+from db import embeddings
 from soundtag.errors import SoundtagError
+from worker import approximate_index
+from worker.index_segment import FILES, DamagedSegment, Segment, SegmentWriter, merge, open_segment
 
-ROW = np.dtype([("embedding", "<i8"), ("window", "<i4"), ("stamp", "<i8")])
-# Each update adds a segment; past this many they are merged into one, so a query stays a few
-# large products rather than many small ones.
+log = logging.getLogger(__name__)
+
+FORMAT = 2
+# Each update adds a segment; past this many all but the largest are merged, so a query stays a
+# few large products rather than many small ones.
 MAX_SEGMENTS = 8
+# A segment with more of its rows masked than this is rewritten without them.
+COMPACT_SHARE = 0.2
+# A hit whose cosine differs more than this from the one its vector in SQL gives (both are the
+# same float32 numbers, summed in another order) comes from a damaged segment.
+_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
 class Window:
     """One ranked window: its file's stored embeddings, the window's position in them, the cosine."""
 
-    stored: StoredEmbeddings
+    stored: embeddings.StoredEmbeddings
     window: int
     similarity: float
-
-
-@dataclass(frozen=True)
-class _Segment:
-    name: str
-    vectors: np.ndarray
-    rows: np.ndarray
 
 
 def _folder_name(engine: Engine, model: str, revision: str) -> str:
@@ -65,132 +71,221 @@ def _folder_name(engine: Engine, model: str, revision: str) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
+def _present(ids: np.ndarray, stamps: np.ndarray, among_ids: np.ndarray, among_stamps: np.ndarray) -> np.ndarray:
+    """Whether each (id, stamp) is one of ``among`` (sorted by id, ids unique)."""
+    if not len(among_ids):
+        return np.zeros(len(ids), bool)
+    at = np.searchsorted(among_ids, ids).clip(max=len(among_ids) - 1)
+    return (among_ids[at] == ids) & (among_stamps[at] == stamps)
+
+
 class WindowIndex:
     """The kept index of one database's windows by ``model`` at ``revision``, under ``root``."""
 
-    def __init__(self, engine: Engine, model: str, revision: str, root: Path):
+    def __init__(self, engine: Engine, model: str, revision: str, root: Path,
+                 approximate_above: int = 10_000_000):
         self.engine, self.model, self.revision = engine, model, revision
         self.folder = Path(root).expanduser() / _folder_name(engine, model, revision)
+        self.approximate_above = approximate_above
         self.damaged: list[str] = []  # one line for each row left out, damaged in the database
 
-    def nearest(self, query: np.ndarray, limit: int) -> list[Window]:
+    def nearest(self, query: np.ndarray, limit: int, approximate: bool | None = None) -> list[Window]:
         """The ``limit`` windows most similar to ``query`` (a unit vector), best first, as the
-        database holds them now."""
+        database holds them now: all compared, or with ``approximate`` (by default past
+        ``approximate_above`` windows) the candidates of ``worker.approximate_index``."""
         query = np.asarray(query, dtype=np.float32)
-        # A row replaced or deleted since the summary was read: rebuild once; what still differs
-        # after that was written during this query and is left out.
-        windows = self._current(self._synced(), query, limit, strict=True)
+        windows = self._current(*self.synced(approximate=approximate), query, limit, strict=True)
         if windows is None:
-            windows = self._current(self._synced(rebuild=True), query, limit, strict=False)
+            # A hit SQL holds otherwise: check every segment and take in every change, once;
+            # what still differs after that was written during this query and is left out.
+            windows = self._current(*self.synced(check=True, approximate=approximate), query, limit, strict=False)
         return windows
 
-    def _current(self, segments: list[_Segment], query: np.ndarray, limit: int, strict: bool) -> list[Window] | None:
-        """The best windows of ``segments`` that SQL holds as indexed; None, if ``strict``, when
-        one of them it does not."""
-        best = _top(segments, query, limit)
-        found = embeddings_by_id(self.engine, self.model, self.revision,
-                                 {int(row["embedding"]) for _, row in best})
-        current = [Window(found[int(row["embedding"])][1], int(row["window"]), similarity)
-                   for similarity, row in best
-                   if found.get(int(row["embedding"]), (None,))[0] == int(row["stamp"])]
+    def _current(self, segments: list[Segment], ann, query: np.ndarray, limit: int,
+                 strict: bool) -> list[Window] | None:
+        """The best windows of ``segments`` (and of ``ann``, an approximate index and its manifest
+        entry, when given) that SQL holds as indexed; None, if ``strict``, when one of them it does not."""
+        best = _top(segments, query, limit) if ann is None else _approximate_top(segments, *ann, query, limit)
+        found = embeddings.embeddings_by_id(self.engine, self.model, self.revision,
+                                       {int(row["embedding"]) for _, row in best})
+        current = []
+        for similarity, row in best:
+            stamp, stored = found.get(int(row["embedding"]), (None, None))
+            if (stamp == int(row["stamp"]) and int(row["window"]) < len(stored.vectors)
+                    and abs(float(stored.vectors[int(row["window"])] @ query) - similarity) < _TOLERANCE):
+                current.append(Window(stored, int(row["window"]), similarity))
         return None if strict and len(current) < len(best) else current
 
-    def _synced(self, rebuild: bool = False) -> list[_Segment]:
+    def synced(self, check: bool = False, approximate: bool | None = False) -> tuple[list[Segment], tuple | None]:
+        """The segments, brought up to date with the database, and the approximate index over
+        them with its manifest entry when ``approximate`` (None: past ``approximate_above``
+        windows), built when missing or stale. With ``check``, every segment's checksum is
+        verified and every row compared, whatever the summary says."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with FileLock(self.folder / "lock"):
-                manifest, segments = self._read()
-                held_upto = 0 if manifest is None else manifest["state"]["upto"]
-                held, now = embeddings_state(self.engine, self.model, self.revision, held_upto)
-                self.damaged = [] if manifest is None else list(manifest.get("damaged", []))
-                if rebuild or manifest is None or manifest["state"] != asdict(held):
-                    self.damaged = []
-                    return self._write([], 0, now)
-                if now.upto > held.upto:
-                    return self._write(segments, held.upto, now)
-                return segments
+                manifest = self._manifest()
+                segments, damaged = self._open(manifest, check)
+                if not damaged and manifest and [seg.entry() for seg in segments] != manifest["segments"]:
+                    # Files touched but intact: their new stats spare the next query their checksums.
+                    manifest = {**manifest, "segments": [seg.entry() for seg in segments]}
+                    self._commit(manifest)
+                held_upto = manifest["state"]["upto"] if manifest else 0
+                held, now = embeddings.embeddings_state(self.engine, self.model, self.revision, held_upto)
+                if manifest and not damaged and not check and manifest["state"] == asdict(held):
+                    if now.upto > held.upto:
+                        manifest, segments = self._update(manifest, segments, held.upto, now)
+                else:
+                    manifest, segments = self._update(manifest, segments, 0, now)
+                self.damaged = list(manifest.get("damaged", {}).values())
+                live = sum(len(seg.rows) - seg.masked_rows for seg in segments)
+                if approximate is None:
+                    approximate = live > self.approximate_above
+                return segments, (self._approximate(manifest, segments)
+                                  if approximate and live >= approximate_index.MIN_ROWS else None)
         except OSError as exc:
             raise SoundtagError(f"{self.folder}: cannot keep the search index there ({exc.strerror or exc}); "
                                 "set SOUNDTAG_INDEX_DIR to a writable folder") from None
 
-    def _read(self) -> tuple[dict | None, list[_Segment]]:
-        """The manifest and its mapped segments; (None, []) when missing or damaged, so that a
-        truncated or garbled index is rebuilt rather than fatal."""
+    def _manifest(self) -> dict | None:
+        """The manifest; None when missing, damaged or of another format, so the index is built anew."""
         try:
             manifest = json.loads((self.folder / "manifest.json").read_text())
-            int(manifest["state"]["upto"])  # a manifest without its state is damaged too
-            return manifest, [self._map(entry["name"], entry["rows"], manifest["dim"])
-                              for entry in manifest["segments"]]
+            if manifest["format"] != FORMAT or not isinstance(manifest["state"]["upto"], int):
+                return None
+            return manifest
         except (OSError, ValueError, KeyError, TypeError):
-            return None, []
+            return None
 
-    def _map(self, name: str, rows: int, dim: int) -> _Segment:
-        vectors, table = self.folder / f"{name}.f32", self.folder / f"{name}.rows"
-        if vectors.stat().st_size != rows * dim * 4 or table.stat().st_size != rows * ROW.itemsize:
-            raise ValueError(f"segment {name} has the wrong size")
-        return _Segment(name, np.memmap(vectors, np.float32, "r", shape=(rows, dim)),
-                        np.memmap(table, ROW, "r", shape=(rows,)))
+    def _open(self, manifest: dict | None, verify: bool) -> tuple[list[Segment], bool]:
+        """The manifest's segments that are as written, and whether any was not (left out: its
+        rows are then missing from the index, and fetched again)."""
+        segments, damaged = [], False
+        for entry in manifest["segments"] if manifest else ():
+            try:
+                segments.append(open_segment(self.folder, entry, manifest["dim"], verify))
+            except (DamagedSegment, KeyError, TypeError) as exc:
+                log.warning("search index: %s; rebuilding its rows", exc)
+                damaged = True
+        return segments, damaged
 
-    def _write(self, segments: list[_Segment], after: int, state: EmbeddingsState) -> list[_Segment]:
-        """Add the usable rows with ``after < id <= state.upto`` to ``segments`` as a new one
-        (merging them all past MAX_SEGMENTS), then commit the manifest for ``state``."""
-        names = [(seg.name, len(seg.rows)) for seg in segments]
-        dim = segments[0].vectors.shape[1] if segments else None
-        added = self._segment(latest_embedding_rows(self.engine, self.model, self.revision, after, state.upto))
-        if added is not None:
-            names.append(added[:2])
-            dim = added[2]
-        if len(names) > MAX_SEGMENTS:
-            names = [self._merged(names)]
-        manifest = {"state": asdict(state), "dim": dim, "segments": [{"name": n, "rows": r} for n, r in names],
-                    "damaged": self.damaged}
+    def _approximate(self, manifest: dict, segments: list[Segment]) -> tuple:
+        """The approximate index over ``segments`` and its entry; built anew when it is missing,
+        damaged or covers too little of them."""
+        entry = manifest.get("approximate")
+        if approximate_index.usable(entry, segments):
+            try:
+                return approximate_index.load(self.folder, entry), entry
+            except (OSError, ValueError, RuntimeError) as exc:
+                log.warning("search index: %s; rebuilding the approximate index", exc)
+        entry = approximate_index.build(self.folder, f"{uuid.uuid4().hex}.faiss", segments, manifest["dim"])
+        self._commit({**manifest, "approximate": entry})
+        return approximate_index.load(self.folder, entry), entry
+
+    def _update(self, manifest: dict | None, segments: list[Segment], after: int,
+                state: embeddings.EmbeddingsState) -> tuple[dict, list[Segment]]:
+        """Compare the usable rows with ``id > after`` with those held: mask the stale, append
+        the missing, compact, and commit the manifest for ``state``."""
+        dim = manifest["dim"] if manifest and segments else None
+        empty = np.array(manifest["empty"] if manifest else [], np.int64).reshape(-1, 2)
+        ids, stamps = embeddings.embedding_stamps(self.engine, self.model, self.revision, after)
+        held = [(k, *seg.embeddings()) for k, seg in enumerate(segments)]
+        for k, held_ids, held_stamps, starts, stops in held:
+            for start, stop in zip(*(side[(held_ids > after) & ~_present(held_ids, held_stamps, ids, stamps)]
+                                     for side in (starts, stops))):
+                segments[k].masked.append([int(start), int(stop)])
+        empty = empty[(empty[:, 0] <= after) | _present(empty[:, 0], empty[:, 1], ids, stamps)]
+        still_empty = set(empty[:, 0].tolist())
+        damaged = {key: reason for key, reason in (manifest.get("damaged", {}) if manifest else {}).items()
+                   if int(key) in still_empty}
+        held_ids = np.concatenate([h[1] for h in held] + [empty[:, 0]])
+        held_stamps = np.concatenate([h[2] for h in held] + [empty[:, 1]])
+        order = np.argsort(held_ids)
+        missing = ~_present(ids, stamps, held_ids[order], held_stamps[order])
+        added, skipped, dim = self._fetched(ids[missing], dim, damaged)
+        segments = self._compacted(segments + ([added] if added else []), dim)
+        manifest = {"format": FORMAT, "dim": dim, "state": asdict(state), "segments": [seg.entry() for seg in segments],
+                    "empty": empty.tolist() + skipped, "damaged": damaged,
+                    "approximate": manifest.get("approximate") if manifest else None}
+        self._commit(manifest)
+        return manifest, segments
+
+    def _fetched(self, ids: np.ndarray, dim: int | None,
+                 damaged: dict[str, str]) -> tuple[Segment | None, list[list[int]], int | None]:
+        """The rows ``ids`` as a new segment; the (id, stamp) of those that hold no window (a
+        damaged row is left out until it changes, and named in ``damaged`` by id); the vectors'
+        dimension."""
+        writer, skipped = None, []
+        try:
+            with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                chunks = iter(embeddings.embedding_rows(self.engine, self.model, self.revision, ids))
+                ahead = pool.submit(next, chunks, None)
+                while (chunk := ahead.result()) is not None:
+                    # The next chunk's SQL runs while this one is inflated: zlib lets go of the GIL.
+                    ahead = pool.submit(next, chunks, None)
+                    for (row_id, stamp, _), stored in zip(chunk, pool.map(embeddings.unpack_row,
+                                                                          [row for *_, row in chunk])):
+                        if isinstance(stored, embeddings.Unreadable):
+                            log.warning("%s; left out of the search index", stored.reason)
+                            damaged[str(row_id)] = stored.reason
+                        if isinstance(stored, embeddings.Unreadable) or not len(stored.vectors):
+                            skipped.append([row_id, stamp])
+                            continue
+                        vectors = stored.vectors
+                        if writer is None:
+                            dim = dim or vectors.shape[1]
+                            writer = SegmentWriter(self.folder, uuid.uuid4().hex, dim)
+                        writer.add_embedding(row_id, stamp, vectors)
+        except BaseException:
+            if writer is not None:
+                writer.discard()
+            raise
+        return (writer.close() if writer else None), skipped, dim
+
+    def _compacted(self, segments: list[Segment], dim: int) -> list[Segment]:
+        """``segments``, with those mostly masked rewritten, and past MAX_SEGMENTS all but the
+        largest merged into one."""
+        chosen = [seg for seg in segments if seg.masked_rows > COMPACT_SHARE * len(seg.rows)]
+        rest = [seg for seg in segments if seg not in chosen]
+        if len(rest) + bool(chosen) > MAX_SEGMENTS:
+            largest = max(rest, key=lambda seg: len(seg.rows))
+            chosen, rest = chosen + [seg for seg in rest if seg is not largest], [largest]
+        if not chosen:
+            return segments
+        merged = merge(self.folder, uuid.uuid4().hex, dim, chosen)
+        return rest + ([merged] if merged else [])
+
+    def _commit(self, manifest: dict) -> None:
         staged = self.folder / f"manifest.{uuid.uuid4().hex}.tmp"
-        staged.write_text(json.dumps(manifest))
+        with open(staged, "w") as f:
+            json.dump(manifest, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(staged, self.folder / "manifest.json")
-        kept = {"lock", "manifest.json"} | {f"{n}{ext}" for n, _ in names for ext in (".f32", ".rows")}
+        kept = ({"lock", "manifest.json", (manifest.get("approximate") or {}).get("name")}
+                | {f"{seg['name']}{ext}" for seg in manifest["segments"] for ext in FILES})
         for path in self.folder.iterdir():
             # Mapped files stay readable to whoever mapped them after they are unlinked.
             if path.name not in kept:
                 path.unlink(missing_ok=True)
-        return [self._map(n, r, dim) for n, r in names]
-
-    def _segment(self, chunks: Iterable[list[tuple[int, int, StoredEmbeddings]]]) -> tuple[str, int, int] | None:
-        """Write the rows of ``chunks`` as a new segment; (name, rows, dim), or None when empty."""
-        name, count, dim = uuid.uuid4().hex, 0, None
-        staged = self.folder / f"{name}.f32.tmp", self.folder / f"{name}.rows.tmp"
-        with open(staged[0], "wb") as vectors, open(staged[1], "wb") as table:
-            for chunk in chunks:
-                for embedding_id, stamp, stored in chunk:
-                    if isinstance(stored, Unreadable):
-                        self.damaged.append(stored.reason)
-                        continue
-                    rows = np.zeros(len(stored.vectors), ROW)
-                    rows["embedding"], rows["window"], rows["stamp"] = embedding_id, np.arange(len(rows)), stamp
-                    vectors.write(np.ascontiguousarray(stored.vectors, dtype=np.float32).tobytes())
-                    table.write(rows.tobytes())
-                    count, dim = count + len(rows), stored.vectors.shape[1]
-        if not count:
-            return None
-        os.replace(staged[0], self.folder / f"{name}.f32")
-        os.replace(staged[1], self.folder / f"{name}.rows")
-        return name, count, dim
-
-    def _merged(self, names: list[tuple[str, int]]) -> tuple[str, int]:
-        merged = uuid.uuid4().hex
-        for ext in (".f32", ".rows"):
-            with open(self.folder / f"{merged}{ext}.tmp", "wb") as out:
-                for name, _ in names:
-                    with open(self.folder / f"{name}{ext}", "rb") as part:
-                        shutil.copyfileobj(part, out, 1 << 24)
-            os.replace(self.folder / f"{merged}{ext}.tmp", self.folder / f"{merged}{ext}")
-        return merged, sum(rows for _, rows in names)
 
 
-def _top(segments: list[_Segment], query: np.ndarray, limit: int) -> list[tuple[float, np.void]]:
-    """(cosine, row) of the ``limit`` best rows of all segments, best first."""
+def _approximate_top(segments: list[Segment], index, entry: dict, query: np.ndarray,
+                     limit: int) -> list[tuple[float, np.void]]:
+    """(cosine, row) of the ``limit`` best rows: candidates of the approximate ``index`` among the
+    segments it covers, every row of those appended since."""
+    covered = set(entry["segments"])
+    found = [(similarity, segments[k].rows[row])
+             for similarity, k, row in approximate_index.top(index, entry, segments, query, limit)]
+    found += _top([seg for seg in segments if seg.name not in covered], query, limit)
+    return sorted(found, key=lambda hit: -hit[0])[:limit]
+
+
+def _top(segments: list[Segment], query: np.ndarray, limit: int) -> list[tuple[float, np.void]]:
+    """(cosine, row) of the ``limit`` best unmasked rows of all segments, best first."""
     found: list[tuple[float, np.void]] = []
     for seg in segments:
-        sims = seg.vectors @ query
+        sims = seg.similarities(query)
         top = np.argpartition(-sims, limit - 1)[:limit] if len(sims) > limit else np.arange(len(sims))
-        found += [(float(sims[i]), seg.rows[i]) for i in top]
+        found += [(float(sims[i]), seg.rows[i]) for i in top if sims[i] > -np.inf]
     return sorted(found, key=lambda hit: -hit[0])[:limit]

@@ -1,109 +1,310 @@
-// The review page: one recording at a time, verdicts by key. State changes are POSTs that carry
-// the page's CSRF token in a header (see review/guard.py).
+// The review page: one item at a time (a recording, a window or an event), verdicts by key.
+// Each item's audio is the segment and its context, cut by the server at the recording's own
+// rate; the next item's is fetched while the current one plays. State changes are POSTs that
+// carry the page's CSRF token in a header (see review/guard.py) and name the item and the
+// version of it they judge, so a second press of a key cannot judge an item twice or skip one.
 import WaveSurfer from "/static/vendor/wavesurfer/wavesurfer.esm.js";
 import RegionsPlugin from "/static/vendor/wavesurfer/regions.esm.js";
 import SpectrogramPlugin from "/static/vendor/wavesurfer/spectrogram.esm.js";
+import TimelinePlugin from "/static/vendor/wavesurfer/timeline.esm.js";
 
 const csrf = document.body.dataset.csrf;
 const taxonomy = JSON.parse(document.getElementById("taxonomy-labels").textContent);
-const esc = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-const colour = (label) => `hsla(${(taxonomy.indexOf(label) * 137) % 360}, 70%, 55%, 0.3)`;
-let items = [], progress = null, index = 0, wavesurfer = null;
+const colour = (label) => `hsla(${(Math.max(taxonomy.indexOf(label), 0) * 137) % 360}, 70%, 55%, 0.3)`;
+const ZOOM_STEP = 1.5, MAX_ZOOM = 64;
+let items = [], progress = null, index = 0, unit = "file";
+let busy = false;  // a verdict, an undo or the item after them is on its way: keys wait
+let showing = 0;  // the latest show(): an earlier one still loading gives way
+let clipStart = 0, zoom = 1;
+const clips = new Map();  // item position → Promise of {blob, start, rate}: the current item and the next
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function swatch(label) {
+  const node = element("span", undefined, "swatch");
+  node.style.background = colour(label);
+  return node;
+}
+
+function clock(seconds) {
+  const s = Math.max(seconds, 0), h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60;
+  const rest = (s % 60).toFixed(s < 60 && s % 1 ? 1 : 0).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${rest}` : `${m}:${rest}`;
+}
+
+function problem(text) {
+  const node = document.getElementById("problem");
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+const regions = RegionsPlugin.create();
+const wavesurfer = WaveSurfer.create({
+  container: "#waveform", height: 110, waveColor: "#607d8b", progressColor: "#263238",
+  plugins: [regions,
+    TimelinePlugin.create({formatTimeCallback: (seconds) => clock(seconds + clipStart)}),
+    SpectrogramPlugin.create({container: "#spectrogram", labels: true, height: 200, scale: "linear",
+      fftSamples: 512})]});
+wavesurfer.on("error", (error) => problem(`audio: ${error?.message || error}`));
 
 async function post(path, body) {
   const response = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json",
     "X-Soundtag-CSRF": csrf}, body: JSON.stringify(body || {})});
-  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
-  return response.json();
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw Object.assign(new Error(`${path}: ${response.status} ${answer.error || ""}`),
+    {status: response.status, answer});
+  return answer;
+}
+
+// Fetched and decoded ahead: showing a prefetched item only draws it.
+function clipOf(i) {
+  if (!clips.has(i)) {
+    clips.set(i, fetch(`/api/items/${items[i].id}/audio`).then(async (response) => {
+      if (!response.ok) throw new Error(await response.text());
+      const blob = await response.blob();
+      const rate = Number(response.headers.get("X-Soundtag-Rate"));
+      // Decoded at the clip's own rate (the recording's, at most 96 kHz): the spectrogram reaches
+      // its Nyquist frequency instead of the 22,050 Hz a fixed decoding rate would show.
+      const decoded = await new OfflineAudioContext(1, 1, rate).decodeAudioData(await blob.arrayBuffer());
+      return {blob, rate, start: Number(response.headers.get("X-Soundtag-Clip-Start")),
+        samples: decoded.getChannelData(0), duration: decoded.duration};
+    }));
+    clips.get(i).catch(() => clips.delete(i));  // a failed fetch is tried again when shown
+  }
+  return clips.get(i);
 }
 
 function showProgress() {
   document.getElementById("progress").textContent =
     `${progress.reviewed} reviewed / ${progress.remaining} remaining`;
-  document.getElementById("per-label").innerHTML = "<h2>per label</h2>" + Object.entries(progress.per_label)
-    .map(([label, c]) => `<div><span class="swatch" style="background:${colour(label)}"></span>${esc(label)}: ` +
-      `${c.reviewed} / ${c.total}</div>`).join("");
+  const list = document.getElementById("per-label");
+  list.replaceChildren(element("h2", `per label (${unit === "file" ? "recordings" : unit + "s"})`));
+  for (const [label, counts] of Object.entries(progress.per_label)) {
+    const row = element("div");
+    row.append(swatch(label), `${label || "no decision"}: ${counts.reviewed} / ${counts.total}`);
+    list.append(row);
+  }
+}
+
+function decisionText(item) {
+  return item.decision ?? "no decision (abstained)";
 }
 
 function showVerdict(item) {
-  const given = progress.verdicts[item.id];
-  const text = given ? `${given.verdict}${given.verdict === "correct" ? " → " + esc(given.label) : ""}` : "no verdict yet";
-  document.getElementById("decision").innerHTML =
-    `model's decision: <strong>${esc(item.decision ?? "none")}</strong><span class="verdict">${text}</span>`;
+  const given = item.given;
+  const node = document.getElementById("decision");
+  node.replaceChildren("model's decision: ", element("strong", decisionText(item), item.decision ? "" : "abstained"),
+    element("span", given ? given.verdict + (given.verdict === "correct" ? " → " + given.label : "") : "no verdict yet",
+      "verdict"));
+}
+
+function where(item) {
+  if (item.start === null) return `recording ${index + 1} of ${items.length}`;
+  return `${unit} ${index + 1} of ${items.length}: ${clock(item.start)}–${clock(item.end)}` +
+    (item.duration ? ` of ${clock(item.duration)}` : "");
+}
+
+function showSpan() {
+  const span = (wavesurfer.getDuration() || 1) / zoom;
+  document.body.dataset.span = span.toFixed(3);
+  document.getElementById("span").textContent = `${span.toFixed(1)} s`;
+}
+
+function zoomBy(factor) {
+  if (document.body.dataset.state !== "ready") return;
+  zoom = Math.min(Math.max(zoom * factor, 1), MAX_ZOOM);
+  const width = document.getElementById("waveform").clientWidth;
+  wavesurfer.zoom((width / (wavesurfer.getDuration() || 1)) * zoom);
+  showSpan();
 }
 
 async function show(i) {
+  const ticket = ++showing;
   index = Math.max(0, Math.min(i, items.length - 1));
   const item = items[index];
   document.body.dataset.state = "loading";
-  document.body.dataset.file = item.id;
+  document.body.dataset.item = item.id;
+  document.body.dataset.file = item.file;
   document.getElementById("name").textContent = item.name;
-  document.getElementById("position").textContent = `recording ${index + 1} of ${items.length}`;
-  document.querySelector("#labels tbody").innerHTML = item.labels.map((l) =>
-    `<tr><td><span class="swatch" style="background:${colour(l.label)}"></span>${esc(l.label)}</td>` +
-    `<td>${l.score.toFixed(3)}</td><td>${l.similarity.toFixed(3)}</td></tr>`).join("");
+  document.getElementById("position").textContent = where(item);
+  document.querySelector("#labels tbody").replaceChildren(...item.labels.map((l) => {
+    const row = element("tr"), name = element("td");
+    name.append(swatch(l.label), l.label);
+    row.append(name, element("td", l.score.toFixed(3)), element("td", l.similarity.toFixed(3)));
+    return row;
+  }));
   showVerdict(item);
-  const windows = await (await fetch(`/api/items/${item.id}/windows`)).json();
-  if (wavesurfer) wavesurfer.destroy();
-  const regions = RegionsPlugin.create();
-  wavesurfer = WaveSurfer.create({container: "#waveform", height: 110, waveColor: "#607d8b",
-    progressColor: "#263238", url: `/audio/${item.id}`, sampleRate: 22050,
-    plugins: [regions, SpectrogramPlugin.create({container: "#spectrogram", labels: true, height: 160})]});
-  wavesurfer.on("decode", () => {
-    for (const w of windows) {
-      regions.addRegion({start: w.start, end: w.end, color: colour(w.label), drag: false, resize: false,
-        content: `${w.label} ${w.score.toFixed(2)}`});
-    }
-    document.body.dataset.regions = windows.length;
-    document.body.dataset.state = "ready";
-  });
-  wavesurfer.on("error", (e) => { document.body.dataset.state = "error"; console.error(e); });
+  problem("");
+  let clip;
+  try {
+    clip = await clipOf(index);
+  } catch (error) {
+    if (ticket === showing) { problem(`audio: ${error.message}`); document.body.dataset.state = "error"; }
+    return;
+  }
+  if (ticket !== showing) return;
+  clipStart = clip.start;
+  if (zoom !== 1) wavesurfer.setOptions({minPxPerSec: 0});  // back to fitting the item, as drawn first
+  zoom = 1;
+  try {
+    await wavesurfer.loadBlob(clip.blob, [clip.samples], clip.duration);
+  } catch (error) {
+    if (ticket === showing) { problem(`audio: ${error.message}`); document.body.dataset.state = "error"; }
+    return;
+  }
+  if (ticket !== showing) return;
+  regions.clearRegions();
+  const start = item.start === null ? 0 : item.start - clipStart;
+  const end = item.end === null ? wavesurfer.getDuration() : item.end - clipStart;
+  regions.addRegion({start, end, color: colour(item.decision), drag: false, resize: false,
+    content: decisionText(item)});
+  showSpan();
+  const rate = Math.round(wavesurfer.getDecodedData().sampleRate);
+  document.body.dataset.rate = rate;
+  document.getElementById("frequency-range").textContent = `0–${(rate / 2000).toFixed(1)} kHz`;
+  document.body.dataset.state = "ready";
+  const next = nextUnreviewed();
+  for (const kept of clips.keys()) if (kept !== index && kept !== next) clips.delete(kept);
+  delete document.body.dataset.prefetched;
+  if (next !== index) {
+    clipOf(next).then(() => {
+      if (ticket === showing) document.body.dataset.prefetched = items[next].id;
+    }, () => {});
+  }
 }
 
 function nextUnreviewed() {
-  for (let i = index + 1; i < items.length; i++) if (!progress.verdicts[items[i].id]) return i;
+  for (let i = index + 1; i < items.length; i++) if (!items[i].given) return i;
   return Math.min(index + 1, items.length - 1);
 }
 
-async function judge(verdict, label) {
-  const item = items[index];
-  progress = (await post("/api/verdicts", {file_id: item.id, verdict, label})).progress;
+function update(n, answer) {
+  items[n].given = answer.given;
+  items[n].version = answer.version;
+  progress = answer.progress || progress;
   showProgress();
-  await show(nextUnreviewed());
+}
+
+// The verdict is saved while the next item is drawn; keys wait for both. A stale verdict (409)
+// means the item was judged already, so the page stays on the next one; any other failure goes
+// back to the item.
+async function judge(verdict, label) {
+  const at = index, item = items[at];
+  const saved = post("/api/verdicts", {item: item.id, version: item.version, verdict, label});
+  const shown = show(nextUnreviewed());
+  let answer;
+  try {
+    answer = await saved;
+    update(at, answer);
+  } catch (error) {
+    if (error.status === 409) update(at, error.answer);
+    await shown;
+    if (error.status !== 409) { await show(at); problem(error.message); }
+    return;
+  }
+  await shown;
+  await followLearning(answer.learning);
+}
+
+// --order learn: the head the queue is ordered by, and with --learn its next version, trained in
+// the background; when a new version arrives the rest of the queue is taken in its order.
+let learningHead = null;
+
+function showLearning(status) {
+  const box = document.getElementById("learning");
+  if (!status || !box) return;
+  box.replaceChildren(element("h2", "head"), element("div", status.head ?? "none yet"));
+  box.lastChild.id = "head-version";
+  if (status.training) box.append(element("div", "training…"));
+  if (status.error) box.append(element("div", status.error));
+  for (const [label, m] of Object.entries(status.metrics)) {
+    box.append(element("div", `${label}: AP ${m.head.average_precision?.toFixed(2) ?? "–"} ` +
+      `(zero-shot ${m.zero_shot.average_precision?.toFixed(2) ?? "–"})`));
+  }
+  box.dataset.head = status.head ?? "";
+}
+
+async function followLearning(status) {
+  showLearning(status);
+  if (!status) return;
+  if (status.head !== learningHead) {
+    learningHead = status.head;
+    const loaded = await (await fetch("/api/items")).json();
+    items = loaded.items;
+    progress = loaded.progress;
+    clips.clear();  // kept by place in the list, which the new order changed
+    const first = items.findIndex((item) => !item.given);
+    await show(first >= 0 ? first : 0);
+  }
+  if (status.training) setTimeout(async () => followLearning(await (await fetch("/api/learning")).json()), 1000);
 }
 
 async function undo() {
-  const answer = await post("/api/undo");
-  progress = answer.progress;
-  showProgress();
-  const back = items.findIndex((item) => item.id === answer.file_id);
-  await show(back >= 0 ? back : index);
+  let answer;
+  try {
+    answer = await post("/api/undo");
+  } catch (error) {
+    problem(error.message);
+    return;
+  }
+  if (answer.item === null) return;
+  update(answer.item, answer);
+  await show(answer.item);
+}
+
+// One action at a time: keys that arrive while a verdict is saved and the next item loads are
+// dropped, not queued, so a double press records one verdict and lands on the next item.
+async function exclusive(action) {
+  if (busy) return;
+  busy = true;
+  document.body.dataset.busy = "1";
+  try {
+    await action();
+  } finally {
+    busy = false;
+    delete document.body.dataset.busy;
+  }
 }
 
 const help = document.getElementById("help");
-document.getElementById("help-button").onclick = () => { help.hidden = !help.hidden; };
+document.getElementById("help-button").addEventListener("click", () => { help.hidden = !help.hidden; });
 
-document.addEventListener("keydown", async (event) => {
+document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || !items.length) return;
   const key = event.key;
-  if (key === " ") { event.preventDefault(); wavesurfer?.playPause(); }
-  else if (key === "a") await judge("accept");
-  else if (key === "x") await judge("reject");
-  else if (/^[1-9]$/.test(key) && Number(key) <= taxonomy.length) await judge("correct", taxonomy[Number(key) - 1]);
-  else if (key === "n") await show(index + 1);
-  else if (key === "p") await show(index - 1);
-  else if (key === "u") await undo();
+  if (key === " ") { event.preventDefault(); wavesurfer.playPause(); }
   else if (key === "?") help.hidden = !help.hidden;
   else if (key === "Escape") help.hidden = true;
+  else if (key === "+" || key === "=") zoomBy(ZOOM_STEP);
+  else if (key === "-") zoomBy(1 / ZOOM_STEP);
+  else if (key === "a") exclusive(() => judge("accept"));
+  else if (key === "x") exclusive(() => judge("reject"));
+  else if (/^[1-9]$/.test(key) && Number(key) <= taxonomy.length) exclusive(() => judge("correct", taxonomy[Number(key) - 1]));
+  else if (key === "n") exclusive(() => show(index + 1));
+  else if (key === "p") exclusive(() => show(index - 1));
+  else if (key === "u") exclusive(undo);
 });
+
+document.getElementById("player").addEventListener("wheel", (event) => {
+  event.preventDefault();
+  zoomBy(event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP);
+}, {passive: false});
 
 const loaded = await (await fetch("/api/items")).json();
 items = loaded.items;
 progress = loaded.progress;
+unit = loaded.unit;
+learningHead = loaded.learning?.head ?? null;
+showLearning(loaded.learning);
 showProgress();
 if (items.length) {
-  const first = items.findIndex((item) => !progress.verdicts[item.id]);
-  await show(first >= 0 ? first : 0);
+  const first = items.findIndex((item) => !item.given);
+  await exclusive(() => show(first >= 0 ? first : 0));
 } else {
   document.getElementById("name").textContent = "nothing to review";
   document.body.dataset.state = "empty";

@@ -14,12 +14,20 @@ from soundtag.settings import load_settings
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 
 
-def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOUNDTAG_MODEL].")] = None,
-                random: Annotated[Optional[Path], typer.Option(
-                    "--random", help="Instead, save a small randomly initialised CLAP in this folder: the real "
-                    "code path offline, labels that mean nothing.")] = None) -> None:
+def fetch_model(
+    model: Annotated[Optional[str], typer.Argument(help="Hub id or local folder [SOUNDTAG_MODEL].")] = None,
+    export: Annotated[bool, typer.Option("--export", help="Also export its towers to ONNX (the CPU backend) "
+                                         "[SOUNDTAG_EXPORT_DIR].")] = False,
+    dtype: Annotated[Optional[str], typer.Option(help="With --export: fp32 or int8 (adds the quantized towers).")] = None,
+    random: Annotated[Optional[Path], typer.Option(
+        "--random", help="Instead, save a small randomly initialised CLAP in this folder: the real code path "
+        "offline, labels that mean nothing.")] = None,
+) -> None:
     """Download a model into the Hugging Face cache (HF_HOME), e.g. once into a volume that
-    every worker mounts; workers then run with HF_HUB_OFFLINE=1."""
+    every worker mounts; workers then run with HF_HUB_OFFLINE=1. --export also builds its ONNX
+    export, which the onnx backend would otherwise build on first use."""
+    from soundtag import hub
+
     if random is not None:
         if model:
             fail("give a hub id or --random DIR, not both")
@@ -27,17 +35,25 @@ def fetch_model(model: Annotated[Optional[str], typer.Argument(help="Hub id [SOU
 
         console.print(f"random CLAP in {build(random, 'tiny')}: use it with --model {random}")
         return
-    settings = load_settings(model=model)
-    if Path(settings.model).expanduser().is_dir():
-        console.print(f"{settings.model_ref}: a local folder, nothing to fetch")
-        return
-    from huggingface_hub import snapshot_download
 
-    try:
-        path = snapshot_download(settings.model)
-    except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
-        fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
-    console.print(f"{settings.model}: in the cache at {path}")
+    settings = load_settings(model=model, dtype=dtype)
+    if hub.is_local(settings.model):
+        hub.check(settings.model)
+        if not export:
+            console.print(f"{settings.model_ref}: a local folder, nothing to fetch")
+    else:
+        from huggingface_hub import snapshot_download
+
+        try:
+            path = snapshot_download(settings.model)
+        except Exception as exc:  # noqa: BLE001 - hub errors are many; the user needs one line
+            fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
+        console.print(f"{settings.model}: in the cache at {path}")
+    if export:
+        from worker.onnx_export import exported
+
+        done = exported(settings.model, settings.dtype, settings.export_dir)
+        console.print(f"{settings.model_ref}: exported to ONNX in {done.folder}")
 
 
 @db_app.command("upgrade")

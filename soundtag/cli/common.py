@@ -26,8 +26,12 @@ Pattern = Annotated[Optional[str], typer.Option("--pattern", help='Glob on file 
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Windows per forward pass.")]
 WindowS = Annotated[Optional[float], typer.Option("--window", min=0.1, help="Window seconds (default: model max).")]
 HopS = Annotated[Optional[float], typer.Option("--hop", min=0.1, help="Hop seconds (default: the window).")]
+Backend = Annotated[Optional[str], typer.Option("--backend", help="auto (ONNX Runtime on the CPU, torch on a "
+                                                "GPU), torch, onnx [SOUNDTAG_BACKEND].")]
 AudioColumn = Annotated[Optional[str], typer.Option("--audio-column", help="hf:// datasets: the column holding "
                                                     "audio (default: the one Audio column).")]
+HeadToo = Annotated[Optional[str], typer.Option("--head", help="Label the files with this head NAME or NAME@vN "
+                                                "too (`soundtag train`), from the embeddings of the same pass.")]
 TruthColumn = Annotated[Optional[str], typer.Option("--truth-column", help="Column with each file's true label "
                                                     "(hf:// datasets, audiofolder metadata.csv), for `evaluate`.")]
 
@@ -44,6 +48,13 @@ def read_taxonomy(taxonomy: Path | None, labels: str | None, name: str | None = 
     if name and taxonomy:
         fail("--name names a --labels taxonomy; a taxonomy file has its own name")
     return load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels, name)
+
+
+def uri_prefix(source: str) -> str:
+    """A source or file as stored URIs begin: URIs as given, local paths as ``file://`` URIs."""
+    from soundtag.sources.uris import file_uri
+
+    return source if "://" in source else file_uri(str(Path(source).expanduser().absolute()))
 
 
 def open_engine(settings):

@@ -12,10 +12,10 @@ from typing import Annotated, Optional
 import typer
 
 from soundtag.cli.common import (
-    AudioColumn, BatchSize, Database, Force, HopS, Labels, Model, Pattern, RetryFailed, Taxonomy_, TaxonomyName,
-    TruthColumn,
-    WindowS, console, fail, open_engine, out, read_taxonomy,
+    AudioColumn, Backend, BatchSize, Database, Force, HeadToo, HopS, Labels, Model, Pattern, RetryFailed,
+    Taxonomy_, TaxonomyName, TruthColumn, WindowS, console, fail, open_engine, out, read_taxonomy,
 )
+from soundtag.cli.learning import head_of
 from soundtag.cli.process import one_blas_thread
 from soundtag.cli.progress import RunProgress, print_failures
 from soundtag.settings import load_settings
@@ -36,8 +36,10 @@ def run(
     truth_column: TruthColumn = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N, mps.")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="fp32, fp16, bf16, int8 (CPU only).")] = None,
+    backend: Backend = None,
     force: Force = False,
     retry_failed: RetryFailed = False,
+    head: HeadToo = None,
 ) -> None:
     """Label every audio file under PATHS on this machine and store the results."""
     one_blas_thread()
@@ -45,7 +47,7 @@ def run(
     from worker.runner import run as run_job
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
-                             hop_s=hop, device=device, dtype=dtype)
+                             hop_s=hop, device=device, dtype=dtype, backend=backend)
     tax = read_taxonomy(taxonomy, labels, name)
     engine = open_engine(settings)
     started = time.monotonic()
@@ -53,6 +55,7 @@ def run(
     try:
         info = run_job(engine, _refs(paths, pattern, audio_column, truth_column, display.walked), tax, settings,
                        sources=_source_names(paths), force=force, retry_failed=retry_failed,
+                       head=head_of(engine, head, settings) if head else None,
                        on_planned=display.planned, on_result=display.result)
     finally:
         display.close()
@@ -98,6 +101,7 @@ def enqueue(
     files_per_task: Annotated[Optional[int], typer.Option(min=1, help="Files per Celery task.")] = None,
     force: Force = False,
     retry_failed: RetryFailed = False,
+    head: HeadToo = None,
 ) -> None:
     """Record a job and send its files to the workers; prints the job id."""
     from producer.enqueue import enqueue as enqueue_job
@@ -109,7 +113,8 @@ def enqueue(
     engine = open_engine(settings)
     walked = WalkReport()
     result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
-                         sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue)
+                         sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue,
+                         head=head_of(engine, head, settings) if head else None)
     console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} skipped "
                   f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""))
     out.print(result.job_id)
@@ -141,11 +146,14 @@ def worker(
     queue: Annotated[Optional[str], typer.Option(help="Queue to consume [SOUNDTAG_QUEUE].")] = None,
     pool: Annotated[str, typer.Option(help="solo: one process per GPU (default); prefork for CPU fleets.")] = "solo",
     concurrency: Annotated[Optional[int], typer.Option(help="Processes (prefork/threads pools).")] = None,
+    backend: Backend = None,
 ) -> None:
     """Start a Celery worker (`celery -A soundtag.fleet worker` with soundtag's defaults). Extra
     arguments are passed to Celery."""
     one_blas_thread()
-    settings = load_settings(queue=queue)
+    settings = load_settings(queue=queue, backend=backend)
+    # The worker reads its settings from the environment, as Celery starts it.
+    os.environ["SOUNDTAG_BACKEND"] = settings.backend
     argv = [sys.executable, "-m", "celery", "-A", "soundtag.fleet", "worker", "--pool", pool, "--queues",
             settings.queue, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     if concurrency:

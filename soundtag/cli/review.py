@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.common import Database, console, fail, open_engine, out
+from soundtag.cli.common import Database, console, fail, open_engine, out, uri_prefix
 from soundtag.cli.progress import print_left_out
 from soundtag.settings import load_settings
 
@@ -26,9 +26,27 @@ def _job_or_newest(engine, job: str | None, command: str):
 def review(
     database: Database = None,
     job: Annotated[Optional[str], typer.Option("--job", help="Job whose results to review (default: the newest).")] = None,
-    label: Annotated[Optional[str], typer.Option("--label", help="Only recordings the model decided are LABEL.")] = None,
-    order: Annotated[str, typer.Option("--order", help="uncertain, confident, random (seeded) or stratified.")]
+    label: Annotated[Optional[str], typer.Option("--label", help="Only items LABEL tags: recordings it is the "
+                                                 "decision of, windows or events of LABEL.")] = None,
+    unit: Annotated[Optional[str], typer.Option("--unit", help="file, window or event (default: file when every "
+                                                "recording fits in one window, else window).")] = None,
+    context: Annotated[float, typer.Option("--context", min=0.0, help="Seconds played before and after a "
+                                           "window or event.")] = 1.0,
+    order: Annotated[str, typer.Option("--order", help="uncertain, confident, random (seeded), stratified, or learn "
+                                       "(spread over the embeddings, then where the head hesitates).")]
     = "uncertain",
+    head: Annotated[Optional[str], typer.Option("--head", help="With --order learn: the head to order by and, with "
+                                                "--learn, to train (default: review-JOB).")] = None,
+    learn: Annotated[bool, typer.Option("--learn", help="Train the next version of the head in the background "
+                                        "every --learn-every verdicts and re-order what is left (implies "
+                                        "--order learn).")] = False,
+    learn_every: Annotated[int, typer.Option("--learn-every", min=1)] = 10,
+    search_text: Annotated[Optional[str], typer.Option("--search", help="Only the files of the windows nearest "
+                                                       "this text, nearest first.")] = None,
+    like: Annotated[Optional[str], typer.Option("--like", help="Only the files of the windows nearest this "
+                                                "file's window (--at), nearest first.")] = None,
+    at: Annotated[float, typer.Option("--at", help="With --like: the second whose window to use.")] = 0.0,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="With --search or --like: how many windows.")] = 100,
     reviewer: Annotated[Optional[str], typer.Option("--reviewer", help="Name stored with each verdict "
                                                     "(default: your login).")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; any but loopback needs --token.")]
@@ -37,28 +55,58 @@ def review(
     token: Annotated[Optional[str], typer.Option("--token", help="Required to open the page "
                                                  "[SOUNDTAG_REVIEW_TOKEN].")] = None,
 ) -> None:
-    """Serve a page to listen to labeled recordings and accept, reject or correct the model's
-    decisions; verdicts go to the `reviews` view."""
+    """Serve a page to listen to labeled recordings, or their windows or events, and accept,
+    reject or correct the model's decisions; verdicts go to the `reviews` view (a segment's with
+    its bounds)."""
     import getpass
 
     from review.guard import Guard, check_exposure
     from review.order import Order
     from review.server import Session, create_app, serve
+    from review.units import Unit, default_unit
 
     settings = load_settings(database_url=database, review_token=token)
+    order = Order.LEARN if learn else order
     if order not in set(Order):
         fail(f"--order {order!r}: use one of {', '.join(Order)}")
+    if unit is not None and unit not in set(Unit):
+        fail(f"--unit {unit!r}: use one of {', '.join(Unit)}")
+    if search_text and like:
+        fail("give one of --search TEXT or --like URI")
     check_exposure(host, settings.review_token)
     engine = open_engine(settings)
     info = _job_or_newest(engine, job, "review")
-    session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label)
+    files = _searched(engine, database, info, search_text, like, at, limit) if search_text or like else None
+    session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label,
+                      Unit(unit) if unit else default_unit(engine, info.job_id), context, files)
+    learner = None
+    if order == Order.LEARN:
+        from review.learning import Learner
+
+        learner = Learner(engine, info.job_id, head or f"review-{info.job_id}", learn_every if learn else None)
     guard = Guard(host, port, settings.review_token)
-    app_ = create_app(engine, settings, session, guard)
+    app_ = create_app(engine, settings, session, guard, learner)
     shown_host = f"[{host}]" if ":" in host else host
-    console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}: "
+    console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}, "
+                  f"by {session.unit}: "
                   f"http://{shown_host}:{port}/" + ("?token=…" if settings.review_token else "")
                   + "  (Ctrl-C stops)")
     serve(app_, host, port)
+
+
+def _searched(engine, database: str | None, info, text: str | None, like: str | None, at: float,
+              limit: int) -> tuple[int, ...]:
+    """The job's files holding the windows nearest ``text`` or ``like``'s window, nearest first:
+    a review queue that starts where a new class is (agile modeling's search step)."""
+    from db.files import job_file_ids
+    from review.learning import base_model
+    from worker.search import search_like, search_text
+
+    settings = load_settings(model=base_model(engine, info.model), database_url=database)
+    hits = (search_text(engine, text, settings, limit) if text is not None
+            else search_like(engine, uri_prefix(like), settings, at, limit))
+    ids = job_file_ids(engine, info.job_id, [hit.uri for hit in hits])
+    return tuple(dict.fromkeys(ids[hit.uri] for hit in hits if hit.uri in ids))
 
 
 def export(

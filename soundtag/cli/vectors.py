@@ -10,18 +10,12 @@ from typing import Annotated, Optional
 import typer
 
 from soundtag.cli.common import (
-    Database, Labels, Model, Taxonomy_, TaxonomyName, console, fail, open_engine, out, read_taxonomy, styled,
+    Backend, Database, Labels, Model, Taxonomy_, TaxonomyName, console, fail, open_engine, out, read_taxonomy, styled,
+    uri_prefix,
 )
 from soundtag.cli.progress import RunProgress, print_failures, print_left_out
 from soundtag.settings import load_settings
 from soundtag.sources.uris import readable
-
-
-def _uri_prefix(source: str) -> str:
-    """A source or file as stored URIs begin: URIs as given, local paths as ``file://`` URIs."""
-    from soundtag.sources.uris import file_uri
-
-    return source if "://" in source else file_uri(str(Path(source).expanduser().absolute()))
 
 
 def relabel(
@@ -30,31 +24,43 @@ def relabel(
     labels: Labels = None,
     name: TaxonomyName = None,
     job: Annotated[Optional[list[str]], typer.Option("--job", help="Only the files of this job (repeatable).")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", help="Score with the head NAME or NAME@vN (`soundtag "
+                                                "train`; default: its newest version) instead of a taxonomy.")] = None,
     model: Model = None,
     database: Database = None,
+    backend: Backend = None,
 ) -> None:
-    """Label stored files with a new taxonomy from their stored audio embeddings: no recording is
-    read, only the text tower runs. Without --model, the model that made the embeddings in scope.
-    Writes a new job (kind relabel)."""
+    """Label stored files with a new taxonomy, or a trained head, from their stored audio
+    embeddings: no recording is read, only the text tower runs (nothing at all for a head).
+    Without --model, the model that made the embeddings in scope. Writes a new job (kind relabel)."""
+    from soundtag.cli.learning import load
     from worker.relabel import relabel as relabel_files
     from worker.runner import Planned
 
     if job and sources:
         fail("give either --job JOB ... or SOURCE ..., not both")
-    settings = load_settings(model=model, database_url=database)
-    tax = read_taxonomy(taxonomy, labels, name)
+    settings = load_settings(model=model, database_url=database, backend=backend)
     engine = open_engine(settings)
+    if head:
+        if taxonomy or labels:
+            fail("--head scores with the head's own labels: leave out --taxonomy and --labels")
+        chosen = load(engine, head)
+        tax, model_ref = chosen.taxonomy(), chosen.model
+    else:
+        chosen, tax, model_ref = None, read_taxonomy(taxonomy, labels, name), settings.model_ref
     started = time.monotonic()
     plans = []
-    display = RunProgress(f"taxonomy {tax.name}, {len(tax.labels)} labels")
+    display = RunProgress(f"model {model_ref if chosen or model else '(of the stored embeddings)'}, "
+                          f"taxonomy {tax.name}, {len(tax.labels)} labels")
 
     def planned(plan) -> None:
         plans.append(plan)
         display.planned(Planned(plan.job_id, plan.todo + len(plan.missing) + len(plan.failed), plan.todo))
 
     try:
-        info = relabel_files(engine, tax, settings, job_ids=job or (), sources=[_uri_prefix(s) for s in sources or ()],
-                             on_planned=planned, on_result=display.result)
+        info = relabel_files(engine, tax, settings, head=chosen, job_ids=job or (),
+                             sources=[uri_prefix(s) for s in sources or ()], on_planned=planned,
+                             on_result=display.result)
     finally:
         display.close()
     elapsed = time.monotonic() - started
@@ -65,7 +71,8 @@ def relabel(
     print_left_out(plan.refused)
     if plan.missing:
         console.print(f"{len(plan.missing)} files have no stored embeddings of model {plan.model}; label them once "
-                      f"from their recordings to keep them: soundtag run PATH --force --model {plan.model}")
+                      f"from their recordings to keep them: soundtag run PATH --force --model "
+                      f"{chosen.base_model if chosen else plan.model}")
     if plan.failed:
         console.print(f"{len(plan.failed)} files failed when last labeled (unreadable or corrupt): nothing to relabel")
     for why, uris in (("no embeddings", plan.missing), ("failed", plan.failed)):
@@ -83,6 +90,10 @@ def search(
     model: Model = None,
     database: Database = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, best first.")] = False,
+    approximate: Annotated[Optional[bool], typer.Option(
+        "--approximate/--exact", help="Scan an approximate index, or every window (default: approximate past "
+                                      "SOUNDTAG_SEARCH_APPROXIMATE_ABOVE windows).")] = None,
+    backend: Backend = None,
 ) -> None:
     """Stored windows ranked by cosine similarity to a text or to another recording's window."""
     import json
@@ -93,11 +104,11 @@ def search(
 
     if (text is None) == (like is None):
         fail('give exactly one of TEXT or --like URI')
-    settings = load_settings(model=model, database_url=database)
+    settings = load_settings(model=model, database_url=database, backend=backend)
     engine = open_engine(settings)
     damaged: list[str] = []
-    hits = (search_text(engine, text, settings, limit, damaged.append) if text is not None
-            else search_like(engine, _uri_prefix(like), settings, at, limit, damaged.append))
+    hits = (search_text(engine, text, settings, limit, damaged.append, approximate) if text is not None
+            else search_like(engine, uri_prefix(like), settings, at, limit, damaged.append, approximate))
     if damaged:
         console.print(f"{len(damaged)} files with damaged stored embeddings left out of the search")
         print_left_out(damaged)

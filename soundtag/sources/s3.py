@@ -8,6 +8,7 @@ bucket or object, and whether waiting could help.
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ _THROTTLING = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExc
 # in memory, larger ones go to disk.
 _SPOOL_IN_MEMORY = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
+# A ranged object's read-ahead: the first request after a seek, and the largest.
+_AHEAD_FIRST, _AHEAD_MOST = 64 * 1024, 8 * 1024 * 1024
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -76,6 +79,64 @@ def open_object(client, bucket: str, key: str) -> BinaryIO:
     except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
         spool.close()
         raise _problem(exc, client, bucket, key) from None
+
+
+class RangedObject(io.RawIOBase):
+    """An object as a seekable file that fetches only what is read, by ranged GETs: cutting a
+    minute out of a day-long recording reads that minute (and its header), not the day. Reads
+    that follow each other fetch ahead in doubling steps (from ``_AHEAD_FIRST`` to ``_AHEAD_MOST``),
+    so a decoder's many small reads cost a few requests and at most twice the bytes they use; a
+    seek starts small again. ``fetched`` counts the bytes received. Raises S3Error."""
+
+    def __init__(self, client, bucket: str, key: str) -> None:
+        super().__init__()
+        self._client, self._bucket, self._key = client, bucket, key
+        try:
+            self.size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
+            raise _problem(exc, client, bucket, key) from None
+        self._position = 0
+        self._held, self._held_at = b"", 0  # the bytes last fetched, and where they start
+        self._ahead = _AHEAD_FIRST
+        self.fetched = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        wanted = min(len(buffer), self.size - self._position)
+        if wanted <= 0:
+            return 0
+        offset = self._position - self._held_at
+        if not 0 <= offset < len(self._held):
+            sequential = bool(self._held) and self._position == self._held_at + len(self._held)
+            self._ahead = min(self._ahead * 2, _AHEAD_MOST) if sequential else _AHEAD_FIRST
+            self._fetch(self._position, max(wanted, self._ahead))
+            offset = 0
+        part = self._held[offset:offset + wanted]
+        buffer[:len(part)] = part
+        self._position += len(part)
+        return len(part)
+
+    def _fetch(self, first: int, length: int) -> None:
+        last = min(first + length, self.size) - 1
+        try:
+            body = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={first}-{last}")["Body"]
+            self._held, self._held_at = body.read(), first
+        except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
+            raise _problem(exc, self._client, self._bucket, self._key) from None
+        self.fetched += len(self._held)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,17 @@ class Storage:
         with self.open(uri) as file:
             return file.read()
 
+    def open_ranged(self, uri: str) -> AbstractContextManager[BinaryIO]:
+        """The file as ``open`` gives it, except that an ``s3://`` object is not fetched whole:
+        each read is a ranged GET (s3.RangedObject), for reading a small part of a large object."""
+        if not uri.startswith("s3://"):
+            return self.open(uri)
+        self.check(uri)
+        try:
+            return s3.RangedObject(self._s3_client(), *s3.split_uri(uri))
+        except s3.S3Error as exc:
+            raise _read_error(exc) from None
+
     def s3_part(self, uri: str, byte_range: str | None) -> s3.Part:
         """An ``s3://`` object, or the part of it an HTTP Range header asks for, streamed."""
         self.check(uri)

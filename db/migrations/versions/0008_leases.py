@@ -2,7 +2,7 @@
 a worker that died within a minute (db/leases.py)
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0007'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
