@@ -134,7 +134,7 @@ def test_sigkill_of_a_prefork_child_gets_its_files_back(tmp_path, celery_env, wo
 def test_a_live_batch_longer_than_its_lease_and_visibility_timeout_is_labeled_once(tmp_path, celery_env, workers):
     """The heartbeat keeps the lease; the message Redis redelivers after the visibility timeout
     (8 s here) finds its files held by a live worker and labels nothing."""
-    n = 12
+    n = 48
     env = {**celery_env, "SOUNDTAG_LEASE_S": "3", "SOUNDTAG_HEARTBEAT_S": "1", "SOUNDTAG_BACKEND": "torch"}
     archive = _archive(tmp_path / "archive", n, 60.0)
     url = env["SOUNDTAG_DATABASE_URL"]
@@ -155,7 +155,7 @@ def test_a_live_batch_longer_than_its_lease_and_visibility_timeout_is_labeled_on
 def test_sigterm_finishes_the_file_in_hand_and_sends_the_rest_again_at_once(tmp_path, celery_env, workers):
     import redis
 
-    n = 10
+    n = 40
     archive = _archive(tmp_path / "archive", n, 60.0)
     url = celery_env["SOUNDTAG_DATABASE_URL"]
     broker = redis.Redis.from_url(celery_env["SOUNDTAG_BROKER_URL"])
