@@ -136,7 +136,7 @@ def test_a_live_batch_longer_than_its_lease_and_visibility_timeout_is_labeled_on
     (8 s here) finds its files held by a live worker and labels nothing."""
     n = 48
     env = {**celery_env, "SOUNDTAG_LEASE_S": "3", "SOUNDTAG_HEARTBEAT_S": "1", "SOUNDTAG_BACKEND": "torch"}
-    archive = _archive(tmp_path / "archive", n, 60.0)
+    archive = _archive(tmp_path / "archive", n, 180.0)
     url = env["SOUNDTAG_DATABASE_URL"]
     busy = workers(env)
     job = _enqueue(env, archive)
