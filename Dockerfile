@@ -1,4 +1,5 @@
-# One image for every soundtag service (worker, migrate, beat, scanner, producer).
+# One image for every soundtag service (worker, migrate, beat, scanner, producer). It copies every
+# package pyproject.toml installs (tests/test_compose.py builds the wheel from these paths).
 FROM python:3.11-slim
 
 # The default pulls PyPI's Linux torch build, which bundles CUDA for GPU workers.
@@ -17,6 +18,7 @@ COPY soundtag ./soundtag
 COPY worker ./worker
 COPY producer ./producer
 COPY db ./db
+COPY review ./review
 RUN pip install ".[monitoring]" && useradd --create-home soundtag && mkdir -p /models && chown soundtag /models
 # Not root: Celery warns against (and with pickle refuses) running workers as root.
 USER soundtag

@@ -153,6 +153,20 @@ def embedded_uris(engine: Engine, model: str, revision: str, uris: Sequence[str]
     return found
 
 
+def embedding_models(engine: Engine, uris: Sequence[str] | None = None) -> list[str]:
+    """The models whose audio embeddings are stored, of ``uris`` only when given."""
+    query = select(AudioEmbedding.model).distinct().order_by(AudioEmbedding.model)
+    if uris is None:
+        with engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(uris), 20_000):
+            found.update(conn.execute(query.join(File, File.id == AudioEmbedding.file_id).where(
+                sql.among(engine, "uris", File.uri, Text(), chunk))).scalars())
+    return sorted(found)
+
+
 def embedded_revision(engine: Engine, model: str, file_ids: Sequence[int]) -> str | None:
     """The revision of ``model`` whose usable embeddings of these files are the newest."""
     with engine.connect() as conn:

@@ -158,3 +158,13 @@ def scope_files(engine: Engine, *, job_ids: Sequence[str] = (), sources: Sequenc
     with engine.connect() as conn:
         return [FileRef(row.uri, row.fingerprint, row.size_bytes, truth=row.truth)
                 for row in conn.execute(query.order_by(File.id))]
+
+
+def failed_uris(engine: Engine, uris: Sequence[str]) -> set[str]:
+    """Of ``uris``, the files whose latest attempt failed (unreadable, corrupt)."""
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(uris), 20_000):
+            found.update(conn.execute(select(File.uri).where(
+                sql.among(engine, "uris", File.uri, Text(), chunk), File.status == FileState.FAILED)).scalars())
+    return found

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
-    UniqueConstraint,
+    UniqueConstraint, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -123,8 +123,19 @@ class JobFile(Base):
     status: Mapped[str] = mapped_column(String(16))  # a FileState
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    # The lease (db/leases.py): the worker process labeling the file, since when, and until when
+    # it must renew; on a finished file, who labeled it. ``lost`` counts the holders that died.
+    worker: Mapped[str | None] = mapped_column(Text)
+    leased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    __table_args__ = (Index("ix_job_file_job_status", "job_id", "status"),)
+    # The lease indexes hold only queued files: finished ones drop out, so reclaiming stays cheap.
+    __table_args__ = (Index("ix_job_file_job_status", "job_id", "status"),
+                      Index("ix_job_file_lease_until", "lease_until", postgresql_where=text("status = 'queued'"),
+                            sqlite_where=text("status = 'queued'")),
+                      Index("ix_job_file_worker", "worker", postgresql_where=text("status = 'queued'"),
+                            sqlite_where=text("status = 'queued'")))
 
 
 class Labeling(Base):

@@ -6,16 +6,18 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 
 from sqlalchemy import Engine
 
 from db.files import add_files, queued_uris
-from db.jobs import create_job, finish_job_if_done, job_info, job_spec, reactivate_job
+from db.jobs import create_job, fail_job, finish_job_if_done, job_info, job_spec, reactivate_job
 from soundtag import hub
+from soundtag.errors import BrokerError
 from soundtag.fileref import FileRef
-from soundtag.fleet import Sender
+from soundtag.fleet import Sender, check_broker
 from soundtag.settings import Settings
 from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
@@ -57,21 +59,21 @@ def enqueue(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, setting
             queue: str | None = None, head: str | None = None) -> Enqueued:
     """Record a job and its files, and send the files to the workers in batches of
     ``files_per_task``. A file's row is committed before its batch is sent, so a worker always
-    finds what it is asked to label. Raises ModelError before recording anything when the model
-    cannot be found. With ``head`` ('head:NAME@vN'), the workers label the files with that head
-    too, from the embeddings they compute."""
+    finds what it is asked to label. Raises ModelError or BrokerError before recording anything
+    when the model cannot be found or the broker does not answer; when sending fails midway,
+    the job is failed with the reason and BrokerError says to ``requeue`` it. With ``head``
+    ('head:NAME@vN'), the workers label the files with that head too, from the embeddings they
+    compute."""
     hub.check(settings.model)
+    check_broker(settings)
     job_id = create_job(engine, taxonomy, settings, kind=kind, sources=sources, queue=queue, force=force,
                         head=head)
-    sender = Sender(job_id, settings, queue)
     found = queued = 0
-    try:
+    with _sending(engine, job_id, settings, queue) as sender:
         for chunk in _listed_ahead(refs):
             todo = [uri for _, uri in add_files(engine, job_id, chunk, force=force, retry_failed=retry_failed)]
             sender.send(todo)
             found, queued = found + len(chunk), queued + len(todo)
-    finally:
-        sender.close()
     finish_job_if_done(engine, job_id)
     return Enqueued(job_id, found, queued, found - queued)
 
@@ -81,10 +83,26 @@ def requeue(engine: Engine, job_id: str, settings: Settings) -> int:
     cause of a job's failure was fixed: a failed job becomes active again); returns how many.
     Safe to repeat: workers skip files that are no longer queued."""
     info = job_info(engine, job_id)
+    check_broker(settings)
     if info.state == JobState.FAILED:
         reactivate_job(engine, job_id)
     uris = queued_uris(engine, job_id)
-    sender = Sender(job_id, settings, job_spec(engine, job_id).options.get("queue"))
-    sender.send(uris)
-    sender.close()
+    with _sending(engine, job_id, settings, job_spec(engine, job_id).options.get("queue")) as sender:
+        sender.send(uris)
     return len(uris)
+
+
+@contextmanager
+def _sending(engine: Engine, job_id: str, settings: Settings, queue: str | None) -> Iterator[Sender]:
+    """A Sender for the job, closed at the end; if the broker goes away meanwhile, the job is
+    failed with the reason (its files stay queued) and BrokerError says to requeue it."""
+    sender = Sender(job_id, settings, queue)
+    try:
+        try:
+            yield sender
+        finally:
+            sender.close()
+    except BrokerError as exc:
+        fail_job(engine, job_id, f"sending failed: {exc}")
+        raise BrokerError(f"job {job_id} failed while sending: {exc}; once it is back, "
+                          f"`soundtag requeue {job_id}` sends its queued files") from exc

@@ -164,6 +164,7 @@ def _dataset(chunks: Iterable[list[LabeledFile]], out: Path, names: list[str], r
     import tempfile
 
     from datasets import Audio, ClassLabel, Dataset, Features, List, Value, concatenate_datasets, load_from_disk
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     # The audio goes in as Audio's own storage, {bytes, path}, and is cast to Audio afterwards:
     # Audio's encoder needs torchcodec (and torch) even for bytes that are already encoded.
@@ -191,15 +192,22 @@ def _dataset(chunks: Iterable[list[LabeledFile]], out: Path, names: list[str], r
                 "scores": list(file.scores), "verdict": values["verdict"], "reviewer": values["reviewer"]}
 
     # Each chunk goes to disk as a shard of its own; the shards are memory-mapped, then joined.
+    # Only the final save shows datasets' progress bar: the shards' own bars would repeat it.
+    bars = not are_progress_bars_disabled()
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as shards:
         parts = []
-        for n, files in enumerate(chunks):
-            rows = [r for r in map(row, files) if r is not None]
-            if rows:
-                part = Dataset.from_list(rows, features=features).cast_column("audio", Audio())
-                part.save_to_disk(f"{shards}/{n}")
-                parts.append(load_from_disk(f"{shards}/{n}"))
-                result.files += len(rows)
+        disable_progress_bars()
+        try:
+            for n, files in enumerate(chunks):
+                rows = [r for r in map(row, files) if r is not None]
+                if rows:
+                    part = Dataset.from_list(rows, features=features).cast_column("audio", Audio())
+                    part.save_to_disk(f"{shards}/{n}")
+                    parts.append(load_from_disk(f"{shards}/{n}"))
+                    result.files += len(rows)
+        finally:
+            if bars:
+                enable_progress_bars()
         if not parts:
             raise SoundtagError(f"export: no file of this job could be written to {out}")
         concatenate_datasets(parts).save_to_disk(str(out))

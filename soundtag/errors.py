@@ -44,6 +44,10 @@ class DatabaseError(SoundtagError):
     """The database cannot be used; the message names it (without its password) and what to do."""
 
 
+class BrokerError(SoundtagError):
+    """The broker (Redis) cannot be reached to send work; the message names it without its password."""
+
+
 class ModelError(SoundtagError):
     """The model cannot be found or loaded: a whole job's failure, never a file's."""
 

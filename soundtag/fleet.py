@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
 
+from soundtag.errors import BrokerError, first_line
+from soundtag.redaction import masked
 from soundtag.settings import Settings
 
 LABEL_BATCH = "soundtag.label_batch"
@@ -99,10 +102,32 @@ class Sender:
                                    queue=self.queue, producer=producer)
 
     def close(self) -> None:
-        """Wait for every batch to be published; raises what publishing raised."""
+        """Wait for every batch to be published; raises BrokerError when the broker could not be
+        reached, else what publishing raised."""
         self._thread.shutdown(wait=True)
-        for future in self._sent:
-            future.result()
+        try:
+            for future in self._sent:
+                future.result()
+        except BROKER_DOWN as exc:
+            raise _unreachable(self.settings, exc) from exc
+
+
+# What kombu raises when the broker cannot be reached (after its own retries).
+BROKER_DOWN = (KombuOperationalError, ConnectionError)
+
+
+def _unreachable(settings: Settings, exc: BaseException) -> BrokerError:
+    return BrokerError(f"broker {masked(settings.broker_url)} unreachable ({first_line(exc)}): start it, "
+                       "or point SOUNDTAG_BROKER_URL at it")
+
+
+def check_broker(settings: Settings) -> None:
+    """Raise BrokerError unless the broker answers, within a few seconds."""
+    with make_app(settings).connection_for_write() as conn:
+        try:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+        except BROKER_DOWN as exc:
+            raise _unreachable(settings, exc) from exc
 
 
 app = make_app()

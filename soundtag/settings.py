@@ -75,9 +75,15 @@ class Settings(BaseSettings):
 
     queue: str = "soundtag"
     files_per_task: int = Field(64, ge=1)
-    task_max_attempts: int = Field(3, ge=1, description="deliveries of a file that kill its worker")
+    task_max_attempts: int = Field(3, ge=1, description="workers that may die holding a file before it fails")
     transient_retries: int = Field(50, ge=0, description="retries (backoff up to 5 min) while a service is down")
     visibility_timeout_s: int = Field(6 * 3600, ge=5)
+    # A worker process leases the files it labels and renews the leases every heartbeat_s; live
+    # workers take back the files of one that missed its renewals for lease_s (db/leases.py), so
+    # a dead worker's files are labeled again within lease_s + heartbeat_s.
+    lease_s: float = Field(60, ge=1, description="a worker that stopped renewing loses its files after this")
+    heartbeat_s: float = Field(15, gt=0, description="how often a worker renews its leases and takes back "
+                               "expired ones; at most a third of lease_s")
     schedule_file: str | None = None
     scan_queue: str = "soundtag.scan"
     scan_lock_s: int = Field(3600, ge=10, description="a scan's lock expires after this if its process dies")

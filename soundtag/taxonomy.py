@@ -334,9 +334,11 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
     return _parse(data, str(path))
 
 
-def taxonomy_from_csv(labels: str, name: str = "cli") -> Taxonomy:
-    """The ``--labels "dog barking,rain"`` form."""
-    return _parse({"name": name, "labels": [s for s in labels.split(",") if s.strip()]}, "--labels")
+def taxonomy_from_csv(labels: str, name: str | None = None) -> Taxonomy:
+    """The ``--labels "dog barking,rain"`` form. Unnamed, it is ``labels-`` and 8 hex digits of
+    its hash, so that different label sets never share a name."""
+    parsed = _parse({"name": name or "labels", "labels": [s for s in labels.split(",") if s.strip()]}, "--labels")
+    return parsed if name else parsed.model_copy(update={"name": f"labels-{parsed.content_hash[:8]}"})
 
 
 def taxonomy_from_canonical(data: dict) -> Taxonomy:

@@ -73,6 +73,18 @@ def database_url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
+@pytest.fixture
+def engine(database_url):
+    """An engine on a migrated database, once on SQLite and once on PostgreSQL."""
+    from db.schema import engine_for, ensure_schema
+
+    engine = engine_for(database_url)
+    ensure_schema(engine)
+    yield engine
+    engine_for.cache_clear()
+    engine.dispose()
+
+
 def soundtag(*args: str, cwd: Path | None = None, env: dict | None = None, check: bool = True):
     """Run the ``soundtag`` command as a user would, in a subprocess."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}

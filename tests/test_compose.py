@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -48,6 +49,70 @@ def test_dockerfile_copies_what_exists_and_installs_the_cli():
     # Celery warns at every start of a worker run as root; the image's last USER is not root.
     users = re.findall(r"^USER (\S+)", dockerfile, re.M)
     assert users and users[-1] not in {"root", "0"}
+
+
+def test_the_wheel_built_from_what_the_dockerfile_copies_holds_every_package(tmp_path):
+    """The image installs what its COPY lines bring; a package pyproject installs but the
+    Dockerfile forgets (review was) is missing in every container."""
+    import shutil
+    import tomllib
+    import zipfile
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    context = tmp_path / "app"
+    context.mkdir()
+    for line in re.findall(r"^COPY (.+)$", dockerfile, re.M):
+        *sources, dest = line.split()
+        for src in sources:
+            target = context / dest / Path(src).name if dest.endswith("/") or len(sources) > 1 else context / dest
+            (shutil.copytree if (ROOT / src).is_dir() else shutil.copy)(ROOT / src, target)
+    built = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(built),
+                    str(context)], check=True, capture_output=True)
+    (wheel,) = built.glob("*.whl")
+    in_wheel = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    wanted = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {pattern.rstrip("*") for pattern in wanted} <= in_wheel
+    assert "review/templates/review.html" in zipfile.ZipFile(wheel).namelist()
+
+
+def _readme_fleet_block() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## A fleet of GPU workers"):]
+    return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_runs_the_fleet_the_way_the_compose_file_and_deploy_guide_do():
+    """Every line of the README's fleet block is a compose command on a declared service; the
+    CLI runs inside the producer container, on the paths its volumes mount."""
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    for line in _readme_fleet_block().splitlines():
+        command = line.split("#")[0].strip()
+        assert command.startswith("docker compose ") or "soundtag" not in command, command
+        words = command.split()
+        if "run" in words:
+            service = words[words.index("--rm") + 1]
+            assert service in SERVICES and words[words.index(service) + 1] == "soundtag", command
+            mounted = {re.sub(r"\$\{[^}]*\}", "host", volume).split(":")[1] for volume in SERVICES[service]["volumes"]}
+            for path in (word for word in words if word.startswith("/")):
+                assert any(path == m or path.startswith(m + "/") for m in mounted), path
+        if "soundtag enqueue" in command:
+            assert command in deploy, "docs/deploy.md enqueues differently"
+    for port in re.findall(r"127\.0\.0\.1:(\d+)", _readme_fleet_block()):
+        assert any(f":{port}:" in mapping or mapping.endswith(f":{port}") for svc in SERVICES.values()
+                   for mapping in svc.get("ports", [])), port
+
+
+def test_postgres_is_not_published_on_the_port_a_local_postgres_uses():
+    for mapping in SERVICES["postgres"].get("ports", []):
+        published = re.sub(r"\$\{\w+:-(\d+)\}", r"\1", mapping)  # 127.0.0.1:${VAR:-5433}:5432 with its default
+        assert published.split(":")[-2] != "5432", mapping
+
+
+def test_worker_grace_period_covers_a_warm_shutdown():
+    """SIGTERM finishes the file in hand and gives the rest back: the grace period is minutes."""
+    grace = SERVICES["worker"]["stop_grace_period"]
+    assert re.fullmatch(r"\d+m", grace) and 1 <= int(grace[:-1]) <= 5
 
 
 def _local_env(celery_env) -> dict:

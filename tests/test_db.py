@@ -31,15 +31,6 @@ TAX = taxonomy_from_csv("dog,rain")
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def engine(database_url):
-    engine = engine_for(database_url)
-    ensure_schema(engine)
-    yield engine
-    engine_for.cache_clear()
-    engine.dispose()
-
-
 def _job(engine, taxonomy=TAX, model="m"):
     return create_job(engine, taxonomy, Settings(model=model), kind="run", sources=["/a"])
 
@@ -101,7 +92,7 @@ def test_a_new_job_of_an_old_file_erases_none_of_its_results(engine):
     add_files(engine, failing, _refs("a"))
     save_results(engine, failing, [FileResult("file:///a/a", error="unreadable now")], ["owl", "crow"],
                        logit_scale=10.0)
-    assert query(url, "select count(*) from file_labels where taxonomy = 'cli'") == [(2,)]
+    assert query(url, "select count(*) from file_labels where taxonomy like 'labels-%'") == [(2,)]
 
 
 def test_a_failed_job_keeps_its_files_queued_until_it_is_reactivated(engine):
@@ -148,7 +139,7 @@ def test_jobs_view_rows_are_what_job_info_returns(engine):
     add_files(engine, job, _refs("a", "b"))
     row = query(url, f"select job_id, kind, state, total, done, failed, queued, taxonomy from jobs where job_id = '{job}'")
     info = job_info(engine, job)
-    assert row == [(job, "run", "active", 2, 0, 0, 2, "cli")]
+    assert row == [(job, "run", "active", 2, 0, 0, 2, TAX.name)]
     assert (info.job_id, info.kind, info.state, info.total, info.queued, info.sources) == (job, "run", "active", 2, 2,
                                                                                            ["/a"])
     with pytest.raises(JobNotFound, match="^job nope: not found"):

@@ -22,15 +22,6 @@ from tests.conftest import query, soundtag
 from worker.labeling import FileResult, Segment
 
 
-@pytest.fixture
-def engine(database_url):
-    engine = engine_for(database_url)
-    ensure_schema(engine)
-    yield engine
-    engine_for.cache_clear()
-    engine.dispose()
-
-
 def _url(engine):
     return engine.url.render_as_string(hide_password=False)
 

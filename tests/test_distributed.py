@@ -4,6 +4,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -57,38 +58,120 @@ def test_job_end_to_end_through_redis_and_a_worker(tmp_path, celery_env, workers
     assert "0 done, 1 failed, 0 queued, 5 skipped of 6" in soundtag("status", retried, "--wait", env=celery_env).stdout
 
 
-def _in_flight(broker, known: set) -> set:
-    """Batches started and not finished: their attempt counters (leftovers of other tests excepted)."""
-    return {key for key in broker.keys("soundtag:attempts:*") if key not in known}
+def _execute(url, sql) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
 
 
-@pytest.mark.parametrize("pool", ["solo", "prefork"])
-def test_sigkill_mid_batch_gives_the_batch_back_and_each_file_is_labeled_once(pool, tmp_path, celery_env, workers):
-    """solo: the whole worker dies and a new one takes the batch back after the visibility
-    timeout. prefork: the pool process running the batch dies and its parent hands it back."""
+def _held(url, job) -> int:
+    """Files of the job a worker holds a lease on."""
+    return query(url, f"select count(*) from job_file where job_id = '{job}' and status = 'queued' "
+                      "and worker is not null")[0][0]
+
+
+def _processed(*running) -> int:
+    """Files the workers' finished tasks report having labeled."""
+    import re
+
+    return sum(int(n) for worker in running for n in re.findall(r"label_batch\[[^]]+\] succeeded in [\d.]+s: (\d+)",
+                                                                 worker.log()))
+
+
+def test_sigkill_mid_batch_with_the_defaults_gets_its_files_labeled_by_a_live_worker_within_two_minutes(
+        tmp_path, celery_env, workers):
+    """The documented defaults (6 h visibility timeout, 64 files a task, 60 s leases): the killed
+    worker's message stays invisible, and the idle one (prefetch 1: one batch, one worker) takes
+    its files back from SQL."""
+    import time
+
+    # the torch backend: slow enough on the CPU that the batch is still running at the kill
+    env = {**{k: v for k, v in celery_env.items() if k != "SOUNDTAG_VISIBILITY_TIMEOUT_S"}, "SOUNDTAG_BACKEND": "torch"}
+    n = 16
+    archive = _archive(tmp_path / "archive", n, 60.0)
+    url = env["SOUNDTAG_DATABASE_URL"]
+    pair = [workers(env), workers(env)]
+    job = _enqueue(env, archive)
+    wait_for(lambda: _count(url, job, "done") >= 2, 180, "the first results")
+    (holder,) = query(url, f"select distinct worker from job_file where job_id = '{job}' and status = 'queued'")
+    (first,) = [w for w in pair if holder[0] == f"{socket.gethostname()}:{w.proc.pid}"]
+    (survivor,) = [w for w in pair if w is not first]
+    first.kill(signal.SIGKILL)
+    killed = time.monotonic()
+    assert _held(url, job) == _count(url, job, "queued") > 0, "the batch is not held, or ended before the kill"
+    wait_for(lambda: _count(url, job, "queued") == 0, 120, "the killed worker's files to be labeled")
+    assert time.monotonic() - killed < 120
+    # the survivor took them over: sent again by its heartbeat, or claimed by the redelivered message
+    assert query(url, f"select count(*) from job_file where job_id = '{job}' and lost = 1")[0][0] > 0
+    assert f"{socket.gethostname()}:{survivor.proc.pid}" in {
+        row[0] for row in query(url, f"select worker from job_file where job_id = '{job}'")}
+    soundtag("status", job, "--wait", env=env)
+    _assert_each_file_labeled_once(url, job, n)
+
+
+def test_sigkill_of_a_prefork_child_gets_its_files_back(tmp_path, celery_env, workers):
+    """The pool's parent hands the message back at once: the files whose leases expired by then
+    are taken over by that delivery, the others come back when their leases expire."""
+    n = 16
+    env = {**celery_env, "SOUNDTAG_LEASE_S": "4", "SOUNDTAG_HEARTBEAT_S": "1", "SOUNDTAG_BACKEND": "torch"}
+    archive = _archive(tmp_path / "archive", n, 60.0)
+    url = env["SOUNDTAG_DATABASE_URL"]
+    first = workers(env, "--pool", "prefork", "--concurrency", "1")
+    job = _enqueue(env, archive, "--files-per-task", "8")
+    wait_for(lambda: _count(url, job, "done") >= 2, 180, "the first results")
+    children = subprocess.run(["pgrep", "-P", str(first.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 1, children
+    os.kill(int(children[0]), signal.SIGKILL)
+    assert _count(url, job, "queued") > 0, "the job ended before the kill: make it longer"
+    soundtag("status", job, "--wait", env=env)
+    _assert_each_file_labeled_once(url, job, n)
+    assert query(url, f"select count(*) from job_file where job_id = '{job}' and lost = 1")[0][0] > 0
+
+
+def test_a_live_batch_longer_than_its_lease_and_visibility_timeout_is_labeled_once(tmp_path, celery_env, workers):
+    """The heartbeat keeps the lease; the message Redis redelivers after the visibility timeout
+    (8 s here) finds its files held by a live worker and labels nothing."""
+    n = 48
+    env = {**celery_env, "SOUNDTAG_LEASE_S": "3", "SOUNDTAG_HEARTBEAT_S": "1", "SOUNDTAG_BACKEND": "torch"}
+    archive = _archive(tmp_path / "archive", n, 180.0)
+    url = env["SOUNDTAG_DATABASE_URL"]
+    busy = workers(env)
+    job = _enqueue(env, archive)
+    wait_for(lambda: _held(url, job) > 0, 60, "the batch to start")
+    assert f"held by {socket.gethostname()}:{busy.proc.pid}: {n} files since" in soundtag("status", job, env=env).stdout
+    idle = workers(env)
+    wait_for(lambda: "label_batch" in idle.log() and "received" in idle.log(), 120, "the batch to be redelivered")
+    assert _count(url, job, "queued") > 0, "the batch ended before its redelivery: make it longer"
+    soundtag("status", job, "--wait", env=env)
+    _assert_each_file_labeled_once(url, job, n)
+    wait_for(lambda: "succeeded" in busy.log() and "succeeded" in idle.log(), 60, "both deliveries to finish")
+    assert _processed(busy, idle) == n
+    assert "sent again" not in busy.log() + idle.log()
+
+
+def test_sigterm_finishes_the_file_in_hand_and_sends_the_rest_again_at_once(tmp_path, celery_env, workers):
     import redis
 
-    n = 16
+    n = 40
     archive = _archive(tmp_path / "archive", n, 60.0)
     url = celery_env["SOUNDTAG_DATABASE_URL"]
     broker = redis.Redis.from_url(celery_env["SOUNDTAG_BROKER_URL"])
-    known = set(broker.keys("soundtag:attempts:*"))
-    first = workers(celery_env, "--pool", pool, "--concurrency", "1")
-    job = _enqueue(celery_env, archive, "--files-per-task", "2")
-    wait_for(lambda: _count(url, job, "done") >= 2 and _in_flight(broker, known), 180, "a batch in flight")
-    if pool == "solo":
-        first.kill(signal.SIGKILL)
-    else:
-        children = subprocess.run(["pgrep", "-P", str(first.proc.pid)], capture_output=True, text=True).stdout.split()
-        assert len(children) == 1, children
-        os.kill(int(children[0]), signal.SIGKILL)
-    assert _in_flight(broker, known), "no batch was in flight at the kill"
-    assert _count(url, job, "queued") > 0, "the job ended before the kill: make it longer"
-
-    survivor = workers(celery_env) if pool == "solo" else first
-    # The killed batch itself comes back (acks_late, reject_on_worker_lost): its second delivery
-    # is recognised and split.
-    wait_for(lambda: "came back after a worker died" in survivor.log(), 120, "the killed batch to come back")
+    first = workers({**celery_env, "SOUNDTAG_BACKEND": "torch"})  # slow enough to stop mid-batch
+    job = _enqueue(celery_env, archive)
+    wait_for(lambda: _count(url, job, "done") >= 1, 180, "the first results")
+    first.stop()
+    assert first.proc.returncode == 0
+    rest = _count(url, job, "queued")
+    assert rest > 0, "the batch ended before the signal: make it longer"
+    assert f"stopping: {rest} files of job {job} sent again" in first.log()
+    assert _held(url, job) == 0
+    (message,) = [json.loads(m) for m in broker.lrange(celery_env["SOUNDTAG_QUEUE"], 0, -1)]
+    sent = json.loads(base64.b64decode(message["body"]))[0][1]
+    assert len(sent) == rest
+    workers(celery_env)
     soundtag("status", job, "--wait", env=celery_env)
     _assert_each_file_labeled_once(url, job, n)
 
@@ -217,21 +300,25 @@ def test_cancel_drops_queued_work_and_keeps_results(tmp_path, celery_env, worker
     workers(celery_env)
     status = soundtag("status", job, "--wait", env=celery_env, check=False)
     assert status.returncode == 3 and "4 cancelled" in status.stdout
+    lines = soundtag("jobs", env=celery_env).stdout.splitlines()
+    header = [cell.strip() for cell in next(line for line in lines if "cancelled" in line).split("┃")]
+    row = [cell.strip() for cell in next(line for line in lines if job in line).split("│")]
+    assert row[header.index("cancelled")] == "4"
     assert query(url, "select count(*) from labeling")[0][0] == 0
 
 
-def test_batch_that_keeps_killing_workers_is_split_and_its_culprit_fails_alone(tmp_path, celery_env, monkeypatch):
-    """A worker that dies mid-batch leaves only a counter in Redis behind; this test plants the
-    counter that two such deaths leave and runs the task as the next delivery would."""
+def test_files_of_a_lost_worker_go_back_one_per_task_and_a_culprit_fails_alone(tmp_path, celery_env, monkeypatch):
+    """A worker that dies leaves only its expired leases behind; this test plants the leases two
+    such deaths leave and runs the heartbeat and the task as a live worker would."""
     import redis
 
     for key, value in celery_env.items():
         monkeypatch.setenv(key, value)
     from db.schema import engine_for
-    from worker import tasks
+    from soundtag.settings import Settings
+    from worker import heartbeat, tasks
 
     tasks._settings.cache_clear()
-    tasks._redis.cache_clear()
     url = celery_env["SOUNDTAG_DATABASE_URL"]
     archive = _archive(tmp_path / "archive", 3, 1.0)
     job = _enqueue(celery_env, archive, "--files-per-task", "3")
@@ -241,17 +328,69 @@ def test_batch_that_keeps_killing_workers_is_split_and_its_culprit_fails_alone(t
     message = json.loads(broker.lpop(queue))
     uris = json.loads(base64.b64decode(message["body"]))[0][1]
 
-    broker.set("soundtag:attempts:batch-1", 1)  # one delivery already died
-    tasks.label_batch.apply(args=(job, uris), task_id="batch-1")
-    assert broker.llen(queue) == 3  # one task per file, each with its own attempt count
-    assert _count(url, job, "queued") == 3
+    expire = ("update job_file set worker = 'gone:1', leased_at = now() - interval '2 minutes', "
+              "lease_until = now() - interval '1 minute'")
+    _execute(url, f"{expire} where job_id = '{job}'")
+    status = soundtag("status", job, env=celery_env).stdout
+    assert "lost gone:1: 3 files since" in status and "live workers take them back" in status
+    heartbeat.beat_once(Settings())
+    assert broker.llen(queue) == 3  # one task per file, so a culprit can fail alone
+    assert query(url, f"select count(*), min(lost), max(lost) from job_file where job_id = '{job}' "
+                      "and worker is null") == [(3, 1, 1)]
+    broker.delete(queue)
 
-    broker.set("soundtag:attempts:one-file", 3)  # that file's task killed three workers
-    tasks.label_batch.apply(args=(job, uris[:1]), task_id="one-file")
+    # the first file killed two more workers; the third one to hold it is lost as well
+    _execute(url, f"{expire}, lost = 2 where job_id = '{job}' and file_id = "
+                  f"(select id from file where uri = '{uris[0]}')")
+    tasks.label_batch.apply(args=(job, uris[:1]))
     assert query(url, f"select status, error from job_file where job_id = '{job}' and status = 'failed'") == [
         ("failed", "worker died 3 times while labeling this file")]
-    tasks.label_batch.apply(args=(job, uris[1:]), task_id="the-rest")
+    tasks.label_batch.apply(args=(job, uris[1:]))
     assert _count(url, job, "done") == 2
     assert query(url, f"select finished_at is not null from job where id = '{job}'")[0][0]
-    broker.delete(queue)
+    engine_for.cache_clear()
+
+
+def test_enqueue_with_the_broker_down_says_so_in_one_line_and_records_no_job(tmp_path, celery_env):
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    env = {**celery_env, "SOUNDTAG_BROKER_URL": f"redis://user:secret@127.0.0.1:{free_port()}/0"}
+    proc = soundtag("enqueue", str(_archive(tmp_path / "archive", 2, 1.0)), "--labels", LABELS, env=env, check=False)
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    assert "unreachable" in line and "SOUNDTAG_BROKER_URL" in line and "secret" not in line, line
+    assert query(url, "select count(*) from job")[0][0] == 0
+
+
+def test_broker_gone_while_sending_fails_the_job_and_requeue_sends_it_again(tmp_path, celery_env, workers):
+    from db.schema import engine_for, ensure_schema
+    from producer.enqueue import enqueue
+    from producer.sources import walk
+    from soundtag.errors import BrokerError
+    from soundtag.settings import Settings
+    from soundtag.taxonomy import taxonomy_from_csv
+
+    n = 4
+    url = celery_env["SOUNDTAG_DATABASE_URL"]
+    proxy = TcpProxy(6379, free_port())
+    proxy.start()
+    env = {**celery_env, "SOUNDTAG_BROKER_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+    settings = Settings(**{k.removeprefix("SOUNDTAG_").lower(): v for k, v in env.items() if k.startswith("SOUNDTAG_")})
+    engine = engine_for(url)
+    ensure_schema(engine)
+
+    def listing_then_outage():  # the broker answers the check, then goes away before the batches go out
+        yield from walk(str(_archive(tmp_path / "archive", n, 1.0)))
+        proxy.stop()
+
+    with pytest.raises(BrokerError, match=r"failed while sending: .*unreachable.*`soundtag requeue \w+`"):
+        enqueue(engine, listing_then_outage(), taxonomy_from_csv(LABELS), settings, sources=["archive"])
+    ((job, state, error, queued),) = query(url, "select job_id, state, error, queued from jobs")
+    assert (state, queued) == ("failed", n) and error.startswith("sending failed: broker"), error
+
+    proxy.start()
+    workers(env)
+    assert f"{n} files sent again" in soundtag("requeue", job, env=env).stdout
+    soundtag("status", job, "--wait", env=env)
+    _assert_each_file_labeled_once(url, job, n)
+    proxy.stop()
     engine_for.cache_clear()

@@ -23,7 +23,7 @@ def _archive(root):
 
 
 def _results(url):
-    files = query(url, "select uri, label, score, similarity, rank from file_labels where taxonomy = 'cli' "
+    files = query(url, "select uri, label, score, similarity, rank from file_labels where taxonomy like 'labels-%' "
                        "and label in ('owl', 'crow', 'engine idling', 'thunder') order by uri, label")
     segments = query(url, "select uri, start_s, end_s, label, score, similarity, rank from segment_labels "
                           "where label in ('owl', 'crow', 'engine idling', 'thunder') order by uri, start_s, label")
@@ -78,15 +78,22 @@ def test_a_new_taxonomy_through_run_reads_no_audio(tmp_path, tiny_clap, database
 
 def test_files_without_stored_embeddings_are_listed_with_the_command_that_keeps_them(tmp_path, tiny_clap,
                                                                                     sqlite_url):
+    """No --model: the model of the stored embeddings, offline. A corrupt file is not sent to
+    `run --force`: it would fail again."""
     archive = _archive(tmp_path / "archive")
+    (archive / "corrupt.wav").write_bytes(b"RIFF" + b"\x00" * 64)
     soundtag("run", str(archive / "a.wav"), "--labels", LABELS, "--model", str(tiny_clap), "--database", sqlite_url,
              env={"SOUNDTAG_EMBEDDINGS": "off"})
-    soundtag("run", str(archive / "b.flac"), "--labels", LABELS, "--model", str(tiny_clap), "--database", sqlite_url)
+    soundtag("run", str(archive / "b.flac"), str(archive / "corrupt.wav"), "--labels", LABELS, "--model",
+             str(tiny_clap), "--database", sqlite_url)
 
-    proc = soundtag("relabel", "--labels", NEW, "--model", str(tiny_clap), "--database", sqlite_url)
+    proc = soundtag("relabel", str(archive), "--labels", NEW, "--database", sqlite_url)
     assert "done: 1 relabeled" in proc.stderr
-    assert "1 files have no stored embeddings of this model" in proc.stderr
-    assert "soundtag run PATH --force" in proc.stderr and "a.wav" in proc.stderr
+    assert f"1 files have no stored embeddings of model {tiny_clap}" in proc.stderr
+    assert f"soundtag run PATH --force --model {tiny_clap}" in proc.stderr
+    assert "no embeddings " in proc.stderr and "a.wav" in proc.stderr
+    assert "1 files failed when last labeled (unreadable or corrupt): nothing to relabel" in proc.stderr
+    assert [line.split()[0] for line in proc.stderr.splitlines() if "corrupt.wav" in line] == ["failed"]
     assert [r.uri.rsplit("/", 1)[1] for r in query(sqlite_url, "select uri from file_labels where label = 'owl'")] \
         == ["b.flac"]
 

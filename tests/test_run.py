@@ -40,7 +40,7 @@ def test_run_labels_folder_and_records_failures(tmp_path, tiny_clap, database_ur
     for _uri, count, total, lo, hi in per_file:
         assert (count, lo, hi) == (3, 1, 3) and total == pytest.approx(1.0)
     top = query(database_url, "select uri, label, model, taxonomy from file_labels where rank = 1")
-    assert {row.model for row in top} == {str(tiny_clap)} and {row.taxonomy for row in top} == {"cli"}
+    assert {row.model for row in top} == {str(tiny_clap)} and {row.taxonomy for row in top} == {_labels_name(LABELS)}
 
     windows = query(database_url, "select distinct start_s, end_s from segment_labels where uri like '%long.ogg' order by 1")
     assert [tuple(w) for w in windows] == [(0.0, 10.0), (10.0, 20.0), (15.0, 25.0)]
@@ -75,7 +75,21 @@ def test_other_taxonomy_labels_the_same_files_again(tmp_path, tiny_clap, sqlite_
     proc = soundtag("run", str(archive), "--taxonomy", str(tmp_path / "birds.yaml"), "--model", str(tiny_clap),
                     "--database", sqlite_url)
     assert "1 labeled" in proc.stderr
-    assert query(sqlite_url, "select taxonomy, count(*) from file_labels group by taxonomy order by 1") == [("birds", 2), ("cli", 3)]
+    assert query(sqlite_url, "select taxonomy, count(*) from file_labels group by taxonomy order by 1") == [
+        ("birds", 2), (_labels_name(LABELS), 3)]
+    soundtag("run", str(archive), "--labels", "owl,wind", "--name", "night", "--model", str(tiny_clap),
+             "--database", sqlite_url)
+    assert query(sqlite_url, "select taxonomy from file_labels group by taxonomy order by 1") == [
+        ("birds",), (_labels_name(LABELS),), ("night",)]
+
+
+def _labels_name(labels: str) -> str:
+    """--labels taxonomies are named for their labels, so unrelated label sets never share a name."""
+    from soundtag.taxonomy import taxonomy_from_csv
+
+    name = taxonomy_from_csv(labels).name
+    assert name.startswith("labels-") and len(name) == 15 and name != taxonomy_from_csv("owl,crow").name
+    return name
 
 
 def test_default_database_is_sqlite_file_in_working_directory(tmp_path, tiny_clap):
@@ -298,3 +312,15 @@ def test_a_run_that_stops_early_records_why_and_keeps_what_it_finished(tmp_path,
     engine_for.cache_clear()
     assert query(sqlite_url, "select state, error, done, queued from jobs") == [(state, error, 2, 0 if state == "cancelled" else 1)]
     assert query(sqlite_url, "select count(distinct uri) from file_labels") == [(2,)]
+
+
+def test_a_random_model_made_offline_labels_an_archive(tmp_path, sqlite_url):
+    """What the README offers for trying soundtag without the hub; flags show no value type in --help."""
+    made = soundtag("fetch-model", "--random", str(tmp_path / "random-clap"))
+    assert f"--model {tmp_path / 'random-clap'}" in made.stderr
+    write(tmp_path / "archive" / "a.wav")
+    soundtag("run", str(tmp_path / "archive"), "--labels", "rain,wind", "--model", str(tmp_path / "random-clap"),
+             "--database", sqlite_url)
+    assert query(sqlite_url, "select count(*) from file_labels")[0][0] == 2
+    help_text = soundtag("run", "--help", env={"COLUMNS": "200"}).stdout
+    assert "--force" in help_text and "<bool>" not in help_text

@@ -81,6 +81,36 @@ def test_search_like_a_file_puts_that_file_first(tmp_path, tiny_clap, sqlite_url
     assert "similarity" in table and "b.wav" in table.splitlines()[3]
 
 
+def test_search_without_model_uses_the_model_of_the_stored_embeddings(tmp_path, tiny_clap, sqlite_url):
+    """Offline, with no --model: the default hub model is not there, the stored vectors' is."""
+    archive = _labeled(tmp_path, tiny_clap, sqlite_url)
+    like = json.loads(soundtag("search", "--like", str(archive / "long.ogg"), "--json", "--database",
+                               sqlite_url).stdout)
+    assert like[0]["similarity"] == pytest.approx(1.0, abs=1e-3)
+    text = json.loads(soundtag("search", "a siren", "--json", "--database", sqlite_url).stdout)
+    assert len(text) == 5
+
+    engine = engine_for(sqlite_url)
+    with engine.begin() as conn:  # a second model's embeddings of one file
+        conn.execute(update(AudioEmbedding).where(AudioEmbedding.id == 1).values(model="other/clap"))
+    engine_for.cache_clear()
+    engine.dispose()
+    ambiguous = soundtag("search", "a siren", "--database", sqlite_url, check=False)
+    assert ambiguous.returncode == 1
+    assert ambiguous.stderr.strip() == (f"error: stored embeddings are by 2 models ({tiny_clap}, other/clap): "
+                                        "choose one with --model")
+
+
+def test_search_like_refuses_a_second_outside_the_file(tmp_path, tiny_clap, sqlite_url):
+    archive = _labeled(tmp_path, tiny_clap, sqlite_url)
+    for at in ("25", "999", "-5"):
+        proc = soundtag("search", "--like", str(archive / "long.ogg"), f"--at={at}", "--database", sqlite_url,
+                        check=False)
+        assert proc.returncode == 1
+        assert proc.stderr.strip() == (f"error: --at {float(at):g}: no window of {(archive / 'long.ogg').as_uri()} "
+                                       "holds that second; its windows cover 0 to 25 s"), proc.stderr
+
+
 def test_export_writes_one_row_per_window(tmp_path, tiny_clap, sqlite_url):
     _labeled(tmp_path, tiny_clap, sqlite_url)
     out = tmp_path / "vectors.parquet"

@@ -8,7 +8,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from db.embeddings import StoredEmbeddings, Unreadable
+from sqlalchemy import Engine
+
+from db.embeddings import StoredEmbeddings, Unreadable, embedding_models
+from soundtag.errors import SoundtagError
+from soundtag.settings import Settings
 from worker.classifier import score
 from worker.labeling import FileResult, Segment, aggregate
 
@@ -42,6 +46,19 @@ def results_from_stored(stored: Sequence[StoredEmbeddings | Unreadable], scorer:
                                   channels=found.channels, content_hash=found.content_hash,
                                   scores=file_scores[i], similarity=file_similarity[i], segments=segments))
     return results + failed
+
+
+def with_stored_model(engine: Engine, settings: Settings, uris: Sequence[str] | None = None) -> Settings:
+    """``settings`` with the model of the stored embeddings (of ``uris``, else all) when no model
+    was chosen (--model, SOUNDTAG_MODEL): what made them is what can read them, offline too.
+    Raises SoundtagError naming the models when they are several."""
+    if "model" in settings.model_fields_set:
+        return settings
+    models = embedding_models(engine, uris)
+    if len(models) > 1:
+        raise SoundtagError(f"stored embeddings are by {len(models)} models ({', '.join(models)}): "
+                            "choose one with --model")
+    return settings.model_copy(update={"model": models[0]}) if models else settings
 
 
 def stored_from(result: FileResult) -> StoredEmbeddings | None:

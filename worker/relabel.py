@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from db.embeddings import embedded_uris, embedding_chunks
-from db.files import add_files, scope_files
+from db.files import add_files, failed_uris, scope_files
 from db.jobs import JobInfo, create_job, finish_job_if_done, job_info, job_spec
 from db.results import save_results
 from soundtag import hub
@@ -20,7 +20,7 @@ from soundtag.head import Head
 from soundtag.settings import Settings
 from soundtag.states import FileState
 from soundtag.taxonomy import Taxonomy
-from worker.embeddings import results_from_stored, zero_shot
+from worker.embeddings import results_from_stored, with_stored_model, zero_shot
 from worker.labeling import FileResult
 from worker.runner import classifier_for, label_embeddings, recorded
 from soundtag.sources.storage import Storage
@@ -30,12 +30,15 @@ from soundtag.sources.storage import Storage
 class Plan:
     """What a relabel found before it scores: its job, the files it will score, and those in
     scope without usable stored embeddings (labeled before embeddings were kept, with
-    SOUNDTAG_EMBEDDINGS=off, by other weights, or changed since), and why each file the
+    SOUNDTAG_EMBEDDINGS=off, by other weights, or changed since) apart from those that failed
+    (unreadable when last labeled), and why each file the
     allow-lists refuse was left out."""
 
     job_id: str
+    model: str
     todo: int
     missing: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
 
@@ -49,20 +52,24 @@ def relabel(engine: Engine, taxonomy: Taxonomy | None, settings: Settings, *, he
     ``chunk`` files at a time."""
     for job_id in job_ids:
         job_info(engine, job_id)  # JobNotFound before anything is recorded
+    scope, refused = _allowed(scope_files(engine, job_ids=job_ids, sources=sources), settings)
     if head is None:
+        settings = with_stored_model(engine, settings, [ref.uri for ref in scope] if job_ids or sources else None)
         hub.check(settings.model)
         classifier = classifier_for(settings.model_ref, settings)
         model, revision, logit_scale = settings.model_ref, classifier.revision, classifier.logit_scale
     else:
         model, revision, logit_scale, taxonomy = head.base_model, head.base_revision, None, head.taxonomy()
-    scope, refused = _allowed(scope_files(engine, job_ids=job_ids, sources=sources), settings)
     embedded = embedded_uris(engine, model, revision, [ref.uri for ref in scope])
     job_id = create_job(engine, taxonomy, settings, kind="relabel", sources=list(job_ids or sources),
                         model=head.model if head else None)
     with recorded(engine, job_id):
         todo = add_files(engine, job_id, [ref for ref in scope if ref.uri in embedded], force=True)
         if on_planned:
-            on_planned(Plan(job_id, len(todo), [ref.uri for ref in scope if ref.uri not in embedded], refused))
+            missing = [ref.uri for ref in scope if ref.uri not in embedded]
+            failed = failed_uris(engine, missing)
+            on_planned(Plan(job_id, model, len(todo), [uri for uri in missing if uri not in failed], sorted(failed),
+                            refused))
         scorer = head.score if head else zero_shot(
             label_embeddings(engine, classifier, job_spec(engine, job_id)), logit_scale)
         for files in embedding_chunks(engine, model, revision, job_id=job_id, status=FileState.QUEUED, chunk=chunk):

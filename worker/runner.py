@@ -84,18 +84,28 @@ def label_embeddings(engine: Engine, classifier: Classifier, spec: JobSpec):
     return vectors
 
 
-def process(job_id: str, uris: Sequence[str], settings: Settings,
-            on_result: Callable[[FileResult], None] | None = None, flush_every_s: float = 2.0) -> int:
-    """Label those of ``uris`` the job still wants and store the results. Results are written
-    in small transactions as they come, so an interruption loses at most the last few seconds
-    of work, and never leaves partial rows. A job that does not exist or is no longer active
-    changes nothing. Returns how many files were labeled or failed; raises ModelError when the
-    model cannot load (the job's failure, not its files')."""
-    engine = engine_for(settings.database_url)
+def active_spec(engine: Engine, job_id: str, files: int) -> JobSpec | None:
+    """The job, if it exists and is active; else None, logged with why ``files`` are dropped."""
     spec = job_spec(engine, job_id)
     if spec is None or spec.state != JobState.ACTIVE:
         log.warning("job %s: %s; dropping %d files", job_id,
-                    "no such job" if spec is None else f"job is {spec.state}", len(uris))
+                    "no such job" if spec is None else f"job is {spec.state}", files)
+        return None
+    return spec
+
+
+def process(job_id: str, uris: Sequence[str], settings: Settings,
+            on_result: Callable[[FileResult], None] | None = None, flush_every_s: float = 2.0,
+            stop: Callable[[], bool] | None = None) -> int:
+    """Label those of ``uris`` the job still wants and store the results. Results are written
+    in small transactions as they come, so an interruption loses at most the last few seconds
+    of work, and never leaves partial rows; once ``stop()`` is true, after the file in hand,
+    the rest stays queued. A job that does not exist or is no longer active changes nothing.
+    Returns how many files were labeled or failed; raises ModelError when the model cannot load
+    (the job's failure, not its files')."""
+    engine = engine_for(settings.database_url)
+    spec = active_spec(engine, job_id, len(uris))
+    if spec is None:
         return 0
     wanted = pending_uris(engine, job_id, uris)
     if not wanted:
@@ -125,17 +135,23 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
 
     buffer: list[FileResult] = []
     flushed = time.monotonic()
+    finished = 0
+    labeled = labeler.label(from_audio, vectors, storage(settings).open)
     try:
-        for result in itertools.chain(reused, labeler.label(from_audio, vectors, storage(settings).open)):
+        for result in itertools.chain(reused, labeled):
             buffer.append(result)
+            finished += 1
             if on_result:
                 on_result(result)
+            if stop and stop():
+                break
             if time.monotonic() - flushed >= flush_every_s:
                 save(buffer)
                 buffer, flushed = [], time.monotonic()
     finally:  # however the loop ends, what finished is kept
+        labeled.close()
         save(buffer)
-    return len(wanted)
+    return finished
 
 
 def head_for(engine: Engine, model: str) -> Head:

@@ -15,6 +15,7 @@ from db.embeddings import stored_embeddings_of
 from soundtag import hub
 from soundtag.errors import DamagedData, ReadError, SoundtagError
 from soundtag.settings import Settings
+from worker.embeddings import with_stored_model
 from worker.runner import classifier_for
 from soundtag.sources.storage import Storage
 from worker.window_index import WindowIndex
@@ -46,7 +47,9 @@ def rank(engine: Engine, settings: Settings, revision: str, query: np.ndarray, l
 
 def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10,
                 on_damaged: Callable[[str], None] | None = None, approximate: bool | None = None) -> list[Hit]:
-    """Stored windows of ``settings.model`` ranked by cosine to the text's embedding."""
+    """Stored windows of ``settings.model`` (by default, the model of the stored embeddings)
+    ranked by cosine to the text's embedding."""
+    settings = with_stored_model(engine, settings)
     hub.check(settings.model)
     classifier = classifier_for(settings.model_ref, settings)
     return rank(engine, settings, classifier.revision, classifier.embed_text(text), limit, on_damaged, approximate)
@@ -54,8 +57,10 @@ def search_text(engine: Engine, text: str, settings: Settings, limit: int = 10,
 
 def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0, limit: int = 10,
                 on_damaged: Callable[[str], None] | None = None, approximate: bool | None = None) -> list[Hit]:
-    """Stored windows of ``settings.model`` ranked by cosine to the window of ``uri`` holding
-    second ``at_s`` (the first window when none does). Needs no model: only stored vectors."""
+    """Stored windows of ``settings.model`` (by default, the model of the file's stored
+    embeddings) ranked by cosine to the window of ``uri`` holding second ``at_s``. Needs no
+    model: only stored vectors. Raises SoundtagError when no window holds that second."""
+    settings = with_stored_model(engine, settings, [uri])
     try:
         storage = Storage(settings.allowed_roots, settings.allowed_buckets)
         if storage.restricted:  # without allow-lists, the stored vectors of a recording gone since serve
@@ -70,5 +75,7 @@ def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0,
                             f"run `soundtag run {uri} --force` to make them")
     stored, revision = found
     inside = np.flatnonzero((stored.starts <= at_s) & (at_s < stored.ends))
-    window = int(inside[0]) if len(inside) else 0
-    return rank(engine, settings, revision, stored.vectors[window], limit, on_damaged, approximate)
+    if not len(inside):
+        raise SoundtagError(f"--at {at_s:g}: no window of {uri} holds that second; its windows cover "
+                            f"{stored.starts.min():g} to {stored.ends.max():g} s")
+    return rank(engine, settings, revision, stored.vectors[int(inside[0])], limit, on_damaged, approximate)

@@ -14,11 +14,16 @@ import sys
 from typing import Annotated
 
 import typer
+import typer.core
 
 from soundtag.cli import admin, jobs, labeling, learning, quality, review, vectors
 from soundtag.cli.common import console, styled
 from soundtag.cli.process import freeze_for_exit, quiet_libraries, silence_native_stderr
 from soundtag.errors import SoundtagError, describe
+
+# A flag takes no value: typer's help would still show a `<bool>` type beside it.
+_display_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _display_type(self, ctx)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Zero-shot labeling of sound archives with CLAP.")

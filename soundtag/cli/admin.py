@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -18,11 +19,22 @@ def fetch_model(
     export: Annotated[bool, typer.Option("--export", help="Also export its towers to ONNX (the CPU backend) "
                                          "[SOUNDTAG_EXPORT_DIR].")] = False,
     dtype: Annotated[Optional[str], typer.Option(help="With --export: fp32 or int8 (adds the quantized towers).")] = None,
+    random: Annotated[Optional[Path], typer.Option(
+        "--random", help="Instead, save a small randomly initialised CLAP in this folder: the real code path "
+        "offline, labels that mean nothing.")] = None,
 ) -> None:
     """Download a model into the Hugging Face cache (HF_HOME), e.g. once into a volume that
     every worker mounts; workers then run with HF_HUB_OFFLINE=1. --export also builds its ONNX
     export, which the onnx backend would otherwise build on first use."""
     from soundtag import hub
+
+    if random is not None:
+        if model:
+            fail("give a hub id or --random DIR, not both")
+        from soundtag.random_clap import build
+
+        console.print(f"random CLAP in {build(random, 'tiny')}: use it with --model {random}")
+        return
 
     settings = load_settings(model=model, dtype=dtype)
     if hub.is_local(settings.model):

@@ -14,6 +14,8 @@ from soundtag.output import console, out, styled  # noqa: F401 - the commands' c
 
 Taxonomy_ = Annotated[Optional[Path], typer.Option("--taxonomy", "-t", help="YAML taxonomy file.")]
 Labels = Annotated[Optional[str], typer.Option("--labels", "-l", help='Comma-separated labels: "dog,rain".')]
+TaxonomyName = Annotated[Optional[str], typer.Option("--name", help="Name of the --labels taxonomy (default: "
+                                                     "labels- and 8 hex digits of its labels' hash).")]
 Model = Annotated[Optional[str], typer.Option("--model", help="Hub id or local folder [SOUNDTAG_MODEL].")]
 Database = Annotated[Optional[str], typer.Option("--database", help="SQLAlchemy URL [SOUNDTAG_DATABASE_URL].")]
 RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed at the same "
@@ -38,12 +40,14 @@ def fail(message: str) -> None:
     raise SoundtagError(message)
 
 
-def read_taxonomy(taxonomy: Path | None, labels: str | None):
+def read_taxonomy(taxonomy: Path | None, labels: str | None, name: str | None = None):
     from soundtag.taxonomy import load_taxonomy, taxonomy_from_csv
 
     if (taxonomy is None) == (labels is None):
         fail("give exactly one of --taxonomy FILE or --labels \"a,b,c\"")
-    return load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels)
+    if name and taxonomy:
+        fail("--name names a --labels taxonomy; a taxonomy file has its own name")
+    return load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels, name)
 
 
 def uri_prefix(source: str) -> str:

@@ -31,8 +31,10 @@ def status(
     database: Database = None,
 ) -> None:
     """A job's state and counts (done / failed / queued), as the `jobs` view has them. Exit code:
-    0 active or completed, 3 cancelled, 4 failed as a whole (its error is printed)."""
+    0 active or completed, 3 cancelled, 4 failed as a whole (its error is printed). Lists the
+    workers holding files of the job, and those lost (their files go to live workers)."""
     from db.jobs import job_info
+    from db.leases import holders
     from soundtag.states import JobState
 
     engine = open_engine(load_settings(database_url=database))
@@ -43,6 +45,10 @@ def status(
               f"model {info.model}, taxonomy {info.taxonomy}")
     if info.error:
         out.print(f"error: {info.error}")
+    for holder in holders(engine, job_id):
+        out.print(f"{'lost' if holder.lost else 'held by'} {holder.worker}: {holder.files} files since "
+                  f"{holder.since:%Y-%m-%d %H:%M:%S}" + (" (lease expired; live workers take them back)"
+                                                         if holder.lost else ""))
     if info.state == JobState.CANCELLED:
         raise typer.Exit(EXIT_CANCELLED)
     if info.state == JobState.FAILED:
@@ -76,12 +82,12 @@ def jobs(limit: Annotated[int, typer.Option(help="How many.")] = 20, database: D
     from db.jobs import jobs as job_rows
 
     engine = open_engine(load_settings(database_url=database))
-    table = Table("job", "kind", "state", "created", "done", "failed", "queued", "skipped", "taxonomy", "sources",
-                  "error")
+    table = Table("job", "kind", "state", "created", "done", "failed", "queued", "skipped", "cancelled", "taxonomy",
+                  "sources", "error")
     for info in job_rows(engine, limit=limit):
         table.add_row(info.job_id, info.kind, info.state, info.created_at.strftime("%Y-%m-%d %H:%M"), str(info.done),
-                      str(info.failed), str(info.queued), str(info.skipped), info.taxonomy, " ".join(info.sources),
-                      info.error or "")
+                      str(info.failed), str(info.queued), str(info.skipped), str(info.cancelled), info.taxonomy,
+                      " ".join(info.sources), info.error or "")
     out.print(table)
 
 

@@ -13,7 +13,7 @@ import typer
 
 from soundtag.cli.common import (
     AudioColumn, Backend, BatchSize, Database, Force, HeadToo, HopS, Labels, Model, Pattern, RetryFailed,
-    Taxonomy_, TruthColumn, WindowS, console, fail, open_engine, out, read_taxonomy,
+    Taxonomy_, TaxonomyName, TruthColumn, WindowS, console, fail, open_engine, out, read_taxonomy,
 )
 from soundtag.cli.learning import head_of
 from soundtag.cli.process import one_blas_thread
@@ -25,6 +25,7 @@ def run(
     paths: Annotated[list[str], typer.Argument(help="Folders, files, s3://BUCKET/PREFIX or hf://DATASET to label.")],
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
+    name: TaxonomyName = None,
     model: Model = None,
     database: Database = None,
     batch_size: BatchSize = None,
@@ -47,7 +48,7 @@ def run(
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                              hop_s=hop, device=device, dtype=dtype, backend=backend)
-    tax = read_taxonomy(taxonomy, labels)
+    tax = read_taxonomy(taxonomy, labels, name)
     engine = open_engine(settings)
     started = time.monotonic()
     display = RunProgress(f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
@@ -87,6 +88,7 @@ def enqueue(
     paths: Annotated[list[str], typer.Argument(help="Folders, files or source URIs to label.")],
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
+    name: TaxonomyName = None,
     model: Model = None,
     database: Database = None,
     batch_size: BatchSize = None,
@@ -107,7 +109,7 @@ def enqueue(
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                              hop_s=hop, queue=queue, files_per_task=files_per_task)
-    tax = read_taxonomy(taxonomy, labels)
+    tax = read_taxonomy(taxonomy, labels, name)
     engine = open_engine(settings)
     walked = WalkReport()
     result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
@@ -122,6 +124,7 @@ def scan(
     paths: Annotated[list[str], typer.Argument(help="Folders, files or source URIs to scan.")],
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
+    name: TaxonomyName = None,
     model: Model = None,
     database: Database = None,
     pattern: Pattern = None,
@@ -133,7 +136,7 @@ def scan(
     from producer.scan import scan as run_scan
 
     settings = load_settings(model=model, database_url=database)
-    result = run_scan(open_engine(settings), paths, read_taxonomy(taxonomy, labels), settings, pattern=pattern,
+    result = run_scan(open_engine(settings), paths, read_taxonomy(taxonomy, labels, name), settings, pattern=pattern,
                       audio_column=audio_column, truth_column=truth_column)
     out.print(result.summary())
 

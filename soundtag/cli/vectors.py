@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from soundtag.cli.common import (
-    Backend, Database, Labels, Model, Taxonomy_, console, fail, open_engine, out, read_taxonomy, styled, uri_prefix,
+    Backend, Database, Labels, Model, Taxonomy_, TaxonomyName, console, fail, open_engine, out, read_taxonomy, styled,
+    uri_prefix,
 )
 from soundtag.cli.progress import RunProgress, print_failures, print_left_out
 from soundtag.settings import load_settings
@@ -21,6 +22,7 @@ def relabel(
     sources: Annotated[Optional[list[str]], typer.Argument(help="Only files under these source URIs or folders.")] = None,
     taxonomy: Taxonomy_ = None,
     labels: Labels = None,
+    name: TaxonomyName = None,
     job: Annotated[Optional[list[str]], typer.Option("--job", help="Only the files of this job (repeatable).")] = None,
     head: Annotated[Optional[str], typer.Option("--head", help="Score with the head NAME or NAME@vN (`soundtag "
                                                 "train`; default: its newest version) instead of a taxonomy.")] = None,
@@ -30,7 +32,7 @@ def relabel(
 ) -> None:
     """Label stored files with a new taxonomy, or a trained head, from their stored audio
     embeddings: no recording is read, only the text tower runs (nothing at all for a head).
-    Writes a new job (kind relabel)."""
+    Without --model, the model that made the embeddings in scope. Writes a new job (kind relabel)."""
     from soundtag.cli.learning import load
     from worker.relabel import relabel as relabel_files
     from worker.runner import Planned
@@ -45,16 +47,15 @@ def relabel(
         chosen = load(engine, head)
         tax, model_ref = chosen.taxonomy(), chosen.model
     else:
-        chosen, tax, model_ref = None, read_taxonomy(taxonomy, labels), settings.model_ref
+        chosen, tax, model_ref = None, read_taxonomy(taxonomy, labels, name), settings.model_ref
     started = time.monotonic()
-    missing: list[str] = []
-    refused: list[str] = []
-    display = RunProgress(f"model {model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
+    plans = []
+    display = RunProgress(f"model {model_ref if chosen or model else '(of the stored embeddings)'}, "
+                          f"taxonomy {tax.name}, {len(tax.labels)} labels")
 
     def planned(plan) -> None:
-        missing.extend(plan.missing)
-        refused.extend(plan.refused)
-        display.planned(Planned(plan.job_id, plan.todo + len(plan.missing), plan.todo))
+        plans.append(plan)
+        display.planned(Planned(plan.job_id, plan.todo + len(plan.missing) + len(plan.failed), plan.todo))
 
     try:
         info = relabel_files(engine, tax, settings, head=chosen, job_ids=job or (),
@@ -66,15 +67,19 @@ def relabel(
     console.print(f"done: {info.done} relabeled from stored embeddings, {info.failed} failed in {elapsed:.1f} s "
                   f"({info.done / elapsed if elapsed else 0:.0f} files/s) → job {info.job_id}")
     print_failures(display.failures)
-    print_left_out(refused)
-    if missing:
-        base = chosen.base_model if chosen else settings.model
-        console.print(f"{len(missing)} files have no stored embeddings of this model; label them once from their "
-                      f"recordings to keep them: soundtag run PATH --force --model {base}")
-        for uri in missing[:20]:
-            console.print(styled("yellow", "  no embeddings", f" {readable(uri)}"))
-        if len(missing) > 20:
-            console.print(f"  ... and {len(missing) - 20} more")
+    plan = plans[0]
+    print_left_out(plan.refused)
+    if plan.missing:
+        console.print(f"{len(plan.missing)} files have no stored embeddings of model {plan.model}; label them once "
+                      f"from their recordings to keep them: soundtag run PATH --force --model "
+                      f"{chosen.base_model if chosen else plan.model}")
+    if plan.failed:
+        console.print(f"{len(plan.failed)} files failed when last labeled (unreadable or corrupt): nothing to relabel")
+    for why, uris in (("no embeddings", plan.missing), ("failed", plan.failed)):
+        for uri in uris[:20]:
+            console.print(styled("yellow", f"  {why}", f" {readable(uri)}"))
+        if len(uris) > 20:
+            console.print(f"  ... and {len(uris) - 20} more")
 
 
 def search(
