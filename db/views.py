@@ -344,7 +344,7 @@ FROM (
 V3 = {"postgresql": SEGMENT_LABELS_V3_POSTGRESQL, "sqlite": SEGMENT_LABELS_V3_SQLITE}
 
 
-# Version 4 (migration 0010): a labeling without a logit scale holds a head's output (soundtag
+# Version 4 (migration 0008): a labeling without a logit scale holds a head's output (soundtag
 # train), whose windows' scores are their probabilities, kept as the similarities: one sigmoid per
 # label, not a softmax across them. Same columns, types and meaning as version 3 otherwise.
 SEGMENT_LABELS_V4_POSTGRESQL = SEGMENT_LABELS_V3_POSTGRESQL.replace(

@@ -2,7 +2,7 @@
 reviewed_labels views follow them
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0008
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -12,7 +12,7 @@ from db.views import REVIEWED_LABELS_V2, REVIEWED_LABELS_V3, REVIEWS_V1, REVIEWS
 
 
 revision = '0009'
-down_revision = '0010'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

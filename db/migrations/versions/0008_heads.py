@@ -1,7 +1,7 @@
 """heads: the head table (soundtag train), and segment_labels reading a head's window
 probabilities where a labeling has no logit scale
 
-Revision ID: 0010
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02
 """
@@ -12,7 +12,7 @@ from db.models import Names
 from db.views import DECISIONS_V1, V3, V4
 
 
-revision = '0010'
+revision = '0008'
 down_revision = '0007'
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """leases: job_file.worker, leased_at, lease_until and lost, so live workers take back the files of
 a worker that died within a minute (db/leases.py)
 
-Revision ID: 0008
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-02
 """
@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0008'
+revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None
