@@ -1,5 +1,5 @@
 """Writes a small example archive: synthetic sounds in several formats, rates and channel
-counts, one long recording, and one corrupt file (to show how failures are recorded).
+counts, two recordings of each sound, one long recording, and one corrupt file (to show how failures are recorded).
 
     python -m examples.make_archive examples/archive
 """
@@ -30,6 +30,11 @@ def main(folder: str) -> None:
             ("wav", 44100, "PCM_16"), ("flac", 44100, "PCM_24"), ("mp3", 44100, "MPEG_LAYER_III"),
             ("ogg", 44100, "VORBIS")]):
         sf.write(root / f"{name}.{ext}", 0.5 * x, rate, subtype=subtype)
+    # A second recording of each sound, at another rate and length: a head learns a label from
+    # two files of it at least (soundtag train).
+    for name, x in _sounds(32000, 5.0).items():
+        if name != "chord":
+            sf.write(root / "field" / f"{name}-2.wav", 0.4 * x, 32000)
     hi = _sounds(96000, 4.0)["chord"]
     sf.write(root / "field" / "chord-96k-stereo.wav", np.stack([hi, 0.8 * hi], axis=1) * 0.5, 96000)
     long = np.concatenate([_sounds(22050, 12.0)[k] for k in ("rain", "siren", "beeps")])
