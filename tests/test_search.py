@@ -2,6 +2,7 @@
 worker/window_index.py), and `export-embeddings`."""
 
 import json
+import threading
 import uuid
 from datetime import timedelta
 
@@ -163,6 +164,14 @@ def _check(engine, settings, limit=1000, like=()):
         expected = _scanned(engine, settings, query_vector, limit)
         assert [hit[:2] for hit in hits] == [hit[:2] for hit in expected]
         assert [hit[2] for hit in hits] == pytest.approx([hit[2] for hit in expected], abs=1e-6)
+    _settled()
+
+
+def _settled():
+    """Wait for the compactions the queries started in the background."""
+    for thread in threading.enumerate():
+        if thread.name == window_index.COMPACTION_THREAD:
+            thread.join()
 
 
 @pytest.fixture
@@ -251,6 +260,46 @@ def test_deleted_files_are_masked_and_a_mostly_masked_segment_is_compacted(synth
     _, merged = _manifest(index_dir)
     assert len(merged["segments"]) <= window_index.MAX_SEGMENTS
     _check(engine, settings)
+
+
+def test_a_query_answers_before_its_compaction_which_yields_to_a_newer_mask(synthetic, index_dir, monkeypatch):
+    engine, settings = synthetic
+    uris = _store(engine, settings, [f"a{i}" for i in range(20)])
+    _check(engine, settings)
+    merging, release = threading.Event(), threading.Event()
+
+    def held_merge(*args, merge=window_index.merge):
+        merged = merge(*args)  # written, not yet in the manifest
+        merging.set()
+        assert release.wait(30), "the query waited for its compaction"
+        return merged
+
+    monkeypatch.setattr(window_index, "merge", held_merge)
+    with engine.begin() as conn:
+        conn.execute(delete(File).where(File.uri.in_(uris[:5])))
+    query_vector = stored_embeddings_of(engine, settings.model_ref, uris[9])[0].vectors[0]
+    # 25% of the segment masked: this query answers while the compaction it started is held.
+    assert rank(engine, settings, REVISION, query_vector, 1)[0].uri == uris[9]
+    assert merging.wait(10)
+    folder, during = _manifest(index_dir)
+    (masked,) = during["segments"]
+    assert len(masked["masked"]) == 5
+    # Meanwhile another file goes: the query masks it, and spares the compaction's files.
+    with engine.begin() as conn:
+        conn.execute(delete(File).where(File.uri == uris[5]))
+    assert uris[5] not in {hit.uri for hit in rank(engine, settings, REVISION, query_vector, 100)}
+    assert any(path.name.startswith("merged-") for path in folder.iterdir())
+    release.set()
+    _settled()
+    # The merged rows would bring uris[5] back: dropped, and the next query compacts again.
+    _, after = _manifest(index_dir)
+    assert after["segments"][0]["name"] == masked["name"] and len(after["segments"][0]["masked"]) == 6
+    assert not any(path.name.startswith("merged-") for path in folder.iterdir())
+    _check(engine, settings)
+    _, compacted = _manifest(index_dir)
+    assert [(seg["rows"], seg["masked"]) for seg in compacted["segments"]] == [(56, [])]
+    assert {path.name for path in folder.iterdir()} == {"lock", "compact.lock", "manifest.json"} | {
+        f"{compacted['segments'][0]['name']}{ext}" for ext in (".f32", ".rows")}
 
 
 @pytest.mark.parametrize("damage", [0.0, np.nan])

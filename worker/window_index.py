@@ -9,8 +9,10 @@ index holds and the rows there are, in one statement. When only new rows came, t
 as a new segment. When a held row was replaced, deleted or made unusable (its file changed), the
 ids and stamps of every usable row (small columns, no vectors) are compared with those held: the
 stale ones are masked in their segments, the new versions appended. Nothing is rebuilt whole for
-a few changed files; a segment is rewritten once mostly masked, and segments beyond MAX_SEGMENTS
-are merged. The hits are then resolved from SQL and checked against it (the row's stamp and the
+a few changed files. Once a segment is mostly masked, or there are more than MAX_SEGMENTS, the
+query answers first and compacts after, in a thread (``compact``): the merged segment is written
+outside the lock, so other queries go on meanwhile, and is swapped in only if the segments it
+replaces were not masked further in the meantime (else it is dropped, and a later query tries again). The hits are then resolved from SQL and checked against it (the row's stamp and the
 window's cosine), so a row changed behind the summary's back, or a segment damaged without
 anything noticing, is never returned: every segment is checked, the index brought up to date
 and asked again.
@@ -26,13 +28,14 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from sqlalchemy import Engine
 
 from db import embeddings
@@ -48,6 +51,9 @@ FORMAT = 2
 MAX_SEGMENTS = 8
 # A segment with more of its rows masked than this is rewritten without them.
 COMPACT_SHARE = 0.2
+COMPACTION_THREAD = "soundtag-index-compaction"
+# A compaction's segment is named so: spared by the clean-up of other queries while it runs.
+_MERGING = "merged-"
 # A hit whose cosine differs more than this from the one its vector in SQL gives (both are the
 # same float32 numbers, summed in another order) comes from a damaged segment.
 _TOLERANCE = 1e-4
@@ -88,6 +94,7 @@ class WindowIndex:
         self.folder = Path(root).expanduser() / _folder_name(engine, model, revision)
         self.approximate_above = approximate_above
         self.damaged: list[str] = []  # one line for each row left out, damaged in the database
+        self._compaction_due = False  # set by each sync
 
     def nearest(self, query: np.ndarray, limit: int, approximate: bool | None = None) -> list[Window]:
         """The ``limit`` windows most similar to ``query`` (a unit vector), best first, as the
@@ -99,6 +106,9 @@ class WindowIndex:
             # A hit SQL holds otherwise: check every segment and take in every change, once;
             # what still differs after that was written during this query and is left out.
             windows = self._current(*self.synced(check=True, approximate=approximate), query, limit, strict=False)
+        if self._compaction_due:
+            # Not a daemon: a process that answered waits for it before exiting.
+            threading.Thread(target=self._compact_quietly, name=COMPACTION_THREAD).start()
         return windows
 
     def _current(self, segments: list[Segment], ann, query: np.ndarray, limit: int,
@@ -138,6 +148,7 @@ class WindowIndex:
                 else:
                     manifest, segments = self._update(manifest, segments, 0, now)
                 self.damaged = list(manifest.get("damaged", {}).values())
+                self._compaction_due = bool(_to_merge(segments))
                 live = sum(len(seg.rows) - seg.masked_rows for seg in segments)
                 if approximate is None:
                     approximate = live > self.approximate_above
@@ -203,7 +214,7 @@ class WindowIndex:
         order = np.argsort(held_ids)
         missing = ~_present(ids, stamps, held_ids[order], held_stamps[order])
         added, skipped, dim = self._fetched(ids[missing], dim, damaged)
-        segments = self._compacted(segments + ([added] if added else []), dim)
+        segments += [added] if added else []
         manifest = {"format": FORMAT, "dim": dim, "state": asdict(state), "segments": [seg.entry() for seg in segments],
                     "empty": empty.tolist() + skipped, "damaged": damaged,
                     "approximate": manifest.get("approximate") if manifest else None}
@@ -242,32 +253,75 @@ class WindowIndex:
             raise
         return (writer.close() if writer else None), skipped, dim
 
-    def _compacted(self, segments: list[Segment], dim: int) -> list[Segment]:
-        """``segments``, with those mostly masked rewritten, and past MAX_SEGMENTS all but the
-        largest merged into one."""
-        chosen = [seg for seg in segments if seg.masked_rows > COMPACT_SHARE * len(seg.rows)]
-        rest = [seg for seg in segments if seg not in chosen]
-        if len(rest) + bool(chosen) > MAX_SEGMENTS:
-            largest = max(rest, key=lambda seg: len(seg.rows))
-            chosen, rest = chosen + [seg for seg in rest if seg is not largest], [largest]
-        if not chosen:
-            return segments
-        merged = merge(self.folder, uuid.uuid4().hex, dim, chosen)
-        return rest + ([merged] if merged else [])
+    def compact(self) -> bool:
+        """Rewrite the segments ``_to_merge`` picks as one; whether the index changed. Returns
+        False at once while another process or thread compacts this index."""
+        try:
+            with FileLock(self.folder / "compact.lock", timeout=0):
+                with FileLock(self.folder / "lock"):
+                    manifest = self._manifest()
+                    chosen = _to_merge(self._open(manifest, False)[0]) if manifest else []
+                if not chosen:
+                    return False
+                merged = merge(self.folder, f"{_MERGING}{uuid.uuid4().hex}", manifest["dim"], chosen)
+                with FileLock(self.folder / "lock"):
+                    now = self._manifest()
+                    held = {entry["name"]: entry for entry in now["segments"]} if now else {}
+                    if any(held.get(seg.name) != seg.entry() for seg in chosen):
+                        # Masked further (or rebuilt) meanwhile: the merged rows would be stale.
+                        log.info("search index: changed during compaction; left for a later query")
+                        for ext in FILES if merged else ():
+                            (self.folder / f"{merged.name}{ext}").unlink(missing_ok=True)
+                        return False
+                    gone = {seg.name for seg in chosen}
+                    self._commit({**now, "segments": [entry for entry in now["segments"] if entry["name"] not in gone]
+                                  + ([merged.entry()] if merged else [])}, compacting=True)
+                    return True
+        except Timeout:
+            return False
 
-    def _commit(self, manifest: dict) -> None:
+    def _compact_quietly(self) -> None:
+        try:
+            self.compact()
+        except OSError as exc:  # the index stays as it was, masked rows and all: still right
+            log.warning("search index: could not compact %s (%s)", self.folder, exc.strerror or exc)
+
+    def _commit(self, manifest: dict, compacting: bool = False) -> None:
         staged = self.folder / f"manifest.{uuid.uuid4().hex}.tmp"
         with open(staged, "w") as f:
             json.dump(manifest, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(staged, self.folder / "manifest.json")
-        kept = ({"lock", "manifest.json", (manifest.get("approximate") or {}).get("name")}
+        kept = ({"lock", "compact.lock", "manifest.json", (manifest.get("approximate") or {}).get("name")}
                 | {f"{seg['name']}{ext}" for seg in manifest["segments"] for ext in FILES})
+        if compacting or _compacting(self.folder):
+            kept |= {path.name for path in self.folder.glob(f"{_MERGING}*")}
         for path in self.folder.iterdir():
             # Mapped files stay readable to whoever mapped them after they are unlinked.
             if path.name not in kept:
                 path.unlink(missing_ok=True)
+
+
+def _compacting(folder: Path) -> bool:
+    """Whether a compaction holds ``folder``'s compaction lock. Asked under the index's lock: a
+    compaction takes that lock before it writes a file, so none starts between this and the clean-up."""
+    try:
+        with FileLock(folder / "compact.lock", timeout=0):
+            return False
+    except Timeout:
+        return True
+
+
+def _to_merge(segments: list[Segment]) -> list[Segment]:
+    """The segments a compaction rewrites as one: those mostly masked, and past MAX_SEGMENTS all
+    but the largest."""
+    chosen = [seg for seg in segments if seg.masked_rows > COMPACT_SHARE * len(seg.rows)]
+    rest = [seg for seg in segments if seg not in chosen]
+    if len(rest) + bool(chosen) > MAX_SEGMENTS:
+        largest = max(rest, key=lambda seg: len(seg.rows))
+        chosen += [seg for seg in rest if seg is not largest]
+    return chosen
 
 
 def _approximate_top(segments: list[Segment], index, entry: dict, query: np.ndarray,
