@@ -5,10 +5,11 @@ its file's centre (cosine ≈ 0.8), a file about one of 1,000 topics (≈ 0.7). 
 straight into index segments with the index's own SegmentWriter (1M windows per segment; no
 PostgreSQL: 10M rows there would take hours to fill on two cores), then the approximate index is
 built over them as a search builds it. Queries are stored windows (as `search --like`); recall@10
-is against the exact top 10, computed in one batched pass over the segments. ``--compare`` also
-builds HNSW graphs (faiss, and usearch: `pip install usearch`, not a dependency) on the same vectors.
+is against the exact top 10, computed in one batched pass over the segments. ``--compare N`` also
+builds HNSW graphs (faiss, and usearch: `pip install usearch`, not a dependency) on the same
+vectors at N windows (their vectors in memory: 20 GB at 10M, past this machine).
 
-Usage: python -m bench.bench_approximate --windows 1000000 10000000 [--compare]"""
+Usage: python -m bench.bench_approximate --windows 1000000 10000000 [--compare 1000000]"""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from worker.index_segment import ROW, SegmentWriter
 
 DIM = 512
 QUERIES = 20
+EF_SEARCH = (64, 512)  # HNSW's candidates per query: the libraries' default, and one for recall
 PER_SEGMENT = 1_000_000
 
 
@@ -73,6 +75,10 @@ def _hnsw(segments: list, queries: np.ndarray, truth: list[set]) -> list[str]:
     vectors = np.concatenate([np.asarray(seg.vectors) for seg in segments])
     labels = np.concatenate([np.full(len(seg.rows), k, np.int64) << 40 | np.arange(len(seg.rows)) for k, seg in
                              enumerate(segments)])
+
+    def label(i: int) -> tuple[int, int]:
+        return int(i) >> 40, int(i) & ((1 << 40) - 1)
+
     lines = []
     began = time.perf_counter()
     graph = Index(ndim=DIM, metric="ip", dtype="i8", connectivity=16)
@@ -80,22 +86,24 @@ def _hnsw(segments: list, queries: np.ndarray, truth: list[set]) -> list[str]:
     built = time.perf_counter() - began
     path = Path(tempfile.mkdtemp()) / "graph.usearch"
     graph.save(str(path))
-    began = time.perf_counter()
-    found = [set((int(label) >> 40, int(label) & ((1 << 40) - 1)) for label in graph.search(q, 10).keys) for q in queries]
-    lines.append(("usearch HNSW i8, M=16", built, path.stat().st_size, _recall(found, truth),
-                  (time.perf_counter() - began) / len(queries)))
+    for ef in EF_SEARCH:
+        graph.expansion_search = ef
+        began = time.perf_counter()
+        found = [set(map(label, graph.search(q, 10).keys)) for q in queries]
+        lines.append((f"usearch HNSW i8, M=16, ef {ef}", built, path.stat().st_size, _recall(found, truth),
+                      (time.perf_counter() - began) / len(queries)))
     shutil.rmtree(path.parent)
     del graph
     began = time.perf_counter()
     graph = faiss.IndexHNSWFlat(DIM, 16, faiss.METRIC_INNER_PRODUCT)
     graph.add(vectors)
     built = time.perf_counter() - began
-    graph.hnsw.efSearch = 64
-    began = time.perf_counter()
-    found = [set((int(labels[i]) >> 40, int(labels[i]) & ((1 << 40) - 1)) for i in graph.search(q[None], 10)[1][0])
-             for q in queries]
-    lines.append(("faiss HNSW flat, M=16, ef 64", built, graph.ntotal * DIM * 4, _recall(found, truth),
-                  (time.perf_counter() - began) / len(queries)))
+    for ef in EF_SEARCH:
+        graph.hnsw.efSearch = ef
+        began = time.perf_counter()
+        found = [set(label(labels[i]) for i in graph.search(q[None], 10)[1][0]) for q in queries]
+        lines.append((f"faiss HNSW flat, M=16, ef {ef}", built, graph.ntotal * DIM * 4, _recall(found, truth),
+                      (time.perf_counter() - began) / len(queries)))
     return lines
 
 
@@ -150,16 +158,18 @@ def _rss_anon_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--windows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--compare", action="store_true", help="also build HNSW graphs (hours past 1M on 2 cores)")
+    parser.add_argument("--compare", type=int, nargs="+", default=[], metavar="WINDOWS",
+                        help="also build HNSW graphs at these sizes (their vectors held in memory)")
     args = parser.parse_args()
-    write(args.windows, args.compare, [line for windows in args.windows for line in run(windows, args.compare)])
+    write(args.windows, args.compare,
+          [line for windows in args.windows for line in run(windows, windows in args.compare)])
 
 
-def write(windows: list[int], compare: bool, rows: list[str]) -> None:
+def write(windows: list[int], compare: list[int], rows: list[str]) -> None:
     write_section("bench_approximate", f"""
 ## Approximate search past 10M windows (issue 22)
 
-Command: `python -m bench.bench_approximate --windows {' '.join(str(w) for w in windows)}{' --compare' if compare else ''}`
+Command: `python -m bench.bench_approximate --windows {' '.join(map(str, windows))}{' --compare ' + ' '.join(map(str, compare)) if compare else ''}`
 ({time.strftime('%Y-%m-%d', time.gmtime())}). {machine()}. Synthetic clustered 512-dim windows written
 straight into index segments by the index's SegmentWriter (not through PostgreSQL); {QUERIES} queries,
 each a stored window; recall@10 against the exact top 10. The exact column is one batched pass over

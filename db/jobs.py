@@ -7,10 +7,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Engine, Integer, String, Text, column, select, table, update
+from sqlalchemy import JSON, DateTime, Engine, Integer, Select, String, Text, and_, column, select, table, update
 
 from db import sql
-from db.models import Job, JobFile, TaxonomyRow, now
+from db.models import File, Job, JobFile, Labeling, TaxonomyRow, now
 from db.schema import safe_url
 from db.taxonomies import save_taxonomy
 from soundtag.errors import JobNotFound
@@ -60,6 +60,14 @@ def job_spec(engine: Engine, job_id: str) -> JobSpec | None:
     if job is None:
         return None
     return JobSpec(job.model, job.taxonomy_id, taxonomy_from_canonical(job.body), job.options or {}, JobState(job.state))
+
+
+def job_labelings(job_id: str, spec: JobSpec, *columns, every_file: bool = False) -> Select:
+    """SELECT ``columns`` of each file of a job joined to its labeling by the job's model and
+    taxonomy (whichever job made it); with ``every_file``, files without one too (its columns None)."""
+    query = select(*columns).select_from(JobFile).join(File, File.id == JobFile.file_id)
+    on = and_(Labeling.file_id == File.id, Labeling.model == spec.model, Labeling.taxonomy_id == spec.taxonomy_id)
+    return (query.outerjoin(Labeling, on) if every_file else query.join(Labeling, on)).where(JobFile.job_id == job_id)
 
 
 def create_job(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, kind: str, sources: list[str],

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, column, select, table
+from sqlalchemy import Engine, column, select, table
 
 from db.decisions import FILE_DECISIONS
-from db.jobs import job_spec
-from db.models import File, JobFile, Labeling, Review, Segment, TaxonomyRow
+from db.jobs import job_labelings, job_spec
+from db.models import File, Labeling, Review, Segment, TaxonomyRow
 from db.reviews import Scored, SegmentVerdict, covering, in_force
 from soundtag.states import Verdict
 
@@ -120,12 +120,8 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
     with engine.connect() as conn:
         conn = conn.execution_options(yield_per=chunk)
         files = conn.execute(
-            select(File.uri, File.id, File.duration_s, File.sample_rate, Labeling.top_label, Labeling.top_score,
-                   Labeling.top_similarity, Labeling.scores)
-            .select_from(JobFile).join(File, File.id == JobFile.file_id)
-            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
-                                 Labeling.taxonomy_id == spec.taxonomy_id))
-            .where(JobFile.job_id == job_id).order_by(by_uri(File.uri)))
+            job_labelings(job_id, spec, File.uri, File.id, File.duration_s, File.sample_rate, Labeling.top_label,
+                          Labeling.top_score, Labeling.top_similarity, Labeling.scores).order_by(by_uri(File.uri)))
         given = _Following(conn.execute(select(File.uri, Review.verdict, Review.label, Review.reviewer)
                                         .join(File, File.id == Review.file_id)
                                         .where(*in_force(spec), Review.start_s.is_(None))
@@ -139,11 +135,9 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                 .join(File, File.id == Review.file_id).where(*in_force(spec), Review.start_s.is_not(None))
                 .order_by(by_uri(File.uri), Review.start_s)))
             windows = _Following(conn.execute(
-                select(File.uri, Segment.start_s, Segment.end_s, Segment.top_label, Segment.top_score,
-                       Segment.top_similarity).join(Labeling, Labeling.id == Segment.labeling_id)
-                .join(File, File.id == Labeling.file_id).join(JobFile, JobFile.file_id == File.id)
-                .where(JobFile.job_id == job_id, Labeling.model == spec.model, Labeling.taxonomy_id == spec.taxonomy_id)
-                .order_by(by_uri(File.uri), Segment.window)))
+                job_labelings(job_id, spec, File.uri, Segment.start_s, Segment.end_s, Segment.top_label,
+                              Segment.top_score, Segment.top_similarity)
+                .join(Segment, Segment.labeling_id == Labeling.id).order_by(by_uri(File.uri), Segment.window)))
             events = _Following(conn.execute(view(e, e.c.label, e.c.start_s, e.c.end_s, e.c.max_similarity)
                                              .order_by(e.c.start_s, e.c.end_s, e.c.label)))
         found: list[LabeledFile] = []

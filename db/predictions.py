@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine
 
 from db.decisions import model_decisions, model_tags
-from db.jobs import job_spec
-from db.models import File, JobFile, Labeling
+from db.jobs import job_labelings, job_spec
+from db.models import File, Labeling
 from db.results import best
 from db.reviews import verdicts
 from db.segments import Window, reviewed_windows, window_decision
@@ -43,17 +43,13 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
     spec = job_spec(engine, job_id)
     names = spec.taxonomy.names
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(File.uri, File.truth, Labeling.scores, File.id).select_from(JobFile)
-            .join(File, File.id == JobFile.file_id)
-            .outerjoin(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
-                                      Labeling.taxonomy_id == spec.taxonomy_id))
-            .where(JobFile.job_id == job_id).order_by(File.uri)).all()
-    labeled = [file_id for _, _, scores, file_id in rows if scores is not None]
+        rows = conn.execute(job_labelings(job_id, spec, File.id, File.uri, File.truth, Labeling.scores,
+                                          every_file=True).order_by(File.uri)).all()
+    labeled = [file_id for file_id, _, _, scores in rows if scores is not None]
     decided = model_decisions(engine, spec.model, spec.taxonomy_id, labeled)
     tagged = model_tags(engine, spec.model, spec.taxonomy_id, labeled)
     found: list[Prediction] = []
-    for uri, truth, scores, file_id in rows:
+    for file_id, uri, truth, scores in rows:
         if reviewed:
             truth = _reviewed_truth(given, file_id)
         labels = tuple(names[i] for i in best(scores, k)) if scores is not None else ()
@@ -78,12 +74,8 @@ def job_cosines(engine: Engine, job_id: str, reviewed: bool = False) -> list[tup
     spec = job_spec(engine, job_id)
     names = spec.taxonomy.names
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(File.id, File.uri, File.truth, Labeling.similarities).select_from(JobFile)
-            .join(File, File.id == JobFile.file_id)
-            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
-                                 Labeling.taxonomy_id == spec.taxonomy_id))
-            .where(JobFile.job_id == job_id).order_by(File.uri)).all()
+        rows = conn.execute(job_labelings(job_id, spec, File.id, File.uri, File.truth, Labeling.similarities)
+                            .order_by(File.uri)).all()
     found: dict[str, tuple[str | None, dict[str, float]]] = {}
     for file_id, uri, truth, similarities in rows:
         if reviewed:

@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import Engine, and_, column, func, select, table
 
 from db.models import File, JobFile, Labeling, Segment, TaxonomyRow
-from db.jobs import job_spec
+from db.jobs import job_labelings, job_spec
 from db.reviews import Scored, SegmentVerdict, all_verdicts, covering
 
 _SEGMENT_TAGS = table("segment_tags", column("uri"), column("model"), column("taxonomy_hash"), column("start_s"),
@@ -70,13 +70,9 @@ def job_windows(engine: Engine, job_id: str, file_ids: set[int] | None = None) -
     with engine.connect() as conn:
         taxonomy_hash = _taxonomy_hash(conn, spec.taxonomy_id)
         rows = conn.execute(
-            select(File.id, File.uri, File.duration_s, Segment.start_s, Segment.end_s, Segment.top_score,
-                   Segment.similarities, Labeling.logit_scale)
-            .select_from(JobFile).join(File, File.id == JobFile.file_id)
-            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
-                                 Labeling.taxonomy_id == spec.taxonomy_id))
-            .join(Segment, Segment.labeling_id == Labeling.id)
-            .where(JobFile.job_id == job_id).order_by(File.id, Segment.window)).all()
+            job_labelings(job_id, spec, File.id, File.uri, File.duration_s, Segment.start_s, Segment.end_s,
+                          Segment.top_score, Segment.similarities, Labeling.logit_scale)
+            .join(Segment, Segment.labeling_id == Labeling.id).order_by(File.id, Segment.window)).all()
         if file_ids is not None:
             rows = [row for row in rows if row.id in file_ids]
         uris = {row.uri for row in rows}
