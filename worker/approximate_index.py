@@ -7,7 +7,7 @@ about 0.7 GB of memory. A query compares itself with the centroids, scans the co
 ``PROBES`` nearest lists, and the best ``candidates`` are ranked again by their exact cosine,
 read from the segments: the similarities returned are exact, only the candidates are approximate.
 Chosen over HNSW graphs (faiss, usearch) for its recall on windows of one recording, near-ties
-that the exact re-ranking settles (1.000 at 10M, where graphs found 0.5–0.84 of the true ten at
+that the exact re-ranking settles (1.000 at 10M, where graphs found 0.45–0.84 of the true ten at
 1M), and its memory: a graph holds the vectors, 20 GB at 10M (see docs/benchmarks.md).
 
 The index covers the segments it was built from: rows masked in them since are dropped from its
