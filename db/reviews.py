@@ -11,8 +11,8 @@ from typing import NamedTuple
 from sqlalchemy import Engine, and_, func, select, update
 
 from db.decisions import model_decisions
-from db.jobs import JobSpec, job_spec
-from db.models import File, JobFile, Labeling, Review, now
+from db.jobs import JobSpec, job_labelings, job_spec
+from db.models import File, Labeling, Review, now
 from db.results import best
 from soundtag.states import Verdict
 
@@ -58,12 +58,8 @@ def review_items(engine: Engine, job_id: str, label: str | None = None) -> list[
     spec = job_spec(engine, job_id)
     names = spec.taxonomy.names
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(File.id, File.uri, File.duration_s, Labeling.scores, Labeling.similarities)
-            .select_from(JobFile).join(File, File.id == JobFile.file_id)
-            .join(Labeling, and_(Labeling.file_id == File.id, Labeling.model == spec.model,
-                                 Labeling.taxonomy_id == spec.taxonomy_id))
-            .where(JobFile.job_id == job_id).order_by(File.id)).all()
+        rows = conn.execute(job_labelings(job_id, spec, File.id, File.uri, File.duration_s, Labeling.scores,
+                                          Labeling.similarities).order_by(File.id)).all()
     files = {file_id: (uri, duration, tuple(Scored(names[i], scores[i], similarities[i]) for i in best(scores, 5)))
              for file_id, uri, duration, scores, similarities in rows}
     decided = model_decisions(engine, spec.model, spec.taxonomy_id, list(files))

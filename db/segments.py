@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Engine, and_, column, func, select, table
+from sqlalchemy import Engine, column, func, select, table
 
 from db.models import File, JobFile, Labeling, Segment, TaxonomyRow
 from db.jobs import job_labelings, job_spec
@@ -53,11 +53,8 @@ def most_windows(engine: Engine, job_id: str) -> int:
     """The most windows any file of the job has under its model and taxonomy (0: none stored)."""
     spec = job_spec(engine, job_id)
     with engine.connect() as conn:
-        counts = (select(func.count().label("n")).select_from(Segment)
-                  .join(Labeling, Labeling.id == Segment.labeling_id)
-                  .join(JobFile, and_(JobFile.file_id == Labeling.file_id, JobFile.job_id == job_id))
-                  .where(Labeling.model == spec.model, Labeling.taxonomy_id == spec.taxonomy_id)
-                  .group_by(Segment.labeling_id).subquery())
+        counts = (job_labelings(job_id, spec, func.count().label("n"))
+                  .join(Segment, Segment.labeling_id == Labeling.id).group_by(Segment.labeling_id).subquery())
         return conn.execute(select(func.coalesce(func.max(counts.c.n), 0))).scalar_one()
 
 

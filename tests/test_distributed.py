@@ -86,8 +86,6 @@ def test_sigkill_mid_batch_with_the_defaults_gets_its_files_labeled_by_a_live_wo
     """The documented defaults (6 h visibility timeout, 64 files a task, 60 s leases): the killed
     worker's message stays invisible, and the idle one (prefetch 1: one batch, one worker) takes
     its files back from SQL."""
-    import time
-
     # the torch backend and one whole default batch of minute-long files: on a quiet machine the
     # tiny model labels 16 of them between two saves (2 s apart), so a shorter batch can end before
     # the kill
@@ -102,10 +100,9 @@ def test_sigkill_mid_batch_with_the_defaults_gets_its_files_labeled_by_a_live_wo
     (first,) = [w for w in pair if holder[0] == f"{socket.gethostname()}:{w.proc.pid}"]
     (survivor,) = [w for w in pair if w is not first]
     first.kill(signal.SIGKILL)
-    killed = time.monotonic()
     assert _held(url, job) == _count(url, job, "queued") > 0, "the batch is not held, or ended before the kill"
+    # Within the leases' reach (about a minute), not the visibility timeout's six hours.
     wait_for(lambda: _count(url, job, "queued") == 0, 120, "the killed worker's files to be labeled")
-    assert time.monotonic() - killed < 120
     # the survivor took them over: sent again by its heartbeat, or claimed by the redelivered message
     assert query(url, f"select count(*) from job_file where job_id = '{job}' and lost = 1")[0][0] > 0
     assert f"{socket.gethostname()}:{survivor.proc.pid}" in {

@@ -12,7 +12,8 @@ stale ones are masked in their segments, the new versions appended. Nothing is r
 a few changed files. Once a segment is mostly masked, or there are more than MAX_SEGMENTS, the
 query answers first and compacts after, in a thread (``compact``): the merged segment is written
 outside the lock, so other queries go on meanwhile, and is swapped in only if the segments it
-replaces were not masked further in the meantime (else it is dropped, and a later query tries again). The hits are then resolved from SQL and checked against it (the row's stamp and the
+replaces were not masked further in the meantime (else it is dropped, and a later query tries
+again). The hits are then resolved from SQL and checked against it (the row's stamp and the
 window's cosine), so a row changed behind the summary's back, or a segment damaged without
 anything noticing, is never returned: every segment is checked, the index brought up to date
 and asked again.
@@ -94,19 +95,20 @@ class WindowIndex:
         self.folder = Path(root).expanduser() / _folder_name(engine, model, revision)
         self.approximate_above = approximate_above
         self.damaged: list[str] = []  # one line for each row left out, damaged in the database
-        self._compaction_due = False  # set by each sync
 
     def nearest(self, query: np.ndarray, limit: int, approximate: bool | None = None) -> list[Window]:
         """The ``limit`` windows most similar to ``query`` (a unit vector), best first, as the
         database holds them now: all compared, or with ``approximate`` (by default past
         ``approximate_above`` windows) the candidates of ``worker.approximate_index``."""
         query = np.asarray(query, dtype=np.float32)
-        windows = self._current(*self.synced(approximate=approximate), query, limit, strict=True)
+        segments, ann = self.synced(approximate=approximate)
+        windows = self._current(segments, ann, query, limit, strict=True)
         if windows is None:
             # A hit SQL holds otherwise: check every segment and take in every change, once;
             # what still differs after that was written during this query and is left out.
-            windows = self._current(*self.synced(check=True, approximate=approximate), query, limit, strict=False)
-        if self._compaction_due:
+            segments, ann = self.synced(check=True, approximate=approximate)
+            windows = self._current(segments, ann, query, limit, strict=False)
+        if _to_merge(segments):
             # Not a daemon: a process that answered waits for it before exiting.
             threading.Thread(target=self._compact_quietly, name=COMPACTION_THREAD).start()
         return windows
@@ -148,7 +150,6 @@ class WindowIndex:
                 else:
                     manifest, segments = self._update(manifest, segments, 0, now)
                 self.damaged = list(manifest.get("damaged", {}).values())
-                self._compaction_due = bool(_to_merge(segments))
                 live = sum(len(seg.rows) - seg.masked_rows for seg in segments)
                 if approximate is None:
                     approximate = live > self.approximate_above
