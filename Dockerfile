@@ -19,6 +19,9 @@ COPY worker ./worker
 COPY producer ./producer
 COPY db ./db
 COPY review ./review
+COPY vectors ./vectors
+COPY heads ./heads
+COPY model ./model
 RUN pip install ".[monitoring]" && useradd --create-home soundtag && mkdir -p /models && chown soundtag /models
 # Not root: Celery warns against (and with pickle refuses) running workers as root.
 USER soundtag

@@ -1,4 +1,4 @@
-"""Approximate search (worker/approximate_index.py) against exact search, by number of windows.
+"""Approximate search (vectors/approximate_index.py) against exact search, by number of windows.
 
 Synthetic clustered 512-dim unit vectors, as recordings give: files of 100 windows, a window about
 its file's centre (cosine ≈ 0.8), a file about one of 1,000 topics (≈ 0.7). They are written
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import loadavg, machine, write_section
-from worker import approximate_index
-from worker.index_segment import ROW, SegmentWriter
+from vectors import approximate_index
+from vectors.index_segment import ROW, SegmentWriter
 
 DIM = 512
 QUERIES = 20

@@ -22,14 +22,13 @@ from db.files import add_files
 from db.jobs import create_job
 from db.results import save_results
 from db.schema import engine_for, ensure_schema
+from model.classifier import classifier_for, score
+from model.random_clap import build
+from model.results import FileResult, WindowResult
 from soundtag.fileref import FileRef
-from soundtag.random_clap import build
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_canonical, taxonomy_from_csv
-from worker.classifier import score
-from worker.labeling import FileResult, Segment
-from worker.relabel import relabel
-from worker.runner import classifier_for
+from vectors.relabel import relabel
 
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 LABELS = ",".join(f"label {i}" for i in range(50))
@@ -46,7 +45,7 @@ def fill(engine, settings, revision, files: int, windows: int, dim: int = 512) -
         for ref in refs[start:start + 500]:
             vectors = rng.standard_normal((windows, dim)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            segments = [Segment(10.0 * w, 10.0 * w + 5.0, np.array([1.0]), np.array([0.0]), v)
+            segments = [WindowResult(10.0 * w, 10.0 * w + 5.0, np.array([1.0]), np.array([0.0]), v)
                         for w, v in enumerate(vectors)]
             results.append(FileResult(ref.uri, duration_s=5.0 * windows, scores=np.array([1.0]),
                                       similarity=np.array([0.0]), segments=segments))
@@ -72,7 +71,7 @@ def bytes_per_hour(engine, settings, revision, hours: int) -> str:
             vectors = rng.standard_normal((360, 512)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             scores, cosines = score(vectors, texts, logit_scale)
-            segments = [Segment(10.0 * w, 10.0 * w + 10.0, scores[w], cosines[w], vectors[w]) for w in range(360)]
+            segments = [WindowResult(10.0 * w, 10.0 * w + 10.0, scores[w], cosines[w], vectors[w]) for w in range(360)]
             results.append(FileResult(ref.uri, duration_s=3600.0, scores=scores.mean(axis=0),
                                       similarity=cosines.mean(axis=0), segments=segments))
         save_results(engine, job, results, names, key, logit_scale=logit_scale)
@@ -107,7 +106,7 @@ def readme_queries(engine, settings, windows: int) -> str:
             vectors = rng.standard_normal((per_file, 512))
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             scores, cosines = score(vectors, texts, 100.0)
-            segments = [Segment(10.0 * w, 10.0 * w + 10.0, scores[w], cosines[w]) for w in range(per_file)]
+            segments = [WindowResult(10.0 * w, 10.0 * w + 10.0, scores[w], cosines[w]) for w in range(per_file)]
             results.append(FileResult(ref.uri, duration_s=10.0 * per_file, scores=scores.mean(axis=0),
                                       similarity=cosines.mean(axis=0), segments=segments))
         save_results(engine, job, results, names, logit_scale=100.0)

@@ -74,7 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _make_files(Path(tmp), n)
         startup = min(_timed(SOUNDTAG + ["--help"], os.environ) for _ in range(3))
-        imports = subprocess.run([sys.executable, "-c", "import sys, soundtag.cli, producer.enqueue, producer.sources;"
+        imports = subprocess.run([sys.executable, "-c", "import sys, soundtag.cli, producer.enqueue, soundtag.sources.walk;"
                                   "print(any(m in sys.modules for m in ('torch', 'transformers')))"],
                                  capture_output=True, text=True, check=True).stdout.strip()
         runs = [_repetition(admin, tmp) for _ in range(args.repeat)]

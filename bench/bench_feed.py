@@ -39,9 +39,9 @@ def cpu_stages(model: Path, clips: list[Path], repeat: int) -> dict[str, float]:
     """CPU seconds per clip of each stage on one core: the best of ``repeat`` passes."""
     import torch
 
+    from model.clap import TorchTowers
+    from soundtag.audio import decode, resample, windows
     from soundtag.sources.storage import open_local
-    from worker.audio import decode, resample, windows
-    from worker.clap import TorchTowers
 
     torch.set_num_threads(1)
     classifier = TorchTowers(str(model), device="cpu")
@@ -81,8 +81,8 @@ def device_path(model: Path, clips: list[Path], device: str, dtype: str, batch_s
     of ``batch_size`` (the clips repeated to fill them), the best of ``repeat`` passes after a warm-up."""
     import torch
 
-    from worker.audio import decode
-    from worker.clap import TorchTowers
+    from model.clap import TorchTowers
+    from soundtag.audio import decode
 
     classifier = TorchTowers(str(model), device=device, dtype=dtype)
     raw = [decode(p.read_bytes(), classifier.sampling_rate).samples for p in clips]
@@ -149,7 +149,7 @@ def report(r: dict) -> str:
         f"With the log-mel on the device, one core feeds {1 / feed:.0f} clips/s, so a 16-core GPU host "
         f"feeds about {16 / feed:,.0f} clips/s (target: ≤ 8 ms a clip a core, ≥ 2,000 clips/s on 16 "
         f"cores: {'met' if feed <= 0.008 else 'not met'} here). The torch log-mel on the CPU runs its "
-        "FFT in float64 (parity with the extractor needs it, worker/clap.py), which is why the CPU keeps "
+        "FFT in float64 (parity with the extractor needs it, model/clap.py), which is why the CPU keeps "
         "the numpy one, in the decode threads.",
     ]
     if r.get("device"):

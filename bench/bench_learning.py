@@ -2,7 +2,7 @@
 bursts, clicks, chords: varied pitch, sweep, rate, level; 5 s clips) is labeled once with a random
 CLAP (zero-shot at chance, the audio embeddings still the model's); then verdicts are simulated
 from the known classes in the `random`, `uncertain` (zero-shot margin) and `learn` orders, a head
-is fitted after each 10 (soundtag.training.fit, what `soundtag train` calls) and its accuracy
+is fitted after each 10 (heads.training.fit, what `soundtag train` calls) and its accuracy
 measured on the files not reviewed, at 10, 20, 50, 70 and 100 verdicts, over several seeds.
 Also: train time (1,000 verdicts of 512-dim vectors, the CLI's cross-validation included, one
 OpenBLAS thread), relabel --head files/s on PostgreSQL, bytes per head.
@@ -24,20 +24,21 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from db import heads, packing  # noqa: E402
+from db import packing  # noqa: E402
 from db.embeddings import embedding_chunks  # noqa: E402
 from db.reviews import review_items  # noqa: E402
 from db.schema import engine_for, ensure_schema  # noqa: E402
-from producer.sources import walk  # noqa: E402
+from heads.head import Head  # noqa: E402
+from heads.stored import store  # noqa: E402
+from heads.targets import from_truth, window_targets  # noqa: E402
+from heads.training import Examples, fit  # noqa: E402
+from model.random_clap import build  # noqa: E402
 from review.order import Learning, Order, ordered  # noqa: E402
-from soundtag.head import Head  # noqa: E402
-from soundtag.random_clap import build  # noqa: E402
 from soundtag.settings import Settings  # noqa: E402
-from soundtag.targets import from_truth, window_targets  # noqa: E402
+from soundtag.sources.walk import walk  # noqa: E402
 from soundtag.taxonomy import taxonomy_from_csv  # noqa: E402
-from soundtag.training import Examples, fit  # noqa: E402
+from vectors.relabel import relabel  # noqa: E402
 from worker import runner  # noqa: E402
-from worker.relabel import relabel  # noqa: E402
 
 CLASSES = ("tone", "chirp", "noise burst", "clicks", "chord")
 RATE = 16000
@@ -149,7 +150,7 @@ def train_time() -> tuple[float, float]:
 def relabel_speed(files: int, revision_model: Path) -> str:
     """relabel --head over ``files`` files of one 5 s window (512-dim fp16), 50 labels, PostgreSQL."""
     from bench.bench_embeddings import fill
-    from worker.runner import classifier_for
+    from model.classifier import classifier_for
 
     admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
     name = f"bench_learn_{uuid.uuid4().hex[:8]}"
@@ -165,7 +166,7 @@ def relabel_speed(files: int, revision_model: Path) -> str:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
         rng = np.random.default_rng(0)
-        head = heads.save_head(engine, Head("bench", 0, settings.model_ref, revision,
+        head = store(engine, Head("bench", 0, settings.model_ref, revision,
                                             tuple(f"label {i}" for i in range(50)),
                                             rng.standard_normal((50, 512)).astype(np.float32),
                                             rng.standard_normal(50).astype(np.float32)),

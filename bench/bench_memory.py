@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from soundtag.random_clap import build
 from bench.report import loadavg, machine, write_section
+from model.random_clap import build
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 96000

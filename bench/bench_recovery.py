@@ -144,7 +144,7 @@ def main() -> None:
         if args.full:
             model = checkpoint()
         else:
-            from soundtag.random_clap import build
+            from model.random_clap import build
 
             model = build(tmp / "tiny-clap", "tiny")
         base = {**{k: v for k, v in os.environ.items() if not k.startswith("SOUNDTAG_")}, "HF_HUB_OFFLINE": "1",

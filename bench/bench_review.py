@@ -78,10 +78,10 @@ def database(path: Path) -> str:
     from db.jobs import create_job
     from db.results import save_results
     from db.schema import engine_for, ensure_schema
+    from model.results import FileResult, WindowResult
     from soundtag.fileref import FileRef
     from soundtag.settings import Settings
     from soundtag.taxonomy import taxonomy_from_csv
-    from worker.labeling import FileResult, Segment
 
     engine = engine_for(url)
     ensure_schema(engine)
@@ -94,7 +94,7 @@ def database(path: Path) -> str:
     while start + WINDOW_S <= duration:
         cosines = rng.uniform(0.0, 0.4, len(LABELS))
         scores = np.exp(10 * (cosines - cosines.max()))
-        windows.append(Segment(start, start + WINDOW_S, scores / scores.sum(), cosines))
+        windows.append(WindowResult(start, start + WINDOW_S, scores / scores.sum(), cosines))
         start += HOP_S
     mean = np.mean([w.similarity for w in windows], axis=0)
     scores = np.exp(10 * (mean - mean.max()))

@@ -53,7 +53,7 @@ def checkpoint() -> Path:
     """The full-size random CLAP, built on first use (about 10 s, 600 MB) and kept."""
     path = CACHE / "clap-full"
     if not (path / "model.safetensors").exists() or not (path / "processor_config.json").exists():
-        from soundtag.random_clap import build
+        from model.random_clap import build
 
         partial = CACHE / "clap-full.partial"
         build(partial, "full")
@@ -135,7 +135,7 @@ def _env() -> dict:
 
 def forget_prompts(model: Path) -> None:
     """Delete the prompts' kept text embeddings, so that the next run pays its text tower."""
-    from worker.prompt_cache import PromptCache
+    from model.prompt_cache import PromptCache
 
     PromptCache.beside(EXPORTS, str(model), "").path.unlink(missing_ok=True)
 
@@ -262,13 +262,13 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
     from db.jobs import create_job
     from db.results import save_results
     from db.schema import engine_for, ensure_schema
-    from producer.sources import walk
+    from model.classifier import load_classifier, score
+    from model.results import FileResult, WindowResult, aggregate
+    from soundtag.audio import decode, resample, windows
     from soundtag.settings import Settings
     from soundtag.sources.storage import open_local
+    from soundtag.sources.walk import walk
     from soundtag.taxonomy import taxonomy_from_csv
-    from worker.audio import decode, resample, windows
-    from worker.classifier import load_classifier, score
-    from worker.labeling import FileResult, Segment, aggregate
 
     batch_size = 16  # Settings.batch_size's default
     out: dict[str, float] = {}
@@ -317,7 +317,7 @@ def _stage_pass(model: Path, clips: list[Path], labels: list[str], db: Path) -> 
             result = FileResult(path.as_uri(), duration_s=native.duration_s, sample_rate=native.source_rate,
                                 channels=native.channels, content_hash="-")
             for w in parts:
-                result.segments.append(Segment(w.start_s, w.end_s, all_scores[at], all_similarity[at]))
+                result.segments.append(WindowResult(w.start_s, w.end_s, all_scores[at], all_similarity[at]))
                 at += 1
             [result.scores], [result.similarity] = aggregate(all_scores[at - len(parts):at],
                                                              all_similarity[at - len(parts):at], [len(parts)])
@@ -340,8 +340,8 @@ def audio_tower_per_clip(model: Path, clips: list[Path], backend: str, dtype: st
                          quiet_wait: float) -> float:
     """Seconds of audio tower per 5 s clip on ``backend`` at ``dtype`` in batches of up to 16 (the
     features computed beforehand): the best of ``repeat`` batches, after a warm-up."""
-    from worker.audio import decode
-    from worker.classifier import load_classifier
+    from model.classifier import load_classifier
+    from soundtag.audio import decode
 
     classifier = load_classifier(str(model), EXPORTS, backend=backend, device="cpu", dtype=dtype, keep_prompts=False)
     prepared = classifier.prepare([decode(p.read_bytes(), classifier.sampling_rate).samples for p in clips[:16]])
@@ -389,7 +389,7 @@ def report(r: dict) -> str:
         "",
         f"{n} clips of 5 s at 44.1 kHz, written for the run (WAV and FLAC, mono and stereo: tones, sweeps, "
         f"white and brown noise, tremolo, clicks, harmonics, bursts), {k} labels, one random-weight CLAP "
-        "with `ClapConfig()`'s architecture (htsat-unfused, 153M parameters; soundtag/random_clap.py). Each "
+        "with `ClapConfig()`'s architecture (htsat-unfused, 153M parameters; model/random_clap.py). Each "
         "row is a whole process timed from start to exit: interpreter, imports, model load (the "
         "pipeline's construction), the text tower on the labels (soundtag's kept prompt embeddings are "
         "deleted before each run), and for soundtag the SQLite database. The ONNX export was built "
@@ -480,7 +480,7 @@ def report(r: dict) -> str:
             f"| text tower on the {k} label prompts (once) | {s['text tower']:.2f} | |",
             "",
             f"Features with transformers' `ClapFeatureExtractor` instead (a Python loop over the 1001 frames "
-            f"of each window): {s[EXTRACTOR]:.2f} s, {1000 * s[EXTRACTOR] / n:.1f} ms per clip; worker/log_mel.py "
+            f"of each window): {s[EXTRACTOR]:.2f} s, {1000 * s[EXTRACTOR] / n:.1f} ms per clip; model/log_mel.py "
             "takes the same float64 steps and its output is bit-identical.",
         ]
     lines += [

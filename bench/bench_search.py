@@ -46,10 +46,10 @@ def _labeled(url: str, numbers: range, rng: np.random.Generator, *, force: bool)
     from db.jobs import create_job
     from db.results import save_results
     from db.schema import engine_for, ensure_schema
+    from model.results import FileResult, WindowResult
     from soundtag.fileref import FileRef
     from soundtag.settings import Settings
     from soundtag.taxonomy import taxonomy_from_csv
-    from worker.labeling import FileResult, Segment
 
     engine = engine_for(url)
     ensure_schema(engine)
@@ -64,7 +64,7 @@ def _labeled(url: str, numbers: range, rng: np.random.Generator, *, force: bool)
         for ref in refs[start:start + 100]:
             vectors = rng.standard_normal((WINDOWS_PER_FILE, DIM), dtype=np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            segments = [Segment(10.0 * w, 10.0 * w + 10.0, one, one, v) for w, v in enumerate(vectors)]
+            segments = [WindowResult(10.0 * w, 10.0 * w + 10.0, one, one, v) for w, v in enumerate(vectors)]
             results.append(FileResult(ref.uri, duration_s=10.0 * WINDOWS_PER_FILE, scores=one, similarity=one,
                                       segments=segments))
         save_results(engine, job, results, ["seed"], key, logit_scale=1.0)
@@ -81,7 +81,7 @@ def steps(url: str) -> dict:
 
     from db.embeddings import embedding_rows, embedding_stamps, embeddings_state, unpack_row
     from db.schema import engine_for
-    from worker.index_segment import SegmentWriter
+    from vectors.index_segment import SegmentWriter
 
     engine = engine_for(url)
     took = dict.fromkeys(("summary", "stamps", "sql", "unpack", "write"), 0.0)
@@ -117,7 +117,7 @@ def query(url: str, index_dir: str, files: int, warm: int, scan: bool) -> dict:
     from db.embeddings import embedding_chunks, stored_embeddings_of
     from db.schema import engine_for
     from soundtag.settings import Settings
-    from worker.search import search_like
+    from vectors.search import search_like
 
     settings = Settings(model=MODEL, database_url=url, index_dir=Path(index_dir))
     engine = engine_for(url)
@@ -215,7 +215,7 @@ Command: `python -m bench.bench_search --windows {' '.join(str(w) for w in args.
 ({time.strftime('%Y-%m-%d', time.gmtime())}). {machine()}; PostgreSQL on the same machine. The load
 average (1, 5, 15 min) was taken after each size: the cores are shared, so times are upper bounds.
 Synthetic files of {WINDOWS_PER_FILE} windows of {DIM}-dim fp16 vectors written through `db.results.save_results`;
-queries are `search --like` on a random stored window, `--limit 10`, through `worker.search`, each
+queries are `search --like` on a random stored window, `--limit 10`, through `vectors.search`, each
 including its SQL (the index's sync check, the query window, the hits). Targets at 1M windows: first
 query ≤ 20 s with the time per window flat from 100k, ≤ 1 s after warm-up and after `run --force` of
 one file. The build's steps (summary / ids and stamps / SQL rows / inflating / writing and fsync)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import BigInteger, Engine, Text, func, inspect, literal_column, select
+from sqlalchemy import BigInteger, Engine, Row, Text, func, inspect, literal_column, select
 from sqlalchemy.exc import IntegrityError
 
 from db import packing
@@ -17,22 +17,14 @@ from db.models import File, HeadRow, LabelEmbedding, Review, TaxonomyRow, now
 from db.schema import safe_url
 from db.sql import among, chunks
 from soundtag.errors import HeadNotFound
-from soundtag.head import Head
 from soundtag.states import Verdict
 
 
-def _head(row) -> Head:
-    labels = tuple(row.labels)
-    return Head(row.name, row.version, row.base_model, row.base_revision, labels,
-                packing.unpack(row.weights, np.float32, True).reshape(len(labels), row.dim),
-                packing.unpack(row.bias, np.float32, True), row.metrics.get("labels", {}),
-                row.metrics.get("left_out", {}), row.id)
-
-
-def save_head(engine: Engine, head: Head, *, verdicts: Sequence[int], truth_files: Sequence[int],
-              options: dict) -> Head:
-    """Store ``head`` as the next version of its name (its own ``version`` is ignored); returns it
-    with the version and id it got. Two trainings of one name at once get consecutive versions."""
+def save_head(engine: Engine, head, *, verdicts: Sequence[int], truth_files: Sequence[int],
+              options: dict) -> tuple[int, int]:
+    """Store ``head`` (a ``heads.head.Head``) as the next version of its name (its own
+    ``version`` is ignored); returns the version and row id it got. Two trainings of one name at
+    once get consecutive versions."""
     for _ in range(5):
         with engine.begin() as conn:
             version = (conn.execute(select(func.max(HeadRow.version)).where(HeadRow.name == head.name))
@@ -47,13 +39,12 @@ def save_head(engine: Engine, head: Head, *, verdicts: Sequence[int], truth_file
                     "metrics": {"labels": head.metrics, "left_out": head.left_out}, "created_at": now()}]).scalar_one()
             except IntegrityError:
                 continue
-        return Head(head.name, version, head.base_model, head.base_revision, head.labels, head.weights, head.bias,
-                    head.metrics, head.left_out, row_id)
+        return version, row_id
     raise HeadNotFound(f"head {head.name}: could not take a new version (too many trainings at once); try again")
 
 
-def load_head(engine: Engine, name: str, version: int | None = None) -> Head:
-    """The head ``name`` at ``version`` (None: the newest). Raises HeadNotFound."""
+def head_row(engine: Engine, name: str, version: int | None = None) -> Row:
+    """The ``head`` row of ``name`` at ``version`` (None: the newest). Raises HeadNotFound."""
     query = select(*HeadRow.__table__.c).where(HeadRow.name == name)
     query = query.where(HeadRow.version == version) if version else query.order_by(HeadRow.version.desc()).limit(1)
     with engine.connect() as conn:
@@ -61,7 +52,7 @@ def load_head(engine: Engine, name: str, version: int | None = None) -> Head:
     if row is None:
         at = f"@v{version}" if version else ""
         raise HeadNotFound(f"head {name}{at}: not found in {safe_url(engine)}; train it with `soundtag train {name}`")
-    return _head(row)
+    return row
 
 
 def head_versions(engine: Engine, name: str) -> list[int]:

@@ -4,6 +4,8 @@ view as ``status``, ``jobs`` and ``cancel`` print it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +15,7 @@ from db import sql
 from db.models import File, Job, JobFile, Labeling, TaxonomyRow, now
 from db.schema import safe_url
 from db.taxonomies import save_taxonomy
-from soundtag.errors import JobNotFound
+from soundtag.errors import JobNotFound, SoundtagError, TransientReadError, describe, first_line
 from soundtag.settings import Settings
 from soundtag.states import FileState, JobState
 from soundtag.taxonomy import Taxonomy, taxonomy_from_canonical
@@ -144,3 +146,20 @@ def job_info(engine: Engine, job_id: str) -> JobInfo:
     if not found:
         raise JobNotFound(f"job {job_id}: not found in {safe_url(engine)}")
     return found[0]
+
+
+@contextmanager
+def recorded(engine: Engine, job_id: str) -> Iterator[None]:
+    """Records why a job worked on in this process stopped early, then lets the exception go on:
+    an error (a model that cannot load, storage gone, a bug) fails the job with its one-line
+    reason, its unfinished files left queued for ``requeue`` or a rerun; Ctrl-C or a stop signal
+    cancels it. Finished files are kept either way."""
+    try:
+        yield
+    except Exception as exc:
+        fail_job(engine, job_id, first_line(exc) if isinstance(exc, (SoundtagError, TransientReadError))
+                 else describe(exc))
+        raise
+    except BaseException:
+        cancel_job(engine, job_id, reason="interrupted")
+        raise

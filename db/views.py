@@ -293,7 +293,7 @@ V2 = {"postgresql": {"file_labels": FILE_LABELS_V2_POSTGRESQL, "segment_labels":
 
 # Version 3 (migration 0007): a window keeps its cosines only; its scores are their softmax at the
 # labeling's logit scale (the model's exp(logit_scale_a)), computed here in double precision from
-# the float4 cosines, as worker/clap.score computes them: exp(scale · (cosine − best cosine)) over
+# the float4 cosines, as model/clap.score computes them: exp(scale · (cosine − best cosine)) over
 # the window's sum of the same. Same columns, types and meaning as version 2; ranks follow the
 # cosines, which order the scores alike (ties by label order); the rank-1 row keeps the stored
 # top score. Only segment_labels changes: the decision views read it by name.

@@ -9,7 +9,7 @@ if ! timeout 120 .venv/bin/soundtag fetch-model "$model"; then
   echo "!! $model could not be fetched (no network, or HF_HUB_OFFLINE=1 without it in the cache)." >&2
   echo "!! Using a randomly initialised CLAP instead: same code path, MEANINGLESS labels." >&2
   model=examples/.models/clap-random
-  [ -f "$model/model.safetensors" ] || .venv/bin/python -m soundtag.random_clap tiny "$model" >/dev/null
+  [ -f "$model/model.safetensors" ] || .venv/bin/python -m model.random_clap tiny "$model" >/dev/null
 fi
 .venv/bin/soundtag run examples/archive --taxonomy examples/taxonomy.yaml --model "$model"
 .venv/bin/python - <<'PY'

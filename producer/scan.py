@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 from db.files import new_or_changed
 from db.taxonomies import save_taxonomy
 from producer.enqueue import enqueue
-from producer.sources import WalkReport, source_name, walk
 from soundtag.settings import Settings
+from soundtag.sources.walk import WalkReport, source_name, walk
 from soundtag.taxonomy import Taxonomy
 
 

@@ -11,22 +11,15 @@ from collections.abc import Sequence
 import numpy as np
 from sqlalchemy import Engine
 
-from db import embeddings, heads, jobs
+from db import embeddings, jobs
 from db.reviews import ReviewItem
+from heads.head import Head
+from heads.stored import base_model, resolve
+from heads.train import train
 from review.order import Learning, Order, ordered
-from review.train import train
 from soundtag.errors import SoundtagError
-from soundtag.head import PREFIX, Head
 
 log = logging.getLogger(__name__)
-
-
-def base_model(engine: Engine, model: str) -> str:
-    """The model whose embeddings a labeling's files have: a head's base model for a head's."""
-    if model.startswith(PREFIX):
-        name, version = model.removeprefix(PREFIX).rsplit("@v", 1)
-        return heads.load_head(engine, name, int(version)).base_model
-    return model
 
 
 class Learner:
@@ -52,7 +45,7 @@ class Learner:
 
     def _newest(self) -> Head | None:
         try:
-            return heads.load_head(self.engine, self.name)
+            return resolve(self.engine, self.name)
         except SoundtagError:
             return None
 

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
 
     device: str = "auto"
     # Which runtime runs the towers: auto is ONNX Runtime on the CPU and torch on a GPU (and for
-    # what only torch does: bf16/fp16, fused checkpoints); see worker/classifier.py.
+    # what only torch does: bf16/fp16, fused checkpoints); see model/classifier.py.
     backend: Literal["auto", "torch", "onnx"] = "auto"
     # The towers exported to ONNX and the prompts' text embeddings, per model and weights revision.
     export_dir: Path = Field(default_factory=_exports_cache)
@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     # `soundtag search` keeps the stored vectors here as a float32 matrix per database, model and
     # revision: a cache of the database, updated by each search, safe to delete between searches.
     index_dir: Path = Field(default_factory=lambda: _user_cache() / "index")
-    # Past this many windows a search scans an approximate index (worker/approximate_index.py,
+    # Past this many windows a search scans an approximate index (vectors/approximate_index.py,
     # recall@10 ≥ 0.95) instead of every vector; `search --exact/--approximate` chooses per query.
     search_approximate_above: int = Field(10_000_000, ge=0)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from soundtag.random_clap import build
+from model.random_clap import build
 
 PG_ADMIN_URL = os.environ.get("SOUNDTAG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TEST_REDIS = os.environ.get("SOUNDTAG_TEST_REDIS", "redis://127.0.0.1:6379/0")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.audio_files import tone, write
+from soundtag.audio import Limits, decode, windows
 from soundtag.errors import AudioError
-from worker.audio import Limits, decode, windows
+from tests.audio_files import tone, write
 
 FORMATS = ["wav", "flac", "ogg", "opus", "mp3", "aiff", "m4a"]
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 from transformers import pipeline
 
+from model.classifier import load_classifier
+from model.log_mel import LogMel
 from soundtag.sources.storage import open_local
 from soundtag.taxonomy import Taxonomy, taxonomy_from_csv
 from tests.audio_files import write
-from worker.classifier import load_classifier
 from worker.labeling import Labeler
-from worker.log_mel import LogMel
 
 LABELS = ["dog barking", "rain", "siren", "speech", "church bells"]
 

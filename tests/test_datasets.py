@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from producer.sources import walk
-from soundtag.errors import SourceError
-from soundtag.errors import ReadError
+from soundtag.errors import ReadError, SourceError
 from soundtag.sources.hf_datasets import DatasetRef, parse_row, parse_source
 from soundtag.sources.storage import Storage
+from soundtag.sources.walk import walk
 from tests.audio_files import write
 from tests.conftest import query, soundtag
 

@@ -9,23 +9,23 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 
+from db import segments
 from db.decisions import model_decisions
 from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
 from db.files import add_files, fail_files, pending_uris
 from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec, reactivate_job
 from db.predictions import job_cosines, job_predictions
 from db.results import save_results
-from db import segments
 from db.reviews import Given, all_verdicts, record_verdict, record_verdicts, review_items, undo_verdict, verdicts
 from db.schema import engine_for, ensure_schema, upgrade
 from db.taxonomies import label_embeddings, save_label_embeddings, save_taxonomy
+from model.results import FileResult, WindowResult
 from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.states import FileState, JobState, Verdict
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.conftest import query
-from worker.labeling import FileResult, Segment
 
 TAX = taxonomy_from_csv("dog,rain")
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -42,7 +42,7 @@ def _refs(*names, version="1"):
 def _ok(uri):
     scores = np.array([0.7, 0.3])
     return FileResult(uri, scores=scores, similarity=np.array([0.2, 0.1]), duration_s=1.0,
-                      segments=[Segment(0.0, 1.0, scores, np.array([0.2, 0.1]))])
+                      segments=[WindowResult(0.0, 1.0, scores, np.array([0.2, 0.1]))])
 
 
 def _statuses(engine, job_id):
@@ -291,7 +291,7 @@ def test_ranks_break_ties_by_label_order_and_the_top_columns_are_rank_1(engine):
     add_files(engine, job, _refs("a", "b"))
     tied = np.array([0.25, 0.375, 0.375])
     results = [FileResult(f"file:///a/{name}", scores=tied, similarity=tied / 2, duration_s=2.0,
-                          segments=[Segment(0.0, 1.0, tied, tied / 2), Segment(1.0, 2.0, tied[::-1], tied[::-1] / 2)])
+                          segments=[WindowResult(0.0, 1.0, tied, tied / 2), WindowResult(1.0, 2.0, tied[::-1], tied[::-1] / 2)])
                for name in ("a", "b")]
     save_results(engine, job, results, ["dog", "rain", "siren"], logit_scale=10.0)
     url = engine.url.render_as_string(hide_password=False)
@@ -316,7 +316,7 @@ def test_window_scores_in_the_view_are_the_softmax_the_labeling_gave(engine):
     scale, cosines = 100.0, np.array([[0.31, 0.12, 0.305, -0.05], [0.02, 0.25, 0.11, 0.249]])
     logits = scale * (cosines - cosines.max(axis=1, keepdims=True))
     scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    segments = [Segment(float(w), w + 1.0, scores[w], cosines[w]) for w in range(2)]
+    segments = [WindowResult(float(w), w + 1.0, scores[w], cosines[w]) for w in range(2)]
     save_results(engine, job, [FileResult("file:///a/a", scores=scores.mean(axis=0),
                                                 similarity=cosines.mean(axis=0), duration_s=2.0, segments=segments)],
                        ["dog", "rain", "siren", "wind"], logit_scale=scale)
@@ -351,7 +351,7 @@ def test_migration_0007_computes_window_scores_from_cosines_as_they_were_stored(
         conn.execute(text("insert into job (id, kind, model, taxonomy_id, sources, options, state, created_at) "
                           "values ('j', 'run', 'm', 1, '[]', '{}', 'completed', :t)"), {"t": NOW})
         for fid in (1, 2, 3):
-            cosines = rng.normal(0.1, 0.12, (4, 5))  # as worker/clap.score: float64, then float4 in segment
+            cosines = rng.normal(0.1, 0.12, (4, 5))  # as model/clap.score: float64, then float4 in segment
             logits = scale * (cosines - cosines.max(axis=1, keepdims=True))
             scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
             conn.execute(text("insert into file (id, uri, status, fingerprint, created_at, updated_at) "
@@ -394,7 +394,7 @@ def test_embeddings_are_kept_packed_and_raw_rows_of_older_versions_still_read(en
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((360, 512)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    segments = [Segment(10.0 * w, 10.0 * w + 10.0, np.array([0.5, 0.5]), np.array([0.1, 0.1]), v)
+    segments = [WindowResult(10.0 * w, 10.0 * w + 10.0, np.array([0.5, 0.5]), np.array([0.1, 0.1]), v)
                 for w, v in enumerate(vectors)]
     result = FileResult("file:///a/long", duration_s=3600.0, scores=np.array([0.5, 0.5]),
                         similarity=np.array([0.1, 0.1]), segments=segments)

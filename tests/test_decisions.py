@@ -14,12 +14,12 @@ from db.results import save_results
 from db.reviews import review_items
 from db.schema import engine_for, ensure_schema
 from db.taxonomies import save_taxonomy
+from model.results import FileResult, WindowResult
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_canonical
 from tests.audio_files import write
 from tests.conftest import query, soundtag
-from worker.labeling import FileResult, Segment
 
 
 def _url(engine):
@@ -123,7 +123,7 @@ def test_tagged_windows_merge_into_events(engine):
     scores = [0.7, 0.1, 0.1, 0.1]
     windows = [(0, 10, hit), (10, 20, hit), (15, 25, hit), (25, 35, miss), (30, 40, miss), (40, 50, hit),
                (50, 60, miss), (55, 65, hit)]
-    segments = [Segment(float(s), float(e), np.array(scores), np.array(sim)) for s, e, sim in windows]
+    segments = [WindowResult(float(s), float(e), np.array(scores), np.array(sim)) for s, e, sim in windows]
     _save(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.2}),
           [_result("long", scores, [0.3, 0.05, 0.0, 0.0], segments)])
     assert len(_rows(engine, "select start_s from segment_tags where label = 'siren'")) == 5
@@ -272,7 +272,7 @@ def test_evaluate_reports_coverage_and_precision_recall_at_the_thresholds(sqlite
 def test_a_file_exactly_at_its_threshold_is_tagged(engine):
     """`calibrate` sets a threshold equal to a file's cosine, as the views return it: that file passes."""
     plain = {"name": "edge", "labels": ["siren", "dog"]}
-    segment = Segment(0.0, 1.0, np.array([0.4, 0.6]), np.array([0.1, 0.3]))
+    segment = WindowResult(0.0, 1.0, np.array([0.4, 0.6]), np.array([0.1, 0.3]))
     _save(engine, taxonomy_from_canonical(plain), [_result("edge", [0.4, 0.6], [0.1, 0.3], [segment])])
     [(file_cosine,)] = query(_url(engine), "select similarity from file_labels where label = 'dog'")
     [(window_cosine,)] = query(_url(engine), "select similarity from segment_labels where label = 'dog'")

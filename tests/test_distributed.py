@@ -363,9 +363,9 @@ def test_enqueue_with_the_broker_down_says_so_in_one_line_and_records_no_job(tmp
 def test_broker_gone_while_sending_fails_the_job_and_requeue_sends_it_again(tmp_path, celery_env, workers):
     from db.schema import engine_for, ensure_schema
     from producer.enqueue import enqueue
-    from producer.sources import walk
     from soundtag.errors import BrokerError
     from soundtag.settings import Settings
+    from soundtag.sources.walk import walk
     from soundtag.taxonomy import taxonomy_from_csv
 
     n = 4

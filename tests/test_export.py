@@ -15,6 +15,7 @@ from db.jobs import create_job
 from db.results import save_results
 from db.reviews import record_verdict
 from db.schema import engine_for, ensure_schema
+from model.results import FileResult, WindowResult
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.sources.uris import file_uri
@@ -22,7 +23,6 @@ from soundtag.states import Verdict
 from soundtag.taxonomy import taxonomy_from_canonical
 from tests.audio_files import write
 from tests.conftest import query, soundtag
-from worker.labeling import FileResult, Segment
 
 NAMES = ["dog", "rain", "siren"]
 # Two recordings share the stem "street"; "quiet" has low cosines and abstains under the threshold.
@@ -43,7 +43,7 @@ def _labeled(url, archive, names=NAMES) -> tuple[str, dict[str, str]]:
     results = []
     for name, (scores, cosines) in FILES.items():
         write(archive / name, seconds=3.0)
-        windows = [Segment(s, s + 1.5, np.array(scores), np.array(cosines)) for s in (0.0, 1.5)]
+        windows = [WindowResult(s, s + 1.5, np.array(scores), np.array(cosines)) for s in (0.0, 1.5)]
         results.append(FileResult(file_uri(str(archive / name)), duration_s=3.0, sample_rate=16000, channels=1,
                                   scores=np.array(scores), similarity=np.array(cosines), segments=windows))
     add_files(engine, job, [FileRef(r.uri, fingerprint="1") for r in results])
@@ -117,9 +117,7 @@ def test_hf_dataset_loads_with_audio_and_the_taxonomy_as_class_labels(job, tmp_p
     import io
 
     import soundfile
-    from datasets import Audio, load_from_disk
-
-    from datasets import Dataset, DatasetDict
+    from datasets import Audio, Dataset, DatasetDict, load_from_disk
 
     url, job_id, uri = job
     _verdict(url, job_id, uri["night/street.wav"], Verdict.REJECT)

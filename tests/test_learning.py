@@ -10,12 +10,12 @@ import soundfile as sf
 
 from db.embeddings import embedding_chunks
 from db.schema import engine_for, ensure_schema
-from producer.sources import walk
+from heads.file_format import read
 from review.export import ExportFormat, export
 from review.labelstudio import import_reviews
 from review.order import k_centre
-from soundtag.head_file import read
 from soundtag.settings import Settings
+from soundtag.sources.walk import walk
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.conftest import query, soundtag
 from tests.test_review import browser, server  # noqa: F401 - fixtures

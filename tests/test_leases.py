@@ -7,11 +7,11 @@ from db import leases
 from db.files import add_files
 from db.jobs import create_job, fail_job
 from db.results import save_results
+from model.results import FileResult
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.conftest import query
-from worker.labeling import FileResult
 
 URIS = [f"file:///a/{name}" for name in ("a", "b", "c")]
 

@@ -12,13 +12,13 @@ import sys
 import numpy as np
 import pytest
 
+from model import onnx_build
+from model.classifier import load_classifier, pick_backend
+from model.onnx_export import folder_for
 from soundtag.errors import ModelError
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.audio_files import write
 from tests.conftest import ROOT, query, soundtag
-from worker import onnx_build
-from worker.classifier import load_classifier, pick_backend
-from worker.onnx_export import folder_for
 
 LABELS = "dog barking,rain,siren"
 

@@ -264,7 +264,7 @@ def test_cli_and_producer_start_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, soundtag.cli, soundtag.fleet, producer.enqueue, producer.scan, producer.sources, "
+    code = ("import sys, soundtag.cli, soundtag.fleet, producer.enqueue, producer.scan, soundtag.sources.walk, "
             "producer.tasks, producer.beat, db.jobs, db.files, db.results, db.reviews, db.embeddings, "
             "db.predictions, db.labeled_files; "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
@@ -289,8 +289,8 @@ def test_schema_head_constant_is_the_newest_migration():
 def test_a_run_that_stops_early_records_why_and_keeps_what_it_finished(tmp_path, tiny_clap, sqlite_url, stop, state,
                                                                       error):
     from db.schema import engine_for, ensure_schema
-    from producer.sources import walk
     from soundtag.settings import Settings
+    from soundtag.sources.walk import walk
     from soundtag.taxonomy import taxonomy_from_csv
     from worker.runner import run
 

@@ -10,10 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from producer.sources import walk
-from soundtag.errors import SourceError
-from soundtag.errors import ReadError, TransientReadError
+from soundtag.errors import ReadError, SourceError, TransientReadError
 from soundtag.sources.storage import Storage
+from soundtag.sources.walk import walk
 from tests.audio_files import write
 from tests.conftest import free_port, query, soundtag
 
@@ -210,8 +209,8 @@ def test_s3_errors_are_sorted_into_transient_and_permanent(code, status, transie
 
 
 def test_transient_read_error_stops_the_batch_instead_of_failing_files(tiny_clap, export_dir):
+    from model.classifier import load_classifier
     from soundtag.taxonomy import taxonomy_from_csv
-    from worker.classifier import load_classifier
     from worker.labeling import Labeler
 
     classifier = load_classifier(str(tiny_clap), export_dir)
@@ -234,10 +233,10 @@ def test_object_larger_than_the_in_memory_spool_is_labeled_like_the_local_file(b
 
     import numpy as np
 
+    from model.classifier import load_classifier
     from soundtag.sources import s3
     from soundtag.sources.storage import open_local
     from soundtag.taxonomy import taxonomy_from_csv
-    from worker.classifier import load_classifier
     from worker.labeling import Labeler
 
     local = write(tmp_path / "big.wav", seconds=200.0, rate=48000, channels=2)  # 38 MB of PCM

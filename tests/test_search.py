@@ -1,5 +1,5 @@
 """`soundtag search` over stored window embeddings (through the kept index of
-worker/window_index.py), and `export-embeddings`."""
+vectors/window_index.py), and `export-embeddings`."""
 
 import json
 import threading
@@ -18,14 +18,14 @@ from db.jobs import create_job
 from db.models import AudioEmbedding, File
 from db.results import save_results
 from db.schema import engine_for, ensure_schema
+from model.results import FileResult, WindowResult
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.audio_files import write
 from tests.conftest import query, soundtag
-from worker import window_index
-from worker.labeling import FileResult, Segment
-from worker.search import rank
+from vectors import window_index
+from vectors.search import rank
 
 LABELS = "dog barking,rain,siren"
 REVISION = "r1"
@@ -132,7 +132,7 @@ def _store(engine, settings, names, windows=4, seed=0, window_s=10.0, centre=lam
     for k, ref in enumerate(refs):
         vectors = centre(k) + rng.standard_normal((windows, 16))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        segments = [Segment(window_s * w, window_s * (w + 1), np.ones(1), np.zeros(1), v) for w, v in enumerate(vectors)]
+        segments = [WindowResult(window_s * w, window_s * (w + 1), np.ones(1), np.zeros(1), v) for w, v in enumerate(vectors)]
         results.append(FileResult(ref.uri, duration_s=10.0 * windows, scores=np.ones(1), similarity=np.zeros(1),
                                   segments=segments))
     save_results(engine, job, results, ["seed"], EmbeddingKey(REVISION, window_s, window_s, "fp16"),

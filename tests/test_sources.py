@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from producer.sources import WalkReport, walk
 from soundtag.sources.uris import file_uri, path_of, readable
+from soundtag.sources.walk import WalkReport, walk
 from tests.audio_files import write
 from tests.conftest import ROOT, query
 

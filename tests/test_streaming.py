@@ -13,19 +13,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from soundtag import audio
+from soundtag.audio import AudioError, Limits, Stream, Windower, decode, open_stream, resample, windows
 from soundtag.sources.storage import open_local
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.audio_files import tone, write, write_long
 from tests.conftest import ROOT, query
-from worker import audio
-from worker.audio import AudioError, Limits, Stream, Windower, decode, open_stream, resample, windows
 
 LABELS = "dog barking,rain,siren"
 
 
 @pytest.fixture(scope="module")
 def classifier(tiny_clap, export_dir):
-    from worker.classifier import load_classifier
+    from model.classifier import load_classifier
 
     return load_classifier(str(tiny_clap), export_dir, backend="torch", device="cpu")
 

@@ -1,9 +1,9 @@
-"""soundtag/targets.py: what each verdict teaches a head, window by window."""
+"""heads/targets.py: what each verdict teaches a head, window by window."""
 
 import numpy as np
 
+from heads.targets import from_truth, from_verdict, implied, overlapping, window_targets
 from soundtag.states import Verdict
-from soundtag.targets import from_truth, from_verdict, implied, overlapping, window_targets
 
 LABELS = ["dog", "rain", "siren"]
 STARTS = np.array([0.0, 10.0, 20.0, 30.0])

@@ -22,40 +22,13 @@ from typing import BinaryIO
 
 import numpy as np
 
+from model.classifier import Classifier, score
+from model.results import FileResult, WindowResult, aggregate
+from soundtag.audio import Limits, Window, Windower, open_stream
 from soundtag.errors import AudioError, ReadError, TransientReadError, describe
-from worker.audio import Limits, Window, Windower, open_stream
-from worker.classifier import Classifier, score
 
 Opener = Callable[[str], AbstractContextManager[BinaryIO]]
 """Opens a URI as a seekable binary file; raises ReadError or TransientReadError."""
-
-
-@dataclass
-class Segment:
-    start_s: float
-    end_s: float
-    scores: np.ndarray
-    similarity: np.ndarray
-    embedding: np.ndarray | None = None  # the window's audio embedding, kept for relabel and search
-
-
-@dataclass
-class FileResult:
-    """Everything learned about one file: metadata, and either scores or the reason it failed."""
-
-    uri: str
-    error: str | None = None
-    duration_s: float | None = None
-    sample_rate: int | None = None
-    channels: int | None = None
-    content_hash: str | None = None
-    scores: np.ndarray | None = None
-    similarity: np.ndarray | None = None
-    segments: list[Segment] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass
@@ -82,17 +55,6 @@ class _File:
 
 class _Cancelled(Exception):
     """``label`` was left early (an exception, or its caller stopped iterating): decoding stops."""
-
-
-def aggregate(scores: np.ndarray, similarity: np.ndarray, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """File-level results of consecutive files whose windows are the rows of ``scores`` and
-    ``similarity`` (``counts`` windows each, at least one): the mean over each file's windows.
-    Windows are all the same length (the last is end-aligned), so a plain mean weighs every
-    second alike. Many files at once, as a relabel scores them."""
-    starts = np.cumsum(counts) - counts
-    windows = np.asarray(counts, dtype=np.float64)[:, None]
-    return (np.add.reduceat(scores, starts, axis=0) / windows,
-            np.add.reduceat(similarity, starts, axis=0) / windows)
 
 
 class Labeler:
@@ -202,7 +164,7 @@ class Labeler:
         embeddings = self.classifier.embed_windows([w.prepared for w in batch])
         scores, similarity = score(embeddings, labels, self.classifier.logit_scale)
         for window, s, sim, embedding in zip(batch, scores, similarity, embeddings):
-            window.file.result.segments.append(Segment(window.start_s, window.end_s, s, sim, embedding))
+            window.file.result.segments.append(WindowResult(window.start_s, window.end_s, s, sim, embedding))
 
 
 def _finished(scoring: deque[_File]) -> Iterator[FileResult]:

@@ -11,47 +11,35 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from db import heads
 from db.embeddings import EmbeddingKey, stored_embeddings
 from db.files import add_files, pending_uris
-from db.jobs import JobInfo, JobSpec, cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec
+from db.jobs import JobInfo, JobSpec, create_job, finish_job_if_done, job_info, job_spec, recorded
 from db.results import save_results
 from db.schema import engine_for
-from db.taxonomies import label_embeddings as stored_label_embeddings, save_label_embeddings, save_taxonomy
+from db.taxonomies import save_taxonomy
+from heads.head import Head
+from heads.stored import resolve
+from model.classifier import check_device, classifier_for, label_embeddings
+from model.results import FileResult
 from soundtag import hub
-from soundtag.errors import SoundtagError, TransientReadError, describe, first_line
+from soundtag.audio import Limits
 from soundtag.fileref import FileRef
-from soundtag.head import Head, parse_ref
 from soundtag.settings import Settings
 from soundtag.sources.storage import Storage
 from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
-from worker.audio import Limits
-from worker.classifier import Classifier, check_device, load_classifier
-from worker.embeddings import results_from_stored, stored_from, zero_shot
-from worker.labeling import FileResult, Labeler
+from vectors.stored import results_from_stored, stored_from, zero_shot
+from worker.labeling import Labeler
 
 log = logging.getLogger(__name__)
 
 _cache_lock = threading.Lock()
-_classifiers: dict[tuple, Classifier] = {}
 _storages: dict[tuple, Storage] = {}
-_heads: dict[str, Head] = {}
 _head_taxonomies: dict[str, int] = {}
-
-
-def classifier_for(model: str, settings: Settings) -> Classifier:
-    key = (model, settings.backend, settings.device, settings.dtype, settings.export_dir)
-    with _cache_lock:
-        if key not in _classifiers:
-            _classifiers[key] = load_classifier(model, settings.export_dir, backend=settings.backend,
-                                                device=settings.device, dtype=settings.dtype)
-        return _classifiers[key]
 
 
 def storage(settings: Settings) -> Storage:
@@ -72,16 +60,6 @@ def labeler_for(spec: JobSpec, settings: Settings) -> Labeler:
         decode_threads=settings.decode_threads,
         limits=Limits(settings.max_channels, settings.max_rate, settings.max_duration_s),
     )
-
-
-def label_embeddings(engine: Engine, classifier: Classifier, spec: JobSpec):
-    """The taxonomy's label embeddings: stored ones when this model computed them before (a
-    repeated run skips the text tower), else computed now and stored."""
-    vectors = stored_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id)
-    if vectors is None:
-        vectors = classifier.label_embeddings(spec.taxonomy)
-        save_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id, vectors)
-    return vectors
 
 
 def active_spec(engine: Engine, job_id: str, files: int) -> JobSpec | None:
@@ -123,7 +101,7 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
         engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s, wanted)
     from_audio = [uri for uri in wanted if uri not in stored]
     reused = results_from_stored(list(stored.values()), zero_shot(vectors, classifier.logit_scale))
-    head = head_for(engine, spec.options["head"]) if spec.options.get("head") else None
+    head = resolve(engine, spec.options["head"]) if spec.options.get("head") else None
 
     def save(results: list[FileResult]) -> None:
         save_results(engine, job_id, results, labels, keep, logit_scale=classifier.logit_scale)
@@ -152,14 +130,6 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
         labeled.close()
         save(buffer)
     return finished
-
-
-def head_for(engine: Engine, model: str) -> Head:
-    """The head a job names ('head:NAME@vN'), read from SQL once per process."""
-    with _cache_lock:
-        if model not in _heads:
-            _heads[model] = heads.load_head(engine, *parse_ref(model))
-        return _heads[model]
 
 
 def head_taxonomy(engine: Engine, head: Head) -> int:
@@ -201,20 +171,3 @@ def run(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: S
             process(job_id, todo, settings, on_result=on_result)
     finish_job_if_done(engine, job_id)
     return job_info(engine, job_id)
-
-
-@contextmanager
-def recorded(engine: Engine, job_id: str) -> Iterator[None]:
-    """Records why a job worked on in this process stopped early, then lets the exception go on:
-    an error (a model that cannot load, storage gone, a bug) fails the job with its one-line
-    reason, its unfinished files left queued for ``requeue`` or a rerun; Ctrl-C or a stop signal
-    cancels it. Finished files are kept either way."""
-    try:
-        yield
-    except Exception as exc:
-        fail_job(engine, job_id, first_line(exc) if isinstance(exc, (SoundtagError, TransientReadError))
-                 else describe(exc))
-        raise
-    except BaseException:
-        cancel_job(engine, job_id, reason="interrupted")
-        raise

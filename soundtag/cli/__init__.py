@@ -17,7 +17,7 @@ import typer
 import typer.core
 
 from soundtag.cli import admin, jobs, labeling, learning, quality, review, vectors
-from soundtag.cli.common import console, styled
+from soundtag.cli.options import console, styled
 from soundtag.cli.process import freeze_for_exit, quiet_libraries, silence_native_stderr
 from soundtag.errors import SoundtagError, describe
 

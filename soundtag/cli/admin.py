@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.common import Database, console, fail
+from soundtag.cli.options import Database, console, fail
 from soundtag.errors import first_line
 from soundtag.settings import load_settings
 
@@ -31,7 +31,7 @@ def fetch_model(
     if random is not None:
         if model:
             fail("give a hub id or --random DIR, not both")
-        from soundtag.random_clap import build
+        from model.random_clap import build
 
         console.print(f"random CLAP in {build(random, 'tiny')}: use it with --model {random}")
         return
@@ -50,7 +50,7 @@ def fetch_model(
             fail(f"model {settings.model}: cannot fetch: {first_line(exc)}")
         console.print(f"{settings.model}: in the cache at {path}")
     if export:
-        from worker.onnx_export import exported
+        from model.onnx_export import exported
 
         done = exported(settings.model, settings.dtype, settings.export_dir)
         console.print(f"{settings.model_ref}: exported to ONNX in {done.folder}")

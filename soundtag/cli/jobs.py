@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from soundtag.cli.common import Database, open_engine, out
+from soundtag.cli.options import Database, open_engine, out
 from soundtag.cli.progress import progress_bar
 from soundtag.settings import load_settings
 

@@ -11,11 +11,29 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.common import (
-    AudioColumn, Backend, BatchSize, Database, Force, HeadToo, HopS, Labels, Model, Pattern, RetryFailed,
-    Taxonomy_, TaxonomyName, TruthColumn, WindowS, console, fail, open_engine, out, read_taxonomy,
-)
 from soundtag.cli.learning import head_of
+from soundtag.cli.options import (
+    AudioColumn,
+    Backend,
+    BatchSize,
+    Database,
+    Force,
+    HeadToo,
+    HopS,
+    Labels,
+    Model,
+    Pattern,
+    RetryFailed,
+    Taxonomy_,
+    TaxonomyName,
+    TruthColumn,
+    WindowS,
+    console,
+    fail,
+    open_engine,
+    out,
+    read_taxonomy,
+)
 from soundtag.cli.process import one_blas_thread
 from soundtag.cli.progress import RunProgress, print_failures
 from soundtag.settings import load_settings
@@ -67,7 +85,7 @@ def run(
 
 def _refs(sources: list[str], pattern: str | None, audio_column: str | None = None, truth_column: str | None = None,
           report=None):
-    from producer.sources import walk
+    from soundtag.sources.walk import walk
 
     # Lazy, so that enqueue lists while it records; the first file is looked for up front.
     refs = (ref for source in sources
@@ -79,7 +97,7 @@ def _refs(sources: list[str], pattern: str | None, audio_column: str | None = No
 
 
 def _source_names(sources: list[str]) -> list[str]:
-    from producer.sources import source_name
+    from soundtag.sources.walk import source_name
 
     return [source_name(s) for s in sources]
 
@@ -105,7 +123,7 @@ def enqueue(
 ) -> None:
     """Record a job and send its files to the workers; prints the job id."""
     from producer.enqueue import enqueue as enqueue_job
-    from producer.sources import WalkReport
+    from soundtag.sources.walk import WalkReport
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                              hop_s=hop, queue=queue, files_per_task=files_per_task)

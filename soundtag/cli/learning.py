@@ -10,21 +10,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.common import Database, Model, console, fail, open_engine, out, uri_prefix
+from soundtag.cli.options import Database, Model, console, fail, open_engine, out, uri_prefix
 from soundtag.settings import load_settings
-
-
-def load(engine, ref: str):
-    """The stored head that ``NAME`` or ``NAME@vN`` names."""
-    from db.heads import load_head
-    from soundtag.head import parse_ref
-
-    return load_head(engine, *parse_ref(ref))
 
 
 def head_of(engine, ref: str, settings) -> str:
     """'head:NAME@vN' of the head ``ref`` names, which must be a head of the model that runs."""
-    chosen = load(engine, ref)
+    from heads.stored import resolve
+
+    chosen = resolve(engine, ref)
     if chosen.base_model != settings.model_ref:
         fail(f"{chosen.model} was trained on {chosen.base_model}'s embeddings, not {settings.model_ref}'s: "
              f"run with --model {chosen.base_model}")
@@ -43,8 +37,8 @@ def train(
 ) -> None:
     """Train a head on the stored window embeddings of the files in scope from the reviews: one
     logistic regression per label, cross-validated by file against zero-shot. No audio is read."""
-    from review.train import Teacher, train as fit_head
-    from soundtag.head import parse_ref
+    from heads.head import parse_ref
+    from heads.train import Teacher, train as fit_head
 
     if job and sources:
         fail("give either --job JOB ... or SOURCE ..., not both")
@@ -88,9 +82,10 @@ def export_head(
 ) -> None:
     """Write a head's weights, biases, labels and base model to a safetensors or npz file
     (docs/learning.md describes it), for a notebook to use."""
-    from soundtag.head_file import write
+    from heads.file_format import write
+    from heads.stored import resolve
 
     engine = open_engine(load_settings(database_url=database))
-    chosen = load(engine, head)
+    chosen = resolve(engine, head)
     write(chosen, out_file)
     console.print(f"{chosen.model}: {len(chosen.labels)} labels × {chosen.weights.shape[1]} → {out_file}")

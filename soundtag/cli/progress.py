@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from soundtag.cli.common import console, styled
+from soundtag.cli.options import console, styled
 from soundtag.sources.uris import readable, shown
 
 
@@ -23,7 +23,7 @@ class RunProgress:
     once there is something to label, so an error while listing prints its one line alone."""
 
     def __init__(self, about: str):
-        from producer.sources import WalkReport
+        from soundtag.sources.walk import WalkReport
 
         self.progress, self.about, self.walked = progress_bar(), about, WalkReport()
         self.failures: list[tuple[str, str]] = []

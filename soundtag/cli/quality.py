@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.common import Database, console, fail, open_engine, out
+from soundtag.cli.options import Database, console, fail, open_engine, out
 from soundtag.settings import load_settings
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.common import Database, console, fail, open_engine, out, uri_prefix
+from soundtag.cli.options import Database, console, fail, open_engine, out, uri_prefix
 from soundtag.cli.progress import print_left_out
 from soundtag.settings import load_settings
 
@@ -99,8 +99,8 @@ def _searched(engine, database: str | None, info, text: str | None, like: str | 
     """The job's files holding the windows nearest ``text`` or ``like``'s window, nearest first:
     a review queue that starts where a new class is (agile modeling's search step)."""
     from db.files import job_file_ids
-    from review.learning import base_model
-    from worker.search import search_like, search_text
+    from heads.stored import base_model
+    from vectors.search import search_like, search_text
 
     settings = load_settings(model=base_model(engine, info.model), database_url=database)
     hits = (search_text(engine, text, settings, limit) if text is not None

@@ -9,8 +9,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.common import (
-    Backend, Database, Labels, Model, Taxonomy_, TaxonomyName, console, fail, open_engine, out, read_taxonomy, styled,
+from soundtag.cli.options import (
+    Backend,
+    Database,
+    Labels,
+    Model,
+    Taxonomy_,
+    TaxonomyName,
+    console,
+    fail,
+    open_engine,
+    out,
+    read_taxonomy,
+    styled,
     uri_prefix,
 )
 from soundtag.cli.progress import RunProgress, print_failures, print_left_out
@@ -33,8 +44,8 @@ def relabel(
     """Label stored files with a new taxonomy, or a trained head, from their stored audio
     embeddings: no recording is read, only the text tower runs (nothing at all for a head).
     Without --model, the model that made the embeddings in scope. Writes a new job (kind relabel)."""
-    from soundtag.cli.learning import load
-    from worker.relabel import relabel as relabel_files
+    from heads.stored import resolve
+    from vectors.relabel import relabel as relabel_files
     from worker.runner import Planned
 
     if job and sources:
@@ -44,7 +55,7 @@ def relabel(
     if head:
         if taxonomy or labels:
             fail("--head scores with the head's own labels: leave out --taxonomy and --labels")
-        chosen = load(engine, head)
+        chosen = resolve(engine, head)
         tax, model_ref = chosen.taxonomy(), chosen.model
     else:
         chosen, tax, model_ref = None, read_taxonomy(taxonomy, labels, name), settings.model_ref
@@ -100,7 +111,7 @@ def search(
 
     from rich.table import Table
 
-    from worker.search import search_like, search_text
+    from vectors.search import search_like, search_text
 
     if (text is None) == (like is None):
         fail('give exactly one of TEXT or --like URI')

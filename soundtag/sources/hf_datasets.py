@@ -11,7 +11,7 @@ Without :SPLIT every split is taken. A row's URI names the dataset, revision, sp
 ``hf://OWNER/NAME[@REVISION]:SPLIT/ROW`` or ``hf:///ABS/PATH:SPLIT/ROW``, followed by ``#COLUMN``
 when the audio column is not the dataset's only Audio column.
 
-Audio is read as bytes (``Audio(decode=False)``) and decoded by worker.audio, never by datasets,
+Audio is read as bytes (``Audio(decode=False)``) and decoded by soundtag.audio, never by datasets,
 so neither torchcodec nor FFmpeg is needed.
 """
 

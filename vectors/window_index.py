@@ -1,6 +1,6 @@
 """The index ``soundtag search`` ranks: the usable stored window embeddings of one database, model
 and revision, kept as float32 segments memory-mapped from ``Settings.index_dir`` (see
-``worker.index_segment``), so a query is a few matrix products over the page cache (about 80 ms
+``vectors.index_segment``), so a query is a few matrix products over the page cache (about 80 ms
 at 1M windows × 512 on two cores) instead of reading every vector from SQL (1.5 s per 100k
 windows). Exact: every window is compared.
 
@@ -41,8 +41,8 @@ from sqlalchemy import Engine
 
 from db import embeddings
 from soundtag.errors import SoundtagError
-from worker import approximate_index
-from worker.index_segment import FILES, DamagedSegment, Segment, SegmentWriter, merge, open_segment
+from vectors import approximate_index
+from vectors.index_segment import FILES, DamagedSegment, Segment, SegmentWriter, merge, open_segment
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class WindowIndex:
     def nearest(self, query: np.ndarray, limit: int, approximate: bool | None = None) -> list[Window]:
         """The ``limit`` windows most similar to ``query`` (a unit vector), best first, as the
         database holds them now: all compared, or with ``approximate`` (by default past
-        ``approximate_above`` windows) the candidates of ``worker.approximate_index``."""
+        ``approximate_above`` windows) the candidates of ``vectors.approximate_index``."""
         query = np.asarray(query, dtype=np.float32)
         segments, ann = self.synced(approximate=approximate)
         windows = self._current(segments, ann, query, limit, strict=True)

@@ -12,18 +12,18 @@ from sqlalchemy import Engine
 
 from db.embeddings import embedded_uris, embedding_chunks
 from db.files import add_files, failed_uris, scope_files
-from db.jobs import JobInfo, create_job, finish_job_if_done, job_info, job_spec
+from db.jobs import JobInfo, create_job, finish_job_if_done, job_info, job_spec, recorded
 from db.results import save_results
+from heads.head import Head
+from model.classifier import classifier_for, label_embeddings
+from model.results import FileResult
 from soundtag import hub
 from soundtag.errors import ReadError
-from soundtag.head import Head
 from soundtag.settings import Settings
+from soundtag.sources.storage import Storage
 from soundtag.states import FileState
 from soundtag.taxonomy import Taxonomy
-from worker.embeddings import results_from_stored, with_stored_model, zero_shot
-from worker.labeling import FileResult
-from worker.runner import classifier_for, label_embeddings, recorded
-from soundtag.sources.storage import Storage
+from vectors.stored import results_from_stored, with_stored_model, zero_shot
 
 
 @dataclass(frozen=True)

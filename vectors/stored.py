@@ -1,21 +1,19 @@
 """Results from stored audio embeddings: a file's windows scored without its recording, against
 any taxonomy by the formula the pipeline uses (``clap.score``, ``labeling.aggregate``), or by a
-trained head (``soundtag.head.Head.score``)."""
+trained head (``heads.head.Head.score``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
 from sqlalchemy import Engine
 
 from db.embeddings import StoredEmbeddings, Unreadable, embedding_models
+from model.classifier import score
+from model.results import FileResult, WindowResult, aggregate
 from soundtag.errors import SoundtagError
 from soundtag.settings import Settings
-from worker.classifier import score
-from worker.labeling import FileResult, Segment, aggregate
-
 
 # Window vectors → (scores, similarities), each windows × labels.
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -39,7 +37,7 @@ def results_from_stored(stored: Sequence[StoredEmbeddings | Unreadable], scorer:
     file_scores, file_similarity = aggregate(scores, similarity, counts)
     results, at = [], 0
     for i, (found, count) in enumerate(zip(files, counts)):
-        segments = [Segment(start, end, s, sim) for start, end, s, sim in zip(
+        segments = [WindowResult(start, end, s, sim) for start, end, s, sim in zip(
             found.starts.tolist(), found.ends.tolist(), scores[at:at + count], similarity[at:at + count])]
         at += count
         results.append(FileResult(found.uri, duration_s=found.duration_s, sample_rate=found.sample_rate,

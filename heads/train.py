@@ -12,10 +12,11 @@ import numpy as np
 from sqlalchemy import Engine
 
 from db import embeddings, files, heads, jobs
+from heads.head import Head
+from heads.stored import store
+from heads.targets import Taught, from_truth, from_verdict, implied, window_targets
+from heads.training import MAX_WEAK, WEAK_WEIGHT, Examples, LabelReport, fit
 from soundtag.errors import SoundtagError
-from soundtag.head import Head
-from soundtag.targets import Taught, from_truth, from_verdict, implied, window_targets
-from soundtag.training import MAX_WEAK, WEAK_WEIGHT, Examples, LabelReport, fit
 
 
 class Teacher(StrEnum):
@@ -104,7 +105,7 @@ def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (),
                             + "; ".join(f"{label}: {why}" for label, why in left_out.items()))
     metrics = {r.label: {"positives": r.positives, "negatives": r.negatives, "folds": r.folds, "head": r.head,
                          "zero_shot": r.zero_shot} for r in fitted.reports if not r.left_out}
-    head = heads.save_head(engine, Head(name, 0, model, revision, fitted.labels, fitted.weights, fitted.bias,
+    head = store(engine, Head(name, 0, model, revision, fitted.labels, fitted.weights, fitted.bias,
                                         metrics, left_out),
                            verdicts=used, truth_files=truth_files,
                            options={"jobs": list(job_ids), "sources": list(sources), "from": str(teacher),

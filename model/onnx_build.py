@@ -1,4 +1,4 @@
-"""Building an ONNX export (worker/onnx_export.py): CLAP's towers through ``torch.onnx.export``
+"""Building an ONNX export (model/onnx_export.py): CLAP's towers through ``torch.onnx.export``
 (the TorchScript exporter, opset 18), the tokenizer, the front end's arrays, the manifest; and the
 int8 towers through ONNX Runtime's dynamic quantization. Needs torch and transformers."""
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.log_mel import LogMel
+from model.onnx_export import LAYOUT, Export, record
 from soundtag import hub
 from soundtag.errors import ModelError, first_line
-from worker.log_mel import LogMel
-from worker.onnx_export import LAYOUT, Export, record
 
 OPSET = 18
 
@@ -110,7 +110,7 @@ def build(model: str, folder: Path) -> None:
 
 
 def _weights_beside(traced: Path, target: Path) -> None:
-    """``traced`` saved as ``target`` with its weights in ``target``.data (see worker/onnx_export.py)."""
+    """``traced`` saved as ``target`` with its weights in ``target``.data (see model/onnx_export.py)."""
     import onnx
 
     graph = onnx.load(traced)

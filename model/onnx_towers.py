@@ -1,5 +1,5 @@
-"""The ONNX Runtime backend: CLAP's towers from their export (worker/onnx_export.py) on the CPU,
-the tokenizer through ``tokenizers`` and the log-mel in numpy (worker/log_mel.py). Imports neither
+"""The ONNX Runtime backend: CLAP's towers from their export (model/onnx_export.py) on the CPU,
+the tokenizer through ``tokenizers`` and the log-mel in numpy (model/log_mel.py). Imports neither
 torch nor transformers: a process starts labeling in about a second."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import threading
 
 import numpy as np
 
+from model.log_mel import LogMel
+from model.onnx_export import Export
 from soundtag.errors import ModelError, first_line
 from soundtag.settings import usable_cpus
-from worker.log_mel import LogMel
-from worker.onnx_export import Export
 
 
 class OnnxTowers:

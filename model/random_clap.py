@@ -2,8 +2,8 @@
 for tests, benchmarks and offline demos where the hub cannot be reached. Their scores mean
 nothing; their shapes, speed and code paths are the real model's.
 
-    python -m soundtag.random_clap tiny ./tiny-clap
-    python -m soundtag.random_clap full ./full-clap      # ClapConfig() defaults: htsat-unfused, 153M
+    python -m model.random_clap tiny ./tiny-clap
+    python -m model.random_clap full ./full-clap      # ClapConfig() defaults: htsat-unfused, 153M
 """
 
 from __future__ import annotations

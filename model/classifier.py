@@ -1,13 +1,13 @@
 """The classifier: CLAP's two towers behind one interface, label embeddings, scores.
 
-Two backends run the towers (``Towers``): torch (worker/clap.py: CPU, CUDA, MPS; fp32, fp16,
-bf16, int8) and ONNX Runtime (worker/onnx_towers.py: the CPU; fp32, int8), chosen by one setting,
+Two backends run the towers (``Towers``): torch (model/clap.py: CPU, CUDA, MPS; fp32, fp16,
+bf16, int8) and ONNX Runtime (model/onnx_towers.py: the CPU; fp32, int8), chosen by one setting,
 ``backend``. ``auto`` takes ONNX Runtime on the CPU, where it starts in about a second without
 torch and transformers, and torch on a GPU. Windows, scores and rows above do not know which ran.
 
 Scores follow ``pipeline("zero-shot-audio-classification")`` exactly: the softmax over labels of
 ``exp(logit_scale_a) * cos(audio, text)``. Label embeddings are computed once per taxonomy, and each
-prompt's text embedding once per model, revision and machine (worker/prompt_cache.py).
+prompt's text embedding once per model, revision and machine (model/prompt_cache.py).
 """
 
 from __future__ import annotations
@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from sqlalchemy import Engine
 
+from db.jobs import JobSpec
+from db.taxonomies import label_embeddings as stored_label_embeddings, save_label_embeddings
+from model.prompt_cache import PromptCache
 from soundtag import hub
 from soundtag.errors import ModelError
+from soundtag.settings import Settings
 from soundtag.taxonomy import Taxonomy
-from worker.prompt_cache import PromptCache
 
 
 class Towers(Protocol):
@@ -108,7 +112,7 @@ def check_device(device: str) -> None:
     """Raises ModelError unless this machine has ``device`` (auto and cpu always resolve; only
     the others need torch to tell)."""
     if device not in ("auto", "cpu"):
-        from worker.clap import check_device as check_torch_device
+        from model.clap import check_device as check_torch_device
 
         check_torch_device(device)
 
@@ -148,7 +152,7 @@ def _cuda_likely() -> bool:
 
 
 def _unfused(model: str) -> bool:
-    """Whether the checkpoint's feature extractor is the unfused one worker/log_mel.py computes;
+    """Whether the checkpoint's feature extractor is the unfused one model/log_mel.py computes;
     True when its config is not on this machine yet (the export then checks)."""
     # The hub's checkpoints keep it in preprocessor_config.json; transformers 5 saves processor_config.json.
     for name in ("preprocessor_config.json", "processor_config.json"):
@@ -180,13 +184,36 @@ def load_classifier(model: str, export_dir: Path, *, backend: str = "auto", devi
     check_device(device)
     chosen = pick_backend(backend, device, dtype, model)
     if chosen == "onnx":
-        from worker.onnx_export import exported
-        from worker.onnx_towers import OnnxTowers
+        from model.onnx_export import exported
+        from model.onnx_towers import OnnxTowers
 
         towers: Towers = OnnxTowers(exported(model, dtype, export_dir), dtype)
     else:
-        from worker.clap import TorchTowers
+        from model.clap import TorchTowers
 
         towers = TorchTowers(model, device, dtype)
     prompts = PromptCache.beside(export_dir, model, towers.revision) if keep_prompts else None
     return Classifier(model, towers, prompts)
+
+
+_cache_lock = threading.Lock()
+_classifiers: dict[tuple, Classifier] = {}
+
+
+def classifier_for(model: str, settings: Settings) -> Classifier:
+    key = (model, settings.backend, settings.device, settings.dtype, settings.export_dir)
+    with _cache_lock:
+        if key not in _classifiers:
+            _classifiers[key] = load_classifier(model, settings.export_dir, backend=settings.backend,
+                                                device=settings.device, dtype=settings.dtype)
+        return _classifiers[key]
+
+
+def label_embeddings(engine: Engine, classifier: Classifier, spec: JobSpec):
+    """The taxonomy's label embeddings: stored ones when this model computed them before (a
+    repeated run skips the text tower), else computed now and stored."""
+    vectors = stored_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id)
+    if vectors is None:
+        vectors = classifier.label_embeddings(spec.taxonomy)
+        save_label_embeddings(engine, spec.model, classifier.revision, spec.taxonomy_id, vectors)
+    return vectors

@@ -1,5 +1,5 @@
 """``soundtag search``: stored windows ranked by cosine to a text's embedding or to one window of
-a file, through the kept index of ``worker.window_index`` that follows the database before each
+a file, through the kept index of ``vectors.window_index`` that follows the database before each
 query: exact (every stored vector of the model compared) up to ``Settings.search_approximate_above``
 windows, approximate past it."""
 
@@ -12,13 +12,13 @@ import numpy as np
 from sqlalchemy import Engine
 
 from db.embeddings import stored_embeddings_of
+from model.classifier import classifier_for
 from soundtag import hub
 from soundtag.errors import DamagedData, ReadError, SoundtagError
 from soundtag.settings import Settings
-from worker.embeddings import with_stored_model
-from worker.runner import classifier_for
 from soundtag.sources.storage import Storage
-from worker.window_index import WindowIndex
+from vectors.stored import with_stored_model
+from vectors.window_index import WindowIndex
 
 
 @dataclass(frozen=True)

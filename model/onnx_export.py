@@ -8,11 +8,11 @@
                         them out of the graph's protobuf (the full text tower: 3.6 s and 420 MB
                         peak to open, against 10.6 s and 780 MB, on a loaded 2-core machine)
         tokenizer.json  the checkpoint's tokenizer, for the `tokenizers` library
-        front_end.npz   the feature extractor's Hann window and mel filterbank (worker/log_mel.py)
+        front_end.npz   the feature extractor's Hann window and mel filterbank (model/log_mel.py)
         manifest.json   logit scale, sample rate, window length, mel parameters, and each file's
                         size, mtime and sha256
 
-Building one needs torch and transformers (worker/onnx_build.py); using one needs neither. A folder whose files do not match its manifest (a truncated file, other bytes) is built
+Building one needs torch and transformers (model/onnx_build.py); using one needs neither. A folder whose files do not match its manifest (a truncated file, other bytes) is built
 again. Concurrent processes build it once: the first holds a lock, the others wait for it.
 """
 
@@ -83,7 +83,7 @@ def exported(model: str, dtype: str, export_dir: Path) -> Export:
         found = _whole(folder, dtype)  # another process may have built it while this one waited
         if found is not None:
             return found
-        from worker.onnx_build import build, quantize
+        from model.onnx_build import build, quantize
 
         if _whole(folder, "fp32") is None:
             log.warning("exporting model %s to ONNX once, into %s (later runs start without torch)", model, folder)

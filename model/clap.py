@@ -1,4 +1,4 @@
-"""The torch backend (worker/classifier.py's ``Towers``): a CLAP checkpoint loaded through
+"""The torch backend (model/classifier.py's ``Towers``): a CLAP checkpoint loaded through
 transformers on the CPU, a CUDA GPU or MPS, in fp32, fp16, bf16 or int8 (dynamic quantization)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from model.log_mel import LogMel
 from soundtag import hub
 from soundtag.errors import ModelError, first_line
-from worker.log_mel import LogMel
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -125,7 +125,7 @@ class TorchTowers:
 
 
 class _LogMel:
-    """worker/log_mel.py's log-mel two ways: ``numpy``, one window in the decode threads; ``torch``,
+    """model/log_mel.py's log-mel two ways: ``numpy``, one window in the decode threads; ``torch``,
     a batch of raw windows on the model's device, repeat-padded there. A GPU computes it in a
     fraction of a millisecond a window, where the CPU would spend 6-9 ms a window feeding it.
     The FFT is float64, as the extractor's: a float32 FFT's rounding error follows the whole frame's

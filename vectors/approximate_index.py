@@ -1,4 +1,4 @@
-"""Approximate search over the search index's segments (``worker.window_index``), for archives
+"""Approximate search over the search index's segments (``vectors.window_index``), for archives
 past ``Settings.search_approximate_above`` windows or on ``soundtag search --approximate``.
 
 A faiss IVF-PQ index: the windows are grouped around ``lists`` k-means centroids, and each is kept
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.index_segment import Segment, checksum, stat
+from vectors.index_segment import Segment, checksum, stat
 
 # Lists to scan per query, and the best candidates by code ranked again exactly; measured on 1M
 # and 10M clustered windows for recall@10 ≥ 0.95 (docs/benchmarks.md).

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from heads.head import Head
 from soundtag.errors import SoundtagError
-from soundtag.head import Head
 
 
 def _metadata(head: Head) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""One segment of the search index (``worker.window_index``): two immutable files, ``NAME.f32``
+"""One segment of the search index (``vectors.window_index``): two immutable files, ``NAME.f32``
 (rows × dim float32, memory-mapped by queries) and ``NAME.rows`` (embedding id, window, created_at
 of each row), written under temporary names, flushed to disk, then renamed. The rows of one stored
 embedding are contiguous, window 0 first.
