@@ -34,6 +34,7 @@ from soundtag.taxonomy import Taxonomy
 from worker.audio import Limits
 from worker.classifier import Classifier, check_device, load_classifier
 from worker.embeddings import results_from_stored, stored_from, zero_shot
+from worker import metrics
 from worker.labeling import FileResult, Labeler
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ def classifier_for(model: str, settings: Settings) -> Classifier:
     key = (model, settings.backend, settings.device, settings.dtype, settings.export_dir)
     with _cache_lock:
         if key not in _classifiers:
-            _classifiers[key] = load_classifier(model, settings.export_dir, backend=settings.backend,
-                                                device=settings.device, dtype=settings.dtype)
+            loaded = _classifiers[key] = load_classifier(model, settings.export_dir, backend=settings.backend,
+                                                         device=settings.device, dtype=settings.dtype)
+            metrics.model_loaded(model, loaded.backend, settings.dtype, str(getattr(loaded.towers, "device", "cpu")))
         return _classifiers[key]
 
 
@@ -126,7 +128,8 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     head = head_for(engine, spec.options["head"]) if spec.options.get("head") else None
 
     def save(results: list[FileResult]) -> None:
-        save_results(engine, job_id, results, labels, keep, logit_scale=classifier.logit_scale)
+        with metrics.saving(results):
+            save_results(engine, job_id, results, labels, keep, logit_scale=classifier.logit_scale)
         if head is not None:
             # The same windows' embeddings: the stored ones, or those just computed.
             windows = [stored.get(r.uri) or stored_from(r) for r in results if r.ok]
