@@ -17,8 +17,8 @@ import redis
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from db.progress import Progress, active_progress, job_states
 from db.models import now
+from db.progress import Progress, active_progress, job_states
 from db.schema import engine_for
 from soundtag.fleet import queue_keys
 from soundtag.settings import Settings

@@ -31,10 +31,10 @@ from soundtag.settings import Settings
 from soundtag.sources.storage import Storage
 from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
+from worker import metrics
 from worker.audio import Limits
 from worker.classifier import Classifier, check_device, load_classifier
 from worker.embeddings import results_from_stored, stored_from, zero_shot
-from worker import metrics
 from worker.labeling import FileResult, Labeler
 
 log = logging.getLogger(__name__)
