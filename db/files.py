@@ -121,9 +121,9 @@ def pending_uris(engine: Engine, job_id: str, uris: Sequence[str]) -> list[str]:
     return [uri for uri in uris if uri in wanted]
 
 
-def fail_files(engine: Engine, job_id: str, uris: Sequence[str], reason: str) -> None:
+def fail_files(engine: Engine, job_id: str, uris: Sequence[str], reason: str) -> int:
     """Mark files still queued in this job failed without results (e.g. a file that kept
-    crashing its worker); files of other jobs are not touched."""
+    crashing its worker); files of other jobs are not touched. Returns how many it failed."""
     stamp = now()
     with engine.begin() as conn:
         ids = list(conn.execute(
@@ -133,6 +133,7 @@ def fail_files(engine: Engine, job_id: str, uris: Sequence[str], reason: str) ->
                                                                  updated_at=stamp))
         conn.execute(update(JobFile).where(JobFile.job_id == job_id, JobFile.file_id.in_(ids))
                      .values(status=FileState.FAILED, error=reason, updated_at=stamp))
+    return len(ids)
 
 
 def job_file_ids(engine: Engine, job_id: str, uris: Sequence[str]) -> dict[str, int]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from soundtag.states import Failure
+
 
 @dataclass
 class WindowResult:
@@ -25,6 +27,7 @@ class FileResult:
 
     uri: str
     error: str | None = None
+    failure: Failure | None = None  # the error's kind
     duration_s: float | None = None
     sample_rate: int | None = None
     channels: int | None = None

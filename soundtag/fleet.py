@@ -75,6 +75,14 @@ class _App(Celery):
             setattr(self.conf, key, value)
 
 
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists Celery's Redis transport keeps ``queue`` in, one per priority step: the
+    first, named as the queue, holds every message sent without a priority (all of soundtag's)."""
+    from kombu.transport.redis import Channel
+
+    return [queue if step == 0 else f"{queue}{Channel.sep}{step}" for step in Channel.priority_steps]
+
+
 def make_app(settings: Settings | None = None) -> Celery:
     """An app for ``settings``, or for the Settings of the environment when it is first used."""
     return _App(settings)

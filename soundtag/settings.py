@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     allowed_roots: Annotated[list[str], NoDecode] = []
     allowed_buckets: Annotated[list[str], NoDecode] = []
 
+    # `soundtag worker` serves Prometheus metrics on this port (worker/metrics.py); unset: none.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+
     # `soundtag review` requires it on any address but loopback (see review.guard).
     review_token: str | None = None
 

@@ -35,3 +35,14 @@ class Verdict(StrEnum):
     ACCEPT = "accept"  # the model's decision is right
     REJECT = "reject"  # it is wrong, and the reviewer names no label
     CORRECT = "correct"  # it is wrong; ``review.label`` is the right one
+
+
+class Failure(StrEnum):
+    """Why a file failed, in a few kinds: the ``reason`` of the workers' failure metrics, which
+    must not carry a message (``job_file.error`` holds that)."""
+
+    READ = "read"  # the storage has no such file, or refuses it
+    DECODE = "decode"  # not audio, damaged, past the limits, or a decoder's surprise
+    UNREADABLE = "unreadable"  # its stored embedding is damaged (relabel)
+    LOST = "lost"  # workers died holding it task_max_attempts times
+    ERROR = "error"  # its batch failed on a bug (logged with the traceback)

@@ -180,3 +180,33 @@ def workers(tmp_path):
     yield start
     for worker in started:
         worker.kill()
+
+
+@pytest.fixture
+def exporter(tmp_path):
+    """Starts `soundtag exporter` on a free port, returns the port; stopped at the end of the test."""
+    from tests.scrape import scrape
+
+    started = []
+
+    def start(env: dict) -> int:
+        port = free_port()
+        log = open(tmp_path / "exporter.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "soundtag.cli", "exporter", "--port", str(port), "--host",
+                                 "127.0.0.1"], cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        started.append((proc, log))
+
+        def answers():
+            try:
+                return scrape(port)
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "exporter.log").read_text()
+
+        wait_for(answers, 30, "the exporter to answer")
+        return port
+
+    yield start
+    for proc, log in started:
+        proc.terminate()
+        proc.wait(10)
+        log.close()

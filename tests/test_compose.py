@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from soundtag.settings import Settings
-from tests.conftest import ROOT, WorkerProcess, soundtag, wait_for
+from tests.conftest import ROOT, WorkerProcess, free_port, soundtag, wait_for
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -19,8 +19,9 @@ OURS = {name: svc for name, svc in SERVICES.items() if svc.get("image") == "soun
 
 
 def test_compose_declares_the_deployment():
-    assert set(SERVICES) == {"redis", "postgres", "migrate", "worker", "scanner", "beat", "producer", "flower"}
-    assert set(OURS) == {"migrate", "worker", "scanner", "beat", "producer", "flower"}
+    assert set(SERVICES) == {"redis", "postgres", "migrate", "worker", "scanner", "beat", "producer", "flower",
+                             "exporter", "prometheus", "grafana"}
+    assert set(OURS) == {"migrate", "worker", "scanner", "beat", "producer", "flower", "exporter"}
     assert SERVICES["flower"]["profiles"] == ["monitoring"]
     assert "--appendonly" in SERVICES["redis"]["command"]
     assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
@@ -117,7 +118,8 @@ def test_worker_grace_period_covers_a_warm_shutdown():
 
 def _local_env(celery_env) -> dict:
     env = {k: v for k, v in OURS["worker"]["environment"].items() if not k.startswith(("AWS_", "HF_"))}
-    return {**env, **celery_env, "SOUNDTAG_DTYPE": "fp32", "SOUNDTAG_SCHEDULE_FILE": ""}
+    return {**env, **celery_env, "SOUNDTAG_DTYPE": "fp32", "SOUNDTAG_SCHEDULE_FILE": "",
+            "SOUNDTAG_METRICS_PORT": str(free_port())}
 
 
 def test_migrate_and_producer_commands_run(celery_env):
@@ -157,8 +159,6 @@ def test_beat_service_starts_with_a_schedule(celery_env, tmp_path):
 
 def test_flower_service_serves_the_fleet_dashboard(celery_env, tmp_path):
     import urllib.request
-
-    from tests.conftest import free_port
 
     command = [sys.executable, "-m"] + OURS["flower"]["command"]
     port = free_port()

@@ -14,6 +14,7 @@ from model.classifier import score
 from model.results import FileResult, WindowResult, aggregate
 from soundtag.errors import SoundtagError
 from soundtag.settings import Settings
+from soundtag.states import Failure
 
 # Window vectors → (scores, similarities), each windows × labels.
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -28,7 +29,7 @@ def results_from_stored(stored: Sequence[StoredEmbeddings | Unreadable], scorer:
     """The FileResults a labeling of the recordings would give, scored from their stored windows:
     all the files' windows in one product (one per file cost more than the rest of a relabel).
     A file whose row is damaged fails, with the reason."""
-    failed = [FileResult(found.uri, error=found.reason) for found in stored if isinstance(found, Unreadable)]
+    failed = [FileResult(found.uri, error=found.reason, failure=Failure.UNREADABLE) for found in stored if isinstance(found, Unreadable)]
     files = [found for found in stored if isinstance(found, StoredEmbeddings)]
     if not files:
         return failed

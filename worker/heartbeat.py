@@ -26,6 +26,7 @@ from db.schema import engine_for
 from soundtag.errors import describe
 from soundtag.fleet import Sender
 from soundtag.settings import Settings
+from worker import metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def beat_once(settings: Settings) -> None:
     leases.renew(engine, identity(), settings.lease_s)
     for taken in leases.take_back_expired(engine, lambda job_id, uris: resend(job_id, uris, settings,
                                                                               one_per_task=True)):
+        metrics.LEASES_TAKEN_BACK.inc(len(taken.uris))
         log.warning("worker %s was lost: %d files of job %s sent again", taken.worker, len(taken.uris),
                     taken.job_id)
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -26,6 +27,8 @@ from model.classifier import Classifier, score
 from model.results import FileResult, WindowResult, aggregate
 from soundtag.audio import Limits, Window, Windower, open_stream
 from soundtag.errors import AudioError, ReadError, TransientReadError, describe
+from soundtag.states import Failure
+from worker import metrics
 
 Opener = Callable[[str], AbstractContextManager[BinaryIO]]
 """Opens a URI as a seekable binary file; raises ReadError or TransientReadError."""
@@ -51,6 +54,7 @@ class _File:
         self.items: queue.Queue[_Window | None] = queue.Queue(capacity)
         self.windows = 0  # windows taken off `items`
         self.transient: TransientReadError | None = None
+        self.waited = 0.0  # seconds its windows waited for the model to take them
 
 
 class _Cancelled(Exception):
@@ -120,16 +124,19 @@ class Labeler:
     def _prepare(self, file: _File, open_: Opener, stop: threading.Event) -> None:
         """Decode one file into window features on ``file.items``, then its end (None)."""
         result = file.result
+        started = time.perf_counter()
         try:
             self._decode(file, open_, stop)
         except _Cancelled:
             return
         except (AudioError, ReadError) as exc:
             result.error = str(exc)
+            result.failure = Failure.READ if isinstance(exc, ReadError) else Failure.DECODE
         except TransientReadError as exc:
             file.transient = exc
         except Exception as exc:  # noqa: BLE001 - any decoder surprise is this file's failure alone
-            result.error = describe(exc)
+            result.error, result.failure = describe(exc), Failure.DECODE
+        metrics.DECODE_SECONDS.observe(time.perf_counter() - started - file.waited)
         with suppress(_Cancelled):
             _put(file.items, None, stop)
 
@@ -155,14 +162,17 @@ class Labeler:
 
     def _send(self, file: _File, window: Window, stop: threading.Event) -> None:
         prepared = self.classifier.prepare([window.samples])[0]
+        started = time.perf_counter()
         _put(file.items, _Window(file, window.start_s, window.end_s, prepared), stop)
+        file.waited += time.perf_counter() - started
 
     def _forward(self, batch: list[_Window], labels: np.ndarray) -> None:
         """Run the audio tower on a batch of windows and give each its file's next segment."""
         if not batch:
             return
-        embeddings = self.classifier.embed_windows([w.prepared for w in batch])
-        scores, similarity = score(embeddings, labels, self.classifier.logit_scale)
+        with metrics.MODEL_SECONDS.time():
+            embeddings = self.classifier.embed_windows([w.prepared for w in batch])
+            scores, similarity = score(embeddings, labels, self.classifier.logit_scale)
         for window, s, sim, embedding in zip(batch, scores, similarity, embeddings):
             window.file.result.segments.append(WindowResult(window.start_s, window.end_s, s, sim, embedding))
 

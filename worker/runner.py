@@ -10,7 +10,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -33,6 +33,7 @@ from soundtag.sources.storage import Storage
 from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from vectors.stored import results_from_stored, stored_from, zero_shot
+from worker import metrics
 from worker.labeling import Labeler
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,11 @@ def storage(settings: Settings) -> Storage:
 
 
 def labeler_for(spec: JobSpec, settings: Settings) -> Labeler:
-    options = spec.options
+    options, classifier = spec.options, classifier_for(spec.model, settings)
+    metrics.model_loaded(spec.model, classifier.backend, settings.dtype,
+                         str(getattr(classifier.towers, "device", "cpu")))
     return Labeler(
-        classifier_for(spec.model, settings),
+        classifier,
         batch_size=options.get("batch_size") or settings.batch_size,
         window_s=options.get("window_s") or settings.window_s,
         hop_s=options.get("hop_s") or settings.hop_s,
@@ -104,7 +107,8 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     head = resolve(engine, spec.options["head"]) if spec.options.get("head") else None
 
     def save(results: list[FileResult]) -> None:
-        save_results(engine, job_id, results, labels, keep, logit_scale=classifier.logit_scale)
+        with metrics.saving(results):
+            save_results(engine, job_id, results, labels, keep, logit_scale=classifier.logit_scale)
         if head is not None:
             # The same windows' embeddings: the stored ones, or those just computed.
             windows = [stored.get(r.uri) or stored_from(r) for r in results if r.ok]

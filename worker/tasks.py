@@ -4,6 +4,7 @@ same labeling step as ``soundtag run`` (worker.runner.process)."""
 from __future__ import annotations
 
 import logging
+import time
 from functools import lru_cache
 
 import redis
@@ -18,7 +19,8 @@ from db.schema import engine_for
 from soundtag.errors import ModelError, describe
 from soundtag.fleet import LABEL_BATCH, app
 from soundtag.settings import Settings
-from worker import heartbeat
+from soundtag.states import Failure, FileState
+from worker import heartbeat, metrics
 from worker.runner import active_spec, process
 
 log = logging.getLogger(__name__)
@@ -47,14 +49,18 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
     engine = engine_for(settings.database_url)
     me = heartbeat.identity()
     todo: list[str] | None = None  # the files this delivery claimed, once it did
+    started = time.perf_counter()
     heartbeat.working.set()
     try:
         if active_spec(engine, job_id, len(uris)) is None:
+            metrics.FILES.labels(FileState.SKIPPED).inc(len(uris))
             return 0
         claimed = leases.claim(engine, job_id, uris, me, settings.lease_s)
+        metrics.FILES.labels(FileState.SKIPPED).inc(len(uris) - len(claimed))
         worn = {uri: lost for uri, lost in claimed.items() if lost >= settings.task_max_attempts}
         for uri, lost in worn.items():
-            fail_files(engine, job_id, [uri], f"worker died {lost} times while labeling this file")
+            metrics.failed(fail_files(engine, job_id, [uri], f"worker died {lost} times while labeling this file"),
+                           Failure.LOST)
         todo = [uri for uri in claimed if uri not in worn]
         done = len(worn) + (process(job_id, todo, settings, stop=heartbeat.stopping) if todo else 0)
         if todo and heartbeat.stopping():
@@ -74,12 +80,15 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
         raise self.retry(exc=exc, countdown=countdown, max_retries=settings.transient_retries) from None
     except Exception as exc:  # noqa: BLE001 - a bug must not leave files queued forever
         log.exception("job %s: batch failed", job_id)
-        fail_files(engine, job_id, uris if todo is None else todo, describe(exc))
+        metrics.failed(fail_files(engine, job_id, uris if todo is None else todo, describe(exc)), Failure.ERROR)
         finish_job_if_done(engine, job_id)
         done = 0
     finally:
         _release(engine, job_id, todo or [], me)
         heartbeat.working.clear()
+        if todo:
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            metrics.observe_cuda_memory()
     return done
 
 

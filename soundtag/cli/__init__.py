@@ -5,7 +5,7 @@ Here: the Typer app, its root options and the error boundary (``main``). The com
 group, each parsing its options, checking them, calling the product and printing: ``labeling``
 (run, enqueue, scan, worker), ``jobs`` (status, jobs, cancel, requeue), ``review`` (review,
 export, import-reviews), ``vectors`` (relabel, search, export-embeddings), ``quality`` (evaluate,
-calibrate), ``learning`` (train, export-head), ``admin`` (fetch-model, db). ``common`` holds what they share, ``progress`` the bars,
+calibrate), ``learning`` (train, export-head), ``admin`` (fetch-model, db), ``monitoring`` (exporter). ``common`` holds what they share, ``progress`` the bars,
 ``process`` the process set-up."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from soundtag.cli import admin, jobs, labeling, learning, quality, review, vectors
+from soundtag.cli import admin, jobs, labeling, learning, monitoring, quality, review, vectors
 from soundtag.cli.options import console, styled
 from soundtag.cli.process import freeze_for_exit, quiet_libraries, silence_native_stderr
 from soundtag.errors import SoundtagError, describe
@@ -47,6 +47,7 @@ app.command("import-reviews")(review.import_reviews)
 app.command()(learning.train)
 app.command("export-head")(learning.export_head)
 app.command("fetch-model")(admin.fetch_model)
+app.command()(monitoring.exporter)
 
 _debug = False
 

@@ -172,6 +172,11 @@ def worker(
     settings = load_settings(queue=queue, backend=backend)
     # The worker reads its settings from the environment, as Celery starts it.
     os.environ["SOUNDTAG_BACKEND"] = settings.backend
+    if settings.metrics_port:
+        from worker.metrics import multiprocess_dir
+
+        # Before Celery imports prometheus_client: its processes count into files there (prefork).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir()
     argv = [sys.executable, "-m", "celery", "-A", "soundtag.fleet", "worker", "--pool", pool, "--queues",
             settings.queue, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     if concurrency:
