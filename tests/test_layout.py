@@ -1,11 +1,28 @@
-"""The layout docs/architecture.md promises: the producer and the workers meet only in
-soundtag/fleet.py, shared modules carry no torch, and tests stand on their own."""
+"""The layout docs/architecture.md promises, read from that page: each folder imports only the
+project's folders its line names, only the folders on the torch line import torch or
+transformers, nothing imports bench/, and nothing below the command imports soundtag/cli/."""
 
 import ast
+import re
 
 import pytest
 
 from tests.conftest import ROOT
+
+FOLDERS = ("soundtag", "db", "model", "heads", "vectors", "producer", "worker", "review", "bench", "tests")
+TORCH = {"torch", "transformers"}
+
+
+def _rules() -> dict[str, set[str]]:
+    """The block under `<!-- layers -->` in docs/architecture.md: a folder, then what it may import."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    block = re.search(r"<!-- layers[^>]*-->\s*```text\n(.*?)```", page, re.S)
+    assert block, "docs/architecture.md lost its layers block"
+    rules = {}
+    for line in block.group(1).splitlines():
+        folder, *allowed = line.split()
+        rules[folder] = set() if allowed == ["-"] else set(allowed)
+    return rules
 
 
 def _imports(path) -> set[str]:
@@ -18,42 +35,40 @@ def _imports(path) -> set[str]:
     return names
 
 
-def _top(names: set[str]) -> set[str]:
-    return {name.split(".")[0] for name in names}
+def _folder(path) -> str:
+    parts = path.relative_to(ROOT).parts
+    return "soundtag/cli" if parts[:2] == ("soundtag", "cli") else parts[0]
 
 
-def _forbidden(names: set[str], forbidden: set[str]) -> set[str]:
-    """The imports that ``forbidden`` names, by package ("worker") or by module ("model.clap")."""
-    return {name for name in names if name in forbidden or name.split(".")[0] in forbidden}
+def _sources():
+    for top in FOLDERS:
+        yield from sorted((ROOT / top).rglob("*.py"))
 
 
-TORCH = {"torch", "transformers"}
-TOP = {"soundtag.cli", "bench"}
+def test_the_page_states_a_rule_for_every_folder():
+    assert set(_rules()) == {*FOLDERS, "soundtag/cli", "torch"}
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    # From the bottom up, as docs/architecture.md draws them: each layer imports only those below it.
-    ("db", {"producer", "worker", "review", "vectors", "heads", "model"} | TORCH | TOP),
-    ("model", {"producer", "worker", "review", "vectors", "heads"} | TOP),
-    ("heads", {"producer", "worker", "review", "vectors", "model"} | TORCH | TOP),
-    ("vectors", {"producer", "worker", "review"} | TOP),
-    ("producer", {"worker", "review", "vectors", "heads", "model"} | TORCH | TOP),
-    ("worker", {"producer", "review"} | TOP),
-    # The review page reads audio through soundtag.sources; never the labeling side, the model or the producer.
-    ("review", {"producer", "worker", "vectors", "model"} | TORCH | TOP),
-    ("soundtag", {"bench"}),
-    ("tests", {"bench"}),
-])
-def test_packages_import_only_what_the_layout_allows(package, forbidden):
-    for path in sorted((ROOT / package).rglob("*.py")):
-        assert not _forbidden(_imports(path), forbidden), f"{path.relative_to(ROOT)} imports {_forbidden(_imports(path), forbidden)}"
+@pytest.mark.parametrize("folder", [*FOLDERS, "soundtag/cli"])
+def test_each_folder_imports_only_the_folders_its_line_allows(folder):
+    allowed = _rules()[folder] | {folder.split("/")[0]}
+    for path in (p for p in _sources() if _folder(p) == folder):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top not in FOLDERS:
+                continue
+            cli = name == "soundtag.cli" or name.startswith("soundtag.cli.")
+            assert top in allowed and not (cli and folder not in ("soundtag/cli", "tests")), \
+                f"{path.relative_to(ROOT)} imports {name}, which docs/architecture.md does not allow {folder}/"
 
 
-def test_shared_modules_need_neither_torch_nor_the_sides():
-    paths = sorted((ROOT / "soundtag").rglob("*.py"))
-    assert any(path.parent.name == "sources" for path in paths)
-    for path in paths:
-        if path.parent.name == "cli":  # the top of the stack
-            continue
-        found = _top(_imports(path)) & ({"db", "producer", "worker", "review", "vectors", "heads", "model"} | TORCH)
-        assert not found, f"{path.relative_to(ROOT)} imports {found}"
+def test_only_the_torch_line_imports_torch():
+    for path in _sources():
+        found = {name.split(".")[0] for name in _imports(path)} & TORCH
+        assert not found or _folder(path) in _rules()["torch"], f"{path.relative_to(ROOT)} imports {found}"
+
+
+def test_nothing_imports_bench():
+    for path in _sources():
+        if _folder(path) != "bench":
+            assert not any(name.split(".")[0] == "bench" for name in _imports(path)), path.relative_to(ROOT)

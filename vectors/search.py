@@ -12,6 +12,9 @@ import numpy as np
 from sqlalchemy import Engine
 
 from db.embeddings import stored_embeddings_of
+from db.files import job_file_ids
+from db.jobs import job_spec
+from heads.stored import base_model
 from model.classifier import classifier_for
 from soundtag import hub
 from soundtag.errors import DamagedData, ReadError, SoundtagError
@@ -79,3 +82,15 @@ def search_like(engine: Engine, uri: str, settings: Settings, at_s: float = 0.0,
         raise SoundtagError(f"--at {at_s:g}: no window of {uri} holds that second; its windows cover "
                             f"{stored.starts.min():g} to {stored.ends.max():g} s")
     return rank(engine, settings, revision, stored.vectors[int(inside[0])], limit, on_damaged, approximate)
+
+
+def files_near(engine: Engine, job_id: str, settings: Settings, text: str | None, like: str | None,
+               at_s: float = 0.0, limit: int = 100) -> tuple[int, ...]:
+    """The ids of the job's files holding the ``limit`` windows nearest ``text`` (or the window
+    of ``like`` at ``at_s``), nearest first: a review queue that starts where a new class is
+    (agile modeling's search step). Searched with the model whose embeddings the job's files have."""
+    settings = settings.model_copy(update={"model": base_model(engine, job_spec(engine, job_id).model)})
+    hits = (search_text(engine, text, settings, limit) if text is not None
+            else search_like(engine, like, settings, at_s, limit))
+    ids = job_file_ids(engine, job_id, [hit.uri for hit in hits])
+    return tuple(dict.fromkeys(ids[hit.uri] for hit in hits if hit.uri in ids))

@@ -76,7 +76,12 @@ def review(
     check_exposure(host, settings.review_token)
     engine = open_engine(settings)
     info = _job_or_newest(engine, job, "review")
-    files = _searched(engine, database, info, search_text, like, at, limit) if search_text or like else None
+    files = None
+    if search_text is not None or like is not None:
+        from vectors.search import files_near
+
+        files = files_near(engine, info.job_id, load_settings(database_url=database), search_text,
+                           uri_prefix(like) if like is not None else None, at, limit)
     session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label,
                       Unit(unit) if unit else default_unit(engine, info.job_id), context, files)
     learner = None
@@ -92,21 +97,6 @@ def review(
                   f"http://{shown_host}:{port}/" + ("?token=…" if settings.review_token else "")
                   + "  (Ctrl-C stops)")
     serve(app_, host, port)
-
-
-def _searched(engine, database: str | None, info, text: str | None, like: str | None, at: float,
-              limit: int) -> tuple[int, ...]:
-    """The job's files holding the windows nearest ``text`` or ``like``'s window, nearest first:
-    a review queue that starts where a new class is (agile modeling's search step)."""
-    from db.files import job_file_ids
-    from heads.stored import base_model
-    from vectors.search import search_like, search_text
-
-    settings = load_settings(model=base_model(engine, info.model), database_url=database)
-    hits = (search_text(engine, text, settings, limit) if text is not None
-            else search_like(engine, uri_prefix(like), settings, at, limit))
-    ids = job_file_ids(engine, info.job_id, [hit.uri for hit in hits])
-    return tuple(dict.fromkeys(ids[hit.uri] for hit in hits if hit.uri in ids))
 
 
 def export(
