@@ -81,3 +81,83 @@ def test_a_dataset_row_is_cut_by_slicing_its_clip(tmp_path):
         .cast_column("audio", Audio()).to_parquet(tmp_path / "one.parquet")
     cut = clip.Clips(Storage()).cut(f"hf://{tmp_path}/one.parquet:train/0", 5.0, 7.0)
     np.testing.assert_array_equal(cut.samples, stored[5 * RATE:7 * RATE])
+
+
+def test_a_cut_of_a_long_many_channel_flac_is_its_span_mixed_down_at_its_rate(tmp_path):
+    rate, channels = 48_000, 8
+    rng = np.random.default_rng(3)
+    many = rng.uniform(-0.4, 0.4, (40 * rate, channels)).astype(np.float32)
+    sf.write(tmp_path / "array.flac", many, rate, subtype="PCM_16")
+    stored = sf.read(tmp_path / "array.flac", dtype="float32")[0]
+    cut = clip.Clips(Storage()).cut((tmp_path / "array.flac").as_uri(), 31.0, 32.5)
+    assert (cut.rate, cut.source_rate, cut.start_s, len(cut.samples)) == (rate, rate, 31.0, int(1.5 * rate))
+    expected = stored[31 * rate:int(32.5 * rate)].mean(axis=1)
+    np.testing.assert_allclose(cut.samples, expected, atol=1 / 32768)  # 16-bit rounding only
+
+
+def test_a_cut_never_exceeds_max_seconds_even_by_one_sample(tmp_path):
+    _noise(tmp_path / "long.wav", clip.MAX_SECONDS + 1)
+    clips = clip.Clips(Storage())
+    exact = clip.MAX_SECONDS * RATE
+    assert len(clips.cut((tmp_path / "long.wav").as_uri(), 0.0, clip.MAX_SECONDS).samples) == exact
+    assert len(clips.cut((tmp_path / "long.wav").as_uri(), 0.0, clip.MAX_SECONDS + 1 / RATE).samples) == exact
+    assert len(clips.cut((tmp_path / "long.wav").as_uri(), 1.0, clip.MAX_SECONDS + 1).samples) == exact
+
+
+def test_a_many_channel_cut_decodes_no_more_than_max_samples(tmp_path, monkeypatch):
+    monkeypatch.setattr(clip, "MAX_SAMPLES", 8 * RATE * 2)  # 2 s of 8 channels
+    sf.write(tmp_path / "eight.wav", np.zeros((5 * RATE, 8), np.float32), RATE, subtype="PCM_16")
+    cut = clip.Clips(Storage()).cut((tmp_path / "eight.wav").as_uri(), 1.0, 5.0)
+    assert len(cut.samples) == 2 * RATE
+
+
+def test_cuts_beyond_the_limit_wait_their_turn_rather_than_fail(tmp_path, monkeypatch):
+    import threading
+
+    stored = _noise(tmp_path / "long.wav", 20)
+    running, most, gate, lock = [0], [0], threading.Event(), threading.Lock()
+    real = clip._cut
+
+    def held(*args):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        gate.wait(30)
+        try:
+            return real(*args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(clip, "_cut", held)
+    clips, found = clip.Clips(Storage(), concurrent=2), {}
+    threads = [threading.Thread(target=lambda n=n: found.setdefault(n, clips.cut(
+        (tmp_path / "long.wav").as_uri(), n, n + 1.0))) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    threading.Event().wait(1.0)  # time for all six to reach the decoder, were they let through
+    gate.set()
+    for thread in threads:
+        thread.join(60)
+    assert most[0] == 2
+    for n in range(6):
+        np.testing.assert_array_equal(found[n].samples, stored[n * RATE:(n + 1) * RATE])
+
+
+def test_a_repeated_cut_is_served_from_the_cache_until_the_file_changes(tmp_path, monkeypatch):
+    import os
+
+    _noise(tmp_path / "a.wav", 10)
+    decoded = []
+    real = clip._cut
+    monkeypatch.setattr(clip, "_cut", lambda *args: decoded.append(args[1:]) or real(*args))
+    clips = clip.Clips(Storage())
+    first = clips.cut((tmp_path / "a.wav").as_uri(), 2.0, 4.0)
+    again = clips.cut((tmp_path / "a.wav").as_uri(), 2.0, 4.0)
+    assert again is first and decoded == [(2.0, 4.0)]
+    stored = _noise(tmp_path / "a.wav", 10)[::-1].copy()
+    sf.write(tmp_path / "a.wav", stored, RATE, subtype="PCM_16")
+    os.utime(tmp_path / "a.wav", ns=(1, 1))
+    changed = clips.cut((tmp_path / "a.wav").as_uri(), 2.0, 4.0)
+    assert len(decoded) == 2
+    np.testing.assert_array_equal(changed.samples, stored[2 * RATE:4 * RATE])
