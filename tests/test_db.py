@@ -13,7 +13,7 @@ from db import segments
 from db.decisions import model_decisions
 from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
 from db.files import add_files, fail_files, pending_uris
-from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec, reactivate_job
+from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_roots, job_spec, reactivate_job
 from db.predictions import job_cosines, job_predictions
 from db.results import save_results
 from db.reviews import Given, all_verdicts, record_verdict, record_verdicts, review_items, undo_verdict, verdicts
@@ -417,3 +417,18 @@ def test_embeddings_are_kept_packed_and_raw_rows_of_older_versions_still_read(en
                      {"v": vectors.astype(np.float16).tobytes(), "s": (10.0 * np.arange(360)).tobytes(),
                       "e": (10.0 * np.arange(360) + 10.0).tobytes()})
     read()
+
+
+def test_a_relabel_jobs_roots_are_those_of_the_jobs_it_relabeled(engine):
+    taxonomy = taxonomy_from_csv("a,b")
+    settings = Settings(model="m")
+    field = create_job(engine, taxonomy, settings, kind="run", sources=["/field", "s3://archive/dawn"])
+    lab = create_job(engine, taxonomy, settings, kind="enqueue", sources=["/lab/one.wav"])
+    of_field = create_job(engine, taxonomy, settings, kind="relabel", sources=[field])
+    of_prefix = create_job(engine, taxonomy, settings, kind="relabel", sources=["file:///field/2024"])
+    twice = create_job(engine, taxonomy, settings, kind="relabel", sources=[of_field])
+    of_all = create_job(engine, taxonomy, settings, kind="relabel", sources=[])
+    assert job_roots(engine, field) == ["/field", "s3://archive/dawn"]
+    assert job_roots(engine, of_field) == job_roots(engine, twice) == ["/field", "s3://archive/dawn"]
+    assert job_roots(engine, of_prefix) == ["file:///field/2024"]
+    assert sorted(job_roots(engine, of_all)) == sorted(["/field", "s3://archive/dawn", "/lab/one.wav", "file:///field/2024"])

@@ -251,6 +251,25 @@ def disguised(tmp_path, tiny_clap, sqlite_url):
     return sqlite_url
 
 
+def test_a_recording_replaced_by_a_link_out_of_the_jobs_sources_is_refused(labeled, server, tmp_path):
+    """Without allow-lists too: a labeled file swapped for a link to a recording elsewhere, or to
+    /etc/passwd, serves nothing of the target, as a whole recording or as an item's segment."""
+    secret = write(tmp_path / "private" / "secret.wav", seconds=3.0)
+    for name, target in [("a.wav", secret), ("b.wav", "/etc/passwd")]:
+        (tmp_path / "archive" / name).unlink()
+        (tmp_path / "archive" / name).symlink_to(target)
+    review = server("--database", labeled, env={"SOUNDTAG_ALLOWED_ROOTS": "", "SOUNDTAG_ALLOWED_BUCKETS": ""})
+    review.wait_ready()
+    items = {item["name"].rsplit("/", 1)[1]: item for item in json.loads(_raw(review.url, path="/api/items")[2])["items"]}
+    for name in ("a.wav", "b.wav"):
+        for path in (f"/audio/{items[name]['file']}", f"/api/items/{items[name]['id']}/audio"):
+            status, _, body = _raw(review.url, path=path)
+            assert status == 404 and body.decode() == (
+                f"review: {tmp_path / 'archive' / name}: outside the job's sources"), (path, body)
+    assert _raw(review.url, path=f"/audio/{items['c.wav']['file']}")[0] == 200
+    assert _raw(review.url, path=f"/api/items/{items['c.wav']['id']}/audio")[0] == 200
+
+
 def test_a_recording_named_html_is_served_as_inert_audio(disguised, server):
     review = server("--database", disguised)
     review.wait_ready()
