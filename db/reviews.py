@@ -1,6 +1,6 @@
 """Review: the files of a job as the review page shows them, and verdicts on files and on
 segments of them recorded, undone and read (the ``review`` table, appended to and stamped, never
-rewritten)."""
+rewritten), by the page and exports and, across every job, by training."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import BigInteger, Engine, and_, func, inspect, literal_column, select, update
 
+from db import sql
 from db.decisions import model_decisions
 from db.jobs import JobSpec, job_labelings, job_spec
 from db.models import File, Labeling, Review, now
@@ -179,3 +180,45 @@ def covering(verdicts: Iterable[SegmentVerdict], start_s: float, end_s: float) -
     verdict before an event's around it); None when none does."""
     around = [v for v in verdicts if v.start_s - SLACK <= start_s and end_s <= v.end_s + SLACK]
     return min(around, key=lambda v: v.end_s - v.start_s, default=None)
+
+
+@dataclass(frozen=True)
+class GivenVerdict:
+    """A verdict in force, as training reads it: ``shown`` is the decision a correct replaced
+    (the decision file_decisions makes now: the review row keeps only the reviewer's label),
+    ``bounds`` a segment verdict's (None: the whole file)."""
+
+    review_id: int
+    file_id: int
+    verdict: Verdict
+    label: str | None
+    shown: str | None
+    bounds: tuple[float, float] | None
+
+
+def given_verdicts(engine: Engine, file_ids: Sequence[int]) -> list[GivenVerdict]:
+    """The verdicts in force on these files under every model and taxonomy (a head's own
+    labelings included), oldest first, so later ones win where two speak of one label."""
+    later = Review.__table__.alias("later")
+    superseded = select(later.c.id).where(later.c.file_id == Review.file_id, later.c.model == Review.model,
+                                          later.c.taxonomy_id == Review.taxonomy_id, later.c.undone_at.is_(None),
+                                          later.c.id > Review.id).exists()
+    # Segment verdicts (a reviewed window or event) carry their bounds where the schema has them.
+    segmented = {"start_s", "end_s"} <= {c["name"] for c in inspect(engine).get_columns("review")}
+    bounds = (literal_column("review.start_s"), literal_column("review.end_s")) if segmented else ()
+    rows = []
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(file_ids)):
+            rows += conn.execute(
+                select(Review.id, Review.file_id, Review.verdict, Review.label, Review.model, Review.taxonomy_id,
+                       *bounds)
+                .where(sql.among(engine, "files", Review.file_id, BigInteger(), chunk), Review.undone_at.is_(None),
+                       ~superseded)).all()
+    rows.sort(key=lambda row: row[0])
+    shown: dict[tuple[str, int], dict[int, str]] = {}
+    for key in {(row.model, row.taxonomy_id) for row in rows if row.verdict == Verdict.CORRECT}:
+        shown[key] = model_decisions(engine, key[0], key[1], [row.file_id for row in rows
+                                                              if (row.model, row.taxonomy_id) == key])
+    return [GivenVerdict(row[0], row[1], Verdict(row[2]), row[3],
+                         shown.get((row[4], row[5]), {}).get(row[1]) if row[2] == Verdict.CORRECT else None,
+                         (row[6], row[7]) if segmented and row[6] is not None else None) for row in rows]

@@ -11,7 +11,7 @@ from enum import StrEnum
 import numpy as np
 from sqlalchemy import Engine
 
-from db import embeddings, files, heads, jobs
+from db import embeddings, files, jobs, reviews, taxonomies
 from heads.head import Head
 from heads.stored import store
 from heads.targets import Taught, from_truth, from_verdict, implied, window_targets
@@ -36,8 +36,8 @@ class Trained:
 def _taught(engine: Engine, file_ids: Sequence[int], teacher: Teacher) -> tuple[dict[int, list[Taught]], list[int],
                                                                                 list[int], list[str]]:
     """What the verdicts and truth teach per file, the review ids and truth files used, and the labels."""
-    given = heads.given_verdicts(engine, file_ids) if teacher != Teacher.TRUTH else []
-    truth = heads.truths(engine, file_ids) if teacher != Teacher.REVIEWS else {}
+    given = reviews.given_verdicts(engine, file_ids) if teacher != Teacher.TRUTH else []
+    truth = files.truths(engine, file_ids) if teacher != Teacher.REVIEWS else {}
     labels = sorted({v.label for v in given if v.label} | {v.shown for v in given if v.shown} | set(truth.values()))
     taught: dict[int, list[Taught]] = {}
     for file_id, label in truth.items():
@@ -56,7 +56,7 @@ def examples_of(engine: Engine, model: str, revision: str, file_ids: Sequence[in
     """The windows of the scope's files with their targets and zero-shot cosines, and how many
     files had embeddings. Files nobody spoke of give weak negatives only, so a sample of them
     (about MAX_WEAK) is enough whatever the archive's size."""
-    texts = heads.text_vectors(engine, model, revision, labels)
+    texts = taxonomies.text_vectors(engine, model, revision, labels)
     dim_texts = next(iter(texts.values())).shape[0] if texts else 0
     silent = len([f for f in file_ids if f not in taught])
     keep_silent = min(1.0, MAX_WEAK / silent) if silent else 1.0
@@ -89,7 +89,7 @@ def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (),
     the next version of ``name``. Raises SoundtagError when nothing teaches any label enough."""
     for job_id in job_ids:
         jobs.job_info(engine, job_id)  # JobNotFound first
-    file_ids = heads.file_ids(engine, [ref.uri for ref in files.scope_files(engine, job_ids=job_ids, sources=sources)])
+    file_ids = files.file_ids(engine, [ref.uri for ref in files.scope_files(engine, job_ids=job_ids, sources=sources)])
     revision = embeddings.embedded_revision(engine, model, file_ids)
     if revision is None:
         raise SoundtagError(f"no stored embeddings of {model} for these files; label them once with `soundtag run`")
