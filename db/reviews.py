@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Engine, and_, func, inspect, literal_column, select, update
+from sqlalchemy import BigInteger, Engine, and_, func, select, update
 
 from db import sql
 from db.decisions import model_decisions
@@ -197,21 +197,19 @@ class GivenVerdict:
 
 
 def given_verdicts(engine: Engine, file_ids: Sequence[int]) -> list[GivenVerdict]:
-    """The verdicts in force on these files under every model and taxonomy (a head's own
-    labelings included), oldest first, so later ones win where two speak of one label."""
+    """Every verdict in force on these files under every model and taxonomy (a head's own
+    labelings included): the latest on each file and bounds, a file's and each segment's apart,
+    as ``in_force`` has them; oldest first, so later ones win where two speak of one label."""
     later = Review.__table__.alias("later")
     superseded = select(later.c.id).where(later.c.file_id == Review.file_id, later.c.model == Review.model,
                                           later.c.taxonomy_id == Review.taxonomy_id, later.c.undone_at.is_(None),
-                                          later.c.id > Review.id).exists()
-    # Segment verdicts (a reviewed window or event) carry their bounds where the schema has them.
-    segmented = {"start_s", "end_s"} <= {c["name"] for c in inspect(engine).get_columns("review")}
-    bounds = (literal_column("review.start_s"), literal_column("review.end_s")) if segmented else ()
+                                          _same_bounds(later.c, Review), later.c.id > Review.id).exists()
     rows = []
     with engine.connect() as conn:
         for chunk in sql.chunks(list(file_ids)):
             rows += conn.execute(
                 select(Review.id, Review.file_id, Review.verdict, Review.label, Review.model, Review.taxonomy_id,
-                       *bounds)
+                       Review.start_s, Review.end_s)
                 .where(sql.among(engine, "files", Review.file_id, BigInteger(), chunk), Review.undone_at.is_(None),
                        ~superseded)).all()
     rows.sort(key=lambda row: row[0])
@@ -221,4 +219,4 @@ def given_verdicts(engine: Engine, file_ids: Sequence[int]) -> list[GivenVerdict
                                                               if (row.model, row.taxonomy_id) == key])
     return [GivenVerdict(row[0], row[1], Verdict(row[2]), row[3],
                          shown.get((row[4], row[5]), {}).get(row[1]) if row[2] == Verdict.CORRECT else None,
-                         (row[6], row[7]) if segmented and row[6] is not None else None) for row in rows]
+                         (row[6], row[7]) if row[6] is not None else None) for row in rows]

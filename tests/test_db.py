@@ -16,7 +16,8 @@ from db.files import add_files, fail_files, pending_uris
 from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec, reactivate_job
 from db.predictions import job_cosines, job_predictions
 from db.results import save_results
-from db.reviews import Given, all_verdicts, record_verdict, record_verdicts, review_items, undo_verdict, verdicts
+from db.reviews import (Given, all_verdicts, given_verdicts, record_verdict, record_verdicts, review_items, undo_verdict,
+                        verdicts)
 from db.schema import engine_for, ensure_schema, upgrade
 from db.taxonomies import label_embeddings, save_label_embeddings, save_taxonomy
 from model.results import FileResult, WindowResult
@@ -215,6 +216,21 @@ def test_segment_verdicts_keep_their_bounds_and_stand_apart_from_the_files(engin
     cosines = {uri: (truth, by_label) for uri, truth, by_label in job_cosines(engine, job, reviewed=True)}
     assert cosines["file:///a/a#0-1"] == ("rain", {"dog": pytest.approx(0.2), "rain": pytest.approx(0.1)})
     assert undo_verdict(engine, job, "ana") == (a, 0.0, 5.0)
+
+
+def test_training_reads_every_verdict_in_force_each_at_its_own_bounds(engine):
+    job, ids = _labeled(engine, "a")
+    a = ids["file:///a/a"]
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 1.5),
+                                   Given(a, Verdict.CORRECT, "ana", "rain", 1.5, 3.0)]})
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "bo", "dog")]})
+    given = {v.bounds: (v.verdict, v.label) for v in given_verdicts(engine, [a])}
+    assert given == {(0.0, 1.5): (Verdict.ACCEPT, "dog"), (1.5, 3.0): (Verdict.CORRECT, "rain"),
+                     None: (Verdict.ACCEPT, "dog")}
+    record_verdicts(engine, {job: [Given(a, Verdict.REJECT, "bo", "dog", 0.0, 1.5)]})  # supersedes that window's only
+    given = {v.bounds: (v.verdict, v.label) for v in given_verdicts(engine, [a])}
+    assert given == {(0.0, 1.5): (Verdict.REJECT, "dog"), (1.5, 3.0): (Verdict.CORRECT, "rain"),
+                     None: (Verdict.ACCEPT, "dog")}
 
 
 def test_review_items_carry_decision_margin_and_windows(engine):
