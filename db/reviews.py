@@ -75,14 +75,15 @@ def record_verdict(engine: Engine, job_id: str, file_id: int, verdict: Verdict, 
     ``label`` is the right label for ``correct`` and ignored otherwise: accept and reject record
     the decision they judged."""
     spec = job_spec(engine, job_id)
-    if verdict != Verdict.CORRECT:
-        label = model_decisions(engine, spec.model, spec.taxonomy_id, [file_id]).get(file_id)
-    record_verdicts(engine, {job_id: [(file_id, verdict, reviewer, label)]})
+    decision = model_decisions(engine, spec.model, spec.taxonomy_id, [file_id]).get(file_id)
+    record_verdicts(engine, {job_id: [Given(file_id, verdict, reviewer, label if verdict == Verdict.CORRECT
+                                            else decision, shown=decision)]})
 
 
 class Given(NamedTuple):
     """One verdict to record. ``label`` is as the ``reviews`` view has it: the decision judged for
-    accept and reject, the reviewer's label for correct. A segment's verdict has its bounds."""
+    accept and reject, the reviewer's label for correct. A segment's verdict has its bounds.
+    ``shown`` is the decision a correct replaced, as the person saw it (a segment's own)."""
 
     file_id: int
     verdict: Verdict
@@ -90,6 +91,7 @@ class Given(NamedTuple):
     label: str | None
     start_s: float | None = None
     end_s: float | None = None
+    shown: str | None = None
 
     @property
     def key(self) -> tuple[int, float | None, float | None]:
@@ -107,7 +109,8 @@ def record_verdicts(engine: Engine, given: Mapping[str, Sequence[Given | tuple]]
         conn.execute(Review.__table__.insert(), [
             {"file_id": one.file_id, "model": spec.model, "taxonomy_id": spec.taxonomy_id, "job_id": job_id,
              "label": one.label, "verdict": one.verdict, "reviewer": one.reviewer, "reviewed_at": stamp,
-             "start_s": one.start_s, "end_s": one.end_s}
+             "start_s": one.start_s, "end_s": one.end_s,
+             "shown": one.shown if one.verdict == Verdict.CORRECT else one.label}
             for job_id, spec in specs.items() for one in map(lambda row: Given(*row), given[job_id])])
 
 
@@ -184,9 +187,8 @@ def covering(verdicts: Iterable[SegmentVerdict], start_s: float, end_s: float) -
 
 @dataclass(frozen=True)
 class GivenVerdict:
-    """A verdict in force, as training reads it: ``shown`` is the decision a correct replaced
-    (the decision file_decisions makes now: the review row keeps only the reviewer's label),
-    ``bounds`` a segment verdict's (None: the whole file)."""
+    """A verdict in force, as training reads it: ``shown`` is the decision a correct replaced, as
+    the person saw it (None when not known), ``bounds`` a segment verdict's (None: the whole file)."""
 
     review_id: int
     file_id: int
@@ -208,15 +210,11 @@ def given_verdicts(engine: Engine, file_ids: Sequence[int]) -> list[GivenVerdict
     with engine.connect() as conn:
         for chunk in sql.chunks(list(file_ids)):
             rows += conn.execute(
-                select(Review.id, Review.file_id, Review.verdict, Review.label, Review.model, Review.taxonomy_id,
-                       Review.start_s, Review.end_s)
+                select(Review.id, Review.file_id, Review.verdict, Review.label, Review.shown, Review.start_s,
+                       Review.end_s)
                 .where(sql.among(engine, "files", Review.file_id, BigInteger(), chunk), Review.undone_at.is_(None),
                        ~superseded)).all()
-    rows.sort(key=lambda row: row[0])
-    shown: dict[tuple[str, int], dict[int, str]] = {}
-    for key in {(row.model, row.taxonomy_id) for row in rows if row.verdict == Verdict.CORRECT}:
-        shown[key] = model_decisions(engine, key[0], key[1], [row.file_id for row in rows
-                                                              if (row.model, row.taxonomy_id) == key])
-    return [GivenVerdict(row[0], row[1], Verdict(row[2]), row[3],
-                         shown.get((row[4], row[5]), {}).get(row[1]) if row[2] == Verdict.CORRECT else None,
-                         (row[6], row[7]) if row[6] is not None else None) for row in rows]
+    rows.sort(key=lambda row: row.id)
+    return [GivenVerdict(row.id, row.file_id, Verdict(row.verdict), row.label,
+                         row.shown if row.verdict == Verdict.CORRECT else None,
+                         (row.start_s, row.end_s) if row.start_s is not None else None) for row in rows]

@@ -273,7 +273,8 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                     decision = decisions.get(file_id)
                     verdict = (Verdict.ACCEPT if label == decision else Verdict.REJECT if label is None
                                else Verdict.CORRECT)
-                    record(Given(file_id, verdict, who, label if verdict == Verdict.CORRECT else decision))
+                    record(Given(file_id, verdict, who, label if verdict == Verdict.CORRECT else decision,
+                                 shown=decision))
                 # A region is a verdict on that segment: accept where the model found that label
                 # there (an event of the same bounds), correct elsewhere.
                 for start, end, name in regions(annotation.result):

@@ -233,6 +233,45 @@ def test_training_reads_every_verdict_in_force_each_at_its_own_bounds(engine):
                      None: (Verdict.ACCEPT, "dog")}
 
 
+def _two_windows(uri):
+    """dog over the file and its first window, rain in its second."""
+    dog, rain = np.array([0.2, 0.1]), np.array([0.1, 0.3])
+    return FileResult(uri, scores=np.array([0.7, 0.3]), similarity=dog, duration_s=2.0,
+                      segments=[WindowResult(0.0, 1.0, np.array([0.7, 0.3]), dog),
+                                WindowResult(1.0, 2.0, np.array([0.2, 0.8]), rain)])
+
+
+def test_a_correction_keeps_the_decision_the_person_was_shown_a_windows_own(engine):
+    job = _job(engine)
+    [(a, uri)] = add_files(engine, job, _refs("a"))
+    save_results(engine, job, [_two_windows(uri)], TAX.names, logit_scale=10.0)
+    record_verdict(engine, job, a, Verdict.CORRECT, "ana", "rain")
+    record_verdicts(engine, {job: [Given(a, Verdict.CORRECT, "ana", "dog", 1.0, 2.0, shown="rain")]})
+    given = {v.bounds: (v.label, v.shown) for v in given_verdicts(engine, [a])}
+    assert given == {None: ("rain", "dog"), (1.0, 2.0): ("dog", "rain")}
+
+
+def test_migration_0011_keeps_the_file_decision_a_correction_replaced(database_url):
+    engine = engine_for(database_url)
+    _at(engine, "0010")
+    job = _job(engine)
+    [(a, uri)] = add_files(engine, job, _refs("a"))
+    save_results(engine, job, [_two_windows(uri)], TAX.names, logit_scale=10.0)
+    with engine.begin() as conn:
+        for verdict, label, start, end in [("correct", "rain", None, None), ("correct", "dog", 1.0, 2.0),
+                                           ("reject", "dog", 0.0, 1.0)]:
+            conn.execute(text("insert into review (file_id, model, taxonomy_id, job_id, label, verdict, reviewer, "
+                              "reviewed_at, start_s, end_s) select :f, model, taxonomy_id, id, :label, :verdict, "
+                              "'ana', :t, :a, :b from job where id = :job"),
+                         {"f": a, "label": label, "verdict": verdict, "t": NOW, "a": start, "b": end, "job": job})
+    _at(engine, "0011")
+    with engine.connect() as conn:
+        shown = conn.execute(text("select verdict, start_s, shown from review order by id")).all()
+    assert [tuple(row) for row in shown] == [("correct", None, "dog"), ("correct", 1.0, None), ("reject", 0.0, "dog")]
+    engine_for.cache_clear()
+    engine.dispose()
+
+
 def test_review_items_carry_decision_margin_and_windows(engine):
     job, ids = _labeled(engine, "a")
     [item] = review_items(engine, job)
