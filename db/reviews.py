@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Engine, and_, func, select, update
+from sqlalchemy import BigInteger, Engine, and_, func, or_, select, update
 
 from db import sql
 from db.decisions import model_decisions
@@ -115,11 +115,23 @@ def record_verdicts(engine: Engine, given: Mapping[str, Sequence[Given | tuple]]
 
 
 def in_force(spec: JobSpec):
+    """The conditions on ``Review`` that select the verdicts in force in a job of ``spec``: of
+    those that speak there (``_speaks``), the latest on each file and bounds that was not undone
+    (as ``reviewed_labels`` takes them)."""
     later = Review.__table__.alias("later")
-    return (Review.model == spec.model, Review.taxonomy_id == spec.taxonomy_id, Review.undone_at.is_(None),
-            ~select(later.c.id).where(later.c.file_id == Review.file_id, later.c.model == Review.model,
-                                      later.c.taxonomy_id == Review.taxonomy_id, later.c.undone_at.is_(None),
-                                      _same_bounds(later.c, Review), later.c.id > Review.id).exists())
+    return (_speaks(spec, Review), Review.undone_at.is_(None),
+            ~select(later.c.id).where(later.c.file_id == Review.file_id, _speaks(spec, later.c),
+                                      later.c.undone_at.is_(None), _same_bounds(later.c, Review),
+                                      later.c.id > Review.id).exists())
+
+
+def _speaks(spec: JobSpec, review):
+    """A verdict speaks in every job over its file: one given under the job's model and taxonomy,
+    and one given under another that says what the recording is (accept, correct) with a label the
+    job's taxonomy has. A person's verdict is a fact about the recording, not about one labeling;
+    a reject says only that another model's decision was wrong, so it stays with that model."""
+    return or_(and_(review.model == spec.model, review.taxonomy_id == spec.taxonomy_id),
+               and_(review.verdict.in_([Verdict.ACCEPT, Verdict.CORRECT]), review.label.in_(spec.taxonomy.names)))
 
 
 def _same_bounds(a, b):
@@ -129,13 +141,14 @@ def _same_bounds(a, b):
 
 
 def undo_verdict(engine: Engine, job_id: str, reviewer: str) -> tuple[int, float | None, float | None] | None:
-    """Undo the reviewer's latest verdict still in force on the job's model and taxonomy (the one
-    before it on the same file and bounds, if any, is in force again). Returns its (file id,
-    start_s, end_s), or None when there is none."""
+    """Undo the reviewer's latest verdict given under the job's model and taxonomy that is still
+    in force there (the one before it on the same file and bounds, if any, is in force again).
+    Returns its (file id, start_s, end_s), or None when there is none."""
     spec = job_spec(engine, job_id)
     with engine.begin() as conn:
         latest = conn.execute(select(Review.id, Review.file_id, Review.start_s, Review.end_s)
-                              .where(*in_force(spec), Review.reviewer == reviewer)
+                              .where(*in_force(spec), Review.reviewer == reviewer, Review.model == spec.model,
+                                     Review.taxonomy_id == spec.taxonomy_id)
                               .order_by(Review.id.desc()).limit(1)).one_or_none()
         if latest is None:
             return None
@@ -144,14 +157,13 @@ def undo_verdict(engine: Engine, job_id: str, reviewer: str) -> tuple[int, float
 
 
 def verdicts(engine: Engine, job_id: str) -> dict[int, tuple[Verdict, str | None]]:
-    """The verdict in force, and its label, for each file reviewed as a whole under the job's
-    model and taxonomy."""
+    """The verdict in force in the job, and its label, for each file reviewed as a whole."""
     return {file_id: given for (file_id, start, _), given in all_verdicts(engine, job_id).items() if start is None}
 
 
 def all_verdicts(engine: Engine, job_id: str) -> dict[tuple[int, float | None, float | None], tuple[Verdict, str | None]]:
-    """The verdict in force, and its label, for each file and segment reviewed under the job's
-    model and taxonomy, by (file id, start_s, end_s): the bounds are None for a file's verdict."""
+    """The verdict in force in the job (``in_force``), and its label, for each file and segment
+    reviewed, by (file id, start_s, end_s): the bounds are None for a file's verdict."""
     spec = job_spec(engine, job_id)
     with engine.connect() as conn:
         rows = conn.execute(select(Review.file_id, Review.start_s, Review.end_s, Review.verdict, Review.label)

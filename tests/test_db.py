@@ -13,6 +13,7 @@ from db import segments
 from db.decisions import model_decisions
 from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
 from db.files import add_files, fail_files, pending_uris
+from db.labeled_files import labeled_files
 from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec, reactivate_job
 from db.predictions import job_cosines, job_predictions
 from db.results import save_results
@@ -270,6 +271,37 @@ def test_migration_0011_keeps_the_file_decision_a_correction_replaced(database_u
     assert [tuple(row) for row in shown] == [("correct", None, "dog"), ("correct", 1.0, None), ("reject", 0.0, "dog")]
     engine_for.cache_clear()
     engine.dispose()
+
+
+def test_a_persons_verdict_shows_in_every_job_over_the_file_whose_taxonomy_has_its_label(engine):
+    first, ids = _labeled(engine, "a", "b", "c")
+    a, b, c = ids["file:///a/a"], ids["file:///a/b"], ids["file:///a/c"]
+    second = _job(engine, taxonomy_from_csv("rain,wind"), model="h")  # as `relabel --head` makes one
+    add_files(engine, second, _refs("a", "b", "c"))
+    save_results(engine, second, [_ok(uri) for uri in ids], ["rain", "wind"], logit_scale=10.0)
+    record_verdict(engine, first, a, Verdict.CORRECT, "ana", "rain")
+    record_verdict(engine, first, b, Verdict.ACCEPT, "ana")  # dog: no label of the second taxonomy
+    record_verdicts(engine, {first: [Given(c, Verdict.REJECT, "ana", "rain"),  # about the first model only
+                                     Given(a, Verdict.CORRECT, "ana", "rain", 0.0, 1.0, shown="dog")]})
+    assert all_verdicts(engine, second) == {(a, None, None): (Verdict.CORRECT, "rain"),
+                                            (a, 0.0, 1.0): (Verdict.CORRECT, "rain")}
+    url = engine.url.render_as_string(hide_password=False)
+    rows = query(url, f"select uri, start_s, label, source from reviewed_labels where run_id = '{second}'")
+    assert sorted((tuple(row) for row in rows), key=repr) == sorted([
+        ("file:///a/a", None, "rain", "human"), ("file:///a/a", 0.0, "rain", "human"),
+        ("file:///a/b", None, "rain", "model"), ("file:///a/c", None, "rain", "model")], key=repr)
+    exported = {f.uri: (f.label(reviewed=True), f.source) for files in labeled_files(engine, second) for f in files}
+    assert exported == {"file:///a/a": ("rain", "human"), "file:///a/b": ("rain", "model"),
+                        "file:///a/c": ("rain", "model")}
+    # A verdict given in the second job supersedes the first's in both; undo takes back only one's own there.
+    record_verdict(engine, second, a, Verdict.REJECT, "ana")
+    assert verdicts(engine, first)[a] == (Verdict.CORRECT, "rain")  # a reject stays with the model it judged
+    record_verdict(engine, second, a, Verdict.CORRECT, "ana", "wind")
+    assert verdicts(engine, second)[a] == (Verdict.CORRECT, "wind")
+    assert undo_verdict(engine, second, "ana") == (a, None, None)
+    assert undo_verdict(engine, second, "ana") == (a, None, None)  # the reject
+    assert undo_verdict(engine, second, "ana") is None  # the first job's verdicts are undone there
+    assert verdicts(engine, second) == {a: (Verdict.CORRECT, "rain")}
 
 
 def test_review_items_carry_decision_margin_and_windows(engine):
