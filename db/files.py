@@ -187,3 +187,13 @@ def truths(engine: Engine, file_ids: Sequence[int]) -> dict[int, str]:
             found.update(conn.execute(select(File.id, File.truth).where(
                 sql.among(engine, "files", File.id, BigInteger(), chunk), File.truth.is_not(None))).all())
     return found
+
+
+def durations(engine: Engine, file_ids: Sequence[int]) -> dict[int, float]:
+    """The duration in seconds of those of these files whose duration is known."""
+    found: dict[int, float] = {}
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(file_ids)):
+            found.update(conn.execute(select(File.id, File.duration_s).where(
+                sql.among(engine, "files", File.id, BigInteger(), chunk), File.duration_s.is_not(None))).all())
+    return found
