@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 
-from db import segments
+from db import packing, segments
 from db.decisions import model_decisions
 from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
 from db.files import add_files, fail_files, pending_uris
@@ -22,7 +22,7 @@ from db.reviews import (Given, all_verdicts, given_verdicts, record_verdict, rec
 from db.schema import engine_for, ensure_schema, upgrade
 from db.taxonomies import label_embeddings, save_label_embeddings, save_taxonomy
 from model.results import FileResult, WindowResult
-from soundtag.errors import JobNotFound
+from soundtag.errors import DamagedData, JobNotFound
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.states import FileState, JobState, Verdict
@@ -504,3 +504,18 @@ def test_embeddings_are_kept_packed_and_raw_rows_of_older_versions_still_read(en
                      {"v": vectors.astype(np.float16).tobytes(), "s": (10.0 * np.arange(360)).tobytes(),
                       "e": (10.0 * np.arange(360) + 10.0).tobytes()})
     read()
+
+
+def test_a_row_with_fewer_vectors_than_window_bounds_is_damaged_not_read_as_whole(engine):
+    job = _job(engine)
+    add_files(engine, job, _refs("a"))
+    vectors = np.eye(3, 4, dtype=np.float32)
+    segments = [WindowResult(float(w), w + 1.0, np.array([0.5, 0.5]), np.array([0.1, 0.1]), v)
+                for w, v in enumerate(vectors)]
+    save_results(engine, job, [FileResult("file:///a/a", duration_s=3.0, scores=np.array([0.5, 0.5]),
+                                          similarity=np.array([0.1, 0.1]), segments=segments)],
+                 TAX.names, EmbeddingKey("r1", 1.0, 1.0, "fp32"), logit_scale=10.0)
+    with engine.begin() as conn:  # the last window's vector lost, its bounds kept
+        conn.execute(text("update audio_embedding set vectors = :v"), {"v": packing.pack(vectors[:2])})
+    with pytest.raises(DamagedData, match="file:///a/a: stored embeddings unreadable \\(2 vectors for 3 windows\\)"):
+        stored_embeddings_of(engine, "m", "file:///a/a")
