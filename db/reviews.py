@@ -211,9 +211,9 @@ class GivenVerdict:
 
 
 def given_verdicts(engine: Engine, file_ids: Sequence[int]) -> list[GivenVerdict]:
-    """Every verdict in force on these files under every model and taxonomy (a head's own
-    labelings included): the latest on each file and bounds, a file's and each segment's apart,
-    as ``in_force`` has them; oldest first, so later ones win where two speak of one label."""
+    """Every verdict in force on these files, under each model and taxonomy they were given in (a
+    head's own labelings included): the latest on each file and bounds there, a file's and each
+    segment's apart; oldest first, so later ones win where two speak of one label."""
     later = Review.__table__.alias("later")
     superseded = select(later.c.id).where(later.c.file_id == Review.file_id, later.c.model == Review.model,
                                           later.c.taxonomy_id == Review.taxonomy_id, later.c.undone_at.is_(None),
