@@ -196,7 +196,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
                                      "given": verdict_of(verdict.item), "version": versions[verdict.item]},
                                     status_code=409)
             record_verdicts(engine, {session.job_id: [Given(
-                item.file_id, verdict.verdict, session.reviewer, judged, item.start_s, item.end_s)]})
+                item.file_id, verdict.verdict, session.reviewer, judged, item.start_s, item.end_s, item.decision)]})
             given[item.key] = (verdict.verdict, judged)
             versions[verdict.item] += 1
         if learner:
