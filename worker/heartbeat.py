@@ -25,7 +25,7 @@ from db.jobs import job_spec
 from db.schema import engine_for
 from soundtag.errors import describe
 from soundtag.fleet import Sender
-from soundtag.settings import Settings
+from soundtag.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _remember(sender=None, **_) -> None:
 @signals.worker_ready.connect
 def _on_ready(**_) -> None:
     if not _prefork(_controller):
-        start(Settings())
+        start(load_settings())
 
 
 @signals.worker_process_init.connect
@@ -110,7 +110,7 @@ def _on_child(**_) -> None:
 
     if current_process().name != "MainProcess":  # a prefork child: its parent handles SIGTERM
         signal.signal(signal.SIGTERM, _child_stop)
-    start(Settings())
+    start(load_settings())
 
 
 def _child_stop(signum, _frame) -> None:

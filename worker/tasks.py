@@ -17,7 +17,7 @@ from db.jobs import fail_job, finish_job_if_done
 from db.schema import engine_for
 from soundtag.errors import ModelError, describe
 from soundtag.fleet import LABEL_BATCH, app
-from soundtag.settings import Settings
+from soundtag.settings import Settings, load_settings
 from worker import heartbeat
 from worker.runner import active_spec, process
 
@@ -30,7 +30,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, 
 
 @lru_cache(maxsize=1)
 def _settings() -> Settings:
-    return Settings()
+    return load_settings()
 
 
 @app.task(name=LABEL_BATCH, bind=True)
