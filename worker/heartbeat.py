@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -33,11 +34,16 @@ _stop = threading.Event()  # set by SIGTERM in a prefork child, where Celery's f
 working = threading.Event()  # set while this process labels a batch (worker.tasks)
 _started: set[int] = set()  # the pids that run a heartbeat (a forked child starts its own)
 _controller = None
+_names: dict[int, str] = {}  # identity() of each pid this memory has run as
 
 
 def identity() -> str:
-    """This process, as the leases name it: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process, as the leases name it: host, pid and a random suffix drawn once per process
+    (a forked child draws its own). Host and pid alone repeat: containers with one hostname, each
+    its worker as pid 1."""
+    pid = os.getpid()
+    # setdefault: the heartbeat thread and a task asking at once still get one name.
+    return _names.setdefault(pid, f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}")
 
 
 def stopping() -> bool:
