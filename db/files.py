@@ -109,18 +109,6 @@ def queued_uris(engine: Engine, job_id: str) -> list[str]:
                                  .order_by(File.id)).scalars())
 
 
-def pending_uris(engine: Engine, job_id: str, uris: Sequence[str]) -> list[str]:
-    """Of ``uris``, those the job still wants labeled: the job is active and the file is queued
-    in it (not cancelled, not already finished)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(File.uri).join(JobFile, JobFile.file_id == File.id).join(Job, Job.id == JobFile.job_id)
-            .where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED, Job.state == JobState.ACTIVE,
-                   File.uri.in_(uris))).scalars()
-        wanted = set(rows)
-    return [uri for uri in uris if uri in wanted]
-
-
 def fail_files(engine: Engine, job_id: str, uris: Sequence[str], reason: str) -> int:
     """Mark files still queued in this job failed without results (e.g. a file that kept
     crashing its worker); files of other jobs are not touched. Returns how many it failed."""

@@ -1,13 +1,15 @@
 """Statement helpers the other db modules share: rows as a table in one statement whatever their
-number, ``IN`` with one parameter, the dialect's upsert, and chunks under the parameter limits."""
+number, ``IN`` with one parameter, the dialect's upsert, chunks under the parameter limits, and
+the database's clock."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import JSON, Engine, Float, Integer, any_, bindparam, column, select, text
+from sqlalchemy import JSON, DateTime, Engine, Float, Integer, any_, bindparam, column, func, select, text, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.types import TypeEngine
@@ -82,3 +84,13 @@ def among(engine: Engine, name: str, col, kind: TypeEngine, values: Sequence):
     if engine.dialect.name == "postgresql":
         return col == any_(bindparam(name, list(values), type_=ARRAY(kind)))
     return col.in_(select(relation(engine, name, {"value": kind}, [(v,) for v in values]).c.value))
+
+
+def clock(engine: Engine, plus_s: float = 0.0):
+    """The database's time now, plus ``plus_s`` seconds, as an SQL expression: one clock that
+    every worker shares, whatever its own says."""
+    if engine.dialect.name == "postgresql":
+        return func.now() + timedelta(seconds=plus_s)
+    # As SQLAlchemy stores a datetime on SQLite (text with microseconds), so the two compare as text.
+    return type_coerce(func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{plus_s:+f} seconds").op("||")("000"),
+                       DateTime(timezone=True))

@@ -324,3 +324,36 @@ def test_a_random_model_made_offline_labels_an_archive(tmp_path, sqlite_url):
     assert query(sqlite_url, "select count(*) from file_labels")[0][0] == 2
     help_text = soundtag("run", "--help", env={"COLUMNS": "200"}).stdout
     assert "--force" in help_text and "<bool>" not in help_text
+
+
+def test_a_batch_whose_lease_was_taken_over_stores_nothing_for_that_file_and_logs_the_drop(tmp_path, tiny_clap,
+                                                                                         sqlite_url, caplog):
+    """The task's labeling step, given the lease holder: a worker that stalled past its lease keeps
+    the files nobody took over and drops the one another worker now labels."""
+    from db import leases
+    from db.files import add_files
+    from db.jobs import create_job, job_spec
+    from db.schema import engine_for, ensure_schema
+    from soundtag.settings import Settings
+    from soundtag.sources.walk import walk
+    from soundtag.taxonomy import taxonomy_from_csv
+    from worker.runner import process
+
+    for name in ("a.wav", "b.wav"):
+        write(tmp_path / "archive" / name, seconds=1.0)
+    engine = engine_for(sqlite_url)
+    ensure_schema(engine)
+    settings = Settings(model=str(tiny_clap), database_url=sqlite_url, embeddings="off")
+    job = create_job(engine, taxonomy_from_csv(LABELS), settings, kind="enqueue", sources=["archive"])
+    uris = [uri for _, uri in add_files(engine, job, walk(str(tmp_path / "archive")))]
+    spec = job_spec(engine, job)
+    assert leases.claim(engine, job, uris, "stalled:1:a", lease_s=-1) == {uri: 0 for uri in uris}
+    assert leases.claim(engine, job, uris[:1], "live:2:b", lease_s=60) == {uris[0]: 1}
+    with caplog.at_level("WARNING", logger="worker.runner"):
+        assert process(job, spec, uris, settings, holder="stalled:1:a") == 1
+    assert f"job {job}: 1 results dropped" in caplog.text
+    assert query(sqlite_url, "select uri from file_labels where rank = 1") == [(uris[1],)]
+    assert process(job, spec, uris[:1], settings, holder="live:2:b") == 1
+    engine_for.cache_clear()
+    assert sorted(query(sqlite_url, "select uri from file_labels where rank = 1")) == sorted((uri,) for uri in uris)
+    assert query(sqlite_url, "select done, queued from jobs") == [(2, 0)]
