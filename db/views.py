@@ -491,7 +491,9 @@ DETECTIONS_BY_HOUR_V1_SQLITE = _BY_HOUR.format(
     SELECT model, taxonomy_id, taxonomy, taxonomy_hash, file_id, site, starts, ends, datetime(hour, '+1 hour')
     FROM hours
     WHERE datetime(hour, '+1 hour') < ends)""",
-    overlap="(MIN(julianday(hour, '+1 hour'), julianday(ends)) - MAX(julianday(hour), julianday(starts))) * 1440.0",
+    # julianday's days are doubles: rounded to the millisecond, a 10-minute overlap is 10, not 9.9999994.
+    overlap="ROUND((MIN(julianday(hour, '+1 hour'), julianday(ends)) - MAX(julianday(hour), julianday(starts)))"
+            " * 86400.0, 3) / 60.0",
     hour_of_start="strftime('%Y-%m-%d %H:00:00', starts_at)", same="IS")
 
 # estimates: the latest of what `soundtag estimate` computed for each job, label and site (NULL:

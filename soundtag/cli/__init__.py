@@ -4,8 +4,8 @@ the model.
 Here: the Typer app, its root options and the error boundary (``main``). The commands live by
 group, each parsing its options, checking them, calling the product and printing: ``labeling``
 (run, enqueue, scan, worker), ``jobs`` (status, jobs, cancel, requeue), ``review`` (review,
-export, import-reviews), ``vectors`` (relabel, search, export-embeddings), ``quality`` (evaluate,
-calibrate), ``learning`` (train, export-head), ``admin`` (fetch-model, db), ``monitoring`` (exporter), ``archive`` (recordings set-time, estimate). ``common`` holds what they share, ``progress`` the bars,
+estimate, export, import-reviews), ``vectors`` (relabel, search, export-embeddings), ``quality`` (evaluate,
+calibrate), ``learning`` (train, export-head), ``admin`` (fetch-model, db), ``monitoring`` (exporter), ``archive`` (recordings set-time). ``common`` holds what they share, ``progress`` the bars,
 ``process`` the process set-up."""
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options"
 app.command()(quality.evaluate)
 app.command()(quality.calibrate)
 app.command()(review.review)
+app.command()(review.estimate)
 app.command()(vectors.relabel)
 app.command()(vectors.search)
 app.command("export-embeddings")(vectors.export_embeddings)

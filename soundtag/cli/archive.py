@@ -1,5 +1,4 @@
-"""What is in an archive: ``recordings set-time`` (when and where each file was recorded) and
-``estimate`` (how much of it holds a label, from a validated sample)."""
+"""When and where: ``recordings set-time`` (each stored file's recording time and site, read again)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from soundtag.cli.options import (
     SitePattern,
     TimePattern,
     TimeZone,
-    console,
     fail,
     open_engine,
     out,
