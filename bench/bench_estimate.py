@@ -9,7 +9,7 @@ Each seed draws an archive of windows: a label held by ``--prevalence`` of them,
 scores from a classifier that separates it only partly (held: normal 0.55 ± 0.15; not held:
 0.30 ± 0.10), tagged where the score passes 0.45. The stratified sample validates ``--verdicts``
 windows, an equal number per bin (validation_order); the uniform one as many at random, its
-interval the Beta(½, ½) posterior of its share. Truth is the archive's own share.
+interval the Beta(½, ½) (Jeffreys) posterior of its share. Truth is the archive's own share.
 """
 
 from __future__ import annotations

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 QUANTILES = (0.0, 0.5, 0.75, 0.875, 1.0)  # Perch's geometric bins: half the windows, a quarter, …
-# Jeffreys' prior, Beta(½, ½): a bin whose verdicts are all one way still gets an interval that
-# reaches past its observed share. (Perch uses 0.1; ½ covered better in bench/bench_estimate.py.)
-PRIOR = 0.5
+# Perch's prior, Beta(0.1, 0.1). A stronger one pulls a large bin whose verdicts are all negative
+# (the bottom half of the scores, for a rare label) away from zero, and that bias dominates the
+# prevalence: on bench/bench_estimate.py's archives (200 seeds) the 95% interval covered the truth
+# in 97% of seeds with 0.1, 96% with 0.25, 88% with ½ (Jeffreys) and 62% with 1.
+PRIOR = 0.1
 DRAWS = 10_000
 LEVEL = 0.95
 
@@ -127,7 +129,7 @@ def _measures(shares: np.ndarray, sizes: np.ndarray, tagged: np.ndarray):
 def estimate(found: Sequence[Stratum], *, draws: int = DRAWS, seed: int = 0, level: float = LEVEL) -> Estimate:
     """Prevalence, precision and recall with ``level`` intervals. The point values use each
     stratum's observed share (the prior's mean, ½, where nothing judges it); the intervals are
-    percentiles over ``draws`` draws from every stratum's Beta(positives + ½, negatives + ½)."""
+    percentiles over ``draws`` draws from every stratum's Beta(positives + PRIOR, negatives + PRIOR)."""
     if not found or sum(s.windows for s in found) == 0:
         raise ValueError("no windows to estimate over")
     sizes = np.array([s.windows for s in found], dtype=np.float64)
