@@ -1,9 +1,13 @@
-"""A job's detections in time, as the overview page and ``soundtag estimate`` read them: the
-``detections`` and ``detections_by_hour`` views for the job's model, taxonomy and files, the
-histogram of a label's scores, and its windows with their sites.
+"""A job's detections in time, as the overview page reads them: windows tagged per site, hour
+and label, the recordings that make the effort, the windows a chart's point counts, and a
+label's score histogram.
 
-The views are read filtered by the job's model and taxonomy and joined to the job's files, so
-the numbers are the views' own."""
+These read the segment table directly with the tagging rule of ``segment_tags`` (db/views.py)
+written out per label: a label that is no background tags a window when its cosine reaches its
+threshold, or, without one, when it is the window's rank-1 label. Through the views, which unnest
+every label of every window, a job of 1M windows took minutes; here it is one scan. Groups
+(parents) are not counted: the overview shows labels. tests/test_overview.py holds the numbers
+equal to the views'."""
 
 from __future__ import annotations
 
@@ -12,111 +16,134 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Engine, text
 
-from db.jobs import job_spec
-
-
-# All sites, or one: the parameter typed, as PostgreSQL cannot infer the type of a bare `:site IS NULL`.
-_SITE = "(CAST(:site AS TEXT) IS NULL OR {alias}.site = CAST(:site AS TEXT))"
+from db.jobs import job_labelings, job_spec
+from db.models import File
 
 
 @dataclass(frozen=True)
-class HourRow:
-    """A row of ``detections_by_hour`` for one of the job's sites (None: unknown) and labels."""
+class Tagged:
+    """Windows of the job that ``label`` tags, of one site and hour (None: unknown)."""
 
     site: str | None
+    hour: str | None  # 'YYYY-MM-DD HH' (UTC) in which they start
     label: str
-    hour: str  # 'YYYY-MM-DD HH' (UTC)
     windows: int
-    detected_minutes: float
-    recorded_minutes: float
+    minutes: float
 
 
-def _scope(engine: Engine, job_id: str) -> dict:
+@dataclass(frozen=True)
+class Recording:
+    """One of the job's labeled files with a known time: what makes the effort."""
+
+    site: str | None
+    recorded_at: datetime  # UTC
+    duration_s: float
+
+
+# All sites, or one: the parameter typed, as PostgreSQL cannot infer the type of a bare `:site IS NULL`.
+_SITE = "(CAST(:site AS TEXT) IS NULL OR f.site = CAST(:site AS TEXT))"
+
+
+# The job's windows by its model and taxonomy, with their file (f).
+_WINDOWS = """
+        FROM segment s
+        JOIN labeling l ON l.id = s.labeling_id AND l.model = :model AND l.taxonomy_id = :taxonomy_id
+        JOIN job_file jf ON jf.file_id = l.file_id AND jf.job_id = :job
+        JOIN file f ON f.id = l.file_id"""
+
+
+def _cosine(engine: Engine, position: int) -> str:
+    if engine.dialect.name == "postgresql":
+        return f"s.similarities[{position + 1}]::double precision"
+    return f"json_extract(s.similarities, '$[{position}]')"
+
+
+def _start_hour(engine: Engine) -> str:
+    if engine.dialect.name == "postgresql":
+        return ("to_char(date_trunc('hour', (f.recorded_at AT TIME ZONE 'UTC') + s.start_s * INTERVAL '1 second'), "
+                "'YYYY-MM-DD HH24')")
+    return "strftime('%Y-%m-%d %H', f.recorded_at, printf('%+.6f seconds', s.start_s))"
+
+
+def _rules(engine: Engine, job_id: str) -> tuple[dict, dict[str, str]]:
+    """The query's parameters for the job, and per label (not background) the SQL condition
+    under which it tags a window, as segment_tags decides it."""
     spec = job_spec(engine, job_id)
+    names = spec.taxonomy.names
     with engine.connect() as conn:
-        taxonomy_hash = conn.execute(text("SELECT content_hash FROM taxonomy WHERE id = :id"),
-                                     {"id": spec.taxonomy_id}).scalar_one()
-    return {"job": job_id, "model": spec.model, "taxonomy_hash": taxonomy_hash}
+        policy = conn.execute(text("SELECT label, threshold, background FROM taxonomy_label "
+                                   "WHERE taxonomy_id = :t AND NOT is_group"), {"t": spec.taxonomy_id}).all()
+    params = {"job": job_id, "model": spec.model, "taxonomy_id": spec.taxonomy_id}
+    rules = {}
+    for label, threshold, background in sorted(policy, key=lambda row: names.index(row[0])):
+        if background:
+            continue
+        position = names.index(label)
+        params[f"label_{position}"] = label
+        rules[label] = (f"s.top_label = :label_{position}" if threshold is None
+                        else f"{_cosine(engine, position)} >= {float(threshold)!r}")
+    return params, rules
 
 
-def _hour(value) -> str:
-    """An hour as the views give it (a timestamp on PostgreSQL, text on SQLite), as 'YYYY-MM-DD HH'."""
-    return value.strftime("%Y-%m-%d %H") if isinstance(value, datetime) else str(value)[:13]
-
-
-def label_totals(engine: Engine, job_id: str, site: str | None = None) -> dict[str, tuple[int, float]]:
-    """Per label: the job's windows it tags (``detections``) and their minutes."""
-    query = text(f"""
-        SELECT d.label, COUNT(*), SUM(d.end_s - d.start_s) / 60.0
-        FROM detections d
-        JOIN file f ON f.uri = d.uri
-        JOIN job_file jf ON jf.file_id = f.id AND jf.job_id = :job
-        WHERE d.model = :model AND d.taxonomy_hash = :taxonomy_hash AND {_SITE.format(alias="d")}
-        GROUP BY d.label""")
+def tagged(engine: Engine, job_id: str, site: str | None = None) -> list[Tagged]:
+    """Per site, hour (UTC; None for recordings of unknown time) and label, the job's windows it
+    tags and their minutes: one scan of the job's windows."""
+    params, rules = _rules(engine, job_id)
+    if not rules:
+        return []
+    labels = list(rules)
+    sums = ", ".join(f"SUM(CASE WHEN {rules[label]} THEN 1 ELSE 0 END), "
+                     f"SUM(CASE WHEN {rules[label]} THEN s.end_s - s.start_s ELSE 0 END)" for label in labels)
+    query = text(f"SELECT f.site, {_start_hour(engine)} AS hour, {sums} {_WINDOWS} WHERE {_SITE} "
+                 f"GROUP BY f.site, {_start_hour(engine)}")
     with engine.connect() as conn:
-        rows = conn.execute(query, {**_scope(engine, job_id), "site": site}).all()
-    return {label: (int(windows), float(minutes or 0.0)) for label, windows, minutes in rows}
+        rows = conn.execute(query, {**params, "site": site}).all()
+    found = []
+    for where, hour, *counts in rows:
+        for n, label in enumerate(labels):
+            if counts[2 * n]:
+                found.append(Tagged(where, hour, label, int(counts[2 * n]), float(counts[2 * n + 1]) / 60.0))
+    return found
 
 
-def by_hour(engine: Engine, job_id: str, site: str | None = None) -> list[HourRow]:
-    """The rows of ``detections_by_hour`` of the job's model and taxonomy, for the sites of the
-    job's files, in hour order."""
-    query = text(f"""
-        SELECT h.site, h.label, h.hour, h.windows, h.detected_minutes, h.recorded_minutes
-        FROM detections_by_hour h
-        WHERE h.model = :model AND h.taxonomy_hash = :taxonomy_hash AND {_SITE.format(alias="h")}
-          AND (h.site IS NULL OR h.site IN (SELECT f.site FROM file f JOIN job_file jf ON jf.file_id = f.id
-                                             WHERE jf.job_id = :job))
-        ORDER BY h.hour, h.site, h.label""")
+def recordings(engine: Engine, job_id: str, site: str | None = None) -> list[Recording]:
+    """The job's files labeled by its model and taxonomy whose recording time is known."""
+    spec = job_spec(engine, job_id)
+    query = (job_labelings(job_id, spec, File.site, File.recorded_at, File.duration_s)
+             .where(File.recorded_at.is_not(None), File.duration_s > 0))
+    if site is not None:
+        query = query.where(File.site == site)
     with engine.connect() as conn:
-        rows = conn.execute(query, {**_scope(engine, job_id), "site": site}).all()
-    return [HourRow(s, label, _hour(hour), int(w), float(dm or 0.0), float(rm or 0.0))
-            for s, label, hour, w, dm, rm in rows]
+        rows = conn.execute(query).all()
+    # SQLite gives the stored UTC time without its zone; PostgreSQL a timestamptz.
+    return [Recording(where, at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc),
+                      float(duration)) for where, at, duration in rows]
 
 
-def detected(engine: Engine, job_id: str, label: str, site: str | None = None, since: str | None = None,
-             until: str | None = None, hour: int | None = None) -> set[tuple[int, float, float]]:
+def detected(engine: Engine, job_id: str, label: str, site: str | None = None, day: str | None = None,
+             hour: int | None = None) -> set[tuple[int, float, float]]:
     """The windows (file id, start_s, end_s) of the job that ``label`` tags, of ``site``, starting
-    in [since, until) ('YYYY-MM-DD HH…', UTC) and in ``hour`` of the day where given: what a
-    chart's point counts."""
-    query = text(f"""
-        SELECT f.id, d.start_s, d.end_s, d.starts_at
-        FROM detections d
-        JOIN file f ON f.uri = d.uri
-        JOIN job_file jf ON jf.file_id = f.id AND jf.job_id = :job
-        WHERE d.model = :model AND d.taxonomy_hash = :taxonomy_hash AND d.label = :label
-          AND {_SITE.format(alias="d")}""")
+    on ``day`` ('YYYY-MM-DD', UTC) and in ``hour`` of the day where given: what a chart's point
+    counts."""
+    params, rules = _rules(engine, job_id)
+    if label not in rules:
+        return set()
+    query = text(f"SELECT f.id, s.start_s, s.end_s, {_start_hour(engine)} {_WINDOWS} "
+                 f"WHERE {rules[label]} AND {_SITE}")
     with engine.connect() as conn:
-        rows = conn.execute(query, {**_scope(engine, job_id), "label": label, "site": site}).all()
-
-    def within(starts) -> bool:
-        if since is None and until is None and hour is None:
-            return True
-        if starts is None:
-            return False
-        # PostgreSQL gives a timestamptz in the session's zone; SQLite UTC text.
-        at = starts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if isinstance(starts, datetime) else str(starts)
-        return ((since is None or at >= since) and (until is None or at < until)
-                and (hour is None or int(at[11:13]) == hour))
-
-    return {(file_id, start, end) for file_id, start, end, starts in rows if within(starts)}
+        rows = conn.execute(query, {**params, "site": site}).all()
+    return {(file_id, start, end) for file_id, start, end, at in rows
+            if (day is None or (at is not None and at[:10] == day))
+            and (hour is None or (at is not None and int(at[11:13]) == hour))}
 
 
 def score_histogram(engine: Engine, job_id: str, label: str, bins: int = 20) -> tuple[list[float], list[int]]:
     """The histogram of ``label``'s score (its cosine, or a head's probability, as its threshold
     is compared with) over every window of the job: ``bins`` + 1 edges from the least to the
     greatest, and the windows in each bin (the last bin holds its top edge)."""
-    scope = _scope(engine, job_id)
-    spec = job_spec(engine, job_id)
-    position = spec.taxonomy.names.index(label)
-    value = (f"s.similarities[{position + 1}]" if engine.dialect.name == "postgresql"
-             else f"json_extract(s.similarities, '$[{position}]')")
-    windows = f"""
-        SELECT {value} AS v
-        FROM segment s
-        JOIN labeling l ON l.id = s.labeling_id AND l.model = :model AND l.taxonomy_id = :taxonomy_id
-        JOIN job_file jf ON jf.file_id = l.file_id AND jf.job_id = :job"""
-    params = {"model": scope["model"], "job": job_id, "taxonomy_id": spec.taxonomy_id}
+    params, _ = _rules(engine, job_id)
+    value = _cosine(engine, job_spec(engine, job_id).taxonomy.names.index(label))
+    windows = f"SELECT {value} AS v {_WINDOWS}"
     with engine.connect() as conn:
         low, high = conn.execute(text(f"SELECT MIN(v), MAX(v) FROM ({windows}) w"), params).one()
         if low is None:

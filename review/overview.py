@@ -1,14 +1,14 @@
 """The overview page's numbers (``/overview``): per label, its windows tagged and their minutes;
 detections per day and per hour of the day against the minutes recorded then; the diel grid
 (date × hour of day); sites side by side; a label's score histogram with its threshold and the
-share of each bin's validated windows that hold it. All from the detections views
-(db.detections), so each number is the views' own; and which windows a chart's point counts, so a
-click opens the review of exactly those."""
+share of each bin's validated windows that hold it (db.detections reads them in one scan of the
+job's windows, with the tagging rule of the views: the numbers are the views'); and which windows
+a chart's point counts, so a click opens the review of exactly those."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -19,19 +19,35 @@ from db.segments import job_windows
 from review.validation import truths
 
 
+def effort(found: list[detections.Recording]) -> dict[tuple[str | None, str], float]:
+    """Minutes recorded per site and hour ('YYYY-MM-DD HH', UTC): each recording's overlap with
+    each hour it runs in, as detections_by_hour counts them."""
+    minutes: dict[tuple[str | None, str], float] = defaultdict(float)
+    for r in found:
+        end = r.recorded_at + timedelta(seconds=r.duration_s)
+        hour = r.recorded_at.replace(minute=0, second=0, microsecond=0)
+        while hour < end:
+            following = hour + timedelta(hours=1)
+            minutes[(r.site, hour.strftime("%Y-%m-%d %H"))] += (min(following, end) - max(hour, r.recorded_at)
+                                                                ).total_seconds() / 60.0
+            hour = following
+    return minutes
+
+
 def overview(engine: Engine, job_id: str, site: str | None = None) -> dict:
     """Everything the page draws but the histograms, as plain JSON."""
     spec = job_spec(engine, job_id)
     labels = [lb.name for lb in spec.taxonomy.labels if not lb.background]
-    totals = detections.label_totals(engine, job_id, site)
-    rows = detections.by_hour(engine, job_id, site)
-    effort_hour: dict[tuple[str | None, str], float] = {}  # the same for every label: counted once
+    effort_hour = effort(detections.recordings(engine, job_id, site))
+    totals = {label: {"windows": 0, "minutes": 0.0} for label in labels}
     windows = defaultdict(lambda: defaultdict(int))  # label → hour → windows
     per_site = defaultdict(lambda: defaultdict(int))  # site → label → windows
-    for row in rows:
-        effort_hour[(row.site, row.hour)] = row.recorded_minutes
-        windows[row.label][row.hour] += row.windows
-        per_site[row.site][row.label] += row.windows
+    for row in detections.tagged(engine, job_id, site):
+        totals[row.label]["windows"] += row.windows
+        totals[row.label]["minutes"] += row.minutes
+        if row.hour is not None:
+            windows[row.label][row.hour] += row.windows
+            per_site[row.site][row.label] += row.windows
     hours = sorted({hour for _, hour in effort_hour})
     days = sorted({hour[:10] for hour in hours})
     effort_day, effort_of_day, effort_by_hour = defaultdict(float), [0.0] * 24, defaultdict(float)
@@ -41,12 +57,9 @@ def overview(engine: Engine, job_id: str, site: str | None = None) -> dict:
         effort_of_day[int(hour[11:13])] += minutes
         effort_by_hour[hour] += minutes
         effort_site[where] += minutes
-    sites = sorted(per_site, key=lambda s: (s is None, s or ""))
+    sites = sorted(set(effort_site) | set(per_site), key=lambda s: (s is None, s or ""))
     return {
-        "job": job_id, "site": site, "labels": labels,
-        "totals": {label: {"windows": totals.get(label, (0, 0.0))[0], "minutes": totals.get(label, (0, 0.0))[1]}
-                   for label in labels},
-        "days": days,
+        "job": job_id, "site": site, "labels": labels, "totals": totals, "days": days,
         "per_day": {label: [sum(n for hour, n in windows[label].items() if hour.startswith(day)) for day in days]
                     for label in labels},
         "effort_per_day": [effort_day[day] for day in days],
@@ -88,9 +101,6 @@ def counted(engine: Engine, job_id: str, items: list[ReviewItem], label: str, si
     """Of ``items``, those a chart's point counts: windows ``label`` tags, of ``site``, starting on
     ``day`` ('YYYY-MM-DD', UTC) and in ``hour`` of the day where given; a file item when any of
     its windows is."""
-    since = until = None
-    if day is not None:
-        since, until = day, (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-    found = detections.detected(engine, job_id, label, site, since, until, hour)
+    found = detections.detected(engine, job_id, label, site, day, hour)
     files = {file_id for file_id, _, _ in found}
     return [item for item in items if item.key in found or (item.start_s is None and item.file_id in files)]

@@ -103,6 +103,14 @@ def test_overview_numbers_are_the_views(engine):
     assert found["per_hour_of_day"]["rain"][5:7] == [3, 2] and found["per_hour_of_day"]["rain"][12] == 1
     assert found["sites"] == ["meadow", "pond"] and found["per_site"]["rain"] == [1, 5]
     assert found["diel"]["bird"][0][6] == 1 and found["diel_effort"][0][5] == pytest.approx(5.0)
+    # The same numbers as the views give them.
+    url = _url(engine)
+    for label, windows in query(url, "select label, count(*) from detections group by label"):
+        assert found["totals"][label]["windows"] == windows
+    for label, day, windows, minutes in query(url, "select label, substr(cast(hour as text), 1, 10), sum(windows), "
+                                                   "sum(recorded_minutes) from detections_by_hour group by 1, 2"):
+        assert found["per_day"][label][found["days"].index(day)] == windows
+        assert found["effort_per_day"][found["days"].index(day)] == pytest.approx(minutes)
 
 
 def test_validation_sample_takes_each_score_bin_in_turn(engine):
