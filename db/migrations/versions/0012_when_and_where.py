@@ -50,7 +50,8 @@ def downgrade() -> None:
     op.execute("DROP VIEW detections")
     op.drop_table('estimate')
     op.execute("DROP VIEW files")
-    with op.batch_alter_table('file') as batch:
-        batch.drop_column('site')
-        batch.drop_column('recorded_at')
+    # Not a batch: rebuilding `file` on SQLite breaks the views that read it. SQLite 3.35+ drops a
+    # column in place when no view names it.
+    op.drop_column('file', 'site')
+    op.drop_column('file', 'recorded_at')
     op.execute(FILES_V1)
