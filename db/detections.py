@@ -59,10 +59,15 @@ def _cosine(engine: Engine, position: int) -> str:
 
 
 def _start_hour(engine: Engine) -> str:
+    """The hour (UTC) a window starts in; formatted by ``_hour``, after the grouping."""
     if engine.dialect.name == "postgresql":
-        return ("to_char(date_trunc('hour', (f.recorded_at AT TIME ZONE 'UTC') + s.start_s * INTERVAL '1 second'), "
-                "'YYYY-MM-DD HH24')")
+        return "date_trunc('hour', (f.recorded_at AT TIME ZONE 'UTC') + s.start_s * INTERVAL '1 second')"
     return "strftime('%Y-%m-%d %H', f.recorded_at, printf('%+.6f seconds', s.start_s))"
+
+
+def _hour(value) -> str | None:
+    """An hour as 'YYYY-MM-DD HH': PostgreSQL gives a timestamp, SQLite the text already."""
+    return value.strftime("%Y-%m-%d %H") if isinstance(value, datetime) else value
 
 
 def _rules(engine: Engine, job_id: str) -> tuple[dict, dict[str, str]]:
@@ -102,7 +107,7 @@ def tagged(engine: Engine, job_id: str, site: str | None = None) -> list[Tagged]
     for where, hour, *counts in rows:
         for n, label in enumerate(labels):
             if counts[2 * n]:
-                found.append(Tagged(where, hour, label, int(counts[2 * n]), float(counts[2 * n + 1]) / 60.0))
+                found.append(Tagged(where, _hour(hour), label, int(counts[2 * n]), float(counts[2 * n + 1]) / 60.0))
     return found
 
 
@@ -132,28 +137,29 @@ def detected(engine: Engine, job_id: str, label: str, site: str | None = None, d
                  f"WHERE {rules[label]} AND {_SITE}")
     with engine.connect() as conn:
         rows = conn.execute(query, {**params, "site": site}).all()
-    return {(file_id, start, end) for file_id, start, end, at in rows
+    return {(file_id, start, end) for file_id, start, end, at in ((i, s, e, _hour(a)) for i, s, e, a in rows)
             if (day is None or (at is not None and at[:10] == day))
             and (hour is None or (at is not None and int(at[11:13]) == hour))}
 
 
 def score_histogram(engine: Engine, job_id: str, label: str, bins: int = 20) -> tuple[list[float], list[int]]:
     """The histogram of ``label``'s score (its cosine, or a head's probability, as its threshold
-    is compared with) over every window of the job: ``bins`` + 1 edges from the least to the
-    greatest, and the windows in each bin (the last bin holds its top edge)."""
+    is compared with) over every window of the job: ``bins`` + 1 edges from the least score to
+    the greatest, rounded out to the 1/1000 (one scan: the windows are counted on that grid, then
+    the grid's cells summed into the bins), and the windows in each bin."""
     params, _ = _rules(engine, job_id)
     value = _cosine(engine, job_spec(engine, job_id).taxonomy.names.index(label))
-    windows = f"SELECT {value} AS v {_WINDOWS}"
     with engine.connect() as conn:
-        low, high = conn.execute(text(f"SELECT MIN(v), MAX(v) FROM ({windows}) w"), params).one()
-        if low is None:
-            return [], []
-        width = (high - low) / bins or 1.0
-        counts = dict(conn.execute(text(f"""
-            SELECT CASE WHEN v >= :high THEN {bins - 1} ELSE CAST(FLOOR((v - :low) / :width) AS INTEGER) END AS b,
-                   COUNT(*)
-            FROM ({windows}) w GROUP BY 1"""), {**params, "low": low, "high": high, "width": width}).all())
-    return [low + width * b for b in range(bins + 1)], [int(counts.get(b, 0)) for b in range(bins)]
+        grid = conn.execute(text(f"SELECT CAST(FLOOR({value} * 1000) AS INTEGER) AS g, COUNT(*) {_WINDOWS} "
+                                 f"GROUP BY 1"), params).all()
+    if not grid:
+        return [], []
+    low, high = min(g for g, _ in grid) / 1000, (max(g for g, _ in grid) + 1) / 1000
+    width = (high - low) / bins
+    counts = [0] * bins
+    for g, n in grid:
+        counts[min(bins - 1, int((g / 1000 - low) / width + 1e-9))] += int(n)
+    return [low + width * b for b in range(bins + 1)], counts
 
 
 def threshold(engine: Engine, job_id: str, label: str) -> float | None:

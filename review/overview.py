@@ -7,6 +7,7 @@ a chart's point counts, so a click opens the review of exactly those."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import timedelta
 
@@ -89,7 +90,9 @@ def histogram(engine: Engine, job_id: str, label: str, bins: int = 20) -> dict:
         for w in job_windows(engine, job_id, {file_id for file_id, _, _ in judged}):
             truth = judged.get((w.file_id, w.start_s, w.end_s))
             if truth is not None:
-                b = min(bins - 1, max(0, int((w.similarities[position] - edges[0]) / width)))
+                # On the histogram's grid of 1/1000, as db.detections.score_histogram counts them.
+                cell = math.floor(w.similarities[position] * 1000) / 1000
+                b = min(bins - 1, max(0, int((cell - edges[0]) / width + 1e-9)))
                 seen[b] += 1
                 held[b] += truth
     return {"label": label, "edges": edges, "counts": counts, "threshold": detections.threshold(engine, job_id, label),
