@@ -159,6 +159,7 @@ def failed_uris(engine: Engine, uris: Sequence[str]) -> set[str]:
     return found
 
 
+<<<<<<< HEAD
 def file_ids(engine: Engine, uris: Sequence[str]) -> list[int]:
     """The ids of these files, in id order."""
     found: list[int] = []
@@ -186,3 +187,22 @@ def durations(engine: Engine, file_ids: Sequence[int]) -> dict[int, float]:
             found.update(conn.execute(select(File.id, File.duration_s).where(
                 sql.among(engine, "files", File.id, BigInteger(), chunk), File.duration_s.is_not(None))).all())
     return found
+=======
+def set_recordings(engine: Engine, found: Sequence[tuple[str, object, str | None]]) -> int:
+    """Set each (uri, recorded_at, site) on the file's row, unknowns as NULL; returns how many rows
+    changed. Nothing else of the file (its results, its state) is touched."""
+    changed = 0
+    with engine.begin() as conn:
+        for chunk in sql.chunks(list(found), 20_000):
+            given = sql.relation(engine, "given", {"uri": Text(), "recorded_at": DateTime(timezone=True),
+                                                   "site": Text()}, chunk)
+            changed += conn.execute(update(File).where(File.uri == given.c.uri).values(
+                recorded_at=given.c.recorded_at, site=given.c.site)).rowcount
+    return changed
+
+
+def all_sources(engine: Engine) -> list[str]:
+    """Every source any job walked, as recorded (URIs, local folders by absolute path)."""
+    with engine.connect() as conn:
+        return sorted({source for sources in conn.execute(select(Job.sources)).scalars() for source in sources or ()})
+>>>>>>> issue29

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import BigInteger, DateTime, Engine, Float, Integer, Text, delete, literal, select, true, update
+from sqlalchemy import BigInteger, DateTime, Engine, Float, Integer, Text, delete, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import REAL
 
 from db import leases, sql
@@ -74,13 +74,16 @@ def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequenc
                 return dropped
         outcome = sql.relation(engine, "outcome", {
             "file_id": BigInteger(), "status": Text(), "error": Text(), "duration_s": Float(),
-            "sample_rate": Integer(), "channels": Integer(), "content_hash": Text()},
+            "sample_rate": Integer(), "channels": Integer(), "content_hash": Text(),
+            "recorded_at": DateTime(timezone=True), "site": Text()},
             [(ids[r.uri], FileState.DONE if r.ok else FileState.FAILED, r.error, r.duration_s, r.sample_rate,
-              r.channels, r.content_hash) for r in results])
+              r.channels, r.content_hash, r.recorded_at, r.site) for r in results])
+        # A result from stored embeddings read no header: the time and site read before stay.
         conn.execute(update(File).where(File.id == outcome.c.file_id).values(
             status=outcome.c.status, error=outcome.c.error, duration_s=outcome.c.duration_s,
             sample_rate=outcome.c.sample_rate, channels=outcome.c.channels, content_hash=outcome.c.content_hash,
-            updated_at=stamp))
+            recorded_at=func.coalesce(outcome.c.recorded_at, File.recorded_at),
+            site=func.coalesce(outcome.c.site, File.site), updated_at=stamp))
         conn.execute(update(JobFile).where(JobFile.job_id == job_id, JobFile.file_id == outcome.c.file_id)
                      .values(status=outcome.c.status, error=outcome.c.error, updated_at=stamp))
         done = [r for r in results if r.ok]

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+<<<<<<< HEAD
 from datetime import timedelta
+=======
+from datetime import datetime, timezone
+>>>>>>> issue29
 
 import numpy as np
 from sqlalchemy import JSON, DateTime, Engine, Float, Integer, any_, bindparam, column, func, select, text, type_coerce
@@ -71,10 +75,20 @@ def relation(engine: Engine, name: str, columns: dict[str, TypeEngine], rows: li
         picks = ", ".join(f"json_extract(value, '$[{i}]') AS \"{col}\"" for i, col in enumerate([*columns, *arrays]))
         if arrays:
             rows = [(*row, *extra) for row, *extra in zip(rows, *(values.tolist() for _, values in arrays.values()))]
-        query = text(f"SELECT {picks} FROM json_each(:{name}_rows)").bindparams(**{f"{name}_rows": json.dumps(rows)})
+        query = text(f"SELECT {picks} FROM json_each(:{name}_rows)").bindparams(
+            **{f"{name}_rows": json.dumps(rows, default=_sqlite_time)})
     return query.columns(*(column(c, t) for c, t in columns.items()),
                          *(column(c, ARRAY(t) if engine.dialect.name == "postgresql" else JSON())
                            for c, (t, _) in arrays.items())).subquery(name)
+
+
+def _sqlite_time(value):
+    """A datetime as SQLAlchemy stores one in SQLite: UTC, without its zone, to the microsecond."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
 
 
 def among(engine: Engine, name: str, col, kind: TypeEngine, values: Sequence):

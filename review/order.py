@@ -19,6 +19,7 @@ class Order(StrEnum):
     RANDOM = "random"  # shuffled by a seed: the same seed gives the same order
     STRATIFIED = "stratified"  # in turn per decided label, and within each across cosine bins
     LEARN = "learn"  # spread over the embedding space first, then where a head's best two labels are closest
+    VALIDATE = "validate"  # a label's validation sample, as review.validation draws it: equal per score bin
 
 
 BINS = 4
@@ -40,6 +41,8 @@ def ordered(items: Sequence[ReviewItem], order: Order, seed: str = "",
             learning: Learning | None = None) -> list[ReviewItem]:
     if order == Order.LEARN:
         return _learn(items, learning or Learning(), seed)
+    if order == Order.VALIDATE:  # the items come drawn in this order (review.validation)
+        return list(items)
     if order == Order.UNCERTAIN:
         return sorted(items, key=lambda i: (i.margin, i.similarity, i.key))
     if order == Order.CONFIDENT:

@@ -18,11 +18,12 @@ from sqlalchemy import Engine
 
 from db.jobs import job_roots, job_spec
 from db.reviews import Given, all_verdicts, record_verdicts, undo_verdict, verdicts
-from review import audio, clip
+from review import audio, clip, overview
 from review.guard import BodyLimit, Guard
 from review.learning import Learner
 from review.order import Order, ordered
 from review.units import Unit, review_items
+from review.validation import validation_items
 from soundtag.errors import AudioError, ReadError, TransientReadError
 from soundtag.settings import Settings
 from soundtag.states import Verdict
@@ -37,6 +38,7 @@ PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-
                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 # Everything else (recordings above all) is data: opened directly, it runs nothing.
 DATA_POLICY = "sandbox"
+PAGES = {"/", "/overview"}
 
 
 class _Id(IntegerConvertor):
@@ -75,7 +77,8 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     """``learner`` orders the items (``--order learn``) and, with ``--learn``, retrains its head."""
     spec = job_spec(engine, session.job_id)
     names = spec.taxonomy.names
-    items = review_items(engine, session.job_id, session.unit, session.label)
+    items = (validation_items(engine, session.job_id, session.label) if session.order == Order.VALIDATE
+             else review_items(engine, session.job_id, session.unit, session.label))
     if session.files is not None:  # a queue from a search: its hits' files, nearest first
         rank = {file_id: n for n, file_id in enumerate(session.files)}
         items = sorted((item for item in items if item.file_id in rank), key=lambda item: rank[item.file_id])
@@ -103,7 +106,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     async def _guarded(request: Request, call_next):
         response = guard.check(request) or await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Content-Security-Policy"] = PAGE_POLICY if request.url.path == "/" else DATA_POLICY
+        response.headers["Content-Security-Policy"] = PAGE_POLICY if request.url.path in PAGES else DATA_POLICY
         return response
 
     app.add_middleware(BodyLimit)
@@ -143,9 +146,28 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             return items
         return learner.order(items, reviewed=list(verdicts(engine, session.job_id)))
 
+    @app.get("/overview")
+    def overview_page(request: Request):
+        return templates.TemplateResponse(request, "overview.html", {
+            "job": session.job_id, "model": spec.model, "taxonomy": spec.taxonomy.name})
+
+    @app.get("/api/overview")
+    def overview_numbers(site: str | None = None):
+        return overview.overview(engine, session.job_id, site)
+
+    @app.get("/api/overview/histogram")
+    def overview_histogram(label: str):
+        if label not in names:
+            return _missing()
+        return overview.histogram(engine, session.job_id, label)
+
     @app.get("/api/items")
-    def list_items():
-        listed = ((number[id(item)], item) for item in current())
+    def list_items(label: str | None = None, site: str | None = None, day: str | None = None,
+                   hour: int | None = None):
+        shown = current()
+        if label is not None:  # what an overview chart's point counts
+            shown = overview.counted(engine, session.job_id, shown, label, site, day, hour)
+        listed = ((number[id(item)], item) for item in shown)
         return {"unit": session.unit, "items": [
             {"id": n, "file": item.file_id, "name": readable(item.uri), "duration": item.duration_s,
              "start": item.start_s, "end": item.end_s, "clip_start": clip_bounds(item)[0],

@@ -26,6 +26,7 @@ import numpy as np
 from model.classifier import Classifier, score
 from model.results import FileResult, WindowResult, aggregate
 from soundtag.audio import Limits, Window, Windower, open_stream
+from soundtag import recording
 from soundtag.errors import AudioError, ReadError, TransientReadError, describe
 from soundtag.states import Failure
 from worker import metrics
@@ -65,7 +66,8 @@ class Labeler:
     """Binds a classifier to the window settings; ``label`` runs the pipeline over many files."""
 
     def __init__(self, classifier: Classifier, *, batch_size: int = 16, window_s: float | None = None,
-                 hop_s: float | None = None, decode_threads: int = 2, limits: Limits = Limits()):
+                 hop_s: float | None = None, decode_threads: int = 2, limits: Limits = Limits(),
+                 rules: recording.Rules = recording.Rules(), roots: tuple[str, ...] = ()):
         self.classifier = classifier
         self.batch_size = batch_size
         self.window_s = window_s or classifier.max_length_s
@@ -74,6 +76,8 @@ class Labeler:
         self.hop_s = hop_s or self.window_s
         self.decode_threads = decode_threads
         self.limits = limits
+        self.rules = rules  # how a file's time and site are read, and the roots its site folder is below
+        self.roots = list(roots)
 
     def label(self, uris: Iterable[str], labels: np.ndarray, open_: Opener) -> Iterator[FileResult]:
         """Yield one FileResult per uri, in order, scored against ``labels`` (the taxonomy's label
@@ -145,6 +149,8 @@ class Labeler:
         result = file.result
         with open_(result.uri) as raw:
             result.content_hash = _sha256(raw)
+            when = recording.read(raw, result.uri, self.roots, self.rules)
+            result.recorded_at, result.site = when.recorded_at, when.site
             with open_stream(raw, self.classifier.sampling_rate, self.limits) as stream:
                 result.sample_rate, result.channels = stream.source_rate, stream.channels
                 windower = Windower(stream.sample_rate, self.window_s, self.hop_s)

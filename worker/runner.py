@@ -28,8 +28,11 @@ from model.results import FileResult
 from soundtag import hub
 from soundtag.audio import Limits
 from soundtag.fileref import FileRef
+from soundtag.recording import Rules
 from soundtag.settings import Settings
 from soundtag.sources.storage import Storage
+from soundtag.sources.uris import source_uri
+from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from vectors.stored import results_from_stored, stored_from, zero_shot
 from worker import metrics
@@ -61,6 +64,7 @@ def labeler_for(spec: JobSpec, settings: Settings) -> Labeler:
         hop_s=options.get("hop_s") or settings.hop_s,
         decode_threads=settings.decode_threads,
         limits=Limits(settings.max_channels, settings.max_rate, settings.max_duration_s),
+        rules=Rules.of(options), roots=tuple(source_uri(source) for source in spec.sources),
     )
 
 

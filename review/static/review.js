@@ -234,7 +234,7 @@ async function followLearning(status) {
   if (!status) return;
   if (status.head !== learningHead) {
     learningHead = status.head;
-    const loaded = await (await fetch("/api/items")).json();
+    const loaded = await (await fetch("/api/items" + location.search)).json();
     items = loaded.items;
     progress = loaded.progress;
     clips.clear();  // kept by place in the list, which the new order changed
@@ -295,7 +295,7 @@ document.getElementById("player").addEventListener("wheel", (event) => {
   zoomBy(event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP);
 }, {passive: false});
 
-const loaded = await (await fetch("/api/items")).json();
+const loaded = await (await fetch("/api/items" + location.search)).json();
 items = loaded.items;
 progress = loaded.progress;
 unit = loaded.unit;

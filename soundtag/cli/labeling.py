@@ -24,8 +24,11 @@ from soundtag.cli.options import (
     Model,
     Pattern,
     RetryFailed,
+    SitePattern,
     Taxonomy_,
     TaxonomyName,
+    TimePattern,
+    TimeZone,
     TruthColumn,
     WindowS,
     console,
@@ -33,6 +36,7 @@ from soundtag.cli.options import (
     open_engine,
     out,
     read_taxonomy,
+    recording_rules,
 )
 from soundtag.cli.process import one_blas_thread
 from soundtag.cli.progress import RunProgress, print_failures
@@ -58,14 +62,20 @@ def run(
     force: Force = False,
     retry_failed: RetryFailed = False,
     head: HeadToo = None,
+    time_pattern: TimePattern = None,
+    timezone: TimeZone = None,
+    site_pattern: SitePattern = None,
 ) -> None:
-    """Label every audio file under PATHS on this machine and store the results."""
+    """Label every audio file under PATHS on this machine and store the results, with when and
+    where each was recorded as its metadata or name says."""
     one_blas_thread()
     from db.schema import safe_url
     from worker.runner import run as run_job
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
-                             hop_s=hop, device=device, dtype=dtype, backend=backend)
+                             hop_s=hop, device=device, dtype=dtype, backend=backend, time_pattern=time_pattern,
+                             timezone=timezone, site_pattern=site_pattern)
+    recording_rules(settings)
     tax = read_taxonomy(taxonomy, labels, name)
     engine = open_engine(settings)
     started = time.monotonic()
@@ -120,13 +130,18 @@ def enqueue(
     force: Force = False,
     retry_failed: RetryFailed = False,
     head: HeadToo = None,
+    time_pattern: TimePattern = None,
+    timezone: TimeZone = None,
+    site_pattern: SitePattern = None,
 ) -> None:
     """Record a job and send its files to the workers; prints the job id."""
     from producer.enqueue import enqueue as enqueue_job
     from soundtag.sources.walk import WalkReport
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
-                             hop_s=hop, queue=queue, files_per_task=files_per_task)
+                             hop_s=hop, queue=queue, files_per_task=files_per_task, time_pattern=time_pattern,
+                             timezone=timezone, site_pattern=site_pattern)
+    recording_rules(settings)
     tax = read_taxonomy(taxonomy, labels, name)
     engine = open_engine(settings)
     walked = WalkReport()

@@ -34,6 +34,22 @@ HeadToo = Annotated[Optional[str], typer.Option("--head", help="Label the files 
                                                 "too (`soundtag train`), from the embeddings of the same pass.")]
 TruthColumn = Annotated[Optional[str], typer.Option("--truth-column", help="Column with each file's true label "
                                                     "(hf:// datasets, audiofolder metadata.csv), for `evaluate`.")]
+TimePattern = Annotated[Optional[str], typer.Option("--time-pattern", help="Where file names hold the recording "
+                                                  'time other than as YYYYMMDD_HHMMSS: strptime directives, e.g. '
+                                                  '"%Y-%m-%d %H.%M" [SOUNDTAG_TIME_PATTERN].')]
+TimeZone = Annotated[Optional[str], typer.Option("--timezone", help="Time zone of recording times written without "
+                                                 "one (names, bext), e.g. Europe/Paris (default: UTC) "
+                                                 "[SOUNDTAG_TIMEZONE].")]
+SitePattern = Annotated[Optional[str], typer.Option("--site-pattern", help="Regular expression whose first group in "
+                                                    "a file's path is its site (default: the first folder below "
+                                                    "the source, else GUANO's position) [SOUNDTAG_SITE_PATTERN].")]
+
+
+def recording_rules(settings):
+    """The settings' rules for reading recording times and sites, checked: a bad one is one line."""
+    from soundtag.recording import Rules
+
+    return Rules(settings.time_pattern, settings.timezone, settings.site_pattern)
 
 
 def fail(message: str) -> None:
@@ -48,13 +64,6 @@ def read_taxonomy(taxonomy: Path | None, labels: str | None, name: str | None = 
     if name and taxonomy:
         fail("--name names a --labels taxonomy; a taxonomy file has its own name")
     return load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels, name)
-
-
-def uri_prefix(source: str) -> str:
-    """A source or file as stored URIs begin: URIs as given, local paths as ``file://`` URIs."""
-    from soundtag.sources.uris import file_uri
-
-    return source if "://" in source else file_uri(str(Path(source).expanduser().absolute()))
 
 
 def open_engine(settings):
