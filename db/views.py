@@ -460,7 +460,7 @@ WHERE r.start_s IS NOT NULL AND r.undone_at IS NULL AND {_SPEAKS.format(v="r")}
         AND {_SPEAKS.format(v="n")})
 """
 =======
-# When and where (migration 0012): files gains recorded_at (UTC, NULL when nothing says) and
+# When and where (migration 0013): files gains recorded_at (UTC, NULL when nothing says) and
 # site, after version 1's columns.
 FILES_V2 = """
 CREATE VIEW files AS
