@@ -204,6 +204,7 @@ def test_status_jobs_and_the_jobs_view_agree(tmp_path, tiny_clap, database_url):
     assert (state, total, done, failed, queued, finished) == ("completed", 2, 1, 1, 0, True)
     status = soundtag("status", job, "--wait", "--database", database_url)
     assert f"job {job} (run, completed): 1 done, 1 failed, 0 queued of 2" in status.stdout
+    assert soundtag("status", "--database", database_url).stdout == status.stdout  # the newest, as export takes
     listed = soundtag("jobs", "--database", database_url).stdout
     assert job in listed and "completed" in listed and "active" not in listed
     assert "job nope: not found" in soundtag("status", "nope", "--database", database_url, check=False).stderr

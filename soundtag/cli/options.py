@@ -57,6 +57,17 @@ def uri_prefix(source: str) -> str:
     return source if "://" in source else file_uri(str(Path(source).expanduser().absolute()))
 
 
+def job_or_newest(engine, job: str | None, command: str):
+    """The given job's row of the `jobs` view, or the newest job's: every command that reads one
+    job takes the newest when none is named."""
+    from db.jobs import job_info, jobs as job_rows
+
+    info = job_info(engine, job) if job else next(iter(job_rows(engine, limit=1)), None)
+    if info is None:
+        fail(f"{command}: no job in this database yet; label something with `soundtag run` first")
+    return info
+
+
 def open_engine(settings):
     from db.schema import engine_for, ensure_schema
 

@@ -8,19 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.options import Database, console, fail, open_engine, out, uri_prefix
+from soundtag.cli.options import Database, console, fail, job_or_newest, open_engine, out, uri_prefix
 from soundtag.cli.progress import print_left_out
 from soundtag.settings import load_settings
-
-
-def _job_or_newest(engine, job: str | None, command: str):
-    """The given job's row of the `jobs` view, or the newest job's."""
-    from db.jobs import job_info, jobs as job_rows
-
-    info = job_info(engine, job) if job else next(iter(job_rows(engine, limit=1)), None)
-    if info is None:
-        fail(f"{command}: no job in this database yet; label something with `soundtag run` first")
-    return info
 
 
 def review(
@@ -75,7 +65,7 @@ def review(
         fail("give one of --search TEXT or --like URI")
     check_exposure(host, settings.review_token)
     engine = open_engine(settings)
-    info = _job_or_newest(engine, job, "review")
+    info = job_or_newest(engine, job, "review")
     files = _searched(engine, database, info, search_text, like, at, limit) if search_text or like else None
     session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label,
                       Unit(unit) if unit else default_unit(engine, info.job_id), context, files)
@@ -125,7 +115,7 @@ def export(
         fail(f"--format {fmt!r}: use one of {', '.join(ExportFormat)}")
     settings = load_settings(database_url=database)
     engine = open_engine(settings)
-    info = _job_or_newest(engine, job, "export")
+    info = job_or_newest(engine, job, "export")
     written = write(engine, info.job_id, ExportFormat(fmt), out_path, settings, reviewed=reviewed)
     console.print(f"job {info.job_id}: {written.files} files → {out_path}"
                   + (f"; labeling config → {written.extra}" if written.extra else ""))
@@ -145,7 +135,7 @@ def import_reviews(
     from review.labelstudio import import_reviews as load
 
     engine = open_engine(load_settings(database_url=database))
-    done = load(engine, path, _job_or_newest(engine, job, "import-reviews").job_id, reviewer)
+    done = load(engine, path, job_or_newest(engine, job, "import-reviews").job_id, reviewer)
     out.print(f"{done.recorded} verdicts recorded, {done.unchanged} already in force, {done.cancelled} cancelled; "
               f"left out: {done.unknown_tasks} tasks of no known file, {done.unknown_labels} annotations with a "
               f"label not in the taxonomy")
