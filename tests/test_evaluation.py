@@ -169,5 +169,6 @@ def test_evaluate_against_reviews_counts_files_and_windows_apart(tmp_path, tiny_
 
 
 def test_evaluate_unknown_job(sqlite_url):
+    soundtag("db", "upgrade", "--database", sqlite_url)
     proc = soundtag("evaluate", "nope", "--database", sqlite_url, check=False)
     assert proc.returncode == 1 and "job nope: not found" in proc.stderr

@@ -36,6 +36,7 @@ from soundtag.cli.options import (
 )
 from soundtag.cli.process import one_blas_thread
 from soundtag.cli.progress import RunProgress, print_failures
+from soundtag.output import counted
 from soundtag.settings import load_settings
 
 
@@ -67,7 +68,7 @@ def run(
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                              hop_s=hop, device=device, dtype=dtype, backend=backend)
     tax = read_taxonomy(taxonomy, labels, name)
-    engine = open_engine(settings)
+    engine = open_engine(settings, create=True)
     started = time.monotonic()
     display = RunProgress(f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
     try:
@@ -81,6 +82,8 @@ def run(
     console.print(f"done: {info.done} labeled, {info.failed} failed, {info.skipped} skipped in {elapsed:.1f} s "
                   f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}")
     print_failures(display.failures)
+    if info.failed and not info.done:
+        fail(f"nothing labeled: {counted(info.failed, 'file')} failed, for the reasons above")
 
 
 def _refs(sources: list[str], pattern: str | None, audio_column: str | None = None, truth_column: str | None = None,
@@ -128,12 +131,12 @@ def enqueue(
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
                              hop_s=hop, queue=queue, files_per_task=files_per_task)
     tax = read_taxonomy(taxonomy, labels, name)
-    engine = open_engine(settings)
+    engine = open_engine(settings, create=True)
     walked = WalkReport()
     result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
                          sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue,
                          head=head_of(engine, head, settings) if head else None)
-    console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} skipped "
+    console.print(f"job {result.job_id}: {counted(result.found, 'file')}, {result.queued} queued, {result.skipped} skipped "
                   f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""))
     out.print(result.job_id)
 
@@ -154,7 +157,7 @@ def scan(
     from producer.scan import scan as run_scan
 
     settings = load_settings(model=model, database_url=database)
-    result = run_scan(open_engine(settings), paths, read_taxonomy(taxonomy, labels, name), settings, pattern=pattern,
+    result = run_scan(open_engine(settings, create=True), paths, read_taxonomy(taxonomy, labels, name), settings, pattern=pattern,
                       audio_column=audio_column, truth_column=truth_column)
     out.print(result.summary())
 

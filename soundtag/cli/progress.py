@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from soundtag.cli.options import console, styled
+from soundtag.output import counted
 from soundtag.sources.uris import readable, shown
 
 
@@ -31,7 +32,7 @@ class RunProgress:
         self.begun = 0.0
 
     def planned(self, plan) -> None:
-        console.print(f"run {plan.job_id}: {plan.found} files, {plan.todo} to label, {plan.skipped} skipped "
+        console.print(f"run {plan.job_id}: {counted(plan.found, 'file')}, {plan.todo} to label, {plan.skipped} skipped "
                       f"({self.about})" + (f"; left out: {self.walked}" if str(self.walked) else ""))
         if plan.todo:
             self.bar = self.progress.add_task("loading the model", total=plan.todo, rate=0.0, failed=0)
