@@ -4,10 +4,12 @@ and their labels' text embeddings by a model."""
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import Engine, delete, select
+from collections.abc import Sequence
+
+from sqlalchemy import BigInteger, Engine, delete, select
 
 from db import sql
-from db.models import LabelEmbedding, TaxonomyLabel, TaxonomyMember, TaxonomyRow, now
+from db.models import Job, JobFile, LabelEmbedding, TaxonomyLabel, TaxonomyMember, TaxonomyRow, now
 from soundtag.taxonomy import Taxonomy, taxonomy_from_canonical
 
 
@@ -68,3 +70,15 @@ def taxonomy_with_policy(engine: Engine, taxonomy_id: int) -> Taxonomy:
     groups = [{"name": label, "threshold": threshold} for label, threshold, _, _, is_group in rows
               if is_group and threshold is not None]
     return taxonomy_from_canonical({**body, "labels": labels, "groups": groups})
+
+
+def labels_asked_of(engine: Engine, file_ids: Sequence[int]) -> set[str]:
+    """The labels of the taxonomies of every job these files were labeled in."""
+    taxonomy_ids: set[int] = set()
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(file_ids)):
+            taxonomy_ids.update(conn.execute(
+                select(Job.taxonomy_id).distinct().join(JobFile, JobFile.job_id == Job.id)
+                .where(sql.among(engine, "files", JobFile.file_id, BigInteger(), chunk))).scalars())
+        names = conn.execute(select(TaxonomyRow.labels).where(TaxonomyRow.id.in_(taxonomy_ids))).scalars().all()
+    return {name for labels in names for name in labels}
