@@ -80,6 +80,7 @@ def jobs(limit: Annotated[int, typer.Option(help="How many.")] = 20, database: D
     from rich.table import Table
 
     from db.jobs import jobs as job_rows
+    from soundtag.sources.uris import readable
 
     engine = open_engine(load_settings(database_url=database))
     table = Table("job", "kind", "state", "created", "done", "failed", "queued", "skipped", "cancelled", "taxonomy",
@@ -87,7 +88,7 @@ def jobs(limit: Annotated[int, typer.Option(help="How many.")] = 20, database: D
     for info in job_rows(engine, limit=limit):
         table.add_row(info.job_id, info.kind, info.state, info.created_at.strftime("%Y-%m-%d %H:%M"), str(info.done),
                       str(info.failed), str(info.queued), str(info.skipped), str(info.cancelled), info.taxonomy,
-                      " ".join(info.sources), info.error or "")
+                      " ".join(map(readable, info.sources)), info.error or "")
     out.print(table)
 
 

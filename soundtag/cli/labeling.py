@@ -73,7 +73,7 @@ def run(
     display = RunProgress(f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
     try:
         info = run_job(engine, _refs(paths, pattern, audio_column, truth_column, display.walked), tax, settings,
-                       sources=_source_names(paths), force=force, retry_failed=retry_failed,
+                       sources=_source_uris(paths), force=force, retry_failed=retry_failed,
                        head=head_of(engine, head, settings) if head else None,
                        on_planned=display.planned, on_result=display.result)
     finally:
@@ -88,21 +88,20 @@ def run(
 
 def _refs(sources: list[str], pattern: str | None, audio_column: str | None = None, truth_column: str | None = None,
           report=None):
-    from soundtag.sources.walk import walk
+    from soundtag.sources.walk import walk_sources
 
     # Lazy, so that enqueue lists while it records; the first file is looked for up front.
-    refs = (ref for source in sources
-            for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column, report=report))
+    refs = walk_sources(sources, pattern, audio_column=audio_column, truth_column=truth_column, report=report)
     first = next(refs, None)
     if first is None:
         fail(f"no audio files found in {', '.join(sources)}" + (f" matching {pattern!r}" if pattern else ""))
     return itertools.chain([first], refs)
 
 
-def _source_names(sources: list[str]) -> list[str]:
-    from soundtag.sources.walk import source_name
+def _source_uris(sources: list[str]) -> list[str]:
+    from soundtag.sources.walk import source_uri
 
-    return [source_name(s) for s in sources]
+    return [source_uri(s) for s in sources]
 
 
 def enqueue(
@@ -134,7 +133,7 @@ def enqueue(
     engine = open_engine(settings, create=True)
     walked = WalkReport()
     result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
-                         sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue,
+                         sources=_source_uris(paths), force=force, retry_failed=retry_failed, queue=queue,
                          head=head_of(engine, head, settings) if head else None)
     console.print(f"job {result.job_id}: {counted(result.found, 'file')}, {result.queued} queued, {result.skipped} skipped "
                   f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""))

@@ -54,13 +54,6 @@ def read_taxonomy(taxonomy: Path | None, labels: str | None, name: str | None = 
     return tax
 
 
-def uri_prefix(source: str) -> str:
-    """A source or file as stored URIs begin: URIs as given, local paths as ``file://`` URIs."""
-    from soundtag.sources.uris import file_uri
-
-    return source if "://" in source else file_uri(str(Path(source).expanduser().absolute()))
-
-
 def job_or_newest(engine, job: str | None, command: str):
     """The given job's row of the `jobs` view, or the newest job's: every command that reads one
     job takes the newest when none is named."""

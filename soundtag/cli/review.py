@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.options import Database, console, fail, job_or_newest, open_engine, out, uri_prefix
+from soundtag.cli.options import Database, console, fail, job_or_newest, open_engine, out
 from soundtag.cli.progress import print_left_out
 from soundtag.settings import load_settings
+from soundtag.sources.walk import source_uri
 
 
 def review(
@@ -94,7 +95,7 @@ def _searched(engine, database: str | None, info, text: str | None, like: str | 
 
     settings = load_settings(model=base_model(engine, info.model), database_url=database)
     hits = (search_text(engine, text, settings, limit) if text is not None
-            else search_like(engine, uri_prefix(like), settings, at, limit))
+            else search_like(engine, source_uri(like), settings, at, limit))
     ids = job_file_ids(engine, info.job_id, [hit.uri for hit in hits])
     return tuple(dict.fromkeys(ids[hit.uri] for hit in hits if hit.uri in ids))
 
