@@ -176,7 +176,7 @@ def test_default_model_without_network_fails_at_once_naming_the_ways_out(tmp_pat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOUNDTAG_", "HF_"))}
     # A hub endpoint that refuses connections: what a machine without network sees.
     env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0", HF_ENDPOINT=f"http://127.0.0.1:{free_port()}")
-    proc = soundtag("run", str(tmp_path), "--labels", "a", check=False, cwd=tmp_path, env=env)
+    proc = soundtag("run", str(tmp_path), "--labels", "a,b", check=False, cwd=tmp_path, env=env)
     assert proc.returncode == 1
     line = proc.stderr.strip()
     assert line.startswith("error: model laion/clap-htsat-unfused: not in the Hugging Face cache and the hub is "
