@@ -159,7 +159,6 @@ def failed_uris(engine: Engine, uris: Sequence[str]) -> set[str]:
     return found
 
 
-<<<<<<< HEAD
 def file_ids(engine: Engine, uris: Sequence[str]) -> list[int]:
     """The ids of these files, in id order."""
     found: list[int] = []
@@ -187,7 +186,8 @@ def durations(engine: Engine, file_ids: Sequence[int]) -> dict[int, float]:
             found.update(conn.execute(select(File.id, File.duration_s).where(
                 sql.among(engine, "files", File.id, BigInteger(), chunk), File.duration_s.is_not(None))).all())
     return found
-=======
+
+
 def set_recordings(engine: Engine, found: Sequence[tuple[str, object, str | None]]) -> int:
     """Set each (uri, recorded_at, site) on the file's row, unknowns as NULL; returns how many rows
     changed. Nothing else of the file (its results, its state) is touched."""
@@ -205,4 +205,3 @@ def all_sources(engine: Engine) -> list[str]:
     """Every source any job walked, as recorded (URIs, local folders by absolute path)."""
     with engine.connect() as conn:
         return sorted({source for sources in conn.execute(select(Job.sources)).scalars() for source in sources or ()})
->>>>>>> issue29

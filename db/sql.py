@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-<<<<<<< HEAD
-from datetime import timedelta
-=======
-from datetime import datetime, timezone
->>>>>>> issue29
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 from sqlalchemy import JSON, DateTime, Engine, Float, Integer, any_, bindparam, column, func, select, text, type_coerce

@@ -414,7 +414,6 @@ WHERE r.start_s IS NOT NULL AND r.undone_at IS NULL AND {_LATEST}
 """
 
 
-<<<<<<< HEAD
 # reviewed_labels version 4 (migration 0012): a person's verdict is a fact about the recording, so
 # every labeling of the file shows it (a head's relabel of the job included), not only the one it
 # was given under: a verdict speaks for a labeling when it was given under that labeling's model and
@@ -459,7 +458,8 @@ WHERE r.start_s IS NOT NULL AND r.undone_at IS NULL AND {_SPEAKS.format(v="r")}
         AND COALESCE(n.start_s, -1) = COALESCE(r.start_s, -1) AND COALESCE(n.end_s, -1) = COALESCE(r.end_s, -1)
         AND {_SPEAKS.format(v="n")})
 """
-=======
+
+
 # When and where (migration 0013): files gains recorded_at (UTC, NULL when nothing says) and
 # site, after version 1's columns.
 FILES_V2 = """
@@ -560,4 +560,3 @@ WHERE NOT EXISTS (
 WHEN_AND_WHERE_V1 = {
     "postgresql": {"detections": DETECTIONS_V1_POSTGRESQL, "detections_by_hour": DETECTIONS_BY_HOUR_V1_POSTGRESQL},
     "sqlite": {"detections": DETECTIONS_V1_SQLITE, "detections_by_hour": DETECTIONS_BY_HOUR_V1_SQLITE}}
->>>>>>> issue29

@@ -86,10 +86,18 @@ def checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def open_segment(folder: Path, entry: dict, dim: int, verify: bool = False) -> Segment:
     """Map the segment of a manifest ``entry``; DamagedSegment unless its files are as written
     (checked against their checksums when touched since, or always with ``verify``)."""
-    name, rows = entry["name"], entry["rows"]
+    name, rows, masked = entry["name"], entry["rows"], entry["masked"]
+    if not (isinstance(name, str) and _count(rows) and isinstance(masked, list)
+            and all(isinstance(r, list) and len(r) == 2 and all(map(_count, r)) and r[0] < r[1] <= rows
+                    for r in masked)):
+        raise DamagedSegment(f"manifest entry of segment {name!r} holds values of the wrong type or range")
     stats = dict(entry["stats"])
     for ext, size in ((".f32", rows * dim * 4), (".rows", rows * ROW.itemsize)):
         path = folder / f"{name}{ext}"
@@ -105,7 +113,7 @@ def open_segment(folder: Path, entry: dict, dim: int, verify: bool = False) -> S
             stats[ext] = now
     return Segment(name, np.memmap(folder / f"{name}.f32", np.float32, "r", shape=(rows, dim)),
                    np.memmap(folder / f"{name}.rows", ROW, "r", shape=(rows,)), dict(entry["checksums"]), stats,
-                   [list(r) for r in entry["masked"]])
+                   [list(r) for r in masked])
 
 
 class SegmentWriter:

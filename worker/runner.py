@@ -32,7 +32,6 @@ from soundtag.recording import Rules
 from soundtag.settings import Settings
 from soundtag.sources.storage import Storage
 from soundtag.sources.uris import source_uri
-from soundtag.states import JobState
 from soundtag.taxonomy import Taxonomy
 from vectors.stored import results_from_stored, stored_from, zero_shot
 from worker import metrics

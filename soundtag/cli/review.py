@@ -8,20 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.options import Database, console, fail, open_engine, out
+from soundtag.cli.options import Database, console, fail, job_or_newest, open_engine, out
 from soundtag.cli.progress import print_left_out
 from soundtag.settings import load_settings
 from soundtag.sources.uris import source_uri
-
-
-def _job_or_newest(engine, job: str | None, command: str):
-    """The given job's row of the `jobs` view, or the newest job's."""
-    from db.jobs import job_info, jobs as job_rows
-
-    info = job_info(engine, job) if job else next(iter(job_rows(engine, limit=1)), None)
-    if info is None:
-        fail(f"{command}: no job in this database yet; label something with `soundtag run` first")
-    return info
 
 
 def review(
@@ -80,7 +70,7 @@ def review(
         fail("--order validate draws the windows of one label: give --label L (and no --unit, --search or --like)")
     check_exposure(host, settings.review_token)
     engine = open_engine(settings)
-    info = _job_or_newest(engine, job, "review")
+    info = job_or_newest(engine, job, "review")
     files = None
     if search_text is not None or like is not None:
         from vectors.search import files_near
@@ -130,7 +120,7 @@ def estimate(
     if by not in (None, "site"):
         fail(f"--by {by!r}: use --by site")
     engine = open_engine(load_settings(database_url=database))
-    info = _job_or_newest(engine, job, "estimate")
+    info = job_or_newest(engine, job, "estimate")
     if label not in _labels(engine, info.job_id):
         fail(f"{label!r} is not a label of job {info.job_id} (taxonomy {info.taxonomy})")
     found = estimates(engine, info.job_id, label, site, by_site=by == "site")
@@ -167,7 +157,7 @@ def export(
         fail(f"--format {fmt!r}: use one of {', '.join(ExportFormat)}")
     settings = load_settings(database_url=database)
     engine = open_engine(settings)
-    info = _job_or_newest(engine, job, "export")
+    info = job_or_newest(engine, job, "export")
     written = write(engine, info.job_id, ExportFormat(fmt), out_path, settings, reviewed=reviewed)
     console.print(f"job {info.job_id}: {written.files} files → {out_path}"
                   + (f"; labeling config → {written.extra}" if written.extra else ""))
@@ -187,7 +177,7 @@ def import_reviews(
     from review.labelstudio import import_reviews as load
 
     engine = open_engine(load_settings(database_url=database))
-    done = load(engine, path, _job_or_newest(engine, job, "import-reviews").job_id, reviewer)
+    done = load(engine, path, job_or_newest(engine, job, "import-reviews").job_id, reviewer)
     out.print(f"{done.recorded} verdicts recorded, {done.unchanged} already in force, {done.cancelled} cancelled; "
               f"left out: {done.unknown_tasks} tasks of no known file, {done.unknown_labels} annotations with a "
               f"label not in the taxonomy")

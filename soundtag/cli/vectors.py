@@ -61,7 +61,7 @@ def relabel(
     started = time.monotonic()
     plans = []
     display = RunProgress(f"model {model_ref if chosen or model else '(of the stored embeddings)'}, "
-                          f"taxonomy {tax.name}, {len(tax.labels)} labels")
+                          f"taxonomy {tax.name}, {len(tax.labels)} labels", loads_model=False)
 
     def planned(plan) -> None:
         plans.append(plan)
