@@ -62,7 +62,8 @@ def review(
 
     from review.guard import Guard, check_exposure
     from review.order import Order
-    from review.server import Session, create_app, serve
+    from review.queue import Session
+    from review.server import create_app, serve
     from review.units import Unit, default_unit
 
     settings = load_settings(database_url=database, review_token=token)
