@@ -26,7 +26,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 
 from bench.bench_run import CLIP_RATE, LABELS, ROOT, _env, checkpoint, write_clips  # noqa: E402
 from bench.report import DOC, loadavg, machine, write_section  # noqa: E402

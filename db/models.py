@@ -170,7 +170,7 @@ class Labeling(Base):
                       Index("ix_labeling_top_label", "top_label"))
 
 
-class Segment(Base):
+class LabelingWindow(Base):
     """One window of a labeling: one row whatever the number of labels (issue 9: a row per label
     and window made terabytes of a large archive). Only the cosines are stored, as float4: the
     scores are their softmax at the labeling's logit scale, which the views compute (issue 9: the

@@ -12,7 +12,7 @@ from db.jobs import job_labelings, job_spec
 from db.models import File, Labeling
 from db.results import best
 from db.reviews import verdicts
-from db.segments import Window, reviewed_windows, window_decision
+from db.segments import JobWindow, reviewed_windows, window_decision
 from soundtag.states import Verdict
 
 
@@ -63,7 +63,7 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
     return found
 
 
-def _segment_name(window: Window) -> str:
+def _segment_name(window: JobWindow) -> str:
     """A window as evaluate and calibrate count it beside whole files."""
     return f"{window.uri}#{window.start_s:g}-{window.end_s:g}"
 

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import REAL
 
 from db import leases, sql
 from db.embeddings import EmbeddingKey, embedding_row
-from db.models import AudioEmbedding, File, Job, JobFile, Labeling, Segment, now
+from db.models import AudioEmbedding, File, Job, JobFile, Labeling, LabelingWindow, now
 from soundtag.states import FileState
 
 
@@ -37,7 +37,7 @@ def _save_windows(engine: Engine, conn, labeling_ids: list[int], done: Sequence,
             "labeling_id": BigInteger(), "window": Integer(), "start_s": Float(), "end_s": Float(),
             "top_label": Text(), "top_score": Float(), "top_similarity": Float()}, rows[start:start + 20_000],
             arrays={"similarities": (REAL(), cosines[start:start + 20_000])})
-        conn.execute(sql.insert(engine, Segment).from_select(
+        conn.execute(sql.insert(engine, LabelingWindow).from_select(
             ["labeling_id", "window", "start_s", "end_s", "top_label", "top_score", "top_similarity", "similarities"],
             select(*part.c)))
 
@@ -116,8 +116,8 @@ def save_results(engine: Engine, job_id: str, results: Sequence, labels: Sequenc
                 "job_id", "fingerprint", "content_hash", "created_at", "top_label", "top_score", "top_similarity",
                 "scores", "similarities", "logit_scale")}).returning(Labeling.file_id, Labeling.id)
         labeling_ids = dict(conn.execute(stmt).all())
-        conn.execute(delete(Segment).where(
-            sql.among(engine, "labelings", Segment.labeling_id, BigInteger(), list(labeling_ids.values()))))
+        conn.execute(delete(LabelingWindow).where(
+            sql.among(engine, "labelings", LabelingWindow.labeling_id, BigInteger(), list(labeling_ids.values()))))
         _save_windows(engine, conn, [labeling_ids[file_id] for file_id in file_ids], done, labels)
         kept = []
         for r in done if embeddings else ():

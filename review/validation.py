@@ -15,12 +15,12 @@ from sqlalchemy import Engine
 from db.detections import file_sites
 from db.jobs import job_spec
 from db.reviews import ReviewItem, all_verdicts
-from db.segments import Window, job_windows
+from db.segments import JobWindow, job_windows
 from soundtag.estimate import Estimate, bins_of, edges, estimate, strata, validation_order
 from soundtag.states import Verdict
 
 
-def _windows(engine: Engine, job_id: str, label: str) -> tuple[list[Window], np.ndarray]:
+def _windows(engine: Engine, job_id: str, label: str) -> tuple[list[JobWindow], np.ndarray]:
     names = job_spec(engine, job_id).taxonomy.names
     if label not in names:
         raise ValueError(f"label {label!r} is not in the job's taxonomy ({', '.join(names)})")

@@ -25,8 +25,8 @@ import numpy as np
 
 from model.classifier import Classifier, score
 from model.results import FileResult, WindowResult, aggregate
-from soundtag.audio import Limits, Window, Windower, open_stream
 from soundtag import recording
+from soundtag.audio import AudioWindow, Limits, Windower, open_stream
 from soundtag.errors import AudioError, ReadError, TransientReadError, describe
 from soundtag.states import Failure
 from worker import metrics
@@ -36,7 +36,7 @@ Opener = Callable[[str], AbstractContextManager[BinaryIO]]
 
 
 @dataclass
-class _Window:
+class _PreparedWindow:
     """One window on its way to the audio tower, as ``Classifier.prepare`` made it."""
 
     file: _File
@@ -46,13 +46,13 @@ class _Window:
 
 
 class _File:
-    """A file on its way through the pipeline. Its decode thread puts _Windows on ``items`` and
+    """A file on its way through the pipeline. Its decode thread puts _PreparedWindows on ``items`` and
     then None; the queue's bound holds that thread back while the model is behind, so a long
     file's features never pile up."""
 
     def __init__(self, uri: str, capacity: int):
         self.result = FileResult(uri)
-        self.items: queue.Queue[_Window | None] = queue.Queue(capacity)
+        self.items: queue.Queue[_PreparedWindow | None] = queue.Queue(capacity)
         self.windows = 0  # windows taken off `items`
         self.transient: TransientReadError | None = None
         self.waited = 0.0  # seconds its windows waited for the model to take them
@@ -91,7 +91,7 @@ class Labeler:
         # a thread has started or finished: waiting on it cannot deadlock.
         submitted: deque[_File] = deque()
         scoring: deque[_File] = deque()  # decoded to the end, windows not yet all scored
-        batch: list[_Window] = []
+        batch: list[_PreparedWindow] = []
         source = iter(uris)
 
         def refill() -> None:
@@ -166,13 +166,13 @@ class Labeler:
         if not sent:  # a few samples that resample to none
             raise AudioError("no audio samples")
 
-    def _send(self, file: _File, window: Window, stop: threading.Event) -> None:
+    def _send(self, file: _File, window: AudioWindow, stop: threading.Event) -> None:
         prepared = self.classifier.prepare([window.samples])[0]
         started = time.perf_counter()
-        _put(file.items, _Window(file, window.start_s, window.end_s, prepared), stop)
+        _put(file.items, _PreparedWindow(file, window.start_s, window.end_s, prepared), stop)
         file.waited += time.perf_counter() - started
 
-    def _forward(self, batch: list[_Window], labels: np.ndarray) -> None:
+    def _forward(self, batch: list[_PreparedWindow], labels: np.ndarray) -> None:
         """Run the audio tower on a batch of windows and give each its file's next segment."""
         if not batch:
             return
@@ -197,7 +197,7 @@ def _finished(scoring: deque[_File]) -> Iterator[FileResult]:
         yield result
 
 
-def _put(items: queue.Queue, item: _Window | None, stop: threading.Event) -> None:
+def _put(items: queue.Queue, item: _PreparedWindow | None, stop: threading.Event) -> None:
     """Put ``item`` as soon as there is room; raises _Cancelled once ``stop`` is set."""
     while True:
         if stop.is_set():

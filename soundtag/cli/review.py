@@ -31,8 +31,8 @@ def review(
     head: Annotated[Optional[str], typer.Option("--head", help="With --order learn: the head to order by and, with "
                                                 "--learn, to train (default: review-JOB).")] = None,
     learn: Annotated[bool, typer.Option("--learn", help="Train the next version of the head in the background "
-                                        "every --learn-every verdicts and re-order what is left (implies "
-                                        "--order learn).")] = False,
+                                        "once --learn-every verdicts in force changed and re-order what is left "
+                                        "(implies --order learn).")] = False,
     learn_every: Annotated[int, typer.Option("--learn-every", min=1)] = 10,
     search_text: Annotated[Optional[str], typer.Option("--search", help="Only the files of the windows nearest "
                                                        "this text, nearest first.")] = None,
@@ -55,7 +55,8 @@ def review(
 
     from review.guard import Guard, check_exposure
     from review.order import Order
-    from review.server import Session, create_app, serve
+    from review.queue import Session
+    from review.server import create_app, serve
     from review.units import Unit, default_unit
 
     settings = load_settings(database_url=database, review_token=token)
