@@ -32,5 +32,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('review') as batch:
-        batch.drop_column('shown')
+    # A plain DROP COLUMN (SQLite 3.35+): a batch rebuild of the table would break on the views
+    # that read it (reviews, reviewed_labels), which never name this column.
+    op.execute("ALTER TABLE review DROP COLUMN shown")
