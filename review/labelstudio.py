@@ -24,6 +24,7 @@ from db.jobs import job_spec
 from db.labeled_files import LabeledFile
 from db.reviews import Given, all_verdicts, record_verdicts
 from db.segments import EventRow, job_events
+from review.regions import region_verdict
 from soundtag.errors import SoundtagError
 from soundtag.sources import uris
 from soundtag.states import Verdict
@@ -34,7 +35,6 @@ AUDIO, REGIONS, DECISION = "audio", "labels", "decision"  # the config's tag nam
 # is true, relative to LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (here: /).
 LOCAL_FILES = "/data/local-files/?d="
 NONE = "none"  # the choice meaning "no label of the taxonomy" (a reject), unless a label has that name
-BOUNDS = 1e-3  # seconds: a region this close to an event's bounds is that event (Label Studio rounds)
 
 
 def audio_ref(uri: str) -> str:
@@ -274,18 +274,11 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                     verdict = (Verdict.ACCEPT if label == decision else Verdict.REJECT if label is None
                                else Verdict.CORRECT)
                     record(Given(file_id, verdict, who, label if verdict == Verdict.CORRECT else decision))
-                # A region is a verdict on that segment: accept where the model found that label
-                # there (an event of the same bounds), correct elsewhere.
                 for start, end, name in regions(annotation.result):
                     if name not in nodes:
                         done.unknown_labels += 1
                         continue
-                    found = next((ev for ev in events.get(file_id, ()) if ev.label == name
-                                  and abs(ev.start_s - start) <= BOUNDS and abs(ev.end_s - end) <= BOUNDS), None)
-                    if found:  # the event's own bounds: the review page's event items have them
-                        record(Given(file_id, Verdict.ACCEPT, who, name, found.start_s, found.end_s))
-                    else:
-                        record(Given(file_id, Verdict.CORRECT, who, name, start, end))
+                    record(region_verdict(events.get(file_id, ()), file_id, start, end, name, who))
     record_verdicts(engine, given)
     done.recorded = sum(map(len, given.values()))
     return done

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from soundtag.cli import admin, jobs, labeling, learning, monitoring, quality, review, vectors
+from soundtag.cli import admin, jobs, labeling, learning, monitoring, quality, review, team, vectors
 from soundtag.cli.options import console, styled
 from soundtag.cli.process import freeze_for_exit, quiet_libraries, silence_native_stderr
 from soundtag.errors import SoundtagError, describe
@@ -28,6 +28,7 @@ typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_fla
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Zero-shot labeling of sound archives with CLAP.")
 app.add_typer(admin.db_app, name="db")
+app.add_typer(team.reviewers_app, name="reviewers")
 app.command()(labeling.run)
 app.command()(labeling.enqueue)
 app.command()(labeling.scan)
