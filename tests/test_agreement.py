@@ -1,0 +1,65 @@
+"""Agreement numbers equal the kept implementations' on the same votes: scikit-learn's
+cohen_kappa_score for each pair, the krippendorff package's nominal α over all."""
+
+from __future__ import annotations
+
+import random
+
+import krippendorff
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from soundtag.agreement import NONE, Score, alpha, cohen_kappa, krippendorff_alpha, pairwise_kappa, with_settled
+
+LABELS = ["rain", "siren", "dog", None]
+
+
+def _votes(seed: int, items: int = 60, people=("ana", "bob", "cy")) -> dict:
+    """Votes that mostly follow a hidden truth, each item judged by a random two or three people."""
+    rng = random.Random(seed)
+    votes = {}
+    for item in range(items):
+        truth = rng.choice(LABELS)
+        judges = rng.sample(people, rng.choice([1, 2, 2, 3]))
+        votes[item] = {p: truth if rng.random() < 0.75 else rng.choice(LABELS) for p in judges}
+    return votes
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pairwise_kappa_equals_scikit_learns(seed):
+    votes = _votes(seed)
+    for (a, b), score in pairwise_kappa(votes).items():
+        shared = [v for v in votes.values() if a in v and b in v]
+        first = [NONE if v[a] is None else v[a] for v in shared]
+        second = [NONE if v[b] is None else v[b] for v in shared]
+        assert score.items == len(shared)
+        assert score.value == pytest.approx(cohen_kappa_score(first, second))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_alpha_equals_the_krippendorff_package_overall_and_per_label(seed):
+    votes = _votes(seed)
+    people = sorted({p for v in votes.values() for p in v})
+    codes = {label: i for i, label in enumerate(LABELS)}
+    matrix = np.array([[codes[v[p]] if p in v else np.nan for v in votes.values()] for p in people], dtype=float)
+    expected = krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")
+    assert alpha(votes).value == pytest.approx(expected)
+    assert alpha(votes).items == sum(len(v) >= 2 for v in votes.values())
+    siren = np.where(np.isnan(matrix), np.nan, (matrix == codes["siren"]).astype(float))
+    assert alpha(votes, only="siren").value == pytest.approx(
+        krippendorff.alpha(reliability_data=siren, level_of_measurement="nominal"))
+
+
+def test_perfect_agreement_is_one_and_too_little_to_tell_is_none():
+    assert cohen_kappa(["rain"] * 4, ["rain"] * 4) == 1.0
+    assert cohen_kappa([], []) is None
+    assert krippendorff_alpha([["rain", "rain"], ["dog", "dog"]]) == 1.0
+    assert krippendorff_alpha([["rain"], ["dog"]]) is None  # nobody judged an item twice
+    assert alpha({1: {"ana": "rain"}}) == Score(None, 0)
+
+
+def test_each_reviewers_agreement_with_the_settled_labels():
+    votes = {1: {"ana": "rain", "bob": "siren"}, 2: {"ana": None, "bob": None}, 3: {"ana": "dog"}}
+    settled = {1: "siren", 2: None}
+    assert with_settled(votes, settled) == {"ana": Score(0.5, 2), "bob": Score(1.0, 2)}
