@@ -67,7 +67,10 @@ class Unreadable:
 def unpack_row(row) -> StoredEmbeddings | Unreadable:
     """The embeddings a row of ``_EMBEDDING_COLUMNS`` holds, or why they cannot be read."""
     packed = row.dtype.endswith(packing.PACKED)
-    kind = packing.DTYPES[row.dtype.removesuffix(packing.PACKED)]
+    kind = packing.DTYPES.get(row.dtype.removesuffix(packing.PACKED))
+    if kind is None:
+        return Unreadable(row.file_id, row.uri,
+                          f"{row.uri}: stored embeddings unreadable (unknown dtype {row.dtype!r})")
     try:
         vectors = packing.unpack(row.vectors, kind, packed).astype(np.float32).reshape(-1, row.dim)
         starts, ends = packing.unpack(row.starts, np.float64, packed), packing.unpack(row.ends, np.float64, packed)

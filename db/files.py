@@ -169,3 +169,32 @@ def failed_uris(engine: Engine, uris: Sequence[str]) -> set[str]:
             found.update(conn.execute(select(File.uri).where(
                 sql.among(engine, "uris", File.uri, Text(), chunk), File.status == FileState.FAILED)).scalars())
     return found
+
+
+def file_ids(engine: Engine, uris: Sequence[str]) -> list[int]:
+    """The ids of these files, in id order."""
+    found: list[int] = []
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(uris)):
+            found += conn.execute(select(File.id).where(sql.among(engine, "uris", File.uri, Text(), chunk))).scalars()
+    return sorted(found)
+
+
+def truths(engine: Engine, file_ids: Sequence[int]) -> dict[int, str]:
+    """The truth column of those of these files that have one."""
+    found: dict[int, str] = {}
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(file_ids)):
+            found.update(conn.execute(select(File.id, File.truth).where(
+                sql.among(engine, "files", File.id, BigInteger(), chunk), File.truth.is_not(None))).all())
+    return found
+
+
+def durations(engine: Engine, file_ids: Sequence[int]) -> dict[int, float]:
+    """The duration in seconds of those of these files whose duration is known."""
+    found: dict[int, float] = {}
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(file_ids)):
+            found.update(conn.execute(select(File.id, File.duration_s).where(
+                sql.among(engine, "files", File.id, BigInteger(), chunk), File.duration_s.is_not(None))).all())
+    return found

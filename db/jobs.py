@@ -64,6 +64,27 @@ def job_spec(engine: Engine, job_id: str) -> JobSpec | None:
     return JobSpec(job.model, job.taxonomy_id, taxonomy_from_canonical(job.body), job.options or {}, JobState(job.state))
 
 
+def job_roots(engine: Engine, job_id: str) -> list[str]:
+    """Where a job's files were found: the sources it was given (folders, files, URI prefixes);
+    for a relabel job, the roots of the jobs it relabeled, or of every job when it relabeled
+    every labeled file."""
+    with engine.connect() as conn:
+        recorded = {row.id: (row.kind, row.sources or []) for row in conn.execute(select(Job.id, Job.kind, Job.sources))}
+    roots, seen, todo = [], set(), [job_id]
+    while todo:
+        one = todo.pop()
+        if one in seen or one not in recorded:
+            continue
+        seen.add(one)
+        kind, sources = recorded[one]
+        if kind == "relabel":  # its sources are job ids or URI prefixes (vectors.relabel)
+            todo += [source for source in sources if source in recorded] if sources else list(recorded)
+            roots += [source for source in sources if source not in recorded]
+        else:
+            roots += sources
+    return roots
+
+
 def job_labelings(job_id: str, spec: JobSpec, *columns, every_file: bool = False) -> Select:
     """SELECT ``columns`` of each file of a job joined to its labeling by the job's model and
     taxonomy (whichever job made it); with ``every_file``, files without one too (its columns None)."""

@@ -223,6 +223,8 @@ class Review(Base):
     # A segment's verdict (a window or an event of the file): its bounds; a file's verdict has none.
     start_s: Mapped[float | None] = mapped_column(Float)
     end_s: Mapped[float | None] = mapped_column(Float)
+    # The decision the page showed (a segment's own for a segment's verdict): what a correct replaced.
+    shown: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_review_key", "file_id", "model", "taxonomy_id"),)
 

@@ -26,8 +26,11 @@ def pack(values: np.ndarray) -> bytes:
 
 def unpack(data: bytes, dtype: type, packed: bool) -> np.ndarray:
     """The flat array of ``dtype`` that ``pack`` made of it, or that raw bytes hold. Raises
-    DamagedData when the bytes are not that (truncated, corrupted)."""
+    DamagedData when the bytes are not that (truncated, corrupted), or not bytes at all (SQLite
+    keeps whatever was written into a blob column, text too)."""
     kind = np.dtype(dtype)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DamagedData(f"{type(data).__name__} where bytes were stored")
     try:
         if not packed:
             return np.frombuffer(data, dtype=kind)

@@ -1,6 +1,6 @@
 """Review: the files of a job as the review page shows them, and verdicts on files and on
 segments of them recorded, undone and read (the ``review`` table, appended to and stamped, never
-rewritten)."""
+rewritten), by the page and exports and, across every job, by training."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import BigInteger, Engine, and_, func, or_, select, update
 
+from db import sql
 from db.decisions import model_decisions
 from db.jobs import JobSpec, job_labelings, job_spec
 from db.models import File, Labeling, Review, now
@@ -74,14 +75,15 @@ def record_verdict(engine: Engine, job_id: str, file_id: int, verdict: Verdict, 
     ``label`` is the right label for ``correct`` and ignored otherwise: accept and reject record
     the decision they judged."""
     spec = job_spec(engine, job_id)
-    if verdict != Verdict.CORRECT:
-        label = model_decisions(engine, spec.model, spec.taxonomy_id, [file_id]).get(file_id)
-    record_verdicts(engine, {job_id: [(file_id, verdict, reviewer, label)]})
+    decision = model_decisions(engine, spec.model, spec.taxonomy_id, [file_id]).get(file_id)
+    record_verdicts(engine, {job_id: [Given(file_id, verdict, reviewer, label if verdict == Verdict.CORRECT
+                                            else decision, shown=decision)]})
 
 
 class Given(NamedTuple):
     """One verdict to record. ``label`` is as the ``reviews`` view has it: the decision judged for
-    accept and reject, the reviewer's label for correct. A segment's verdict has its bounds."""
+    accept and reject, the reviewer's label for correct. A segment's verdict has its bounds.
+    ``shown`` is the decision a correct replaced, as the person saw it (a segment's own)."""
 
     file_id: int
     verdict: Verdict
@@ -89,6 +91,7 @@ class Given(NamedTuple):
     label: str | None
     start_s: float | None = None
     end_s: float | None = None
+    shown: str | None = None
 
     @property
     def key(self) -> tuple[int, float | None, float | None]:
@@ -106,16 +109,29 @@ def record_verdicts(engine: Engine, given: Mapping[str, Sequence[Given | tuple]]
         conn.execute(Review.__table__.insert(), [
             {"file_id": one.file_id, "model": spec.model, "taxonomy_id": spec.taxonomy_id, "job_id": job_id,
              "label": one.label, "verdict": one.verdict, "reviewer": one.reviewer, "reviewed_at": stamp,
-             "start_s": one.start_s, "end_s": one.end_s}
+             "start_s": one.start_s, "end_s": one.end_s,
+             "shown": one.shown if one.verdict == Verdict.CORRECT else one.label}
             for job_id, spec in specs.items() for one in map(lambda row: Given(*row), given[job_id])])
 
 
 def in_force(spec: JobSpec):
+    """The conditions on ``Review`` that select the verdicts in force in a job of ``spec``: of
+    those that speak there (``_speaks``), the latest on each file and bounds that was not undone
+    (as ``reviewed_labels`` takes them)."""
     later = Review.__table__.alias("later")
-    return (Review.model == spec.model, Review.taxonomy_id == spec.taxonomy_id, Review.undone_at.is_(None),
-            ~select(later.c.id).where(later.c.file_id == Review.file_id, later.c.model == Review.model,
-                                      later.c.taxonomy_id == Review.taxonomy_id, later.c.undone_at.is_(None),
-                                      _same_bounds(later.c, Review), later.c.id > Review.id).exists())
+    return (_speaks(spec, Review), Review.undone_at.is_(None),
+            ~select(later.c.id).where(later.c.file_id == Review.file_id, _speaks(spec, later.c),
+                                      later.c.undone_at.is_(None), _same_bounds(later.c, Review),
+                                      later.c.id > Review.id).exists())
+
+
+def _speaks(spec: JobSpec, review):
+    """A verdict speaks in every job over its file: one given under the job's model and taxonomy,
+    and one given under another that says what the recording is (accept, correct) with a label the
+    job's taxonomy has. A person's verdict is a fact about the recording, not about one labeling;
+    a reject says only that another model's decision was wrong, so it stays with that model."""
+    return or_(and_(review.model == spec.model, review.taxonomy_id == spec.taxonomy_id),
+               and_(review.verdict.in_([Verdict.ACCEPT, Verdict.CORRECT]), review.label.in_(spec.taxonomy.names)))
 
 
 def _same_bounds(a, b):
@@ -125,13 +141,14 @@ def _same_bounds(a, b):
 
 
 def undo_verdict(engine: Engine, job_id: str, reviewer: str) -> tuple[int, float | None, float | None] | None:
-    """Undo the reviewer's latest verdict still in force on the job's model and taxonomy (the one
-    before it on the same file and bounds, if any, is in force again). Returns its (file id,
-    start_s, end_s), or None when there is none."""
+    """Undo the reviewer's latest verdict given under the job's model and taxonomy that is still
+    in force there (the one before it on the same file and bounds, if any, is in force again).
+    Returns its (file id, start_s, end_s), or None when there is none."""
     spec = job_spec(engine, job_id)
     with engine.begin() as conn:
         latest = conn.execute(select(Review.id, Review.file_id, Review.start_s, Review.end_s)
-                              .where(*in_force(spec), Review.reviewer == reviewer)
+                              .where(*in_force(spec), Review.reviewer == reviewer, Review.model == spec.model,
+                                     Review.taxonomy_id == spec.taxonomy_id)
                               .order_by(Review.id.desc()).limit(1)).one_or_none()
         if latest is None:
             return None
@@ -140,14 +157,13 @@ def undo_verdict(engine: Engine, job_id: str, reviewer: str) -> tuple[int, float
 
 
 def verdicts(engine: Engine, job_id: str) -> dict[int, tuple[Verdict, str | None]]:
-    """The verdict in force, and its label, for each file reviewed as a whole under the job's
-    model and taxonomy."""
+    """The verdict in force in the job, and its label, for each file reviewed as a whole."""
     return {file_id: given for (file_id, start, _), given in all_verdicts(engine, job_id).items() if start is None}
 
 
 def all_verdicts(engine: Engine, job_id: str) -> dict[tuple[int, float | None, float | None], tuple[Verdict, str | None]]:
-    """The verdict in force, and its label, for each file and segment reviewed under the job's
-    model and taxonomy, by (file id, start_s, end_s): the bounds are None for a file's verdict."""
+    """The verdict in force in the job (``in_force``), and its label, for each file and segment
+    reviewed, by (file id, start_s, end_s): the bounds are None for a file's verdict."""
     spec = job_spec(engine, job_id)
     with engine.connect() as conn:
         rows = conn.execute(select(Review.file_id, Review.start_s, Review.end_s, Review.verdict, Review.label)
@@ -179,3 +195,38 @@ def covering(verdicts: Iterable[SegmentVerdict], start_s: float, end_s: float) -
     verdict before an event's around it); None when none does."""
     around = [v for v in verdicts if v.start_s - SLACK <= start_s and end_s <= v.end_s + SLACK]
     return min(around, key=lambda v: v.end_s - v.start_s, default=None)
+
+
+@dataclass(frozen=True)
+class GivenVerdict:
+    """A verdict in force, as training reads it: ``shown`` is the decision a correct replaced, as
+    the person saw it (None when not known), ``bounds`` a segment verdict's (None: the whole file)."""
+
+    review_id: int
+    file_id: int
+    verdict: Verdict
+    label: str | None
+    shown: str | None
+    bounds: tuple[float, float] | None
+
+
+def given_verdicts(engine: Engine, file_ids: Sequence[int]) -> list[GivenVerdict]:
+    """Every verdict in force on these files, under each model and taxonomy they were given in (a
+    head's own labelings included): the latest on each file and bounds there, a file's and each
+    segment's apart; oldest first, so later ones win where two speak of one label."""
+    later = Review.__table__.alias("later")
+    superseded = select(later.c.id).where(later.c.file_id == Review.file_id, later.c.model == Review.model,
+                                          later.c.taxonomy_id == Review.taxonomy_id, later.c.undone_at.is_(None),
+                                          _same_bounds(later.c, Review), later.c.id > Review.id).exists()
+    rows = []
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(file_ids)):
+            rows += conn.execute(
+                select(Review.id, Review.file_id, Review.verdict, Review.label, Review.shown, Review.start_s,
+                       Review.end_s)
+                .where(sql.among(engine, "files", Review.file_id, BigInteger(), chunk), Review.undone_at.is_(None),
+                       ~superseded)).all()
+    rows.sort(key=lambda row: row.id)
+    return [GivenVerdict(row.id, row.file_id, Verdict(row.verdict), row.label,
+                         row.shown if row.verdict == Verdict.CORRECT else None,
+                         (row.start_s, row.end_s) if row.start_s is not None else None) for row in rows]

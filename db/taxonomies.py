@@ -3,6 +3,8 @@ and their labels' text embeddings by a model."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from sqlalchemy import Engine, delete, select
 
@@ -68,3 +70,19 @@ def taxonomy_with_policy(engine: Engine, taxonomy_id: int) -> Taxonomy:
     groups = [{"name": label, "threshold": threshold} for label, threshold, _, _, is_group in rows
               if is_group and threshold is not None]
     return taxonomy_from_canonical({**body, "labels": labels, "groups": groups})
+
+
+def text_vectors(engine: Engine, model: str, revision: str, labels: Sequence[str]) -> dict[str, np.ndarray]:
+    """The base model's stored text embedding of each of ``labels`` it embedded for some taxonomy
+    (the newest taxonomy's where several did): what its zero-shot cosines were taken against."""
+    wanted = set(labels)
+    found: dict[str, np.ndarray] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(select(LabelEmbedding.dim, LabelEmbedding.vectors, TaxonomyRow.labels)
+                            .join(TaxonomyRow, TaxonomyRow.id == LabelEmbedding.taxonomy_id)
+                            .where(LabelEmbedding.model == model, LabelEmbedding.model_revision == revision)
+                            .order_by(TaxonomyRow.id)).all()
+    for dim, vectors, names in rows:
+        matrix = np.frombuffer(vectors, dtype=np.float32).reshape(-1, dim)
+        found.update({name: matrix[i] for i, name in enumerate(names) if name in wanted})
+    return found

@@ -412,3 +412,49 @@ JOIN file f ON f.id = r.file_id
 JOIN taxonomy t ON t.id = r.taxonomy_id
 WHERE r.start_s IS NOT NULL AND r.undone_at IS NULL AND {_LATEST}
 """
+
+
+# reviewed_labels version 4 (migration 0012): a person's verdict is a fact about the recording, so
+# every labeling of the file shows it (a head's relabel of the job included), not only the one it
+# was given under: a verdict speaks for a labeling when it was given under that labeling's model and
+# taxonomy, or when it says what the recording is (accept, correct) with a label that the
+# labeling's taxonomy has (a leaf of taxonomy_label). A reject stays with the model it judged. The
+# verdict in force is the latest that speaks, per file and bounds, as in db.reviews.in_force.
+# Same columns and meaning as version 3; verdict and reviewer are as given (a correct given under
+# another taxonomy stays a correct, even where this labeling decided the same label).
+_SPEAKS = """((({v}.model = l.model AND {v}.taxonomy_id = l.taxonomy_id)
+            OR ({v}.verdict IN ('accept', 'correct') AND EXISTS (
+                SELECT 1 FROM taxonomy_label p
+                WHERE p.taxonomy_id = l.taxonomy_id AND p.label = {v}.label AND NOT p.is_group))))"""
+
+REVIEWED_LABELS_V4 = f"""
+CREATE VIEW reviewed_labels AS
+SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       CASE WHEN r.id IS NULL THEN d.label WHEN r.verdict = 'reject' THEN NULL ELSE r.label END AS label,
+       CASE WHEN r.id IS NULL THEN 'model' ELSE 'human' END AS source,
+       d.label AS decision, r.verdict, r.reviewer, r.reviewed_at,
+       CAST(NULL AS FLOAT) AS start_s, CAST(NULL AS FLOAT) AS end_s
+FROM labeling l
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+LEFT JOIN file_decisions d ON d.uri = f.uri AND d.model = l.model AND d.taxonomy_hash = t.content_hash
+     AND d.implied_by IS NULL
+LEFT JOIN review r ON r.id = (
+    SELECT MAX(c.id) FROM review c
+    WHERE c.file_id = l.file_id AND c.undone_at IS NULL AND c.start_s IS NULL AND {_SPEAKS.format(v="c")})
+UNION ALL
+SELECT f.uri, l.job_id, l.model, t.name, t.content_hash,
+       CASE WHEN r.verdict = 'reject' THEN NULL ELSE r.label END, 'human',
+       CASE WHEN r.verdict = 'correct' THEN NULL ELSE r.label END, r.verdict, r.reviewer, r.reviewed_at,
+       r.start_s, r.end_s
+FROM labeling l
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+JOIN review r ON r.file_id = l.file_id
+WHERE r.start_s IS NOT NULL AND r.undone_at IS NULL AND {_SPEAKS.format(v="r")}
+  AND NOT EXISTS (
+      SELECT 1 FROM review n
+      WHERE n.file_id = r.file_id AND n.undone_at IS NULL AND n.id > r.id
+        AND COALESCE(n.start_s, -1) = COALESCE(r.start_s, -1) AND COALESCE(n.end_s, -1) = COALESCE(r.end_s, -1)
+        AND {_SPEAKS.format(v="n")})
+"""

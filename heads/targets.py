@@ -68,11 +68,16 @@ def overlapping(starts: np.ndarray, ends: np.ndarray, bounds: tuple[float, float
 def window_targets(starts: np.ndarray, ends: np.ndarray, taught: Iterable[Taught],
                    labels: Sequence[str]) -> np.ndarray:
     """(windows × labels): 1 where a verdict says yes, 0 where it says no, NaN where nothing was
-    said (a weak negative in training). Explicit entries win over implied ones, and later
-    entries over earlier ones."""
+    said (a weak negative in training). Explicit entries win over implied ones, a window's over
+    an event's around it over the file's (the narrowest speaks of the window, as
+    ``db.reviews.covering`` picks), and later entries over earlier ones."""
     column = {label: i for i, label in enumerate(labels)}
     targets = np.full((len(starts), len(labels)), np.nan)
-    for one in sorted(taught, key=lambda one: not one.implied):
+    for one in sorted(taught, key=lambda one: (not one.implied, -_width(one.bounds))):
         if one.label in column:
             targets[overlapping(starts, ends, one.bounds), column[one.label]] = 1.0 if one.positive else 0.0
     return targets
+
+
+def _width(bounds: tuple[float, float] | None) -> float:
+    return np.inf if bounds is None else bounds[1] - bounds[0]

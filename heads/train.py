@@ -11,7 +11,7 @@ from enum import StrEnum
 import numpy as np
 from sqlalchemy import Engine
 
-from db import embeddings, files, heads, jobs
+from db import embeddings, files, jobs, reviews, taxonomies
 from heads.head import Head
 from heads.stored import store
 from heads.targets import Taught, from_truth, from_verdict, implied, window_targets
@@ -31,13 +31,14 @@ class Trained:
     reports: tuple[LabelReport, ...]
     files: int  # in scope with stored embeddings
     taught_files: int  # of which a verdict or truth spoke
+    damaged: tuple[str, ...] = ()  # why each file whose stored row is damaged taught nothing, one line each
 
 
 def _taught(engine: Engine, file_ids: Sequence[int], teacher: Teacher) -> tuple[dict[int, list[Taught]], list[int],
                                                                                 list[int], list[str]]:
     """What the verdicts and truth teach per file, the review ids and truth files used, and the labels."""
-    given = heads.given_verdicts(engine, file_ids) if teacher != Teacher.TRUTH else []
-    truth = heads.truths(engine, file_ids) if teacher != Teacher.REVIEWS else {}
+    given = reviews.given_verdicts(engine, file_ids) if teacher != Teacher.TRUTH else []
+    truth = files.truths(engine, file_ids) if teacher != Teacher.REVIEWS else {}
     labels = sorted({v.label for v in given if v.label} | {v.shown for v in given if v.shown} | set(truth.values()))
     taught: dict[int, list[Taught]] = {}
     for file_id, label in truth.items():
@@ -52,20 +53,21 @@ def _taught(engine: Engine, file_ids: Sequence[int], teacher: Teacher) -> tuple[
 
 
 def examples_of(engine: Engine, model: str, revision: str, file_ids: Sequence[int], taught: dict[int, list[Taught]],
-                labels: Sequence[str], seed: int = 0) -> tuple[Examples, int]:
-    """The windows of the scope's files with their targets and zero-shot cosines, and how many
-    files had embeddings. Files nobody spoke of give weak negatives only, so a sample of them
-    (about MAX_WEAK) is enough whatever the archive's size."""
-    texts = heads.text_vectors(engine, model, revision, labels)
+                labels: Sequence[str], seed: int = 0) -> tuple[Examples, int, list[str]]:
+    """The windows of the scope's files with their targets and zero-shot cosines, how many files
+    had embeddings, and why each whose row is damaged was left out. Files nobody spoke of give
+    weak negatives only, so a sample of them (about MAX_WEAK) is enough whatever the archive's size."""
+    texts = taxonomies.text_vectors(engine, model, revision, labels)
     dim_texts = next(iter(texts.values())).shape[0] if texts else 0
     silent = len([f for f in file_ids if f not in taught])
     keep_silent = min(1.0, MAX_WEAK / silent) if silent else 1.0
     rng = np.random.default_rng(seed)
-    vectors, owners, targets, seen = [], [], [], 0
+    vectors, owners, targets, seen, damaged = [], [], [], 0, []
     for chunk in embeddings.embedding_chunks(engine, model, revision, file_ids=file_ids, chunk=2000):
         for found in chunk:
             seen += 1
             if isinstance(found, embeddings.Unreadable):  # a damaged row: the file teaches nothing
+                damaged.append(found.reason)
                 continue
             if found.file_id not in taught and rng.random() >= keep_silent:
                 continue
@@ -79,7 +81,7 @@ def examples_of(engine: Engine, model: str, revision: str, file_ids: Sequence[in
     for i, label in enumerate(labels):
         if label in texts and dim_texts == matrix.shape[1]:
             zero_shot[:, i] = matrix.astype(np.float64) @ texts[label].astype(np.float64)
-    return Examples(matrix, np.concatenate(owners), np.concatenate(targets), zero_shot), seen
+    return Examples(matrix, np.concatenate(owners), np.concatenate(targets), zero_shot), seen, damaged
 
 
 def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (), sources: Sequence[str] = (),
@@ -89,7 +91,7 @@ def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (),
     the next version of ``name``. Raises SoundtagError when nothing teaches any label enough."""
     for job_id in job_ids:
         jobs.job_info(engine, job_id)  # JobNotFound first
-    file_ids = heads.file_ids(engine, [ref.uri for ref in files.scope_files(engine, job_ids=job_ids, sources=sources)])
+    file_ids = files.file_ids(engine, [ref.uri for ref in files.scope_files(engine, job_ids=job_ids, sources=sources)])
     revision = embeddings.embedded_revision(engine, model, file_ids)
     if revision is None:
         raise SoundtagError(f"no stored embeddings of {model} for these files; label them once with `soundtag run`")
@@ -97,7 +99,7 @@ def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (),
     if not labels:
         raise SoundtagError(f"nothing to learn from: no {'verdicts' if teacher == Teacher.REVIEWS else 'truth'} on "
                             "these files; review some with `soundtag review` or import them with `import-reviews`")
-    examples, seen = examples_of(engine, model, revision, file_ids, taught, labels, seed)
+    examples, seen, damaged = examples_of(engine, model, revision, file_ids, taught, labels, seed)
     fitted = fit(examples, labels, weak_weight=weak_weight, seed=seed)
     left_out = {r.label: r.left_out for r in fitted.reports if r.left_out}
     if not fitted.labels:
@@ -110,4 +112,4 @@ def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (),
                            verdicts=used, truth_files=truth_files,
                            options={"jobs": list(job_ids), "sources": list(sources), "from": str(teacher),
                                     "weak_weight": weak_weight, "seed": seed})
-    return Trained(head, fitted.reports, seen, len([f for f in file_ids if f in taught]))
+    return Trained(head, fitted.reports, seen, len([f for f in file_ids if f in taught]), tuple(damaged))

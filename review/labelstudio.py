@@ -19,12 +19,12 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, TypeAdapter, 
 from sqlalchemy import Engine
 
 from db.decisions import model_decisions
-from db.files import job_file_ids
+from db.files import durations, job_file_ids
 from db.jobs import job_spec
 from db.labeled_files import LabeledFile
 from db.reviews import Given, all_verdicts, record_verdicts
 from db.segments import EventRow, job_events
-from review.regions import region_verdict
+from review.regions import region_verdict, span_problem
 from soundtag.errors import SoundtagError
 from soundtag.sources import uris
 from soundtag.states import Verdict
@@ -180,7 +180,7 @@ def read_tasks(path: Path) -> list[_Task]:
     if not isinstance(raw, list):
         raise SoundtagError(f"{path}: not a Label Studio JSON export (a list of tasks)")
     try:
-        return _TASKS.validate_python(raw)
+        tasks = _TASKS.validate_python(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
         index, *field = error["loc"]
@@ -190,6 +190,12 @@ def read_tasks(path: Path) -> list[_Task]:
             else error["msg"]
         raise SoundtagError(f"{path}: task {index}: {where or 'the task'}: {problem}"
                             + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")) from None
+    for index, entry in enumerate(tasks):
+        for a, annotation in enumerate(entry.annotations or []):
+            for r, item in enumerate(annotation.result):
+                if item.type == "labels" and (problem := span_problem(item.value.start, item.value.end)):
+                    raise SoundtagError(f"{path}: task {index}: annotations[{a}].result[{r}].value: {problem}")
+    return tasks
 
 
 KEEP = object()  # an annotation that says nothing about the whole file
@@ -228,19 +234,21 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
     each of its regions as a verdict on that segment (``accept`` when the model has an event of
     that label there, ``correct`` otherwise). A verdict already in force records nothing, so
     importing twice is harmless.
-    The whole file is checked first (read_tasks, and every job it names), then every verdict is
-    written in one transaction; decisions are read once per job: the ``file_decisions`` view
+    The whole file is checked first (read_tasks, every job it names, and each region against its
+    recording's duration: a region that is no span of it is refused naming its task), then every
+    verdict is written in one transaction; decisions are read once per job: the ``file_decisions`` view
     costs as much for one file as for thousands."""
-    by_job: dict[str | None, list[tuple[str, list[_Annotation]]]] = {}
-    for entry in read_tasks(path):
+    by_job: dict[str | None, list[tuple[int, str, list[_Annotation]]]] = {}
+    for index, entry in enumerate(read_tasks(path)):
         uri = entry.data.uri or uri_of(entry.data.audio or "")
-        by_job.setdefault(entry.data.job or default_job, []).append((uri, entry.annotations or []))
+        by_job.setdefault(entry.data.job or default_job, []).append((index, uri, entry.annotations or []))
     done = Imported()
     given: dict[str, list] = {}
     for job_id, entries in by_job.items():
         spec = job_spec(engine, job_id) if job_id else None
-        ids = job_file_ids(engine, job_id, [uri for uri, _ in entries]) if spec else {}
+        ids = job_file_ids(engine, job_id, [uri for _, uri, _ in entries]) if spec else {}
         if spec:
+            lengths = durations(engine, list(ids.values()))
             decisions = model_decisions(engine, spec.model, spec.taxonomy_id, list(ids.values()))
             in_force = all_verdicts(engine, job_id)
             reject = no_label(spec.taxonomy)
@@ -256,7 +264,7 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                 given.setdefault(job_id, []).append(one)
                 in_force[one.key] = (one.verdict, one.label)
 
-        for uri, annotations in entries:
+        for index, uri, annotations in entries:
             file_id = ids.get(uri)
             if file_id is None:
                 done.unknown_tasks += 1
@@ -273,8 +281,11 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                     decision = decisions.get(file_id)
                     verdict = (Verdict.ACCEPT if label == decision else Verdict.REJECT if label is None
                                else Verdict.CORRECT)
-                    record(Given(file_id, verdict, who, label if verdict == Verdict.CORRECT else decision))
+                    record(Given(file_id, verdict, who, label if verdict == Verdict.CORRECT else decision,
+                                 shown=decision))
                 for start, end, name in regions(annotation.result):
+                    if problem := span_problem(start, end, lengths.get(file_id)):
+                        raise SoundtagError(f"{path}: task {index}: {problem}")
                     if name not in nodes:
                         done.unknown_labels += 1
                         continue

@@ -11,6 +11,8 @@ from db.segments import EventRow
 from soundtag.states import Verdict
 
 BOUNDS = 1e-3  # seconds: a region this close to an event's bounds is that event (the tools round)
+# A region ending later than this is no span of any recording, whatever its duration (a year).
+LONGEST = 366 * 24 * 3600.0
 
 
 def region_verdict(events: Sequence[EventRow], file_id: int, start: float, end: float, label: str,
@@ -25,12 +27,15 @@ def region_verdict(events: Sequence[EventRow], file_id: int, start: float, end: 
     return Given(file_id, Verdict.CORRECT, reviewer, label, start, end)
 
 
-def bounds_problem(start: float, end: float, duration_s: float | None) -> str | None:
-    """Why (start, end) in seconds is no region of a recording of ``duration_s``; None when it is."""
+def span_problem(start: float, end: float, duration: float | None = None) -> str | None:
+    """Why a region's (start, end) is no span of its recording, or None when it is one."""
+    span = f"region from {start:g} s to {end:g} s"
     if not (math.isfinite(start) and math.isfinite(end)):
-        return f"bounds {start!r}–{end!r} are not finite numbers"
+        return f"{span}: start and end must be finite numbers of seconds"
     if start < 0 or end <= start:
-        return f"bounds {start:g}–{end:g} s: a region starts at 0 or later and ends after it starts"
-    if duration_s is not None and start >= duration_s + BOUNDS:
-        return f"bounds {start:g}–{end:g} s start after the recording's end ({duration_s:g} s)"
+        return f"{span}: it must start at 0 s or later and end after it starts"
+    if duration is None and end > LONGEST:
+        return f"{span}: no recording is that long"
+    if duration is not None and end > duration + BOUNDS:
+        return f"{span}: it ends after the recording ({duration:g} s)"
     return None

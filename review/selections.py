@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from db.jobs import job_spec
 from db.reviews import ReviewItem, all_verdicts, record_verdicts, review_items
 from db.segments import job_events
-from review.regions import bounds_problem, region_verdict
+from review.regions import region_verdict, span_problem
 from soundtag.errors import SoundtagError
 from soundtag.sources import uris
 
@@ -162,7 +162,7 @@ def import_selections(engine: Engine, path: Path, fmt: SelectionFormat, job_id: 
         if row.label not in nodes:
             raise SoundtagError(f"{row.where}: label {row.label!r} is not in the job's taxonomy "
                                 f"({', '.join(sorted(nodes))})")
-        problem = bounds_problem(row.start, row.end, item.duration_s)
+        problem = span_problem(row.start, row.end, item.duration_s)
         if problem:
             raise SoundtagError(f"{row.where}: {problem}")
         one = region_verdict(events.get(item.file_id, ()), item.file_id, row.start, row.end, row.label, reviewer)

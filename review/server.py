@@ -16,7 +16,7 @@ from starlette.convertors import IntegerConvertor, register_url_convertor
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from db.jobs import job_spec
+from db.jobs import job_roots, job_spec
 from db.reviews import Given, all_verdicts, record_verdicts, undo_verdict, verdicts
 from review import audio, clip
 from review.guard import BodyLimit, Guard
@@ -92,7 +92,9 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     # Requests run in a thread pool: a verdict's check of the version, its write and the new
     # version are one step, so a double press's second request sees the first one's version.
     lock = threading.Lock()
-    storage = Storage(settings.allowed_roots, settings.allowed_buckets)
+    # Recordings are served only from where the job found them, whatever a path points to now.
+    storage = Storage(settings.allowed_roots, settings.allowed_buckets, sources=job_roots(engine, session.job_id))
+    clips = clip.Clips(storage)
     templates = Jinja2Templates(directory=HERE / "templates")
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -161,7 +163,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             return _missing()
         item = items[n]
         try:
-            cut = clip.cut(storage, item.uri, *clip_bounds(item))
+            cut = clips.cut(item.uri, *clip_bounds(item))
         except (ReadError, TransientReadError, AudioError) as exc:
             return PlainTextResponse(f"review: {exc}", status_code=404)
         return Response(cut.wav(), media_type="audio/wav", headers={
@@ -194,7 +196,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
                                      "given": verdict_of(verdict.item), "version": versions[verdict.item]},
                                     status_code=409)
             record_verdicts(engine, {session.job_id: [Given(
-                item.file_id, verdict.verdict, session.reviewer, judged, item.start_s, item.end_s)]})
+                item.file_id, verdict.verdict, session.reviewer, judged, item.start_s, item.end_s, item.decision)]})
             given[item.key] = (verdict.verdict, judged)
             versions[verdict.item] += 1
         if learner:

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from soundtag.errors import AudioError, first_line
+from soundtag.errors import AudioError, ReadError, TransientReadError, first_line
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,12 @@ class Window:
     samples: np.ndarray
 
 
-# A decoder's blocks of (frames, channels) float32 at the file's rate, its rate, channels, closer.
-_Opened = tuple[Iterator[np.ndarray], int, int, Callable[[], None]]
+# A decoder asked for the blocks of (frames, channels) float32 at the file's rate from a frame on,
+# up to another (or the end: None): the frame its blocks start at (the one asked, or 0 where it
+# cannot seek) and the blocks, which may run past the frame asked to end at.
+_Native = Callable[[int, int | None], tuple[int, Iterator[np.ndarray]]]
+# A decoder, the file's rate, channels, closer.
+_Opened = tuple[_Native, int, int, Callable[[], None]]
 # Samples (frames × channels) per decoded block: 4 MB of float32 whatever the channel count.
 _BLOCK_SAMPLES = 1 << 20
 # libsndfile error codes: unrecognised format and unsupported encoding are left to FFmpeg; any
@@ -63,10 +67,13 @@ class Stream:
     ``sample_rate``. ``duration_s`` counts the frames decoded so far, so it is the file's once
     ``blocks()`` is exhausted. Use as a context manager; ``open_stream`` makes one."""
 
-    def __init__(self, native: Iterator[np.ndarray], source_rate: int, channels: int, target_rate: int,
-                 limits: Limits, close: Callable[[], None] = lambda: None):
+    def __init__(self, native: _Native, source_rate: int, channels: int,
+                 target_rate: int, limits: Limits, close: Callable[[], None] = lambda: None,
+                 watched: _Watched | None = None):
         self._native = native
         self._close = close
+        self._watched = watched
+        self._decoding: Iterator[np.ndarray] | None = None
         self.source_rate = source_rate
         self.channels = channels
         self.sample_rate = target_rate
@@ -80,33 +87,62 @@ class Stream:
     def blocks(self) -> Iterator[np.ndarray]:
         """Downmixed, resampled blocks. Raises AudioError when the file turns out broken or
         truncated (possibly after some blocks), or decodes past the duration limit."""
+        return self.span(0.0)
+
+    def span(self, start_s: float, end_s: float | None = None) -> Iterator[np.ndarray]:
+        """The blocks of the audio from ``start_s`` to ``end_s`` (or the file's end, whichever
+        comes first), reached by seeking where the format allows (libsndfile's), else by decoding
+        from the start and dropping what comes before. Raises AudioError as ``blocks`` does, and
+        ReadError or TransientReadError when reading the file itself failed."""
+        try:
+            yield from self._span(start_s, end_s)
+        except Exception:
+            self._raise_read_failure()
+            raise
+        # libsndfile takes a failed read for the end of the file: the blocks stop short, silently.
+        self._raise_read_failure()
+
+    def _span(self, start_s: float, end_s: float | None) -> Iterator[np.ndarray]:
         import soxr
 
+        first = max(0, round(start_s * self.source_rate))
+        last = None if end_s is None else round(end_s * self.source_rate)
         # The streaming resampler at the quality one-shot resampling used: its output equals
         # soxr.resample's on the whole signal, however the input is cut.
         resampler = (soxr.ResampleStream(self.source_rate, self.sample_rate, 1, dtype="float32", quality="HQ")
                      if self.source_rate != self.sample_rate else None)
-        for block in self._native:
-            self.frames += len(block)
+        position, self._decoding = self._native(first, last)
+        for block in self._decoding:
+            self.frames = position + len(block)
             # Headers can lie (PyAV streams, MP3 estimates): the decoded length is checked too.
             if self.duration_s > self.limits.max_duration_s:
                 raise AudioError(f"decodes to more than {self.limits.max_duration_s:.0f} s, over the "
                                  f"{self.limits.max_duration_s:.0f} s limit (SOUNDTAG_MAX_DURATION_S)")
-            mono = downmix(block)
-            if not np.isfinite(mono).all():
-                raise AudioError("samples are NaN or infinite")
-            out = resampler.resample_chunk(mono) if resampler else mono
-            if len(out):
-                yield out
-        if self.frames == 0:
+            kept = block[max(0, first - position):len(block) if last is None else max(0, last - position)]
+            position += len(block)
+            if len(kept):
+                mono = downmix(kept)
+                if not np.isfinite(mono).all():
+                    raise AudioError("samples are NaN or infinite")
+                out = resampler.resample_chunk(mono) if resampler else mono
+                if len(out):
+                    yield out
+            if last is not None and position >= last:
+                break
+        if self.frames == 0 and first == 0:
             raise AudioError("no audio samples")
         if resampler:
             tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
             if len(tail):
                 yield tail
 
+    def _raise_read_failure(self) -> None:
+        if self._watched is not None:
+            self._watched.raise_failure()
+
     def close(self) -> None:
-        self._native.close()
+        if self._decoding is not None:
+            self._decoding.close()
         self._close()
 
     def __enter__(self) -> Stream:
@@ -116,22 +152,70 @@ class Stream:
         self.close()
 
 
-def open_stream(file: BinaryIO, target_rate: int, limits: Limits = Limits()) -> Stream:
+class _Watched:
+    """A file for libsndfile's callbacks, which swallow exceptions (a failed ranged read of an
+    S3 object would end the audio short, silently): the first failure is kept, to be raised."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.failure: Exception | None = None
+
+    def read(self, *args):
+        return self._watch(self._file.read, *args)
+
+    def readinto(self, *args):
+        return self._watch(self._file.readinto, *args)
+
+    def seek(self, *args):
+        return self._watch(self._file.seek, *args)
+
+    def tell(self):
+        return self._watch(self._file.tell)
+
+    def __getattr__(self, name: str):
+        return getattr(self._file, name)
+
+    def _watch(self, method, *args):
+        try:
+            return method(*args)
+        except Exception as exc:
+            self.failure = self.failure or exc
+            raise
+
+    def raise_failure(self) -> None:
+        """Raise the first failure of the file's own reads as ReadError, or TransientReadError
+        when it says waiting may help (an S3Error's ``transient``)."""
+        exc = self.failure
+        if exc is None:
+            return
+        if getattr(exc, "transient", False):
+            raise TransientReadError(str(exc)) from None
+        raise ReadError(f"cannot read: {first_line(exc)}") from None
+
+
+def open_stream(file: BinaryIO, target_rate: int, limits: Limits = Limits(), *, upsample: bool = True) -> Stream:
     """Open a seekable binary file that soundfile (wav, flac, ogg, opus, mp3, aiff...) or FFmpeg
     (m4a, aac, wma...) reads, checking what it declares against ``limits`` before any decoding.
+    Its blocks come at ``target_rate``; without ``upsample``, at the file's own rate when that is lower.
 
-    Raises AudioError for empty, corrupt, non-audio or over-limit input.
+    Raises AudioError for empty, corrupt, non-audio or over-limit input, ReadError or
+    TransientReadError when reading the file itself fails.
     """
     size = file.seek(0, io.SEEK_END)
     file.seek(0)
     if size == 0:
         raise AudioError("empty file (0 bytes)")
-    opened = _open_soundfile(file, limits)
-    if opened is None:
-        file.seek(0)
-        opened = _open_pyav(file, limits)
+    watched = _Watched(file)
+    try:
+        opened = _open_soundfile(watched, limits)
+        if opened is None:
+            file.seek(0)
+            opened = _open_pyav(watched, limits)
+    except Exception:
+        watched.raise_failure()
+        raise
     native, rate, channels, close = opened
-    return Stream(native, rate, channels, target_rate, limits, close)
+    return Stream(native, rate, channels, target_rate if upsample else min(target_rate, rate), limits, close, watched)
 
 
 def downmix(block: np.ndarray) -> np.ndarray:
@@ -181,20 +265,36 @@ def _open_soundfile(file: BinaryIO, limits: Limits) -> _Opened | None:
     except BaseException:
         f.close()
         raise
-    return _soundfile_blocks(f, file, promised), f.samplerate, f.channels, f.close
+    return (lambda first, last: _soundfile_seek(f, file, promised, first, last)), f.samplerate, f.channels, f.close
 
 
-def _soundfile_blocks(f, file: BinaryIO, promised: int) -> Iterator[np.ndarray]:
-    """(frames, channels) float32 blocks; after the last, checks the file held what it promised."""
+def _soundfile_seek(f, file: BinaryIO, promised: int, first: int, last: int | None) -> tuple[int, Iterator[np.ndarray]]:
+    import soundfile as sf
+
+    first = min(first, f.frames)
+    try:
+        f.seek(first)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"cannot seek to {first / f.samplerate:.2f} s ({first_line(exc)})") from None
+    return first, _soundfile_blocks(f, file, promised, first, last)
+
+
+def _soundfile_blocks(f, file: BinaryIO, promised: int, first: int, last: int | None) -> Iterator[np.ndarray]:
+    """(frames, channels) float32 blocks from frame ``first`` to ``last``; after the file's last,
+    checks the file held what it promised."""
     import soundfile as sf
 
     # always_2d keeps (frames, channels) even for mono, so downmixing has one shape to handle;
     # one buffer, refilled, keeps the allocator from growing the heap block after block.
     buffer = np.empty((max(1, _BLOCK_SAMPLES // f.channels), f.channels), np.float32)
-    read = 0
+    read = first
     while True:
+        # Not past `last`: an S3 object is fetched as it is read.
+        wanted = len(buffer) if last is None else min(len(buffer), last - read)
+        if wanted <= 0:
+            return
         try:
-            block = f.read(len(buffer), dtype="float32", always_2d=True, out=buffer)
+            block = f.read(wanted, dtype="float32", always_2d=True, out=buffer[:wanted])
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"corrupt or truncated audio ({first_line(exc)})") from None
         if not len(block):
@@ -244,7 +344,9 @@ def _open_pyav(file: BinaryIO, limits: Limits) -> _Opened:
     except BaseException:
         container.close()
         raise
-    return _pyav_blocks(container, stream, channels), rate, channels, container.close
+    # Frame timestamps are not exact in every container: a span is found by counting from the
+    # start, not by seeking.
+    return (lambda first, last: (0, _pyav_blocks(container, stream, channels))), rate, channels, container.close
 
 
 def _pyav_blocks(container, stream, channels: int) -> Iterator[np.ndarray]:

@@ -121,3 +121,36 @@ def test_a_labeled_file_swapped_for_a_link_out_of_the_root_is_read_by_no_command
     like = soundtag("search", "--like", str(archive / "a.wav"), *model, env=env, check=False)
     assert like.returncode == 1 and "outside SOUNDTAG_ALLOWED_ROOTS" in like.stderr
     assert len(like.stderr.strip().splitlines()) == 1
+
+
+def test_a_jobs_recordings_are_read_only_from_under_its_sources(tmp_path):
+    from review.audio import respond
+    from review.clip import Clips
+
+    archive, private = tmp_path / "archive", tmp_path / "private"
+    inside, secret = write(archive / "a.wav"), write(private / "secret.wav")
+    alone = write(tmp_path / "named" / "one.wav")
+    storage = Storage(sources=[str(archive), str(alone)])
+    assert _read(storage, file_uri(str(inside))) == inside.read_bytes()
+    assert _read(storage, file_uri(str(alone))) == alone.read_bytes()
+    assert Clips(storage).cut(file_uri(str(inside)), 0.0, 1.0).rate == 44100
+    inside.unlink()
+    inside.symlink_to(secret)  # labeled, then swapped for a link out
+    alone.unlink()
+    alone.symlink_to(secret)  # a file given alone, swapped too
+    climbing = f"{archive}/../private/secret.wav"
+    for uri, shown in [(file_uri(str(inside)), inside), (file_uri(str(alone)), alone),
+                       (file_uri(climbing), climbing), ("file:///etc/passwd", "/etc/passwd")]:
+        for read in (lambda: _read(storage, uri), lambda: respond(uri, storage, None),
+                     lambda: Clips(storage).cut(uri, 0.0, 1.0)):
+            with pytest.raises(ReadError, match=f"^{shown}: outside the job's sources$"):
+                read()
+
+
+def test_s3_recordings_are_read_only_under_the_jobs_prefixes():
+    storage = Storage(sources=["s3://archive/field", "s3://whole"])
+    for uri in ("s3://archive/field/a.wav", "s3://archive/field", "s3://whole/x/y.wav"):
+        storage.check(uri)
+    for uri in ("s3://archive/fieldwork/a.wav", "s3://archive/other.wav", "s3://wholesale/a.wav"):
+        with pytest.raises(ReadError, match="outside the job's sources$"):
+            storage.check(uri)

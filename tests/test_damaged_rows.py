@@ -1,11 +1,15 @@
-"""One damaged `audio_embedding` row (truncated, as a torn write or a bad restore leaves it) is
-skipped, named and counted by every reader of stored embeddings; everything else goes on."""
+"""One damaged `audio_embedding` row (truncated, as a torn write or a bad restore leaves it; of a
+dtype no version wrote; text where bytes belong) is skipped, named and counted by every reader of
+stored embeddings; everything else goes on."""
 
 import json
 
 import pyarrow.parquet as pq
+import pytest
 
+from db.reviews import Given, record_verdicts
 from db.schema import engine_for
+from soundtag.states import Verdict
 from tests.audio_files import write
 from tests.conftest import query, soundtag
 
@@ -57,3 +61,35 @@ def test_a_truncated_row_is_skipped_and_named_everywhere(tmp_path, tiny_clap, sq
     assert [(row.uri, row.status) for row in files] == [
         (f"file://{archive}/a.wav", "done"), (damaged, "failed"), (f"file://{archive}/c.wav", "done")]
     assert "unreadable" in files[1].error
+
+
+@pytest.mark.parametrize("damage", [
+    "update audio_embedding set dtype = 'fp8z'",  # a dtype no version wrote
+    "update audio_embedding set vectors = 'not bytes at all'",  # SQLite keeps text in a blob column
+])
+def test_a_row_of_unknown_dtype_or_text_for_bytes_is_skipped_and_named(tmp_path, tiny_clap, sqlite_url, damage):
+    archive = tmp_path / "archive"
+    for name, freq in [("a.wav", 440.0), ("b.wav", 1760.0), ("c.wav", 880.0), ("d.wav", 220.0), ("e.wav", 660.0)]:
+        write(archive / name, seconds=3.0, freq=freq)
+    model = ("--model", str(tiny_clap), "--database", sqlite_url)
+    soundtag("run", str(archive), "--labels", LABELS, *model)
+    damaged = f"file://{archive}/b.wav"
+    engine = engine_for(sqlite_url)
+    [(job,)] = query(sqlite_url, "select job_id from jobs")
+    ids = {uri: file_id for file_id, uri in query(sqlite_url, "select id, uri from file")}
+    record_verdicts(engine, {job: [Given(ids[f"file://{archive}/{name}"], Verdict.CORRECT, "ana", label)
+                                   for name, label in [("a.wav", "siren"), ("b.wav", "siren"), ("c.wav", "siren"),
+                                                       ("d.wav", "rain"), ("e.wav", "rain")]]})
+    with engine.begin() as conn:
+        conn.exec_driver_sql(damage + " where file_id = ?", (ids[damaged],))
+    engine_for.cache_clear()
+
+    search = soundtag("search", "siren", "--json", *model)
+    assert damaged not in {hit["uri"] for hit in json.loads(search.stdout)}
+    assert "1 files with damaged stored embeddings" in search.stderr and f"{archive}/b.wav" in search.stderr
+    exported = soundtag("export-embeddings", "--out", str(tmp_path / "e.parquet"), *model)
+    assert damaged not in set(pq.read_table(tmp_path / "e.parquet")["uri"].to_pylist())
+    assert "1 files left out" in exported.stderr and f"{archive}/b.wav" in exported.stderr
+    trained = soundtag("train", "sounds", *model)
+    assert "head:sounds@v1: 2 labels" in trained.stdout
+    assert "1 files with damaged stored embeddings" in trained.stderr and f"{archive}/b.wav" in trained.stderr

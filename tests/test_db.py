@@ -9,18 +9,20 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 
-from db import segments
+from db import packing, segments
 from db.decisions import model_decisions
 from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
 from db.files import add_files, fail_files, pending_uris
-from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec, reactivate_job
+from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_roots, job_spec, reactivate_job
+from db.labeled_files import labeled_files
 from db.predictions import job_cosines, job_predictions
 from db.results import save_results
-from db.reviews import Given, all_verdicts, record_verdict, record_verdicts, review_items, undo_verdict, verdicts
+from db.reviews import (Given, all_verdicts, given_verdicts, record_verdict, record_verdicts, review_items, undo_verdict,
+                        verdicts)
 from db.schema import engine_for, ensure_schema, upgrade
 from db.taxonomies import label_embeddings, save_label_embeddings, save_taxonomy
 from model.results import FileResult, WindowResult
-from soundtag.errors import JobNotFound
+from soundtag.errors import DamagedData, JobNotFound
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.states import FileState, JobState, Verdict
@@ -215,6 +217,91 @@ def test_segment_verdicts_keep_their_bounds_and_stand_apart_from_the_files(engin
     cosines = {uri: (truth, by_label) for uri, truth, by_label in job_cosines(engine, job, reviewed=True)}
     assert cosines["file:///a/a#0-1"] == ("rain", {"dog": pytest.approx(0.2), "rain": pytest.approx(0.1)})
     assert undo_verdict(engine, job, "ana") == (a, 0.0, 5.0)
+
+
+def test_training_reads_every_verdict_in_force_each_at_its_own_bounds(engine):
+    job, ids = _labeled(engine, "a")
+    a = ids["file:///a/a"]
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 1.5),
+                                   Given(a, Verdict.CORRECT, "ana", "rain", 1.5, 3.0)]})
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "bo", "dog")]})
+    given = {v.bounds: (v.verdict, v.label) for v in given_verdicts(engine, [a])}
+    assert given == {(0.0, 1.5): (Verdict.ACCEPT, "dog"), (1.5, 3.0): (Verdict.CORRECT, "rain"),
+                     None: (Verdict.ACCEPT, "dog")}
+    record_verdicts(engine, {job: [Given(a, Verdict.REJECT, "bo", "dog", 0.0, 1.5)]})  # supersedes that window's only
+    given = {v.bounds: (v.verdict, v.label) for v in given_verdicts(engine, [a])}
+    assert given == {(0.0, 1.5): (Verdict.REJECT, "dog"), (1.5, 3.0): (Verdict.CORRECT, "rain"),
+                     None: (Verdict.ACCEPT, "dog")}
+
+
+def _two_windows(uri):
+    """dog over the file and its first window, rain in its second."""
+    dog, rain = np.array([0.2, 0.1]), np.array([0.1, 0.3])
+    return FileResult(uri, scores=np.array([0.7, 0.3]), similarity=dog, duration_s=2.0,
+                      segments=[WindowResult(0.0, 1.0, np.array([0.7, 0.3]), dog),
+                                WindowResult(1.0, 2.0, np.array([0.2, 0.8]), rain)])
+
+
+def test_a_correction_keeps_the_decision_the_person_was_shown_a_windows_own(engine):
+    job = _job(engine)
+    [(a, uri)] = add_files(engine, job, _refs("a"))
+    save_results(engine, job, [_two_windows(uri)], TAX.names, logit_scale=10.0)
+    record_verdict(engine, job, a, Verdict.CORRECT, "ana", "rain")
+    record_verdicts(engine, {job: [Given(a, Verdict.CORRECT, "ana", "dog", 1.0, 2.0, shown="rain")]})
+    given = {v.bounds: (v.label, v.shown) for v in given_verdicts(engine, [a])}
+    assert given == {None: ("rain", "dog"), (1.0, 2.0): ("dog", "rain")}
+
+
+def test_migration_0011_keeps_the_file_decision_a_correction_replaced(database_url):
+    engine = engine_for(database_url)
+    _at(engine, "0010")
+    job = _job(engine)
+    [(a, uri)] = add_files(engine, job, _refs("a"))
+    save_results(engine, job, [_two_windows(uri)], TAX.names, logit_scale=10.0)
+    with engine.begin() as conn:
+        for verdict, label, start, end in [("correct", "rain", None, None), ("correct", "dog", 1.0, 2.0),
+                                           ("reject", "dog", 0.0, 1.0)]:
+            conn.execute(text("insert into review (file_id, model, taxonomy_id, job_id, label, verdict, reviewer, "
+                              "reviewed_at, start_s, end_s) select :f, model, taxonomy_id, id, :label, :verdict, "
+                              "'ana', :t, :a, :b from job where id = :job"),
+                         {"f": a, "label": label, "verdict": verdict, "t": NOW, "a": start, "b": end, "job": job})
+    _at(engine, "0011")
+    with engine.connect() as conn:
+        shown = conn.execute(text("select verdict, start_s, shown from review order by id")).all()
+    assert [tuple(row) for row in shown] == [("correct", None, "dog"), ("correct", 1.0, None), ("reject", 0.0, "dog")]
+    engine_for.cache_clear()
+    engine.dispose()
+
+
+def test_a_persons_verdict_shows_in_every_job_over_the_file_whose_taxonomy_has_its_label(engine):
+    first, ids = _labeled(engine, "a", "b", "c")
+    a, b, c = ids["file:///a/a"], ids["file:///a/b"], ids["file:///a/c"]
+    second = _job(engine, taxonomy_from_csv("rain,wind"), model="h")  # as `relabel --head` makes one
+    add_files(engine, second, _refs("a", "b", "c"))
+    save_results(engine, second, [_ok(uri) for uri in ids], ["rain", "wind"], logit_scale=10.0)
+    record_verdict(engine, first, a, Verdict.CORRECT, "ana", "rain")
+    record_verdict(engine, first, b, Verdict.ACCEPT, "ana")  # dog: no label of the second taxonomy
+    record_verdicts(engine, {first: [Given(c, Verdict.REJECT, "ana", "rain"),  # about the first model only
+                                     Given(a, Verdict.CORRECT, "ana", "rain", 0.0, 1.0, shown="dog")]})
+    assert all_verdicts(engine, second) == {(a, None, None): (Verdict.CORRECT, "rain"),
+                                            (a, 0.0, 1.0): (Verdict.CORRECT, "rain")}
+    url = engine.url.render_as_string(hide_password=False)
+    rows = query(url, f"select uri, start_s, label, source from reviewed_labels where run_id = '{second}'")
+    assert sorted((tuple(row) for row in rows), key=repr) == sorted([
+        ("file:///a/a", None, "rain", "human"), ("file:///a/a", 0.0, "rain", "human"),
+        ("file:///a/b", None, "rain", "model"), ("file:///a/c", None, "rain", "model")], key=repr)
+    exported = {f.uri: (f.label(reviewed=True), f.source) for files in labeled_files(engine, second) for f in files}
+    assert exported == {"file:///a/a": ("rain", "human"), "file:///a/b": ("rain", "model"),
+                        "file:///a/c": ("rain", "model")}
+    # A verdict given in the second job supersedes the first's in both; undo takes back only one's own there.
+    record_verdict(engine, second, a, Verdict.REJECT, "ana")
+    assert verdicts(engine, first)[a] == (Verdict.CORRECT, "rain")  # a reject stays with the model it judged
+    record_verdict(engine, second, a, Verdict.CORRECT, "ana", "wind")
+    assert verdicts(engine, second)[a] == (Verdict.CORRECT, "wind")
+    assert undo_verdict(engine, second, "ana") == (a, None, None)
+    assert undo_verdict(engine, second, "ana") == (a, None, None)  # the reject
+    assert undo_verdict(engine, second, "ana") is None  # the first job's verdicts are undone there
+    assert verdicts(engine, second) == {a: (Verdict.CORRECT, "rain")}
 
 
 def test_review_items_carry_decision_margin_and_windows(engine):
@@ -417,3 +504,33 @@ def test_embeddings_are_kept_packed_and_raw_rows_of_older_versions_still_read(en
                      {"v": vectors.astype(np.float16).tobytes(), "s": (10.0 * np.arange(360)).tobytes(),
                       "e": (10.0 * np.arange(360) + 10.0).tobytes()})
     read()
+
+
+def test_a_relabel_jobs_roots_are_those_of_the_jobs_it_relabeled(engine):
+    taxonomy = taxonomy_from_csv("a,b")
+    settings = Settings(model="m")
+    field = create_job(engine, taxonomy, settings, kind="run", sources=["/field", "s3://archive/dawn"])
+    lab = create_job(engine, taxonomy, settings, kind="enqueue", sources=["/lab/one.wav"])
+    of_field = create_job(engine, taxonomy, settings, kind="relabel", sources=[field])
+    of_prefix = create_job(engine, taxonomy, settings, kind="relabel", sources=["file:///field/2024"])
+    twice = create_job(engine, taxonomy, settings, kind="relabel", sources=[of_field])
+    of_all = create_job(engine, taxonomy, settings, kind="relabel", sources=[])
+    assert job_roots(engine, field) == ["/field", "s3://archive/dawn"]
+    assert job_roots(engine, of_field) == job_roots(engine, twice) == ["/field", "s3://archive/dawn"]
+    assert job_roots(engine, of_prefix) == ["file:///field/2024"]
+    assert sorted(job_roots(engine, of_all)) == sorted(["/field", "s3://archive/dawn", "/lab/one.wav", "file:///field/2024"])
+
+
+def test_a_row_with_fewer_vectors_than_window_bounds_is_damaged_not_read_as_whole(engine):
+    job = _job(engine)
+    add_files(engine, job, _refs("a"))
+    vectors = np.eye(3, 4, dtype=np.float32)
+    segments = [WindowResult(float(w), w + 1.0, np.array([0.5, 0.5]), np.array([0.1, 0.1]), v)
+                for w, v in enumerate(vectors)]
+    save_results(engine, job, [FileResult("file:///a/a", duration_s=3.0, scores=np.array([0.5, 0.5]),
+                                          similarity=np.array([0.1, 0.1]), segments=segments)],
+                 TAX.names, EmbeddingKey("r1", 1.0, 1.0, "fp32"), logit_scale=10.0)
+    with engine.begin() as conn:  # the last window's vector lost, its bounds kept
+        conn.execute(text("update audio_embedding set vectors = :v"), {"v": packing.pack(vectors[:2])})
+    with pytest.raises(DamagedData, match="file:///a/a: stored embeddings unreadable \\(2 vectors for 3 windows\\)"):
+        stored_embeddings_of(engine, "m", "file:///a/a")

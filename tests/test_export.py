@@ -257,6 +257,26 @@ def test_an_export_nested_too_deeply_is_one_line(tmp_path, sqlite_url):
     assert proc.stderr.strip() == f"error: {tmp_path / 'deep.json'}: not a Label Studio JSON export (nested too deeply)"
 
 
+@pytest.mark.parametrize("start, end", [
+    ("NaN", 1.0), (0.5, "Infinity"), (5.0, -3.0), (2.0, 2.0), (-1.0, 1.0), (1e300, 1e301), (1.0, 3.5)])
+def test_a_region_that_is_no_span_of_the_recording_is_refused_naming_its_task(tmp_path, sqlite_url, start, end):
+    _, uri = _labeled(sqlite_url, tmp_path / "archive")  # recordings of 3 s
+    out = tmp_path / "tasks.json"
+    soundtag("export", "--format", "labelstudio", "--out", str(out), "--database", sqlite_url)
+    tasks = json.loads(out.read_text())
+    _annotate(tasks, tasks[0]["data"]["uri"], "rain")  # a valid verdict before the bad one: written neither
+    drawn = {"from_name": "labels", "to_name": "audio", "type": "labels",
+             "value": {"start": 0.0, "end": 1.0, "channel": 0, "labels": ["dog"]}}
+    tasks[-1]["annotations"] = [{"id": 1, "completed_by": 7, "result": [drawn]}]
+    # NaN and Infinity bare, as Python's json (and so json.loads) reads them.
+    text = json.dumps(tasks).replace('"start": 0.0, "end": 1.0', f'"start": {start}, "end": {end}')
+    (tmp_path / "export.json").write_text(text)
+    proc = soundtag("import-reviews", str(tmp_path / "export.json"), "--database", sqlite_url, check=False)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith(f"error: {tmp_path / 'export.json'}: task {len(tasks) - 1}: ") and "region" in proc.stderr
+    assert query(sqlite_url, "select count(*) from review")[0][0] == 0
+
+
 def test_labelstudio_regions_import_as_segment_verdicts(tmp_path, sqlite_url):
     job_id, uri = _labeled(sqlite_url, tmp_path / "archive")
     out = tmp_path / "tasks.json"

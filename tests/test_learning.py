@@ -2,6 +2,7 @@
 verdicts in force, `relabel --head` writes its labeling without the recordings, and the head
 beats zero-shot (a tiny random CLAP: zero-shot at chance) on the files nobody reviewed."""
 
+import csv
 import json
 
 import numpy as np
@@ -112,6 +113,16 @@ def test_verdicts_from_label_studio_train_a_head_that_beats_zero_shot(tmp_path, 
     # A label passes where its probability reaches 0.5, as file_tags says.
     tags = query(database_url, "select count(*) from file_tags where model = 'head:sounds@v1' and similarity < 0.5")
     assert tags == [(0,)]
+    # The person's verdicts, given on the first job, are facts about the recordings: the head's job shows them.
+    [(head_job,)] = query(database_url, "select job_id from jobs where model = 'head:sounds@v1'")
+    soundtag("export", "--format", "csv", "--reviewed", "--job", head_job, "--out", str(tmp_path / "head.csv"),
+             "--database", database_url)
+    with (tmp_path / "head.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    given = {row["uri"]: row["label"] for row in rows if row["source"] == "human"}
+    assert len(rows) == 18 and len(given) == 9 and all(label == _kind(uri) for uri, label in given.items())
+    assert query(database_url, "select count(*) from reviewed_labels where model = 'head:sounds@v1' "
+                               "and source = 'human'") == [(9,)]
 
 
 def test_each_training_keeps_a_version_a_label_with_one_verdict_is_left_out_and_export_head_matches(tmp_path, tiny_clap, sqlite_url):

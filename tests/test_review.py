@@ -251,6 +251,25 @@ def disguised(tmp_path, tiny_clap, sqlite_url):
     return sqlite_url
 
 
+def test_a_recording_replaced_by_a_link_out_of_the_jobs_sources_is_refused(labeled, server, tmp_path):
+    """Without allow-lists too: a labeled file swapped for a link to a recording elsewhere, or to
+    /etc/passwd, serves nothing of the target, as a whole recording or as an item's segment."""
+    secret = write(tmp_path / "private" / "secret.wav", seconds=3.0)
+    for name, target in [("a.wav", secret), ("b.wav", "/etc/passwd")]:
+        (tmp_path / "archive" / name).unlink()
+        (tmp_path / "archive" / name).symlink_to(target)
+    review = server("--database", labeled, env={"SOUNDTAG_ALLOWED_ROOTS": "", "SOUNDTAG_ALLOWED_BUCKETS": ""})
+    review.wait_ready()
+    items = {item["name"].rsplit("/", 1)[1]: item for item in json.loads(_raw(review.url, path="/api/items")[2])["items"]}
+    for name in ("a.wav", "b.wav"):
+        for path in (f"/audio/{items[name]['file']}", f"/api/items/{items[name]['id']}/audio"):
+            status, _, body = _raw(review.url, path=path)
+            assert status == 404 and body.decode() == (
+                f"review: {tmp_path / 'archive' / name}: outside the job's sources"), (path, body)
+    assert _raw(review.url, path=f"/audio/{items['c.wav']['file']}")[0] == 200
+    assert _raw(review.url, path=f"/api/items/{items['c.wav']['id']}/audio")[0] == 200
+
+
 def test_a_recording_named_html_is_served_as_inert_audio(disguised, server):
     review = server("--database", disguised)
     review.wait_ready()
@@ -494,11 +513,33 @@ def test_segment_verdicts_land_in_reviews_with_bounds_and_in_reviewed_labels(lon
     assert sorted(segments) == sorted([(items[0]["start"], items[0]["end"], None, "human"),
                                        (items[1]["start"], items[1]["end"], "siren", "human")])
     assert {row.source for row in final if row.start_s is None} == {"model"}  # the files keep their decision
+    # The correction keeps the decision the window showed (not the file's), for training.
+    assert query(long_db, "select shown from review where verdict = 'correct'") == [(items[1]["decision"],)]
     page.keyboard.press("u")
     page.wait_for_selector("#progress:has-text('1 reviewed')")
     page.wait_for_selector("body[data-state=ready]:not([data-busy])")
     assert page.evaluate("document.body.dataset.item") == "1"  # undo goes back to the segment
     assert errors == []
+
+
+def test_a_verdict_counts_on_the_page_of_every_job_over_the_recording_that_has_its_label(long_db, server, browser,
+                                                                                         tiny_clap):
+    first = server("--database", long_db, "--reviewer", "ana")
+    first.wait_ready()
+    page, _ = _open(browser, first.url)
+    items = _items(page, first.url)
+    page.keyboard.press("3")  # correct to siren
+    page.wait_for_selector("#progress:has-text('1 reviewed')")
+    first.stop()
+    soundtag("relabel", "--labels", "siren,wind", "--model", str(tiny_clap), "--database", long_db)
+    [(job,)] = query(long_db, "select job_id from jobs where kind = 'relabel'")
+    second = server("--database", long_db, "--job", job, "--reviewer", "bo")
+    second.wait_ready()
+    listed = page.request.get(second.url + "/api/items").json()
+    assert listed["progress"]["reviewed"] == 1
+    [given] = [item for item in listed["items"] if item["given"]]
+    assert ((given["name"], given["start"], given["end"], given["given"])
+            == (items[0]["name"], items[0]["start"], items[0]["end"], {"verdict": "correct", "label": "siren"}))
 
 
 def test_events_and_label_queues_page_through_their_segments(long_db, server, browser):

@@ -67,13 +67,14 @@ def test_a_raven_table_as_raven_saves_it_one_region_per_selection_label_column_c
 
 
 @pytest.mark.parametrize("fmt, bad, why", [
-    ("raven", "nan\t1.0\tdog", "bounds nan–1.0 are not finite numbers"),
-    ("raven", "2.0\t1.0\tdog", "bounds 2–1 s: a region starts at 0 or later and ends after it starts"),
-    ("raven", "1e300\tinf\tdog", "not finite"),
+    ("raven", "nan\t1.0\tdog", "region from nan s to 1 s: start and end must be finite numbers of seconds"),
+    ("raven", "2.0\t1.0\tdog", "region from 2 s to 1 s: it must start at 0 s or later and end after it starts"),
+    ("raven", "1e300\tinf\tdog", "must be finite"),
     ("raven", "0.5\t1.0\towl", "label 'owl' is not in the job's taxonomy"),
     ("raven", "x\t1.0\tdog", "Begin Time (s) 'x' is not a number"),
-    ("audacity", "-3\t1.0\tdog", "bounds -3–1 s"),
+    ("audacity", "-3\t1.0\tdog", "region from -3 s to 1 s: it must start"),
     ("audacity", "0.5\t1.0\tcat", "label 'cat'"),
+    ("audacity", "2.0\t3.5\tdog", "region from 2 s to 3.5 s: it ends after the recording (3 s)"),
     ("audacity", "0.5", "not an Audacity label"),
 ])
 def test_a_bad_row_after_good_ones_is_refused_with_its_line_and_nothing_is_written(tmp_path, sqlite_url, fmt, bad,

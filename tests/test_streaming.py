@@ -93,7 +93,7 @@ def test_decoding_past_the_duration_limit_stops_without_reading_the_rest():
             read.append(i)
             yield np.zeros((1000, 1), np.float32)
 
-    with Stream(lying_decoder(), 1000, 1, 1000, Limits(max_duration_s=5)) as stream:
+    with Stream(lambda first, last: (0, lying_decoder()), 1000, 1, 1000, Limits(max_duration_s=5)) as stream:
         with pytest.raises(AudioError, match=r"^decodes to more than 5 s, over the 5 s limit"):
             list(stream.blocks())
     assert len(read) == 6

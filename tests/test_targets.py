@@ -41,5 +41,13 @@ def test_a_positive_implies_negatives_that_any_explicit_verdict_overrules():
         assert _targets(order)[:, 2].tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
+def test_a_windows_own_verdict_wins_over_the_files_given_later():
+    window = implied(from_verdict(1, Verdict.CORRECT, "rain", shown="dog", bounds=(10.0, 20.0)), LABELS)
+    whole = implied(from_verdict(1, Verdict.ACCEPT, "dog"), LABELS)
+    targets = _targets(window + whole)  # oldest first: the file's accept came after the window's correction
+    assert targets[1].tolist() == [0.0, 1.0, 0.0]
+    assert targets[[0, 2, 3]].tolist() == [[1.0, 0.0, 0.0]] * 3
+
+
 def test_truth_is_its_label_and_none_of_the_others():
     assert _targets(from_truth(1, "rain", LABELS))[0].tolist() == [0.0, 1.0, 0.0]

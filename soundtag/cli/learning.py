@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from soundtag.cli.options import Database, Model, console, fail, open_engine, out, uri_prefix
+from soundtag.cli.progress import print_left_out
 from soundtag.settings import load_settings
 
 
@@ -73,6 +74,9 @@ def _print_training(trained, elapsed: float) -> None:
             out.print(f"left out {report.label}: {report.left_out}")
     out.print(f"{trained.head.model}: {len(trained.head.labels)} labels from {trained.taught_files} reviewed of "
               f"{trained.files} files, in {elapsed:.1f} s (base {trained.head.base_model})")
+    if trained.damaged:
+        console.print(f"{len(trained.damaged)} files with damaged stored embeddings taught nothing")
+        print_left_out(list(trained.damaged))
 
 
 def export_head(

@@ -40,6 +40,38 @@ def check(uri: str, roots: Sequence[str] = (), buckets: Sequence[str] = ()) -> N
             raise Refused(f"{shown(uri)}: dataset outside SOUNDTAG_ALLOWED_ROOTS")
 
 
+def within(uri: str, sources: Sequence[str]) -> None:
+    """Raise Refused unless ``uri`` lies under one of a job's ``sources`` (as recorded with it:
+    local folders or files, ``file://`` and ``s3://`` prefixes), judged as it is now: a file
+    replaced by a link to elsewhere, or a path that climbs out by ``..``, is outside. A source
+    that is a file admits that file alone, and not through a link. Dataset rows are confined to
+    their dataset's folder when read (``dataset_file``) and pass."""
+    if uri.startswith("hf://"):
+        return
+    if uri.startswith("s3://"):
+        if not any(_under_prefix(uri, source) for source in sources if source.startswith("s3://")):
+            raise Refused(f"{shown(uri)}: outside the job's sources")
+        return
+    real = os.path.realpath(path_of(uri))
+    for source in sources:
+        if source.startswith(FILE) or "://" not in source:
+            root = path_of(source)
+            if os.path.isdir(root) and inside(real, os.path.realpath(root)):
+                return
+            # A file named alone: its folder resolved, its own name not followed.
+            if real == os.path.join(os.path.realpath(os.path.dirname(root)), os.path.basename(root)):
+                return
+    raise Refused(f"{shown(path_of(uri))}: outside the job's sources")
+
+
+def _under_prefix(uri: str, source: str) -> bool:
+    """Whether an S3 object is the one ``source`` names, or under it as a folder (as listed)."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    root_bucket, _, prefix = source.removeprefix("s3://").partition("/")
+    folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    return bucket == root_bucket and (key == prefix or key.startswith(folder))
+
+
 def dataset_file(folder: str, name: str) -> str:
     """The real path of a dataset's path value ``name`` (relative to the dataset's ``folder``
     unless absolute) when it is a regular file inside that folder. Raises Refused for a path that

@@ -35,11 +35,13 @@ def open_local(uri: str) -> BinaryIO:
 class Storage:
     """Reads ``file://``, ``s3://`` and ``hf://`` URIs; one per process, clients made lazily.
     ``open`` raises ReadError when the file is at fault (missing, forbidden, refused by the
-    allow-lists ``roots`` and ``buckets``) and TransientReadError when its storage is
-    unreachable for now."""
+    allow-lists ``roots`` and ``buckets``, or outside ``sources`` when given: the sources a job
+    found its files in) and TransientReadError when its storage is unreachable for now."""
 
-    def __init__(self, roots: Sequence[str] = (), buckets: Sequence[str] = ()) -> None:
+    def __init__(self, roots: Sequence[str] = (), buckets: Sequence[str] = (),
+                 sources: Sequence[str] | None = None) -> None:
         self._roots, self._buckets = tuple(roots), tuple(buckets)
+        self._sources = None if sources is None else tuple(sources)
         self._openers = {"file": open_local, "s3": self._open_s3, "hf": self._open_row}
         self._s3_lock = threading.Lock()
         self._s3 = None
@@ -85,9 +87,11 @@ class Storage:
         return bool(self._roots or self._buckets)
 
     def check(self, uri: str) -> None:
-        """Raises ReadError when the allow-lists refuse ``uri``."""
+        """Raises ReadError when the allow-lists, or the sources, refuse ``uri``."""
         try:
             access.check(uri, self._roots, self._buckets)
+            if self._sources is not None:
+                access.within(uri, self._sources)
         except access.Refused as exc:
             raise ReadError(str(exc)) from None
 
