@@ -90,3 +90,14 @@ def with_settled(votes: Votes, settled: Mapping[Hashable, str | None]) -> dict[s
             judged[person] += 1
             matched[person] += label == settled[item]
     return {person: Score(matched[person] / judged[person], judged[person]) for person in sorted(judged)}
+
+
+def majority(votes: Votes) -> dict[Hashable, str | None]:
+    """The label more than half the voters gave, for each item two or more judged and settled so."""
+    settled = {}
+    for item, people in votes.items():
+        if len(people) >= 2:
+            (label, count), = Counter(people.values()).most_common(1)
+            if count * 2 > len(people):
+                settled[item] = label
+    return settled

@@ -63,3 +63,47 @@ def test_each_reviewers_agreement_with_the_settled_labels():
     votes = {1: {"ana": "rain", "bob": "siren"}, 2: {"ana": None, "bob": None}, 3: {"ana": "dog"}}
     settled = {1: "siren", 2: None}
     assert with_settled(votes, settled) == {"ana": Score(0.5, 2), "bob": Score(1.0, 2)}
+
+
+def test_soundtag_agreement_reads_each_reviewers_latest_vote_and_equals_the_kept_implementations(tmp_path,
+                                                                                               database_url):
+    from db.files import job_file_ids
+    from db.reviews import Given, record_verdicts, undo_verdict
+    from db.schema import engine_for
+    from soundtag.states import Verdict
+    from tests.conftest import soundtag
+    from tests.test_export import _labeled
+
+    job_id, uri = _labeled(database_url, tmp_path / "archive")
+    engine = engine_for(database_url)
+    ids = job_file_ids(engine, job_id, list(uri.values()))
+    street, night, quiet = ids[uri["street.wav"]], ids[uri["night/street.wav"]], ids[uri["quiet.wav"]]
+    window = (0.0, 1.5)
+    record_verdicts(engine, {job_id: [
+        Given(street, Verdict.ACCEPT, "ana", "siren"), Given(street, Verdict.CORRECT, "bob", "siren"),
+        Given(night, Verdict.ACCEPT, "ana", "dog"), Given(night, Verdict.REJECT, "bob", "dog"),
+        Given(quiet, Verdict.CORRECT, "ana", "rain", *window), Given(quiet, Verdict.CORRECT, "bob", "dog", *window),
+        Given(quiet, Verdict.CORRECT, "cy", "rain", *window),
+        Given(street, Verdict.CORRECT, "cy", "dog"),
+    ]})
+    record_verdicts(engine, {job_id: [Given(street, Verdict.ACCEPT, "cy", "siren")]})  # cy changes their mind
+    record_verdicts(engine, {job_id: [Given(quiet, Verdict.CORRECT, "cy", "dog")]})
+    undo_verdict(engine, job_id, "cy")  # ...and takes back their file verdict on quiet
+    votes = {"street": {"ana": "siren", "bob": "siren", "cy": "siren"}, "night": {"ana": "dog", "bob": None},
+             "quiet 0-1.5": {"ana": "rain", "bob": "dog", "cy": "rain"}}
+    lines = soundtag("agreement", "--job", job_id, "--database", database_url).stdout.splitlines()
+    rows = {tuple(line.split("\t")[:2]): line.split("\t")[2:] for line in lines}
+    people = ["ana", "bob", "cy"]
+    codes = {"siren": 0, "dog": 1, "rain": 2, None: 3}
+    matrix = np.array([[codes[v[p]] if p in v else np.nan for v in votes.values()] for p in people], dtype=float)
+    expected = krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")
+    assert rows[("all", "alpha")] == [f"{expected:.3f}", "3 items"]
+    for a, b in [("ana", "bob"), ("ana", "cy"), ("bob", "cy")]:
+        shared = [v for v in votes.values() if a in v and b in v]
+        kappa = cohen_kappa_score([str(v[a]) for v in shared], [str(v[b]) for v in shared])
+        assert rows[(f"{a} & {b}", "kappa")] == [f"{kappa:.3f}", f"{len(shared)} items"]
+    # Settled by majority: street siren, quiet's window rain; night (1 against 1) is not settled.
+    assert rows[("ana", "settled")] == ["1.000", "2 items"]
+    assert rows[("bob", "settled")] == ["0.500", "2 items"]
+    by_label = soundtag("agreement", "--job", job_id, "--by", "label", "--database", database_url).stdout
+    assert {line.split("\t")[0] for line in by_label.splitlines()} == {"all", "siren", "dog", "rain"}

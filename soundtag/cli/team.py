@@ -1,54 +1,50 @@
-"""A reviewing team: ``reviewers add|list|remove`` (the named people the review page serves, and
-their tokens)."""
+"""A reviewing team: ``agreement`` (how far the people who judged the same items agree)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.options import Database, console, fail, open_engine, out
+from soundtag.cli.options import Database, console, fail, job_or_newest, open_engine, out
 from soundtag.settings import load_settings
-from soundtag.states import Role
-
-reviewers_app = typer.Typer(no_args_is_help=True, help="The named people of a reviewing team and their tokens.")
 
 
-@reviewers_app.command("add")
-def add(
-    name: Annotated[str, typer.Argument(help="The person's name, recorded with each of their verdicts.")],
-    role: Annotated[str, typer.Option("--role", help="reviewer (records verdicts), viewer (listens only) or admin "
-                                      "(also adjudicates and sees the team's progress).")] = "reviewer",
+def _number(score) -> str:
+    return "—" if score.value is None else f"{score.value:.3f}"
+
+
+def agreement(
+    job: Annotated[Optional[str], typer.Option("--job", help="Job whose verdicts to compare (default: the newest).")]
+    = None,
+    by: Annotated[str, typer.Option("--by", help="reviewer (Cohen's κ for each pair, each person against the "
+                                    "settled labels) or label (Krippendorff's α of each label against the rest).")]
+    = "reviewer",
     database: Database = None,
 ) -> None:
-    """Add a person and print their token, once: they open http://HOST:PORT/?token=TOKEN. Only a
-    slow salted hash of it is stored."""
-    from db.reviewers import add_reviewer
+    """How far reviewers agree on the items several of them judged: Krippendorff's α (nominal)
+    over everyone, then per pair of reviewers (Cohen's κ) or per label, each with the number of
+    items it rests on. A vote is the label an item ends up with in that person's latest verdict
+    (accept: the model's; correct: theirs; reject: none)."""
+    from db.reviews import reviewer_votes
+    from soundtag.agreement import alpha, majority, pairwise_kappa, with_settled
 
-    if role not in set(Role):
-        fail(f"--role {role!r}: use one of {', '.join(Role)}")
-    added, token = add_reviewer(open_engine(load_settings(database_url=database)), name, Role(role))
-    console.print(f"{added.name} ({added.role}) added; their token, shown this once:")
-    out.print(token)
-
-
-@reviewers_app.command("list")
-def list_(database: Database = None) -> None:
-    """The team: each person's name, role and since when."""
-    from db.reviewers import reviewers
-
-    team = reviewers(open_engine(load_settings(database_url=database)))
-    if not team:
-        console.print("no reviewers: `soundtag review` serves one person on loopback")
-    for person in team:
-        out.print(f"{person.name}\t{person.role}\t{person.created_at:%Y-%m-%d %H:%M}")
-
-
-@reviewers_app.command("remove")
-def remove(name: Annotated[str, typer.Argument(help="The person to remove; their verdicts stay.")],
-           database: Database = None) -> None:
-    """Remove a person: their open pages are refused from their next request on."""
-    from db.reviewers import remove_reviewer
-
-    remove_reviewer(open_engine(load_settings(database_url=database)), name)
-    console.print(f"{name} removed")
+    if by not in ("reviewer", "label"):
+        fail(f"--by {by!r}: use reviewer or label")
+    engine = open_engine(load_settings(database_url=database))
+    info = job_or_newest(engine, job, "agreement")
+    votes = reviewer_votes(engine, info.job_id)
+    overall = alpha(votes)
+    people = sorted({person for item in votes.values() for person in item})
+    console.print(f"job {info.job_id}: {len(votes)} items judged by {len(people)} reviewers, "
+                  f"{overall.items} by two or more")
+    out.print(f"all\talpha\t{_number(overall)}\t{overall.items} items")
+    if by == "label":
+        for label in sorted({v for item in votes.values() for v in item.values() if v is not None}):
+            score = alpha(votes, only=label)
+            out.print(f"{label}\talpha\t{_number(score)}\t{score.items} items")
+        return
+    for (a, b), score in pairwise_kappa(votes).items():
+        out.print(f"{a} & {b}\tkappa\t{_number(score)}\t{score.items} items")
+    for person, score in with_settled(votes, majority(votes)).items():
+        out.print(f"{person}\tsettled\t{_number(score)}\t{score.items} items")
