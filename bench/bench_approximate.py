@@ -2,7 +2,7 @@
 
 Synthetic clustered 512-dim unit vectors, as recordings give: files of 100 windows, a window about
 its file's centre (cosine ≈ 0.8), a file about one of 1,000 topics (≈ 0.7). They are written
-straight into index segments with the index's own SegmentWriter (1M windows per segment; no
+straight into index segments with the index's own IndexSegmentWriter (1M windows per segment; no
 PostgreSQL: 10M rows there would take hours to fill on two cores), then the approximate index is
 built over them as a search builds it. Queries are stored windows (as `search --like`); recall@10
 is against the exact top 10, computed in one batched pass over the segments. ``--compare N`` also
@@ -25,7 +25,7 @@ import numpy as np
 
 from bench.report import loadavg, machine, write_section
 from vectors import approximate_index
-from vectors.index_segment import ROW, SegmentWriter
+from vectors.index_segment import ROW, IndexSegmentWriter
 
 DIM = 512
 QUERIES = 20
@@ -44,7 +44,7 @@ def _fill(folder: Path, windows: int) -> list:
     noise = 0.75 * _unit(rng.standard_normal((100_000, DIM), dtype=np.float32))
     segments = []
     for first in range(0, windows, PER_SEGMENT):
-        writer = SegmentWriter(folder, f"seg{first // PER_SEGMENT:03d}", DIM)
+        writer = IndexSegmentWriter(folder, f"seg{first // PER_SEGMENT:03d}", DIM)
         for file in range(first // 100, min(first + PER_SEGMENT, windows) // 100, 1000):
             centres = _unit(topics[rng.integers(0, 1000, 1000)] + _unit(rng.standard_normal((1000, DIM), dtype=np.float32)))
             vectors = _unit(np.repeat(centres, 100, axis=0) + noise[rng.integers(0, len(noise), 100_000)])
@@ -171,7 +171,7 @@ def write(windows: list[int], compare: list[int], rows: list[str]) -> None:
 
 Command: `python -m bench.bench_approximate --windows {' '.join(map(str, windows))}{' --compare ' + ' '.join(map(str, compare)) if compare else ''}`
 ({time.strftime('%Y-%m-%d', time.gmtime())}). {machine()}. Synthetic clustered 512-dim windows written
-straight into index segments by the index's SegmentWriter (not through PostgreSQL); {QUERIES} queries,
+straight into index segments by the index's IndexSegmentWriter (not through PostgreSQL); {QUERIES} queries,
 each a stored window; recall@10 against the exact top 10. The exact column is one batched pass over
 the segments divided by the queries (a lower bound for a single exact query).
 

@@ -26,7 +26,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 
 from bench.bench_run import CLIP_RATE, LABELS, ROOT, _env, checkpoint, write_clips  # noqa: E402
 from bench.report import DOC, loadavg, machine, write_section  # noqa: E402
@@ -44,7 +43,7 @@ def cpu_stages(model: Path, clips: list[Path], repeat: int) -> dict[str, float]:
     from soundtag.sources.storage import open_local
 
     torch.set_num_threads(1)
-    classifier = TorchTowers(str(model), device="cpu")
+    classifier = TorchTowers(str(model), device="cpu", stamp="bench")
     rate, log_mel = classifier.sampling_rate, classifier._log_mel
     best: dict[str, float] = {}
     for _ in range(repeat):
@@ -84,7 +83,7 @@ def device_path(model: Path, clips: list[Path], device: str, dtype: str, batch_s
     from model.clap import TorchTowers
     from soundtag.audio import decode
 
-    classifier = TorchTowers(str(model), device=device, dtype=dtype)
+    classifier = TorchTowers(str(model), device=device, dtype=dtype, stamp="bench")
     raw = [decode(p.read_bytes(), classifier.sampling_rate).samples for p in clips]
     batch = [raw[i % len(raw)] for i in range(batch_size)]
 

@@ -3,6 +3,7 @@ each costs in bytes, and whether a long session's memory grows.
 
     .venv/bin/python -m bench.bench_review               # 2,000 verdicts; updates docs/benchmarks.md
     .venv/bin/python -m bench.bench_review --items 200   # a shorter session; prints only
+    .venv/bin/python -m bench.bench_review --learn 20000 # `--order learn` over 20,000 files (issue 27)
 
 The recording (3 h of 16-bit mono at 96 kHz, 2.07 GB) is written once into bench/.cache/review/.
 Its windows' results are stored directly (random cosines, 10 s windows every 5 s: 2,159 items),
@@ -115,14 +116,133 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(url: str) -> tuple[subprocess.Popen, str]:
+def learn_database(files: int, dim: int = 512) -> str:
+    """A SQLite database with one job over ``files`` 5-second recordings (never read), each with
+    one window's results and a 512-dim embedding around one of 200 centres: what `--order learn`
+    spreads over."""
+    from db.embeddings import EmbeddingKey
+    from db.files import add_files
+    from db.jobs import create_job
+    from db.results import save_results
+    from db.schema import engine_for, ensure_schema
+    from model.results import FileResult, WindowResult
+    from soundtag.fileref import FileRef
+    from soundtag.settings import Settings
+    from soundtag.taxonomy import taxonomy_from_csv
+
+    db = CACHE / f"learn-{files}.db"
+    url = f"sqlite:///{db}"
+    if db.exists():
+        return url
+    CACHE.mkdir(parents=True, exist_ok=True)
+    engine = engine_for(url)
+    ensure_schema(engine)
+    job = create_job(engine, taxonomy_from_csv(",".join(LABELS)), Settings(model="bench"), kind="run",
+                     sources=["/bench"])
+    rng = np.random.default_rng(2)
+    centres = rng.standard_normal((200, dim))
+    for first in range(0, files, 1000):
+        uris = [f"file:///bench/learn/{n:06d}.wav" for n in range(first, min(first + 1000, files))]
+        add_files(engine, job, [FileRef(uri, fingerprint="bench") for uri in uris])
+        results = []
+        for uri in uris:
+            cosines = rng.uniform(0.0, 0.4, len(LABELS))
+            scores = np.exp(10 * (cosines - cosines.max()))
+            vector = centres[rng.integers(200)] + 0.5 * rng.standard_normal(dim)
+            window = WindowResult(0.0, 5.0, scores / scores.sum(), cosines, vector.astype(np.float32))
+            results.append(FileResult(uri, duration_s=5.0, sample_rate=RATE, channels=1,
+                                      scores=scores / scores.sum(), similarity=cosines, segments=[window]))
+        save_results(engine, job, results, LABELS, EmbeddingKey("bench", 5.0, 5.0, "fp16"), logit_scale=10.0)
+    engine.dispose()
+    return url
+
+
+def learn_requests(address: str, reviewed: int) -> dict:
+    """`GET /api/items` and verdicts against a `--order learn` server: taken in the order shown
+    (the reviewer's way), then one far down the list and an undo (the picks chosen again)."""
+    import json
+
+    csrf = urllib.request.urlopen(address + "/", timeout=60).read().decode().split('data-csrf="')[1].split('"')[0]
+
+    def timed(path: str, body: dict | None = None) -> tuple[float, dict]:
+        request = urllib.request.Request(address + path, data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json", "X-Soundtag-CSRF": csrf,
+                                                  "Origin": address})
+        began = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=600) as response:
+            answer = json.loads(response.read())
+        return (time.perf_counter() - began) * 1000, answer
+
+    gets, posts, given = [], [], set()
+    for _ in range(5):
+        gets.append(timed("/api/items")[0])
+    for n in range(reviewed):
+        if n % 50 == 0:
+            elapsed, listed = timed("/api/items")
+            gets.append(elapsed)
+        item = next(item for item in listed["items"] if item["given"] is None and item["id"] not in given)
+        posts.append(timed("/api/verdicts", {"item": item["id"], "version": item["version"], "verdict": "accept"})[0])
+        given.add(item["id"])
+    after = [timed("/api/items")[0] for _ in range(5)]
+    far = listed["items"][-1]
+    out_of_order = timed("/api/verdicts", {"item": far["id"], "version": far["version"], "verdict": "reject"})[0]
+    after_far = [timed("/api/items")[0] for _ in range(3)]
+    undo = timed("/api/undo", {})[0]
+    after_undo = [timed("/api/items")[0] for _ in range(3)]
+    return {"gets": gets, "posts": posts, "after": after, "far": out_of_order,
+            "after_far": after_far, "undo": undo, "after_undo": after_undo, "items": len(listed["items"])}
+
+
+def learn_in_process(url: str, reviewed: int) -> dict:
+    """The same, on review.queue.ReviewQueue directly, after the server's verdicts: the order's own
+    cost per request, without the list's JSON (and the wait, in the background, for an order
+    brought up to date)."""
+    from db.schema import engine_for
+    from db.jobs import jobs
+    from review.learning import Learner
+    from review.order import Order
+    from review.queue import ReviewQueue, Session
+    from soundtag.states import Verdict
+
+    engine = engine_for(url)
+    job = jobs(engine)[0].job_id
+    began = time.perf_counter()
+    learner = Learner(engine, job, f"review-{job}")
+    queue = ReviewQueue(engine, Session(job, Order.LEARN, "bench-direct"), learner)
+    start = time.perf_counter() - began
+
+    def timed(action) -> float:
+        began = time.perf_counter()
+        action()
+        return (time.perf_counter() - began) * 1000
+
+    shown, gives, catch_up = [], [], []
+    for _ in range(reviewed):
+        shown.append(timed(queue.shown))
+        n = next(n for n, item in queue.shown() if queue.given(n) is None)
+        gives.append(timed(lambda: queue.give(n, queue.version(n), Verdict.ACCEPT)))
+        catch_up.append(timed(learner.wait))
+    far = queue.shown()[-1][0]
+    far_give = timed(lambda: queue.give(far, queue.version(far), Verdict.REJECT))
+    far_shown = timed(queue.shown)
+    far_catch_up = timed(learner.wait)
+    undo = timed(queue.undo)
+    undo_shown = timed(queue.shown)
+    undo_catch_up = timed(learner.wait)
+    learner.wait()
+    engine.dispose()
+    return {"start": start, "shown": shown, "gives": gives, "catch_up": catch_up, "far": (far_give, far_shown,
+            far_catch_up), "undo": (undo, undo_shown, undo_catch_up)}
+
+
+def serve(url: str, *options: str, wait_s: float = 120) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "soundtag.cli", "review", "--database", url, "--unit", "window",
+    proc = subprocess.Popen([sys.executable, "-m", "soundtag.cli", "review", "--database", url, *options,
                              "--port", str(port), "--reviewer", "bench"], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     address = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    for _ in range(int(wait_s / 0.2)):
         try:
             urllib.request.urlopen(address + "/static/review.css", timeout=2)
             return proc, address
@@ -223,12 +343,16 @@ def _ms(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--learn", type=int, metavar="FILES", help="measure `--order learn` over this many files")
+    parser.add_argument("--reviewed", type=int, default=300, help="with --learn: verdicts given in the order shown")
     args = parser.parse_args()
+    if args.learn:
+        return learn_main(args.learn, args.reviewed)
     began = time.perf_counter()
     path = recording()
     made = time.perf_counter() - began
     url = database(path)
-    proc, address = serve(url)
+    proc, address = serve(url, "--unit", "window")
     load_before = loadavg()
     try:
         found = session(address, args.items)
@@ -263,6 +387,60 @@ def main() -> None:
     print(text)
     if args.items >= 2000:
         write_section("bench_review", text)
+
+
+
+def learn_main(files: int, reviewed: int) -> None:
+    import shutil
+
+    began = time.perf_counter()
+    kept = learn_database(files)
+    made = time.perf_counter() - began
+    run = CACHE / f"learn-{files}-run.db"  # a copy: the kept database stays without verdicts
+    shutil.copy(kept.removeprefix("sqlite:///"), run)
+    url = f"sqlite:///{run}"
+    started = time.perf_counter()
+    proc, address = serve(url, "--order", "learn", wait_s=1200)  # 20,000 items read and spread first
+    ready = time.perf_counter() - started
+    load_before = loadavg()
+    try:
+        found = learn_requests(address, reviewed)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    direct = learn_in_process(url, reviewed)
+    lines = [
+        f"## Review `--order learn` over {files:,} files (issue 27)",
+        "",
+        f"`python -m bench.bench_review --learn {files} --reviewed {reviewed}` on {machine()}; "
+        f"`soundtag review --order learn` (no head yet: k-centre over 512-dim embeddings) answering "
+        f"urllib in this process, {found['items']:,} items per `GET /api/items`. Load average {load_before} "
+        f"before, {loadavg()} after (2 cores shared with other work: times are upper bounds).",
+        "",
+        f"- server start to answering (embeddings read, the first {found['items']:,}-item spread computed): "
+        f"{ready:.1f} s",
+        f"- `GET /api/items`, the whole list, while {reviewed} verdicts arrive: {_ms(found['gets'])}",
+        f"- `POST /api/verdicts` on the first unreviewed item shown: {_ms(found['posts'])}",
+        f"- `GET /api/items` after them: {_ms(found['after'])}",
+        f"- a verdict on the last item listed: {found['far']:.0f} ms, then `GET /api/items`: {_ms(found['after_far'])}",
+        f"- undo: {found['undo']:.0f} ms, then `GET /api/items`: {_ms(found['after_undo'])}",
+        "- (the picks a verdict moves are chosen again in a thread; a request reads the order last brought up to date)",
+        "",
+        f"The order alone, on `review.queue.ReviewQueue` in this process (queue and learner made in "
+        f"{direct['start']:.1f} s):",
+        "",
+        f"- `ReviewQueue.shown()` (what `GET /api/items` lists) while {reviewed} verdicts arrive: {_ms(direct['shown'])}",
+        f"- `ReviewQueue.give()` on the first unreviewed item shown: {_ms(direct['gives'])}; the order brought up "
+        f"to date after it, in the background: {_ms(direct['catch_up'])}",
+        "- a verdict on the last item shown: give {:.0f} ms, shown() {:.1f} ms, brought up to date in {:.0f} ms".format(
+            *direct["far"]),
+        "- undo: {:.0f} ms, shown() {:.1f} ms, picks chosen afresh in {:.0f} ms".format(*direct["undo"]),
+    ]
+    if made > 5:
+        lines.append(f"- (the database was written first, in {made:.0f} s)")
+    text = "\n".join(lines)
+    print(text)
+    write_section("bench_review_learn", text)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def steps(url: str) -> dict:
 
     from db.embeddings import embedding_rows, embedding_stamps, embeddings_state, unpack_row
     from db.schema import engine_for
-    from vectors.index_segment import SegmentWriter
+    from vectors.index_segment import IndexSegmentWriter
 
     engine = engine_for(url)
     took = dict.fromkeys(("summary", "stamps", "sql", "unpack", "write"), 0.0)
@@ -92,7 +92,7 @@ def steps(url: str) -> dict:
     ids, _ = embedding_stamps(engine, MODEL, REVISION)
     took["stamps"] = time.perf_counter() - began
     with tempfile.TemporaryDirectory(dir="/tmp") as folder:
-        writer = SegmentWriter(Path(folder), "steps", DIM)
+        writer = IndexSegmentWriter(Path(folder), "steps", DIM)
         chunks = iter(embedding_rows(engine, MODEL, REVISION, ids))
         while True:
             began = time.perf_counter()

@@ -109,18 +109,6 @@ def queued_uris(engine: Engine, job_id: str) -> list[str]:
                                  .order_by(File.id)).scalars())
 
 
-def pending_uris(engine: Engine, job_id: str, uris: Sequence[str]) -> list[str]:
-    """Of ``uris``, those the job still wants labeled: the job is active and the file is queued
-    in it (not cancelled, not already finished)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(File.uri).join(JobFile, JobFile.file_id == File.id).join(Job, Job.id == JobFile.job_id)
-            .where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED, Job.state == JobState.ACTIVE,
-                   File.uri.in_(uris))).scalars()
-        wanted = set(rows)
-    return [uri for uri in uris if uri in wanted]
-
-
 def fail_files(engine: Engine, job_id: str, uris: Sequence[str], reason: str) -> int:
     """Mark files still queued in this job failed without results (e.g. a file that kept
     crashing its worker); files of other jobs are not touched. Returns how many it failed."""
@@ -198,3 +186,22 @@ def durations(engine: Engine, file_ids: Sequence[int]) -> dict[int, float]:
             found.update(conn.execute(select(File.id, File.duration_s).where(
                 sql.among(engine, "files", File.id, BigInteger(), chunk), File.duration_s.is_not(None))).all())
     return found
+
+
+def set_recordings(engine: Engine, found: Sequence[tuple[str, object, str | None]]) -> int:
+    """Set each (uri, recorded_at, site) on the file's row, unknowns as NULL; returns how many rows
+    changed. Nothing else of the file (its results, its state) is touched."""
+    changed = 0
+    with engine.begin() as conn:
+        for chunk in sql.chunks(list(found), 20_000):
+            given = sql.relation(engine, "given", {"uri": Text(), "recorded_at": DateTime(timezone=True),
+                                                   "site": Text()}, chunk)
+            changed += conn.execute(update(File).where(File.uri == given.c.uri).values(
+                recorded_at=given.c.recorded_at, site=given.c.site)).rowcount
+    return changed
+
+
+def all_sources(engine: Engine) -> list[str]:
+    """Every source any job walked, as recorded (URIs, local folders by absolute path)."""
+    with engine.connect() as conn:
+        return sorted({source for sources in conn.execute(select(Job.sources)).scalars() for source in sources or ()})

@@ -52,16 +52,18 @@ class JobSpec:
     taxonomy: Taxonomy
     options: dict
     state: JobState
+    sources: tuple[str, ...] = ()  # as recorded: URIs, local folders by absolute path
 
 
 def job_spec(engine: Engine, job_id: str) -> JobSpec | None:
     """The job's model, taxonomy and options; None when no such job exists."""
     with engine.connect() as conn:
-        job = conn.execute(select(Job.model, Job.taxonomy_id, Job.options, Job.state, TaxonomyRow.body)
+        job = conn.execute(select(Job.model, Job.taxonomy_id, Job.options, Job.state, TaxonomyRow.body, Job.sources)
                            .join(TaxonomyRow, TaxonomyRow.id == Job.taxonomy_id).where(Job.id == job_id)).one_or_none()
     if job is None:
         return None
-    return JobSpec(job.model, job.taxonomy_id, taxonomy_from_canonical(job.body), job.options or {}, JobState(job.state))
+    return JobSpec(job.model, job.taxonomy_id, taxonomy_from_canonical(job.body), job.options or {}, JobState(job.state),
+                   tuple(job.sources or ()))
 
 
 def job_roots(engine: Engine, job_id: str) -> list[str]:
@@ -104,6 +106,9 @@ def create_job(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, kind: 
                "queue": queue or settings.queue, "force": force}
     if head:
         options["head"] = head
+    # How the workers read each file's time and site (soundtag.recording.Rules), where given.
+    options.update({name: value for name in ("time_pattern", "timezone", "site_pattern")
+                    if (value := getattr(settings, name)) is not None})
     taxonomy_id = save_taxonomy(engine, taxonomy)
     with engine.begin() as conn:
         conn.execute(sql.insert(engine, Job).values(

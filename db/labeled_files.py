@@ -10,13 +10,13 @@ from sqlalchemy import Engine, column, select, table
 
 from db.decisions import FILE_DECISIONS
 from db.jobs import job_labelings, job_spec
-from db.models import File, Labeling, Review, Segment, TaxonomyRow
-from db.reviews import Scored, SegmentVerdict, covering, in_force
+from db.models import File, Labeling, LabelingWindow, Review, TaxonomyRow
+from db.reviews import Scored, SpanVerdict, covering, in_force
 from soundtag.states import Verdict
 
 
 @dataclass(frozen=True)
-class Window:
+class LabeledWindow:
     """One window of a file with its rank-1 label."""
 
     start_s: float
@@ -53,9 +53,9 @@ class LabeledFile:
     source: str  # as reviewed_labels.source: human or model
     verdict: Verdict | None
     reviewer: str | None
-    windows: tuple[Window, ...] = ()
+    windows: tuple[LabeledWindow, ...] = ()
     events: tuple[Event, ...] = ()
-    segment_verdicts: tuple[SegmentVerdict, ...] = ()  # in force, with the windows and events
+    segment_verdicts: tuple[SpanVerdict, ...] = ()  # in force, with the windows and events
 
     def label(self, reviewed: bool = False) -> str | None:
         """The file's label: the final one with ``reviewed``, else the model's decision."""
@@ -135,9 +135,10 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
                 .join(File, File.id == Review.file_id).where(*in_force(spec), Review.start_s.is_not(None))
                 .order_by(by_uri(File.uri), Review.start_s)))
             windows = _Following(conn.execute(
-                job_labelings(job_id, spec, File.uri, Segment.start_s, Segment.end_s, Segment.top_label,
-                              Segment.top_score, Segment.top_similarity)
-                .join(Segment, Segment.labeling_id == Labeling.id).order_by(by_uri(File.uri), Segment.window)))
+                job_labelings(job_id, spec, File.uri, LabelingWindow.start_s, LabelingWindow.end_s,
+                              LabelingWindow.top_label, LabelingWindow.top_score, LabelingWindow.top_similarity)
+                .join(LabelingWindow, LabelingWindow.labeling_id == Labeling.id)
+                .order_by(by_uri(File.uri), LabelingWindow.window)))
             events = _Following(conn.execute(view(e, e.c.label, e.c.start_s, e.c.end_s, e.c.max_similarity)
                                              .order_by(e.c.start_s, e.c.end_s, e.c.label)))
         found: list[LabeledFile] = []
@@ -152,9 +153,9 @@ def labeled_files(engine: Engine, job_id: str, *, regions: bool = False,
             found.append(LabeledFile(
                 row.id, row.uri, row.duration_s, row.sample_rate,
                 Scored(row.top_label, row.top_score, row.top_similarity), tuple(row.scores), decision, label,
-                source, verdict, reviewer, tuple(Window(*w) for w in windows.take(row.uri)),
+                source, verdict, reviewer, tuple(LabeledWindow(*w) for w in windows.take(row.uri)),
                 tuple(Event(*ev) for ev in mine(events.take(row.uri))),
-                tuple(SegmentVerdict(start, end, Verdict(verdict), label)
+                tuple(SpanVerdict(start, end, Verdict(verdict), label)
                       for start, end, verdict, label in judged.take(row.uri))))
             if len(found) == chunk:
                 yield found

@@ -6,26 +6,30 @@ a holder stops renewing (killed, its node gone), its leases expire and any live 
 files back and sends them again. A message whose files a live worker holds, or which are done,
 claims nothing: redelivering it does no work twice.
 
-Times are the workers' clocks in UTC: the fleet's hosts must agree to within a few seconds (NTP).
-On PostgreSQL, concurrent claims and take-backs of one file serialise on its row, so exactly one
-of them wins.
+A worker is named by its process (worker/heartbeat.py ``identity``: host, pid and a suffix drawn
+once per process), so two processes never share leases. Leases are stamped and judged by the
+database's clock alone (``sql.clock``), so a worker whose clock is wrong neither takes back a
+live lease nor keeps an expired one. Results are fenced (``held``): a worker that lost a file's
+lease writes nothing for it. On PostgreSQL, concurrent claims, take-backs and saves of one file
+serialise on its row, so exactly one of them wins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import Engine, and_, case, func, or_, select, tuple_, update
+from sqlalchemy import BigInteger, Connection, Engine, and_, case, func, or_, select, tuple_, update
 
-from db.models import File, Job, JobFile, now
+from db import sql
+from db.models import File, Job, JobFile
 from soundtag.states import FileState, JobState
 
 TAKE_BACK = 10_000  # expired files taken back per transaction
 
 
-def _claimable(worker: str, stamp: datetime):
+def _claimable(worker: str, stamp):
     """A queued file nobody holds, this worker holds, or whose holder stopped renewing."""
     return and_(JobFile.status == FileState.QUEUED,
                 or_(JobFile.worker.is_(None), JobFile.worker == worker, JobFile.lease_until < stamp))
@@ -35,7 +39,7 @@ def claim(engine: Engine, job_id: str, uris: Sequence[str], worker: str, lease_s
     """Lease those of ``uris`` the job still wants (active job, file queued) and no live worker
     holds; returns them with how many holders each has lost before (a file that keeps killing
     its workers is failed by the caller)."""
-    stamp = now()
+    stamp = sql.clock(engine)
     with engine.begin() as conn:
         ids = dict(conn.execute(
             select(File.id, File.uri).join(JobFile, JobFile.file_id == File.id).join(Job, Job.id == JobFile.job_id)
@@ -45,7 +49,7 @@ def claim(engine: Engine, job_id: str, uris: Sequence[str], worker: str, lease_s
         took_over = and_(JobFile.worker.is_not(None), JobFile.worker != worker, JobFile.lease_until < stamp)
         rows = conn.execute(
             update(JobFile).where(JobFile.job_id == job_id, JobFile.file_id.in_(ids), _claimable(worker, stamp))
-            .values(worker=worker, leased_at=stamp, lease_until=stamp + timedelta(seconds=lease_s),
+            .values(worker=worker, leased_at=stamp, lease_until=sql.clock(engine, lease_s),
                     lost=JobFile.lost + case((took_over, 1), else_=0))
             .returning(JobFile.file_id, JobFile.lost)).all()
     lost = {ids[file_id]: count for file_id, count in rows}
@@ -53,11 +57,20 @@ def claim(engine: Engine, job_id: str, uris: Sequence[str], worker: str, lease_s
 
 
 def renew(engine: Engine, worker: str, lease_s: float) -> int:
-    """Extend every lease ``worker`` holds; returns how many files it holds."""
-    stamp = now()
+    """Extend every lease ``worker`` holds, and no other's; returns how many files it holds."""
     with engine.begin() as conn:
         return conn.execute(update(JobFile).where(JobFile.worker == worker, JobFile.status == FileState.QUEUED)
-                            .values(lease_until=stamp + timedelta(seconds=lease_s))).rowcount
+                            .values(lease_until=sql.clock(engine, lease_s))).rowcount
+
+
+def held(conn: Connection, job_id: str, file_ids: Sequence[int], worker: str) -> set[int]:
+    """Of the job's ``file_ids``, those ``worker`` still holds, their rows locked until ``conn``'s
+    transaction ends: the fence a worker's results pass, so that one whose lease was taken back
+    (its files labeled by their new holder) writes nothing for them."""
+    return set(conn.execute(
+        select(JobFile.file_id).where(JobFile.job_id == job_id, JobFile.worker == worker,
+                                      sql.among(conn.engine, "held", JobFile.file_id, BigInteger(), file_ids))
+        .with_for_update()).scalars())
 
 
 def give_back(engine: Engine, job_id: str, uris: Sequence[str], worker: str,
@@ -90,7 +103,7 @@ def take_back_expired(engine: Engine, send: Callable[[str, list[str]], None]) ->
     """Release the expired leases of active jobs' queued files and ``send(job_id, uris)`` them
     again, in one transaction (rows another worker is taking back are skipped, so each file goes
     out once)."""
-    stamp = now()
+    stamp = sql.clock(engine)
     with engine.begin() as conn:
         expired = conn.execute(
             select(JobFile.job_id, JobFile.file_id, JobFile.worker, File.uri)
@@ -125,15 +138,10 @@ class Holder:
 
 def holders(engine: Engine, job_id: str) -> list[Holder]:
     """The workers holding queued files of ``job_id``, oldest lease first."""
-    stamp = now()
+    until = func.max(JobFile.lease_until)
     with engine.connect() as conn:
         rows = conn.execute(
-            select(JobFile.worker, func.count(), func.min(JobFile.leased_at), func.max(JobFile.lease_until))
+            select(JobFile.worker, func.count(), func.min(JobFile.leased_at), until, until < sql.clock(engine))
             .where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED, JobFile.worker.is_not(None))
             .group_by(JobFile.worker).order_by(func.min(JobFile.leased_at))).all()
-    return [Holder(worker, files, since, until, _aware(until) < stamp) for worker, files, since, until in rows]
-
-
-def _aware(stamp: datetime) -> datetime:
-    """SQLite returns naive datetimes; they were stored in UTC."""
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=now().tzinfo)
+    return [Holder(worker, files, since, until, bool(lost)) for worker, files, since, until, lost in rows]

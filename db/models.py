@@ -110,6 +110,10 @@ class File(Base):
     truth: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    # When (UTC) and where the recording was made, as its metadata or name says (soundtag/recording.py);
+    # None when nothing says.
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    site: Mapped[str | None] = mapped_column(Text)
 
 
 class JobFile(Base):
@@ -166,7 +170,7 @@ class Labeling(Base):
                       Index("ix_labeling_top_label", "top_label"))
 
 
-class Segment(Base):
+class LabelingWindow(Base):
     """One window of a labeling: one row whatever the number of labels (issue 9: a row per label
     and window made terabytes of a large archive). Only the cosines are stored, as float4: the
     scores are their softmax at the labeling's logit scale, which the views compute (issue 9: the
@@ -282,3 +286,28 @@ class HeadRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
     __table_args__ = (UniqueConstraint("name", "version", name="uq_head_name_version"),)
+
+
+class EstimateRow(Base):
+    """What ``soundtag estimate`` computed from a job's validation verdicts on one label (and
+    site; None: all of them), each value with its 95% interval (soundtag/estimate.py). Appended:
+    the ``estimates`` view shows the latest of each."""
+
+    __tablename__ = "estimate"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(Text)
+    site: Mapped[str | None] = mapped_column(Text)
+    windows: Mapped[int] = mapped_column(BigInteger)
+    verdicts: Mapped[int] = mapped_column(Integer)
+    prevalence: Mapped[float] = mapped_column(Float)
+    prevalence_low: Mapped[float] = mapped_column(Float)
+    prevalence_high: Mapped[float] = mapped_column(Float)
+    precision: Mapped[float | None] = mapped_column(Float)
+    precision_low: Mapped[float | None] = mapped_column(Float)
+    precision_high: Mapped[float | None] = mapped_column(Float)
+    recall: Mapped[float | None] = mapped_column(Float)
+    recall_low: Mapped[float | None] = mapped_column(Float)
+    recall_high: Mapped[float | None] = mapped_column(Float)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)

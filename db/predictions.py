@@ -12,7 +12,7 @@ from db.jobs import job_labelings, job_spec
 from db.models import File, Labeling
 from db.results import best
 from db.reviews import verdicts
-from db.segments import Window, reviewed_windows, window_decision
+from db.segments import JobWindow, reviewed_windows, window_decision
 from soundtag.states import Verdict
 
 
@@ -23,6 +23,7 @@ class Prediction:
     labels: tuple[str, ...]  # best first; empty when the file has no result
     decision: str | None  # as file_decisions makes it; None when the file abstains or has no result
     tags: frozenset[str]  # as file_tags makes them: the labels and groups that pass their thresholds
+    window: bool = False  # a reviewed window of a file (``uri#start-end``), not a whole file
 
 
 def _reviewed_truth(given: dict[int, tuple[Verdict, str | None]], file_id: int) -> str | None:
@@ -36,9 +37,10 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
     """Each file of a job with its truth, its first ``k`` labels by the job's model and taxonomy
     (the current result, whichever job made it), and its decision and tags under the taxonomy's
     current thresholds. With ``reviewed`` the truth is the label of the verdict in force (accept
-    or correct); a file without one, or rejected, has none; and each window that a segment
-    verdict covers follows as an entry of its own (``uri#start-end``), with its labels, decision
-    and tags (db.segments.reviewed_windows)."""
+    or correct); a file without one, or rejected, has none; and each window that an accepting or
+    correcting segment verdict covers follows as an entry of its own (``uri#start-end``), with its
+    labels, decision and tags (db.segments.reviewed_windows). A rejected window is left out: unlike
+    a file, it is no unit of the job that lacks a truth."""
     given = verdicts(engine, job_id) if reviewed else {}
     spec = job_spec(engine, job_id)
     names = spec.taxonomy.names
@@ -56,12 +58,12 @@ def job_predictions(engine: Engine, job_id: str, k: int = 5, reviewed: bool = Fa
         found.append(Prediction(uri, truth, labels, decided.get(file_id), tagged.get(file_id, frozenset())))
     if reviewed:
         found += [Prediction(_segment_name(w), truth, tuple(s.label for s in w.labels[:k]),
-                             window_decision(w.tags, set(names)), frozenset(w.tags))
-                  for w, truth in reviewed_windows(engine, job_id)]
+                             window_decision(w.tags, set(names)), frozenset(w.tags), window=True)
+                  for w, truth in reviewed_windows(engine, job_id) if truth is not None]
     return found
 
 
-def _segment_name(window: Window) -> str:
+def _segment_name(window: JobWindow) -> str:
     """A window as evaluate and calibrate count it beside whole files."""
     return f"{window.uri}#{window.start_s:g}-{window.end_s:g}"
 

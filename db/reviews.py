@@ -191,7 +191,7 @@ def reviewer_votes(engine: Engine, job_id: str) -> dict[tuple[int, float | None,
 
 
 @dataclass(frozen=True)
-class SegmentVerdict:
+class SpanVerdict:
     """A verdict in force on a segment of a file: ``label`` as in the ``reviews`` view."""
 
     start_s: float
@@ -209,7 +209,7 @@ class SegmentVerdict:
 SLACK = 1e-6
 
 
-def covering(verdicts: Iterable[SegmentVerdict], start_s: float, end_s: float) -> SegmentVerdict | None:
+def covering(verdicts: Iterable[SpanVerdict], start_s: float, end_s: float) -> SpanVerdict | None:
     """The narrowest of the segment verdicts whose bounds hold [start_s, end_s] (a window's own
     verdict before an event's around it); None when none does."""
     around = [v for v in verdicts if v.start_s - SLACK <= start_s and end_s <= v.end_s + SLACK]

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import atexit
 import math
+import os
 import sqlite3
 import weakref
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 
 from soundtag.errors import DatabaseError, first_line
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest revision in migrations/versions (a test keeps the two in step). Comparing with a
 # constant spares every command alembic's import and its parsing of the migration scripts.
-HEAD = "0012"
+HEAD = "0013"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -87,6 +88,17 @@ def engine_for(url: str) -> Engine:
                            connect_args={"options": "-c constraint_exclusion=on"})
     event.listen(engine, "connect", _pg_adapters)
     return _closed_at_exit(engine)
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The absolute path of the SQLite file ``url`` names when no file is there (connecting
+    would create it); None for any other database, or one in memory."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = os.path.abspath(database)
+    return None if os.path.exists(path) else path
 
 
 def _closed_at_exit(engine: Engine) -> Engine:

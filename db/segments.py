@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Engine, column, func, select, table
 
-from db.models import File, JobFile, Labeling, Segment, TaxonomyRow
+from db.models import File, JobFile, Labeling, LabelingWindow, TaxonomyRow
 from db.jobs import job_labelings, job_spec
-from db.reviews import Scored, SegmentVerdict, all_verdicts, covering
+from db.reviews import Scored, SpanVerdict, all_verdicts, covering
 
 _SEGMENT_TAGS = table("segment_tags", column("uri"), column("model"), column("taxonomy_hash"), column("start_s"),
                       column("end_s"), column("label"), column("score"))
@@ -23,7 +23,7 @@ TOP = 5  # best labels kept per segment
 
 
 @dataclass(frozen=True)
-class Window:
+class JobWindow:
     """One stored window of a file of the job."""
 
     file_id: int
@@ -54,11 +54,12 @@ def most_windows(engine: Engine, job_id: str) -> int:
     spec = job_spec(engine, job_id)
     with engine.connect() as conn:
         counts = (job_labelings(job_id, spec, func.count().label("n"))
-                  .join(Segment, Segment.labeling_id == Labeling.id).group_by(Segment.labeling_id).subquery())
+                  .join(LabelingWindow, LabelingWindow.labeling_id == Labeling.id)
+                  .group_by(LabelingWindow.labeling_id).subquery())
         return conn.execute(select(func.coalesce(func.max(counts.c.n), 0))).scalar_one()
 
 
-def job_windows(engine: Engine, job_id: str, file_ids: set[int] | None = None) -> list[Window]:
+def job_windows(engine: Engine, job_id: str, file_ids: set[int] | None = None) -> list[JobWindow]:
     """The job's windows (of ``file_ids`` only, when given) in file and time order, each with its
     scores (the softmax of its cosines at the labeling's logit scale, or a head's probabilities,
     as ``segment_labels`` computes them) and its tags."""
@@ -67,9 +68,11 @@ def job_windows(engine: Engine, job_id: str, file_ids: set[int] | None = None) -
     with engine.connect() as conn:
         taxonomy_hash = _taxonomy_hash(conn, spec.taxonomy_id)
         rows = conn.execute(
-            job_labelings(job_id, spec, File.id, File.uri, File.duration_s, Segment.start_s, Segment.end_s,
-                          Segment.top_score, Segment.similarities, Labeling.logit_scale)
-            .join(Segment, Segment.labeling_id == Labeling.id).order_by(File.id, Segment.window)).all()
+            job_labelings(job_id, spec, File.id, File.uri, File.duration_s, LabelingWindow.start_s,
+                          LabelingWindow.end_s, LabelingWindow.top_score, LabelingWindow.similarities,
+                          Labeling.logit_scale)
+            .join(LabelingWindow, LabelingWindow.labeling_id == Labeling.id)
+            .order_by(File.id, LabelingWindow.window)).all()
         if file_ids is not None:
             rows = [row for row in rows if row.id in file_ids]
         uris = {row.uri for row in rows}
@@ -92,7 +95,7 @@ def job_windows(engine: Engine, job_id: str, file_ids: set[int] | None = None) -
         # The rank-1 score is the stored one, as in segment_labels.
         labels = tuple(Scored(names[i], float(row.top_score if n == 0 else scores[i]), float(cosines[i]))
                        for n, i in enumerate(best))
-        found.append(Window(row.id, row.uri, row.duration_s, row.start_s, row.end_s, labels,
+        found.append(JobWindow(row.id, row.uri, row.duration_s, row.start_s, row.end_s, labels,
                             tuple(map(float, cosines)), tags.get((row.uri, row.start_s, row.end_s), {})))
     return found
 
@@ -120,14 +123,14 @@ def window_decision(tags: dict[str, float], leaves: set[str]) -> str | None:
     return min(passing)[1] if passing else None
 
 
-def reviewed_windows(engine: Engine, job_id: str) -> list[tuple[Window, str | None]]:
+def reviewed_windows(engine: Engine, job_id: str) -> list[tuple[JobWindow, str | None]]:
     """Each window of the job that a segment verdict in force covers (db.reviews.covering: a window's
     own, or an event's around it), with the truth that verdict gives it: its label when accepted
     or corrected, none when rejected."""
-    by_file: dict[int, list[SegmentVerdict]] = {}
+    by_file: dict[int, list[SpanVerdict]] = {}
     for (file_id, start, end), (verdict, label) in all_verdicts(engine, job_id).items():
         if start is not None:
-            by_file.setdefault(file_id, []).append(SegmentVerdict(start, end, verdict, label))
+            by_file.setdefault(file_id, []).append(SpanVerdict(start, end, verdict, label))
     if not by_file:
         return []
     found = []

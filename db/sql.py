@@ -1,13 +1,15 @@
 """Statement helpers the other db modules share: rows as a table in one statement whatever their
-number, ``IN`` with one parameter, the dialect's upsert, and chunks under the parameter limits."""
+number, ``IN`` with one parameter, the dialect's upsert, chunks under the parameter limits, and
+the database's clock."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from sqlalchemy import JSON, Engine, Float, Integer, any_, bindparam, column, select, text
+from sqlalchemy import JSON, DateTime, Engine, Float, Integer, any_, bindparam, column, func, select, text, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.types import TypeEngine
@@ -69,10 +71,20 @@ def relation(engine: Engine, name: str, columns: dict[str, TypeEngine], rows: li
         picks = ", ".join(f"json_extract(value, '$[{i}]') AS \"{col}\"" for i, col in enumerate([*columns, *arrays]))
         if arrays:
             rows = [(*row, *extra) for row, *extra in zip(rows, *(values.tolist() for _, values in arrays.values()))]
-        query = text(f"SELECT {picks} FROM json_each(:{name}_rows)").bindparams(**{f"{name}_rows": json.dumps(rows)})
+        query = text(f"SELECT {picks} FROM json_each(:{name}_rows)").bindparams(
+            **{f"{name}_rows": json.dumps(rows, default=_sqlite_time)})
     return query.columns(*(column(c, t) for c, t in columns.items()),
                          *(column(c, ARRAY(t) if engine.dialect.name == "postgresql" else JSON())
                            for c, (t, _) in arrays.items())).subquery(name)
+
+
+def _sqlite_time(value):
+    """A datetime as SQLAlchemy stores one in SQLite: UTC, without its zone, to the microsecond."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
 
 
 def among(engine: Engine, name: str, col, kind: TypeEngine, values: Sequence):
@@ -82,3 +94,13 @@ def among(engine: Engine, name: str, col, kind: TypeEngine, values: Sequence):
     if engine.dialect.name == "postgresql":
         return col == any_(bindparam(name, list(values), type_=ARRAY(kind)))
     return col.in_(select(relation(engine, name, {"value": kind}, [(v,) for v in values]).c.value))
+
+
+def clock(engine: Engine, plus_s: float = 0.0):
+    """The database's time now, plus ``plus_s`` seconds, as an SQL expression: one clock that
+    every worker shares, whatever its own says."""
+    if engine.dialect.name == "postgresql":
+        return func.now() + timedelta(seconds=plus_s)
+    # As SQLAlchemy stores a datetime on SQLite (text with microseconds), so the two compare as text.
+    return type_coerce(func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{plus_s:+f} seconds").op("||")("000"),
+                       DateTime(timezone=True))

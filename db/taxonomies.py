@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import BigInteger, Engine, delete, select
 
 from db import sql
-from db.models import LabelEmbedding, TaxonomyLabel, TaxonomyMember, TaxonomyRow, now
+from db.models import Job, JobFile, LabelEmbedding, TaxonomyLabel, TaxonomyMember, TaxonomyRow, now
 from soundtag.taxonomy import Taxonomy, taxonomy_from_canonical
 
 
@@ -86,3 +86,15 @@ def text_vectors(engine: Engine, model: str, revision: str, labels: Sequence[str
         matrix = np.frombuffer(vectors, dtype=np.float32).reshape(-1, dim)
         found.update({name: matrix[i] for i, name in enumerate(names) if name in wanted})
     return found
+
+
+def labels_asked_of(engine: Engine, file_ids: Sequence[int]) -> set[str]:
+    """The labels of the taxonomies of every job these files were labeled in."""
+    taxonomy_ids: set[int] = set()
+    with engine.connect() as conn:
+        for chunk in sql.chunks(list(file_ids)):
+            taxonomy_ids.update(conn.execute(
+                select(Job.taxonomy_id).distinct().join(JobFile, JobFile.job_id == Job.id)
+                .where(sql.among(engine, "files", JobFile.file_id, BigInteger(), chunk))).scalars())
+        names = conn.execute(select(TaxonomyRow.labels).where(TaxonomyRow.id.in_(taxonomy_ids))).scalars().all()
+    return {name for labels in names for name in labels}

@@ -458,3 +458,105 @@ WHERE r.start_s IS NOT NULL AND r.undone_at IS NULL AND {_SPEAKS.format(v="r")}
         AND COALESCE(n.start_s, -1) = COALESCE(r.start_s, -1) AND COALESCE(n.end_s, -1) = COALESCE(r.end_s, -1)
         AND {_SPEAKS.format(v="n")})
 """
+
+
+# When and where (migration 0013): files gains recorded_at (UTC, NULL when nothing says) and
+# site, after version 1's columns.
+FILES_V2 = """
+CREATE VIEW files AS
+SELECT f.uri, f.status, f.error, f.duration_s, f.sample_rate, f.channels,
+       f.content_hash, f.size_bytes, f.fingerprint, f.truth, f.created_at, f.updated_at, f.recorded_at, f.site
+FROM file f
+"""
+
+# detections: one row per tagged window (segment_tags), with its file's site and its absolute
+# start and end (UTC; NULL when the recording's time is unknown).
+_DETECTIONS = """
+CREATE VIEW detections AS
+SELECT st.uri, st.run_id, st.model, st.taxonomy, st.taxonomy_hash, f.site, st.label, st.score, st.similarity,
+       st.start_s, st.end_s, {starts} AS starts_at, {ends} AS ends_at
+FROM segment_tags st
+JOIN file f ON f.uri = st.uri
+"""
+DETECTIONS_V1_POSTGRESQL = _DETECTIONS.format(starts="f.recorded_at + st.start_s * INTERVAL '1 second'",
+                                              ends="f.recorded_at + st.end_s * INTERVAL '1 second'")
+DETECTIONS_V1_SQLITE = _DETECTIONS.format(
+    starts="strftime('%Y-%m-%d %H:%M:%f', f.recorded_at, printf('%+.6f seconds', st.start_s))",
+    ends="strftime('%Y-%m-%d %H:%M:%f', f.recorded_at, printf('%+.6f seconds', st.end_s))")
+
+# detections_by_hour: per model, taxonomy, site, label and hour of the clock (UTC) in which some
+# labeled recording of known time ran: the windows tagged that start in it, their minutes, and the
+# minutes of audio recorded in it (the effort: each recording's overlap with the hour). A rate is
+# windows / recorded_minutes, so an hour recorded for 10 minutes weighs as 10 minutes, not 60.
+# Every label of the taxonomy (not background) has a row for every such hour, 0 where none tagged.
+_BY_HOUR = """
+CREATE VIEW detections_by_hour AS
+WITH {recursive}labeled AS (
+    SELECT DISTINCT l.model, t.id AS taxonomy_id, t.name AS taxonomy, t.content_hash AS taxonomy_hash, f.id AS file_id,
+           f.site, {starts} AS starts, {ends} AS ends
+    FROM labeling l
+    JOIN file f ON f.id = l.file_id
+    JOIN taxonomy t ON t.id = l.taxonomy_id
+    WHERE f.recorded_at IS NOT NULL AND f.duration_s > 0),
+{hours},
+effort AS (
+    SELECT model, taxonomy_id, taxonomy, taxonomy_hash, site, hour, SUM({overlap}) AS recorded_minutes
+    FROM hours
+    GROUP BY model, taxonomy_id, taxonomy, taxonomy_hash, site, hour),
+tagged AS (
+    SELECT model, taxonomy_hash, site, label, {hour_of_start} AS hour, COUNT(*) AS windows,
+           SUM(end_s - start_s) / 60.0 AS detected_minutes
+    FROM detections
+    WHERE starts_at IS NOT NULL
+    GROUP BY model, taxonomy_hash, site, label, {hour_of_start})
+SELECT e.model, e.taxonomy, e.taxonomy_hash, e.site, p.label, e.hour, COALESCE(d.windows, 0) AS windows,
+       COALESCE(d.detected_minutes, 0) AS detected_minutes, e.recorded_minutes
+FROM effort e
+JOIN taxonomy_label p ON p.taxonomy_id = e.taxonomy_id AND NOT p.background
+LEFT JOIN tagged d ON d.model = e.model AND d.taxonomy_hash = e.taxonomy_hash AND d.site {same} e.site
+     AND d.label = p.label AND d.hour = e.hour
+"""
+DETECTIONS_BY_HOUR_V1_POSTGRESQL = _BY_HOUR.format(
+    recursive="", starts="f.recorded_at AT TIME ZONE 'UTC'",
+    ends="(f.recorded_at AT TIME ZONE 'UTC') + f.duration_s * INTERVAL '1 second'",
+    hours="""hours AS (
+    SELECT labeled.*, h.hour
+    FROM labeled
+    CROSS JOIN LATERAL generate_series(date_trunc('hour', starts), ends - INTERVAL '1 microsecond',
+                                       INTERVAL '1 hour') h(hour))""",
+    overlap="EXTRACT(EPOCH FROM LEAST(hour + INTERVAL '1 hour', ends) - GREATEST(hour, starts)) / 60.0",
+    hour_of_start="date_trunc('hour', starts_at AT TIME ZONE 'UTC')", same="IS NOT DISTINCT FROM")
+DETECTIONS_BY_HOUR_V1_SQLITE = _BY_HOUR.format(
+    recursive="RECURSIVE ", starts="strftime('%Y-%m-%d %H:%M:%f', f.recorded_at)",
+    ends="strftime('%Y-%m-%d %H:%M:%f', f.recorded_at, printf('%+.6f seconds', f.duration_s))",
+    hours="""hours AS (
+    SELECT model, taxonomy_id, taxonomy, taxonomy_hash, file_id, site, starts, ends,
+           strftime('%Y-%m-%d %H:00:00', starts) AS hour
+    FROM labeled
+    UNION ALL
+    SELECT model, taxonomy_id, taxonomy, taxonomy_hash, file_id, site, starts, ends, datetime(hour, '+1 hour')
+    FROM hours
+    WHERE datetime(hour, '+1 hour') < ends)""",
+    # julianday's days are doubles: rounded to the millisecond, a 10-minute overlap is 10, not 9.9999994.
+    overlap="ROUND((MIN(julianday(hour, '+1 hour'), julianday(ends)) - MAX(julianday(hour), julianday(starts)))"
+            " * 86400.0, 3) / 60.0",
+    hour_of_start="strftime('%Y-%m-%d %H:00:00', starts_at)", same="IS")
+
+# estimates: the latest of what `soundtag estimate` computed for each job, label and site (NULL:
+# all sites), with 95% intervals (soundtag/estimate.py).
+ESTIMATES_V1 = """
+CREATE VIEW estimates AS
+SELECT e.job_id AS run_id, j.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash, e.label, e.site,
+       e.windows, e.verdicts, e.prevalence, e.prevalence_low, e.prevalence_high, e.precision, e.precision_low,
+       e.precision_high, e.recall, e.recall_low, e.recall_high, e.computed_at
+FROM estimate e
+JOIN job j ON j.id = e.job_id
+JOIN taxonomy t ON t.id = j.taxonomy_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM estimate n
+    WHERE n.job_id = e.job_id AND n.label = e.label AND COALESCE(n.site, '') = COALESCE(e.site, '') AND n.id > e.id)
+"""
+
+WHEN_AND_WHERE_V1 = {
+    "postgresql": {"detections": DETECTIONS_V1_POSTGRESQL, "detections_by_hour": DETECTIONS_BY_HOUR_V1_POSTGRESQL},
+    "sqlite": {"detections": DETECTIONS_V1_SQLITE, "detections_by_hour": DETECTIONS_BY_HOUR_V1_SQLITE}}

@@ -101,7 +101,11 @@ def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (),
                             "these files; review some with `soundtag review` or import them with `import-reviews`")
     examples, seen, damaged = examples_of(engine, model, revision, file_ids, taught, labels, seed)
     fitted = fit(examples, labels, weak_weight=weak_weight, seed=seed)
-    left_out = {r.label: r.left_out for r in fitted.reports if r.left_out}
+    # The taxonomies' labels nobody spoke of are left out too, and said so, like those spoken of too little.
+    teachers = {Teacher.REVIEWS: "verdict", Teacher.TRUTH: "truth"}.get(teacher, "verdict or truth")
+    reports = fitted.reports + tuple(LabelReport(label, 0, 0, left_out=f"no {teachers} names it")
+                                     for label in sorted(taxonomies.labels_asked_of(engine, file_ids) - set(labels)))
+    left_out = {r.label: r.left_out for r in reports if r.left_out}
     if not fitted.labels:
         raise SoundtagError("no label has enough verdicts to learn from: "
                             + "; ".join(f"{label}: {why}" for label, why in left_out.items()))
@@ -112,4 +116,4 @@ def train(engine: Engine, name: str, model: str, *, job_ids: Sequence[str] = (),
                            verdicts=used, truth_files=truth_files,
                            options={"jobs": list(job_ids), "sources": list(sources), "from": str(teacher),
                                     "weak_weight": weak_weight, "seed": seed})
-    return Trained(head, fitted.reports, seen, len([f for f in file_ids if f in taught]), tuple(damaged))
+    return Trained(head, reports, seen, len([f for f in file_ids if f in taught]), tuple(damaged))

@@ -39,7 +39,7 @@ class TorchTowers:
 
     backend = "torch"
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "fp32"):
+    def __init__(self, model: str, device: str = "auto", dtype: str = "fp32", *, stamp: str):
         from transformers import ClapModel, ClapProcessor
         from transformers.utils import logging as hf_logging
 
@@ -58,7 +58,7 @@ class TorchTowers:
             loaded = ClapModel.from_pretrained(self.name, dtype=torch.float32, local_files_only=local)
         except (OSError, ValueError) as exc:
             raise ModelError(f"model {model}: cannot load: {first_line(exc)}") from None
-        self.revision = f"{hub.weights_stamp(model)}:{dtype}"
+        self.revision = f"{stamp}:{dtype}"
         self.dtype_name = dtype
         if dtype == "int8":
             if self.device.type != "cpu":

@@ -191,7 +191,9 @@ def load_classifier(model: str, export_dir: Path, *, backend: str = "auto", devi
     else:
         from model.clap import TorchTowers
 
-        towers = TorchTowers(model, device, dtype)
+        from model.weights import weights_stamp
+
+        towers = TorchTowers(model, device, dtype, stamp=weights_stamp(model, export_dir))
     prompts = PromptCache.beside(export_dir, model, towers.revision) if keep_prompts else None
     return Classifier(model, towers, prompts)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from model.log_mel import LogMel
-from model.onnx_export import LAYOUT, Export, record
+from model.onnx_layout import LAYOUT, Export, record
 from soundtag import hub
 from soundtag.errors import ModelError, first_line
 
@@ -46,9 +46,10 @@ class TextTower(torch.nn.Module):
         return self.clap.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output
 
 
-def build(model: str, folder: Path) -> None:
-    """Export ``model``'s towers, tokenizer and front end into ``folder`` (replacing what is there).
-    Works offline from a local folder or a cached hub id. Raises ModelError."""
+def build(model: str, folder: Path, stamp: str) -> None:
+    """Export ``model``'s towers, tokenizer and front end into ``folder`` (replacing what is there),
+    its weights named by ``stamp`` (model/weights.py). Works offline from a local folder or a
+    cached hub id. Raises ModelError."""
     from transformers import ClapModel, ClapProcessor
     from transformers.utils import logging as hf_logging
 
@@ -91,7 +92,7 @@ def build(model: str, folder: Path) -> None:
         tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
         front_end.save(staging / "front_end.npz")
         manifest = {
-            "layout": LAYOUT, "model": model, "weights": hub.weights_stamp(model), "opset": OPSET,
+            "layout": LAYOUT, "model": model, "weights": stamp, "opset": OPSET,
             "torch": torch.__version__, "logit_scale": float(clap.logit_scale_a.detach().float().exp()),
             "sampling_rate": int(extractor.sampling_rate), "max_length_s": float(extractor.max_length_s),
             "mel": {"bins": int(extractor.feature_size), "fft": front_end.frame, "hop": front_end.hop,
@@ -110,7 +111,7 @@ def build(model: str, folder: Path) -> None:
 
 
 def _weights_beside(traced: Path, target: Path) -> None:
-    """``traced`` saved as ``target`` with its weights in ``target``.data (see model/onnx_export.py)."""
+    """``traced`` saved as ``target`` with its weights in ``target``.data (see model/onnx_layout.py)."""
     import onnx
 
     graph = onnx.load(traced)

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 
 from model.log_mel import LogMel
-from model.onnx_export import Export
+from model.onnx_layout import Export
 from soundtag.errors import ModelError, first_line
 from soundtag.settings import usable_cpus
 

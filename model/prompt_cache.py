@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.onnx_export import model_key
+from model.weights import model_key
 
 
 class PromptCache:

@@ -4,6 +4,7 @@ stored window embeddings): its windows' scores and cosines, and their mean per f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 
@@ -32,6 +33,8 @@ class FileResult:
     sample_rate: int | None = None
     channels: int | None = None
     content_hash: str | None = None
+    recorded_at: datetime | None = None  # when and where, as soundtag.recording reads them
+    site: str | None = None
     scores: np.ndarray | None = None
     similarity: np.ndarray | None = None
     segments: list[WindowResult] = field(default_factory=list)

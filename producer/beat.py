@@ -6,7 +6,7 @@ from celery.beat import PersistentScheduler
 
 from producer.schedule import beat_schedule, load_schedule
 from soundtag.fleet import SCAN
-from soundtag.settings import Settings
+from soundtag.settings import load_settings
 
 
 class ScheduleFileScheduler(PersistentScheduler):
@@ -14,7 +14,7 @@ class ScheduleFileScheduler(PersistentScheduler):
     so a typo in it cannot stop the labeling workers."""
 
     def setup_schedule(self) -> None:
-        settings = Settings()
+        settings = load_settings()
         if not settings.schedule_file:
             raise SystemExit("celery beat: set SOUNDTAG_SCHEDULE_FILE to a schedule file (see producer/schedule.py)")
         self.app.conf.beat_schedule = beat_schedule(load_schedule(settings.schedule_file), SCAN, settings.scan_queue)

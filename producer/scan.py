@@ -13,7 +13,8 @@ from db.files import new_or_changed
 from db.taxonomies import save_taxonomy
 from producer.enqueue import enqueue
 from soundtag.settings import Settings
-from soundtag.sources.walk import WalkReport, source_name, walk
+from soundtag.sources.uris import readable, source_uri
+from soundtag.sources.walk import WalkReport, walk_sources
 from soundtag.taxonomy import Taxonomy
 
 
@@ -28,7 +29,7 @@ class ScanResult:
     left_out: str = ""  # what the walk did not read: links out of the root, loops, unreadable folders
 
     def summary(self) -> str:
-        names = ", ".join(self.sources)
+        names = ", ".join(map(readable, self.sources))
         if self.already_running:
             return f"scan of {names}: another scan of these sources is running; skipped"
         job = f"enqueued as job {self.job_id}" if self.job_id else "nothing to enqueue"
@@ -48,14 +49,14 @@ def _lock(settings: Settings, sources: Sequence[str]):
 def scan(engine: Engine, sources: Sequence[str], taxonomy: Taxonomy, settings: Settings, *,
          pattern: str | None = None, audio_column: str | None = None, truth_column: str | None = None) -> ScanResult:
     """List ``sources`` and enqueue the files the model and taxonomy have not seen as they are now."""
-    names = [source_name(s) for s in sources]
+    names = [source_uri(s) for s in sources]
     lock = _lock(settings, names)
     if not lock.acquire():
         return ScanResult(names, already_running=True)
     try:
         walked = WalkReport()
-        refs = [ref for source in sources
-                for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column, report=walked)]
+        refs = list(walk_sources(sources, pattern, audio_column=audio_column, truth_column=truth_column,
+                                 report=walked))
         taxonomy_id = save_taxonomy(engine, taxonomy)
         fresh, new, changed = new_or_changed(engine, refs, settings.model_ref, taxonomy_id)
         lock.extend(settings.scan_lock_s, replace_ttl=True)

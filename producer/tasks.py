@@ -8,7 +8,7 @@ from db.schema import engine_for
 from producer.scan import scan as run_scan
 from producer.schedule import load_schedule
 from soundtag.fleet import SCAN, app
-from soundtag.settings import Settings
+from soundtag.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 @app.task(name=SCAN)
 def scan(name: str) -> dict:
     """Run the scan named ``name`` in the schedule file: enqueue what is new or changed."""
-    settings = Settings()
+    settings = load_settings()
     schedule = load_schedule(settings.schedule_file)
     entry = schedule.get(name)
     scan_settings = settings.model_copy(update={"model": entry.model}) if entry.model else settings

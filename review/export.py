@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import Engine
 
 from db.jobs import job_spec
-from db.labeled_files import LabeledFile, Window, labeled_files
+from db.labeled_files import LabeledFile, LabeledWindow, labeled_files
 from db.taxonomies import taxonomy_with_policy
 from review import labelstudio
 from soundtag.sources import uris
@@ -145,7 +145,7 @@ def _tables(chunks: Iterable[list[LabeledFile]], folder: Path, fmt: ExportFormat
     return written
 
 
-def _raven(writer, file: LabeledFile, labeled: list[tuple[Window, str]]) -> None:
+def _raven(writer, file: LabeledFile, labeled: list[tuple[LabeledWindow, str]]) -> None:
     """Raven's spectrogram boxes span the whole band: CLAP hears all of it."""
     path = uris.path_of(file.uri) if file.uri.startswith(uris.FILE) else file.uri
     high = (file.sample_rate or 0) / 2

@@ -36,7 +36,7 @@ def review_items(engine: Engine, job_id: str, unit: Unit, label: str | None = No
                            w.start_s, w.end_s)
                 for w in segments.job_windows(engine, job_id) if label is None or label in w.tags]
     events = [ev for ev in segments.job_events(engine, job_id) if label is None or ev.label == label]
-    windows: dict[int, list[segments.Window]] = {}
+    windows: dict[int, list[segments.JobWindow]] = {}
     for w in segments.job_windows(engine, job_id, {ev.file_id for ev in events}):
         windows.setdefault(w.file_id, []).append(w)
     return [ReviewItem(ev.file_id, ev.uri, ev.duration_s, ev.label,
@@ -45,7 +45,7 @@ def review_items(engine: Engine, job_id: str, unit: Unit, label: str | None = No
             for ev in events]
 
 
-def event_labels(windows: Sequence[segments.Window]) -> tuple[Scored, ...]:
+def event_labels(windows: Sequence[segments.JobWindow]) -> tuple[Scored, ...]:
     """An event's best labels: each label's best score and cosine over the event's windows."""
     best: dict[str, Scored] = {}
     for w in windows:

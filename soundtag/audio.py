@@ -40,7 +40,7 @@ class Decoded:
 
 
 @dataclass(frozen=True)
-class Window:
+class AudioWindow:
     start_s: float
     end_s: float
     samples: np.ndarray
@@ -385,7 +385,7 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
 
 
-def windows(samples: np.ndarray, rate: int, window_s: float, hop_s: float) -> list[Window]:
+def windows(samples: np.ndarray, rate: int, window_s: float, hop_s: float) -> list[AudioWindow]:
     """Split into windows of ``window_s`` every ``hop_s``. A clip no longer than one window is one
     window (the feature extractor pads it). For longer clips the last window is aligned to the
     end, so every window is full and no tail is padded with repeats of a fraction of a second."""
@@ -393,11 +393,11 @@ def windows(samples: np.ndarray, rate: int, window_s: float, hop_s: float) -> li
     size = max(1, round(window_s * rate))
     hop = max(1, round(hop_s * rate))
     if total <= size:
-        return [Window(0.0, total / rate, samples)]
+        return [AudioWindow(0.0, total / rate, samples)]
     starts = list(range(0, total - size + 1, hop))
     if starts[-1] + size < total:
         starts.append(total - size)
-    return [Window(s / rate, (s + size) / rate, samples[s : s + size]) for s in starts]
+    return [AudioWindow(s / rate, (s + size) / rate, samples[s : s + size]) for s in starts]
 
 
 class Windower:
@@ -415,7 +415,7 @@ class Windower:
         self._next = 0  # start of the next hop-aligned window
         self._last_end = 0  # end of the last window cut; 0 while none was
 
-    def push(self, samples: np.ndarray) -> list[Window]:
+    def push(self, samples: np.ndarray) -> list[AudioWindow]:
         """The windows that ``samples`` completes."""
         self._held.append(samples)
         self._total += len(samples)
@@ -425,7 +425,8 @@ class Windower:
         cut = []
         while self._next + self.size <= self._total:
             at = self._next - self._offset
-            cut.append(Window(self._next / self.rate, (self._next + self.size) / self.rate, held[at : at + self.size]))
+            cut.append(AudioWindow(self._next / self.rate, (self._next + self.size) / self.rate,
+                                   held[at : at + self.size]))
             self._last_end = self._next + self.size
             self._next += self.hop
         # Keep the last window's worth: the next hop-aligned window starts no earlier (the loop
@@ -435,15 +436,15 @@ class Windower:
         self._offset = keep
         return cut
 
-    def finish(self) -> list[Window]:
+    def finish(self) -> list[AudioWindow]:
         """The windows only the end of the signal decides."""
         if self._total == 0:
             return []
         if self._last_end == 0:  # never a full window: the clip is no longer than one
-            return [Window(0.0, self._total / self.rate, self._join())]
+            return [AudioWindow(0.0, self._total / self.rate, self._join())]
         if self._last_end < self._total:
             start = self._total - self.size
-            return [Window(start / self.rate, self._total / self.rate, self._join()[start - self._offset :])]
+            return [AudioWindow(start / self.rate, self._total / self.rate, self._join()[start - self._offset :])]
         return []
 
     def _join(self) -> np.ndarray:

@@ -95,3 +95,19 @@ class ReadError(OSError):
 class TransientReadError(ConnectionError):
     """The storage could not be reached right now (endpoint down, throttling, 5xx after the
     client's own retries)."""
+
+
+class ReviewError(SoundtagError):
+    """A verdict or an undo the review queue refuses; the page shows the message."""
+
+
+class NoSuchItem(ReviewError, LookupError):
+    """No item of that id in this review."""
+
+
+class NotInTaxonomy(ReviewError, ValueError):
+    """A corrected label that is not one of the taxonomy's."""
+
+
+class StaleVersion(ReviewError):
+    """A verdict on a version of an item that was judged or undone since (a second press)."""

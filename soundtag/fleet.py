@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from soundtag.errors import BrokerError, first_line
+from soundtag.errors import BrokerError, ConfigError, first_line
 from soundtag.redaction import masked
-from soundtag.settings import Settings
+from soundtag.settings import Settings, load_settings
 
 LABEL_BATCH = "soundtag.label_batch"
 SCAN = "soundtag.scan"
@@ -54,7 +54,10 @@ class _App(Celery):
         )
 
     def on_configure(self) -> None:
-        settings = self._settings or Settings()
+        try:
+            settings = self._settings or load_settings()
+        except ConfigError as exc:  # a worker or beat that celery started has no soundtag error boundary
+            raise SystemExit(f"error: {exc}") from None
         # Key by key: conf.update() would flush the routes, which reads the configuration being made.
         for key, value in dict(
             broker_url=settings.broker_url,

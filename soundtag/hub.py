@@ -41,20 +41,6 @@ def in_cache(model: str) -> bool:
     return isinstance(try_to_load_from_cache(model, "config.json"), str)
 
 
-def weights_stamp(model: str) -> str:
-    """Names the weights ``model`` loads: the hub commit of its cached snapshot, or the size and
-    mtime of a local folder's weight files, so what is stored or exported per model is not reused
-    after the weights change. Without torch: the ONNX backend needs it before anything loads."""
-    if not is_local(model):
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(model, "config.json")
-        return Path(found).parent.name if isinstance(found, str) else "unknown"
-    folder = Path(model).expanduser()
-    stats = [f.stat() for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))]
-    return ",".join(f"{st.st_size}.{st.st_mtime_ns}" for st in stats) or "unknown"
-
-
 def check(model: str) -> None:
     """Raises ModelError, in one line with the ways out, unless ``model`` can be loaded: a local
     folder holding a CLAP, or a hub id that is cached or that the hub answers for at once (one

@@ -45,3 +45,8 @@ def styled(style: str, head: str, rest: str = "") -> Text:
     """``head`` in ``style`` followed by ``rest`` verbatim: a line's label (``error:``, ``failed``)
     and its user text."""
     return Text.assemble((head, style), rest)
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``: a count with its noun as a sentence has it."""
+    return f"{n} {one if n == 1 else many or one + 's'}"

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     # recall@10 ≥ 0.95) instead of every vector; `search --exact/--approximate` chooses per query.
     search_approximate_above: int = Field(10_000_000, ge=0)
 
+    # How labeling reads when and where each recording was made beyond its metadata
+    # (soundtag/recording.py): a strptime pattern found in file names, the IANA time zone of
+    # times written without one (default UTC), a regular expression whose first group in a
+    # file's path is its site.
+    time_pattern: str | None = None
+    timezone: str | None = None
+    site_pattern: str | None = None
+
     queue: str = "soundtag"
     files_per_task: int = Field(64, ge=1)
     task_max_attempts: int = Field(3, ge=1, description="workers that may die holding a file before it fails")

@@ -34,6 +34,20 @@ def _number(value):
 Threshold = Annotated[float | None, BeforeValidator(_number)]
 
 
+def _name(value: str, what: str) -> str:
+    """``value`` stripped, refused when empty or when it holds a character that prints as nothing
+    or moves the terminal (control, zero-width, direction marks): two names that print alike would
+    be two labels, and an escape sequence in one would reach every terminal that lists it."""
+    value = value.strip()
+    if not value:
+        raise ValueError(f"a {what} name is empty")
+    hidden = next((ch for ch in value if not ch.isprintable() and ch != " "), None)
+    if hidden is not None:
+        raise ValueError(f"{what} {value!r} holds the invisible or control character U+{ord(hidden):04X}; "
+                         "remove it")
+    return value
+
+
 class Label(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -46,11 +60,8 @@ class Label(BaseModel):
 
     @field_validator("name")
     @classmethod
-    def _name_not_blank(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("a label name is empty")
-        return value
+    def _name_shown_as_it_is(cls, value: str) -> str:
+        return _name(value, "label")
 
     @field_validator("threshold")
     @classmethod
@@ -59,10 +70,8 @@ class Label(BaseModel):
 
     @field_validator("parent")
     @classmethod
-    def _parent_not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("a parent name is empty")
-        return value.strip() if value is not None else None
+    def _parent_shown_as_it_is(cls, value: str | None) -> str | None:
+        return None if value is None else _name(value, "parent")
 
     @model_validator(mode="after")
     def _background_decides_alone(self) -> "Label":
@@ -83,11 +92,8 @@ class Group(BaseModel):
 
     @field_validator("name")
     @classmethod
-    def _name_not_blank(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("a group name is empty")
-        return value
+    def _name_shown_as_it_is(cls, value: str) -> str:
+        return _name(value, "group")
 
     @field_validator("threshold")
     @classmethod
@@ -127,6 +133,11 @@ class Taxonomy(BaseModel):
     threshold: Threshold = None
     labels: tuple[Label, ...]
     groups: tuple[Group, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name_shown_as_it_is(cls, value: str) -> str:
+        return _name(value, "taxonomy")
 
     @field_validator("threshold")
     @classmethod
@@ -331,7 +342,20 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
     if not isinstance(data, dict):
         raise TaxonomyError(f"{path}: expected a mapping with 'labels', or a list of labels")
     data.setdefault("name", path.stem)
+    joined = _joined_items(data.get("labels"))
+    if joined:
+        raise TaxonomyError(f"{path}: label {joined!r} looks like two list items joined by their indentation "
+                            f"(a '- ' indented further than the one above continues it); align the dashes, or "
+                            f"write {{name: {joined!r}}} if it is one label")
     return _parse(data, str(path))
+
+
+def _joined_items(labels) -> str | None:
+    """The first label written as a plain list item that holds `` - ``: what YAML makes of
+    ``- siren`` followed by `` - rain`` indented one space further."""
+    if isinstance(labels, list):
+        return next((item for item in labels if isinstance(item, str) and " - " in item), None)
+    return None
 
 
 def taxonomy_from_csv(labels: str, name: str | None = None) -> Taxonomy:

@@ -49,7 +49,7 @@ def write(path: Path, seconds: float = 2.0, rate: int = 44100, channels: int = 1
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     samples = tone(seconds, rate, channels, freq)
-    ext = path.suffix.lstrip(".")
+    ext = path.suffix.lstrip(".").lower()
     if ext in SOUNDFILE_FORMATS:
         fmt, subtype = SOUNDFILE_FORMATS[ext]
         sf.write(path, samples, rate, format=fmt, subtype=subtype)
@@ -72,3 +72,60 @@ def write_long(path: Path, seconds: int, rate: int, channels: int = 1, freq: flo
         for _ in range(seconds):
             f.write(second)
     return path
+
+
+def with_chunks(path: Path, chunks: list[tuple[bytes, bytes]], seconds: float = 2.0, rate: int = 16000,
+                after_data: bool = False) -> Path:
+    """A WAV tone carrying extra RIFF chunks (id, body), before its ``data`` chunk as recorders
+    write them, or after it (``after_data``, as tools that append GUANO do); each padded to an even
+    length, the RIFF size updated."""
+    import io
+    import struct
+
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, tone(seconds, rate), rate, format="WAV", subtype="PCM_16")
+    data = buffer.getvalue()
+    parts, at = [], 12
+    while at < len(data):
+        kind, size = data[at:at + 4], struct.unpack("<I", data[at + 4:at + 8])[0]
+        parts.append((kind, data[at + 8:at + 8 + size]))
+        at += 8 + size + size % 2
+    extra = [(kind, body) for kind, body in chunks]
+    place = len(parts) if after_data else next(n for n, (kind, _) in enumerate(parts) if kind == b"data")
+    parts[place:place] = extra
+    body = b"WAVE" + b"".join(kind + struct.pack("<I", len(b)) + b + b"\x00" * (len(b) % 2) for kind, b in parts)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def guan(fields: dict[str, str]) -> tuple[bytes, bytes]:
+    """A GUANO chunk: ``GUANO|Version`` first, then ``Key: Value`` lines in UTF-8."""
+    lines = ["GUANO|Version: 1.0", *(f"{key}: {value}" for key, value in fields.items())]
+    return b"guan", "\n".join(lines).encode("utf-8")
+
+
+def bext(date: str, time: str, description: str = "") -> tuple[bytes, bytes]:
+    """A BWF bext chunk (EBU Tech 3285 v2): description 256, originator 32, its reference 32,
+    OriginationDate 10, OriginationTime 8, TimeReference 2 × uint32, version, UMID 64, five
+    loudness values, 180 reserved bytes, then the coding history."""
+    import struct
+
+    return b"bext", (description.encode().ljust(256, b"\0") + b"soundtag tests".ljust(32, b"\0") + b"\0" * 32
+                     + date.encode() + time.encode() + struct.pack("<IIH", 0, 0, 2) + b"\0" * 64
+                     + struct.pack("<5h", 0, 0, 0, 0, 0) + b"\0" * 180 + b"A=PCM,F=16000,W=16,M=mono\r\n")
+
+
+def audiomoth_comment(comment: str, artist: str = "AudioMoth 24F3190361DA3578") -> tuple[bytes, bytes]:
+    """A LIST chunk of INFO holding ICMT (the comment) and IART, as AudioMoth's firmware writes
+    its header: NUL-terminated strings."""
+    import struct
+
+    def sub(kind: bytes, text: str) -> bytes:
+        raw = text.encode("ascii") + b"\0"
+        return kind + struct.pack("<I", len(raw)) + raw + b"\0" * (len(raw) % 2)
+
+    return b"LIST", b"INFO" + sub(b"ICMT", comment) + sub(b"IART", artist)

@@ -9,17 +9,25 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 
-from db import packing, segments
+from db import leases, packing, segments
 from db.decisions import model_decisions
 from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
-from db.files import add_files, fail_files, pending_uris
+from db.files import add_files, fail_files
 from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_roots, job_spec, reactivate_job
 from db.labeled_files import labeled_files
 from db.predictions import job_cosines, job_predictions
 from db.results import save_results
-from db.reviews import (Given, all_verdicts, given_verdicts, record_verdict, record_verdicts, review_items, undo_verdict,
-                        verdicts)
-from db.schema import engine_for, ensure_schema, upgrade
+from db.reviews import (
+    Given,
+    all_verdicts,
+    given_verdicts,
+    record_verdict,
+    record_verdicts,
+    review_items,
+    undo_verdict,
+    verdicts,
+)
+from db.schema import engine_for, upgrade
 from db.taxonomies import label_embeddings, save_label_embeddings, save_taxonomy
 from model.results import FileResult, WindowResult
 from soundtag.errors import DamagedData, JobNotFound
@@ -105,10 +113,10 @@ def test_a_failed_job_keeps_its_files_queued_until_it_is_reactivated(engine):
     assert not fail_job(engine, job, "again")  # failed once, with the first reason
     info = job_info(engine, job)
     assert (info.state, info.error, info.queued, info.failed) == (JobState.FAILED, "model m: cannot load", 2, 0)
-    assert pending_uris(engine, job, ["file:///a/a"]) == []
+    assert leases.claim(engine, job, ["file:///a/a"], "w:1:a", lease_s=60) == {}
     assert query(url, "select distinct status from file") == [("queued",)]
     reactivate_job(engine, job)
-    assert pending_uris(engine, job, ["file:///a/a"]) == ["file:///a/a"]
+    assert leases.claim(engine, job, ["file:///a/a"], "w:1:a", lease_s=60) == {"file:///a/a": 0}
     assert job_info(engine, job).error is None
 
 

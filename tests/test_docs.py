@@ -146,6 +146,12 @@ def test_examples_run_as_written(page, workspace, tiny_clap):
             pytest.fail(f"{example}: the example fails: {exc}")
         if example.expected is not None:
             assert _matches(example.expected, got), f"{example}: printed\n{got}\nthe page shows\n{example.expected}"
+    if page.name == "README.md":  # what the loop leaves in a clone is ignored: `git status` stays clean
+        made = [str(path.relative_to(ws)) for path in ws.rglob("*") if path.is_file() and not path.is_symlink()
+                and path.relative_to(ws).parts[0] not in {"bin", "index"}]  # the test's own: its soundtag, index
+        ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", "--stdin"], text=True,
+                                 input="\n".join(made), capture_output=True).stdout.split()
+        assert sorted(set(made) - set(ignored) - {"examples/taxonomy.yaml"}) == []
 
 
 def test_readme_opens_with_the_two_setup_commands_ci_runs():

@@ -139,12 +139,36 @@ def test_evaluate_without_truth_says_what_to_do(tmp_path, tiny_clap, sqlite_url)
     proc = soundtag("run", str(tmp_path / "clips"), "--labels", "dog,rain", "--model", str(tiny_clap),
                     "--database", sqlite_url)
     job_id = proc.stderr.split("run ", 1)[1].split(":", 1)[0]
-    proc = soundtag("evaluate", job_id, "--database", sqlite_url, check=False)
+    proc = soundtag("evaluate", "--database", sqlite_url, check=False)  # the newest job, as export takes
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"job {job_id}: no file has both a result and a truth" in proc.stderr
-    assert "--truth-column" in proc.stderr
+    # The ways out are options that exist: evaluate's own --truth, and run's --truth-column.
+    assert "(--truth reviews)" in proc.stderr and "`soundtag run --truth-column COLUMN`" in proc.stderr
+
+
+def test_evaluate_against_reviews_counts_files_and_windows_apart(tmp_path, tiny_clap, sqlite_url):
+    from db.reviews import Given, record_verdicts
+    from db.schema import engine_for
+    from soundtag.states import Verdict
+
+    for name in "abc":
+        write(tmp_path / "clips" / f"{name}.wav", seconds=3.0)
+    soundtag("run", str(tmp_path / "clips"), "--labels", "dog,rain", "--window", "1", "--model", str(tiny_clap),
+             "--database", sqlite_url)
+    (job_id,), = query(sqlite_url, "select job_id from jobs")
+    ids = {uri.rsplit("/", 1)[1]: file_id for file_id, uri in query(sqlite_url, "select id, uri from file")}
+    engine = engine_for(sqlite_url)
+    # a: accepted whole and in its first second; b: its first second rejected; c: not reviewed.
+    record_verdicts(engine, {job_id: [Given(ids["a.wav"], Verdict.CORRECT, "ana", "dog"),
+                                      Given(ids["a.wav"], Verdict.CORRECT, "ana", "rain", 0.0, 1.0),
+                                      Given(ids["b.wav"], Verdict.REJECT, "ana", "dog", 0.0, 1.0)]})
+    engine.dispose()
+    out = soundtag("evaluate", job_id, "--truth", "reviews", "--database", sqlite_url).stdout
+    assert f"job {job_id}: 1 file and 1 reviewed window compared" in out
+    assert "left out: 0 files without a result, 2 without truth" in out  # b and c, each once
 
 
 def test_evaluate_unknown_job(sqlite_url):
+    soundtag("db", "upgrade", "--database", sqlite_url)
     proc = soundtag("evaluate", "nope", "--database", sqlite_url, check=False)
     assert proc.returncode == 1 and "job nope: not found" in proc.stderr

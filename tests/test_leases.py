@@ -1,17 +1,24 @@
 """db/leases.py directly, on SQLite and PostgreSQL: who may claim a file, renewing, giving back,
-and taking back the files of a worker that stopped renewing."""
+and taking back the files of a worker that stopped renewing; the workers' names; the database's
+clock as the only judge of expiry; and results fenced by the lease."""
 
+import subprocess
+import sys
+from datetime import timedelta
+
+import numpy as np
 import pytest
 
 from db import leases
 from db.files import add_files
 from db.jobs import create_job, fail_job
 from db.results import save_results
+from db.models import now
 from model.results import FileResult
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_csv
-from tests.conftest import query
+from tests.conftest import ROOT, query
 
 URIS = [f"file:///a/{name}" for name in ("a", "b", "c")]
 
@@ -70,3 +77,70 @@ def test_a_job_that_is_not_active_has_nothing_to_claim_or_take_back(engine, job)
     fail_job(engine, job, "model cannot load")
     assert leases.claim(engine, job, URIS, "w2:2", lease_s=60) == {}
     assert leases.take_back_expired(engine, lambda *_: None) == []
+
+
+def _identity_of_a_process_named_like_another() -> str:
+    """worker.heartbeat.identity() in a new process whose host and pid are those of every other
+    such process, as in containers that share a hostname and each run their worker as pid 1."""
+    code = ("import os, socket; os.getpid = lambda: 1; socket.gethostname = lambda: 'node'\n"
+            "from worker.heartbeat import identity\n"
+            "assert identity() == identity()\n"
+            "print(identity())")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          check=True, timeout=120).stdout.strip()
+
+
+def test_two_processes_with_one_host_and_pid_are_two_workers_and_only_one_claims_a_file(engine, job):
+    first, second = _identity_of_a_process_named_like_another(), _identity_of_a_process_named_like_another()
+    assert first != second
+    assert first.startswith("node:1:") and second.startswith("node:1:")  # readable in `soundtag status`
+    assert leases.claim(engine, job, URIS, first, lease_s=60) == {uri: 0 for uri in URIS}
+    assert leases.claim(engine, job, URIS, second, lease_s=60) == {}
+    assert [(h.worker, h.files) for h in leases.holders(engine, job)] == [(first, 3)]
+
+
+def test_renewing_another_workers_lease_changes_nothing(engine, job):
+    leases.claim(engine, job, URIS, "w1:1:a", lease_s=-1)  # expired: w1 stopped renewing
+    assert leases.renew(engine, "w2:2:b", lease_s=60) == 0
+    assert [(h.worker, h.lost) for h in leases.holders(engine, job)] == [("w1:1:a", True)]
+    assert leases.claim(engine, job, URIS, "w2:2:b", lease_s=60) == {uri: 1 for uri in URIS}
+
+
+def test_a_worker_whose_clock_runs_ahead_does_not_take_back_a_live_lease(engine, job, monkeypatch):
+    leases.claim(engine, job, URIS, "w1:1:a", lease_s=60)
+    ahead = now() + timedelta(seconds=120)
+    # Every Python clock the db package could read: the models' now() and any module's copy of it.
+    monkeypatch.setattr("db.models.now", lambda: ahead)
+    monkeypatch.setattr("db.leases.now", lambda: ahead, raising=False)
+    sent = []
+    assert leases.take_back_expired(engine, lambda job_id, uris: sent.append(uris)) == []
+    assert sent == []
+    assert leases.claim(engine, job, URIS, "w2:2:b", lease_s=60) == {}
+    assert [(h.worker, h.files, h.lost) for h in leases.holders(engine, job)] == [("w1:1:a", 3, False)]
+
+
+def _labeled(uri: str) -> FileResult:
+    return FileResult(uri, duration_s=1.0, scores=np.array([0.9, 0.1]), similarity=np.array([0.3, 0.1]))
+
+
+def test_a_worker_that_lost_its_lease_saves_nothing_and_the_new_holders_result_is_kept_once(engine, job):
+    url = engine.url.render_as_string(hide_password=False)
+    leases.claim(engine, job, URIS[:1], "w1:1:a", lease_s=-1)  # w1 stalls past its lease
+    assert leases.claim(engine, job, URIS[:1], "w2:2:b", lease_s=60) == {URIS[0]: 1}
+    assert leases.take_back_expired(engine, lambda *_: None) == []
+    # w1 wakes up and saves what it labeled: dropped, and said so
+    assert save_results(engine, job, [_labeled(URIS[0])], ["dog", "rain"], logit_scale=10.0,
+                        holder="w1:1:a") == [URIS[0]]
+    assert query(url, "select count(*) from labeling") == [(0,)]
+    assert query(url, "select jf.status, jf.worker from job_file jf join file f on f.id = jf.file_id "
+                      f"where f.uri = '{URIS[0]}'") == [("queued", "w2:2:b")]
+    assert save_results(engine, job, [_labeled(URIS[0])], ["dog", "rain"], logit_scale=10.0,
+                        holder="w2:2:b") == []
+    # a file taken back by the heartbeat (nobody holds it yet) is not w1's either
+    leases.claim(engine, job, URIS[1:2], "w1:1:a", lease_s=-1)
+    assert [t.uris for t in leases.take_back_expired(engine, lambda *_: None)] == [URIS[1:2]]
+    assert save_results(engine, job, [FileResult(URIS[1], error="unreadable")], ["dog", "rain"],
+                        logit_scale=10.0, holder="w1:1:a") == [URIS[1]]
+    assert query(url, "select f.uri, count(l.id), min(jf.status) from file f join job_file jf on jf.file_id = f.id "
+                      "left join labeling l on l.file_id = f.id group by f.uri order by 1") == [
+        (URIS[0], 1, "done"), (URIS[1], 0, "queued"), (URIS[2], 0, "queued")]

@@ -29,9 +29,9 @@ def builds(monkeypatch):
     built = []
     real = onnx_build.build
 
-    def counted(model, folder):
+    def counted(model, folder, stamp):
         built.append(folder)
-        real(model, folder)
+        real(model, folder, stamp)
 
     monkeypatch.setattr(onnx_build, "build", counted)
     return built
@@ -80,6 +80,26 @@ def test_a_damaged_export_is_built_again(tiny_clap, tmp_path, builds, damage, na
     rebuilt = load_classifier(str(tiny_clap), tmp_path, backend="onnx")
     assert len(builds) == 2
     np.testing.assert_array_equal(_embeddings(rebuilt), expected)
+
+
+def test_weights_with_other_bytes_but_the_same_size_and_mtime_are_exported_again(tiny_clap, tmp_path, builds):
+    import shutil
+
+    model = tmp_path / "clap"
+    shutil.copytree(tiny_clap, model)
+    exports = tmp_path / "exports"
+    before = load_classifier(str(model), exports, backend="onnx")
+    weights = model / "model.safetensors"
+    stat = weights.stat()
+    _other_bytes(weights)  # in place: the same inode
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (weights.stat().st_size, weights.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    after = load_classifier(str(model), exports, backend="onnx")
+    assert len(builds) == 2 and builds[0] != builds[1]
+    assert after.revision != before.revision  # nor are vectors or prompts made from the old bytes reused
+    assert after.revision == load_classifier(str(model), exports, backend="torch", device="cpu").revision
+    load_classifier(str(model), exports, backend="onnx")
+    assert len(builds) == 2  # as they are now, the new export is kept
 
 
 def test_fetch_model_exports_a_local_folder_offline_with_its_int8_towers(tiny_clap, tmp_path):

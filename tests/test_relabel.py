@@ -1,6 +1,8 @@
 """Stored audio embeddings: `soundtag relabel` and a `run` with a new taxonomy score them without
 the recordings, and equal a fresh labeling of the recordings."""
 
+import re
+
 import pytest
 
 from db.files import scope_files
@@ -52,6 +54,9 @@ def test_relabel_without_the_recordings_equals_a_fresh_run(tmp_path, tiny_clap, 
 
     proc = soundtag("relabel", "--labels", NEW, "--model", str(tiny_clap), "--database", database_url)
     assert "done: 3 relabeled from stored embeddings" in proc.stderr
+    # The bar's rate counts from the same start as the summary's, and ends at the last file, not after.
+    bar = float(re.search(r"3/3 ([0-9.]+) files/s", proc.stderr)[1])
+    assert bar >= float(re.search(r"\(([0-9.]+) files/s\) → job", proc.stderr)[1]) - 0.5
     (got_files, got_segments), (want_files, want_segments) = _results(database_url), _results(fresh)
     _assert_close(got_files, want_files, tolerance)
     _assert_close(got_segments, want_segments, tolerance)

@@ -420,17 +420,55 @@ def test_a_window_of_a_30_minute_recording_loads_only_its_segment(long_db, serve
     assert page.text_content("#position").startswith(f"window {_item_of(long_ones()[0]) + 1} of {len(items)}: ")
 
 
-def test_the_spectrogram_reaches_the_recordings_own_nyquist(long_db, server, browser):
+# Kept by the page as the spectrogram draws its frequency axis (on a canvas: no text to read).
+AXIS_LABELS = """
+window.__axis = [];
+const fillText = CanvasRenderingContext2D.prototype.fillText;
+CanvasRenderingContext2D.prototype.fillText = function (text, ...rest) {
+  if (this.canvas.getAttribute("part") === "spec-labels") window.__axis.push({canvas: this.canvas, text: String(text)});
+  return fillText.call(this, text, ...rest);
+};
+"""
+
+
+def _spectrogram(page) -> tuple[bytes, float]:
+    """The spectrogram of the item on screen once drawn (a screenshot, taken until two agree) and
+    the highest frequency its axis labels (Hz), as drawn on the axis now on screen."""
+    page.wait_for_selector(f"body[data-spectrogram='{page.evaluate('document.body.dataset.item')}']")
+    shots = [page.locator("#spectrogram").screenshot()]
+    wait_for(lambda: shots.append(page.locator("#spectrogram").screenshot()) or shots[-1] == shots[-2], 30,
+             "the spectrogram to be drawn")
+    drawn = page.evaluate("""() => {
+        const axis = document.querySelector("#spectrogram [part~=spec-labels]");
+        return window.__axis.filter((label) => label.canvas === axis).map((label) => label.text);
+    }""")
+    hertz = [float(value) * (1000 if unit == "kHz" else 1) for value, unit in zip(drawn[1::2], drawn[::2])]
+    return shots[-1], max(hertz)
+
+
+def test_the_spectrogram_is_redrawn_for_each_item_up_to_its_own_nyquist(long_db, server, browser):
     review = server("--database", long_db, "--unit", "window")
     review.wait_ready()
-    page, errors = _open(browser, review.url)
+    page = browser.new_page()
+    page.add_init_script(AXIS_LABELS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(review.url + "/")
+    page.wait_for_selector("body[data-state=ready]")
     items = _items(page, review.url)
-    _go_to(page, items, "bat.wav")
+    _go_to(page, items, "bat.wav")  # a 30 kHz tone at 96 kHz
     assert page.evaluate("document.body.dataset.rate") == "96000"
     assert page.text_content("#frequency-range") == "0–48.0 kHz"
-    _go_to(page, items, "long.wav")
+    bat, bat_top = _spectrogram(page)
+    _go_to(page, items, "long.wav")  # a 300 Hz tone at 8 kHz
     assert page.evaluate("document.body.dataset.rate") == str(LONG_RATE)
     assert page.text_content("#frequency-range") == "0–4.0 kHz"
+    long, long_top = _spectrogram(page)
+    assert bat != long
+    # The axis's labels sit at fixed fractions of its height; the highest, 3/3.90625 of the Nyquist.
+    assert bat_top == pytest.approx(48000 * 0.768, rel=0.01) and long_top == pytest.approx(4000 * 0.768, rel=0.01)
+    _go_to(page, items, "bat.wav")
+    assert _spectrogram(page) == (bat, bat_top)  # the same item draws the same again
     assert errors == []
 
 
@@ -455,6 +493,59 @@ def test_zoom_narrows_and_widens_the_visible_span(long_db, server, browser):
     page.mouse.wheel(0, -100)
     assert span() == pytest.approx(whole / 1.5, rel=0.01)
     assert errors == []
+
+
+def _drawn(shot: bytes) -> float:
+    """The share of a screenshot's pixels that differ from its most common colour."""
+    import io
+
+    from PIL import Image
+
+    colours = Image.open(io.BytesIO(shot)).convert("RGB").getcolors(1 << 24)
+    return 1 - max(colours)[0] / sum(count for count, _ in colours)
+
+
+def test_when_every_item_is_reviewed_the_page_says_so_and_undo_goes_back(labeled, server, browser):
+    review = server("--database", labeled)
+    review.wait_ready()
+    page = browser.new_page()
+    page.goto(review.url + "/")
+    for _ in range(4):
+        page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+        page.keyboard.press("a")
+    page.wait_for_selector("#done", state="visible")
+    assert page.locator("#done").inner_text().startswith("all 4 recordings reviewed")
+    assert page.text_content("#progress") == "4 reviewed / 0 remaining"
+    assert not page.locator("#player").is_visible() and not page.locator("#name").is_visible()
+    assert _drawn(page.locator("#done").screenshot()) > 0.02  # its text is on screen
+    page.keyboard.press("u")
+    page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    assert not page.locator("#done").is_visible() and page.locator("#player").is_visible()
+    assert page.text_content("#progress") == "3 reviewed / 1 remaining"
+
+
+def test_the_keys_overlay_lists_each_key_in_a_box_its_size(labeled, server, browser):
+    review = server("--database", labeled)
+    review.wait_ready()
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(review.url + "/")
+    _shown(page)
+    page.keyboard.press("?")
+    overlay = page.locator("#help")
+    assert overlay.is_visible()
+    keys = [text.strip() for text in overlay.locator("dt").all_inner_texts()]
+    assert keys == ["space", "a", "x", "1", "2", "3", "n / p", "u", "+ / -", "?"]
+    assert overlay.locator("dd").nth(5).inner_text() == "the right label is siren"  # key 3: the third label
+    box, listed = overlay.bounding_box(), overlay.locator("dl").bounding_box()
+    for n in range(len(keys)):  # each key's line is where it can be read: inside the box, on top
+        line = overlay.locator("dd").nth(n).bounding_box()
+        x, y = line["x"] + 2, line["y"] + line["height"] / 2
+        assert box["y"] <= y <= box["y"] + box["height"] <= 800
+        assert page.evaluate(f"document.elementFromPoint({x}, {y}).closest('#help') !== null")
+    assert listed["height"] * listed["width"] > 0.5 * box["height"] * box["width"]  # not a mostly empty box
+    assert _drawn(overlay.screenshot()) > 0.02
+    page.keyboard.press("Escape")
+    assert not overlay.is_visible()
 
 
 def test_a_double_press_records_one_verdict_and_moves_one_item(long_db, server, browser):

@@ -65,3 +65,22 @@ def test_learn_order_with_a_head_takes_the_items_whose_best_two_labels_are_close
     from review.order import boundary_distance
 
     assert boundary_distance(np.array([0.8])) == pytest.approx(boundary_distance(np.array([0.2]))) == pytest.approx(0.6)
+
+
+def test_kept_spread_picks_what_k_centre_picks_afresh_after_each_known_centre():
+    import numpy as np
+
+    from review.order import Spread, k_centre
+
+    rng = np.random.default_rng(1)
+    vectors = np.eye(6)[rng.integers(6, size=300)] + 0.3 * rng.standard_normal((300, 6))
+    spread, known = Spread(vectors, 40, seed="s"), []
+    # The first pick (the order shown, taken in turn), another pick, a row never picked, a vector
+    # that is no row (a file reviewed outside this queue).
+    for step in range(40):
+        kind = step % 4
+        row = (spread.picks[0], spread.picks[len(spread.picks) // 2], int(rng.integers(300)), None)[kind]
+        centre = vectors[row] if row is not None else rng.standard_normal(6)
+        spread.add(centre, row)
+        known.append(centre)
+        assert spread.picks == k_centre(vectors, 40, seed="s", known=np.array(known)), step

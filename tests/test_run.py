@@ -112,16 +112,16 @@ def test_pattern_selects_files(tmp_path, tiny_clap, sqlite_url):
 @pytest.mark.parametrize("args, message", [
     (["--labels", "a,a"], "--labels: label 'a' appears twice"),
     ([], "give exactly one of --taxonomy FILE or --labels"),
-    (["--labels", "a", "--model", "laion/no-such-clap"],
+    (["--labels", "a,b", "--model", "laion/no-such-clap"],
      "model laion/no-such-clap: not in the Hugging Face cache and HF_HUB_OFFLINE is set; run `soundtag fetch-model"),
-    (["--labels", "a", "--model", "./no/such/folder"], "model ./no/such/folder: no such folder"),
-    (["--labels", "a", "--dtype", "fp8"], "--dtype (SOUNDTAG_DTYPE) 'fp8': Input should be 'fp32', 'fp16', 'bf16' or "
+    (["--labels", "a,b", "--model", "./no/such/folder"], "model ./no/such/folder: no such folder"),
+    (["--labels", "a,b", "--dtype", "fp8"], "--dtype (SOUNDTAG_DTYPE) 'fp8': Input should be 'fp32', 'fp16', 'bf16' or "
                                           "'int8'"),
-    (["--labels", "a", "--device", "tpu"], "--device (SOUNDTAG_DEVICE) 'tpu': must be auto, cpu, cuda, cuda:N or mps"),
-    (["--labels", "a", "--device", "cuda"], "--device cuda: no CUDA GPU is visible here"),
-    (["--labels", "a", "--database", "mysql://root:s3cret@db/archive"],
+    (["--labels", "a,b", "--device", "tpu"], "--device (SOUNDTAG_DEVICE) 'tpu': must be auto, cpu, cuda, cuda:N or mps"),
+    (["--labels", "a,b", "--device", "cuda"], "--device cuda: no CUDA GPU is visible here"),
+    (["--labels", "a,b", "--database", "mysql://root:s3cret@db/archive"],
      "--database (SOUNDTAG_DATABASE_URL): scheme 'mysql' is not supported; use sqlite:///PATH or postgresql://"),
-    (["--labels", "a", "--database", "postgresql://nobody@127.0.0.1:1/none"], "postgresql+psycopg://nobody@127.0.0.1:1/none:"),
+    (["--labels", "a,b", "--database", "postgresql://nobody@127.0.0.1:1/none"], "postgresql+psycopg://nobody@127.0.0.1:1/none:"),
     (["--taxonomy", "{tmp}/two-slots.yaml"], "two-slots.yaml: template 'a {} and {}' must hold exactly one '{}'"),
     (["--taxonomy", "{tmp}/no-labels.yaml"], "no-labels.yaml: missing key 'labels'; unknown key 'lables' (did you mean "
                                              "'labels'?)"),
@@ -141,12 +141,42 @@ def test_user_errors_are_one_line_without_traceback_and_record_no_job(tmp_path, 
         assert query(f"sqlite:///{tmp_path / 'soundtag.db'}", "select count(*) from jobs") == [(0,)]
 
 
+def test_a_run_where_every_file_failed_exits_non_zero_naming_how_many(tmp_path, tiny_clap, sqlite_url):
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt nonsense")
+    proc = soundtag("run", str(tmp_path), "--labels", LABELS, "--model", str(tiny_clap), "--database", sqlite_url,
+                    check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert ": 1 file, 1 to label" in proc.stderr and "failed " in proc.stderr  # the reason, then the verdict
+    assert proc.stderr.strip().splitlines()[-1] == "error: nothing labeled: 1 file failed, for the reasons above"
+    assert query(sqlite_url, "select status from files") == [("failed",)]  # recorded all the same
+
+
+def test_a_one_label_taxonomy_is_warned_of(tmp_path, tiny_clap, sqlite_url):
+    write(tmp_path / "a.wav")
+    proc = soundtag("run", str(tmp_path), "--labels", "rain", "--model", str(tiny_clap), "--database", sqlite_url)
+    assert "warning: taxonomy labels-" in proc.stderr and "has one label, 'rain': it is the rank-1 label of every " \
+        "file" in proc.stderr
+    assert "warning" not in soundtag("run", str(tmp_path), "--labels", "rain,wind", "--model", str(tiny_clap),
+                                     "--database", sqlite_url).stderr
+
+
+@pytest.mark.parametrize("args", [["jobs"], ["status"], ["evaluate"], ["export", "--out", "x.csv", "--format", "csv"],
+                                  ["review"], ["search", "rain"]], ids=lambda args: args[0])
+def test_a_read_command_on_a_database_that_is_not_there_says_so_and_creates_none(tmp_path, args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOUNDTAG_")}
+    proc = soundtag(*args, cwd=tmp_path, env=env, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"error: no database at {tmp_path / 'soundtag.db'}; give the one `soundtag run` "
+                                   "wrote with --database URL or SOUNDTAG_DATABASE_URL")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_default_model_without_network_fails_at_once_naming_the_ways_out(tmp_path):
     write(tmp_path / "a.wav")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOUNDTAG_", "HF_"))}
     # A hub endpoint that refuses connections: what a machine without network sees.
     env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0", HF_ENDPOINT=f"http://127.0.0.1:{free_port()}")
-    proc = soundtag("run", str(tmp_path), "--labels", "a", check=False, cwd=tmp_path, env=env)
+    proc = soundtag("run", str(tmp_path), "--labels", "a,b", check=False, cwd=tmp_path, env=env)
     assert proc.returncode == 1
     line = proc.stderr.strip()
     assert line.startswith("error: model laion/clap-htsat-unfused: not in the Hugging Face cache and the hub is "
@@ -204,6 +234,7 @@ def test_status_jobs_and_the_jobs_view_agree(tmp_path, tiny_clap, database_url):
     assert (state, total, done, failed, queued, finished) == ("completed", 2, 1, 1, 0, True)
     status = soundtag("status", job, "--wait", "--database", database_url)
     assert f"job {job} (run, completed): 1 done, 1 failed, 0 queued of 2" in status.stdout
+    assert soundtag("status", "--database", database_url).stdout == status.stdout  # the newest, as export takes
     listed = soundtag("jobs", "--database", database_url).stdout
     assert job in listed and "completed" in listed and "active" not in listed
     assert "job nope: not found" in soundtag("status", "nope", "--database", database_url, check=False).stderr
@@ -257,7 +288,7 @@ def test_db_upgrade_creates_views(pg_url):
     soundtag("db", "upgrade", "--database", pg_url)
     names = {r[0] for r in query(pg_url, "select table_name from information_schema.views where table_schema = 'public'")}
     assert names == {"files", "file_labels", "segment_labels", "jobs", "reviews", "reviewed_labels", "file_tags",
-                     "file_decisions", "segment_tags", "events"}
+                     "file_decisions", "segment_tags", "events", "detections", "detections_by_hour", "estimates"}
 
 
 def test_cli_and_producer_start_without_torch():
@@ -324,3 +355,36 @@ def test_a_random_model_made_offline_labels_an_archive(tmp_path, sqlite_url):
     assert query(sqlite_url, "select count(*) from file_labels")[0][0] == 2
     help_text = soundtag("run", "--help", env={"COLUMNS": "200"}).stdout
     assert "--force" in help_text and "<bool>" not in help_text
+
+
+def test_a_batch_whose_lease_was_taken_over_stores_nothing_for_that_file_and_logs_the_drop(tmp_path, tiny_clap,
+                                                                                         sqlite_url, caplog):
+    """The task's labeling step, given the lease holder: a worker that stalled past its lease keeps
+    the files nobody took over and drops the one another worker now labels."""
+    from db import leases
+    from db.files import add_files
+    from db.jobs import create_job, job_spec
+    from db.schema import engine_for, ensure_schema
+    from soundtag.settings import Settings
+    from soundtag.sources.walk import walk
+    from soundtag.taxonomy import taxonomy_from_csv
+    from worker.runner import process
+
+    for name in ("a.wav", "b.wav"):
+        write(tmp_path / "archive" / name, seconds=1.0)
+    engine = engine_for(sqlite_url)
+    ensure_schema(engine)
+    settings = Settings(model=str(tiny_clap), database_url=sqlite_url, embeddings="off")
+    job = create_job(engine, taxonomy_from_csv(LABELS), settings, kind="enqueue", sources=["archive"])
+    uris = [uri for _, uri in add_files(engine, job, walk(str(tmp_path / "archive")))]
+    spec = job_spec(engine, job)
+    assert leases.claim(engine, job, uris, "stalled:1:a", lease_s=-1) == {uri: 0 for uri in uris}
+    assert leases.claim(engine, job, uris[:1], "live:2:b", lease_s=60) == {uris[0]: 1}
+    with caplog.at_level("WARNING", logger="worker.runner"):
+        assert process(job, spec, uris, settings, holder="stalled:1:a") == 1
+    assert f"job {job}: 1 results dropped" in caplog.text
+    assert query(sqlite_url, "select uri from file_labels where rank = 1") == [(uris[1],)]
+    assert process(job, spec, uris[:1], settings, holder="live:2:b") == 1
+    engine_for.cache_clear()
+    assert sorted(query(sqlite_url, "select uri from file_labels where rank = 1")) == sorted((uri,) for uri in uris)
+    assert query(sqlite_url, "select done, queued from jobs") == [(2, 0)]

@@ -115,7 +115,7 @@ def test_prefix_reads_like_a_folder(bucket):
 
 
 def test_missing_bucket_is_one_line(bucket, tmp_path, sqlite_url):
-    proc = soundtag("run", "s3://no-such-bucket/x/", "--labels", "a", "--database", sqlite_url, env=bucket.env,
+    proc = soundtag("run", "s3://no-such-bucket/x/", "--labels", "a,b", "--database", sqlite_url, env=bucket.env,
                     check=False)
     assert proc.returncode == 1
     assert f"error: s3://no-such-bucket: bucket not found (endpoint {bucket.endpoint})" in proc.stderr
@@ -124,7 +124,7 @@ def test_missing_bucket_is_one_line(bucket, tmp_path, sqlite_url):
 
 def test_unreachable_endpoint_is_one_line(tmp_path, sqlite_url):
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    proc = soundtag("run", "s3://archive/x/", "--labels", "a", "--database", sqlite_url,
+    proc = soundtag("run", "s3://archive/x/", "--labels", "a,b", "--database", sqlite_url,
                     env=_aws_env(endpoint, tmp_path), check=False)
     assert proc.returncode == 1
     assert f"error: s3://archive/x/: endpoint {endpoint} unreachable" in proc.stderr

@@ -58,10 +58,11 @@ def test_scan_of_labeled_unchanged_folder_enqueues_nothing(tmp_path, celery_env)
 def test_two_scans_of_the_same_source_never_run_at_once(tmp_path, celery_env):
     from producer.scan import _lock
     from soundtag.settings import Settings
+    from soundtag.sources.uris import source_uri
 
     folder = tmp_path / "archive"
     write(folder / "a.wav")
-    held = _lock(Settings(broker_url=celery_env["SOUNDTAG_BROKER_URL"], scan_lock_s=60), [str(folder)])
+    held = _lock(Settings(broker_url=celery_env["SOUNDTAG_BROKER_URL"], scan_lock_s=60), [source_uri(str(folder))])
     assert held.acquire()
     try:
         assert "another scan of these sources is running; skipped" in _scan(celery_env, folder)[0]

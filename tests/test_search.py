@@ -328,6 +328,24 @@ def test_a_segment_of_the_right_size_but_damaged_is_found_and_rebuilt(synthetic,
     _check(engine, settings)
 
 
+@pytest.mark.parametrize("wrong", [
+    lambda m: m["segments"][0].update(masked="x"), lambda m: m["segments"][0].update(masked=[[0, "4"]]),
+    lambda m: m["segments"][0].update(masked=[[0, 10**9]]), lambda m: m["segments"][0].update(rows="x"),
+    lambda m: m["segments"][0].update(stats=[]), lambda m: m.update(dim="x"), lambda m: m.update(empty="x"),
+    lambda m: m.update(segments={"a": 1}), lambda m: m.update(state=[]),
+], ids=["masked a string", "masked bound a string", "masked past the rows", "rows a string", "stats a list",
+        "dim a string", "empty a string", "segments a mapping", "state a list"])
+def test_a_manifest_with_a_value_of_the_wrong_type_is_rebuilt_and_search_answers_right(synthetic, index_dir, wrong):
+    engine, settings = synthetic
+    uris = _store(engine, settings, [f"a{i}" for i in range(20)])
+    _check(engine, settings)
+    folder, manifest = _manifest(index_dir)
+    wrong(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    _check(engine, settings, limit=3, like=uris[:2])
+    _check(engine, settings)
+
+
 def test_a_damaged_stored_row_is_named_and_left_out(synthetic, index_dir, caplog):
     engine, settings = synthetic
     uris = _store(engine, settings, [f"a{i}" for i in range(10)])

@@ -1,4 +1,5 @@
-"""Settings defaults that depend on the machine."""
+"""Settings defaults that depend on the machine, and a bad setting in a process that soundtag's
+command does not start (a Celery worker or beat, the alembic command)."""
 
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import pytest
 
 from soundtag.settings import Settings
+from tests.conftest import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -30,3 +32,17 @@ def test_decode_threads_follow_a_narrowed_cpu_affinity():
 def test_decode_threads_can_be_set(monkeypatch):
     monkeypatch.setenv("SOUNDTAG_DECODE_THREADS", "5")
     assert Settings().decode_threads == 5
+
+
+@pytest.mark.parametrize("command", [
+    ["celery", "-A", "soundtag.fleet", "worker", "--pool", "solo"],
+    ["celery", "-A", "soundtag.fleet", "beat"],
+    ["alembic", "-c", "db/alembic.ini", "upgrade", "head"],
+], ids=["worker", "beat", "migration"])
+def test_a_bad_setting_stops_a_worker_beat_or_migration_with_one_line_naming_it(command, tmp_path):
+    env = {**os.environ, "SOUNDTAG_LEASE_S": "soon", "SOUNDTAG_DATABASE_URL": f"sqlite:///{tmp_path / 'db'}"}
+    proc = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: --lease-s (SOUNDTAG_LEASE_S) 'soon': Input should be a valid number, unable to parse string as a number"]

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from soundtag.sources.uris import file_uri, path_of, readable
-from soundtag.sources.walk import WalkReport, walk
+from soundtag.sources.uris import file_uri, path_of, readable, source_uri
+from soundtag.sources.walk import WalkReport, walk, walk_sources
 from tests.audio_files import write
 from tests.conftest import ROOT, query
 
@@ -105,6 +105,19 @@ def test_unreadable_folder_is_counted_not_fatal(tmp_path, monkeypatch):
     report = WalkReport()
     assert [ref.uri.rsplit("/", 2)[1:] for ref in walk(str(tmp_path), report=report)] == [["ok", "a.wav"]]
     assert str(report) == "1 unreadable folder"
+
+
+def test_several_sources_are_walked_in_turn_into_one_report(tmp_path):
+    first, second = write(tmp_path / "one" / "a.wav"), write(tmp_path / "two" / "b.wav")
+    (tmp_path / "one" / "out").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "two" / "out").symlink_to(tmp_path / "elsewhere")
+    report = WalkReport()
+    refs = walk_sources([str(tmp_path / "one"), str(tmp_path / "two" / "b.wav"), str(tmp_path / "two")], report=report)
+    assert [ref.uri for ref in refs] == [file_uri(str(first)), file_uri(str(second)), file_uri(str(second))]
+    assert str(report) == "2 links outside the root"
+    # As the job records them, and as stored URIs under them begin.
+    assert source_uri(str(tmp_path / "one")) == file_uri(str(tmp_path / "one"))
+    assert source_uri("s3://bucket/dir/") == "s3://bucket/dir/"
 
 
 @pytest.mark.parametrize("name", [*ODD_NAMES, b"plain.wav", "caf\u00e9 utf-8.wav".encode()])

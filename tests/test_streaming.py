@@ -30,7 +30,7 @@ def classifier(tiny_clap, export_dir):
     return load_classifier(str(tiny_clap), export_dir, backend="torch", device="cpu")
 
 
-def _streamed(path, rate: int, window_s: float, hop_s: float) -> list[audio.Window]:
+def _streamed(path, rate: int, window_s: float, hop_s: float) -> list[audio.AudioWindow]:
     with open(path, "rb") as f, open_stream(f, rate) as stream:
         windower = Windower(rate, window_s, hop_s)
         cut = [w for block in stream.blocks() for w in windower.push(block)]

@@ -147,3 +147,24 @@ def test_a_threshold_that_is_not_a_number_is_refused_in_one_line(tmp_path, value
         with pytest.raises(TaxonomyError, match="is not a number") as info:
             load_taxonomy(_write(tmp_path, text))
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("labels: [\"rain\\u200b\", rain]", r"label 'rain\u200b' holds the invisible or control character U+200B"),
+    ("labels: [\"\\e[31mrain\"]", r"label '\x1b[31mrain' holds the invisible or control character U+001B"),
+    ("labels: [{name: dog, parent: \"anim\\u202eal\"}]", r"parent 'anim\u202eal' holds the invisible"),
+    ("name: \"urban\\a\"\nlabels: [rain]", r"taxonomy 'urban\x07' holds the invisible"),
+])
+def test_a_name_with_a_control_or_zero_width_character_is_refused_and_shown_escaped(tmp_path, text, shown):
+    with pytest.raises(TaxonomyError) as raised:
+        load_taxonomy(_write(tmp_path, text))
+    assert shown in str(raised.value) and str(raised.value).isprintable()
+    with pytest.raises(TaxonomyError, match="U\\+200B"):
+        taxonomy_from_csv("dog,rain\u200b")
+
+
+def test_a_list_item_indented_under_the_one_above_is_refused_not_joined_into_one_label(tmp_path):
+    with pytest.raises(TaxonomyError, match="label 'siren - rain' looks like two list items joined"):
+        load_taxonomy(_write(tmp_path, "labels:\n  - siren\n   - rain\n"))
+    assert load_taxonomy(_write(tmp_path, "labels:\n  - {name: 'siren - rain'}\n  - wind\n")).names == \
+        ["siren - rain", "wind"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vectors.index_segment import Segment, checksum, stat
+from vectors.index_segment import IndexSegment, checksum, stat
 
 # Lists to scan per query, and the best candidates by code ranked again exactly; measured on 1M
 # and 10M clustered windows for recall@10 ≥ 0.95 (docs/benchmarks.md).
@@ -40,7 +40,7 @@ def lists_for(rows: int) -> int:
     return int(2 ** np.clip(np.round(np.log2(max(rows, 1)) / 2), 4, 12))
 
 
-def build(folder: Path, name: str, segments: list[Segment], dim: int) -> dict:
+def build(folder: Path, name: str, segments: list[IndexSegment], dim: int) -> dict:
     """Index the unmasked rows of ``segments`` as ``folder/name``; its manifest entry."""
     import faiss
 
@@ -69,7 +69,7 @@ def build(folder: Path, name: str, segments: list[Segment], dim: int) -> dict:
             "checksum": checksum(folder / name), "stat": stat(folder / name)}
 
 
-def usable(entry: dict | None, segments: list[Segment]) -> bool:
+def usable(entry: dict | None, segments: list[IndexSegment]) -> bool:
     """Whether the index of ``entry`` still covers enough of ``segments``."""
     if not entry:
         return False
@@ -90,7 +90,7 @@ def load(folder: Path, entry: dict):
     return index
 
 
-def top(index, entry: dict, segments: list[Segment], query: np.ndarray, limit: int) -> list[tuple[float, int, int]]:
+def top(index, entry: dict, segments: list[IndexSegment], query: np.ndarray, limit: int) -> list[tuple[float, int, int]]:
     """(exact cosine, segment position in ``segments``, row) of the best ``limit`` candidates of
     ``index`` that are not masked, in the covered segments still there."""
     position = {seg.name: k for k, seg in enumerate(segments)}

@@ -26,12 +26,12 @@ FILES = (".f32", ".rows")
 _BLOCK = 1 << 24  # bytes per read when hashing, and per copy when merging
 
 
-class DamagedSegment(ValueError):
+class DamagedIndexSegment(ValueError):
     """A segment's files are missing, of the wrong size, or not what was written."""
 
 
 @dataclass
-class Segment:
+class IndexSegment:
     """A mapped segment and what its manifest entry says of it."""
 
     name: str
@@ -86,29 +86,37 @@ def checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def open_segment(folder: Path, entry: dict, dim: int, verify: bool = False) -> Segment:
-    """Map the segment of a manifest ``entry``; DamagedSegment unless its files are as written
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def open_segment(folder: Path, entry: dict, dim: int, verify: bool = False) -> IndexSegment:
+    """Map the segment of a manifest ``entry``; DamagedIndexSegment unless its files are as written
     (checked against their checksums when touched since, or always with ``verify``)."""
-    name, rows = entry["name"], entry["rows"]
+    name, rows, masked = entry["name"], entry["rows"], entry["masked"]
+    if not (isinstance(name, str) and _count(rows) and isinstance(masked, list)
+            and all(isinstance(r, list) and len(r) == 2 and all(map(_count, r)) and r[0] < r[1] <= rows
+                    for r in masked)):
+        raise DamagedIndexSegment(f"manifest entry of segment {name!r} holds values of the wrong type or range")
     stats = dict(entry["stats"])
     for ext, size in ((".f32", rows * dim * 4), (".rows", rows * ROW.itemsize)):
         path = folder / f"{name}{ext}"
         try:
             now = stat(path)
         except FileNotFoundError:
-            raise DamagedSegment(f"{path} is missing") from None
+            raise DamagedIndexSegment(f"{path} is missing") from None
         if now[0] != size:
-            raise DamagedSegment(f"{path} has {now[0]} bytes, not {size}")
+            raise DamagedIndexSegment(f"{path} has {now[0]} bytes, not {size}")
         if verify or now != stats[ext]:
             if checksum(path) != entry["checksums"][ext]:
-                raise DamagedSegment(f"{path} does not match its checksum")
+                raise DamagedIndexSegment(f"{path} does not match its checksum")
             stats[ext] = now
-    return Segment(name, np.memmap(folder / f"{name}.f32", np.float32, "r", shape=(rows, dim)),
+    return IndexSegment(name, np.memmap(folder / f"{name}.f32", np.float32, "r", shape=(rows, dim)),
                    np.memmap(folder / f"{name}.rows", ROW, "r", shape=(rows,)), dict(entry["checksums"]), stats,
-                   [list(r) for r in entry["masked"]])
+                   [list(r) for r in masked])
 
 
-class SegmentWriter:
+class IndexSegmentWriter:
     """Writes one new segment, row blocks at a time; ``close`` makes it durable and returns it
     mapped, or None when nothing was added."""
 
@@ -129,7 +137,7 @@ class SegmentWriter:
         rows["embedding"], rows["window"], rows["stamp"] = embedding_id, np.arange(len(rows)), stamp
         self.add(rows, vectors)
 
-    def close(self) -> Segment | None:
+    def close(self) -> IndexSegment | None:
         for f in self._files.values():
             f.flush()
             if self.count:
@@ -153,9 +161,9 @@ class SegmentWriter:
             (self.folder / f"{self.name}{ext}.tmp").unlink(missing_ok=True)
 
 
-def merge(folder: Path, name: str, dim: int, segments: list[Segment]) -> Segment | None:
+def merge(folder: Path, name: str, dim: int, segments: list[IndexSegment]) -> IndexSegment | None:
     """The unmasked rows of ``segments`` as one new segment (None when all are masked)."""
-    writer = SegmentWriter(folder, name, dim)
+    writer = IndexSegmentWriter(folder, name, dim)
     try:
         step = _BLOCK // (dim * 4)
         for seg in segments:

@@ -42,7 +42,7 @@ from sqlalchemy import Engine
 from db import embeddings
 from soundtag.errors import SoundtagError
 from vectors import approximate_index
-from vectors.index_segment import FILES, DamagedSegment, Segment, SegmentWriter, merge, open_segment
+from vectors.index_segment import FILES, DamagedIndexSegment, IndexSegment, IndexSegmentWriter, merge, open_segment
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ _TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
-class Window:
+class WindowHit:
     """One ranked window: its file's stored embeddings, the window's position in them, the cosine."""
 
     stored: embeddings.StoredEmbeddings
@@ -96,7 +96,7 @@ class WindowIndex:
         self.approximate_above = approximate_above
         self.damaged: list[str] = []  # one line for each row left out, damaged in the database
 
-    def nearest(self, query: np.ndarray, limit: int, approximate: bool | None = None) -> list[Window]:
+    def nearest(self, query: np.ndarray, limit: int, approximate: bool | None = None) -> list[WindowHit]:
         """The ``limit`` windows most similar to ``query`` (a unit vector), best first, as the
         database holds them now: all compared, or with ``approximate`` (by default past
         ``approximate_above`` windows) the candidates of ``vectors.approximate_index``."""
@@ -113,8 +113,8 @@ class WindowIndex:
             threading.Thread(target=self._compact_quietly, name=COMPACTION_THREAD).start()
         return windows
 
-    def _current(self, segments: list[Segment], ann, query: np.ndarray, limit: int,
-                 strict: bool) -> list[Window] | None:
+    def _current(self, segments: list[IndexSegment], ann, query: np.ndarray, limit: int,
+                 strict: bool) -> list[WindowHit] | None:
         """The best windows of ``segments`` (and of ``ann``, an approximate index and its manifest
         entry, when given) that SQL holds as indexed; None, if ``strict``, when one of them it does not."""
         best = _top(segments, query, limit) if ann is None else _approximate_top(segments, *ann, query, limit)
@@ -125,10 +125,10 @@ class WindowIndex:
             stamp, stored = found.get(int(row["embedding"]), (None, None))
             if (stamp == int(row["stamp"]) and int(row["window"]) < len(stored.vectors)
                     and abs(float(stored.vectors[int(row["window"])] @ query) - similarity) < _TOLERANCE):
-                current.append(Window(stored, int(row["window"]), similarity))
+                current.append(WindowHit(stored, int(row["window"]), similarity))
         return None if strict and len(current) < len(best) else current
 
-    def synced(self, check: bool = False, approximate: bool | None = False) -> tuple[list[Segment], tuple | None]:
+    def synced(self, check: bool = False, approximate: bool | None = False) -> tuple[list[IndexSegment], tuple | None]:
         """The segments, brought up to date with the database, and the approximate index over
         them with its manifest entry when ``approximate`` (None: past ``approximate_above``
         windows), built when missing or stale. With ``check``, every segment's checksum is
@@ -169,19 +169,19 @@ class WindowIndex:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def _open(self, manifest: dict | None, verify: bool) -> tuple[list[Segment], bool]:
+    def _open(self, manifest: dict | None, verify: bool) -> tuple[list[IndexSegment], bool]:
         """The manifest's segments that are as written, and whether any was not (left out: its
         rows are then missing from the index, and fetched again)."""
         segments, damaged = [], False
         for entry in manifest["segments"] if manifest else ():
             try:
                 segments.append(open_segment(self.folder, entry, manifest["dim"], verify))
-            except (DamagedSegment, KeyError, TypeError) as exc:
+            except (DamagedIndexSegment, KeyError, TypeError) as exc:
                 log.warning("search index: %s; rebuilding its rows", exc)
                 damaged = True
         return segments, damaged
 
-    def _approximate(self, manifest: dict, segments: list[Segment]) -> tuple:
+    def _approximate(self, manifest: dict, segments: list[IndexSegment]) -> tuple:
         """The approximate index over ``segments`` and its entry; built anew when it is missing,
         damaged or covers too little of them."""
         entry = manifest.get("approximate")
@@ -194,8 +194,8 @@ class WindowIndex:
         self._commit({**manifest, "approximate": entry})
         return approximate_index.load(self.folder, entry), entry
 
-    def _update(self, manifest: dict | None, segments: list[Segment], after: int,
-                state: embeddings.EmbeddingsState) -> tuple[dict, list[Segment]]:
+    def _update(self, manifest: dict | None, segments: list[IndexSegment], after: int,
+                state: embeddings.EmbeddingsState) -> tuple[dict, list[IndexSegment]]:
         """Compare the usable rows with ``id > after`` with those held: mask the stale, append
         the missing, compact, and commit the manifest for ``state``."""
         dim = manifest["dim"] if manifest and segments else None
@@ -223,7 +223,7 @@ class WindowIndex:
         return manifest, segments
 
     def _fetched(self, ids: np.ndarray, dim: int | None,
-                 damaged: dict[str, str]) -> tuple[Segment | None, list[list[int]], int | None]:
+                 damaged: dict[str, str]) -> tuple[IndexSegment | None, list[list[int]], int | None]:
         """The rows ``ids`` as a new segment; the (id, stamp) of those that hold no window (a
         damaged row is left out until it changes, and named in ``damaged`` by id); the vectors'
         dimension."""
@@ -246,7 +246,7 @@ class WindowIndex:
                         vectors = stored.vectors
                         if writer is None:
                             dim = dim or vectors.shape[1]
-                            writer = SegmentWriter(self.folder, uuid.uuid4().hex, dim)
+                            writer = IndexSegmentWriter(self.folder, uuid.uuid4().hex, dim)
                         writer.add_embedding(row_id, stamp, vectors)
         except BaseException:
             if writer is not None:
@@ -314,7 +314,7 @@ def _compacting(folder: Path) -> bool:
         return True
 
 
-def _to_merge(segments: list[Segment]) -> list[Segment]:
+def _to_merge(segments: list[IndexSegment]) -> list[IndexSegment]:
     """The segments a compaction rewrites as one: those mostly masked, and past MAX_SEGMENTS all
     but the largest."""
     chosen = [seg for seg in segments if seg.masked_rows > COMPACT_SHARE * len(seg.rows)]
@@ -325,7 +325,7 @@ def _to_merge(segments: list[Segment]) -> list[Segment]:
     return chosen
 
 
-def _approximate_top(segments: list[Segment], index, entry: dict, query: np.ndarray,
+def _approximate_top(segments: list[IndexSegment], index, entry: dict, query: np.ndarray,
                      limit: int) -> list[tuple[float, np.void]]:
     """(cosine, row) of the ``limit`` best rows: candidates of the approximate ``index`` among the
     segments it covers, every row of those appended since."""
@@ -336,7 +336,7 @@ def _approximate_top(segments: list[Segment], index, entry: dict, query: np.ndar
     return sorted(found, key=lambda hit: -hit[0])[:limit]
 
 
-def _top(segments: list[Segment], query: np.ndarray, limit: int) -> list[tuple[float, np.void]]:
+def _top(segments: list[IndexSegment], query: np.ndarray, limit: int) -> list[tuple[float, np.void]]:
     """(cosine, row) of the ``limit`` best unmasked rows of all segments, best first."""
     found: list[tuple[float, np.void]] = []
     for seg in segments:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -25,7 +26,7 @@ from db.jobs import job_spec
 from db.schema import engine_for
 from soundtag.errors import describe
 from soundtag.fleet import Sender
-from soundtag.settings import Settings
+from soundtag.settings import Settings, load_settings
 from worker import metrics
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,16 @@ _stop = threading.Event()  # set by SIGTERM in a prefork child, where Celery's f
 working = threading.Event()  # set while this process labels a batch (worker.tasks)
 _started: set[int] = set()  # the pids that run a heartbeat (a forked child starts its own)
 _controller = None
+_names: dict[int, str] = {}  # identity() of each pid this memory has run as
 
 
 def identity() -> str:
-    """This process, as the leases name it: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process, as the leases name it: host, pid and a random suffix drawn once per process
+    (a forked child draws its own). Host and pid alone repeat: containers with one hostname, each
+    its worker as pid 1."""
+    pid = os.getpid()
+    # setdefault: the heartbeat thread and a task asking at once still get one name.
+    return _names.setdefault(pid, f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}")
 
 
 def stopping() -> bool:
@@ -103,7 +109,7 @@ def _remember(sender=None, **_) -> None:
 @signals.worker_ready.connect
 def _on_ready(**_) -> None:
     if not _prefork(_controller):
-        start(Settings())
+        start(load_settings())
 
 
 @signals.worker_process_init.connect
@@ -112,7 +118,7 @@ def _on_child(**_) -> None:
 
     if current_process().name != "MainProcess":  # a prefork child: its parent handles SIGTERM
         signal.signal(signal.SIGTERM, _child_stop)
-    start(Settings())
+    start(load_settings())
 
 
 def _child_stop(signum, _frame) -> None:

@@ -25,7 +25,8 @@ import numpy as np
 
 from model.classifier import Classifier, score
 from model.results import FileResult, WindowResult, aggregate
-from soundtag.audio import Limits, Window, Windower, open_stream
+from soundtag import recording
+from soundtag.audio import AudioWindow, Limits, Windower, open_stream
 from soundtag.errors import AudioError, ReadError, TransientReadError, describe
 from soundtag.states import Failure
 from worker import metrics
@@ -35,7 +36,7 @@ Opener = Callable[[str], AbstractContextManager[BinaryIO]]
 
 
 @dataclass
-class _Window:
+class _PreparedWindow:
     """One window on its way to the audio tower, as ``Classifier.prepare`` made it."""
 
     file: _File
@@ -45,13 +46,13 @@ class _Window:
 
 
 class _File:
-    """A file on its way through the pipeline. Its decode thread puts _Windows on ``items`` and
+    """A file on its way through the pipeline. Its decode thread puts _PreparedWindows on ``items`` and
     then None; the queue's bound holds that thread back while the model is behind, so a long
     file's features never pile up."""
 
     def __init__(self, uri: str, capacity: int):
         self.result = FileResult(uri)
-        self.items: queue.Queue[_Window | None] = queue.Queue(capacity)
+        self.items: queue.Queue[_PreparedWindow | None] = queue.Queue(capacity)
         self.windows = 0  # windows taken off `items`
         self.transient: TransientReadError | None = None
         self.waited = 0.0  # seconds its windows waited for the model to take them
@@ -65,7 +66,8 @@ class Labeler:
     """Binds a classifier to the window settings; ``label`` runs the pipeline over many files."""
 
     def __init__(self, classifier: Classifier, *, batch_size: int = 16, window_s: float | None = None,
-                 hop_s: float | None = None, decode_threads: int = 2, limits: Limits = Limits()):
+                 hop_s: float | None = None, decode_threads: int = 2, limits: Limits = Limits(),
+                 rules: recording.Rules = recording.Rules(), roots: tuple[str, ...] = ()):
         self.classifier = classifier
         self.batch_size = batch_size
         self.window_s = window_s or classifier.max_length_s
@@ -74,6 +76,8 @@ class Labeler:
         self.hop_s = hop_s or self.window_s
         self.decode_threads = decode_threads
         self.limits = limits
+        self.rules = rules  # how a file's time and site are read, and the roots its site folder is below
+        self.roots = list(roots)
 
     def label(self, uris: Iterable[str], labels: np.ndarray, open_: Opener) -> Iterator[FileResult]:
         """Yield one FileResult per uri, in order, scored against ``labels`` (the taxonomy's label
@@ -87,7 +91,7 @@ class Labeler:
         # a thread has started or finished: waiting on it cannot deadlock.
         submitted: deque[_File] = deque()
         scoring: deque[_File] = deque()  # decoded to the end, windows not yet all scored
-        batch: list[_Window] = []
+        batch: list[_PreparedWindow] = []
         source = iter(uris)
 
         def refill() -> None:
@@ -145,6 +149,8 @@ class Labeler:
         result = file.result
         with open_(result.uri) as raw:
             result.content_hash = _sha256(raw)
+            when = recording.read(raw, result.uri, self.roots, self.rules)
+            result.recorded_at, result.site = when.recorded_at, when.site
             with open_stream(raw, self.classifier.sampling_rate, self.limits) as stream:
                 result.sample_rate, result.channels = stream.source_rate, stream.channels
                 windower = Windower(stream.sample_rate, self.window_s, self.hop_s)
@@ -160,13 +166,13 @@ class Labeler:
         if not sent:  # a few samples that resample to none
             raise AudioError("no audio samples")
 
-    def _send(self, file: _File, window: Window, stop: threading.Event) -> None:
+    def _send(self, file: _File, window: AudioWindow, stop: threading.Event) -> None:
         prepared = self.classifier.prepare([window.samples])[0]
         started = time.perf_counter()
-        _put(file.items, _Window(file, window.start_s, window.end_s, prepared), stop)
+        _put(file.items, _PreparedWindow(file, window.start_s, window.end_s, prepared), stop)
         file.waited += time.perf_counter() - started
 
-    def _forward(self, batch: list[_Window], labels: np.ndarray) -> None:
+    def _forward(self, batch: list[_PreparedWindow], labels: np.ndarray) -> None:
         """Run the audio tower on a batch of windows and give each its file's next segment."""
         if not batch:
             return
@@ -191,7 +197,7 @@ def _finished(scoring: deque[_File]) -> Iterator[FileResult]:
         yield result
 
 
-def _put(items: queue.Queue, item: _Window | None, stop: threading.Event) -> None:
+def _put(items: queue.Queue, item: _PreparedWindow | None, stop: threading.Event) -> None:
     """Put ``item`` as soon as there is room; raises _Cancelled once ``stop`` is set."""
     while True:
         if stop.is_set():

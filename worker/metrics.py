@@ -33,7 +33,8 @@ FAILURES = Counter("soundtag_failures_total", "Files failed, by kind", ["reason"
 LEASES_TAKEN_BACK = Counter("soundtag_leases_taken_back_total",
                             "Files taken back from workers that stopped renewing their leases (died)")
 RESULTS_DROPPED = Counter("soundtag_results_dropped_total",
-                          "Files labeled whose results could not be saved; their batch is retried")
+                          "Files labeled whose results were not saved: the worker's lease on them was taken "
+                          "back meanwhile, and their new holder labels them")
 BATCH_SECONDS = Histogram("soundtag_batch_seconds", "Seconds a batch (one message) took to label",
                           buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600))
 DECODE_SECONDS = Histogram("soundtag_decode_seconds", "Seconds to read, decode and window one file, without "
@@ -69,23 +70,22 @@ def failed(count: int, reason: Failure) -> None:
 
 
 @contextmanager
-def saving(results: Sequence) -> Iterator[None]:
-    """Time the save of ``results`` (worker.labeling FileResults) and count them once saved; those
-    a failed save loses are counted as dropped."""
-    if not results:
-        yield
-        return
+def saving(results: Sequence) -> Iterator[set[str]]:
+    """Time the save of ``results`` (model.results FileResults) and count them once saved. The
+    caller puts into the yielded set the URIs the save dropped (a lease lost meanwhile): those
+    are counted as dropped, not done."""
+    dropped: set[str] = set()
     started = time.perf_counter()
-    try:
-        yield
-    except BaseException:
-        RESULTS_DROPPED.inc(len(results))
-        raise
+    yield dropped
+    if not results:
+        return
     SAVE_SECONDS.observe(time.perf_counter() - started)
-    done = [r for r in results if r.ok]
+    RESULTS_DROPPED.inc(len(dropped))
+    kept = [r for r in results if r.uri not in dropped]
+    done = [r for r in kept if r.ok]
     FILES.labels(FileState.DONE).inc(len(done))
     WINDOWS.inc(sum(len(r.segments) for r in done))
-    for result in results:
+    for result in kept:
         if not result.ok:
             failed(1, result.failure or Failure.ERROR)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from db.embeddings import EmbeddingKey, stored_embeddings
-from db.files import add_files, pending_uris
+from db.files import add_files
 from db.jobs import JobInfo, JobSpec, create_job, finish_job_if_done, job_info, job_spec, recorded
 from db.results import save_results
 from db.schema import engine_for
@@ -28,9 +28,10 @@ from model.results import FileResult
 from soundtag import hub
 from soundtag.audio import Limits
 from soundtag.fileref import FileRef
+from soundtag.recording import Rules
 from soundtag.settings import Settings
 from soundtag.sources.storage import Storage
-from soundtag.states import JobState
+from soundtag.sources.uris import source_uri
 from soundtag.taxonomy import Taxonomy
 from vectors.stored import results_from_stored, stored_from, zero_shot
 from worker import metrics
@@ -62,35 +63,22 @@ def labeler_for(spec: JobSpec, settings: Settings) -> Labeler:
         hop_s=options.get("hop_s") or settings.hop_s,
         decode_threads=settings.decode_threads,
         limits=Limits(settings.max_channels, settings.max_rate, settings.max_duration_s),
+        rules=Rules.of(options), roots=tuple(source_uri(source) for source in spec.sources),
     )
 
 
-def active_spec(engine: Engine, job_id: str, files: int) -> JobSpec | None:
-    """The job, if it exists and is active; else None, logged with why ``files`` are dropped."""
-    spec = job_spec(engine, job_id)
-    if spec is None or spec.state != JobState.ACTIVE:
-        log.warning("job %s: %s; dropping %d files", job_id,
-                    "no such job" if spec is None else f"job is {spec.state}", files)
-        return None
-    return spec
-
-
-def process(job_id: str, uris: Sequence[str], settings: Settings,
+def process(job_id: str, spec: JobSpec, uris: Sequence[str], settings: Settings, *, holder: str | None = None,
             on_result: Callable[[FileResult], None] | None = None, flush_every_s: float = 2.0,
             stop: Callable[[], bool] | None = None) -> int:
-    """Label those of ``uris`` the job still wants and store the results. Results are written
-    in small transactions as they come, so an interruption loses at most the last few seconds
-    of work, and never leaves partial rows; once ``stop()`` is true, after the file in hand,
-    the rest stays queued. A job that does not exist or is no longer active changes nothing.
-    Returns how many files were labeled or failed; raises ModelError when the model cannot load
+    """Label ``uris``, queued files of the job ``spec`` describes, and store the results. The
+    caller read the job and its files once (the task's claim, a local run's recording); with
+    ``holder``, the lease holder that claimed them, a result whose file's lease was taken back
+    meanwhile is dropped, and logged. Results are written in small transactions as they come,
+    so an interruption loses at most the last few seconds of work, and never leaves partial
+    rows; once ``stop()`` is true, after the file in hand, the rest stays queued. Returns how
+    many files were labeled or failed and stored; raises ModelError when the model cannot load
     (the job's failure, not its files')."""
     engine = engine_for(settings.database_url)
-    spec = active_spec(engine, job_id, len(uris))
-    if spec is None:
-        return 0
-    wanted = pending_uris(engine, job_id, uris)
-    if not wanted:
-        return 0
     labeler = labeler_for(spec, settings)
     classifier = labeler.classifier
     labels = spec.taxonomy.names
@@ -101,23 +89,28 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
     # settings, are scored from the stored vectors: no read, no decode, no audio tower. --force
     # means "from the recordings again" (a decoder fixed, a file suspected).
     stored = {} if spec.options.get("force") else stored_embeddings(
-        engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s, wanted)
-    from_audio = [uri for uri in wanted if uri not in stored]
+        engine, spec.model, classifier.revision, labeler.window_s, labeler.hop_s, uris)
+    from_audio = [uri for uri in uris if uri not in stored]
     reused = results_from_stored(list(stored.values()), zero_shot(vectors, classifier.logit_scale))
     head = resolve(engine, spec.options["head"]) if spec.options.get("head") else None
 
-    def save(results: list[FileResult]) -> None:
-        with metrics.saving(results):
-            save_results(engine, job_id, results, labels, keep, logit_scale=classifier.logit_scale)
+    def save(results: list[FileResult]) -> int:
+        with metrics.saving(results) as dropped:
+            dropped.update(save_results(engine, job_id, results, labels, keep, logit_scale=classifier.logit_scale,
+                                        labeling=(spec.model, spec.taxonomy_id), holder=holder))
+        if dropped:
+            log.warning("job %s: %d results dropped: this worker's leases on them were taken back, and their "
+                        "new holder labels them", job_id, len(dropped))
         if head is not None:
             # The same windows' embeddings: the stored ones, or those just computed.
-            windows = [stored.get(r.uri) or stored_from(r) for r in results if r.ok]
+            windows = [stored.get(r.uri) or stored_from(r) for r in results if r.ok and r.uri not in dropped]
             save_results(engine, job_id, results_from_stored([w for w in windows if w is not None], head.score),
                          head.labels, logit_scale=None, labeling=(head.model, head_taxonomy(engine, head)))
+        return len(dropped)
 
     buffer: list[FileResult] = []
     flushed = time.monotonic()
-    finished = 0
+    finished = dropped_total = 0
     labeled = labeler.label(from_audio, vectors, storage(settings).open)
     try:
         for result in itertools.chain(reused, labeled):
@@ -128,12 +121,12 @@ def process(job_id: str, uris: Sequence[str], settings: Settings,
             if stop and stop():
                 break
             if time.monotonic() - flushed >= flush_every_s:
-                save(buffer)
+                dropped_total += save(buffer)
                 buffer, flushed = [], time.monotonic()
     finally:  # however the loop ends, what finished is kept
         labeled.close()
-        save(buffer)
-    return finished
+        dropped_total += save(buffer)
+    return finished - dropped_total
 
 
 def head_taxonomy(engine: Engine, head: Head) -> int:
@@ -172,6 +165,6 @@ def run(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: S
         if on_planned:
             on_planned(Planned(job_id, job_info(engine, job_id).total, len(todo)))
         if todo:
-            process(job_id, todo, settings, on_result=on_result)
+            process(job_id, job_spec(engine, job_id), todo, settings, on_result=on_result)
     finish_job_if_done(engine, job_id)
     return job_info(engine, job_id)

@@ -14,14 +14,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from db import leases
 from db.files import fail_files
-from db.jobs import fail_job, finish_job_if_done
+from db.jobs import JobSpec, fail_job, finish_job_if_done, job_spec
 from db.schema import engine_for
 from soundtag.errors import ModelError, describe
 from soundtag.fleet import LABEL_BATCH, app
-from soundtag.settings import Settings
-from soundtag.states import Failure, FileState
+from soundtag.settings import Settings, load_settings
+from soundtag.states import Failure, FileState, JobState
 from worker import heartbeat, metrics
-from worker.runner import active_spec, process
+from worker.runner import process
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, 
 
 @lru_cache(maxsize=1)
 def _settings() -> Settings:
-    return Settings()
+    return load_settings()
 
 
 @app.task(name=LABEL_BATCH, bind=True)
@@ -52,7 +52,8 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
     started = time.perf_counter()
     heartbeat.working.set()
     try:
-        if active_spec(engine, job_id, len(uris)) is None:
+        spec = _active_spec(engine, job_id, len(uris))
+        if spec is None:
             metrics.FILES.labels(FileState.SKIPPED).inc(len(uris))
             return 0
         claimed = leases.claim(engine, job_id, uris, me, settings.lease_s)
@@ -62,7 +63,7 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
             metrics.failed(fail_files(engine, job_id, [uri], f"worker died {lost} times while labeling this file"),
                            Failure.LOST)
         todo = [uri for uri in claimed if uri not in worn]
-        done = len(worn) + (process(job_id, todo, settings, stop=heartbeat.stopping) if todo else 0)
+        done = len(worn) + (process(job_id, spec, todo, settings, holder=me, stop=heartbeat.stopping) if todo else 0)
         if todo and heartbeat.stopping():
             back = leases.give_back(engine, job_id, todo, me, lambda rest: heartbeat.resend(job_id, rest, settings))
             if back:
@@ -90,6 +91,17 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
             metrics.observe_cuda_memory()
     return done
+
+
+def _active_spec(engine, job_id: str, files: int) -> JobSpec | None:
+    """The job, read once for the batch, if it exists and is active; else None, logged with why
+    ``files`` are dropped."""
+    spec = job_spec(engine, job_id)
+    if spec is None or spec.state != JobState.ACTIVE:
+        log.warning("job %s: %s; dropping %d files", job_id,
+                    "no such job" if spec is None else f"job is {spec.state}", files)
+        return None
+    return spec
 
 
 def _release(engine, job_id: str, uris: list[str], me: str) -> None:

@@ -9,9 +9,13 @@ from db.models import Base
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
 if not url:
-    from soundtag.settings import Settings
+    from soundtag.errors import ConfigError
+    from soundtag.settings import load_settings
 
-    url = Settings().database_url
+    try:
+        url = load_settings().database_url
+    except ConfigError as exc:  # the alembic command has no soundtag error boundary: its one line
+        raise SystemExit(f"error: {exc}") from None
 
 
 def run() -> None:

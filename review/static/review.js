@@ -46,11 +46,20 @@ function problem(text) {
 const regions = RegionsPlugin.create();
 const wavesurfer = WaveSurfer.create({
   container: "#waveform", height: 110, waveColor: "#607d8b", progressColor: "#263238",
-  plugins: [regions,
-    TimelinePlugin.create({formatTimeCallback: (seconds) => clock(seconds + clipStart)}),
-    SpectrogramPlugin.create({container: "#spectrogram", labels: true, height: 200, scale: "linear",
-      fftSamples: 512})]});
+  plugins: [regions, TimelinePlugin.create({formatTimeCallback: (seconds) => clock(seconds + clipStart)})]});
 wavesurfer.on("error", (error) => problem(`audio: ${error?.message || error}`));
+
+// A new spectrogram per item: the plugin keeps the first item's frequencies (redrawn on a new
+// load as long as the zoom is unchanged) and its first frequency range (its axis labels).
+let spectrogram = null;
+
+function drawSpectrogram(id) {
+  if (spectrogram) wavesurfer.unregisterPlugin(spectrogram);
+  delete document.body.dataset.spectrogram;
+  spectrogram = wavesurfer.registerPlugin(SpectrogramPlugin.create({container: "#spectrogram", labels: true,
+    height: 200, scale: "linear", fftSamples: 512}));
+  spectrogram.once("ready", () => { document.body.dataset.spectrogram = id; });
+}
 
 async function post(path, body) {
   const response = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json",
@@ -83,7 +92,7 @@ function showProgress() {
   document.getElementById("progress").textContent =
     `${progress.reviewed} reviewed / ${progress.remaining} remaining`;
   const list = document.getElementById("per-label");
-  list.replaceChildren(element("h2", `per label (${unit === "file" ? "recordings" : unit + "s"})`));
+  list.replaceChildren(element("h2", `per label (${unitName(2)})`));
   for (const [label, counts] of Object.entries(progress.per_label)) {
     const row = element("div");
     row.append(swatch(label), `${label || "no decision"}: ${counts.reviewed} / ${counts.total}`);
@@ -164,11 +173,12 @@ async function show(i) {
   regions.addRegion({start, end, color: colour(item.decision), drag: false, resize: false,
     content: decisionText(item)});
   showSpan();
+  drawSpectrogram(item.id);
   const rate = Math.round(wavesurfer.getDecodedData().sampleRate);
   document.body.dataset.rate = rate;
   document.getElementById("frequency-range").textContent = `0–${(rate / 2000).toFixed(1)} kHz`;
   document.body.dataset.state = "ready";
-  const next = nextUnreviewed();
+  const next = nextUnreviewed() ?? index;
   for (const kept of clips.keys()) if (kept !== index && kept !== next) clips.delete(kept);
   delete document.body.dataset.prefetched;
   if (next !== index) {
@@ -178,9 +188,32 @@ async function show(i) {
   }
 }
 
+// The first item after this one without a verdict, going round to the start; null when the
+// others all have one.
 function nextUnreviewed() {
-  for (let i = index + 1; i < items.length; i++) if (!items[i].given) return i;
-  return Math.min(index + 1, items.length - 1);
+  for (let step = 1; step < items.length; step++) {
+    const i = (index + step) % items.length;
+    if (!items[i].given) return i;
+  }
+  return null;
+}
+
+function unitName(n) {
+  return unit === "file" ? (n === 1 ? "recording" : "recordings") : (n === 1 ? unit : unit + "s");
+}
+
+// Every item has a verdict: said instead of an item; n, p and u still go back to one.
+function finished() {
+  showing++;
+  wavesurfer.pause();
+  document.getElementById("done").textContent =
+    `all ${items.length} ${unitName(items.length)} reviewed — u undoes the last verdict, p goes back`;
+  document.body.dataset.state = "done";
+}
+
+function showFirst() {
+  const first = items.findIndex((item) => !item.given);
+  return first >= 0 ? show(first) : finished();
 }
 
 function update(n, answer) {
@@ -196,7 +229,8 @@ function update(n, answer) {
 async function judge(verdict, label) {
   const at = index, item = items[at];
   const saved = post("/api/verdicts", {item: item.id, version: item.version, verdict, label});
-  const shown = show(nextUnreviewed());
+  const next = nextUnreviewed();
+  const shown = next === null ? finished() : show(next);
   let answer;
   try {
     answer = await saved;
@@ -234,12 +268,11 @@ async function followLearning(status) {
   if (!status) return;
   if (status.head !== learningHead) {
     learningHead = status.head;
-    const loaded = await (await fetch("/api/items")).json();
+    const loaded = await (await fetch("/api/items" + location.search)).json();
     items = loaded.items;
     progress = loaded.progress;
     clips.clear();  // kept by place in the list, which the new order changed
-    const first = items.findIndex((item) => !item.given);
-    await show(first >= 0 ? first : 0);
+    await showFirst();
   }
   if (status.training) setTimeout(async () => followLearning(await (await fetch("/api/learning")).json()), 1000);
 }
@@ -295,7 +328,7 @@ document.getElementById("player").addEventListener("wheel", (event) => {
   zoomBy(event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP);
 }, {passive: false});
 
-const loaded = await (await fetch("/api/items")).json();
+const loaded = await (await fetch("/api/items" + location.search)).json();
 items = loaded.items;
 progress = loaded.progress;
 unit = loaded.unit;
@@ -303,8 +336,7 @@ learningHead = loaded.learning?.head ?? null;
 showLearning(loaded.learning);
 showProgress();
 if (items.length) {
-  const first = items.findIndex((item) => !item.given);
-  await exclusive(() => show(first >= 0 ? first : 0));
+  await exclusive(showFirst);
 } else {
   document.getElementById("name").textContent = "nothing to review";
   document.body.dataset.state = "empty";

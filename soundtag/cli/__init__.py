@@ -4,8 +4,8 @@ the model.
 Here: the Typer app, its root options and the error boundary (``main``). The commands live by
 group, each parsing its options, checking them, calling the product and printing: ``labeling``
 (run, enqueue, scan, worker), ``jobs`` (status, jobs, cancel, requeue), ``review`` (review,
-export, import-reviews), ``vectors`` (relabel, search, export-embeddings), ``quality`` (evaluate,
-calibrate), ``learning`` (train, export-head), ``admin`` (fetch-model, db), ``monitoring`` (exporter). ``common`` holds what they share, ``progress`` the bars,
+estimate, export, import-reviews), ``vectors`` (relabel, search, export-embeddings), ``quality`` (evaluate,
+calibrate), ``learning`` (train, export-head), ``admin`` (fetch-model, db), ``monitoring`` (exporter), ``archive`` (recordings set-time). ``common`` holds what they share, ``progress`` the bars,
 ``process`` the process set-up."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from soundtag.cli import admin, jobs, labeling, learning, monitoring, quality, review, team, vectors
+from soundtag.cli import admin, archive, jobs, labeling, learning, monitoring, quality, review, team, vectors
 from soundtag.cli.options import console, styled
 from soundtag.cli.process import freeze_for_exit, quiet_libraries, silence_native_stderr
 from soundtag.errors import SoundtagError, describe
@@ -28,6 +28,7 @@ typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_fla
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Zero-shot labeling of sound archives with CLAP.")
 app.add_typer(admin.db_app, name="db")
+app.add_typer(archive.recordings_app, name="recordings")
 app.command()(labeling.run)
 app.command()(labeling.enqueue)
 app.command()(labeling.scan)
@@ -39,6 +40,7 @@ app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options"
 app.command()(quality.evaluate)
 app.command()(quality.calibrate)
 app.command()(review.review)
+app.command()(review.estimate)
 app.command()(vectors.relabel)
 app.command()(vectors.search)
 app.command("export-embeddings")(vectors.export_embeddings)

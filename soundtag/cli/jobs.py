@@ -4,11 +4,11 @@ and ``requeue``."""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.options import Database, open_engine, out
+from soundtag.cli.options import Database, job_or_newest, open_engine, out
 from soundtag.cli.progress import progress_bar
 from soundtag.settings import load_settings
 
@@ -24,7 +24,8 @@ EXIT_COMPLETED, EXIT_CANCELLED, EXIT_FAILED = 0, 3, 4
 
 
 def status(
-    job_id: Annotated[str, typer.Argument(help="Job id from `soundtag enqueue` or `soundtag jobs`.")],
+    job_id: Annotated[Optional[str], typer.Argument(help="Job id from `soundtag enqueue` or `soundtag jobs` "
+                                                    "(default: the newest).")] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Live progress until the job ends.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Block until the job ends.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
@@ -33,19 +34,18 @@ def status(
     """A job's state and counts (done / failed / queued), as the `jobs` view has them. Exit code:
     0 active or completed, 3 cancelled, 4 failed as a whole (its error is printed). Lists the
     workers holding files of the job, and those lost (their files go to live workers)."""
-    from db.jobs import job_info
     from db.leases import holders
     from soundtag.states import JobState
 
     engine = open_engine(load_settings(database_url=database))
-    info = job_info(engine, job_id)
+    info = job_or_newest(engine, job_id, "status")
     if watch or wait:
         info = _follow(engine, info, interval, show=watch)
     out.print(f"job {info.job_id} ({info.kind}, {info.state}): {_counts(info)} of {info.total}; "
               f"model {info.model}, taxonomy {info.taxonomy}")
     if info.error:
         out.print(f"error: {info.error}")
-    for holder in holders(engine, job_id):
+    for holder in holders(engine, info.job_id):
         out.print(f"{'lost' if holder.lost else 'held by'} {holder.worker}: {holder.files} files since "
                   f"{holder.since:%Y-%m-%d %H:%M:%S}" + (" (lease expired; live workers take them back)"
                                                          if holder.lost else ""))
@@ -80,6 +80,7 @@ def jobs(limit: Annotated[int, typer.Option(help="How many.")] = 20, database: D
     from rich.table import Table
 
     from db.jobs import jobs as job_rows
+    from soundtag.sources.uris import readable
 
     engine = open_engine(load_settings(database_url=database))
     table = Table("job", "kind", "state", "created", "done", "failed", "queued", "skipped", "cancelled", "taxonomy",
@@ -87,7 +88,7 @@ def jobs(limit: Annotated[int, typer.Option(help="How many.")] = 20, database: D
     for info in job_rows(engine, limit=limit):
         table.add_row(info.job_id, info.kind, info.state, info.created_at.strftime("%Y-%m-%d %H:%M"), str(info.done),
                       str(info.failed), str(info.queued), str(info.skipped), str(info.cancelled), info.taxonomy,
-                      " ".join(info.sources), info.error or "")
+                      " ".join(map(readable, info.sources)), info.error or "")
     out.print(table)
 
 

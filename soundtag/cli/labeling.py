@@ -24,8 +24,11 @@ from soundtag.cli.options import (
     Model,
     Pattern,
     RetryFailed,
+    SitePattern,
     Taxonomy_,
     TaxonomyName,
+    TimePattern,
+    TimeZone,
     TruthColumn,
     WindowS,
     console,
@@ -33,9 +36,11 @@ from soundtag.cli.options import (
     open_engine,
     out,
     read_taxonomy,
+    recording_rules,
 )
 from soundtag.cli.process import one_blas_thread
 from soundtag.cli.progress import RunProgress, print_failures
+from soundtag.output import counted
 from soundtag.settings import load_settings
 
 
@@ -58,21 +63,27 @@ def run(
     force: Force = False,
     retry_failed: RetryFailed = False,
     head: HeadToo = None,
+    time_pattern: TimePattern = None,
+    timezone: TimeZone = None,
+    site_pattern: SitePattern = None,
 ) -> None:
-    """Label every audio file under PATHS on this machine and store the results."""
+    """Label every audio file under PATHS on this machine and store the results, with when and
+    where each was recorded as its metadata or name says."""
     one_blas_thread()
     from db.schema import safe_url
     from worker.runner import run as run_job
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
-                             hop_s=hop, device=device, dtype=dtype, backend=backend)
+                             hop_s=hop, device=device, dtype=dtype, backend=backend, time_pattern=time_pattern,
+                             timezone=timezone, site_pattern=site_pattern)
+    recording_rules(settings)
     tax = read_taxonomy(taxonomy, labels, name)
-    engine = open_engine(settings)
+    engine = open_engine(settings, create=True)
     started = time.monotonic()
     display = RunProgress(f"model {settings.model_ref}, taxonomy {tax.name}, {len(tax.labels)} labels")
     try:
         info = run_job(engine, _refs(paths, pattern, audio_column, truth_column, display.walked), tax, settings,
-                       sources=_source_names(paths), force=force, retry_failed=retry_failed,
+                       sources=_source_uris(paths), force=force, retry_failed=retry_failed,
                        head=head_of(engine, head, settings) if head else None,
                        on_planned=display.planned, on_result=display.result)
     finally:
@@ -81,25 +92,26 @@ def run(
     console.print(f"done: {info.done} labeled, {info.failed} failed, {info.skipped} skipped in {elapsed:.1f} s "
                   f"({(info.done + info.failed) / elapsed if elapsed else 0:.1f} files/s) → {safe_url(engine)}")
     print_failures(display.failures)
+    if info.failed and not info.done:
+        fail(f"nothing labeled: {counted(info.failed, 'file')} failed, for the reasons above")
 
 
 def _refs(sources: list[str], pattern: str | None, audio_column: str | None = None, truth_column: str | None = None,
           report=None):
-    from soundtag.sources.walk import walk
+    from soundtag.sources.walk import walk_sources
 
     # Lazy, so that enqueue lists while it records; the first file is looked for up front.
-    refs = (ref for source in sources
-            for ref in walk(source, pattern, audio_column=audio_column, truth_column=truth_column, report=report))
+    refs = walk_sources(sources, pattern, audio_column=audio_column, truth_column=truth_column, report=report)
     first = next(refs, None)
     if first is None:
         fail(f"no audio files found in {', '.join(sources)}" + (f" matching {pattern!r}" if pattern else ""))
     return itertools.chain([first], refs)
 
 
-def _source_names(sources: list[str]) -> list[str]:
-    from soundtag.sources.walk import source_name
+def _source_uris(sources: list[str]) -> list[str]:
+    from soundtag.sources.uris import source_uri
 
-    return [source_name(s) for s in sources]
+    return [source_uri(s) for s in sources]
 
 
 def enqueue(
@@ -120,20 +132,25 @@ def enqueue(
     force: Force = False,
     retry_failed: RetryFailed = False,
     head: HeadToo = None,
+    time_pattern: TimePattern = None,
+    timezone: TimeZone = None,
+    site_pattern: SitePattern = None,
 ) -> None:
     """Record a job and send its files to the workers; prints the job id."""
     from producer.enqueue import enqueue as enqueue_job
     from soundtag.sources.walk import WalkReport
 
     settings = load_settings(model=model, database_url=database, batch_size=batch_size, window_s=window,
-                             hop_s=hop, queue=queue, files_per_task=files_per_task)
+                             hop_s=hop, queue=queue, files_per_task=files_per_task, time_pattern=time_pattern,
+                             timezone=timezone, site_pattern=site_pattern)
+    recording_rules(settings)
     tax = read_taxonomy(taxonomy, labels, name)
-    engine = open_engine(settings)
+    engine = open_engine(settings, create=True)
     walked = WalkReport()
     result = enqueue_job(engine, _refs(paths, pattern, audio_column, truth_column, walked), tax, settings,
-                         sources=_source_names(paths), force=force, retry_failed=retry_failed, queue=queue,
+                         sources=_source_uris(paths), force=force, retry_failed=retry_failed, queue=queue,
                          head=head_of(engine, head, settings) if head else None)
-    console.print(f"job {result.job_id}: {result.found} files, {result.queued} queued, {result.skipped} skipped "
+    console.print(f"job {result.job_id}: {counted(result.found, 'file')}, {result.queued} queued, {result.skipped} skipped "
                   f"→ {settings.queue}" + (f"; left out: {walked}" if str(walked) else ""))
     out.print(result.job_id)
 
@@ -154,7 +171,7 @@ def scan(
     from producer.scan import scan as run_scan
 
     settings = load_settings(model=model, database_url=database)
-    result = run_scan(open_engine(settings), paths, read_taxonomy(taxonomy, labels, name), settings, pattern=pattern,
+    result = run_scan(open_engine(settings, create=True), paths, read_taxonomy(taxonomy, labels, name), settings, pattern=pattern,
                       audio_column=audio_column, truth_column=truth_column)
     out.print(result.summary())
 

@@ -10,9 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.options import Database, Model, console, fail, open_engine, out, uri_prefix
+from soundtag.cli.options import Database, Model, console, fail, open_engine, out
 from soundtag.cli.progress import print_left_out
 from soundtag.settings import load_settings
+from soundtag.sources.uris import source_uri
 
 
 def head_of(engine, ref: str, settings) -> str:
@@ -51,7 +52,7 @@ def train(
     engine = open_engine(settings)
     started = time.monotonic()
     trained = fit_head(engine, name, settings.model_ref, job_ids=job or (),
-                       sources=[uri_prefix(s) for s in sources or ()], teacher=Teacher(teacher))
+                       sources=[source_uri(s) for s in sources or ()], teacher=Teacher(teacher))
     _print_training(trained, time.monotonic() - started)
 
 

@@ -34,6 +34,22 @@ HeadToo = Annotated[Optional[str], typer.Option("--head", help="Label the files 
                                                 "too (`soundtag train`), from the embeddings of the same pass.")]
 TruthColumn = Annotated[Optional[str], typer.Option("--truth-column", help="Column with each file's true label "
                                                     "(hf:// datasets, audiofolder metadata.csv), for `evaluate`.")]
+TimePattern = Annotated[Optional[str], typer.Option("--time-pattern", help="Where file names hold the recording "
+                                                  'time other than as YYYYMMDD_HHMMSS: strptime directives, e.g. '
+                                                  '"%Y-%m-%d %H.%M" [SOUNDTAG_TIME_PATTERN].')]
+TimeZone = Annotated[Optional[str], typer.Option("--timezone", help="Time zone of recording times written without "
+                                                 "one (names, bext), e.g. Europe/Paris (default: UTC) "
+                                                 "[SOUNDTAG_TIMEZONE].")]
+SitePattern = Annotated[Optional[str], typer.Option("--site-pattern", help="Regular expression whose first group in "
+                                                    "a file's path is its site (default: the first folder below "
+                                                    "the source, else GUANO's position) [SOUNDTAG_SITE_PATTERN].")]
+
+
+def recording_rules(settings):
+    """The settings' rules for reading recording times and sites, checked: a bad one is one line."""
+    from soundtag.recording import Rules
+
+    return Rules(settings.time_pattern, settings.timezone, settings.site_pattern)
 
 
 def fail(message: str) -> None:
@@ -47,19 +63,34 @@ def read_taxonomy(taxonomy: Path | None, labels: str | None, name: str | None = 
         fail("give exactly one of --taxonomy FILE or --labels \"a,b,c\"")
     if name and taxonomy:
         fail("--name names a --labels taxonomy; a taxonomy file has its own name")
-    return load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels, name)
+    tax = load_taxonomy(taxonomy) if taxonomy else taxonomy_from_csv(labels, name)
+    if len(tax.labels) == 1:
+        console.print(styled("yellow", "warning:", f" taxonomy {tax.name} has one label, {tax.names[0]!r}: it is "
+                             "the rank-1 label of every file; give the labels it is to be told apart from"))
+    return tax
 
 
-def uri_prefix(source: str) -> str:
-    """A source or file as stored URIs begin: URIs as given, local paths as ``file://`` URIs."""
-    from soundtag.sources.uris import file_uri
+def job_or_newest(engine, job: str | None, command: str):
+    """The given job's row of the `jobs` view, or the newest job's: every command that reads one
+    job takes the newest when none is named."""
+    from db.jobs import job_info, jobs as job_rows
 
-    return source if "://" in source else file_uri(str(Path(source).expanduser().absolute()))
+    info = job_info(engine, job) if job else next(iter(job_rows(engine, limit=1)), None)
+    if info is None:
+        fail(f"{command}: no job in this database yet; label something with `soundtag run` first")
+    return info
 
 
-def open_engine(settings):
-    from db.schema import engine_for, ensure_schema
+def open_engine(settings, create: bool = False):
+    """The database of ``settings``, its schema brought up to date. A SQLite file that is not
+    there is made only with ``create`` (the commands that label): any other command run from
+    the wrong folder would otherwise leave an empty database there and report nothing."""
+    from db.schema import engine_for, ensure_schema, missing_sqlite_file
 
+    missing = None if create else missing_sqlite_file(settings.database_url)
+    if missing:
+        fail(f"no database at {missing}; give the one `soundtag run` wrote with --database URL or "
+             "SOUNDTAG_DATABASE_URL")
     engine = engine_for(settings.database_url)
     ensure_schema(engine)
     return engine

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from soundtag.cli.options import console, styled
+from soundtag.output import counted
 from soundtag.sources.uris import readable, shown
 
 
@@ -18,39 +19,48 @@ def progress_bar():
 
 
 class RunProgress:
-    """What `soundtag run` shows while it works: the plan, then a bar that starts with the first
-    result (after the model has loaded), so its rate is the labeling rate. The bar appears only
-    once there is something to label, so an error while listing prints its one line alone."""
+    """What `soundtag run` shows while it works: the plan, then a bar whose rate counts from the
+    first result (after the model has loaded), so it is the labeling rate; without a model to load
+    (``relabel``), from the start, as the summary's. The bar appears only once there is something to label, so an
+    error while listing prints its one line alone."""
 
-    def __init__(self, about: str):
+    def __init__(self, about: str, loads_model: bool = True):
         from soundtag.sources.walk import WalkReport
 
         self.progress, self.about, self.walked = progress_bar(), about, WalkReport()
         self.failures: list[tuple[str, str]] = []
         self.bar = None
-        self.begun = 0.0
+        self.loads_model = loads_model
+        self.begun = self.last = time.monotonic()
+        self.counted = 0  # results since self.begun
 
     def planned(self, plan) -> None:
-        console.print(f"run {plan.job_id}: {plan.found} files, {plan.todo} to label, {plan.skipped} skipped "
+        console.print(f"run {plan.job_id}: {counted(plan.found, 'file')}, {plan.todo} to label, {plan.skipped} skipped "
                       f"({self.about})" + (f"; left out: {self.walked}" if str(self.walked) else ""))
         if plan.todo:
-            self.bar = self.progress.add_task("loading the model", total=plan.todo, rate=0.0, failed=0)
+            self.bar = self.progress.add_task("loading the model" if self.loads_model else "starting",
+                                              total=plan.todo, rate=0.0, failed=0)
             self.progress.start()
 
     def close(self) -> None:
         if self.bar is not None:  # rich prints a newline when stopping a bar never started
+            if not self.loads_model and self.last > self.begun:
+                # Counted from the plan, the span holds all the work: the floor below is not needed.
+                self.progress.update(self.bar, rate=self.counted / (self.last - self.begun))
             self.progress.stop()
 
     def result(self, result) -> None:
         if not result.ok:
             self.failures.append((result.uri, result.error))
-        done = self.progress.tasks[self.bar].completed + 1
-        if done == 1:
-            self.begun = time.monotonic()
+        self.last = time.monotonic()
+        if self.loads_model and not self.progress.tasks[self.bar].completed:
+            self.begun = self.last  # the first result: the model has loaded
+        else:
+            self.counted += 1
         # A batch's results arrive together: over less than a second, a rate would be noise
         # (thousands of files/s for a batch of 16).
         self.progress.update(self.bar, description="labeling", advance=1, failed=len(self.failures),
-                             rate=(done - 1) / max(time.monotonic() - self.begun, 1.0))
+                             rate=self.counted / max(self.last - self.begun, 1.0))
 
 
 def print_failures(failures: list[tuple[str, str]]) -> None:

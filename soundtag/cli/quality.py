@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.options import Database, console, fail, open_engine, out
+from soundtag.cli.options import Database, console, fail, job_or_newest, open_engine, out
+from soundtag.output import counted
 from soundtag.settings import load_settings
 
 
@@ -18,8 +19,16 @@ def _plot_paths(plot: Path) -> tuple[Path, Path]:
     return plot, plot.with_name(f"{plot.stem}-pr{plot.suffix or '.png'}")
 
 
+def _no_truth_way_out(truth: str) -> str:
+    if truth == "reviews":
+        return "review some with `soundtag review`"
+    return ("compare with reviewers' verdicts (--truth reviews), or label files that carry a truth "
+            "(`soundtag run --truth-column COLUMN`: hf:// datasets, audiofolder metadata)")
+
+
 def evaluate(
-    job_id: Annotated[str, typer.Argument(help="Job id from `soundtag run`, `enqueue` or `jobs`.")],
+    job_id: Annotated[Optional[str], typer.Argument(help="Job id from `soundtag run`, `enqueue` or `jobs` "
+                                                    "(default: the newest).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the confusion matrix to this PNG, and the "
                                                  "precision-recall curves next to it (NAME-pr.png).")] = None,
     truth: Annotated[str, typer.Option("--truth", help="files: the truth files carry (--truth-column); reviews: "
@@ -31,7 +40,7 @@ def evaluate(
     the decisions, and precision and recall per class, of the rank-1 label and at the thresholds."""
     from rich.table import Table
 
-    from db.jobs import job_info, job_spec
+    from db.jobs import job_spec
     from db.predictions import job_cosines, job_predictions
     from db.taxonomies import taxonomy_with_policy
     from soundtag.evaluation import curves, evaluate as score, plot_confusion, plot_curves
@@ -39,21 +48,25 @@ def evaluate(
     if truth not in {"files", "reviews"}:
         fail(f"--truth {truth!r}: use files or reviews")
     engine = open_engine(load_settings(database_url=database))
-    info = job_info(engine, job_id)
+    info = job_or_newest(engine, job_id, "evaluate")
+    job_id = info.job_id
     spec = job_spec(engine, job_id)
     predictions = job_predictions(engine, job_id, k=5, reviewed=truth == "reviews")
     result = score(((p.truth, p.labels, p.decision, p.tags) for p in predictions), spec.taxonomy.names, k=5)
+    windows = score(((p.truth, p.labels, p.decision, p.tags) for p in predictions if p.window),
+                    spec.taxonomy.names, k=5).files
     if not result.files:
         fail(f"job {job_id}: no file has both a result and a truth naming one of its labels ({result.no_truth} "
               f"without truth, {sum(result.missing.values())} with other truths, {result.unlabeled} without result); "
-              + ("review some with `soundtag review`" if truth == "reviews"
-                 else "give a dataset's label column with --truth-column"))
+              + _no_truth_way_out(truth))
     policy = taxonomy_with_policy(engine, spec.taxonomy_id).policy()
     thresholds = {node.label: None if node.background else node.threshold for node in policy}
     shown_threshold = {node.label: "background" if node.background else "rank 1" if node.threshold is None
                        else f"{node.threshold:.4f}" for node in policy}
     percent = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
-    out.print(f"job {job_id}: {result.files} files compared (model {info.model}, taxonomy {info.taxonomy})")
+    compared = counted(result.files - windows, "file") + (f" and {counted(windows, 'reviewed window')}"
+                                                           if windows else "")
+    out.print(f"job {job_id}: {compared} compared (model {info.model}, taxonomy {info.taxonomy})")
     out.print(f"accuracy {result.accuracy:.1%} ({result.top1}/{result.files}), top-{result.k} accuracy "
               f"{result.topk_accuracy:.1%} ({result.topk}/{result.files})")
     out.print(f"coverage {result.coverage:.1%} ({result.decided}/{result.files} decided, "
@@ -89,10 +102,11 @@ def evaluate(
 
 
 def calibrate(
-    job_id: Annotated[str, typer.Argument(help="Job id whose files carry a truth, or were reviewed.")],
     target_precision: Annotated[float, typer.Option("--target-precision", min=0.0, max=1.0,
                                                     help="Precision each label must keep, 0-1.")],
     out_file: Annotated[Path, typer.Option("--out", help="Write the taxonomy with these thresholds here (YAML).")],
+    job_id: Annotated[Optional[str], typer.Argument(help="Job id whose files carry a truth, or were reviewed "
+                                                    "(default: the newest).")] = None,
     truth: Annotated[str, typer.Option("--truth", help="files: the truth files carry (--truth-column); reviews: "
                                        "the verdicts of `soundtag review`.")] = "files",
     database: Database = None,
@@ -102,7 +116,7 @@ def calibrate(
     import yaml
     from rich.table import Table
 
-    from db.jobs import job_info, job_spec
+    from db.jobs import job_spec
     from db.predictions import job_cosines
     from db.taxonomies import taxonomy_with_policy
     from soundtag.calibration import calibrate as choose, truths
@@ -110,14 +124,12 @@ def calibrate(
     if truth not in {"files", "reviews"}:
         fail(f"--truth {truth!r}: use files or reviews")
     engine = open_engine(load_settings(database_url=database))
-    job_info(engine, job_id)
+    job_id = job_or_newest(engine, job_id, "calibrate").job_id
     spec = job_spec(engine, job_id)
     known = [(truths(t), cosines) for _, t, cosines in job_cosines(engine, job_id, reviewed=truth == "reviews")
              if truths(t)]
     if not known:
-        fail(f"job {job_id}: no labeled file has a truth; "
-              + ("review some with `soundtag review`" if truth == "reviews"
-                 else "give a dataset's label column with --truth-column"))
+        fail(f"job {job_id}: no labeled file has a truth; " + _no_truth_way_out(truth))
     taxonomy = taxonomy_with_policy(engine, spec.taxonomy_id)
     chosen = choose(known, [lb.name for lb in taxonomy.labels if not lb.background], target_precision)
     percent = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731

@@ -8,19 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtag.cli.options import Database, console, fail, open_engine, out, uri_prefix
+from soundtag.cli.options import Database, console, fail, job_or_newest, open_engine, out
 from soundtag.cli.progress import print_left_out
 from soundtag.settings import load_settings
-
-
-def _job_or_newest(engine, job: str | None, command: str):
-    """The given job's row of the `jobs` view, or the newest job's."""
-    from db.jobs import job_info, jobs as job_rows
-
-    info = job_info(engine, job) if job else next(iter(job_rows(engine, limit=1)), None)
-    if info is None:
-        fail(f"{command}: no job in this database yet; label something with `soundtag run` first")
-    return info
+from soundtag.sources.uris import source_uri
 
 
 def review(
@@ -32,14 +23,16 @@ def review(
                                                 "recording fits in one window, else window).")] = None,
     context: Annotated[float, typer.Option("--context", min=0.0, help="Seconds played before and after a "
                                            "window or event.")] = 1.0,
-    order: Annotated[str, typer.Option("--order", help="uncertain, confident, random (seeded), stratified, or learn "
-                                       "(spread over the embeddings, then where the head hesitates).")]
+    order: Annotated[str, typer.Option("--order", help="uncertain, confident, random (seeded), stratified, learn "
+                                       "(spread over the embeddings, then where the head hesitates), or validate "
+                                       "(with --label: every window, an equal number per score bin, for "
+                                       "`soundtag estimate`).")]
     = "uncertain",
     head: Annotated[Optional[str], typer.Option("--head", help="With --order learn: the head to order by and, with "
                                                 "--learn, to train (default: review-JOB).")] = None,
     learn: Annotated[bool, typer.Option("--learn", help="Train the next version of the head in the background "
-                                        "every --learn-every verdicts and re-order what is left (implies "
-                                        "--order learn).")] = False,
+                                        "once --learn-every verdicts in force changed and re-order what is left "
+                                        "(implies --order learn).")] = False,
     learn_every: Annotated[int, typer.Option("--learn-every", min=1)] = 10,
     search_text: Annotated[Optional[str], typer.Option("--search", help="Only the files of the windows nearest "
                                                        "this text, nearest first.")] = None,
@@ -62,7 +55,8 @@ def review(
 
     from review.guard import Guard, check_exposure
     from review.order import Order
-    from review.server import Session, create_app, serve
+    from review.queue import Session
+    from review.server import create_app, serve
     from review.units import Unit, default_unit
 
     settings = load_settings(database_url=database, review_token=token)
@@ -73,17 +67,22 @@ def review(
         fail(f"--unit {unit!r}: use one of {', '.join(Unit)}")
     if search_text and like:
         fail("give one of --search TEXT or --like URI")
+    if order == Order.VALIDATE and (label is None or unit not in (None, Unit.WINDOW) or search_text or like):
+        fail("--order validate draws the windows of one label: give --label L (and no --unit, --search or --like)")
     check_exposure(host, settings.review_token)
     engine = open_engine(settings)
-    info = _job_or_newest(engine, job, "review")
+    info = job_or_newest(engine, job, "review")
     files = None
     if search_text is not None or like is not None:
         from vectors.search import files_near
 
         files = files_near(engine, info.job_id, load_settings(database_url=database), search_text,
-                           uri_prefix(like) if like is not None else None, at, limit)
+                           source_uri(like) if like is not None else None, at, limit)
+    if order == Order.VALIDATE and label not in _labels(engine, info.job_id):
+        fail(f"--label {label!r} is not in the taxonomy of job {info.job_id}")
     session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label,
-                      Unit(unit) if unit else default_unit(engine, info.job_id), context, files)
+                      Unit.WINDOW if order == Order.VALIDATE else Unit(unit) if unit else default_unit(engine, info.job_id),
+                      context, files)
     learner = None
     if order == Order.LEARN:
         from review.learning import Learner
@@ -95,8 +94,52 @@ def review(
     console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}, "
                   f"by {session.unit}: "
                   f"http://{shown_host}:{port}/" + ("?token=…" if settings.review_token else "")
-                  + "  (Ctrl-C stops)")
+                  + "  (overview: /overview; Ctrl-C stops)")
     serve(app_, host, port)
+
+
+def _labels(engine, job_id: str) -> list[str]:
+    from db.jobs import job_spec
+
+    return job_spec(engine, job_id).taxonomy.names
+
+
+def estimate(
+    label: Annotated[str, typer.Argument(help="The label to estimate.")],
+    job: Annotated[Optional[str], typer.Option("--job", help="Job whose windows and verdicts to read (default: the "
+                                               "newest).")] = None,
+    site: Annotated[Optional[str], typer.Option("--site", help="Only the windows of this site.")] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="site: one row per site.")] = None,
+    database: Database = None,
+) -> None:
+    """From the verdicts of a validation sample (`soundtag review --order validate --label L`):
+    the share of the job's windows that hold LABEL, and the precision and recall of its tags at
+    the current threshold, each with a 95% interval; kept in the `estimates` view."""
+    from db.estimates import save_estimate
+    from review.validation import estimates
+
+    if by not in (None, "site"):
+        fail(f"--by {by!r}: use --by site")
+    engine = open_engine(load_settings(database_url=database))
+    info = job_or_newest(engine, job, "estimate")
+    if label not in _labels(engine, info.job_id):
+        fail(f"{label!r} is not a label of job {info.job_id} (taxonomy {info.taxonomy})")
+    found = estimates(engine, info.job_id, label, site, by_site=by == "site")
+    if not found:
+        fail(f"job {info.job_id}: no windows" + (f" of site {site!r}" if site else "") + " to estimate over")
+
+    def shown(measure) -> str:
+        return "—" if measure is None else f"{measure.value:.3f} [{measure.low:.3f}, {measure.high:.3f}]"
+
+    out.print("site\twindows\tverdicts\tprevalence [95%]\tprecision [95%]\trecall [95%]")
+    for row in found:
+        e = row.estimate
+        save_estimate(engine, info.job_id, label, row.site, e)
+        out.print(f"{row.site if row.site is not None else ('(unknown)' if by else 'all')}\t{e.windows}\t"
+                  f"{e.verdicts}\t{shown(e.prevalence)}\t{shown(e.precision)}\t{shown(e.recall)}")
+    if sum(row.estimate.verdicts for row in found) == 0:
+        console.print(f"no verdicts on {label!r} yet: `soundtag review --order validate --label {label!r}` draws the "
+                      "sample to judge")
 
 
 def export(
@@ -115,7 +158,7 @@ def export(
         fail(f"--format {fmt!r}: use one of {', '.join(ExportFormat)}")
     settings = load_settings(database_url=database)
     engine = open_engine(settings)
-    info = _job_or_newest(engine, job, "export")
+    info = job_or_newest(engine, job, "export")
     written = write(engine, info.job_id, ExportFormat(fmt), out_path, settings, reviewed=reviewed)
     console.print(f"job {info.job_id}: {written.files} files → {out_path}"
                   + (f"; labeling config → {written.extra}" if written.extra else ""))
@@ -149,10 +192,10 @@ def import_reviews(
     if fmt not in {"labelstudio", *SelectionFormat}:
         fail(f"--format {fmt!r}: use one of labelstudio, {', '.join(SelectionFormat)}")
     engine = open_engine(load_settings(database_url=database))
-    job_id = _job_or_newest(engine, job, "import-reviews").job_id
+    job_id = job_or_newest(engine, job, "import-reviews").job_id
     if fmt != "labelstudio":
         done = import_selections(engine, path, SelectionFormat(fmt), job_id, reviewer or getpass.getuser(),
-                                 label_column=label_column, recording=uri_prefix(recording) if recording else None)
+                                 label_column=label_column, recording=source_uri(recording) if recording else None)
         out.print(f"{done.recorded} verdicts recorded, {done.unchanged} already in force")
         return
     done = load(engine, path, job_id, reviewer)

@@ -22,11 +22,10 @@ from soundtag.cli.options import (
     out,
     read_taxonomy,
     styled,
-    uri_prefix,
 )
 from soundtag.cli.progress import RunProgress, print_failures, print_left_out
 from soundtag.settings import load_settings
-from soundtag.sources.uris import readable
+from soundtag.sources.uris import readable, source_uri
 
 
 def relabel(
@@ -62,7 +61,7 @@ def relabel(
     started = time.monotonic()
     plans = []
     display = RunProgress(f"model {model_ref if chosen or model else '(of the stored embeddings)'}, "
-                          f"taxonomy {tax.name}, {len(tax.labels)} labels")
+                          f"taxonomy {tax.name}, {len(tax.labels)} labels", loads_model=False)
 
     def planned(plan) -> None:
         plans.append(plan)
@@ -70,7 +69,7 @@ def relabel(
 
     try:
         info = relabel_files(engine, tax, settings, head=chosen, job_ids=job or (),
-                             sources=[uri_prefix(s) for s in sources or ()], on_planned=planned,
+                             sources=[source_uri(s) for s in sources or ()], on_planned=planned,
                              on_result=display.result)
     finally:
         display.close()
@@ -119,7 +118,7 @@ def search(
     engine = open_engine(settings)
     damaged: list[str] = []
     hits = (search_text(engine, text, settings, limit, damaged.append, approximate) if text is not None
-            else search_like(engine, uri_prefix(like), settings, at, limit, damaged.append, approximate))
+            else search_like(engine, source_uri(like), settings, at, limit, damaged.append, approximate))
     if damaged:
         console.print(f"{len(damaged)} files with damaged stored embeddings left out of the search")
         print_left_out(damaged)

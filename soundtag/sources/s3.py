@@ -171,7 +171,12 @@ def get_part(client, bucket: str, key: str, byte_range: str | None) -> Part:
 def _problem(exc: Exception, client, bucket: str, key: str) -> S3Error:
     """The one-line S3Error for a botocore failure on ``s3://bucket/key``."""
     from botocore.exceptions import (
-        ClientError, ConnectionError, HTTPClientError, NoCredentialsError, PartialCredentialsError, SSLError,
+        ClientError,
+        ConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        SSLError,
     )
 
     uri = f"s3://{bucket}/{key}"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import io
+import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path

@@ -8,6 +8,7 @@ file. The database keeps the exact URI; ``readable`` is for output only.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from urllib.parse import quote, unquote_to_bytes
 
 FILE = "file://"
@@ -16,6 +17,11 @@ FILE = "file://"
 def file_uri(path: str) -> str:
     """The URI of an absolute local path (what ``Path.as_uri()`` returns, without its parsing)."""
     return FILE + quote(os.fsencode(path), safe="/")
+
+
+def source_uri(source: str) -> str:
+    """A source or file as stored URIs begin: URIs as given, local paths as ``file://`` URIs."""
+    return source if "://" in source else file_uri(str(Path(source).expanduser().absolute()))
 
 
 def path_of(uri: str) -> str:

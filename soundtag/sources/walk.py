@@ -8,7 +8,7 @@ import errno
 import fnmatch
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,6 +184,9 @@ def walk(source: str, pattern: str | None = None, *, audio_column: str | None = 
     return walk_local(source, pattern, truth_column, report)
 
 
-def source_name(source: str) -> str:
-    """How a source is recorded with its job: URIs as given, local paths made absolute."""
-    return source if "://" in source else str(Path(source).expanduser().absolute())
+def walk_sources(sources: Sequence[str], pattern: str | None = None, *, audio_column: str | None = None,
+                 truth_column: str | None = None, report: WalkReport | None = None) -> Iterator[FileRef]:
+    """FileRefs of each of ``sources`` in turn, as ``walk`` gives them; lazily, so that a caller
+    can record files while the listing goes on."""
+    for source in sources:
+        yield from walk(source, pattern, audio_column=audio_column, truth_column=truth_column, report=report)

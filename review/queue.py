@@ -1,0 +1,138 @@
+"""One review session's queue: its items, the order they are shown in, the verdicts in force on
+them and each item's version, undo, and the lock that makes a verdict's check and write one step.
+The review page's routes (review.server) are thin over it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from db.jobs import job_spec
+from db.reviews import Given, ReviewItem, all_verdicts, record_verdicts, undo_verdict
+from review.learning import Learner
+from review.order import Order, ordered
+from review.units import Unit, review_items
+from review.validation import validation_items
+from soundtag.errors import NoSuchItem, NotInTaxonomy, StaleVersion
+from soundtag.states import Verdict
+
+
+@dataclass(frozen=True)
+class Session:
+    """What one `soundtag review` serves: a job's results as items of one unit, in one order, for
+    one reviewer; a segment plays with ``context`` seconds of the recording before and after it."""
+
+    job_id: str
+    order: Order
+    reviewer: str
+    label: str | None = None
+    unit: Unit = Unit.FILE
+    context: float = 1.0
+    files: tuple[int, ...] | None = None  # only these files, in this order (`--search`, `--like`)
+
+
+class ReviewQueue:
+    """The items of ``session``, each known by its id: its place in ``items``, whatever order the
+    learner shows them in. A verdict names the version of the item it judges (how many verdicts
+    and undos were recorded on it): a stale one is refused, so a second press cannot judge twice."""
+
+    def __init__(self, engine: Engine, session: Session, learner: Learner | None = None) -> None:
+        self.engine, self.session, self.learner = engine, session, learner
+        self.labels = job_spec(engine, session.job_id).taxonomy.names
+        items = (validation_items(engine, session.job_id, session.label) if session.order == Order.VALIDATE
+                 else review_items(engine, session.job_id, session.unit, session.label))
+        if session.files is not None:  # a queue from a search: its hits' files, nearest first
+            rank = {file_id: n for n, file_id in enumerate(session.files)}
+            items = sorted((item for item in items if item.file_id in rank), key=lambda item: rank[item.file_id])
+        elif learner is None:
+            items = ordered(items, session.order, seed=session.job_id)
+        self.items: list[ReviewItem] = items
+        self._number = {id(item): n for n, item in enumerate(items)}
+        self._position: dict[tuple, int] = {}
+        for n, item in enumerate(items):
+            self._position.setdefault(item.key, n)
+        self._recordings = {item.file_id: item.uri for item in items}
+        self._given = all_verdicts(engine, session.job_id)
+        self._versions = [0] * len(items)
+        # Requests run in a thread pool: a verdict's check of the version, its write and the new
+        # version are one step, so a double press's second request sees the first one's version.
+        self._lock = threading.Lock()
+        if self._learns:
+            self.shown()  # the learn order is computed once, here, then kept up to date
+
+    @property
+    def _learns(self) -> bool:
+        return self.learner is not None and self.session.files is None
+
+    def item(self, n: int) -> ReviewItem:
+        if not 0 <= n < len(self.items):
+            raise NoSuchItem(f"no item {n} in this review")
+        return self.items[n]
+
+    def recording(self, file_id: int) -> str | None:
+        """The URI of a file one of the items is of; None for any other id."""
+        return self._recordings.get(file_id)
+
+    def shown(self) -> list[tuple[int, ReviewItem]]:
+        """Every item with its id, in the order the page shows them."""
+        if not self._learns:
+            return list(enumerate(self.items))
+        with self._lock:
+            reviewed = [file_id for file_id, start, _ in self._given if start is None]
+        return [(self._number[id(item)], item) for item in self.learner.order(self.items, reviewed)]
+
+    def given(self, n: int) -> dict | None:
+        """The verdict in force on item ``n`` (from any reviewer), as the page shows it."""
+        found = self._given.get(self.items[n].key)
+        return {"verdict": found[0], "label": found[1]} if found else None
+
+    def version(self, n: int) -> int:
+        return self._versions[n]
+
+    def progress(self) -> dict:
+        """Items reviewed and remaining, overall and per decided label."""
+        per_label = {name: {"reviewed": 0, "total": 0} for name in self.labels}
+        reviewed = 0
+        for item in self.items:
+            counts = per_label.setdefault(item.decision or "", {"reviewed": 0, "total": 0})
+            counts["total"] += 1
+            done = item.key in self._given
+            counts["reviewed"] += done
+            reviewed += done
+        return {"reviewed": reviewed, "remaining": len(self.items) - reviewed, "per_label": per_label}
+
+    def give(self, n: int, version: int, verdict: Verdict, label: str | None = None) -> None:
+        """Record ``verdict`` on item ``n`` as the page saw it at ``version``. Raises NoSuchItem,
+        NotInTaxonomy (a correction to a label the taxonomy lacks) or StaleVersion."""
+        item = self.item(n)
+        if verdict == Verdict.CORRECT and label not in self.labels:
+            raise NotInTaxonomy(f"label {label!r} is not in the taxonomy")
+        # accept and reject judge the decision the page showed: the item's, read once at start,
+        # rather than file_decisions again per keystroke (seconds on a large PostgreSQL archive).
+        judged = label if verdict == Verdict.CORRECT else item.decision
+        with self._lock:
+            if version != self._versions[n]:
+                raise StaleVersion("this item changed since the page showed it (a second press?)")
+            record_verdicts(self.engine, {self.session.job_id: [Given(
+                item.file_id, verdict, self.session.reviewer, judged, item.start_s, item.end_s, item.decision)]})
+            self._given[item.key] = (verdict, judged)
+            self._versions[n] += 1
+            in_force = dict(self._given)
+        if self.learner:
+            self.learner.verdicts_in_force(in_force)
+
+    def undo(self) -> int | None:
+        """Undo this reviewer's last verdict in force; the id of its item (None when there is none
+        or it is not one of this queue's)."""
+        with self._lock:
+            key = undo_verdict(self.engine, self.session.job_id, self.session.reviewer)
+            self._given = all_verdicts(self.engine, self.session.job_id)
+            n = self._position.get(key)
+            if n is not None:
+                self._versions[n] += 1
+            in_force = dict(self._given)
+        if self.learner and key is not None:
+            self.learner.verdicts_in_force(in_force)
+        return n
