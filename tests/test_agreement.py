@@ -3,6 +3,7 @@ cohen_kappa_score for each pair, the krippendorff package's nominal α over all.
 
 from __future__ import annotations
 
+import json
 import random
 
 import krippendorff
@@ -91,19 +92,22 @@ def test_soundtag_agreement_reads_each_reviewers_latest_vote_and_equals_the_kept
     undo_verdict(engine, job_id, "cy")  # ...and takes back their file verdict on quiet
     votes = {"street": {"ana": "siren", "bob": "siren", "cy": "siren"}, "night": {"ana": "dog", "bob": None},
              "quiet 0-1.5": {"ana": "rain", "bob": "dog", "cy": "rain"}}
-    lines = soundtag("agreement", "--job", job_id, "--database", database_url).stdout.splitlines()
-    rows = {tuple(line.split("\t")[:2]): line.split("\t")[2:] for line in lines}
+    found = json.loads(soundtag("agreement", "--job", job_id, "--json", "--database", database_url).stdout)
     people = ["ana", "bob", "cy"]
     codes = {"siren": 0, "dog": 1, "rain": 2, None: 3}
     matrix = np.array([[codes[v[p]] if p in v else np.nan for v in votes.values()] for p in people], dtype=float)
     expected = krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")
-    assert rows[("all", "alpha")] == [f"{expected:.3f}", "3 items"]
+    assert found["items"] == 3 and found["alpha"] == {"value": pytest.approx(expected), "items": 3}
+    pairs = {tuple(row["reviewers"]): (row["kappa"], row["items"]) for row in found["pairs"]}
     for a, b in [("ana", "bob"), ("ana", "cy"), ("bob", "cy")]:
         shared = [v for v in votes.values() if a in v and b in v]
         kappa = cohen_kappa_score([str(v[a]) for v in shared], [str(v[b]) for v in shared])
-        assert rows[(f"{a} & {b}", "kappa")] == [f"{kappa:.3f}", f"{len(shared)} items"]
+        assert pairs[(a, b)] == (pytest.approx(kappa), len(shared))
     # Settled by majority: street siren, quiet's window rain; night (1 against 1) is not settled.
-    assert rows[("ana", "settled")] == ["1.000", "2 items"]
-    assert rows[("bob", "settled")] == ["0.500", "2 items"]
-    by_label = soundtag("agreement", "--job", job_id, "--by", "label", "--database", database_url).stdout
-    assert {line.split("\t")[0] for line in by_label.splitlines()} == {"all", "siren", "dog", "rain"}
+    assert {row["reviewer"]: (row["agreement"], row["items"]) for row in found["settled"]} == {
+        "ana": (1.0, 2), "bob": (0.5, 2), "cy": (1.0, 2)}
+    by_label = json.loads(soundtag("agreement", "--job", job_id, "--by", "label", "--json", "--database",
+                                   database_url).stdout)
+    assert [row["label"] for row in by_label["by_label"]] == ["dog", "rain", "siren"]
+    table = soundtag("agreement", "--job", job_id, "--database", database_url)
+    assert "ana & bob" in table.stdout and "3 items judged by 3 reviewers" in table.stderr
