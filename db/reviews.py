@@ -171,6 +171,25 @@ def all_verdicts(engine: Engine, job_id: str) -> dict[tuple[int, float | None, f
     return {(file_id, start, end): (Verdict(verdict), label) for file_id, start, end, verdict, label in rows}
 
 
+def reviewer_votes(engine: Engine, job_id: str) -> dict[tuple[int, float | None, float | None], dict[str, str | None]]:
+    """Each reviewer's vote on each file and segment of the job they judged, by (file id, start_s,
+    end_s): the final label of their latest verdict there that speaks in the job (``_speaks``) and
+    was not undone (accept, correct: its label; reject: None). What agreement compares."""
+    spec = job_spec(engine, job_id)
+    later = Review.__table__.alias("later")
+    with engine.connect() as conn:
+        rows = conn.execute(select(Review.file_id, Review.start_s, Review.end_s, Review.reviewer, Review.verdict,
+                                   Review.label).where(
+            _speaks(spec, Review), Review.undone_at.is_(None),
+            ~select(later.c.id).where(later.c.file_id == Review.file_id, later.c.reviewer == Review.reviewer,
+                                      _speaks(spec, later.c), later.c.undone_at.is_(None),
+                                      _same_bounds(later.c, Review), later.c.id > Review.id).exists())).all()
+    votes: dict[tuple[int, float | None, float | None], dict[str, str | None]] = {}
+    for file_id, start, end, reviewer, verdict, label in rows:
+        votes.setdefault((file_id, start, end), {})[reviewer] = None if verdict == Verdict.REJECT else label
+    return votes
+
+
 @dataclass(frozen=True)
 class SpanVerdict:
     """A verdict in force on a segment of a file: ``label`` as in the ``reviews`` view."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from db.jobs import job_spec
 from db.labeled_files import LabeledFile
 from db.reviews import Given, all_verdicts, record_verdicts
 from db.segments import EventRow, job_events
+from review.regions import region_verdict, span_problem
 from soundtag.errors import SoundtagError
 from soundtag.sources import uris
 from soundtag.states import Verdict
@@ -35,9 +35,6 @@ AUDIO, REGIONS, DECISION = "audio", "labels", "decision"  # the config's tag nam
 # is true, relative to LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (here: /).
 LOCAL_FILES = "/data/local-files/?d="
 NONE = "none"  # the choice meaning "no label of the taxonomy" (a reject), unless a label has that name
-BOUNDS = 1e-3  # seconds: a region this close to an event's bounds is that event (Label Studio rounds)
-# A region ending later than this is no span of any recording, whatever its duration (a year).
-LONGEST = 366 * 24 * 3600.0
 
 
 def audio_ref(uri: str) -> str:
@@ -196,23 +193,9 @@ def read_tasks(path: Path) -> list[_Task]:
     for index, entry in enumerate(tasks):
         for a, annotation in enumerate(entry.annotations or []):
             for r, item in enumerate(annotation.result):
-                if item.type == "labels" and (problem := _span_problem(item.value.start, item.value.end)):
+                if item.type == "labels" and (problem := span_problem(item.value.start, item.value.end)):
                     raise SoundtagError(f"{path}: task {index}: annotations[{a}].result[{r}].value: {problem}")
     return tasks
-
-
-def _span_problem(start: float, end: float, duration: float | None = None) -> str | None:
-    """Why a region's (start, end) is no span of its recording, or None when it is one."""
-    span = f"region from {start:g} s to {end:g} s"
-    if not (math.isfinite(start) and math.isfinite(end)):
-        return f"{span}: start and end must be finite numbers of seconds"
-    if start < 0 or end <= start:
-        return f"{span}: it must start at 0 s or later and end after it starts"
-    if duration is None and end > LONGEST:
-        return f"{span}: no recording is that long"
-    if duration is not None and end > duration + BOUNDS:
-        return f"{span}: it ends after the recording ({duration:g} s)"
-    return None
 
 
 KEEP = object()  # an annotation that says nothing about the whole file
@@ -300,20 +283,13 @@ def import_reviews(engine: Engine, path: Path, default_job: str | None, reviewer
                                else Verdict.CORRECT)
                     record(Given(file_id, verdict, who, label if verdict == Verdict.CORRECT else decision,
                                  shown=decision))
-                # A region is a verdict on that segment: accept where the model found that label
-                # there (an event of the same bounds), correct elsewhere.
                 for start, end, name in regions(annotation.result):
-                    if problem := _span_problem(start, end, lengths.get(file_id)):
+                    if problem := span_problem(start, end, lengths.get(file_id)):
                         raise SoundtagError(f"{path}: task {index}: {problem}")
                     if name not in nodes:
                         done.unknown_labels += 1
                         continue
-                    found = next((ev for ev in events.get(file_id, ()) if ev.label == name
-                                  and abs(ev.start_s - start) <= BOUNDS and abs(ev.end_s - end) <= BOUNDS), None)
-                    if found:  # the event's own bounds: the review page's event items have them
-                        record(Given(file_id, Verdict.ACCEPT, who, name, found.start_s, found.end_s))
-                    else:
-                        record(Given(file_id, Verdict.CORRECT, who, name, start, end))
+                    record(region_verdict(events.get(file_id, ()), file_id, start, end, name, who))
     record_verdicts(engine, given)
     done.recorded = sum(map(len, given.values()))
     return done

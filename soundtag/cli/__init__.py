@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from soundtag.cli import admin, archive, jobs, labeling, learning, monitoring, quality, review, vectors
+from soundtag.cli import admin, archive, jobs, labeling, learning, monitoring, quality, review, team, vectors
 from soundtag.cli.options import console, styled
 from soundtag.cli.process import freeze_for_exit, quiet_libraries, silence_native_stderr
 from soundtag.errors import SoundtagError, describe
@@ -46,6 +46,7 @@ app.command()(vectors.search)
 app.command("export-embeddings")(vectors.export_embeddings)
 app.command()(review.export)
 app.command("import-reviews")(review.import_reviews)
+app.command()(team.agreement)
 app.command()(learning.train)
 app.command("export-head")(learning.export_head)
 app.command("fetch-model")(admin.fetch_model)

@@ -166,19 +166,39 @@ def export(
 
 
 def import_reviews(
-    path: Annotated[Path, typer.Argument(help="A Label Studio JSON export of tasks from `soundtag export`.")],
-    job: Annotated[Optional[str], typer.Option("--job", help="For tasks that name no job (default: the newest).")]
-    = None,
+    path: Annotated[Path, typer.Argument(help="A Label Studio JSON export of tasks from `soundtag export`; a Raven "
+                                         "selection table or an Audacity label track, or a folder of them.")],
+    fmt: Annotated[str, typer.Option("--format", help="labelstudio, raven or audacity.")] = "labelstudio",
+    job: Annotated[Optional[str], typer.Option("--job", help="For tasks that name no job; the job of the Raven or "
+                                               "Audacity regions (default: the newest).")] = None,
     reviewer: Annotated[Optional[str], typer.Option("--reviewer", help="Name stored with each verdict (default: "
-                                                    "the annotation's completed_by).")] = None,
+                                                    "the annotation's completed_by; for raven and audacity, your "
+                                                    "login).")] = None,
+    label_column: Annotated[str, typer.Option("--label-column", help="raven: the column holding the label.")]
+    = "Label",
+    recording: Annotated[Optional[str], typer.Option("--recording", help="audacity: the recording a single label "
+                                                     "track belongs to (default: the one it is named for).")] = None,
     database: Database = None,
 ) -> None:
-    """Record Label Studio annotations as verdicts in the `reviews` view: accept when the
-    annotation kept the model's decision, correct when it chose another label, reject for none."""
-    from review.labelstudio import import_reviews as load
+    """Record verdicts from other tools: Label Studio annotations (accept when the annotation
+    kept the model's decision, correct when it chose another label, reject for none; regions
+    as verdicts on their segments), and Raven selections or Audacity labels (each a verdict on
+    its segment of the recording). A bad row is refused with its line; nothing is written."""
+    import getpass
 
+    from review.labelstudio import import_reviews as load
+    from review.selections import SelectionFormat, import_selections
+
+    if fmt not in {"labelstudio", *SelectionFormat}:
+        fail(f"--format {fmt!r}: use one of labelstudio, {', '.join(SelectionFormat)}")
     engine = open_engine(load_settings(database_url=database))
-    done = load(engine, path, job_or_newest(engine, job, "import-reviews").job_id, reviewer)
+    job_id = job_or_newest(engine, job, "import-reviews").job_id
+    if fmt != "labelstudio":
+        done = import_selections(engine, path, SelectionFormat(fmt), job_id, reviewer or getpass.getuser(),
+                                 label_column=label_column, recording=source_uri(recording) if recording else None)
+        out.print(f"{done.recorded} verdicts recorded, {done.unchanged} already in force")
+        return
+    done = load(engine, path, job_id, reviewer)
     out.print(f"{done.recorded} verdicts recorded, {done.unchanged} already in force, {done.cancelled} cancelled; "
               f"left out: {done.unknown_tasks} tasks of no known file, {done.unknown_labels} annotations with a "
               f"label not in the taxonomy")

@@ -1,0 +1,66 @@
+"""A reviewing team: ``agreement`` (how far the people who judged the same items agree)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from soundtag.cli.options import Database, console, fail, job_or_newest, open_engine, out
+from soundtag.settings import load_settings
+
+
+def _cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def agreement(
+    job: Annotated[Optional[str], typer.Option("--job", help="Job whose verdicts to compare (default: the newest).")]
+    = None,
+    by: Annotated[str, typer.Option("--by", help="reviewer (Cohen's κ for each pair, each person against the "
+                                    "settled labels) or label (Krippendorff's α of each label against the rest).")]
+    = "reviewer",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    database: Database = None,
+) -> None:
+    """How far reviewers agree on the items several of them judged: Krippendorff's α (nominal)
+    over everyone, then per pair of reviewers (Cohen's κ) or per label, each with the number of
+    items it rests on. A vote is the label an item ends up with in that person's latest verdict
+    (accept: the model's; correct: theirs; reject: none)."""
+    from db.reviews import reviewer_votes
+    from soundtag.agreement import alpha, majority, pairwise_kappa, with_settled
+
+    if by not in ("reviewer", "label"):
+        fail(f"--by {by!r}: use reviewer or label")
+    engine = open_engine(load_settings(database_url=database))
+    info = job_or_newest(engine, job, "agreement")
+    votes = reviewer_votes(engine, info.job_id)
+    overall = alpha(votes)
+    rows = ([{"label": label, "alpha": (s := alpha(votes, only=label)).value, "items": s.items}
+             for label in sorted({v for item in votes.values() for v in item.values() if v is not None})]
+            if by == "label" else
+            [{"reviewers": [a, b], "kappa": s.value, "items": s.items} for (a, b), s in pairwise_kappa(votes).items()])
+    settled = [{"reviewer": person, "agreement": s.value, "items": s.items}
+               for person, s in with_settled(votes, majority(votes)).items()] if by == "reviewer" else []
+    if as_json:
+        out.print_json(json.dumps({"job": info.job_id, "items": len(votes),
+                                   "alpha": {"value": overall.value, "items": overall.items},
+                                   "by_label" if by == "label" else "pairs": rows,
+                                   **({"settled": settled} if by == "reviewer" else {})}))
+        return
+    people = sorted({person for item in votes.values() for person in item})
+    console.print(f"job {info.job_id}: {len(votes)} items judged by {len(people)} reviewers, {overall.items} by two "
+                  f"or more; Krippendorff's α over all: {_cell(overall.value)}")
+    if by == "label":
+        table = Table("label", "α (it against the rest)", "items")
+        for row in rows:
+            table.add_row(row["label"], _cell(row["alpha"]), str(row["items"]))
+    else:
+        table = Table("reviewers", "Cohen's κ", "items")
+        for row in rows:
+            table.add_row(" & ".join(row["reviewers"]), _cell(row["kappa"]), str(row["items"]))
+        for row in settled:
+            table.add_row(f"{row['reviewer']} & the majority", f"{_cell(row['agreement'])} agree", str(row["items"]))
+    out.print(table)
