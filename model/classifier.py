@@ -122,8 +122,8 @@ def check_device(device: str) -> None:
 
 def pick_backend(backend: str, device: str, dtype: str, model: str) -> str:
     """The backend that runs ``model`` at ``device`` and ``dtype``: the one asked for, or for
-    ``auto`` the fastest installed one on this host: OpenVINO on an x86 CPU (fp32, int8, and bf16
-    where the CPU has it), else ONNX Runtime on the CPU (fp32, int8), and torch where only torch
+    ``auto`` the fastest installed one on this host: OpenVINO on an x86 CPU (fp32, and bf16 where
+    the CPU has it), else ONNX Runtime on the CPU (fp32, int8), and torch where only torch
     goes (a GPU, MPS, fp16, bf16 without CPU support, a fused checkpoint). Raises ModelError for
     combinations the backend asked for does not run here."""
     if backend in ("onnx", "openvino"):
@@ -141,17 +141,19 @@ def pick_backend(backend: str, device: str, dtype: str, model: str) -> str:
     on_cpu = device == "cpu" or (device == "auto" and not _cuda_likely())
     if not (on_cpu and _unfused(model)):
         return "torch"
-    if dtype in ("fp32", "int8", "bf16") and _openvino_leads(dtype):
+    if _openvino_leads(dtype):
         return "openvino"
     return "onnx" if dtype in ("fp32", "int8") else "torch"
 
 
 def _openvino_leads(dtype: str) -> bool:
-    """Whether OpenVINO is installed and outruns ONNX Runtime here: on x86, where it was measured
-    (docs/benchmarks.md); bf16 only where the CPU computes it natively."""
-    if platform.machine().lower() not in ("x86_64", "amd64") or not _installed("openvino"):
+    """Whether OpenVINO is installed and outruns the other runtimes here at ``dtype``: fp32 on
+    x86, where it was measured (docs/benchmarks.md), and bf16 where the CPU computes it natively.
+    Not int8: it runs ONNX Runtime's dynamically quantized towers at half ONNX Runtime's speed."""
+    if (dtype not in ("fp32", "bf16") or platform.machine().lower() not in ("x86_64", "amd64")
+            or not _installed("openvino")):
         return False
-    if dtype != "bf16":
+    if dtype == "fp32":
         return True
     from model.openvino_towers import cpu_has_bf16
 
