@@ -478,3 +478,21 @@ def test_a_jobs_end_past_the_threshold_has_a_worker_build_the_index_ahead(tmp_pa
     monkeypatch.setattr(approximate_index, "build", lambda *args: pytest.fail("built on the query path"))
     hits = rank(engine, settings, revision, next(_queries(engine, settings, [])), 10)
     assert len(hits) == 10
+
+
+def test_a_run_past_the_threshold_builds_the_index_at_its_end(tmp_path, tiny_clap, export_dir, sqlite_url, index_dir):
+    from model.classifier import load_classifier
+
+    engine = engine_for(sqlite_url)
+    ensure_schema(engine)
+    settings = Settings(model=str(tiny_clap), database_url=sqlite_url, index_dir=index_dir)
+    revision = load_classifier(str(tiny_clap), export_dir).revision  # what the run stores under
+    _topics(engine, settings, 55, revision=revision)  # 1,100 windows labeled before
+    write(tmp_path / "archive" / "a.wav", seconds=3.0)
+    args = ["run", str(tmp_path / "archive"), "--labels", LABELS, "--model", str(tiny_clap), "--database", sqlite_url]
+    soundtag(*args, env={"SOUNDTAG_SEARCH_APPROXIMATE_ABOVE": "5000"})
+    assert not index_dir.exists()  # below the threshold: no index made
+    write(tmp_path / "archive" / "b.wav", seconds=3.0, freq=880.0)
+    soundtag(*args, env={"SOUNDTAG_SEARCH_APPROXIMATE_ABOVE": "1000"})
+    _, manifest = _manifest(index_dir)
+    assert manifest["approximate"]["name"].startswith("ahead-") and manifest["approximate"]["rows"] == 1102
