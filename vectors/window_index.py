@@ -356,7 +356,10 @@ def _compacting(folder: Path) -> bool:
 
 
 def _building(folder: Path) -> bool:
-    """Whether ``prepare_approximate`` holds ``folder``'s lock for building ahead."""
+    """Whether ``prepare_approximate`` holds ``folder``'s lock for building ahead. Its lock file
+    is made by the first build ahead only: an index no worker builds keeps the files it had."""
+    if not (folder / "ahead.lock").exists():
+        return False
     try:
         with FileLock(folder / "ahead.lock", timeout=0):
             return False
