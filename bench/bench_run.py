@@ -3,6 +3,7 @@ called once per clip with every candidate label, on the same clips and the same 
 
     .venv/bin/python -m bench.bench_run              # 48 clips, 50 labels; updates docs/benchmarks.md
     .venv/bin/python -m bench.bench_run --quick      # a smoke run of a minute or two; prints only
+    .venv/bin/python -m bench.bench_run --towers 2   # the audio tower alone per variant, interleaved; prints only
 
 Both sides run as their own process and are timed whole: interpreter start, imports, model load
 (and, for soundtag, the database), on the CPU, with each process's peak RSS. soundtag runs on each
@@ -634,7 +635,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="smoke run: 6 clips, one run each of the pipeline and the fp32 and int8 variants, "
                              "20 steady clips, a 2-minute recording; writes no doc")
     parser.add_argument("--no-doc", action="store_true", help="print the section, leave docs/benchmarks.md")
+    parser.add_argument("--towers", type=int, metavar="ROUNDS",
+                        help="only the audio tower alone per variant, ROUNDS rounds interleaved; prints only")
     args = parser.parse_args(argv)
+    if args.towers:
+        with tempfile.TemporaryDirectory(prefix="soundtag-bench-") as tmp:
+            clips, model = write_clips(Path(tmp), 16), checkpoint()
+            print(f"{machine()}; CPU flags: {_cpu_bf16_flags()}; load average {loadavg()}", flush=True)
+            for round_ in range(args.towers):
+                for variant in args.variants or VARIANTS:
+                    backend, dtype = VARIANTS[variant][1], variant.split()[1]
+                    seconds = audio_tower_per_clip(model, clips, backend, dtype, args.repeat, args.quiet_wait)
+                    print(f"round {round_ + 1} {variant}: {1000 * seconds:.0f} ms a clip (load {loadavg()})", flush=True)
+        return
     n, repeat, quiet_wait = (6, 1, 10.0) if args.quick else (args.clips, args.repeat, args.quiet_wait)
     steady, long_minutes = (20, 2.0) if args.quick else (args.steady, args.long_minutes)
     labels = LABELS[: args.labels]
