@@ -3,6 +3,7 @@ called once per clip with every candidate label, on the same clips and the same 
 
     .venv/bin/python -m bench.bench_run              # 48 clips, 50 labels; updates docs/benchmarks.md
     .venv/bin/python -m bench.bench_run --quick      # a smoke run of a minute or two; prints only
+    .venv/bin/python -m bench.bench_run --towers 2   # the audio tower alone per variant, interleaved; prints only
 
 Both sides run as their own process and are timed whole: interpreter start, imports, model load
 (and, for soundtag, the database), on the CPU, with each process's peak RSS. soundtag runs on each
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import DOC, loadavg, machine, write_section
+from model.classifier import pick_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"
@@ -113,16 +115,41 @@ def write_clips(folder: Path, count: int) -> list[Path]:
     return paths
 
 
+def _openvino_here() -> tuple[bool, bool]:
+    """Whether OpenVINO is installed here, and whether it computes bf16 natively on this CPU."""
+    from importlib.util import find_spec
+
+    if find_spec("openvino") is None:
+        return False, False
+    from model.openvino_towers import cpu_has_bf16
+
+    return True, cpu_has_bf16()
+
+
+def _cpu_bf16_flags() -> str:
+    flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("flags")), [])
+    return ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ("avx512_bf16", "amx_bf16", "amx_tile"))
+
+
+OPENVINO, OPENVINO_BF16 = _openvino_here()
 # Each soundtag variant: its name in the tables, the options it adds to `soundtag run`. The
-# first is the default on a CPU (--backend auto), the headline.
-VARIANTS = {
+# first is the default on this CPU (what --backend auto takes at fp32), the headline.
+_ALL = {
+    "openvino fp32": ["--backend", "openvino"],
     "onnx fp32": ["--backend", "onnx"],
     "torch fp32": ["--backend", "torch"],
+    "openvino bf16": ["--backend", "openvino", "--dtype", "bf16"],
     "onnx int8": ["--backend", "onnx", "--dtype", "int8"],
+    "openvino int8": ["--backend", "openvino", "--dtype", "int8"],
     "torch int8": ["--backend", "torch", "--dtype", "int8"],
     "torch bf16": ["--backend", "torch", "--dtype", "bf16"],
 }
-BACKENDS = ("onnx", "torch")
+_HERE = {name: options for name, options in _ALL.items()
+         if (OPENVINO or "openvino" not in name) and (OPENVINO_BF16 or name != "openvino bf16")}
+_DEFAULT = f"{pick_backend('auto', 'cpu', 'fp32', str(CACHE / 'clap-full'))} fp32"
+VARIANTS = {_DEFAULT: _HERE[_DEFAULT], **_HERE}
+BACKENDS = ("onnx", "torch") + (("openvino",) if OPENVINO else ())
 EXTRACTOR = "features with ClapFeatureExtractor"
 STAGES = ("read + decode", "resample", "features (log-mel)", "audio tower", "scores + DB write")
 
@@ -380,7 +407,7 @@ def report(r: dict) -> str:
         "",
         f"Command: `{r['command']}`  ",
         f"Date: {r['date']}  ",
-        f"Machine: {r['machine']}  ",
+        f"Machine: {r['machine']}; CPU flags: {_cpu_bf16_flags()}  ",
         f"Load average (1, 5, 15 min) at the start: {r['load_before']}; at the end: {r['load_after']}. "
         "A shared machine: other people's test runs use the same two cores, and a run they overlap slows "
         "down far more than their share, so each timed run waits first (up to a limit) for the CPUs to be "
@@ -413,11 +440,12 @@ def report(r: dict) -> str:
                             for name, wall, idle, others in r["log"])]
     lines += [
         "",
-        f"Target, `soundtag run` on the ONNX backend (the default on a CPU) ≥ 10× the pipeline's files/s, fp32, "
+        f"Target, `soundtag run` on {HEADLINE} (what `--backend auto` takes on this CPU) ≥ 10× the pipeline's "
+        "files/s, fp32, "
         f"model load included: {verdict} — {speedup:.2f}× best against best, {speedup_median:.2f}× median "
         "against median. Scores against the pipeline's: max abs difference "
         + ", ".join(f"{name} {r['parity'][name]['max_abs']:.1e}" for name in r["parity"])
-        + " (tests/test_clap.py holds both backends to 1e-4).",
+        + " (tests/test_clap.py holds every backend to 1e-4).",
         "",
         *(["Earlier runs of this command here (best, median): " + "; ".join(
             f"{h['date']}: {h['best']:.2f}×, {h['median']:.2f}×" for h in r["history"]) + ".", ""]
@@ -449,6 +477,15 @@ def report(r: dict) -> str:
                          f"({b['cold_text_cpu']:.2f}) | {b['steady_s']:.1f} ({b['steady_cpu']:.1f}) | {steady:.2f} "
                          f"({steady_cpu:.2f}) | {b['long_s']:.1f} ({b['long_cpu']:.1f}) | "
                          f"{60 * r['long_minutes'] / b['long_s']:.0f}× | {b['steady_rss']:.0f} | {b['long_rss']:.0f} |")
+        head_backend, tower = HEADLINE.split()[0], r["tower"].get(HEADLINE)
+        if head_backend in c and tower:
+            b = c[head_backend]
+            per_clip = (b["steady_s"] - b["cold_text_s"]) / max(1, r["steady_clips"] - 1)
+            fastest = min(r["tower"].values())
+            met = "**met**" if per_clip <= 1.15 * fastest else "**not met**"
+            lines += ["", f"Target, steady per-clip cost ≤ 1.15× the fastest audio tower alone: {met} — "
+                          f"{1000 * per_clip:.0f} ms a clip on {head_backend} against {1000 * fastest:.0f} ms "
+                          f"({min(r['tower'], key=r['tower'].get)} alone), {per_clip / fastest:.2f}×."]
         onnx = c.get("onnx")
         if onnx:
             met = "**met**" if onnx["cold_kept_s"] <= 3 else "**not met**"
@@ -489,7 +526,8 @@ def report(r: dict) -> str:
         "",
         "`--dtype int8` quantizes dynamically, on either backend: torch's `quantize_dynamic` on the Linear "
         "layers, ONNX Runtime's `quantize_dynamic` (QInt8 weights) on the MatMul and Gemm nodes of both "
-        "exported towers. `--dtype bf16` is torch's alone. Differences are against the same backend's fp32 "
+        "exported towers; OpenVINO runs ONNX Runtime's quantized towers. `--dtype bf16`: torch's, and "
+        "OpenVINO's where the CPU computes bf16 (AVX-512 BF16, AMX). Differences are against the same backend's fp32 "
         "results on the same clips. The weights are random, so the softmax over the labels is almost flat "
         f"(every score near 1/{k}) and top-1 agreement says little about a trained model's; the cosine "
         "similarities show how far the embeddings move. Audio tower ms/clip: batches of 16 prepared "
@@ -597,7 +635,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="smoke run: 6 clips, one run each of the pipeline and the fp32 and int8 variants, "
                              "20 steady clips, a 2-minute recording; writes no doc")
     parser.add_argument("--no-doc", action="store_true", help="print the section, leave docs/benchmarks.md")
+    parser.add_argument("--towers", type=int, metavar="ROUNDS",
+                        help="only the audio tower alone per variant, ROUNDS rounds interleaved; prints only")
     args = parser.parse_args(argv)
+    if args.towers:
+        with tempfile.TemporaryDirectory(prefix="soundtag-bench-") as tmp:
+            clips, model = write_clips(Path(tmp), 16), checkpoint()
+            print(f"{machine()}; CPU flags: {_cpu_bf16_flags()}; load average {loadavg()}", flush=True)
+            for round_ in range(args.towers):
+                for variant in args.variants or VARIANTS:
+                    backend, dtype = VARIANTS[variant][1], variant.split()[1]
+                    seconds = audio_tower_per_clip(model, clips, backend, dtype, args.repeat, args.quiet_wait)
+                    print(f"round {round_ + 1} {variant}: {1000 * seconds:.0f} ms a clip (load {loadavg()})", flush=True)
+        return
     n, repeat, quiet_wait = (6, 1, 10.0) if args.quick else (args.clips, args.repeat, args.quiet_wait)
     steady, long_minutes = (20, 2.0) if args.quick else (args.steady, args.long_minutes)
     labels = LABELS[: args.labels]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from sqlalchemy import BigInteger, Engine, Row, Text, and_, case, func, select
+from sqlalchemy import BigInteger, Engine, Integer, Row, Text, and_, case, cast, func, select
 
 from db import packing, sql
 from db.models import AudioEmbedding, File, JobFile
@@ -91,7 +91,7 @@ _EMBEDDING_COLUMNS = (AudioEmbedding.id, AudioEmbedding.file_id, AudioEmbedding.
 def _embeddings_query(model: str, revision: str | None, *columns):
     """Usable stored embeddings of ``model``: taken at the file's current fingerprint."""
     columns = columns or _EMBEDDING_COLUMNS
-    query = (select(*columns).join(File, File.id == AudioEmbedding.file_id)
+    query = (select(*columns).select_from(AudioEmbedding).join(File, File.id == AudioEmbedding.file_id)
              .where(AudioEmbedding.model == model, AudioEmbedding.fingerprint == File.fingerprint))
     return query if revision is None else query.where(AudioEmbedding.model_revision == revision)
 
@@ -228,6 +228,15 @@ def embeddings_state(engine: Engine, model: str, revision: str, upto: int) -> tu
         rows, id_sum, latest, all_rows, all_sum, all_latest, max_id, extra = conn.execute(query).one()
     return (EmbeddingsState(upto, rows, int(id_sum), _micros(latest), extra),
             EmbeddingsState(max_id, all_rows, int(all_sum), _micros(all_latest), extra))
+
+
+def windows_estimate(engine: Engine, model: str, revision: str) -> int:
+    """About how many windows the usable rows of ``model`` at ``revision`` hold (within one per
+    file), from the files' durations and the rows' hops: no vector is read."""
+    longer = File.duration_s > AudioEmbedding.window_s
+    per_file = case((longer, cast(File.duration_s / AudioEmbedding.hop_s, Integer) + 1), else_=1)
+    with engine.connect() as conn:
+        return int(conn.execute(_embeddings_query(model, revision, func.coalesce(func.sum(per_file), 0))).scalar())
 
 
 def embedding_stamps(engine: Engine, model: str, revision: str, after: int = 0) -> tuple[np.ndarray, np.ndarray]:

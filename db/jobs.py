@@ -117,12 +117,12 @@ def create_job(engine: Engine, taxonomy: Taxonomy, settings: Settings, *, kind: 
     return job_id
 
 
-def finish_job_if_done(engine: Engine, job_id: str) -> None:
-    """Mark an active job completed once none of its files is queued."""
+def finish_job_if_done(engine: Engine, job_id: str) -> bool:
+    """Mark an active job completed once none of its files is queued; whether this call did."""
     with engine.begin() as conn:
         queued = select(JobFile.file_id).where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED).exists()
-        conn.execute(update(Job).where(Job.id == job_id, Job.state == JobState.ACTIVE, ~queued)
-                     .values(state=JobState.COMPLETED, finished_at=now()))
+        return conn.execute(update(Job).where(Job.id == job_id, Job.state == JobState.ACTIVE, ~queued)
+                            .values(state=JobState.COMPLETED, finished_at=now())).rowcount == 1
 
 
 def fail_job(engine: Engine, job_id: str, reason: str) -> bool:

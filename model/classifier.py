@@ -1,9 +1,11 @@
 """The classifier: CLAP's two towers behind one interface, label embeddings, scores.
 
-Two backends run the towers (``Towers``): torch (model/clap.py: CPU, CUDA, MPS; fp32, fp16,
-bf16, int8) and ONNX Runtime (model/onnx_towers.py: the CPU; fp32, int8), chosen by one setting,
-``backend``. ``auto`` takes ONNX Runtime on the CPU, where it starts in about a second without
-torch and transformers, and torch on a GPU. Windows, scores and rows above do not know which ran.
+Three backends run the towers (``Towers``): torch (model/clap.py: CPU, CUDA, MPS; fp32, fp16,
+bf16, int8), ONNX Runtime (model/onnx_towers.py: the CPU; fp32, int8) and OpenVINO
+(model/openvino_towers.py: the CPU, from the same ONNX export; fp32, bf16, int8), chosen by one
+setting, ``backend``. ``auto`` takes the fastest installed CPU runtime on the CPU, where either
+starts in about a second without torch and transformers, and torch on a GPU. Windows, scores and
+rows above do not know which ran.
 
 Scores follow ``pipeline("zero-shot-audio-classification")`` exactly: the softmax over labels of
 ``exp(logit_scale_a) * cos(audio, text)``. Label embeddings are computed once per taxonomy, and each
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import threading
 from importlib.util import find_spec
@@ -35,7 +38,7 @@ from soundtag.taxonomy import Taxonomy
 class Towers(Protocol):
     """What a backend runs: audio windows → embeddings, prompts → embeddings (unit-norm rows)."""
 
-    backend: str  # "torch" or "onnx"
+    backend: str  # "torch", "onnx" or "openvino"
     revision: str  # the weights' stamp and what the backend did to them (dtype), stored with vectors
     sampling_rate: int
     max_length_s: float
@@ -119,18 +122,49 @@ def check_device(device: str) -> None:
 
 def pick_backend(backend: str, device: str, dtype: str, model: str) -> str:
     """The backend that runs ``model`` at ``device`` and ``dtype``: the one asked for, or for
-    ``auto`` ONNX Runtime on the CPU and torch where only torch goes (a GPU, MPS, fp16/bf16, a
-    fused checkpoint). Raises ModelError for combinations ONNX Runtime does not run here."""
-    if backend == "onnx":
+    ``auto`` the fastest installed one on this host: OpenVINO on an x86 CPU (fp32, and bf16 where
+    the CPU has it), else ONNX Runtime on the CPU (fp32, int8), and torch where only torch
+    goes (a GPU, MPS, fp16, bf16 without CPU support, a fused checkpoint). Raises ModelError for
+    combinations the backend asked for does not run here."""
+    if backend in ("onnx", "openvino"):
+        dtypes = ("fp32", "int8") if backend == "onnx" else ("fp32", "bf16", "int8")
         if device not in ("auto", "cpu"):
-            raise ModelError(f"--backend onnx runs on the CPU only; use --backend torch for --device {device}")
-        if dtype not in ("fp32", "int8"):
-            raise ModelError(f"--backend onnx runs fp32 and int8 only; use --backend torch for --dtype {dtype}")
-        return "onnx"
+            raise ModelError(f"--backend {backend} runs on the CPU only; use --backend torch for --device {device}")
+        if dtype not in dtypes:
+            raise ModelError(f"--backend {backend} runs {', '.join(dtypes)} only; use --backend torch for --dtype {dtype}")
+        if backend == "openvino" and not _installed("openvino"):
+            raise ModelError("--backend openvino: the openvino package is not installed here; "
+                             "pip install 'soundtag[openvino]', or use --backend onnx")
+        return backend
     if backend == "torch":
         return "torch"
     on_cpu = device == "cpu" or (device == "auto" and not _cuda_likely())
-    return "onnx" if on_cpu and dtype in ("fp32", "int8") and _unfused(model) else "torch"
+    if not (on_cpu and _unfused(model)):
+        return "torch"
+    if _openvino_leads(dtype):
+        return "openvino"
+    return "onnx" if dtype in ("fp32", "int8") else "torch"
+
+
+def _openvino_leads(dtype: str) -> bool:
+    """Whether OpenVINO is installed and outruns the other runtimes here at ``dtype``: fp32 on
+    x86, where it was measured (docs/benchmarks.md), and bf16 where the CPU computes it natively.
+    Not int8: it runs ONNX Runtime's dynamically quantized towers at half ONNX Runtime's speed."""
+    if (dtype not in ("fp32", "bf16") or platform.machine().lower() not in ("x86_64", "amd64")
+            or not _installed("openvino")):
+        return False
+    if dtype == "fp32":
+        return True
+    from model.openvino_towers import cpu_has_bf16
+
+    return cpu_has_bf16()
+
+
+def _installed(package: str) -> bool:
+    try:
+        return find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _cuda_likely() -> bool:
@@ -188,9 +222,14 @@ def load_classifier(model: str, export_dir: Path, *, backend: str = "auto", devi
         from model.onnx_towers import OnnxTowers
 
         towers: Towers = OnnxTowers(exported(model, dtype, export_dir), dtype)
+    elif chosen == "openvino":
+        from model.onnx_export import exported
+        from model.openvino_towers import OpenvinoTowers
+
+        # OpenVINO computes bf16 from the fp32 towers; int8 reads the export's quantized ones.
+        towers = OpenvinoTowers(exported(model, "int8" if dtype == "int8" else "fp32", export_dir), dtype)
     else:
         from model.clap import TorchTowers
-
         from model.weights import weights_stamp
 
         towers = TorchTowers(model, device, dtype, stamp=weights_stamp(model, export_dir))

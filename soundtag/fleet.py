@@ -19,6 +19,9 @@ from soundtag.settings import Settings, load_settings
 
 LABEL_BATCH = "soundtag.label_batch"
 SCAN = "soundtag.scan"
+# Builds a model's approximate search index ahead of the queries, when a job's end takes the
+# archive past SOUNDTAG_SEARCH_APPROXIMATE_ABOVE windows (worker.tasks).
+BUILD_INDEX = "soundtag.build_index"
 
 
 class _App(Celery):

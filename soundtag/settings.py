@@ -47,9 +47,10 @@ class Settings(BaseSettings):
     broker_url: str = "redis://localhost:6379/0"
 
     device: str = "auto"
-    # Which runtime runs the towers: auto is ONNX Runtime on the CPU and torch on a GPU (and for
-    # what only torch does: bf16/fp16, fused checkpoints); see model/classifier.py.
-    backend: Literal["auto", "torch", "onnx"] = "auto"
+    # Which runtime runs the towers: auto is the fastest installed CPU runtime on the CPU (OpenVINO
+    # on x86, else ONNX Runtime) and torch on a GPU (and for what only torch does: fp16, fused
+    # checkpoints); see model/classifier.py.
+    backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
     # The towers exported to ONNX and the prompts' text embeddings, per model and weights revision.
     export_dir: Path = Field(default_factory=_exports_cache)
     dtype: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"

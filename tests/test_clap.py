@@ -1,5 +1,5 @@
 """The classifier against the transformers pipeline, on a real (tiny, random) CLAP checkpoint, on
-each backend (torch, ONNX Runtime)."""
+each backend (torch, ONNX Runtime, OpenVINO)."""
 
 import numpy as np
 import pytest
@@ -27,9 +27,16 @@ def onnx_classifier(tiny_clap, export_dir):
     return load_classifier(str(tiny_clap), export_dir, backend="onnx", keep_prompts=False)
 
 
+@pytest.fixture(scope="module")
+def openvino_classifier(tiny_clap, export_dir):
+    pytest.importorskip("openvino", reason="openvino does not install on this platform")
+    return load_classifier(str(tiny_clap), export_dir, backend="openvino", keep_prompts=False)
+
+
 BACKENDS = {"torch, numpy log-mel in threads": ("classifier", False),
             "torch, torch log-mel in batches": ("classifier", True),  # a GPU's path, on the CPU
-            "onnx": ("onnx_classifier", False)}
+            "onnx": ("onnx_classifier", False),
+            "openvino": ("openvino_classifier", False)}
 
 
 def _clip(seconds, seed):

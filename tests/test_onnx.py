@@ -176,12 +176,41 @@ def test_prompt_embeddings_are_kept_across_databases_per_model_revision_and_prom
     assert asked[-1] == ["This is a sound of rain."]
 
 
-@pytest.mark.parametrize("device, dtype, expected", [
-    ("cpu", "fp32", "onnx"), ("auto", "int8", "onnx"), ("cpu", "bf16", "torch"), ("cuda", "fp32", "torch"),
-    ("mps", "fp32", "torch"),
+HOSTS = {  # (machine, openvino installed, CPU computes bf16)
+    "x86 with openvino, bf16 CPU": ("x86_64", True, True),
+    "x86 with openvino, no bf16": ("x86_64", True, False),
+    "x86 without openvino": ("x86_64", False, False),
+    "arm with openvino": ("aarch64", True, True),
+}
+
+
+@pytest.mark.parametrize("host, device, dtype, expected", [
+    ("x86 with openvino, bf16 CPU", "cpu", "fp32", "openvino"), ("x86 with openvino, bf16 CPU", "auto", "int8", "onnx"),
+    ("x86 with openvino, bf16 CPU", "cpu", "bf16", "openvino"), ("x86 with openvino, no bf16", "cpu", "fp32", "openvino"),
+    ("x86 with openvino, no bf16", "cpu", "bf16", "torch"), ("x86 without openvino", "cpu", "fp32", "onnx"),
+    ("x86 without openvino", "auto", "int8", "onnx"), ("x86 without openvino", "cpu", "bf16", "torch"),
+    ("arm with openvino", "cpu", "fp32", "onnx"), ("arm with openvino", "cpu", "bf16", "torch"),
+    ("x86 with openvino, bf16 CPU", "cpu", "fp16", "torch"), ("x86 with openvino, bf16 CPU", "cuda", "fp32", "torch"),
+    ("x86 with openvino, bf16 CPU", "mps", "fp32", "torch"),
 ])
-def test_auto_takes_onnx_runtime_on_the_cpu_and_torch_where_only_torch_goes(tiny_clap, device, dtype, expected):
+def test_auto_takes_the_fastest_cpu_runtime_installed_on_the_host_and_torch_where_only_torch_goes(
+        tiny_clap, monkeypatch, host, device, dtype, expected):
+    from model import classifier, openvino_towers
+
+    machine, installed, bf16 = HOSTS[host]
+    monkeypatch.setattr(classifier.platform, "machine", lambda: machine)
+    real_installed = classifier._installed
+    monkeypatch.setattr(classifier, "_installed", lambda name: installed if name == "openvino" else real_installed(name))
+    monkeypatch.setattr(openvino_towers, "cpu_has_bf16", lambda: bf16)
     assert pick_backend("auto", device, dtype, str(tiny_clap)) == expected
+
+
+def test_auto_on_this_host_takes_openvino_where_it_is_installed_on_x86(tiny_clap):
+    import platform
+    from importlib.util import find_spec
+
+    x86_openvino = platform.machine() in ("x86_64", "AMD64") and find_spec("openvino") is not None
+    assert pick_backend("auto", "cpu", "fp32", str(tiny_clap)) == ("openvino" if x86_openvino else "onnx")
 
 
 def test_auto_takes_torch_for_a_fused_checkpoint_and_onnx_refuses_what_it_cannot_run(tiny_clap, tmp_path):
@@ -193,8 +222,10 @@ def test_auto_takes_torch_for_a_fused_checkpoint_and_onnx_refuses_what_it_cannot
     assert pick_backend("auto", "cpu", "fp32", str(fused)) == "torch"
     with pytest.raises(ModelError, match="--backend onnx runs on the CPU only"):
         pick_backend("onnx", "cuda", "fp32", str(tiny_clap))
-    with pytest.raises(ModelError, match="runs fp32 and int8 only"):
+    with pytest.raises(ModelError, match="runs fp32, int8 only"):
         pick_backend("onnx", "cpu", "bf16", str(tiny_clap))
+    with pytest.raises(ModelError, match="--backend openvino runs fp32, bf16, int8 only"):
+        pick_backend("openvino", "cpu", "fp16", str(tiny_clap))
 
 
 @pytest.mark.slow

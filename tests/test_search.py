@@ -23,8 +23,9 @@ from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.audio_files import write
-from tests.conftest import query, soundtag
-from vectors import window_index
+from tests.conftest import query, soundtag, wait_for
+from vectors import approximate_index, window_index
+from vectors.window_index import WindowIndex
 from vectors.search import rank
 
 LABELS = "dog barking,rain,siren"
@@ -121,7 +122,7 @@ def test_export_writes_one_row_per_window(tmp_path, tiny_clap, sqlite_url):
     assert len(table[0]["vector"]) == 16 and table[0]["model"] == str(tiny_clap)
 
 
-def _store(engine, settings, names, windows=4, seed=0, window_s=10.0, centre=lambda k: np.zeros(16)):
+def _store(engine, settings, names, windows=4, seed=0, window_s=10.0, centre=lambda k: np.zeros(16), revision=REVISION):
     """Files of random unit vectors (about ``centre(k)`` for the k-th file) written as a run
     writes them; returns their uris."""
     rng = np.random.default_rng(seed)
@@ -135,7 +136,7 @@ def _store(engine, settings, names, windows=4, seed=0, window_s=10.0, centre=lam
         segments = [WindowResult(window_s * w, window_s * (w + 1), np.ones(1), np.zeros(1), v) for w, v in enumerate(vectors)]
         results.append(FileResult(ref.uri, duration_s=10.0 * windows, scores=np.ones(1), similarity=np.zeros(1),
                                   segments=segments))
-    save_results(engine, job, results, ["seed"], EmbeddingKey(REVISION, window_s, window_s, "fp16"),
+    save_results(engine, job, results, ["seed"], EmbeddingKey(revision, window_s, window_s, "fp16"),
                  logit_scale=1.0)
     return [ref.uri for ref in refs]
 
@@ -404,3 +405,112 @@ def test_approximate_search_finds_nine_in_ten_of_the_exact_hits(synthetic, index
     assert _manifest(index_dir)[1]["approximate"]["rows"] == 6000
     exact = [(hit.uri, hit.start_s) for hit in rank(engine, settings, REVISION, queries[0], 10, approximate=False)]
     assert exact == [hit[:2] for hit in _scanned(engine, settings, queries[0], 10)]
+
+
+def _topics(engine, settings, files, revision=REVISION):
+    """``files`` files of 20 windows each, about 20 topics, as in the test above."""
+    rng = np.random.default_rng(11)
+    topics = rng.standard_normal((20, 16))
+    for batch in range(0, files, 50):
+        _store(engine, settings, [f"f{batch}-{i}" for i in range(min(50, files - batch))], windows=20, seed=batch,
+               centre=lambda k: topics[k % 20] + rng.standard_normal(16), revision=revision)
+
+
+def test_a_search_while_the_index_is_built_ahead_answers_exactly_without_waiting(synthetic, index_dir, monkeypatch):
+    engine, settings = synthetic
+    settings = settings.model_copy(update={"search_approximate_above": 1000})
+    _topics(engine, settings, 60)  # 1,200 windows: past the threshold
+    building, release, builds = threading.Event(), threading.Event(), []
+
+    def held_build(*args, build=approximate_index.build):
+        builds.append(threading.current_thread().name)
+        if threading.current_thread().name == "ahead":
+            building.set()
+            assert release.wait(60), "the build ahead was never released"
+        return build(*args)
+
+    monkeypatch.setattr(approximate_index, "build", held_build)
+    index = WindowIndex(engine, settings.model_ref, REVISION, index_dir, 1000)
+    ahead = threading.Thread(target=lambda: builds.append(index.prepare_approximate()), name="ahead")
+    ahead.start()
+    assert building.wait(60)
+    # Meanwhile: every window compared (the scan's answer), no approximate index built or waited for.
+    for query_vector in _queries(engine, settings, ["file:///synthetic/f0-3.wav"]):
+        hits = [(hit.uri, hit.start_s, hit.similarity) for hit in rank(engine, settings, REVISION, query_vector, 10)]
+        expected = _scanned(engine, settings, query_vector, 10)
+        assert [hit[:2] for hit in hits] == [hit[:2] for hit in expected]
+    assert builds == ["ahead"] and _manifest(index_dir)[1]["approximate"] is None
+    release.set()
+    ahead.join()
+    assert builds == ["ahead", True]
+    folder, manifest = _manifest(index_dir)
+    assert manifest["approximate"]["rows"] == 1200 and (folder / manifest["approximate"]["name"]).exists()
+    # Ready: the next query takes it as it is.
+    rank(engine, settings, REVISION, next(_queries(engine, settings, [])), 10)
+    assert builds == ["ahead", True] and _manifest(index_dir)[1]["approximate"] == manifest["approximate"]
+
+
+def test_an_index_built_ahead_is_extended_with_the_files_labeled_since(synthetic, index_dir):
+    engine, settings = synthetic
+    _topics(engine, settings, 60)
+    index = WindowIndex(engine, settings.model_ref, REVISION, index_dir, 1000)
+    assert index.prepare_approximate()
+    _, first = _manifest(index_dir)
+    assert not index.prepare_approximate()  # nothing new: nothing done
+    (added,) = _store(engine, settings, ["new"], windows=20, seed=99)
+    assert index.prepare_approximate()
+    folder, extended = _manifest(index_dir)
+    assert extended["approximate"]["rows"] == 1220 and extended["approximate"]["trained"] == 1200
+    assert extended["approximate"]["segments"] == [seg["name"] for seg in extended["segments"]]
+    assert not (folder / first["approximate"]["name"]).exists()
+    # The added file's windows are found through the index's lists, not beside it.
+    like = stored_embeddings_of(engine, settings.model_ref, added)[0].vectors[3]
+    settings = settings.model_copy(update={"search_approximate_above": 1000})
+    assert rank(engine, settings, REVISION, like, 1)[0].uri == added
+
+
+@pytest.mark.slow
+def test_a_jobs_end_past_the_threshold_has_a_worker_build_the_index_ahead(tmp_path, tiny_clap, export_dir, celery_env,
+                                                                          workers, index_dir, monkeypatch):
+    from model.classifier import load_classifier
+
+    engine = engine_for(celery_env["SOUNDTAG_DATABASE_URL"])
+    ensure_schema(engine)
+    settings = Settings(model=str(tiny_clap), database_url=celery_env["SOUNDTAG_DATABASE_URL"], index_dir=index_dir,
+                        search_approximate_above=1000)
+    revision = load_classifier(str(tiny_clap), export_dir).revision  # what the worker stores under
+    _topics(engine, settings, 55, revision=revision)  # 1,100 windows labeled before
+    env = {**celery_env, "SOUNDTAG_SEARCH_APPROXIMATE_ABOVE": "1000"}
+    worker = workers(env)
+    for i in range(3):
+        write(tmp_path / "archive" / f"clip{i}.wav", seconds=4.0, rate=22050, freq=200.0 + 50 * i)
+    job = soundtag("enqueue", str(tmp_path / "archive"), "--labels", LABELS, env=env).stdout.strip().splitlines()[-1]
+    assert "3 done, 0 failed" in soundtag("status", job, "--wait", env=env).stdout
+    built = wait_for(lambda: index_dir.exists() and any(index_dir.iterdir())
+                     and (_manifest(index_dir)[1].get("approximate") or {}).get("rows") == 1103,
+                     120, "the worker to build the approximate index")
+    assert built and "soundtag.build_index" in worker.log()
+    _, manifest = _manifest(index_dir)
+    assert manifest["approximate"]["name"].startswith("ahead-")
+    # The first search takes it as built: nothing is built on the query path.
+    monkeypatch.setattr(approximate_index, "build", lambda *args: pytest.fail("built on the query path"))
+    hits = rank(engine, settings, revision, next(_queries(engine, settings, [])), 10)
+    assert len(hits) == 10
+
+
+def test_a_run_past_the_threshold_builds_the_index_at_its_end(tmp_path, tiny_clap, export_dir, sqlite_url, index_dir):
+    from model.classifier import load_classifier
+
+    engine = engine_for(sqlite_url)
+    ensure_schema(engine)
+    settings = Settings(model=str(tiny_clap), database_url=sqlite_url, index_dir=index_dir)
+    revision = load_classifier(str(tiny_clap), export_dir).revision  # what the run stores under
+    _topics(engine, settings, 55, revision=revision)  # 1,100 windows labeled before
+    write(tmp_path / "archive" / "a.wav", seconds=3.0)
+    args = ["run", str(tmp_path / "archive"), "--labels", LABELS, "--model", str(tiny_clap), "--database", sqlite_url]
+    soundtag(*args, env={"SOUNDTAG_SEARCH_APPROXIMATE_ABOVE": "5000"})
+    assert not index_dir.exists()  # below the threshold: no index made
+    write(tmp_path / "archive" / "b.wav", seconds=3.0, freq=880.0)
+    soundtag(*args, env={"SOUNDTAG_SEARCH_APPROXIMATE_ABOVE": "1000"})
+    _, manifest = _manifest(index_dir)
+    assert manifest["approximate"]["name"].startswith("ahead-") and manifest["approximate"]["rows"] == 1102

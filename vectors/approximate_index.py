@@ -12,7 +12,10 @@ that the exact re-ranking settles (1.000 at 10M, where graphs found 0.45–0.84 
 
 The index covers the segments it was built from: rows masked in them since are dropped from its
 candidates, and segments appended (or merged) since are searched exactly beside it. It is rebuilt
-once the segments it covers hold less than ``STALE_SHARE`` of the index's rows."""
+once the segments it covers hold less than ``STALE_SHARE`` of the index's rows. Built ahead of the
+queries (``WindowIndex.prepare_approximate``, a worker's task at a job's end), it is extended with
+the segments appended since, without training again, while they stay within ``GROWTH`` times the
+rows it was trained on."""
 
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ CANDIDATES = 200
 MIN_ROWS = 1000
 # Segments it covers holding less than this share of the rows: rebuild.
 STALE_SHARE = 0.8
+# An index extended past this many times the rows it was trained on is built again instead.
+GROWTH = 2.0
 _SAMPLE_PER_LIST = 64  # training rows per list: faiss wants 39 at least
 _SHIFT = 40  # a label is the segment's position among those covered << 40 | its row
 
@@ -55,11 +60,47 @@ def build(folder: Path, name: str, segments: list[IndexSegment], dim: int) -> di
     index.train(np.concatenate([seg.vectors[np.sort(rng.choice(np.arange(start, stop), max(1, int((stop - start) * share)),
                                                                 replace=False))]
                                 for seg in segments for start, stop in seg.live_ranges()]))
-    for k, seg in enumerate(segments):
+    _add(index, segments, 0)
+    return {**_written(index, folder, name, segments, live), "trained": live}
+
+
+def extensible(entry: dict | None, segments: list[Segment]) -> bool:
+    """Whether the index of ``entry`` can take the segments appended since by adding their rows to
+    its lists, untrained again: it covers only segments still there, and the rows would stay
+    within ``GROWTH`` times those it was trained on (past that its lists grow long)."""
+    if not entry or "trained" not in entry:
+        return False
+    names = {seg.name for seg in segments}
+    live = sum(len(seg.rows) - seg.masked_rows for seg in segments)
+    return set(entry["segments"]) <= names and live <= GROWTH * entry["trained"]
+
+
+def extend(folder: Path, entry: dict, name: str, segments: list[Segment]) -> dict:
+    """The index of ``entry`` with the rows of the ``segments`` it does not cover added, as
+    ``folder/name``; its manifest entry."""
+    import faiss
+
+    covered = set(entry["segments"])
+    added = [seg for seg in segments if seg.name not in covered]
+    index = faiss.read_index(str(folder / entry["name"]))
+    _add(index, added, len(entry["segments"]))
+    live = entry["rows"] + sum(len(seg.rows) - seg.masked_rows for seg in added)
+    return {**_written(index, folder, name, [], live), "segments": entry["segments"] + [seg.name for seg in added],
+            "trained": entry["trained"]}
+
+
+def _add(index, segments: list[Segment], first: int) -> None:
+    """Add the unmasked rows of ``segments``, labelled as the ``first``-th covered segment onward."""
+    for k, seg in enumerate(segments, first):
         for start, stop in seg.live_ranges():
             for at in range(start, stop, 1 << 16):
                 end = min(at + (1 << 16), stop)
                 index.add_with_ids(np.ascontiguousarray(seg.vectors[at:end]), (k << _SHIFT) + np.arange(at, end))
+
+
+def _written(index, folder: Path, name: str, segments: list[Segment], live: int) -> dict:
+    import faiss
+
     staged = folder / f"{name}.tmp"
     faiss.write_index(index, str(staged))
     with open(staged, "rb+") as f:

@@ -18,6 +18,11 @@ window's cosine), so a row changed behind the summary's back, or a segment damag
 anything noticing, is never returned: every segment is checked, the index brought up to date
 and asked again.
 
+Past ``approximate_above`` windows a query ranks the candidates of ``vectors.approximate_index``.
+A worker builds it ahead when a job ends (``prepare_approximate``); a query that finds it stale
+while that build runs answers exactly rather than waiting, and one that finds it stale with no
+build running builds it inline.
+
 ``manifest.json`` lists the segments, their checksums and masked rows, the summary they hold and
 the rows that hold nothing (damaged or empty rows, skipped until they change). It is replaced
 atomically, under a file lock that readers take while they map the files, so no one sees a
@@ -55,6 +60,8 @@ COMPACT_SHARE = 0.2
 COMPACTION_THREAD = "soundtag-index-compaction"
 # A compaction's segment is named so: spared by the clean-up of other queries while it runs.
 _MERGING = "merged-"
+# An approximate index built ahead is named so: spared by the clean-up of queries while it is written.
+_AHEAD = "ahead-"
 # A hit whose cosine differs more than this from the one its vector in SQL gives (both are the
 # same float32 numbers, summed in another order) comes from a damaged segment.
 _TOLERANCE = 1e-4
@@ -181,18 +188,50 @@ class WindowIndex:
                 damaged = True
         return segments, damaged
 
-    def _approximate(self, manifest: dict, segments: list[IndexSegment]) -> tuple:
-        """The approximate index over ``segments`` and its entry; built anew when it is missing,
-        damaged or covers too little of them."""
+    def _approximate(self, manifest: dict, segments: list[IndexSegment]) -> tuple | None:
+        """The approximate index over ``segments`` and its entry; None while one is built ahead
+        (``prepare_approximate``), so the query answers exactly meanwhile rather than waiting; else
+        built anew here when it is missing, damaged or covers too little of them."""
         entry = manifest.get("approximate")
         if approximate_index.usable(entry, segments):
             try:
                 return approximate_index.load(self.folder, entry), entry
             except (OSError, ValueError, RuntimeError) as exc:
                 log.warning("search index: %s; rebuilding the approximate index", exc)
+        if _building(self.folder):
+            log.info("search index: the approximate index is being built; answering exactly meanwhile")
+            return None
         entry = approximate_index.build(self.folder, f"{uuid.uuid4().hex}.faiss", segments, manifest["dim"])
         self._commit({**manifest, "approximate": entry})
         return approximate_index.load(self.folder, entry), entry
+
+    def prepare_approximate(self) -> bool:
+        """Bring the segments up to date with the database and build the approximate index over
+        them (or extend it with the segments appended since), so that the next approximate query
+        finds it ready. Built outside the index's lock: queries meanwhile answer exactly. Returns
+        whether it changed; False at once while another process or thread builds it."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with FileLock(self.folder / "ahead.lock", timeout=0):
+                segments, _ = self.synced(approximate=False)
+                with FileLock(self.folder / "lock"):
+                    manifest = self._manifest()
+                live = sum(len(seg.rows) - seg.masked_rows for seg in segments)
+                entry = manifest.get("approximate") if manifest else None
+                if live < approximate_index.MIN_ROWS or (
+                        entry and {seg.name for seg in segments} <= set(entry["segments"])
+                        and approximate_index.usable(entry, segments)):
+                    return False
+                name = f"{_AHEAD}{uuid.uuid4().hex}.faiss"
+                if approximate_index.usable(entry, segments) and approximate_index.extensible(entry, segments):
+                    entry = approximate_index.extend(self.folder, entry, name, segments)
+                else:
+                    entry = approximate_index.build(self.folder, name, segments, manifest["dim"])
+                with FileLock(self.folder / "lock"):
+                    self._commit({**self._manifest(), "approximate": entry}, ahead=True)
+                return True
+        except Timeout:
+            return False
 
     def _update(self, manifest: dict | None, segments: list[IndexSegment], after: int,
                 state: embeddings.EmbeddingsState) -> tuple[dict, list[IndexSegment]]:
@@ -287,17 +326,19 @@ class WindowIndex:
         except OSError as exc:  # the index stays as it was, masked rows and all: still right
             log.warning("search index: could not compact %s (%s)", self.folder, exc.strerror or exc)
 
-    def _commit(self, manifest: dict, compacting: bool = False) -> None:
+    def _commit(self, manifest: dict, compacting: bool = False, ahead: bool = False) -> None:
         staged = self.folder / f"manifest.{uuid.uuid4().hex}.tmp"
         with open(staged, "w") as f:
             json.dump(manifest, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(staged, self.folder / "manifest.json")
-        kept = ({"lock", "compact.lock", "manifest.json", (manifest.get("approximate") or {}).get("name")}
+        kept = ({"lock", "compact.lock", "ahead.lock", "manifest.json", (manifest.get("approximate") or {}).get("name")}
                 | {f"{seg['name']}{ext}" for seg in manifest["segments"] for ext in FILES})
         if compacting or _compacting(self.folder):
             kept |= {path.name for path in self.folder.glob(f"{_MERGING}*")}
+        if not ahead and _building(self.folder):
+            kept |= {path.name for path in self.folder.glob(f"{_AHEAD}*")}
         for path in self.folder.iterdir():
             # Mapped files stay readable to whoever mapped them after they are unlinked.
             if path.name not in kept:
@@ -309,6 +350,18 @@ def _compacting(folder: Path) -> bool:
     compaction takes that lock before it writes a file, so none starts between this and the clean-up."""
     try:
         with FileLock(folder / "compact.lock", timeout=0):
+            return False
+    except Timeout:
+        return True
+
+
+def _building(folder: Path) -> bool:
+    """Whether ``prepare_approximate`` holds ``folder``'s lock for building ahead. Its lock file
+    is made by the first build ahead only: an index no worker builds keeps the files it had."""
+    if not (folder / "ahead.lock").exists():
+        return False
+    try:
+        with FileLock(folder / "ahead.lock", timeout=0):
             return False
     except Timeout:
         return True

@@ -34,7 +34,7 @@ from soundtag.sources.storage import Storage
 from soundtag.sources.uris import source_uri
 from soundtag.taxonomy import Taxonomy
 from vectors.stored import results_from_stored, stored_from, zero_shot
-from worker import metrics
+from worker import index_ahead, metrics
 from worker.labeling import Labeler
 
 log = logging.getLogger(__name__)
@@ -166,5 +166,7 @@ def run(engine: Engine, refs: Iterable[FileRef], taxonomy: Taxonomy, settings: S
             on_planned(Planned(job_id, job_info(engine, job_id).total, len(todo)))
         if todo:
             process(job_id, job_spec(engine, job_id), todo, settings, on_result=on_result)
-    finish_job_if_done(engine, job_id)
+    if finish_job_if_done(engine, job_id) and todo:
+        index_ahead.after_job(engine, job_id, settings,
+                              lambda model, revision: index_ahead.build(engine, model, revision, settings))
     return job_info(engine, job_id)

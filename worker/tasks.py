@@ -17,10 +17,10 @@ from db.files import fail_files
 from db.jobs import JobSpec, fail_job, finish_job_if_done, job_spec
 from db.schema import engine_for
 from soundtag.errors import ModelError, describe
-from soundtag.fleet import LABEL_BATCH, app
+from soundtag.fleet import BUILD_INDEX, LABEL_BATCH, app
 from soundtag.settings import Settings, load_settings
 from soundtag.states import Failure, FileState, JobState
-from worker import heartbeat, metrics
+from worker import heartbeat, index_ahead, metrics
 from worker.runner import process
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,9 @@ def label_batch(self, job_id: str, uris: list[str]) -> int:
             back = leases.give_back(engine, job_id, todo, me, lambda rest: heartbeat.resend(job_id, rest, settings))
             if back:
                 log.warning("stopping: %d files of job %s sent again", len(back), job_id)
-        finish_job_if_done(engine, job_id)
+        if finish_job_if_done(engine, job_id) and todo:
+            index_ahead.after_job(engine, job_id, settings, lambda model, revision: app.send_task(
+                BUILD_INDEX, args=[model, revision], queue=settings.queue))
     except Retry:
         raise
     except ModelError as exc:
@@ -102,6 +104,14 @@ def _active_spec(engine, job_id: str, files: int) -> JobSpec | None:
                     "no such job" if spec is None else f"job is {spec.state}", files)
         return None
     return spec
+
+
+@app.task(name=BUILD_INDEX)
+def build_index(model: str, revision: str) -> bool:
+    """Build (or extend) the approximate search index of ``model`` at ``revision`` off the query
+    path (worker.index_ahead); whether it changed."""
+    settings = _settings()
+    return index_ahead.build(engine_for(settings.database_url), model, revision, settings)
 
 
 def _release(engine, job_id: str, uris: list[str], me: str) -> None:

@@ -26,8 +26,9 @@ Pattern = Annotated[Optional[str], typer.Option("--pattern", help='Glob on file 
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Windows per forward pass.")]
 WindowS = Annotated[Optional[float], typer.Option("--window", min=0.1, help="Window seconds (default: model max).")]
 HopS = Annotated[Optional[float], typer.Option("--hop", min=0.1, help="Hop seconds (default: the window).")]
-Backend = Annotated[Optional[str], typer.Option("--backend", help="auto (ONNX Runtime on the CPU, torch on a "
-                                                "GPU), torch, onnx [SOUNDTAG_BACKEND].")]
+Backend = Annotated[Optional[str], typer.Option("--backend", help="auto (the fastest installed CPU runtime on "
+                                                "the CPU, torch on a GPU), torch, onnx, openvino "
+                                                "[SOUNDTAG_BACKEND].")]
 AudioColumn = Annotated[Optional[str], typer.Option("--audio-column", help="hf:// datasets: the column holding "
                                                     "audio (default: the one Audio column).")]
 HeadToo = Annotated[Optional[str], typer.Option("--head", help="Label the files with this head NAME or NAME@vN "
