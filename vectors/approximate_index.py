@@ -64,7 +64,7 @@ def build(folder: Path, name: str, segments: list[IndexSegment], dim: int) -> di
     return {**_written(index, folder, name, segments, live), "trained": live}
 
 
-def extensible(entry: dict | None, segments: list[Segment]) -> bool:
+def extensible(entry: dict | None, segments: list[IndexSegment]) -> bool:
     """Whether the index of ``entry`` can take the segments appended since by adding their rows to
     its lists, untrained again: it covers only segments still there, and the rows would stay
     within ``GROWTH`` times those it was trained on (past that its lists grow long)."""
@@ -75,7 +75,7 @@ def extensible(entry: dict | None, segments: list[Segment]) -> bool:
     return set(entry["segments"]) <= names and live <= GROWTH * entry["trained"]
 
 
-def extend(folder: Path, entry: dict, name: str, segments: list[Segment]) -> dict:
+def extend(folder: Path, entry: dict, name: str, segments: list[IndexSegment]) -> dict:
     """The index of ``entry`` with the rows of the ``segments`` it does not cover added, as
     ``folder/name``; its manifest entry."""
     import faiss
@@ -89,7 +89,7 @@ def extend(folder: Path, entry: dict, name: str, segments: list[Segment]) -> dic
             "trained": entry["trained"]}
 
 
-def _add(index, segments: list[Segment], first: int) -> None:
+def _add(index, segments: list[IndexSegment], first: int) -> None:
     """Add the unmasked rows of ``segments``, labelled as the ``first``-th covered segment onward."""
     for k, seg in enumerate(segments, first):
         for start, stop in seg.live_ranges():
@@ -98,7 +98,7 @@ def _add(index, segments: list[Segment], first: int) -> None:
                 index.add_with_ids(np.ascontiguousarray(seg.vectors[at:end]), (k << _SHIFT) + np.arange(at, end))
 
 
-def _written(index, folder: Path, name: str, segments: list[Segment], live: int) -> dict:
+def _written(index, folder: Path, name: str, segments: list[IndexSegment], live: int) -> dict:
     import faiss
 
     staged = folder / f"{name}.tmp"
