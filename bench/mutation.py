@@ -1,0 +1,194 @@
+"""Mutation testing of the core, one module at a time, with mutmut 3: each module is mutated
+against the fast tests that cover it, in its own copy of the tree (``mutants/<module>/``), and
+the score table is printed. A developers' tool, not part of CI (``pip install -e ".[mutation]"``).
+
+    python bench/mutation.py                      # every module, one after the other
+    python bench/mutation.py --module calibration --module packing
+    python bench/mutation.py --list               # the modules, their files and tests
+
+A module's copy is kept between runs: mutmut retests only the functions that changed (delete
+``mutants/<module>/`` to start over). A survivor that no test can kill (it changes nothing a
+user can observe) is recorded in EQUIVALENT with the reason; the table counts it apart."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("soundtag", "db", "model", "heads", "vectors", "worker", "producer", "review")
+
+
+@dataclass(frozen=True)
+class Module:
+    files: tuple[str, ...]
+    tests: tuple[str, ...]
+    # Mutant names to run (mutmut's globs: module.x_function__mutmut_*, module.xǁClassǁmethod__mutmut_*);
+    # empty: every function of the files. Where a file holds more than the concept (the model
+    # loading beside ``score``), the rest is another module's or needs the real model.
+    only: tuple[str, ...] = ()
+
+
+MODULES = {
+    "calibration": Module(("soundtag/calibration.py",), ("tests/test_calibration.py",)),
+    "packing": Module(("db/packing.py",), ("tests/test_packing.py",)),
+    "embeddings": Module(("db/embeddings.py",), ("tests/test_damaged_rows.py", "tests/test_packing.py")),
+    "scoring": Module(("model/classifier.py", "model/results.py", "vectors/stored.py"),
+                      ("tests/test_scoring.py",),
+                      ("model.classifier.x_score__mutmut_*", "model.results.x_aggregate__mutmut_*",
+                       "vectors.stored.x_zero_shot__mutmut_*", "vectors.stored.x_results_from_stored__mutmut_*",
+                       "vectors.stored.x_stored_from__mutmut_*")),
+    "audio": Module(("soundtag/audio.py",), ("tests/test_audio.py",),
+                    ("soundtag.audio.x_windows__mutmut_*", "soundtag.audio.xǁWindowerǁ*",
+                     "soundtag.audio.x_resample__mutmut_*")),
+    "taxonomy": Module(("soundtag/taxonomy.py",), ("tests/test_taxonomy.py",)),
+    "training": Module(("heads/training.py", "heads/targets.py"), ("tests/test_targets.py",)),
+    "decisions": Module(("db/decisions.py", "db/views.py"), ("tests/test_decisions.py",)),
+    "files": Module(("db/files.py", "db/jobs.py"), ("tests/test_db.py",)),
+    "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py")),
+    "leases": Module(("db/leases.py",), ("tests/test_leases.py",)),
+    "order": Module(("review/order.py",), ("tests/test_review_order.py",)),
+    "window_index": Module(("vectors/window_index.py",), ("tests/test_search.py",)),
+}
+
+# Survivors that change nothing a user can observe, by module, keyed by "function: -line / +line"
+# (the mutant's diff, which survives renumbering), with the reason.
+EQUIVALENT: dict[str, dict[str, str]] = {
+    "packing": {
+        "pack: -return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), 1) / "
+        "+return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), )":
+            "deflate's level: other bytes, the same values back (any level inflates alike); a speed choice",
+        "pack: -return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), 1) / "
+        "+return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), 2)":
+            "deflate's level: other bytes, the same values back (any level inflates alike); a speed choice",
+        "pack: -return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), 1) / "
+        "+return zlib.compress(data.view(np.uint8).reshape(-2, data.itemsize).T.tobytes(), 1)":
+            "numpy reads any negative size in reshape as 'the rest'",
+        "unpack: -planes = np.frombuffer(zlib.decompress(data), np.uint8).reshape(kind.itemsize, -1) / "
+        "+planes = np.frombuffer(zlib.decompress(data), np.uint8).reshape(kind.itemsize, -2)":
+            "numpy reads any negative size in reshape as 'the rest'",
+    },
+}
+
+
+@dataclass
+class Score:
+    killed: int = 0
+    survived: list[str] = field(default_factory=list)
+    equivalent: int = 0
+    timeout: int = 0
+    untested: int = 0  # no test of the selection reaches the function
+
+    @property
+    def percent(self) -> float:
+        counted = self.killed + self.timeout + len(self.survived) + self.untested
+        return 100.0 * (self.killed + self.timeout) / counted if counted else 100.0
+
+
+def prepare(name: str, module: Module) -> Path:
+    """The module's working folder: the packages and tests linked in, and the mutmut
+    configuration written for this module (mutmut reads it from ./pyproject.toml)."""
+    work = ROOT / "mutants" / name
+    work.mkdir(parents=True, exist_ok=True)
+    for entry in (*PACKAGES, "tests"):
+        link = work / entry
+        if not link.exists():
+            link.symlink_to(ROOT / entry, target_is_directory=True)
+    settings = {
+        "source_paths": list(PACKAGES),
+        "only_mutate": list(module.files),
+        "pytest_add_cli_args_test_selection": list(module.tests),
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q"],
+    }
+    text = "[tool.mutmut]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    config = work / "pyproject.toml"
+    if not config.exists() or config.read_text() != text:
+        config.write_text(text)
+        # Another selection of tests: mutmut's record of which test reaches which function is stale.
+        shutil.rmtree(work / "mutants", ignore_errors=True)
+    return work
+
+
+def run(name: str, module: Module, max_children: int) -> None:
+    work = prepare(name, module)
+    # The copy's packages, not the ones PYTHONPATH names, are what the tests must import.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    print(f"{name}: mutating {', '.join(module.files)} (log: {work.relative_to(ROOT)}/run.log)", flush=True)
+    with open(work / "run.log", "wb") as log:
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *module.only],
+                       cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+
+
+def _diff_key(work: Path, mutant: str) -> str:
+    shown = subprocess.run([sys.executable, "-m", "mutmut", "show", mutant], cwd=work, capture_output=True,
+                           text=True).stdout
+    changed = [line[0] + line[1:].strip() for line in shown.splitlines()
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    function = re.sub(r"^x_|^xǁ", "", mutant.split(".")[-1].split("__mutmut_")[0]).replace("ǁ", ".")
+    return f"{function}: {' / '.join(changed)}"
+
+
+def score(name: str, module: Module) -> Score:
+    """Counts from mutmut's records in the module's folder; survivors listed with their diffs."""
+    work = ROOT / "mutants" / name
+    found = Score()
+    for meta in (work / "mutants").rglob("*.meta"):
+        for mutant, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            if module.only and not any(fnmatch(mutant, pattern) for pattern in module.only):
+                continue
+            if code in (1, 3):
+                found.killed += 1
+            elif code in (36, 24, -24, 152, 255):
+                found.timeout += 1
+            elif code in (5, 33):
+                found.untested += 1
+            elif code == 0:
+                key = _diff_key(work, mutant)
+                if key in EQUIVALENT.get(name, {}):
+                    found.equivalent += 1
+                else:
+                    found.survived.append(f"{mutant}  {key}")
+    return found
+
+
+def table(scores: dict[str, Score]) -> str:
+    lines = ["| module | killed | survived | equivalent (recorded) | timeout | no test | score |",
+             "|---|---|---|---|---|---|---|"]
+    for name, s in scores.items():
+        lines.append(f"| {name} | {s.killed} | {len(s.survived)} | {s.equivalent} | {s.timeout} | {s.untested} "
+                     f"| {s.percent:.0f} % |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--module", action="append", choices=sorted(MODULES), help="a module to run (repeatable)")
+    parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--report", action="store_true", help="print the table of the last runs, run nothing")
+    parser.add_argument("--list", action="store_true", help="print the modules, their files and tests")
+    args = parser.parse_args()
+    names = args.module or list(MODULES)
+    if args.list:
+        for name in names:
+            print(f"{name}: {' '.join(MODULES[name].files)}  <-  {' '.join(MODULES[name].tests)}")
+        return
+    if not args.report:
+        for name in names:
+            run(name, MODULES[name], args.max_children)
+    scores = {name: score(name, MODULES[name]) for name in names if (ROOT / "mutants" / name / "mutants").exists()}
+    for name, s in scores.items():
+        for survivor in s.survived:
+            print(f"survived ({name}): {survivor}")
+    print(table(scores))
+
+
+if __name__ == "__main__":
+    main()
