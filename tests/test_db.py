@@ -12,7 +12,7 @@ from sqlalchemy import text
 from db import segments
 from db.decisions import model_decisions
 from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
-from db.files import add_files, fail_files, pending_uris
+from db.files import add_files, fail_files, new_or_changed, pending_uris
 from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_spec, reactivate_job
 from db.predictions import job_cosines, job_predictions
 from db.results import save_results
@@ -417,3 +417,20 @@ def test_embeddings_are_kept_packed_and_raw_rows_of_older_versions_still_read(en
                      {"v": vectors.astype(np.float16).tobytes(), "s": (10.0 * np.arange(360)).tobytes(),
                       "e": (10.0 * np.arange(360) + 10.0).tobytes()})
     read()
+
+
+def test_a_run_with_another_model_or_taxonomy_labels_what_an_earlier_model_labeled(engine):
+    first = _job(engine)
+    add_files(engine, first, _refs("a"))
+    save_results(engine, first, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
+    finish_job_if_done(engine, first)
+    assert add_files(engine, _job(engine), _refs("a")) == []  # the same model and taxonomy: skipped
+
+    other_model = _job(engine, model="m2")
+    assert [uri for _, uri in add_files(engine, other_model, _refs("a"))] == ["file:///a/a"]
+    assert set(_statuses(engine, other_model).values()) == {FileState.QUEUED}
+    other_taxonomy = _job(engine, taxonomy=taxonomy_from_csv("dog,rain,wind"))
+    assert [uri for _, uri in add_files(engine, other_taxonomy, _refs("a"))] == ["file:///a/a"]
+    taxonomy_id = job_spec(engine, first).taxonomy_id
+    assert new_or_changed(engine, _refs("a"), "m", taxonomy_id) == ([], 0, 0)
+    assert new_or_changed(engine, _refs("a"), "m3", taxonomy_id) == (_refs("a"), 1, 0)

@@ -283,3 +283,12 @@ def test_a_file_exactly_at_its_threshold_is_tagged(engine):
     _save(engine, taxonomy_from_canonical({**plain, "name": "window edge", "threshold": window_cosine}),
           [_result("edge", [0.4, 0.6], [0.1, 0.3], [segment])])
     assert _rows(engine, "select label from segment_tags where taxonomy = 'window edge'") == [("dog",)]
+
+
+def test_the_decision_is_the_passing_label_of_highest_score_and_a_tie_goes_to_the_higher_cosine(engine):
+    """A file's score and cosine are means over its windows, so they need not rank labels alike."""
+    files = [_result("louder", [0.5, 0.3, 0.1, 0.1], [0.30, 0.38, 0.00, 0.00]),  # siren: best score, lower cosine
+             _result("tied", [0.4, 0.4, 0.1, 0.1], [0.33, 0.25, 0.00, 0.00])]  # by name, dog would win
+    _save(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.2}), files)
+    assert _rows(engine, "select uri, label, abstained from file_decisions where implied_by is null") == [
+        ("file:///a/louder", "siren", 0), ("file:///a/tied", "siren", 0)]
