@@ -6,8 +6,8 @@ the score table is printed. A developers' tool, not part of CI (``pip install -e
     python bench/mutation.py --module calibration --module packing
     python bench/mutation.py --list               # the modules, their files and tests
 
-A module's copy is kept between runs: mutmut retests only the functions that changed (delete
-``mutants/<module>/`` to start over). A survivor that no test can kill (it changes nothing a
+Each run starts the module over (mutmut keeps a survivor's verdict after the tests change); the
+last run's results stay in ``mutants/<module>/`` for ``--report``. A survivor that no test can kill (it changes nothing a
 user can observe) is recorded in EQUIVALENT with the reason; the table counts it apart."""
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ class Module:
     # empty: every function of the files. Where a file holds more than the concept (the model
     # loading beside ``score``), the rest is another module's or needs the real model.
     only: tuple[str, ...] = ()
+    # pytest's -k over those files: the tests of this module only, and on SQLite alone where a
+    # test runs on both (the SQL is SQLAlchemy's for either dialect; PostgreSQL doubles the time).
+    select: str = ""
 
 
 MODULES = {
     "calibration": Module(("soundtag/calibration.py",), ("tests/test_calibration.py",)),
     "packing": Module(("db/packing.py",), ("tests/test_packing.py",)),
-    "embeddings": Module(("db/embeddings.py",), ("tests/test_damaged_rows.py", "tests/test_packing.py")),
     "scoring": Module(("model/classifier.py", "model/results.py", "vectors/stored.py"),
                       ("tests/test_scoring.py",),
                       ("model.classifier.x_score__mutmut_*", "model.results.x_aggregate__mutmut_*",
@@ -50,13 +52,20 @@ MODULES = {
                     ("soundtag.audio.x_windows__mutmut_*", "soundtag.audio.xǁWindowerǁ*",
                      "soundtag.audio.x_resample__mutmut_*")),
     "taxonomy": Module(("soundtag/taxonomy.py",), ("tests/test_taxonomy.py",)),
-    "training": Module(("heads/training.py", "heads/targets.py"), ("tests/test_targets.py",)),
-    "decisions": Module(("db/decisions.py", "db/views.py"), ("tests/test_decisions.py",)),
-    "files": Module(("db/files.py", "db/jobs.py"), ("tests/test_db.py",)),
-    "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py")),
-    "leases": Module(("db/leases.py",), ("tests/test_leases.py",)),
+    "training": Module(("heads/training.py", "heads/targets.py"), ("tests/test_training.py", "tests/test_targets.py")),
+    "decisions": Module(("db/decisions.py",), ("tests/test_decisions.py",), select="decisions_and_tags and sqlite"),
+    "files": Module(("db/files.py", "db/jobs.py"), ("tests/test_db.py",), select=(
+        "sqlite and (queued or skips or changed or erases or failed_job or cancel or fail_files or another_model "
+        "or jobs_view)")),
+    "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py"),
+                      select="not test_db.py or (sqlite and (verdict or review_items))"),
+    "leases": Module(("db/leases.py",), ("tests/test_leases.py",), select="sqlite"),
     "order": Module(("review/order.py",), ("tests/test_review_order.py",)),
-    "window_index": Module(("vectors/window_index.py",), ("tests/test_search.py",)),
+    "embeddings": Module(("db/embeddings.py",), ("tests/test_db.py", "tests/test_search.py"),
+                         select="sqlite and (embeddings or index_follows or damaged or replaced_behind)"),
+    "window_index": Module(("vectors/window_index.py",), ("tests/test_search.py",), select=(
+        "sqlite and (index_follows or relabeled_file or deleted_files or query_answers or damaged or replaced_behind "
+        "or approximate_search)")),
 }
 
 # Survivors that change nothing a user can observe, by module, keyed by "function: -line / +line"
@@ -75,6 +84,26 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "unpack: -planes = np.frombuffer(zlib.decompress(data), np.uint8).reshape(kind.itemsize, -1) / "
         "+planes = np.frombuffer(zlib.decompress(data), np.uint8).reshape(kind.itemsize, -2)":
             "numpy reads any negative size in reshape as 'the rest'",
+    },
+    "scoring": {
+        "score: -similarity = audio.astype(np.float64) @ labels.astype(np.float64).T / "
+        "+similarity = audio.astype(None) @ labels.astype(np.float64).T": "numpy's astype(None) is float64",
+        "score: -similarity = audio.astype(np.float64) @ labels.astype(np.float64).T / "
+        "+similarity = audio.astype(np.float64) @ labels.astype(None).T": "numpy's astype(None) is float64",
+        "aggregate: -windows = np.asarray(counts, dtype=np.float64)[:, None] / "
+        "+windows = np.asarray(counts, dtype=None)[:, None]": "a float sum divided by integer counts is the same float",
+        "aggregate: -windows = np.asarray(counts, dtype=np.float64)[:, None] / +windows = np.asarray(counts, )[:, None]":
+            "a float sum divided by integer counts is the same float",
+        "aggregate: -return (np.add.reduceat(scores, starts, axis=0) / windows, / "
+        "+return (np.add.reduceat(scores, starts, ) / windows,": "reduceat's axis is 0 by default",
+        "aggregate: -np.add.reduceat(similarity, starts, axis=0) / windows) / "
+        "+np.add.reduceat(similarity, starts, ) / windows)": "reduceat's axis is 0 by default",
+        "stored_from: -return StoredEmbeddings(0, result.uri, np.array([seg.start_s for seg in result.segments]), / "
+        "+return StoredEmbeddings(None, result.uri, np.array([seg.start_s for seg in result.segments]),":
+            "a file being labeled has no id yet: its windows are scored by a head, never looked up by id",
+        "stored_from: -return StoredEmbeddings(0, result.uri, np.array([seg.start_s for seg in result.segments]), / "
+        "+return StoredEmbeddings(1, result.uri, np.array([seg.start_s for seg in result.segments]),":
+            "a file being labeled has no id yet: its windows are scored by a head, never looked up by id",
     },
 }
 
@@ -106,14 +135,12 @@ def prepare(name: str, module: Module) -> Path:
         "source_paths": list(PACKAGES),
         "only_mutate": list(module.files),
         "pytest_add_cli_args_test_selection": list(module.tests),
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q"],
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", *(["-k", module.select] if module.select else [])],
     }
     text = "[tool.mutmut]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
-    config = work / "pyproject.toml"
-    if not config.exists() or config.read_text() != text:
-        config.write_text(text)
-        # Another selection of tests: mutmut's record of which test reaches which function is stale.
-        shutil.rmtree(work / "mutants", ignore_errors=True)
+    (work / "pyproject.toml").write_text(text)
+    # mutmut keeps a verdict until the code changes, not when the tests do: start over.
+    shutil.rmtree(work / "mutants", ignore_errors=True)
     return work
 
 

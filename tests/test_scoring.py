@@ -25,9 +25,9 @@ def test_scores_are_a_softmax_at_the_models_scale_of_the_cosines():
     assert scores.sum(axis=1) == pytest.approx([1.0, 1.0])
 
 
-def test_large_scales_do_not_overflow_the_softmax():
-    scores, _ = score(np.array([[1.0, 0.0]]), LABELS, logit_scale=1000.0)
-    assert np.isfinite(scores).all() and scores[0] == pytest.approx([1.0, 0.0])
+def test_large_scales_do_not_overflow_the_softmax_of_any_window():
+    scores, _ = score(np.array([[1.0, 0.0], [-1.0, 0.0]]), LABELS, logit_scale=1000.0)
+    assert np.isfinite(scores).all() and scores == pytest.approx(np.array([[1.0, 0.0], [0.0, 1.0]]))
 
 
 def test_a_files_result_is_the_mean_of_its_own_windows_only():
@@ -47,10 +47,12 @@ def _stored(uri, starts, vectors):
 def test_stored_windows_score_as_the_pipeline_would_and_keep_the_files_metadata():
     a = _stored("a.wav", [0, 5], [[1.0, 0.0], [0.0, 1.0]])
     b = _stored("b.wav", [0], [[0.6, 0.8]])
+    d = _stored("d.wav", [0, 3], [[0.0, 1.0], [0.0, 1.0]])
     damaged = Unreadable(8, "c.wav", "c.wav: stored embeddings are damaged")
-    results = results_from_stored([a, damaged, b], zero_shot(LABELS, 10.0))
-    assert [r.uri for r in results] == ["a.wav", "b.wav", "c.wav"]
-    ra, rb, rc = results
+    results = results_from_stored([a, damaged, b, d], zero_shot(LABELS, 10.0))
+    assert [r.uri for r in results] == ["a.wav", "b.wav", "d.wav", "c.wav"]
+    ra, rb, rd, rc = results
+    assert [s.similarity.tolist() for s in rd.segments] == [[0.0, 1.0], [0.0, 1.0]]
     assert (ra.duration_s, ra.sample_rate, ra.channels, ra.content_hash) == (42.0, 48000, 2, "h-a.wav")
     assert [(s.start_s, s.end_s) for s in ra.segments] == [(0.0, 10.0), (5.0, 15.0)]
     assert ra.segments[1].similarity.tolist() == pytest.approx([0.0, 1.0])
