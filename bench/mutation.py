@@ -71,6 +71,12 @@ MODULES = {
 # Survivors that change nothing a user can observe, by module, keyed by "function: -line / +line"
 # (the mutant's diff, which survives renumbering), with the reason.
 EQUIVALENT: dict[str, dict[str, str]] = {
+    "calibration": {
+        'calibrate: -samples = [(frozenset(canonical.get(t.casefold(), t) for t in truth), cosines) for truth, cosines in files] / +samples = [(frozenset(canonical.get(t.casefold(), None) for t in truth), cosines) for truth, cosines in files]':
+            'a truth that names none of the labels is never looked up: only the labels calibrated are',
+        'calibrate: -samples = [(frozenset(canonical.get(t.casefold(), t) for t in truth), cosines) for truth, cosines in files] / +samples = [(frozenset(canonical.get(t.casefold(), ) for t in truth), cosines) for truth, cosines in files]':
+            'a truth that names none of the labels is never looked up: only the labels calibrated are',
+    },
     "packing": {
         "pack: -return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), 1) / "
         "+return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), )":
@@ -104,6 +110,24 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "stored_from: -return StoredEmbeddings(0, result.uri, np.array([seg.start_s for seg in result.segments]), / "
         "+return StoredEmbeddings(1, result.uri, np.array([seg.start_s for seg in result.segments]),":
             "a file being labeled has no id yet: its windows are scored by a head, never looked up by id",
+    },
+    "taxonomy": {
+        '_spelled: -return {**entry, field: spelling.setdefault(key(name), name) if name else name} / +return {**entry, field: spelling.setdefault(key(name), name) if (name) or True else name}':
+            'an empty name is spelled the empty name either way (and refused by validation)',
+        '_problem: -model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy / +model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if (len(loc) > 1) or True else Taxonomy':
+            "a top-level unknown key is never 'labels' or 'groups', so the lookup gives Taxonomy too",
+        '_problem: -model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy / +model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) >= 1 else Taxonomy':
+            "a top-level unknown key is never 'labels' or 'groups', so the lookup gives Taxonomy too",
+        '_problem: -model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy / +model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 2 else Taxonomy':
+            'an unknown key below the top is always labels.N.key or groups.N.key: three parts',
+        '_problem: -model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy / +model = {"labels": Label, "groups": Group}.get(loc[0], None) if len(loc) > 1 else Taxonomy':
+            'only labels and groups hold nested models: the default is never taken below the top',
+        '_problem: -model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy / +model = {"labels": Label, "groups": Group}.get(loc[0], ) if len(loc) > 1 else Taxonomy':
+            'only labels and groups hold nested models: the default is never taken below the top',
+        '_problem: -close = difflib.get_close_matches(loc[-1], valid, n=1) / +close = difflib.get_close_matches(loc[-1], valid, )':
+            'only the closest match is shown, and more matches do not change which is closest',
+        '_problem: -close = difflib.get_close_matches(loc[-1], valid, n=1) / +close = difflib.get_close_matches(loc[-1], valid, n=2)':
+            'only the closest match is shown, and more matches do not change which is closest',
     },
 }
 
