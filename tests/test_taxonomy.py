@@ -196,3 +196,8 @@ def test_an_unknown_key_in_a_group_lists_the_keys_of_a_group():
             "t: unknown key 'colour' in groups.0 (valid keys: name, threshold)")):
         taxonomy_from_canonical({"name": "t", "labels": [{"name": "dog", "parent": "g"}],
                                  "groups": [{"name": "g", "colour": "red"}]})
+
+
+def test_a_stored_taxonomy_without_a_name_is_named_taxonomy_in_its_error():
+    with pytest.raises(TaxonomyError, match=r"^taxonomy: missing key 'name'$"):
+        taxonomy_from_canonical({"labels": ["dog"]})
