@@ -71,6 +71,36 @@ MODULES = {
 # Survivors that change nothing a user can observe, by module, keyed by "function: -line / +line"
 # (the mutant's diff, which survives renumbering), with the reason.
 EQUIVALENT: dict[str, dict[str, str]] = {
+    "audio": {
+        'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=None)':
+            'whether astype copies changes memory, not the samples',
+        'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, )':
+            'whether astype copies changes memory, not the samples',
+        'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=True)':
+            'whether astype copies changes memory, not the samples',
+        'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, ).astype(np.float32, copy=False)':
+            "soxr's default quality is HQ",
+        'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, quality="hq").astype(np.float32, copy=False)':
+            'soxr reads its quality names whatever their case',
+        'windows: -if total <= size: / +if total < size:':
+            'a clip of exactly one window is the same one window either way',
+        'Windower.push: -if self._next + self.size > self._total: / +if self._next - self.size > self._total:':
+            'an early return that saves a join: without it the loop cuts nothing either',
+        'Windower._join: -if len(self._held) > 1: / +if len(self._held) >= 1:':
+            'concatenating one block copies the same samples',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if (self._held) or True else np.zeros(0, np.float32)':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if self._held else np.zeros(None, np.float32)':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if self._held else np.zeros(0, None)':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if self._held else np.zeros(np.float32)':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if self._held else np.zeros(0, )':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if self._held else np.zeros(1, np.float32)':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+    },
     "calibration": {
         'calibrate: -samples = [(frozenset(canonical.get(t.casefold(), t) for t in truth), cosines) for truth, cosines in files] / +samples = [(frozenset(canonical.get(t.casefold(), None) for t in truth), cosines) for truth, cosines in files]':
             'a truth that names none of the labels is never looked up: only the labels calibrated are',

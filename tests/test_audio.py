@@ -151,3 +151,10 @@ def test_resampling_keeps_the_duration_and_the_pitch():
     assert np.argmax(np.abs(np.fft.rfft(down))) == 1000  # 1 Hz bins over one second
     same = resample(sine, rate, rate)
     assert same.dtype == np.float32 and same.flags.c_contiguous and np.allclose(same, sine, atol=1e-6)
+
+
+def test_a_block_that_completes_a_window_yields_it_at_once():
+    windower = Windower(RATE, 4 / RATE, 2 / RATE)
+    assert windower.push(np.arange(3, dtype=np.float32)) == []
+    assert [(w.start_s, w.end_s) for w in windower.push(np.arange(1, dtype=np.float32))] == [(0.0, 0.04)]
+    assert [(w.start_s, w.end_s) for w in windower.push(np.arange(2, dtype=np.float32))] == [(0.02, 0.06)]
