@@ -310,5 +310,7 @@ def test_the_models_decisions_and_tags_per_file_follow_the_views_for_that_model_
     assert model_tags(engine, "m", spec.taxonomy_id, [street]) == {street: {"siren"}}
     assert model_decisions(engine, "other", spec.taxonomy_id, list(ids.values())) == {}
     other = _save(engine, taxonomy_from_canonical({"name": "plain", "labels": ["siren", "dog", "cat", "wind"]}), FILES)
-    assert model_decisions(engine, "m", job_spec(engine, other).taxonomy_id, [unrelated]) == {unrelated: "siren"}
+    assert model_decisions(engine, "m", job_spec(engine, other).taxonomy_id, [unrelated, quiet]) == {
+        unrelated: "siren", quiet: "wind"}
+    assert model_decisions(engine, "m", spec.taxonomy_id, [unrelated, quiet]) == {}  # the other taxonomy's stay out
     assert model_tags(engine, "other", spec.taxonomy_id, list(ids.values())) == {}
