@@ -434,3 +434,21 @@ def test_a_run_with_another_model_or_taxonomy_labels_what_an_earlier_model_label
     taxonomy_id = job_spec(engine, first).taxonomy_id
     assert new_or_changed(engine, _refs("a"), "m", taxonomy_id) == ([], 0, 0)
     assert new_or_changed(engine, _refs("a"), "m3", taxonomy_id) == (_refs("a"), 1, 0)
+
+
+def test_undo_takes_back_only_ones_own_verdict_still_in_force_on_the_same_file_or_segment(engine):
+    job, ids = _labeled(engine, "a", "b")
+    a, b = ids["file:///a/a"], ids["file:///a/b"]
+    record_verdict(engine, job, a, Verdict.REJECT, "ana")
+    record_verdict(engine, job, a, Verdict.ACCEPT, "bo")  # supersedes ana's on the same file
+    record_verdicts(engine, {job: [Given(b, Verdict.ACCEPT, "ana", "dog", 0.0, 1.0)]})
+    record_verdicts(engine, {job: [Given(b, Verdict.ACCEPT, "bo", "dog"), Given(b, Verdict.REJECT, "bo", "dog", 0.0, 2.0),
+                                   Given(b, Verdict.REJECT, "bo", "dog", 0.5, 1.0)]})
+    other = _job(engine, model="m2")  # another model's verdicts on the same files supersede nothing here
+    add_files(engine, other, _refs("a", "b"))
+    record_verdicts(engine, {other: [Given(b, Verdict.REJECT, "cy", "dog", 0.0, 1.0)]})
+    assert all_verdicts(engine, job) == {(a, None, None): (Verdict.ACCEPT, "dog"), (b, None, None): (Verdict.ACCEPT, "dog"),
+                                         (b, 0.0, 1.0): (Verdict.ACCEPT, "dog"), (b, 0.0, 2.0): (Verdict.REJECT, "dog"),
+                                         (b, 0.5, 1.0): (Verdict.REJECT, "dog")}
+    assert undo_verdict(engine, job, "ana") == (b, 0.0, 1.0)  # its segment verdict: nobody's on those bounds since
+    assert undo_verdict(engine, job, "ana") is None  # its file verdict on a was superseded by bo's
