@@ -98,8 +98,6 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             'the default seed is a fixed string either way: the order is as stable',
         'k_centre: -def k_centre(vectors: np.ndarray, picks: int, seed: str = "", known: np.ndarray | None = None) -> list[int]: / +def k_centre(vectors: np.ndarray, picks: int, seed: str = "XXXX", known: np.ndarray | None = None) -> list[int]:':
             'the default seed is a fixed string either way: the order is as stable',
-        'k_centre: -if len(vectors) == 0: / +if len(vectors) == 1:':
-            'no rows: the loop takes nothing and returns [] either way',
         'k_centre: -vectors = np.asarray(vectors, dtype=np.float64) / +vectors = np.asarray(vectors, dtype=None)':
             "numpy's dtype=None keeps the float rows as they are: distances alike",
         'k_centre: -vectors = np.asarray(vectors, dtype=np.float64) / +vectors = np.asarray(vectors, )':
