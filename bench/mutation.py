@@ -58,7 +58,7 @@ MODULES = {
         "sqlite and (queued or skips or changed or erases or failed_job or cancel or fail_files or another_model "
         "or jobs_view)")),
     "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py"),
-                      select="not test_db.py or (sqlite and (verdict or review_items))"),
+                      select="not test_db.py or narrowest or (sqlite and (verdict or review_items))"),
     "leases": Module(("db/leases.py",), ("tests/test_leases.py",), select="sqlite"),
     "order": Module(("review/order.py",), ("tests/test_review_order.py",)),
     "embeddings": Module(("db/embeddings.py",), ("tests/test_db.py", "tests/test_search.py"),

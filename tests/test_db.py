@@ -452,3 +452,13 @@ def test_undo_takes_back_only_ones_own_verdict_still_in_force_on_the_same_file_o
                                          (b, 0.5, 1.0): (Verdict.REJECT, "dog")}
     assert undo_verdict(engine, job, "ana") == (b, 0.0, 1.0)  # its segment verdict: nobody's on those bounds since
     assert undo_verdict(engine, job, "ana") is None  # its file verdict on a was superseded by bo's
+
+
+def test_a_windows_segment_verdict_is_the_narrowest_that_holds_it_bounds_included():
+    from db.reviews import SegmentVerdict, covering
+
+    wide, narrow, left = (SegmentVerdict(0.0, 10.0, Verdict.ACCEPT, "dog"), SegmentVerdict(4.5, 6.0, Verdict.REJECT, "dog"),
+                          SegmentVerdict(0.0, 4.0, Verdict.ACCEPT, "rain"))
+    assert covering([wide, narrow, left], 4.5, 5.5) is narrow
+    assert covering([left, wide], 4.5, 5.5) is wide  # left ends before the window does
+    assert covering([left], 0.0, 4.0) is left and covering([left], 4.0, 6.0) is None
