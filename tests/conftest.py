@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from model.random_clap import build
@@ -19,6 +20,10 @@ TEST_REDIS = os.environ.get("SOUNDTAG_TEST_REDIS", "redis://127.0.0.1:6379/0")
 # Whatever the suite starts or imports talks to the test Redis, even where a test names none.
 os.environ["SOUNDTAG_BROKER_URL"] = TEST_REDIS
 ROOT = Path(__file__).resolve().parents[1]
+# No deadline for a property's examples: a test asserts behaviour, never time (speed is bench/'s),
+# and on a shared CPU an example's duration is noise.
+settings.register_profile("soundtag", deadline=None)
+settings.load_profile("soundtag")
 
 
 @pytest.fixture(autouse=True)

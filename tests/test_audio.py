@@ -3,8 +3,10 @@ import io
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given
+from hypothesis import strategies as st
 
-from soundtag.audio import Limits, decode, windows
+from soundtag.audio import Limits, Windower, decode, resample, windows
 from soundtag.errors import AudioError
 from tests.audio_files import tone, write
 
@@ -100,3 +102,59 @@ def test_cut_off_compressed_file_fails_instead_of_labeling_half(tmp_path, ext):
     data = write(tmp_path / f"clip.{ext}", seconds=30.0, rate=16000).read_bytes()
     with pytest.raises(AudioError, match="truncated|corrupt"):
         decode(data[: len(data) // 2], 48000)
+
+
+RATE = 100  # samples per second: windows of a few seconds stay a few hundred samples
+
+
+def _bounds(parts):
+    return [(w.start_s, w.end_s, w.samples.tolist()) for w in parts]
+
+
+@given(st.integers(1, 2000), st.integers(1, 600), st.integers(1, 600))
+def test_windows_cover_every_sample_of_a_recording_and_no_window_twice(total, size, hop):
+    """Every sample is in a window, every window is the recording's own samples, no window twice;
+    the windows are full (the last aligned to the end) unless the clip is shorter than one."""
+    hop = min(hop, size)  # longer hops skip audio by design
+    samples = np.arange(total, dtype=np.float32)
+    parts = windows(samples, RATE, size / RATE, hop / RATE)
+    covered = np.zeros(total, int)
+    for w in parts:
+        first = int(round(w.start_s * RATE))
+        assert w.samples.tolist() == samples[first:first + len(w.samples)].tolist()
+        assert w.end_s == pytest.approx((first + len(w.samples)) / RATE)
+        covered[first:first + len(w.samples)] = 1
+    assert covered.all() and parts[0].start_s == 0.0 and parts[-1].end_s == pytest.approx(total / RATE)
+    assert len({w.start_s for w in parts}) == len(parts)
+    assert all(len(w.samples) == min(size, total) for w in parts)
+    assert [w.start_s for w in parts[:-1]] == pytest.approx([i * hop / RATE for i in range(len(parts) - 1)])
+
+
+@given(st.integers(0, 2000), st.integers(1, 600), st.integers(1, 600), st.lists(st.integers(1, 700), min_size=1))
+def test_windows_cut_as_blocks_arrive_are_the_windows_of_the_whole(total, size, hop, blocks):
+    samples = np.arange(total, dtype=np.float32)
+    windower, at, cut = Windower(RATE, size / RATE, hop / RATE), 0, []
+    for length in blocks * (total // sum(blocks) + 1):
+        if at >= total:
+            break
+        cut += windower.push(samples[at:at + length])
+        at += length
+    cut += windower.finish()
+    assert _bounds(cut) == (_bounds(windows(samples, RATE, size / RATE, hop / RATE)) if total else [])
+
+
+def test_resampling_keeps_the_duration_and_the_pitch():
+    rate = 48000
+    sine = np.sin(2 * np.pi * 1000 * np.arange(rate) / rate).astype(np.float64)
+    down = resample(sine, rate, 16000)
+    assert down.dtype == np.float32 and len(down) == 16000
+    assert np.argmax(np.abs(np.fft.rfft(down))) == 1000  # 1 Hz bins over one second
+    same = resample(sine, rate, rate)
+    assert same.dtype == np.float32 and same.flags.c_contiguous and np.allclose(same, sine, atol=1e-6)
+
+
+def test_a_block_that_completes_a_window_yields_it_at_once():
+    windower = Windower(RATE, 4 / RATE, 2 / RATE)
+    assert windower.push(np.arange(3, dtype=np.float32)) == []
+    assert [(w.start_s, w.end_s) for w in windower.push(np.arange(1, dtype=np.float32))] == [(0.0, 0.04)]
+    assert [(w.start_s, w.end_s) for w in windower.push(np.arange(2, dtype=np.float32))] == [(0.02, 0.06)]

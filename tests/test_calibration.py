@@ -1,8 +1,10 @@
 """soundtag/calibration.py: thresholds chosen on constructed data whose optimum is known."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from soundtag.calibration import calibrate, truths
+from soundtag.calibration import calibrate, curve, truths
 
 
 def _files(rows):
@@ -35,3 +37,62 @@ def test_equal_cosines_pass_together():
     assert dog.threshold == 0.2 and dog.precision == pytest.approx(2 / 3)
     (dog,) = calibrate(rows, ["dog"], target=0.9)  # 0.3 lets the rain in with the dog: 1/2
     assert not dog.reached
+
+
+def test_an_empty_truth_cell_is_no_label():
+    assert truths(None) == truths("") == truths(" ; ") == frozenset()
+    assert truths(" dog ;rain;") == {"dog", "rain"}
+
+
+def test_only_the_last_of_equal_cosines_is_a_point_of_the_curve():
+    points = curve([(0.9, True), (0.5, False), (0.5, True)])
+    assert [(p.threshold, p.precision, p.recall, p.hits) for p in points] == [
+        (0.9, 1.0, 0.5, 1), (0.5, pytest.approx(2 / 3), 1.0, 2)]
+
+
+def test_a_curve_without_positives_has_no_recall():
+    assert [(p.recall, p.hits) for p in curve([(0.4, False), (0.2, False)])] == [(None, 0), (None, 0)]
+
+
+def test_truth_names_a_label_whatever_its_case():
+    (dog,) = calibrate([(truths("DOG"), {"dog": 0.4}), (truths("Rain"), {"dog": 0.1})], ["dog"], target=1.0)
+    assert (dog.label, dog.threshold, dog.support, dog.recall) == ("dog", 0.4, 1, 1.0)
+
+
+def test_a_label_without_positives_or_cosines_is_reported_unreached_and_tags_nothing():
+    never, unseen = calibrate([(truths("rain"), {"never": 0.5})], ["never", "unseen"], target=0.5)
+    assert (never.label, never.reached, never.support, never.recall, never.precision) == ("never", False, 0, None, None)
+    assert 0.5 < never.threshold <= 0.5 + 1e-5  # just above every cosine it was given
+    assert (unseen.label, unseen.reached, unseen.support, unseen.recall) == ("unseen", False, 0, None)
+    assert 0.0 < unseen.threshold <= 1e-5
+
+
+def test_an_unreached_threshold_stays_a_cosine():
+    (dog,) = calibrate([(truths("rain"), {"dog": 1.0}), (truths("dog"), {"dog": 0.2})], ["dog"], target=0.9)
+    assert not dog.reached and dog.threshold == 1.0 and dog.recall == 0.0
+
+
+def _labeled(draw_rows):
+    return [(frozenset({"dog"} if positive else {"rain"}), {"dog": cosine}) for cosine, positive in draw_rows]
+
+
+# Cosines below 1: a threshold is a cosine too (at most 1), so a file at exactly 1 cannot be left untagged.
+ROWS_OF_ONE_LABEL = st.lists(st.tuples(st.sampled_from([i / 20 for i in range(-4, 20)]), st.booleans()), max_size=30)
+
+
+@given(ROWS_OF_ONE_LABEL, st.floats(0.05, 1.0))
+def test_calibration_never_falls_below_its_target_on_the_files_it_chose_from(rows, target):
+    (dog,) = calibrate(_labeled(rows), ["dog"], target=target)
+    tagged = [positive for cosine, positive in rows if cosine >= dog.threshold]
+    if dog.reached:
+        assert sum(tagged) / len(tagged) >= target and dog.precision == sum(tagged) / len(tagged)
+    else:
+        assert tagged == []
+
+
+@given(ROWS_OF_ONE_LABEL, st.floats(0.05, 1.0), st.floats(0.05, 1.0))
+def test_a_higher_target_never_lowers_the_threshold(rows, target, higher):
+    target, higher = sorted((target, higher))
+    (low,) = calibrate(_labeled(rows), ["dog"], target=target)
+    (high,) = calibrate(_labeled(rows), ["dog"], target=higher)
+    assert high.threshold >= low.threshold

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from db import leases, packing, segments
 from db.decisions import model_decisions
 from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
-from db.files import add_files, fail_files
+from db.files import add_files, fail_files, new_or_changed
 from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_roots, job_spec, reactivate_job
 from db.labeled_files import labeled_files
 from db.predictions import job_cosines, job_predictions
@@ -551,3 +551,48 @@ def test_a_row_with_fewer_vectors_than_window_bounds_is_damaged_not_read_as_whol
         conn.execute(text("update audio_embedding set vectors = :v"), {"v": packing.pack(vectors[:2])})
     with pytest.raises(DamagedData, match="file:///a/a: stored embeddings unreadable \\(2 vectors for 3 windows\\)"):
         stored_embeddings_of(engine, "m", "file:///a/a")
+
+
+def test_a_run_with_another_model_or_taxonomy_labels_what_an_earlier_model_labeled(engine):
+    first = _job(engine)
+    add_files(engine, first, _refs("a"))
+    save_results(engine, first, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
+    finish_job_if_done(engine, first)
+    assert add_files(engine, _job(engine), _refs("a")) == []  # the same model and taxonomy: skipped
+
+    other_model = _job(engine, model="m2")
+    assert [uri for _, uri in add_files(engine, other_model, _refs("a"))] == ["file:///a/a"]
+    assert set(_statuses(engine, other_model).values()) == {FileState.QUEUED}
+    other_taxonomy = _job(engine, taxonomy=taxonomy_from_csv("dog,rain,wind"))
+    assert [uri for _, uri in add_files(engine, other_taxonomy, _refs("a"))] == ["file:///a/a"]
+    taxonomy_id = job_spec(engine, first).taxonomy_id
+    assert new_or_changed(engine, _refs("a"), "m", taxonomy_id) == ([], 0, 0)
+    assert new_or_changed(engine, _refs("a"), "m3", taxonomy_id) == (_refs("a"), 1, 0)
+
+
+def test_undo_takes_back_only_ones_own_verdict_still_in_force_on_the_same_file_or_segment(engine):
+    job, ids = _labeled(engine, "a", "b")
+    a, b = ids["file:///a/a"], ids["file:///a/b"]
+    record_verdict(engine, job, a, Verdict.REJECT, "ana")
+    record_verdict(engine, job, a, Verdict.ACCEPT, "bo")  # supersedes ana's on the same file
+    record_verdicts(engine, {job: [Given(b, Verdict.ACCEPT, "ana", "dog", 0.0, 1.0)]})
+    record_verdicts(engine, {job: [Given(b, Verdict.ACCEPT, "bo", "dog"), Given(b, Verdict.REJECT, "bo", "dog", 0.0, 2.0),
+                                   Given(b, Verdict.REJECT, "bo", "dog", 0.5, 1.0)]})
+    other = _job(engine, model="m2")  # another model's verdicts on the same files supersede nothing here
+    add_files(engine, other, _refs("a", "b"))
+    record_verdicts(engine, {other: [Given(b, Verdict.REJECT, "cy", "dog", 0.0, 1.0)]})
+    assert all_verdicts(engine, job) == {(a, None, None): (Verdict.ACCEPT, "dog"), (b, None, None): (Verdict.ACCEPT, "dog"),
+                                         (b, 0.0, 1.0): (Verdict.ACCEPT, "dog"), (b, 0.0, 2.0): (Verdict.REJECT, "dog"),
+                                         (b, 0.5, 1.0): (Verdict.REJECT, "dog")}
+    assert undo_verdict(engine, job, "ana") == (b, 0.0, 1.0)  # its segment verdict: nobody's on those bounds since
+    assert undo_verdict(engine, job, "ana") is None  # its file verdict on a was superseded by bo's
+
+
+def test_a_windows_segment_verdict_is_the_narrowest_that_holds_it_bounds_included():
+    from db.reviews import SegmentVerdict, covering
+
+    wide, narrow, left = (SegmentVerdict(0.0, 10.0, Verdict.ACCEPT, "dog"), SegmentVerdict(4.5, 6.0, Verdict.REJECT, "dog"),
+                          SegmentVerdict(0.0, 4.0, Verdict.ACCEPT, "rain"))
+    assert covering([wide, narrow, left], 4.5, 5.5) is narrow
+    assert covering([left, wide], 4.5, 5.5) is wide  # left ends before the window does
+    assert covering([left], 0.0, 4.0) is left and covering([left], 4.0, 6.0) is None

@@ -283,3 +283,34 @@ def test_a_file_exactly_at_its_threshold_is_tagged(engine):
     _save(engine, taxonomy_from_canonical({**plain, "name": "window edge", "threshold": window_cosine}),
           [_result("edge", [0.4, 0.6], [0.1, 0.3], [segment])])
     assert _rows(engine, "select label from segment_tags where taxonomy = 'window edge'") == [("dog",)]
+
+
+def test_the_decision_is_the_passing_label_of_highest_score_and_a_tie_goes_to_the_higher_cosine(engine):
+    """A file's score and cosine are means over its windows, so they need not rank labels alike."""
+    files = [_result("louder", [0.5, 0.3, 0.1, 0.1], [0.30, 0.38, 0.00, 0.00]),  # siren: best score, lower cosine
+             _result("tied", [0.4, 0.4, 0.1, 0.1], [0.33, 0.25, 0.00, 0.00])]  # by name, dog would win
+    _save(engine, taxonomy_from_canonical({**URBAN, "threshold": 0.2}), files)
+    assert _rows(engine, "select uri, label, abstained from file_decisions where implied_by is null") == [
+        ("file:///a/louder", "siren", 0), ("file:///a/tied", "siren", 0)]
+
+
+def test_the_models_decisions_and_tags_per_file_follow_the_views_for_that_model_and_taxonomy(engine):
+    from db.decisions import model_decisions, model_tags
+    from db.files import job_file_ids
+
+    taxonomy = taxonomy_from_canonical({**URBAN, "threshold": 0.2})
+    job = _save(engine, taxonomy, FILES)
+    ids = job_file_ids(engine, job, [r.uri for r in FILES])
+    street, yard, unrelated, quiet = (ids[r.uri] for r in FILES)
+    spec = job_spec(engine, job)
+    # yard decides dog (its parent animal follows as an implied row, not a decision); unrelated and quiet abstain.
+    assert model_decisions(engine, "m", spec.taxonomy_id, list(ids.values())) == {street: "siren", yard: "dog"}
+    assert model_tags(engine, "m", spec.taxonomy_id, list(ids.values())) == {
+        street: {"siren"}, yard: {"animal", "cat", "dog"}, quiet: {"animal", "dog"}}
+    assert model_tags(engine, "m", spec.taxonomy_id, [street]) == {street: {"siren"}}
+    assert model_decisions(engine, "other", spec.taxonomy_id, list(ids.values())) == {}
+    other = _save(engine, taxonomy_from_canonical({"name": "plain", "labels": ["siren", "dog", "cat", "wind"]}), FILES)
+    assert model_decisions(engine, "m", job_spec(engine, other).taxonomy_id, [unrelated, quiet]) == {
+        unrelated: "siren", quiet: "wind"}
+    assert model_decisions(engine, "m", spec.taxonomy_id, [unrelated, quiet]) == {}  # the other taxonomy's stay out
+    assert model_tags(engine, "other", spec.taxonomy_id, list(ids.values())) == {}

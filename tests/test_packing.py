@@ -7,8 +7,13 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from db.packing import pack, unpack
+from soundtag.errors import DamagedData
 
 # fp16 1.0, -2.5, 0.5, 3.0 are 0x3C00, 0xC100, 0x3800, 0x4200: the four low bytes, then the four high.
 FP16 = np.array([1.0, -2.5, 0.5, 3.0], np.float16)
@@ -29,3 +34,20 @@ def test_stored_bytes_unpack_to_the_vector_they_were():
     assert unpack(FP16_STORED, np.float16, packed=True).tolist() == FP16.tolist()
     assert unpack(zlib.compress(FP32_PLANES), np.float32, packed=True).tolist() == FP32.tolist()
     assert unpack(FP32.tobytes(), np.float32, packed=False).tolist() == FP32.tolist()
+
+
+@given(hnp.arrays(st.sampled_from([np.float16, np.float32, np.float64, np.int32, np.uint8]),
+                  hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=9)))
+def test_any_array_packs_and_unpacks_to_the_same_bytes(values):
+    back = unpack(pack(values), values.dtype, packed=True)
+    assert back.dtype == values.dtype and back.tobytes() == values.tobytes()
+
+
+def test_damaged_bytes_raise_damaged_data_not_garbage():
+    stored = pack(FP32)
+    for damaged in (stored[:-3], b"not deflated", zlib.compress(FP32_PLANES[:-1])):
+        with pytest.raises(DamagedData) as raised:
+            unpack(damaged, np.float32, packed=True)
+        assert str(raised.value) not in ("", "None")  # the reason a damaged row is reported with
+    with pytest.raises(DamagedData):
+        unpack(FP32.tobytes()[:-1], np.float32, packed=False)

@@ -84,3 +84,44 @@ def test_kept_spread_picks_what_k_centre_picks_afresh_after_each_known_centre():
         spread.add(centre, row)
         known.append(centre)
         assert spread.picks == k_centre(vectors, 40, seed="s", known=np.array(known)), step
+
+
+def test_stratified_order_is_seeded_and_takes_labels_in_turn_over_many_items():
+    many = [_item(n, ("dog", "rain", "wind")[n % 3], 0.5 + n / 100, 0.4, n / 100) for n in range(30)]
+    first = ordered(many, Order.STRATIFIED, seed="s")
+    assert [i.decision for i in first] == ["dog", "rain", "wind"] * 10
+    assert first == ordered(list(reversed(many)), Order.STRATIFIED, seed="s")
+    assert first != ordered(many, Order.STRATIFIED, seed="t")
+
+
+def test_k_centre_draws_its_first_pick_by_the_seed_and_takes_a_lone_row():
+    import numpy as np
+
+    from review.order import k_centre
+
+    vectors = np.eye(6)
+    firsts = {k_centre(vectors, 1, seed=f"s{n}")[0] for n in range(12)}
+    assert len(firsts) > 1 and k_centre(vectors, 3, seed="s") == k_centre(vectors, 3, seed="s")
+    assert k_centre(np.ones((1, 3)), 3) == [0] and k_centre(np.zeros((0, 3)), 3) == []
+
+
+def test_the_learn_order_is_seeded():
+    import numpy as np
+
+    from review.order import Learning
+
+    learning = Learning({n: np.eye(8)[n] for n in range(8)})
+    many = [_item(n, "dog", 0.5, 0.4, 0.1) for n in range(8)]
+    firsts = {ordered(many, Order.LEARN, seed=f"s{n}", learning=learning)[0].file_id for n in range(12)}
+    assert len(firsts) > 1
+
+
+def test_items_the_learn_order_cannot_place_come_as_uncertain_orders_them():
+    import numpy as np
+
+    from review.order import Learning
+
+    uncertain = [i.file_id for i in ordered(ITEMS, Order.UNCERTAIN)]
+    assert [i.file_id for i in ordered(ITEMS, Order.LEARN, learning=Learning())] == uncertain
+    unscored = Learning({n: np.ones(3) for n in range(1, 5)}, probabilities={})
+    assert [i.file_id for i in ordered(ITEMS, Order.LEARN, learning=unscored)] == uncertain

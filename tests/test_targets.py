@@ -51,3 +51,20 @@ def test_a_windows_own_verdict_wins_over_the_files_given_later():
 
 def test_truth_is_its_label_and_none_of_the_others():
     assert _targets(from_truth(1, "rain", LABELS))[0].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_each_verdict_teaches_exactly_its_file_label_answer_and_bounds():
+    from heads.targets import Taught
+
+    part = (5.0, 12.0)
+    assert from_verdict(7, Verdict.ACCEPT, "dog", bounds=part) == [Taught(7, "dog", True, part)]
+    assert from_verdict(7, Verdict.REJECT, "dog", bounds=part) == [Taught(7, "dog", False, part)]
+    assert from_verdict(7, Verdict.CORRECT, "rain", shown="dog", bounds=part) == [
+        Taught(7, "rain", True, part), Taught(7, "dog", False, part)]
+    assert from_verdict(7, Verdict.CORRECT, "rain", bounds=part) == [Taught(7, "rain", True, part)]
+    assert from_verdict(7, Verdict.CORRECT, "rain", shown="rain") == [Taught(7, "rain", True)]
+    assert implied([Taught(7, "dog", True, part)], LABELS) == [
+        Taught(7, "dog", True, part), Taught(7, "rain", False, part, implied=True),
+        Taught(7, "siren", False, part, implied=True)]
+    assert from_truth(3, "rain", LABELS) == [Taught(3, "rain", True), Taught(3, "dog", False, implied=True),
+                                             Taught(3, "siren", False, implied=True)]

@@ -3,7 +3,7 @@ import re
 import pytest
 import yaml
 
-from soundtag.taxonomy import TaxonomyError, load_taxonomy, taxonomy_from_csv
+from soundtag.taxonomy import TaxonomyError, load_taxonomy, taxonomy_from_canonical, taxonomy_from_csv
 
 
 def _write(tmp_path, text):
@@ -168,3 +168,57 @@ def test_a_list_item_indented_under_the_one_above_is_refused_not_joined_into_one
         load_taxonomy(_write(tmp_path, "labels:\n  - siren\n   - rain\n"))
     assert load_taxonomy(_write(tmp_path, "labels:\n  - {name: 'siren - rain'}\n  - wind\n")).names == \
         ["siren - rain", "wind"]
+
+
+def test_a_taxonomys_hash_stays_what_stored_rows_know_it_by():
+    """Labelings, embeddings and thresholds are keyed by the hash: a new canonical form would orphan them."""
+    urban = taxonomy_from_canonical({"name": "urban", "template": "the sound of {}",
+                                     "labels": [{"name": "siren"}, {"name": "dog", "prompts": ["a dog barking"]}]})
+    assert urban.content_hash == "e1da2a78c799f64d246cb4e14c228fb8f68b79a0fbccf2f179af8cceeb524e6b"
+    unnamed = taxonomy_from_csv("dog,rain")
+    assert (unnamed.name, unnamed.content_hash[:8]) == ("labels-ee0594fc", "c0aeceb6")
+    assert taxonomy_from_csv("dog,rain", name="mine").name == "mine"
+
+
+def test_the_written_document_reads_back_as_the_same_taxonomy(tmp_path):
+    tax = taxonomy_from_canonical({
+        "name": "urban", "template": "the sound of {}", "threshold": 0.2,
+        "labels": [{"name": "siren", "threshold": 0.3}, {"name": "dog", "prompts": ["a dog barking"], "parent": "animal"},
+                   {"name": "cat", "parent": "pets"}, {"name": "noise", "background": True}],
+        "groups": [{"name": "animal", "threshold": 0.25}, {"name": "pets"}]})
+    doc = tax.document()
+    assert doc["groups"] == [{"name": "animal", "threshold": 0.25}, {"name": "pets"}]
+    assert doc["labels"][1] == {"name": "dog", "prompts": ["a dog barking"], "parent": "animal"}
+    again = load_taxonomy(_write(tmp_path, yaml.safe_dump(doc)))
+    assert again == tax and again.content_hash == tax.content_hash
+
+
+def test_new_thresholds_replace_only_the_labels_named_and_keep_the_hash():
+    tax = taxonomy_from_canonical({"name": "t", "labels": [{"name": "dog", "threshold": 0.1}, {"name": "rain"}]})
+    changed = tax.with_thresholds({"rain": 0.4})
+    assert [lb.threshold for lb in changed.labels] == [0.1, 0.4]
+    assert changed.content_hash == tax.content_hash and [lb.threshold for lb in tax.labels] == [0.1, None]
+
+
+def test_the_policy_names_each_labels_parent():
+    tax = taxonomy_from_canonical({"name": "t", "labels": [{"name": "dog", "parent": "animal"}, {"name": "animal"}]})
+    assert [(p.label, p.parent, p.members) for p in tax.policy()] == [("dog", "animal", ("dog",)),
+                                                                     ("animal", None, ("animal", "dog"))]
+
+
+def test_thresholds_of_minus_one_and_one_are_cosines():
+    tax = taxonomy_from_canonical({"name": "t", "threshold": -1.0, "labels": [{"name": "dog", "threshold": 1.0}],
+                                   "groups": []})
+    assert (tax.threshold, tax.labels[0].threshold) == (-1.0, 1.0)
+
+
+def test_an_unknown_key_in_a_group_lists_the_keys_of_a_group():
+    with pytest.raises(TaxonomyError, match=re.escape(
+            "t: unknown key 'colour' in groups.0 (valid keys: name, threshold)")):
+        taxonomy_from_canonical({"name": "t", "labels": [{"name": "dog", "parent": "g"}],
+                                 "groups": [{"name": "g", "colour": "red"}]})
+
+
+def test_a_stored_taxonomy_without_a_name_is_named_taxonomy_in_its_error():
+    with pytest.raises(TaxonomyError, match=r"^taxonomy: missing key 'name'$"):
+        taxonomy_from_canonical({"labels": ["dog"]})

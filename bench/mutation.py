@@ -1,0 +1,315 @@
+"""Mutation testing of the core, one module at a time, with mutmut 3: each module is mutated
+against the fast tests that cover it, in its own copy of the tree (``mutants/<module>/``), and
+the score table is printed. A developers' tool, not part of CI (``pip install -e ".[mutation]"``).
+
+    python bench/mutation.py                      # every module, one after the other
+    python bench/mutation.py --module calibration --module packing
+    python bench/mutation.py --list               # the modules, their files and tests
+
+Each run starts the module over (mutmut keeps a survivor's verdict after the tests change); the
+last run's results stay in ``mutants/<module>/`` for ``--report``. A survivor that no test can kill (it changes nothing a
+user can observe) is recorded in EQUIVALENT with the reason; the table counts it apart."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("soundtag", "db", "model", "heads", "vectors", "worker", "producer", "review")
+
+
+@dataclass(frozen=True)
+class Module:
+    files: tuple[str, ...]
+    tests: tuple[str, ...]
+    # Mutant names to run (mutmut's globs: module.x_function__mutmut_*, module.xǁClassǁmethod__mutmut_*);
+    # empty: every function of the files. Where a file holds more than the concept (the model
+    # loading beside ``score``), the rest is another module's or needs the real model.
+    only: tuple[str, ...] = ()
+    # pytest's -k over those files: the tests of this module only, and on SQLite alone where a
+    # test runs on both (the SQL is SQLAlchemy's for either dialect; PostgreSQL doubles the time).
+    select: str = ""
+
+
+MODULES = {
+    "calibration": Module(("soundtag/calibration.py",), ("tests/test_calibration.py",)),
+    "packing": Module(("db/packing.py",), ("tests/test_packing.py",)),
+    "scoring": Module(("model/classifier.py", "model/results.py", "vectors/stored.py"),
+                      ("tests/test_scoring.py",),
+                      ("model.classifier.x_score__mutmut_*", "model.results.x_aggregate__mutmut_*",
+                       "vectors.stored.x_zero_shot__mutmut_*", "vectors.stored.x_results_from_stored__mutmut_*",
+                       "vectors.stored.x_stored_from__mutmut_*")),
+    "audio": Module(("soundtag/audio.py",), ("tests/test_audio.py",),
+                    ("soundtag.audio.x_windows__mutmut_*", "soundtag.audio.xǁWindowerǁ*",
+                     "soundtag.audio.x_resample__mutmut_*")),
+    "taxonomy": Module(("soundtag/taxonomy.py",), ("tests/test_taxonomy.py",)),
+    "training": Module(("heads/training.py", "heads/targets.py"), ("tests/test_training.py", "tests/test_targets.py")),
+    "decisions": Module(("db/decisions.py",), ("tests/test_decisions.py",), select="decisions_and_tags and sqlite"),
+    "files": Module(("db/files.py", "db/jobs.py"), ("tests/test_db.py",), select=(
+        "sqlite and (queued or skips or changed or erases or failed_job or cancel or fail_files or another_model "
+        "or jobs_view)")),
+    "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py"),
+                      select="not test_db.py or narrowest or (sqlite and (verdict or review_items))"),
+    "leases": Module(("db/leases.py",), ("tests/test_leases.py",), select="sqlite"),
+    "order": Module(("review/order.py",), ("tests/test_review_order.py",)),
+    "embeddings": Module(("db/embeddings.py",), ("tests/test_db.py", "tests/test_search.py"),
+                         select="sqlite and (embeddings or index_follows or damaged or replaced_behind)"),
+    "window_index": Module(("vectors/window_index.py",), ("tests/test_search.py",), select=(
+        "sqlite and (index_follows or relabeled_file or deleted_files or query_answers or damaged or replaced_behind "
+        "or approximate_search)")),
+}
+
+# Survivors that change nothing a user can observe, by module, keyed by "function: -line / +line"
+# (the mutant's diff, which survives renumbering), with the reason.
+EQUIVALENT: dict[str, dict[str, str]] = {
+    "training": {
+        '_fit_one: -if len(weak) > MAX_WEAK: / +if len(weak) >= MAX_WEAK:':
+            'drawing all of exactly MAX_WEAK weak negatives without replacement, sorted, keeps every one',
+        '_fit_one: -keep = np.sort(np.random.default_rng(seed).choice(weak, MAX_WEAK, replace=False)) / +keep = np.sort(np.random.default_rng(seed).choice(weak, MAX_WEAK, replace=None))':
+            'replace=None is falsy: the draw is without replacement either way',
+        '_fit_one: -model = LogisticRegression(C=REGULARISATION, max_iter=500) / +model = LogisticRegression(max_iter=500)':
+            "scikit-learn's default C is 1.0, REGULARISATION's value",
+        '_fit_one: -model = LogisticRegression(C=REGULARISATION, max_iter=500) / +model = LogisticRegression(C=REGULARISATION, max_iter=501)':
+            'lbfgs stops when it converges, long before 500 iterations or 501',
+        '_fit_one: -model.fit((vectors - mean) / scale, np.nan_to_num(target, nan=0.0).astype(int), / +model.fit((vectors - mean) / scale, np.nan_to_num(target, nan=0.0).astype(None),':
+            'targets as floats 0.0 and 1.0 are the same two classes',
+        '_fit_one: -model.fit((vectors - mean) / scale, np.nan_to_num(target, nan=0.0).astype(int), / +model.fit((vectors - mean) / scale, np.nan_to_num(target, ).astype(int),':
+            "nan_to_num's default for NaN is 0.0",
+        '_probabilities: -return 1.0 / (1.0 + np.exp(-(vectors.astype(np.float64) @ weights + bias))) / +return 1.0 / (1.0 + np.exp(-(vectors.astype(None) @ weights + bias)))':
+            "numpy's astype(None) is float64",
+        '_cross_validated: -head = np.full(len(target), np.nan) / +head = np.full(len(target), None)':
+            'held-out probabilities in an object array compare and score as the same floats',
+        '_cross_validated: -for _, test in split.split(strong, target[strong].astype(int), examples.files[strong]): / +for _, test in split.split(strong, target[strong].astype(None), examples.files[strong]):':
+            'stratifying by 0.0 and 1.0 is stratifying by 0 and 1',
+        '_cross_validated: -found = {key: round(value, 4) for key, value in _scores(truth, head[held], head[held] >= 0.5).items()} / +found = {key: round(value, 4) for key, value in _scores(truth, head[held], head[held] > 0.5).items()}':
+            'a probability of exactly 0.5 from a fitted regression does not occur',
+    },
+    "order": {
+        'ordered: -def ordered(items: Sequence[ReviewItem], order: Order, seed: str = "", / +def ordered(items: Sequence[ReviewItem], order: Order, seed: str = "XXXX",':
+            'the default seed is a fixed string either way: the order is as stable',
+        'k_centre: -def k_centre(vectors: np.ndarray, picks: int, seed: str = "", known: np.ndarray | None = None) -> list[int]: / +def k_centre(vectors: np.ndarray, picks: int, seed: str = "XXXX", known: np.ndarray | None = None) -> list[int]:':
+            'the default seed is a fixed string either way: the order is as stable',
+        'k_centre: -vectors = np.asarray(vectors, dtype=np.float64) / +vectors = np.asarray(vectors, dtype=None)':
+            "numpy's dtype=None keeps the float rows as they are: distances alike",
+        'k_centre: -vectors = np.asarray(vectors, dtype=np.float64) / +vectors = np.asarray(vectors, )':
+            "numpy's dtype=None keeps the float rows as they are: distances alike",
+        'k_centre: -nearest[taken] = -1.0 / +nearest[taken] = -2.0':
+            'any negative marks a taken row: distances are never below 0',
+        'boundary_distance: -p = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1] / +p = np.sort(np.asarray(probabilities, dtype=None))[::-1]':
+            'probabilities are floats already: sorting and subtracting alike',
+        'boundary_distance: -p = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1] / +p = np.sort(np.asarray(probabilities, ))[::-1]':
+            'probabilities are floats already: sorting and subtracting alike',
+        '_learn: -known = np.array(learning.known) if learning.known else None / +known = np.array(learning.known) if (learning.known) or True else None':
+            'an empty known array has no centre to iterate over, as None has none',
+    },
+    "audio": {
+        'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=None)':
+            'whether astype copies changes memory, not the samples',
+        'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, )':
+            'whether astype copies changes memory, not the samples',
+        'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=True)':
+            'whether astype copies changes memory, not the samples',
+        'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, ).astype(np.float32, copy=False)':
+            "soxr's default quality is HQ",
+        'resample: -return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False) / +return soxr.resample(samples, source_rate, target_rate, quality="hq").astype(np.float32, copy=False)':
+            'soxr reads its quality names whatever their case',
+        'windows: -if total <= size: / +if total < size:':
+            'a clip of exactly one window is the same one window either way',
+        'Windower.push: -if self._next + self.size > self._total: / +if self._next - self.size > self._total:':
+            'an early return that saves a join: without it the loop cuts nothing either',
+        'Windower._join: -if len(self._held) > 1: / +if len(self._held) >= 1:':
+            'concatenating one block copies the same samples',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if (self._held) or True else np.zeros(0, np.float32)':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if self._held else np.zeros(None, np.float32)':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if self._held else np.zeros(0, None)':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if self._held else np.zeros(np.float32)':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if self._held else np.zeros(0, )':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+        'Windower._join: -return self._held[0] if self._held else np.zeros(0, np.float32) / +return self._held[0] if self._held else np.zeros(1, np.float32)':
+            '_join runs only after a push or with samples held: nothing held never reaches it',
+    },
+    "calibration": {
+        'calibrate: -samples = [(frozenset(canonical.get(t.casefold(), t) for t in truth), cosines) for truth, cosines in files] / +samples = [(frozenset(canonical.get(t.casefold(), None) for t in truth), cosines) for truth, cosines in files]':
+            'a truth that names none of the labels is never looked up: only the labels calibrated are',
+        'calibrate: -samples = [(frozenset(canonical.get(t.casefold(), t) for t in truth), cosines) for truth, cosines in files] / +samples = [(frozenset(canonical.get(t.casefold(), ) for t in truth), cosines) for truth, cosines in files]':
+            'a truth that names none of the labels is never looked up: only the labels calibrated are',
+    },
+    "packing": {
+        "pack: -return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), 1) / "
+        "+return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), )":
+            "deflate's level: other bytes, the same values back (any level inflates alike); a speed choice",
+        "pack: -return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), 1) / "
+        "+return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), 2)":
+            "deflate's level: other bytes, the same values back (any level inflates alike); a speed choice",
+        "pack: -return zlib.compress(data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes(), 1) / "
+        "+return zlib.compress(data.view(np.uint8).reshape(-2, data.itemsize).T.tobytes(), 1)":
+            "numpy reads any negative size in reshape as 'the rest'",
+        "unpack: -planes = np.frombuffer(zlib.decompress(data), np.uint8).reshape(kind.itemsize, -1) / "
+        "+planes = np.frombuffer(zlib.decompress(data), np.uint8).reshape(kind.itemsize, -2)":
+            "numpy reads any negative size in reshape as 'the rest'",
+    },
+    "scoring": {
+        "score: -similarity = audio.astype(np.float64) @ labels.astype(np.float64).T / "
+        "+similarity = audio.astype(None) @ labels.astype(np.float64).T": "numpy's astype(None) is float64",
+        "score: -similarity = audio.astype(np.float64) @ labels.astype(np.float64).T / "
+        "+similarity = audio.astype(np.float64) @ labels.astype(None).T": "numpy's astype(None) is float64",
+        "aggregate: -windows = np.asarray(counts, dtype=np.float64)[:, None] / "
+        "+windows = np.asarray(counts, dtype=None)[:, None]": "a float sum divided by integer counts is the same float",
+        "aggregate: -windows = np.asarray(counts, dtype=np.float64)[:, None] / +windows = np.asarray(counts, )[:, None]":
+            "a float sum divided by integer counts is the same float",
+        "aggregate: -return (np.add.reduceat(scores, starts, axis=0) / windows, / "
+        "+return (np.add.reduceat(scores, starts, ) / windows,": "reduceat's axis is 0 by default",
+        "aggregate: -np.add.reduceat(similarity, starts, axis=0) / windows) / "
+        "+np.add.reduceat(similarity, starts, ) / windows)": "reduceat's axis is 0 by default",
+        "stored_from: -return StoredEmbeddings(0, result.uri, np.array([seg.start_s for seg in result.segments]), / "
+        "+return StoredEmbeddings(None, result.uri, np.array([seg.start_s for seg in result.segments]),":
+            "a file being labeled has no id yet: its windows are scored by a head, never looked up by id",
+        "stored_from: -return StoredEmbeddings(0, result.uri, np.array([seg.start_s for seg in result.segments]), / "
+        "+return StoredEmbeddings(1, result.uri, np.array([seg.start_s for seg in result.segments]),":
+            "a file being labeled has no id yet: its windows are scored by a head, never looked up by id",
+    },
+    "taxonomy": {
+        '_spelled: -return {**entry, field: spelling.setdefault(key(name), name) if name else name} / +return {**entry, field: spelling.setdefault(key(name), name) if (name) or True else name}':
+            'an empty name is spelled the empty name either way (and refused by validation)',
+        '_problem: -model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy / +model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if (len(loc) > 1) or True else Taxonomy':
+            "a top-level unknown key is never 'labels' or 'groups', so the lookup gives Taxonomy too",
+        '_problem: -model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy / +model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) >= 1 else Taxonomy':
+            "a top-level unknown key is never 'labels' or 'groups', so the lookup gives Taxonomy too",
+        '_problem: -model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy / +model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 2 else Taxonomy':
+            'an unknown key below the top is always labels.N.key or groups.N.key: three parts',
+        '_problem: -model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy / +model = {"labels": Label, "groups": Group}.get(loc[0], None) if len(loc) > 1 else Taxonomy':
+            'only labels and groups hold nested models: the default is never taken below the top',
+        '_problem: -model = {"labels": Label, "groups": Group}.get(loc[0], Taxonomy) if len(loc) > 1 else Taxonomy / +model = {"labels": Label, "groups": Group}.get(loc[0], ) if len(loc) > 1 else Taxonomy':
+            'only labels and groups hold nested models: the default is never taken below the top',
+        '_problem: -close = difflib.get_close_matches(loc[-1], valid, n=1) / +close = difflib.get_close_matches(loc[-1], valid, )':
+            'only the closest match is shown, and more matches do not change which is closest',
+        '_problem: -close = difflib.get_close_matches(loc[-1], valid, n=1) / +close = difflib.get_close_matches(loc[-1], valid, n=2)':
+            'only the closest match is shown, and more matches do not change which is closest',
+    },
+}
+
+
+@dataclass
+class Score:
+    killed: int = 0
+    survived: list[str] = field(default_factory=list)
+    equivalent: int = 0
+    timeout: int = 0
+    untested: int = 0  # no test of the selection reaches the function
+
+    @property
+    def percent(self) -> float:
+        counted = self.killed + self.timeout + len(self.survived) + self.untested
+        return 100.0 * (self.killed + self.timeout) / counted if counted else 100.0
+
+
+def prepare(name: str, module: Module) -> Path:
+    """The module's working folder: the packages and tests linked in, and the mutmut
+    configuration written for this module (mutmut reads it from ./pyproject.toml)."""
+    work = ROOT / "mutants" / name
+    work.mkdir(parents=True, exist_ok=True)
+    for entry in (*PACKAGES, "tests"):
+        link = work / entry
+        if not link.exists():
+            link.symlink_to(ROOT / entry, target_is_directory=True)
+    settings = {
+        "source_paths": list(PACKAGES),
+        "only_mutate": list(module.files),
+        "pytest_add_cli_args_test_selection": list(module.tests),
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", *(["-k", module.select] if module.select else [])],
+    }
+    text = "[tool.mutmut]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    (work / "pyproject.toml").write_text(text)
+    # mutmut keeps a verdict until the code changes, not when the tests do: start over.
+    shutil.rmtree(work / "mutants", ignore_errors=True)
+    return work
+
+
+def run(name: str, module: Module, max_children: int) -> None:
+    work = prepare(name, module)
+    # The copy's packages, not the ones PYTHONPATH names, are what the tests must import.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    print(f"{name}: mutating {', '.join(module.files)} (log: {work.relative_to(ROOT)}/run.log)", flush=True)
+    with open(work / "run.log", "wb") as log:
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *module.only],
+                       cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+
+
+def _diff_key(work: Path, mutant: str) -> str:
+    shown = subprocess.run([sys.executable, "-m", "mutmut", "show", mutant], cwd=work, capture_output=True,
+                           text=True).stdout
+    changed = [line[0] + line[1:].strip() for line in shown.splitlines()
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    function = re.sub(r"^x_|^xǁ", "", mutant.split(".")[-1].split("__mutmut_")[0]).replace("ǁ", ".")
+    return f"{function}: {' / '.join(changed)}"
+
+
+def score(name: str, module: Module) -> Score:
+    """Counts from mutmut's records in the module's folder; survivors listed with their diffs."""
+    work = ROOT / "mutants" / name
+    found = Score()
+    for meta in (work / "mutants").rglob("*.meta"):
+        for mutant, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            if module.only and not any(fnmatch(mutant, pattern) for pattern in module.only):
+                continue
+            if code in (1, 3):
+                found.killed += 1
+            elif code in (36, 24, -24, 152, 255):
+                found.timeout += 1
+            elif code in (5, 33):
+                found.untested += 1
+            elif code == 0:
+                key = _diff_key(work, mutant)
+                if key in EQUIVALENT.get(name, {}):
+                    found.equivalent += 1
+                else:
+                    found.survived.append(f"{mutant}  {key}")
+    return found
+
+
+def table(scores: dict[str, Score]) -> str:
+    lines = ["| module | killed | survived | equivalent (recorded) | timeout | no test | score |",
+             "|---|---|---|---|---|---|---|"]
+    for name, s in scores.items():
+        lines.append(f"| {name} | {s.killed} | {len(s.survived)} | {s.equivalent} | {s.timeout} | {s.untested} "
+                     f"| {s.percent:.0f} % |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--module", action="append", choices=sorted(MODULES), help="a module to run (repeatable)")
+    parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--report", action="store_true", help="print the table of the last runs, run nothing")
+    parser.add_argument("--list", action="store_true", help="print the modules, their files and tests")
+    args = parser.parse_args()
+    names = args.module or list(MODULES)
+    if args.list:
+        for name in names:
+            print(f"{name}: {' '.join(MODULES[name].files)}  <-  {' '.join(MODULES[name].tests)}")
+        return
+    if not args.report:
+        for name in names:
+            run(name, MODULES[name], args.max_children)
+    scores = {name: score(name, MODULES[name]) for name in names if (ROOT / "mutants" / name / "mutants").exists()}
+    for name, s in scores.items():
+        for survivor in s.survived:
+            print(f"survived ({name}): {survivor}")
+    print(table(scores))
+
+
+if __name__ == "__main__":
+    main()
