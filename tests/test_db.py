@@ -589,10 +589,10 @@ def test_undo_takes_back_only_ones_own_verdict_still_in_force_on_the_same_file_o
 
 
 def test_a_windows_segment_verdict_is_the_narrowest_that_holds_it_bounds_included():
-    from db.reviews import SegmentVerdict, covering
+    from db.reviews import SpanVerdict, covering
 
-    wide, narrow, left = (SegmentVerdict(0.0, 10.0, Verdict.ACCEPT, "dog"), SegmentVerdict(4.5, 6.0, Verdict.REJECT, "dog"),
-                          SegmentVerdict(0.0, 4.0, Verdict.ACCEPT, "rain"))
+    wide, narrow, left = (SpanVerdict(0.0, 10.0, Verdict.ACCEPT, "dog"), SpanVerdict(4.5, 6.0, Verdict.REJECT, "dog"),
+                          SpanVerdict(0.0, 4.0, Verdict.ACCEPT, "rain"))
     assert covering([wide, narrow, left], 4.5, 5.5) is narrow
     assert covering([left, wide], 4.5, 5.5) is wide  # left ends before the window does
     assert covering([left], 0.0, 4.0) is left and covering([left], 4.0, 6.0) is None
