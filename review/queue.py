@@ -21,12 +21,11 @@ from soundtag.states import Verdict
 
 @dataclass(frozen=True)
 class Session:
-    """What one `soundtag review` serves: a job's results as items of one unit, in one order, for
-    one reviewer; a segment plays with ``context`` seconds of the recording before and after it."""
+    """What one `soundtag review` serves: a job's results as items of one unit, in one order; a
+    segment plays with ``context`` seconds of the recording before and after it."""
 
     job_id: str
     order: Order
-    reviewer: str
     label: str | None = None
     unit: Unit = Unit.FILE
     context: float = 1.0
@@ -103,8 +102,8 @@ class ReviewQueue:
             reviewed += done
         return {"reviewed": reviewed, "remaining": len(self.items) - reviewed, "per_label": per_label}
 
-    def give(self, n: int, version: int, verdict: Verdict, label: str | None = None) -> None:
-        """Record ``verdict`` on item ``n`` as the page saw it at ``version``. Raises NoSuchItem,
+    def give(self, reviewer: str, n: int, version: int, verdict: Verdict, label: str | None = None) -> None:
+        """Record ``reviewer``'s ``verdict`` on item ``n`` as the page saw it at ``version``. Raises NoSuchItem,
         NotInTaxonomy (a correction to a label the taxonomy lacks) or StaleVersion."""
         item = self.item(n)
         if verdict == Verdict.CORRECT and label not in self.labels:
@@ -116,18 +115,18 @@ class ReviewQueue:
             if version != self._versions[n]:
                 raise StaleVersion("this item changed since the page showed it (a second press?)")
             record_verdicts(self.engine, {self.session.job_id: [Given(
-                item.file_id, verdict, self.session.reviewer, judged, item.start_s, item.end_s, item.decision)]})
+                item.file_id, verdict, reviewer, judged, item.start_s, item.end_s, item.decision)]})
             self._given[item.key] = (verdict, judged)
             self._versions[n] += 1
             in_force = dict(self._given)
         if self.learner:
             self.learner.verdicts_in_force(in_force)
 
-    def undo(self) -> int | None:
-        """Undo this reviewer's last verdict in force; the id of its item (None when there is none
+    def undo(self, reviewer: str) -> int | None:
+        """Undo ``reviewer``'s last verdict in force; the id of its item (None when there is none
         or it is not one of this queue's)."""
         with self._lock:
-            key = undo_verdict(self.engine, self.session.job_id, self.session.reviewer)
+            key = undo_verdict(self.engine, self.session.job_id, reviewer)
             self._given = all_verdicts(self.engine, self.session.job_id)
             n = self._position.get(key)
             if n is not None:

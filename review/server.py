@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import IntegerConvertor, register_url_convertor
 from pydantic import BaseModel
 from sqlalchemy import Engine
@@ -53,9 +54,10 @@ class VerdictIn(BaseModel):
     label: str | None = None
 
 
-def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard,
+def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard, reviewer: str,
                learner: Learner | None = None) -> FastAPI:
-    """``learner`` orders the items (``--order learn``) and, with ``--learn``, retrains its head."""
+    """Verdicts are ``reviewer``'s, or with a team (``guard.team``) the signed-in person's.
+    ``learner`` orders the items (``--order learn``) and, with ``--learn``, retrains its head."""
     spec = job_spec(engine, session.job_id)
     queue = ReviewQueue(engine, session, learner)
     # Recordings are served only from where the job found them, whatever a path points to now.
@@ -67,7 +69,8 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
 
     @app.middleware("http")
     async def _guarded(request: Request, call_next):
-        response = guard.check(request) or await call_next(request)
+        # The guard may read the team's table: off the event loop, as the routes' reads are.
+        response = await run_in_threadpool(guard.check, request) or await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Content-Security-Policy"] = PAGE_POLICY if request.url.path in PAGES else DATA_POLICY
         return response
@@ -79,13 +82,16 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             return 0.0, item.duration_s or clip.MAX_SECONDS
         return max(0.0, item.start_s - session.context), item.end_s + session.context
 
+    def who(request: Request) -> str:
+        return request.state.reviewer.name if guard.team is not None else reviewer
+
     def learning_status() -> dict | None:
         return learner.status() if learner else None
 
     @app.get("/")
     def page(request: Request):
         return templates.TemplateResponse(request, "review.html", {
-            "csrf": guard.csrf, "labels": queue.labels, "reviewer": session.reviewer, "job": session.job_id,
+            "csrf": guard.csrf, "labels": queue.labels, "reviewer": who(request), "job": session.job_id,
             "model": spec.model, "taxonomy": spec.taxonomy.name, "order": session.order, "unit": session.unit})
 
     @app.get("/favicon.ico")
@@ -152,9 +158,9 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             return PlainTextResponse(f"review: {exc}", status_code=404)
 
     @app.post("/api/verdicts")
-    def give(verdict: VerdictIn):
+    def give(verdict: VerdictIn, request: Request):
         try:
-            queue.give(verdict.item, verdict.version, verdict.verdict, verdict.label)
+            queue.give(who(request), verdict.item, verdict.version, verdict.verdict, verdict.label)
         except NoSuchItem:
             return _missing()
         except NotInTaxonomy as exc:
@@ -166,8 +172,8 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
                 "progress": queue.progress(), "learning": learning_status()}
 
     @app.post("/api/undo")
-    def undo():
-        n = queue.undo()
+    def undo(request: Request):
+        n = queue.undo(who(request))
         return {"item": n, "given": queue.given(n) if n is not None else None,
                 "version": queue.version(n) if n is not None else None, "progress": queue.progress()}
 
