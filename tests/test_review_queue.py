@@ -14,7 +14,7 @@ from model.results import FileResult, WindowResult
 from review.learning import Learner
 from review.order import Learning, Order, ordered
 from review.queue import ReviewQueue, Session
-from soundtag.errors import NoSuchItem, NotInTaxonomy, StaleVersion
+from soundtag.errors import HeldByAnother, NoSuchItem, NotInTaxonomy, StaleVersion
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.states import Verdict
@@ -170,3 +170,22 @@ def test_the_head_is_retrained_after_n_changed_verdicts_and_never_for_a_toggle(s
         if label != "noise":
             judge(by_kind[label][4])
     assert versions() == [1, 2] and learner.status()["since"] == 0
+
+
+def test_a_team_is_handed_apart_and_a_verdict_on_anothers_item_is_refused(engine, job):
+    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN), overlap=0.5)  # 3 of the 6 items to two people
+    ana = [n for n, _ in queue.handed("ana", 2)]
+    bob = [n for n, _ in queue.handed("bob", 2)]
+    assert queue.handed("ana", 2) == [(n, queue.items[n]) for n in ana]  # asked again: the same, still hers
+    sample = queue.handout.overlap
+    assert all(queue.items[n].key in sample for n in set(ana) & set(bob))
+    theirs = next(n for n in bob if n not in ana)
+    with pytest.raises(HeldByAnother):
+        queue.give("ana", theirs, 0, Verdict.ACCEPT)
+    assert _reviews(engine) == []
+    for n in ana:
+        queue.give("ana", n, queue.version(n), Verdict.ACCEPT)
+    assert not set(ana) & {n for n, _ in queue.handed("ana", 6)}  # never handed what she judged
+    assert queue.undo("ana") == ana[-1] and ana[-1] in [n for n, _ in queue.handed("ana", 6)]  # hers again
+    fresh = ReviewQueue(engine, Session(job, Order.UNCERTAIN), overlap=0.5)  # a restart reads who judged what
+    assert ana[0] not in [n for n, _ in fresh.handed("ana", 6)]

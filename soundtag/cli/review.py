@@ -43,6 +43,8 @@ def review(
     reviewer: Annotated[Optional[str], typer.Option("--reviewer", help="Name stored with each verdict "
                                                     "(default: your login); with a team (`soundtag reviewers`), "
                                                     "each person's own.")] = None,
+    overlap: Annotated[float, typer.Option("--overlap", min=0.0, max=1.0, help="With a team: the share of items "
+                                           "handed to two people, for `soundtag agreement`.")] = 0.1,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; any but loopback needs --token.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8765,
@@ -52,7 +54,8 @@ def review(
     """Serve a page to listen to labeled recordings, or their windows or events, and accept,
     reject or correct the model's decisions; verdicts go to the `reviews` view (a segment's with
     its bounds). With a team defined (`soundtag reviewers`), each person signs in with their own
-    token and their verdicts carry their name."""
+    token, is handed their own items (--overlap of them also to a second person) and their
+    verdicts carry their name."""
     import getpass
 
     from db.reviewers import any_reviewers
@@ -96,7 +99,7 @@ def review(
         learner = Learner(engine, info.job_id, head or f"review-{info.job_id}", learn_every if learn else None)
     guard = Guard(host, port, settings.review_token, engine if team else None)
     reviewer = reviewer or getpass.getuser()
-    app_ = create_app(engine, settings, session, guard, reviewer, learner)
+    app_ = create_app(engine, settings, session, guard, reviewer, learner, overlap)
     shown_host = f"[{host}]" if ":" in host else host
     console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by "
                   + ("the team, each signed in" if team else reviewer) + f", by {session.unit}: "
