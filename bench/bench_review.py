@@ -208,7 +208,7 @@ def learn_in_process(url: str, reviewed: int) -> dict:
     job = jobs(engine)[0].job_id
     began = time.perf_counter()
     learner = Learner(engine, job, f"review-{job}")
-    queue = ReviewQueue(engine, Session(job, Order.LEARN, "bench-direct"), learner)
+    queue = ReviewQueue(engine, Session(job, Order.LEARN), learner)
     start = time.perf_counter() - began
 
     def timed(action) -> float:
@@ -220,13 +220,13 @@ def learn_in_process(url: str, reviewed: int) -> dict:
     for _ in range(reviewed):
         shown.append(timed(queue.shown))
         n = next(n for n, item in queue.shown() if queue.given(n) is None)
-        gives.append(timed(lambda: queue.give(n, queue.version(n), Verdict.ACCEPT)))
+        gives.append(timed(lambda: queue.give("bench-direct", n, queue.version(n), Verdict.ACCEPT)))
         catch_up.append(timed(learner.wait))
     far = queue.shown()[-1][0]
-    far_give = timed(lambda: queue.give(far, queue.version(far), Verdict.REJECT))
+    far_give = timed(lambda: queue.give("bench-direct", far, queue.version(far), Verdict.REJECT))
     far_shown = timed(queue.shown)
     far_catch_up = timed(learner.wait)
-    undo = timed(queue.undo)
+    undo = timed(lambda: queue.undo("bench-direct"))
     undo_shown = timed(queue.shown)
     undo_catch_up = timed(learner.wait)
     learner.wait()

@@ -311,3 +311,22 @@ class EstimateRow(Base):
     recall_low: Mapped[float | None] = mapped_column(Float)
     recall_high: Mapped[float | None] = mapped_column(Float)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class ReviewerRow(Base):
+    """A named person of a reviewing team (``soundtag reviewers``): a ``reviewer`` records
+    verdicts, a ``viewer`` only listens, an ``admin`` also adjudicates and sees the team's
+    progress. Only a slow salted hash of the person's token is kept; removing a person stamps
+    ``removed_at`` (their verdicts stay theirs) and ends their sessions at their next request."""
+
+    __tablename__ = "reviewer"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))  # a Role
+    token_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_reviewer_name", "name", unique=True, postgresql_where=text("removed_at IS NULL"),
+                            sqlite_where=text("removed_at IS NULL")),)

@@ -7,6 +7,12 @@
   with ``?token=T`` opens a session: a random id in an HttpOnly, SameSite=Strict cookie, never
   the token itself (browsers send a host's cookies to all its ports, so any other service on the
   host would receive it); scripts may send the token in the ``X-Soundtag-Token`` header instead.
+- With a team defined (``soundtag reviewers``), each person signs in with their own token:
+  ``?token=T`` checks it once (a scrypt hash) and opens a session that remembers who they are;
+  every later request reads again whether they are still in the team (a primary-key read), so a
+  removed person's open page is refused from its next request. Only sessions sign a person in
+  then, never a header, so no request but the first pays for a hash. A ``viewer`` may look and
+  listen; any other method is refused.
 - A POST must come from the page itself: ``Sec-Fetch-Site`` and ``Origin``, when the browser
   sends them, must say same origin, and the ``X-Soundtag-CSRF`` header must carry the token the
   page was served with. A cross-site form can send neither that header nor its value.
@@ -21,11 +27,14 @@ import ipaddress
 import secrets
 from urllib.parse import urlencode
 
+from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from db.reviewers import Reviewer, signed_in, still_in
 from soundtag.errors import ConfigError
+from soundtag.states import Role
 
 COOKIE = "soundtag_review"
 TOKEN_HEADER = "x-soundtag-token"
@@ -45,9 +54,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(host: str, token: str | None) -> None:
-    """Raise ConfigError when the page would be served beyond this machine without a token."""
-    if not is_loopback(host) and not token:
+def check_exposure(host: str, token: str | None, team: bool = False) -> None:
+    """Raise ConfigError when the page would be served beyond this machine without a token (a
+    team's people have theirs)."""
+    if not is_loopback(host) and not token and not team:
         raise ConfigError(f"review: --host {host} serves the page to other machines; give --token T "
                           "(or SOUNDTAG_REVIEW_TOKEN), or keep the default --host 127.0.0.1")
 
@@ -57,40 +67,66 @@ def _same(given: str | None, expected: str) -> bool:
 
 
 class Guard:
-    """Checks every request before the page handles it (``await guard.check(request)`` returns
-    the refusal, or None)."""
+    """Checks every request before the page handles it (``guard.check(request)`` returns the
+    refusal, or None). With ``team`` (the engine of a database whose ``reviewer`` table names
+    people), a request let through carries its person as ``request.state.reviewer``."""
 
-    def __init__(self, host: str, port: int, token: str | None) -> None:
-        self.token = token
+    def __init__(self, host: str, port: int, token: str | None, team: Engine | None = None) -> None:
+        self.token, self.team = token, team
         self.csrf = secrets.token_urlsafe(32)
         self.sessions: set[str] = set()
+        self.people: dict[str, int] = {}  # a team's sessions: the random id, then whose it is
         # Without a token only the loopback names of this port reach the page (DNS rebinding).
         names = {"127.0.0.1", "localhost", "[::1]", host}
         with_port = {f"{name}:{port}" for name in names}
-        self.hosts = None if token else with_port | (names if port in DEFAULT_PORTS else set())
+        self.hosts = None if token or team is not None else with_port | (names if port in DEFAULT_PORTS else set())
 
     def check(self, request: Request) -> Response | None:
         host = request.headers.get("host", "")
         if self.hosts is not None and host not in self.hosts:
             return PlainTextResponse(f"review: unknown host {host!r}", status_code=403)
+        if self.team is not None:
+            return self._person(request, host)
         if self.token:
             query_token = request.query_params.get("token")
             if query_token is not None:
                 if not _same(query_token, self.token):
                     return PlainTextResponse("review: wrong token", status_code=401)
-                rest = {k: v for k, v in request.query_params.items() if k != "token"}
-                # One leading slash: a browser reads "//evil.example/x" (or "/\evil.example/x") as another site.
-                path = "/" + request.url.path.lstrip("/\\")
-                response = RedirectResponse(path + (f"?{urlencode(rest)}" if rest else ""), 303)
-                session = secrets.token_urlsafe(32)
+                session, response = _signed_in(request)
                 self.sessions.add(session)
-                response.set_cookie(COOKIE, session, httponly=True, samesite="strict")
                 return response
             if not (request.cookies.get(COOKIE) in self.sessions
                     or _same(request.headers.get(TOKEN_HEADER), self.token)):
                 return PlainTextResponse("review: a token is required: open the address `soundtag review` printed, "
                                          "with ?token=", status_code=401)
         if request.method not in SAFE_METHODS:
+            return self._forgery(request, host)
+        return None
+
+    def _person(self, request: Request, host: str) -> Response | None:
+        query_token = request.query_params.get("token")
+        if query_token is not None:
+            person = signed_in(self.team, query_token)
+            if person is None:
+                return PlainTextResponse("review: unknown token; ask for yours (`soundtag reviewers add`)",
+                                         status_code=401)
+            session, response = _signed_in(request)
+            self.people[session] = person.id
+            return response
+        session = request.cookies.get(COOKIE)
+        person_id = self.people.get(session) if session is not None else None
+        person: Reviewer | None = still_in(self.team, person_id) if person_id is not None else None
+        if person is None:
+            if person_id is not None:
+                self.people.pop(session, None)
+                return PlainTextResponse("review: you are no longer in the team", status_code=401)
+            return PlainTextResponse("review: sign in: open the address with ?token=YOUR_TOKEN "
+                                     "(`soundtag reviewers add` printed it)", status_code=401)
+        request.state.reviewer = person
+        if request.method not in SAFE_METHODS:
+            if person.role == Role.VIEWER:
+                return PlainTextResponse(f"review: {person.name} is a viewer: verdicts are refused",
+                                         status_code=403)
             return self._forgery(request, host)
         return None
 
@@ -104,6 +140,18 @@ class Guard:
         if not _same(request.headers.get(CSRF_HEADER), self.csrf):
             return PlainTextResponse("review: missing or wrong X-Soundtag-CSRF header", status_code=403)
         return None
+
+
+def _signed_in(request: Request) -> tuple[str, Response]:
+    """A new session's id, and the answer that sets it and sends the browser to the same address
+    without the token."""
+    rest = {k: v for k, v in request.query_params.items() if k != "token"}
+    # One leading slash: a browser reads "//evil.example/x" (or "/\\evil.example/x") as another site.
+    path = "/" + request.url.path.lstrip("/\\")
+    response = RedirectResponse(path + (f"?{urlencode(rest)}" if rest else ""), 303)
+    session = secrets.token_urlsafe(32)
+    response.set_cookie(COOKIE, session, httponly=True, samesite="strict")
+    return session, response
 
 
 class BodyLimit:

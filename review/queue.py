@@ -1,6 +1,7 @@
 """One review session's queue: its items, the order they are shown in, the verdicts in force on
-them and each item's version, undo, and the lock that makes a verdict's check and write one step.
-The review page's routes (review.server) are thin over it."""
+them and each item's version, undo, and the lock that makes a verdict's check and write one step;
+for a team, which items each person is handed (review.handout). The review page's routes
+(review.server) are thin over it."""
 
 from __future__ import annotations
 
@@ -10,23 +11,23 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from db.jobs import job_spec
-from db.reviews import Given, ReviewItem, all_verdicts, record_verdicts, undo_verdict
+from db.reviews import Given, ReviewItem, all_verdicts, record_verdicts, reviewer_votes, undo_verdict
+from review.handout import Handout, overlap_sample
 from review.learning import Learner
 from review.order import Order, ordered
 from review.units import Unit, review_items
 from review.validation import validation_items
-from soundtag.errors import NoSuchItem, NotInTaxonomy, StaleVersion
+from soundtag.errors import HeldByAnother, NoSuchItem, NotInTaxonomy, StaleVersion
 from soundtag.states import Verdict
 
 
 @dataclass(frozen=True)
 class Session:
-    """What one `soundtag review` serves: a job's results as items of one unit, in one order, for
-    one reviewer; a segment plays with ``context`` seconds of the recording before and after it."""
+    """What one `soundtag review` serves: a job's results as items of one unit, in one order; a
+    segment plays with ``context`` seconds of the recording before and after it."""
 
     job_id: str
     order: Order
-    reviewer: str
     label: str | None = None
     unit: Unit = Unit.FILE
     context: float = 1.0
@@ -36,9 +37,14 @@ class Session:
 class ReviewQueue:
     """The items of ``session``, each known by its id: its place in ``items``, whatever order the
     learner shows them in. A verdict names the version of the item it judges (how many verdicts
-    and undos were recorded on it): a stale one is refused, so a second press cannot judge twice."""
+    and undos were recorded on it): a stale one is refused, so a second press cannot judge twice.
 
-    def __init__(self, engine: Engine, session: Session, learner: Learner | None = None) -> None:
+    With ``overlap`` (a team), each person is handed their own next items of the order, and the
+    ``overlap`` share of them goes to two people; a verdict on an item handed to someone else is
+    refused."""
+
+    def __init__(self, engine: Engine, session: Session, learner: Learner | None = None,
+                 overlap: float | None = None) -> None:
         self.engine, self.session, self.learner = engine, session, learner
         self.labels = job_spec(engine, session.job_id).taxonomy.names
         items = (validation_items(engine, session.job_id, session.label) if session.order == Order.VALIDATE
@@ -61,6 +67,13 @@ class ReviewQueue:
         self._lock = threading.Lock()
         if self._learns:
             self.shown()  # the learn order is computed once, here, then kept up to date
+        self.handout: Handout | None = None
+        if overlap is not None:
+            self._judges = self._votes()
+            self.handout = Handout(frozenset(overlap_sample([item.key for _, item in self.shown()], overlap)))
+
+    def _votes(self) -> dict[tuple, set[str]]:
+        return {key: set(people) for key, people in reviewer_votes(self.engine, self.session.job_id).items()}
 
     @property
     def _learns(self) -> bool:
@@ -83,6 +96,24 @@ class ReviewQueue:
             reviewed = [file_id for file_id, start, _ in self._given if start is None]
         return [(self._number[id(item)], item) for item in self.learner.order(self.items, reviewed)]
 
+    def handed(self, reviewer: str, count: int) -> list[tuple[int, ReviewItem]]:
+        """A team's queue: the next ``count`` items of the order for ``reviewer``, held for them
+        from now (review.handout): those they hold already, then what nobody else holds or judged
+        (an item of the overlap sample: what fewer than two did)."""
+        shown = self.shown()
+        first: dict[tuple, tuple[int, ReviewItem]] = {}
+        for n, item in shown:
+            first.setdefault(item.key, (n, item))
+        with self._lock:
+            keys = self.handout.next_for(reviewer, list(first), self._judges, count)
+        return [first[key] for key in keys]
+
+    def renew(self, reviewer: str) -> None:
+        """``reviewer`` is at work: the items handed to them stay theirs for another lease."""
+        if self.handout is not None:
+            with self._lock:
+                self.handout.renew(reviewer)
+
     def given(self, n: int) -> dict | None:
         """The verdict in force on item ``n`` (from any reviewer), as the page shows it."""
         found = self._given.get(self.items[n].key)
@@ -103,9 +134,10 @@ class ReviewQueue:
             reviewed += done
         return {"reviewed": reviewed, "remaining": len(self.items) - reviewed, "per_label": per_label}
 
-    def give(self, n: int, version: int, verdict: Verdict, label: str | None = None) -> None:
-        """Record ``verdict`` on item ``n`` as the page saw it at ``version``. Raises NoSuchItem,
-        NotInTaxonomy (a correction to a label the taxonomy lacks) or StaleVersion."""
+    def give(self, reviewer: str, n: int, version: int, verdict: Verdict, label: str | None = None) -> None:
+        """Record ``reviewer``'s ``verdict`` on item ``n`` as the page saw it at ``version``. Raises
+        NoSuchItem, NotInTaxonomy (a correction to a label the taxonomy lacks), StaleVersion, or
+        for a team HeldByAnother."""
         item = self.item(n)
         if verdict == Verdict.CORRECT and label not in self.labels:
             raise NotInTaxonomy(f"label {label!r} is not in the taxonomy")
@@ -113,25 +145,33 @@ class ReviewQueue:
         # rather than file_decisions again per keystroke (seconds on a large PostgreSQL archive).
         judged = label if verdict == Verdict.CORRECT else item.decision
         with self._lock:
+            if self.handout is not None and not self.handout.may_judge(reviewer, item.key, self._judges):
+                raise HeldByAnother("this item is handed to someone else")
             if version != self._versions[n]:
                 raise StaleVersion("this item changed since the page showed it (a second press?)")
             record_verdicts(self.engine, {self.session.job_id: [Given(
-                item.file_id, verdict, self.session.reviewer, judged, item.start_s, item.end_s, item.decision)]})
+                item.file_id, verdict, reviewer, judged, item.start_s, item.end_s, item.decision)]})
+            if self.handout is not None:
+                self._judges.setdefault(item.key, set()).add(reviewer)
+                self.handout.release(reviewer, [item.key])
             self._given[item.key] = (verdict, judged)
             self._versions[n] += 1
             in_force = dict(self._given)
         if self.learner:
             self.learner.verdicts_in_force(in_force)
 
-    def undo(self) -> int | None:
-        """Undo this reviewer's last verdict in force; the id of its item (None when there is none
+    def undo(self, reviewer: str) -> int | None:
+        """Undo ``reviewer``'s last verdict in force; the id of its item (None when there is none
         or it is not one of this queue's)."""
         with self._lock:
-            key = undo_verdict(self.engine, self.session.job_id, self.session.reviewer)
+            key = undo_verdict(self.engine, self.session.job_id, reviewer)
             self._given = all_verdicts(self.engine, self.session.job_id)
             n = self._position.get(key)
             if n is not None:
                 self._versions[n] += 1
+            if self.handout is not None and key is not None:
+                self._judges = self._votes()
+                self.handout.next_for(reviewer, [key], self._judges)  # theirs again, to judge anew
             in_force = dict(self._given)
         if self.learner and key is not None:
             self.learner.verdicts_in_force(in_force)

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import IntegerConvertor, register_url_convertor
 from pydantic import BaseModel
 from sqlalchemy import Engine
@@ -17,11 +18,14 @@ from sqlalchemy import Engine
 from db.jobs import job_roots, job_spec
 from review import audio, clip, overview
 from review.guard import BodyLimit, Guard
+from review.handout import BATCH
 from review.learning import Learner
 from review.queue import ReviewQueue, Session
-from soundtag.errors import AudioError, NoSuchItem, NotInTaxonomy, ReadError, StaleVersion, TransientReadError
+from soundtag.errors import (
+    AudioError, HeldByAnother, NoSuchItem, NotInTaxonomy, ReadError, StaleVersion, TransientReadError,
+)
 from soundtag.settings import Settings
-from soundtag.states import Verdict
+from soundtag.states import Role, Verdict
 from soundtag.sources.storage import Storage
 from soundtag.sources.uris import readable
 
@@ -53,11 +57,13 @@ class VerdictIn(BaseModel):
     label: str | None = None
 
 
-def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard,
-               learner: Learner | None = None) -> FastAPI:
-    """``learner`` orders the items (``--order learn``) and, with ``--learn``, retrains its head."""
+def create_app(engine: Engine, settings: Settings, session: Session, guard: Guard, reviewer: str,
+               learner: Learner | None = None, overlap: float = 0.1) -> FastAPI:
+    """Verdicts are ``reviewer``'s, or with a team (``guard.team``) the signed-in person's, each
+    handed their own items, ``overlap`` of them to two people. ``learner`` orders the items
+    (``--order learn``) and, with ``--learn``, retrains its head."""
     spec = job_spec(engine, session.job_id)
-    queue = ReviewQueue(engine, session, learner)
+    queue = ReviewQueue(engine, session, learner, overlap if guard.team is not None else None)
     # Recordings are served only from where the job found them, whatever a path points to now.
     storage = Storage(settings.allowed_roots, settings.allowed_buckets, sources=job_roots(engine, session.job_id))
     clips = clip.Clips(storage)
@@ -65,9 +71,18 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
+    def admit(request: Request) -> Response | None:
+        """The guard's refusal, or None; a team's person at work keeps the items handed to them."""
+        refused = guard.check(request)
+        if refused is None and guard.team is not None:
+            queue.renew(request.state.reviewer.name)
+        return refused
+
     @app.middleware("http")
     async def _guarded(request: Request, call_next):
-        response = guard.check(request) or await call_next(request)
+        # The guard may read the team's table, and a renewal waits for the queue's lock: both off
+        # the event loop, as the routes' reads are.
+        response = await run_in_threadpool(admit, request) or await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Content-Security-Policy"] = PAGE_POLICY if request.url.path in PAGES else DATA_POLICY
         return response
@@ -79,13 +94,20 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             return 0.0, item.duration_s or clip.MAX_SECONDS
         return max(0.0, item.start_s - session.context), item.end_s + session.context
 
+    def who(request: Request) -> str:
+        return request.state.reviewer.name if guard.team is not None else reviewer
+
+    def handing(request: Request) -> bool:
+        """A team's person who judges is handed their own items; a viewer browses them all."""
+        return guard.team is not None and request.state.reviewer.role != Role.VIEWER
+
     def learning_status() -> dict | None:
         return learner.status() if learner else None
 
     @app.get("/")
     def page(request: Request):
         return templates.TemplateResponse(request, "review.html", {
-            "csrf": guard.csrf, "labels": queue.labels, "reviewer": session.reviewer, "job": session.job_id,
+            "csrf": guard.csrf, "labels": queue.labels, "reviewer": who(request), "job": session.job_id,
             "model": spec.model, "taxonomy": spec.taxonomy.name, "order": session.order, "unit": session.unit})
 
     @app.get("/favicon.ico")
@@ -108,20 +130,22 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         return overview.histogram(engine, session.job_id, label)
 
     @app.get("/api/items")
-    def list_items(label: str | None = None, site: str | None = None, day: str | None = None,
+    def list_items(request: Request, label: str | None = None, site: str | None = None, day: str | None = None,
                    hour: int | None = None):
-        shown = queue.shown()
+        shown = queue.handed(who(request), BATCH) if handing(request) else queue.shown()
         if label is not None:  # what an overview chart's point counts
             counted = {id(item) for item in overview.counted(engine, session.job_id, [item for _, item in shown],
                                                              label, site, day, hour)}
             shown = [(n, item) for n, item in shown if id(item) in counted]
         # Plain JSON values already: FastAPI's own encoding walks every value again (a second at
         # 2,000 items on a loaded machine; issue 27).
-        return JSONResponse({"unit": session.unit, "items": [
+        return JSONResponse({"unit": session.unit, "handed": handing(request), "items": [
             {"id": n, "file": item.file_id, "name": readable(item.uri), "duration": item.duration_s,
              "start": item.start_s, "end": item.end_s, "clip_start": clip_bounds(item)[0],
              "decision": item.decision, "margin": item.margin, "labels": [vars(scored) for scored in item.labels],
-             "given": queue.given(n), "version": queue.version(n)} for n, item in shown],
+             # What is handed to a person is theirs to judge, whoever else judged it (the overlap).
+             "given": None if handing(request) else queue.given(n), "version": queue.version(n)}
+            for n, item in shown],
             "progress": queue.progress(), "learning": learning_status()})
 
     @app.get("/api/learning")
@@ -152,22 +176,22 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             return PlainTextResponse(f"review: {exc}", status_code=404)
 
     @app.post("/api/verdicts")
-    def give(verdict: VerdictIn):
+    def give(verdict: VerdictIn, request: Request):
         try:
-            queue.give(verdict.item, verdict.version, verdict.verdict, verdict.label)
+            queue.give(who(request), verdict.item, verdict.version, verdict.verdict, verdict.label)
         except NoSuchItem:
             return _missing()
         except NotInTaxonomy as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
-        except StaleVersion as exc:
+        except (StaleVersion, HeldByAnother) as exc:
             return JSONResponse({"error": str(exc), "given": queue.given(verdict.item),
                                  "version": queue.version(verdict.item)}, status_code=409)
         return {"given": queue.given(verdict.item), "version": queue.version(verdict.item),
                 "progress": queue.progress(), "learning": learning_status()}
 
     @app.post("/api/undo")
-    def undo():
-        n = queue.undo()
+    def undo(request: Request):
+        n = queue.undo(who(request))
         return {"item": n, "given": queue.given(n) if n is not None else None,
                 "version": queue.version(n) if n is not None else None, "progress": queue.progress()}
 

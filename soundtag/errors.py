@@ -111,3 +111,7 @@ class NotInTaxonomy(ReviewError, ValueError):
 
 class StaleVersion(ReviewError):
     """A verdict on a version of an item that was judged or undone since (a second press)."""
+
+
+class HeldByAnother(ReviewError):
+    """A team member's verdict on an item handed to someone else (or judged by as many as it wants)."""

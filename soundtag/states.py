@@ -46,3 +46,11 @@ class Failure(StrEnum):
     UNREADABLE = "unreadable"  # its stored embedding is damaged (relabel)
     LOST = "lost"  # workers died holding it task_max_attempts times
     ERROR = "error"  # its batch failed on a bug (logged with the traceback)
+
+
+class Role(StrEnum):
+    """What a named reviewer may do on the review page (``reviewer.role``)."""
+
+    VIEWER = "viewer"  # listens and browses; records nothing
+    REVIEWER = "reviewer"  # records verdicts on the items handed to them
+    ADMIN = "admin"  # also adjudicates disagreements and sees everyone's progress

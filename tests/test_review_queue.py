@@ -14,7 +14,7 @@ from model.results import FileResult, WindowResult
 from review.learning import Learner
 from review.order import Learning, Order, ordered
 from review.queue import ReviewQueue, Session
-from soundtag.errors import NoSuchItem, NotInTaxonomy, StaleVersion
+from soundtag.errors import HeldByAnother, NoSuchItem, NotInTaxonomy, StaleVersion
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.states import Verdict
@@ -64,51 +64,51 @@ def _reviews(engine) -> list[tuple]:
 
 
 def test_a_verdict_on_a_version_already_judged_is_refused_and_records_nothing(engine, job):
-    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN, "ana"))
+    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN))
     assert queue.version(2) == 0 and queue.given(2) is None
-    queue.give(2, 0, Verdict.REJECT)
+    queue.give("ana", 2, 0, Verdict.REJECT)
     assert queue.version(2) == 1 and queue.given(2) == {"verdict": "reject", "label": queue.items[2].decision}
     with pytest.raises(StaleVersion):
-        queue.give(2, 0, Verdict.ACCEPT)  # the second press of a double press
+        queue.give("ana", 2, 0, Verdict.ACCEPT)  # the second press of a double press
     assert [row[0] for row in _reviews(engine)] == ["reject"]
-    queue.give(2, 1, Verdict.CORRECT, "noise")  # a verdict on what the page saw after the first
+    queue.give("ana", 2, 1, Verdict.CORRECT, "noise")  # a verdict on what the page saw after the first
     assert queue.version(2) == 2 and queue.given(2) == {"verdict": "correct", "label": "noise"}
     assert _reviews(engine) == [("reject", queue.items[2].decision, 0), ("correct", "noise", 1)]
 
 
 def test_an_unknown_item_or_a_label_outside_the_taxonomy_records_nothing(engine, job):
-    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN, "ana"))
+    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN))
     for n in (-1, 6, 10**6):
         with pytest.raises(NoSuchItem):
-            queue.give(n, 0, Verdict.ACCEPT)
+            queue.give("ana", n, 0, Verdict.ACCEPT)
     with pytest.raises(NotInTaxonomy):
-        queue.give(0, 0, Verdict.CORRECT, "bird")
+        queue.give("ana", 0, 0, Verdict.CORRECT, "bird")
     assert _reviews(engine) == [] and queue.version(0) == 0
 
 
 def test_undo_takes_back_the_reviewers_last_verdict_and_moves_its_version(engine, job):
-    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN, "ana"))
-    assert queue.undo() is None  # nothing to undo
-    queue.give(1, 0, Verdict.ACCEPT)
-    queue.give(4, 0, Verdict.REJECT)
+    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN))
+    assert queue.undo("ana") is None  # nothing to undo
+    queue.give("ana", 1, 0, Verdict.ACCEPT)
+    queue.give("ana", 4, 0, Verdict.REJECT)
     assert queue.progress()["reviewed"] == 2
-    assert queue.undo() == 4
+    assert queue.undo("ana") == 4
     assert queue.given(4) is None and queue.version(4) == 2 and queue.progress()["reviewed"] == 1
     with pytest.raises(StaleVersion):
-        queue.give(4, 1, Verdict.ACCEPT)  # judged on the version from before the undo
-    assert queue.undo() == 1 and queue.progress() == ReviewQueue(engine, Session(job, Order.UNCERTAIN, "bo")).progress()
+        queue.give("ana", 4, 1, Verdict.ACCEPT)  # judged on the version from before the undo
+    assert queue.undo("ana") == 1 and queue.progress() == ReviewQueue(engine, Session(job, Order.UNCERTAIN)).progress()
 
 
 def test_verdicts_in_force_from_before_are_shown_and_counted_per_label(engine, job):
-    ReviewQueue(engine, Session(job, Order.UNCERTAIN, "ana")).give(3, 0, Verdict.CORRECT, "chirp")
-    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN, "bo"))  # a new session: read from the database
+    ReviewQueue(engine, Session(job, Order.UNCERTAIN)).give("ana", 3, 0, Verdict.CORRECT, "chirp")
+    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN))  # a new session: read from the database
     assert queue.given(3) == {"verdict": "correct", "label": "chirp"}
     progress = queue.progress()
     assert progress["reviewed"] == 1 and progress["remaining"] == 5
     decided = queue.items[3].decision
     assert progress["per_label"][decided]["reviewed"] == 1
     assert sum(counts["total"] for counts in progress["per_label"].values()) == 6
-    assert queue.undo() is None  # bo gave none of them
+    assert queue.undo("bo") is None  # bo gave none of them
 
 
 def test_the_learn_order_follows_the_verdicts_as_a_fresh_one_would(sqlite_url):
@@ -118,7 +118,7 @@ def test_the_learn_order_follows_the_verdicts_as_a_fresh_one_would(sqlite_url):
     ensure_schema(engine)
     job = _job(engine, 40, seed=3)
     learner = Learner(engine, job, f"review-{job}")
-    queue = ReviewQueue(engine, Session(job, Order.LEARN, "ana"), learner)
+    queue = ReviewQueue(engine, Session(job, Order.LEARN), learner)
 
     def fresh() -> list[int]:
         reviewed = [file_id for file_id, start, _ in queue._given if start is None]
@@ -131,10 +131,10 @@ def test_the_learn_order_follows_the_verdicts_as_a_fresh_one_would(sqlite_url):
     assert {_kind(item) for _, item in queue.shown()[:3]} == set(LABELS)  # spread: one of each kind first
     # In the order shown (the cheap way), out of it, then an undo (the picks chosen afresh).
     for n in [queue.shown()[0][0], queue.shown()[0][0], queue.shown()[7][0], queue.shown()[1][0]]:
-        queue.give(n, queue.version(n), Verdict.ACCEPT)
+        queue.give("ana", n, queue.version(n), Verdict.ACCEPT)
         learner.wait()
         assert [item.file_id for _, item in queue.shown()] == fresh()
-    queue.undo()
+    queue.undo("ana")
     learner.wait()
     assert [item.file_id for _, item in queue.shown()] == fresh()
     assert sorted(n for n, _ in queue.shown()) == list(range(40))  # every item, once
@@ -147,11 +147,11 @@ def test_the_head_is_retrained_after_n_changed_verdicts_and_never_for_a_toggle(s
     ensure_schema(engine)
     job = _job(engine, 30, seed=5)
     learner = Learner(engine, job, "sounds", every=6)
-    queue = ReviewQueue(engine, Session(job, Order.LEARN, "ana"), learner)
+    queue = ReviewQueue(engine, Session(job, Order.LEARN), learner)
     by_kind = {label: [n for n, item in enumerate(queue.items) if _kind(item) == label] for label in LABELS}
 
     def judge(n: int, verdict: Verdict = Verdict.CORRECT) -> None:
-        queue.give(n, queue.version(n), verdict, _kind(queue.items[n]) if verdict == Verdict.CORRECT else None)
+        queue.give("ana", n, queue.version(n), verdict, _kind(queue.items[n]) if verdict == Verdict.CORRECT else None)
         learner.wait()
 
     def versions() -> list[int]:
@@ -170,3 +170,22 @@ def test_the_head_is_retrained_after_n_changed_verdicts_and_never_for_a_toggle(s
         if label != "noise":
             judge(by_kind[label][4])
     assert versions() == [1, 2] and learner.status()["since"] == 0
+
+
+def test_a_team_is_handed_apart_and_a_verdict_on_anothers_item_is_refused(engine, job):
+    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN), overlap=0.5)  # 3 of the 6 items to two people
+    ana = [n for n, _ in queue.handed("ana", 2)]
+    bob = [n for n, _ in queue.handed("bob", 2)]
+    assert queue.handed("ana", 2) == [(n, queue.items[n]) for n in ana]  # asked again: the same, still hers
+    sample = queue.handout.overlap
+    assert all(queue.items[n].key in sample for n in set(ana) & set(bob))
+    theirs = next(n for n in bob if n not in ana)
+    with pytest.raises(HeldByAnother):
+        queue.give("ana", theirs, 0, Verdict.ACCEPT)
+    assert _reviews(engine) == []
+    for n in ana:
+        queue.give("ana", n, queue.version(n), Verdict.ACCEPT)
+    assert not set(ana) & {n for n, _ in queue.handed("ana", 6)}  # never handed what she judged
+    assert queue.undo("ana") == ana[-1] and ana[-1] in [n for n, _ in queue.handed("ana", 6)]  # hers again
+    fresh = ReviewQueue(engine, Session(job, Order.UNCERTAIN), overlap=0.5)  # a restart reads who judged what
+    assert ana[0] not in [n for n, _ in fresh.handed("ana", 6)]

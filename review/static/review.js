@@ -13,6 +13,9 @@ const taxonomy = JSON.parse(document.getElementById("taxonomy-labels").textConte
 const colour = (label) => `hsla(${(Math.max(taxonomy.indexOf(label), 0) * 137) % 360}, 70%, 55%, 0.3)`;
 const ZOOM_STEP = 1.5, MAX_ZOOM = 64;
 let items = [], progress = null, index = 0, unit = "file";
+// A team's page lists only the items handed to this person; when they are judged it asks for
+// the next ones instead of going round to the first.
+let handed = false;
 let busy = false;  // a verdict, an undo or the item after them is on its way: keys wait
 let showing = 0;  // the latest show(): an earlier one still loading gives way
 let clipStart = 0, zoom = 1;
@@ -188,11 +191,12 @@ async function show(i) {
   }
 }
 
-// The first item after this one without a verdict, going round to the start; null when the
-// others all have one.
+// The first item after this one without a verdict, going round to the start (a team's page: up
+// to the end of what it was handed); null when the others all have one.
 function nextUnreviewed() {
   for (let step = 1; step < items.length; step++) {
     const i = (index + step) % items.length;
+    if (handed && i <= index) return null;
     if (!items[i].given) return i;
   }
   return null;
@@ -206,8 +210,9 @@ function unitName(n) {
 function finished() {
   showing++;
   wavesurfer.pause();
-  document.getElementById("done").textContent =
-    `all ${items.length} ${unitName(items.length)} reviewed — u undoes the last verdict, p goes back`;
+  document.getElementById("done").textContent = handed
+    ? `nothing left to hand out to you — u undoes your last verdict`
+    : `all ${items.length} ${unitName(items.length)} reviewed — u undoes the last verdict, p goes back`;
   document.body.dataset.state = "done";
 }
 
@@ -230,6 +235,7 @@ async function judge(verdict, label) {
   const at = index, item = items[at];
   const saved = post("/api/verdicts", {item: item.id, version: item.version, verdict, label});
   const next = nextUnreviewed();
+  if (next === null && handed) return handOutMore(saved, at);
   const shown = next === null ? finished() : show(next);
   let answer;
   try {
@@ -243,6 +249,28 @@ async function judge(verdict, label) {
   }
   await shown;
   await followLearning(answer.learning);
+}
+
+// The last item handed to this person is judged: once the verdict is in, ask for the next ones.
+async function handOutMore(saved, at) {
+  try {
+    update(at, await saved);
+  } catch (error) {
+    if (error.status !== 409) { problem(error.message); return; }
+  }
+  await reload();
+  showProgress();
+  return items.length ? show(0) : finished();
+}
+
+async function reload() {
+  const loaded = await (await fetch("/api/items" + location.search)).json();
+  items = loaded.items;
+  progress = loaded.progress;
+  unit = loaded.unit;
+  handed = loaded.handed;
+  clips.clear();  // kept by place in the list, which changed
+  return loaded;
 }
 
 // --order learn: the head the queue is ordered by, and with --learn its next version, trained in
@@ -268,10 +296,7 @@ async function followLearning(status) {
   if (!status) return;
   if (status.head !== learningHead) {
     learningHead = status.head;
-    const loaded = await (await fetch("/api/items" + location.search)).json();
-    items = loaded.items;
-    progress = loaded.progress;
-    clips.clear();  // kept by place in the list, which the new order changed
+    await reload();
     await showFirst();
   }
   if (status.training) setTimeout(async () => followLearning(await (await fetch("/api/learning")).json()), 1000);
@@ -286,6 +311,12 @@ async function undo() {
     return;
   }
   if (answer.item === null) return;
+  if (handed) {  // the item is handed back to this person, first of their list
+    await reload();
+    showProgress();
+    const back = items.findIndex((item) => item.id === answer.item);
+    return items.length ? show(Math.max(back, 0)) : finished();
+  }
   update(answer.item, answer);
   await show(answer.item);
 }
@@ -328,10 +359,7 @@ document.getElementById("player").addEventListener("wheel", (event) => {
   zoomBy(event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP);
 }, {passive: false});
 
-const loaded = await (await fetch("/api/items" + location.search)).json();
-items = loaded.items;
-progress = loaded.progress;
-unit = loaded.unit;
+const loaded = await reload();
 learningHead = loaded.learning?.head ?? null;
 showLearning(loaded.learning);
 showProgress();

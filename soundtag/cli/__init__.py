@@ -29,6 +29,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Zero-shot labeling of sound archives with CLAP.")
 app.add_typer(admin.db_app, name="db")
 app.add_typer(archive.recordings_app, name="recordings")
+app.add_typer(team.reviewers_app, name="reviewers")
 app.command()(labeling.run)
 app.command()(labeling.enqueue)
 app.command()(labeling.scan)

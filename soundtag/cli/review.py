@@ -41,7 +41,10 @@ def review(
     at: Annotated[float, typer.Option("--at", help="With --like: the second whose window to use.")] = 0.0,
     limit: Annotated[int, typer.Option("--limit", min=1, help="With --search or --like: how many windows.")] = 100,
     reviewer: Annotated[Optional[str], typer.Option("--reviewer", help="Name stored with each verdict "
-                                                    "(default: your login).")] = None,
+                                                    "(default: your login); with a team (`soundtag reviewers`), "
+                                                    "each person's own.")] = None,
+    overlap: Annotated[float, typer.Option("--overlap", min=0.0, max=1.0, help="With a team: the share of items "
+                                           "handed to two people, for `soundtag agreement`.")] = 0.1,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; any but loopback needs --token.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8765,
@@ -50,9 +53,12 @@ def review(
 ) -> None:
     """Serve a page to listen to labeled recordings, or their windows or events, and accept,
     reject or correct the model's decisions; verdicts go to the `reviews` view (a segment's with
-    its bounds)."""
+    its bounds). With a team defined (`soundtag reviewers`), each person signs in with their own
+    token, is handed their own items (--overlap of them also to a second person) and their
+    verdicts carry their name."""
     import getpass
 
+    from db.reviewers import any_reviewers
     from review.guard import Guard, check_exposure
     from review.order import Order
     from review.queue import Session
@@ -69,8 +75,11 @@ def review(
         fail("give one of --search TEXT or --like URI")
     if order == Order.VALIDATE and (label is None or unit not in (None, Unit.WINDOW) or search_text or like):
         fail("--order validate draws the windows of one label: give --label L (and no --unit, --search or --like)")
-    check_exposure(host, settings.review_token)
     engine = open_engine(settings)
+    team = any_reviewers(engine)
+    if team and reviewer is not None:
+        fail("--reviewer: with a team (`soundtag reviewers list`) each person's verdicts carry their own name")
+    check_exposure(host, settings.review_token, team)
     info = job_or_newest(engine, job, "review")
     files = None
     if search_text is not None or like is not None:
@@ -80,7 +89,7 @@ def review(
                            source_uri(like) if like is not None else None, at, limit)
     if order == Order.VALIDATE and label not in _labels(engine, info.job_id):
         fail(f"--label {label!r} is not in the taxonomy of job {info.job_id}")
-    session = Session(info.job_id, Order(order), reviewer or getpass.getuser(), label,
+    session = Session(info.job_id, Order(order), label,
                       Unit.WINDOW if order == Order.VALIDATE else Unit(unit) if unit else default_unit(engine, info.job_id),
                       context, files)
     learner = None
@@ -88,12 +97,14 @@ def review(
         from review.learning import Learner
 
         learner = Learner(engine, info.job_id, head or f"review-{info.job_id}", learn_every if learn else None)
-    guard = Guard(host, port, settings.review_token)
-    app_ = create_app(engine, settings, session, guard, learner)
+    guard = Guard(host, port, settings.review_token, engine if team else None)
+    reviewer = reviewer or getpass.getuser()
+    app_ = create_app(engine, settings, session, guard, reviewer, learner, overlap)
     shown_host = f"[{host}]" if ":" in host else host
-    console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by {session.reviewer}, "
-                  f"by {session.unit}: "
-                  f"http://{shown_host}:{port}/" + ("?token=…" if settings.review_token else "")
+    console.print(f"review of job {info.job_id} ({info.model}, taxonomy {info.taxonomy}) by "
+                  + ("the team, each signed in" if team else reviewer) + f", by {session.unit}: "
+                  f"http://{shown_host}:{port}/" + (", each with their own token" if team else "?token=…"
+                                                     if settings.review_token else "")
                   + "  (overview: /overview; Ctrl-C stops)")
     serve(app_, host, port)
 
