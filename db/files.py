@@ -170,21 +170,21 @@ def file_ids(engine: Engine, uris: Sequence[str]) -> list[int]:
 
 def truths(engine: Engine, file_ids: Sequence[int]) -> dict[int, str]:
     """The truth column of those of these files that have one."""
-    found: dict[int, str] = {}
-    with engine.connect() as conn:
-        for chunk in sql.chunks(list(file_ids)):
-            found.update(conn.execute(select(File.id, File.truth).where(
-                sql.among(engine, "files", File.id, BigInteger(), chunk), File.truth.is_not(None))).all())
-    return found
+    return _known(engine, file_ids, File.truth)
 
 
 def durations(engine: Engine, file_ids: Sequence[int]) -> dict[int, float]:
     """The duration in seconds of those of these files whose duration is known."""
-    found: dict[int, float] = {}
+    return _known(engine, file_ids, File.duration_s)
+
+
+def _known(engine: Engine, file_ids: Sequence[int], column) -> dict:
+    """File id → ``column`` for those of these files where it is not NULL."""
+    found: dict = {}
     with engine.connect() as conn:
         for chunk in sql.chunks(list(file_ids)):
-            found.update(conn.execute(select(File.id, File.duration_s).where(
-                sql.among(engine, "files", File.id, BigInteger(), chunk), File.duration_s.is_not(None))).all())
+            found.update(conn.execute(select(File.id, column).where(
+                sql.among(engine, "files", File.id, BigInteger(), chunk), column.is_not(None))).all())
     return found
 
 
