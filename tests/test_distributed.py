@@ -119,7 +119,8 @@ def test_sigkill_of_a_prefork_child_gets_its_files_back(tmp_path, celery_env, wo
     url = env["SOUNDTAG_DATABASE_URL"]
     first = workers(env, "--pool", "prefork", "--concurrency", "1")
     job = _enqueue(env, archive, "--files-per-task", "8")
-    wait_for(lambda: _count(url, job, "done") >= 2, 180, "the first results")
+    # Mid-batch: a kill that lands between two batches leaves no lease to lose.
+    wait_for(lambda: _count(url, job, "done") >= 2 and _held(url, job) > 0, 180, "the first results, and a batch held")
     children = subprocess.run(["pgrep", "-P", str(first.proc.pid)], capture_output=True, text=True).stdout.split()
     assert len(children) == 1, children
     os.kill(int(children[0]), signal.SIGKILL)
