@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
-    UniqueConstraint, text,
+    UniqueConstraint, false, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -229,6 +229,8 @@ class Review(Base):
     end_s: Mapped[float | None] = mapped_column(Float)
     # The decision the page showed (a segment's own for a segment's verdict): what a correct replaced.
     shown: Mapped[str | None] = mapped_column(Text)
+    # Given in `--order adjudicate`: it settles the item whatever the votes (the consensus view).
+    adjudicated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (Index("ix_review_key", "file_id", "model", "taxonomy_id"),)
 

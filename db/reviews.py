@@ -8,12 +8,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Engine, and_, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Engine,
+    Float,
+    Integer,
+    String,
+    and_,
+    column,
+    func,
+    or_,
+    select,
+    table,
+    update,
+)
 
 from db import sql
 from db.decisions import model_decisions
 from db.jobs import JobSpec, job_labelings, job_spec
-from db.models import File, Labeling, Review, now
+from db.models import File, Labeling, Review, TaxonomyRow, now
 from db.results import best
 from soundtag.states import Verdict
 
@@ -83,7 +97,8 @@ def record_verdict(engine: Engine, job_id: str, file_id: int, verdict: Verdict, 
 class Given(NamedTuple):
     """One verdict to record. ``label`` is as the ``reviews`` view has it: the decision judged for
     accept and reject, the reviewer's label for correct. A segment's verdict has its bounds.
-    ``shown`` is the decision a correct replaced, as the person saw it (a segment's own)."""
+    ``shown`` is the decision a correct replaced, as the person saw it (a segment's own);
+    ``adjudicated``, given in `--order adjudicate`: it settles the item whatever the votes."""
 
     file_id: int
     verdict: Verdict
@@ -92,6 +107,7 @@ class Given(NamedTuple):
     start_s: float | None = None
     end_s: float | None = None
     shown: str | None = None
+    adjudicated: bool = False
 
     @property
     def key(self) -> tuple[int, float | None, float | None]:
@@ -109,20 +125,54 @@ def record_verdicts(engine: Engine, given: Mapping[str, Sequence[Given | tuple]]
         conn.execute(Review.__table__.insert(), [
             {"file_id": one.file_id, "model": spec.model, "taxonomy_id": spec.taxonomy_id, "job_id": job_id,
              "label": one.label, "verdict": one.verdict, "reviewer": one.reviewer, "reviewed_at": stamp,
-             "start_s": one.start_s, "end_s": one.end_s,
+             "start_s": one.start_s, "end_s": one.end_s, "adjudicated": one.adjudicated,
              "shown": one.shown if one.verdict == Verdict.CORRECT else one.label}
             for job_id, spec in specs.items() for one in map(lambda row: Given(*row), given[job_id])])
 
 
+# The consensus view (db/views.py): one settled verdict per labeling and item, where a team judged.
+CONSENSUS = table("consensus", column("uri", String), column("run_id", String), column("model", String),
+                  column("taxonomy_hash", String), column("start_s", Float), column("end_s", Float),
+                  column("verdict", String), column("label", String), column("reviewer", String),
+                  column("votes", Integer), column("agreed", Boolean), column("adjudicated", Boolean),
+                  column("review_id", BigInteger))
+
+
 def in_force(spec: JobSpec):
-    """The conditions on ``Review`` that select the verdicts in force in a job of ``spec``: of
-    those that speak there (``_speaks``), the latest on each file and bounds that was not undone
-    (as ``reviewed_labels`` takes them)."""
-    later = Review.__table__.alias("later")
-    return (_speaks(spec, Review), Review.undone_at.is_(None),
-            ~select(later.c.id).where(later.c.file_id == Review.file_id, _speaks(spec, later.c),
-                                      later.c.undone_at.is_(None), _same_bounds(later.c, Review),
-                                      later.c.id > Review.id).exists())
+    """The conditions on ``Review`` that select the verdicts in force in a job of ``spec``: on each
+    file and bounds, the one the ``consensus`` view settles on (one person's latest that was not
+    undone, where one judged; an adjudicator's, else the majority's, where several did)."""
+    taxonomy_hash = select(TaxonomyRow.content_hash).where(TaxonomyRow.id == spec.taxonomy_id).scalar_subquery()
+    return (Review.id.in_(select(CONSENSUS.c.review_id).where(
+        CONSENSUS.c.model == spec.model, CONSENSUS.c.taxonomy_hash == taxonomy_hash,
+        CONSENSUS.c.review_id.is_not(None))),)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """An item's consensus: the settled verdict and its final label (None and None while the
+    voters are split), how many voted, whether they all agreed, whether an adjudicator settled it."""
+
+    verdict: Verdict | None
+    label: str | None
+    votes: int
+    agreed: bool
+    adjudicated: bool
+
+
+def consensus(engine: Engine, job_id: str) -> dict[tuple[int, float | None, float | None], Settled]:
+    """The consensus on each item of the job that someone judged, by (file id, start_s, end_s)."""
+    spec = job_spec(engine, job_id)
+    c = CONSENSUS
+    taxonomy_hash = select(TaxonomyRow.content_hash).where(TaxonomyRow.id == spec.taxonomy_id).scalar_subquery()
+    with engine.connect() as conn:
+        rows = conn.execute(job_labelings(job_id, spec, File.id, c.c.start_s, c.c.end_s, c.c.verdict, c.c.label,
+                                          c.c.votes, c.c.agreed, c.c.adjudicated)
+                            .join(c, and_(c.c.uri == File.uri, c.c.model == spec.model,
+                                          c.c.taxonomy_hash == taxonomy_hash))).all()
+    return {(file_id, start, end): Settled(Verdict(verdict) if verdict else None, label, votes, bool(agreed),
+                                           bool(adjudicated))
+            for file_id, start, end, verdict, label, votes, agreed, adjudicated in rows}
 
 
 def _speaks(spec: JobSpec, review):
@@ -141,14 +191,15 @@ def _same_bounds(a, b):
 
 
 def undo_verdict(engine: Engine, job_id: str, reviewer: str) -> tuple[int, float | None, float | None] | None:
-    """Undo the reviewer's latest verdict given under the job's model and taxonomy that is still
-    in force there (the one before it on the same file and bounds, if any, is in force again).
-    Returns its (file id, start_s, end_s), or None when there is none."""
+    """Undo the reviewer's latest verdict given under the job's model and taxonomy and not undone
+    yet (their vote before it on the same file and bounds, if any, counts again; whether either is
+    in force is the consensus's to say). Returns its (file id, start_s, end_s), or None when there
+    is none."""
     spec = job_spec(engine, job_id)
     with engine.begin() as conn:
         latest = conn.execute(select(Review.id, Review.file_id, Review.start_s, Review.end_s)
-                              .where(*in_force(spec), Review.reviewer == reviewer, Review.model == spec.model,
-                                     Review.taxonomy_id == spec.taxonomy_id)
+                              .where(Review.undone_at.is_(None), Review.reviewer == reviewer,
+                                     Review.model == spec.model, Review.taxonomy_id == spec.taxonomy_id)
                               .order_by(Review.id.desc()).limit(1)).one_or_none()
         if latest is None:
             return None
@@ -231,21 +282,24 @@ class GivenVerdict:
 
 def given_verdicts(engine: Engine, file_ids: Sequence[int]) -> list[GivenVerdict]:
     """Every verdict in force on these files, under each model and taxonomy they were given in (a
-    head's own labelings included): the latest on each file and bounds there, a file's and each
-    segment's apart; oldest first, so later ones win where two speak of one label."""
-    later = Review.__table__.alias("later")
-    superseded = select(later.c.id).where(later.c.file_id == Review.file_id, later.c.model == Review.model,
-                                          later.c.taxonomy_id == Review.taxonomy_id, later.c.undone_at.is_(None),
-                                          _same_bounds(later.c, Review), later.c.id > Review.id).exists()
+    head's own labelings included): the one the consensus settles on each file and bounds there, a
+    file's and each segment's apart; oldest first, so later ones win where two speak of one label."""
+    settled, taxonomy = Review.__table__.alias("settled"), TaxonomyRow.__table__.alias("taxonomy")
+    c = CONSENSUS
     rows = []
     with engine.connect() as conn:
+        # Few (one per judged item): read once, not once per chunk of files.
+        at_home = set(conn.execute(select(c.c.review_id).join(settled, settled.c.id == c.c.review_id)
+                                   .join(taxonomy, taxonomy.c.id == settled.c.taxonomy_id)
+                                   .where(c.c.model == settled.c.model,
+                                          c.c.taxonomy_hash == taxonomy.c.content_hash)).scalars())
         for chunk in sql.chunks(list(file_ids)):
             rows += conn.execute(
                 select(Review.id, Review.file_id, Review.verdict, Review.label, Review.shown, Review.start_s,
                        Review.end_s)
-                .where(sql.among(engine, "files", Review.file_id, BigInteger(), chunk), Review.undone_at.is_(None),
-                       ~superseded)).all()
-    rows.sort(key=lambda row: row.id)
+                .where(sql.among(engine, "files", Review.file_id, BigInteger(), chunk),
+                       Review.undone_at.is_(None))).all()
+    rows = sorted((row for row in rows if row.id in at_home), key=lambda row: row.id)
     return [GivenVerdict(row.id, row.file_id, Verdict(row.verdict), row.label,
                          row.shown if row.verdict == Verdict.CORRECT else None,
                          (row.start_s, row.end_s) if row.start_s is not None else None) for row in rows]

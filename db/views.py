@@ -560,3 +560,78 @@ WHERE NOT EXISTS (
 WHEN_AND_WHERE_V1 = {
     "postgresql": {"detections": DETECTIONS_V1_POSTGRESQL, "detections_by_hour": DETECTIONS_BY_HOUR_V1_POSTGRESQL},
     "sqlite": {"detections": DETECTIONS_V1_SQLITE, "detections_by_hour": DETECTIONS_BY_HOUR_V1_SQLITE}}
+
+# consensus (migration 0015): where a team judges, one settled verdict per labeling and item (a
+# file, or a segment of it by its bounds). Each reviewer's vote is their latest verdict there that
+# speaks (as in reviewed_labels version 4) and was not undone; the settled verdict is the latest
+# adjudication (a verdict given in `--order adjudicate`), else the latest vote of the label more
+# than half the voters gave (a reject's label is none), else none: a tie waits for an adjudicator.
+# One voter settles alone, as before there were teams. review_id is the verdict in force, the row
+# every reader of verdicts (training, relabel --head, evaluate, calibrate, export) takes.
+CONSENSUS_V1 = f"""
+CREATE VIEW consensus AS
+WITH vote AS (
+    SELECT l.id AS labeling_id, r.id AS review_id, r.start_s, r.end_s, r.adjudicated,
+           CASE WHEN r.verdict = 'reject' THEN NULL ELSE r.label END AS final,
+           ROW_NUMBER() OVER (PARTITION BY l.id, r.start_s, r.end_s, r.reviewer ORDER BY r.id DESC) AS nth
+    FROM labeling l
+    JOIN review r ON r.file_id = l.file_id
+    WHERE r.undone_at IS NULL AND {_SPEAKS.format(v="r")}
+),
+tally AS (
+    SELECT labeling_id, start_s, end_s, final, COUNT(*) AS n, MAX(review_id) AS last_id
+    FROM vote WHERE nth = 1
+    GROUP BY labeling_id, start_s, end_s, final
+),
+item AS (
+    SELECT labeling_id, start_s, end_s, SUM(n) AS votes, COUNT(*) AS opinions, MAX(n) AS top
+    FROM tally
+    GROUP BY labeling_id, start_s, end_s
+),
+adjudication AS (
+    SELECT labeling_id, start_s, end_s, MAX(review_id) AS review_id
+    FROM vote WHERE adjudicated = TRUE
+    GROUP BY labeling_id, start_s, end_s
+)
+SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       i.start_s, i.end_s, r.verdict, CASE WHEN r.verdict = 'reject' THEN NULL ELSE r.label END AS label,
+       r.reviewer, i.votes, (i.opinions = 1) AS agreed, (a.review_id IS NOT NULL) AS adjudicated,
+       r.id AS review_id
+FROM item i
+JOIN labeling l ON l.id = i.labeling_id
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+LEFT JOIN adjudication a ON a.labeling_id = i.labeling_id
+     AND COALESCE(a.start_s, -1) = COALESCE(i.start_s, -1) AND COALESCE(a.end_s, -1) = COALESCE(i.end_s, -1)
+LEFT JOIN tally w ON a.review_id IS NULL AND w.labeling_id = i.labeling_id
+     AND COALESCE(w.start_s, -1) = COALESCE(i.start_s, -1) AND COALESCE(w.end_s, -1) = COALESCE(i.end_s, -1)
+     AND w.n = i.top AND 2 * w.n > i.votes
+LEFT JOIN review r ON r.id = COALESCE(a.review_id, w.last_id)
+"""
+
+# reviewed_labels version 5 (migration 0015): version 4's rows and columns, the verdict in force
+# being the consensus's settled one; an item whose voters are split shows the model's decision.
+REVIEWED_LABELS_V5 = """
+CREATE VIEW reviewed_labels AS
+SELECT f.uri, l.job_id AS run_id, l.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash,
+       CASE WHEN r.id IS NULL THEN d.label WHEN r.verdict = 'reject' THEN NULL ELSE r.label END AS label,
+       CASE WHEN r.id IS NULL THEN 'model' ELSE 'human' END AS source,
+       d.label AS decision, r.verdict, r.reviewer, r.reviewed_at,
+       CAST(NULL AS FLOAT) AS start_s, CAST(NULL AS FLOAT) AS end_s
+FROM labeling l
+JOIN file f ON f.id = l.file_id
+JOIN taxonomy t ON t.id = l.taxonomy_id
+LEFT JOIN file_decisions d ON d.uri = f.uri AND d.model = l.model AND d.taxonomy_hash = t.content_hash
+     AND d.implied_by IS NULL
+LEFT JOIN consensus c ON c.uri = f.uri AND c.model = l.model AND c.taxonomy_hash = t.content_hash
+     AND c.start_s IS NULL
+LEFT JOIN review r ON r.id = c.review_id
+UNION ALL
+SELECT c.uri, c.run_id, c.model, c.taxonomy, c.taxonomy_hash,
+       CASE WHEN r.verdict = 'reject' THEN NULL ELSE r.label END, 'human',
+       CASE WHEN r.verdict = 'correct' THEN NULL ELSE r.label END, r.verdict, r.reviewer, r.reviewed_at,
+       r.start_s, r.end_s
+FROM consensus c
+JOIN review r ON r.id = c.review_id
+WHERE c.start_s IS NOT NULL
+"""

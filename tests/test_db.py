@@ -20,6 +20,7 @@ from db.results import save_results
 from db.reviews import (
     Given,
     all_verdicts,
+    consensus,
     given_verdicts,
     record_verdict,
     record_verdicts,
@@ -236,10 +237,41 @@ def test_training_reads_every_verdict_in_force_each_at_its_own_bounds(engine):
     given = {v.bounds: (v.verdict, v.label) for v in given_verdicts(engine, [a])}
     assert given == {(0.0, 1.5): (Verdict.ACCEPT, "dog"), (1.5, 3.0): (Verdict.CORRECT, "rain"),
                      None: (Verdict.ACCEPT, "dog")}
-    record_verdicts(engine, {job: [Given(a, Verdict.REJECT, "bo", "dog", 0.0, 1.5)]})  # supersedes that window's only
+    record_verdicts(engine, {job: [Given(a, Verdict.REJECT, "ana", "dog", 0.0, 1.5)]})  # supersedes that window's only
     given = {v.bounds: (v.verdict, v.label) for v in given_verdicts(engine, [a])}
     assert given == {(0.0, 1.5): (Verdict.REJECT, "dog"), (1.5, 3.0): (Verdict.CORRECT, "rain"),
                      None: (Verdict.ACCEPT, "dog")}
+
+
+def test_training_reads_the_consensus_where_several_judged(engine):
+    """One vote settles alone; a split teaches nothing until an adjudicator settles it; a majority
+    settles on its own latest verdict; an undone vote no longer counts."""
+    job, ids = _labeled(engine, "a")
+    a = ids["file:///a/a"]
+
+    def taught():
+        return {v.bounds: (v.verdict, v.label) for v in given_verdicts(engine, [a])}
+
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 1.5)]})
+    record_verdicts(engine, {job: [Given(a, Verdict.CORRECT, "bo", "rain", 0.0, 1.5, shown="dog")]})
+    assert taught() == {}
+    settled = consensus(engine, job)[(a, 0.0, 1.5)]
+    assert (settled.verdict, settled.label, settled.votes, settled.agreed, settled.adjudicated) == (
+        None, None, 2, False, False)
+    record_verdicts(engine, {job: [Given(a, Verdict.CORRECT, "cy", "rain", 0.0, 1.5, shown="dog")]})
+    assert taught() == {(0.0, 1.5): (Verdict.CORRECT, "rain")}  # two of three
+    assert consensus(engine, job)[(a, 0.0, 1.5)].votes == 3
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "lead", "dog", 0.0, 1.5, adjudicated=True)]})
+    assert taught() == {(0.0, 1.5): (Verdict.ACCEPT, "dog")}  # the adjudicator's, against the majority
+    assert consensus(engine, job)[(a, 0.0, 1.5)].adjudicated
+    assert undo_verdict(engine, job, "lead") == (a, 0.0, 1.5)
+    assert taught() == {(0.0, 1.5): (Verdict.CORRECT, "rain")}
+    assert undo_verdict(engine, job, "cy") == (a, 0.0, 1.5)
+    assert taught() == {}
+    with engine.connect() as conn:  # split again: the view shows the item, unsettled, and no human label
+        assert conn.execute(text("select votes, agreed, verdict, label from consensus where start_s = 0")).one() == (
+            2, False, None, None)
+        assert conn.execute(text("select label from reviewed_labels where start_s = 0")).all() == []
 
 
 def _two_windows(uri):
@@ -570,22 +602,24 @@ def test_a_run_with_another_model_or_taxonomy_labels_what_an_earlier_model_label
     assert new_or_changed(engine, _refs("a"), "m3", taxonomy_id) == (_refs("a"), 1, 0)
 
 
-def test_undo_takes_back_only_ones_own_verdict_still_in_force_on_the_same_file_or_segment(engine):
+def test_undo_takes_back_only_ones_own_latest_vote_on_the_same_file_or_segment(engine):
     job, ids = _labeled(engine, "a", "b")
     a, b = ids["file:///a/a"], ids["file:///a/b"]
     record_verdict(engine, job, a, Verdict.REJECT, "ana")
-    record_verdict(engine, job, a, Verdict.ACCEPT, "bo")  # supersedes ana's on the same file
+    record_verdict(engine, job, a, Verdict.ACCEPT, "bo")  # splits the file: no verdict in force
     record_verdicts(engine, {job: [Given(b, Verdict.ACCEPT, "ana", "dog", 0.0, 1.0)]})
     record_verdicts(engine, {job: [Given(b, Verdict.ACCEPT, "bo", "dog"), Given(b, Verdict.REJECT, "bo", "dog", 0.0, 2.0),
                                    Given(b, Verdict.REJECT, "bo", "dog", 0.5, 1.0)]})
-    other = _job(engine, model="m2")  # another model's verdicts on the same files supersede nothing here
+    other = _job(engine, model="m2")  # another model's verdicts on the same files count for nothing here
     add_files(engine, other, _refs("a", "b"))
     record_verdicts(engine, {other: [Given(b, Verdict.REJECT, "cy", "dog", 0.0, 1.0)]})
-    assert all_verdicts(engine, job) == {(a, None, None): (Verdict.ACCEPT, "dog"), (b, None, None): (Verdict.ACCEPT, "dog"),
-                                         (b, 0.0, 1.0): (Verdict.ACCEPT, "dog"), (b, 0.0, 2.0): (Verdict.REJECT, "dog"),
-                                         (b, 0.5, 1.0): (Verdict.REJECT, "dog")}
-    assert undo_verdict(engine, job, "ana") == (b, 0.0, 1.0)  # its segment verdict: nobody's on those bounds since
-    assert undo_verdict(engine, job, "ana") is None  # its file verdict on a was superseded by bo's
+    assert all_verdicts(engine, job) == {(b, None, None): (Verdict.ACCEPT, "dog"), (b, 0.0, 1.0): (Verdict.ACCEPT, "dog"),
+                                         (b, 0.0, 2.0): (Verdict.REJECT, "dog"), (b, 0.5, 1.0): (Verdict.REJECT, "dog")}
+    assert undo_verdict(engine, job, "ana") == (b, 0.0, 1.0)  # ana's latest
+    assert (b, 0.0, 1.0) not in all_verdicts(engine, job)
+    assert undo_verdict(engine, job, "ana") == (a, None, None)  # the vote that split the file
+    assert all_verdicts(engine, job)[(a, None, None)] == (Verdict.ACCEPT, "dog")  # bo's alone settles it
+    assert undo_verdict(engine, job, "ana") is None
 
 
 def test_a_windows_segment_verdict_is_the_narrowest_that_holds_it_bounds_included():
