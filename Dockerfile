@@ -22,7 +22,7 @@ COPY review ./review
 COPY vectors ./vectors
 COPY heads ./heads
 COPY model ./model
-RUN pip install ".[monitoring]" && useradd --create-home soundtag && mkdir -p /models && chown soundtag /models
+RUN pip install ".[monitoring,openvino]" && useradd --create-home soundtag && mkdir -p /models && chown soundtag /models
 # Not root: Celery warns against (and with pickle refuses) running workers as root.
 USER soundtag
 CMD ["soundtag", "--help"]

@@ -46,3 +46,25 @@ def test_a_bad_setting_stops_a_worker_beat_or_migration_with_one_line_naming_it(
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "error: --lease-s (SOUNDTAG_LEASE_S) 'soon': Input should be a valid number, unable to parse string as a number"]
+
+
+def test_soundtag_worker_hands_its_backend_and_dtype_to_the_celery_worker_it_starts(monkeypatch):
+    """`soundtag worker --dtype int8` execs Celery with the settings in the environment the task
+    reads them from (tasks build their Settings from it); a dtype that is none is refused first."""
+    from typer.testing import CliRunner
+
+    from soundtag.cli import app
+
+    started = {}
+    monkeypatch.setattr(os, "execv", lambda exe, argv: started.update(argv=argv, env=dict(os.environ)))
+    for name in ("SOUNDTAG_DTYPE", "SOUNDTAG_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(app, ["worker", "--backend", "onnx", "--dtype", "int8", "--queue", "q1"])
+    assert result.exit_code == 0, result.output
+    assert started["argv"][started["argv"].index("--queues") + 1] == "q1"
+    assert (started["env"]["SOUNDTAG_BACKEND"], started["env"]["SOUNDTAG_DTYPE"]) == ("onnx", "int8")
+    assert Settings().dtype == "int8"  # what the worker's task reads
+    started.clear()
+    result = CliRunner().invoke(app, ["worker", "--dtype", "int4"])
+    assert result.exit_code == 1 and not started
+    assert "--dtype" in str(result.exception)

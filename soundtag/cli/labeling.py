@@ -17,6 +17,7 @@ from soundtag.cli.options import (
     Backend,
     BatchSize,
     Database,
+    Dtype,
     Force,
     HeadToo,
     HopS,
@@ -58,7 +59,7 @@ def run(
     audio_column: AudioColumn = None,
     truth_column: TruthColumn = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N, mps.")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="fp32, fp16, bf16, int8 (CPU only).")] = None,
+    dtype: Dtype = None,
     backend: Backend = None,
     force: Force = False,
     retry_failed: RetryFailed = False,
@@ -182,13 +183,15 @@ def worker(
     pool: Annotated[str, typer.Option(help="solo: one process per GPU (default); prefork for CPU fleets.")] = "solo",
     concurrency: Annotated[Optional[int], typer.Option(help="Processes (prefork/threads pools).")] = None,
     backend: Backend = None,
+    dtype: Dtype = None,
 ) -> None:
     """Start a Celery worker (`celery -A soundtag.fleet worker` with soundtag's defaults). Extra
     arguments are passed to Celery."""
     one_blas_thread()
-    settings = load_settings(queue=queue, backend=backend)
+    settings = load_settings(queue=queue, backend=backend, dtype=dtype)
     # The worker reads its settings from the environment, as Celery starts it.
     os.environ["SOUNDTAG_BACKEND"] = settings.backend
+    os.environ["SOUNDTAG_DTYPE"] = settings.dtype
     if settings.metrics_port:
         from worker.metrics import multiprocess_dir
 

@@ -29,6 +29,8 @@ HopS = Annotated[Optional[float], typer.Option("--hop", min=0.1, help="Hop secon
 Backend = Annotated[Optional[str], typer.Option("--backend", help="auto (the fastest installed CPU runtime on "
                                                 "the CPU, torch on a GPU), torch, onnx, openvino "
                                                 "[SOUNDTAG_BACKEND].")]
+Dtype = Annotated[Optional[str], typer.Option("--dtype", help="fp32; fp16 (GPU); bf16 (torch, or OpenVINO where the "
+                                            "CPU has bf16); int8 (CPU) [SOUNDTAG_DTYPE].")]
 AudioColumn = Annotated[Optional[str], typer.Option("--audio-column", help="hf:// datasets: the column holding "
                                                     "audio (default: the one Audio column).")]
 HeadToo = Annotated[Optional[str], typer.Option("--head", help="Label the files with this head NAME or NAME@vN "
