@@ -11,6 +11,7 @@ equal to the views'."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -140,6 +141,23 @@ def detected(engine: Engine, job_id: str, label: str, site: str | None = None, d
     return {(file_id, start, end) for file_id, start, end, at in ((i, s, e, _hour(a)) for i, s, e, a in rows)
             if (day is None or (at is not None and at[:10] == day))
             and (hour is None or (at is not None and int(at[11:13]) == hour))}
+
+
+def _cell(score: float) -> int:
+    """The first cell of the histogram's 1/1000 grid at or above ``score`` (a bin's edge): a cell
+    on an edge is the upper bin's, as ``score_histogram`` counts it."""
+    return math.ceil((score - 1e-7) * 1000)
+
+
+def scored(engine: Engine, job_id: str, label: str, low: float, high: float) -> set[tuple[int, float, float]]:
+    """The windows (file id, start_s, end_s) of the job whose ``label`` score falls in the
+    histogram bin from ``low`` to ``high`` (its edges, as ``score_histogram`` gives them), tagged
+    or not: what a bin counts."""
+    params, _ = _rules(engine, job_id)
+    cell = f"FLOOR({_cosine(engine, job_spec(engine, job_id).taxonomy.names.index(label))} * 1000)"
+    query = text(f"SELECT f.id, s.start_s, s.end_s {_WINDOWS} WHERE {cell} >= :low AND {cell} < :high")
+    with engine.connect() as conn:
+        return {tuple(row) for row in conn.execute(query, {**params, "low": _cell(low), "high": _cell(high)})}
 
 
 def score_histogram(engine: Engine, job_id: str, label: str, bins: int = 20) -> tuple[list[float], list[int]]:
