@@ -6,8 +6,9 @@ PostgreSQL, over a job of ``--windows`` stored windows: how long until /overview
 
 The windows are stored as a worker stores them (db.results.save_results): 10 s windows of
 1,000-window recordings (2.8 h each), spread over 4 sites and 30 days, 5 labels with a cosine
-threshold, random cosines. Each step is timed warm (after one untimed call), as the page is
-used: the database's caches hold the tables, as they do on a server in use.
+threshold, random cosines. Each step is timed twice: its first request after the results were
+saved, which scans the windows and keeps what it found (db/summaries.py), and a later one, which
+reads what was kept; the database's caches hold the tables, as they do on a server in use.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ def fill(engine, windows: int) -> str:
 
 
 def timed(step) -> float:
-    step()
     started = time.perf_counter()
     step()
     return time.perf_counter() - started
@@ -78,7 +78,10 @@ def main() -> None:
         started = time.perf_counter()
         job = fill(engine, args.windows)
         filled = time.perf_counter() - started
-        numbers = timed(lambda: overview(engine, job))
+        with engine.begin() as conn:  # the tables read once, as on a server in use
+            conn.execute(text("SELECT COUNT(*) FROM segment")).scalar()
+        numbers_first, numbers = timed(lambda: overview(engine, job)), timed(lambda: overview(engine, job))
+        histogram_first = timed(lambda: histogram(engine, job, "rain"))
         one_histogram = timed(lambda: histogram(engine, job, "rain"))
         engine.dispose()
     finally:
@@ -87,12 +90,12 @@ def main() -> None:
     section = f"""## The overview page on PostgreSQL (issue 29)
 
 Command: `.venv/bin/python -m bench.bench_overview --windows {args.windows}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {loadavg()}).
-A job of {args.windows:,} windows ({args.windows // PER_FILE:,} recordings of {PER_FILE:,} 10 s windows, 4 sites, 30 days, {len(LABELS)} labels with a cosine threshold), stored in {filled:.0f} s. Warm timings:
+A job of {args.windows:,} windows ({args.windows // PER_FILE:,} recordings of {PER_FILE:,} 10 s windows, 4 sites, 30 days, {len(LABELS)} labels with a cosine threshold), stored in {filled:.0f} s. The first request after results are saved scans the windows and keeps what it found (db/summaries.py, table `job_summary`); later ones read it while the job's labelings, its files' times and sites and the thresholds stay as they were:
 
-| step | seconds | target |
-|---|---|---|
-| `/api/overview` (totals, per day, per hour of day, diel, sites: one scan of the windows, db/detections.py) | {numbers:.2f} | ≤ 1 s for the page |
-| `/api/overview/histogram` (one label's scores over every window) | {one_histogram:.2f} | |
+| step | first request (scan, kept) s | later requests s | target |
+|---|---|---|---|
+| `/api/overview` (totals, per day, per hour of day, diel, sites; db/detections.py) | {numbers_first:.2f} | {numbers:.2f} | ≤ 1 s for the page |
+| `/api/overview/histogram` (one label's scores over every window) | {histogram_first:.2f} | {one_histogram:.2f} | |
 """
     print(section)
     if args.windows >= 1_000_000:

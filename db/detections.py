@@ -5,17 +5,20 @@ label's score histogram.
 These read the segment table directly with the tagging rule of ``segment_tags`` (db/views.py)
 written out per label: a label that is no background tags a window when its cosine reaches its
 threshold, or, without one, when it is the window's rank-1 label. Through the views, which unnest
-every label of every window, a job of 1M windows took minutes; here it is one scan. Groups
+every label of every window, a job of 1M windows took minutes; here it is one scan, whose result
+is kept between requests (db/summaries.py) until what it read changes. Groups
 (parents) are not counted: the overview shows labels. tests/test_overview.py holds the numbers
 equal to the views'."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import Engine, text
 
+from db import summaries
 from db.jobs import job_labelings, job_spec
 from db.models import File
 
@@ -92,23 +95,26 @@ def _rules(engine: Engine, job_id: str) -> tuple[dict, dict[str, str]]:
 
 def tagged(engine: Engine, job_id: str, site: str | None = None) -> list[Tagged]:
     """Per site, hour (UTC; None for recordings of unknown time) and label, the job's windows it
-    tags and their minutes: one scan of the job's windows."""
+    tags and their minutes: one scan of the job's windows, kept (db/summaries.py) until the
+    job's labelings, its files' times and sites or the labels' thresholds change."""
     params, rules = _rules(engine, job_id)
     if not rules:
         return []
+    rows = summaries.kept(engine, job_id, "tagged", summaries.stamp(engine, job_id, rules),
+                          lambda: _tagged(engine, params, rules))
+    return [Tagged(*row) for row in rows if site is None or row[0] == site]
+
+
+def _tagged(engine: Engine, params: dict, rules: dict[str, str]) -> list[list]:
     labels = list(rules)
     sums = ", ".join(f"SUM(CASE WHEN {rules[label]} THEN 1 ELSE 0 END), "
                      f"SUM(CASE WHEN {rules[label]} THEN s.end_s - s.start_s ELSE 0 END)" for label in labels)
-    query = text(f"SELECT f.site, {_start_hour(engine)} AS hour, {sums} {_WINDOWS} WHERE {_SITE} "
+    query = text(f"SELECT f.site, {_start_hour(engine)} AS hour, {sums} {_WINDOWS} "
                  f"GROUP BY f.site, {_start_hour(engine)}")
     with engine.connect() as conn:
-        rows = conn.execute(query, {**params, "site": site}).all()
-    found = []
-    for where, hour, *counts in rows:
-        for n, label in enumerate(labels):
-            if counts[2 * n]:
-                found.append(Tagged(where, _hour(hour), label, int(counts[2 * n]), float(counts[2 * n + 1]) / 60.0))
-    return found
+        rows = conn.execute(query, params).all()
+    return [[where, _hour(hour), label, int(counts[2 * n]), float(counts[2 * n + 1]) / 60.0]
+            for where, hour, *counts in rows for n, label in enumerate(labels) if counts[2 * n]]
 
 
 def recordings(engine: Engine, job_id: str, site: str | None = None) -> list[Recording]:
@@ -142,6 +148,23 @@ def detected(engine: Engine, job_id: str, label: str, site: str | None = None, d
             and (hour is None or (at is not None and int(at[11:13]) == hour))}
 
 
+def _cell(score: float) -> int:
+    """The first cell of the histogram's 1/1000 grid at or above ``score`` (a bin's edge): a cell
+    on an edge is the upper bin's, as ``score_histogram`` counts it."""
+    return math.ceil((score - 1e-7) * 1000)
+
+
+def scored(engine: Engine, job_id: str, label: str, low: float, high: float) -> set[tuple[int, float, float]]:
+    """The windows (file id, start_s, end_s) of the job whose ``label`` score falls in the
+    histogram bin from ``low`` to ``high`` (its edges, as ``score_histogram`` gives them), tagged
+    or not: what a bin counts."""
+    params, _ = _rules(engine, job_id)
+    cell = f"FLOOR({_cosine(engine, job_spec(engine, job_id).taxonomy.names.index(label))} * 1000)"
+    query = text(f"SELECT f.id, s.start_s, s.end_s {_WINDOWS} WHERE {cell} >= :low AND {cell} < :high")
+    with engine.connect() as conn:
+        return {tuple(row) for row in conn.execute(query, {**params, "low": _cell(low), "high": _cell(high)})}
+
+
 def score_histogram(engine: Engine, job_id: str, label: str, bins: int = 20) -> tuple[list[float], list[int]]:
     """The histogram of ``label``'s score (its cosine, or a head's probability, as its threshold
     is compared with) over every window of the job: ``bins`` + 1 edges from the least score to
@@ -149,9 +172,13 @@ def score_histogram(engine: Engine, job_id: str, label: str, bins: int = 20) -> 
     the grid's cells summed into the bins), and the windows in each bin."""
     params, _ = _rules(engine, job_id)
     value = _cosine(engine, job_spec(engine, job_id).taxonomy.names.index(label))
-    with engine.connect() as conn:
-        grid = conn.execute(text(f"SELECT CAST(FLOOR({value} * 1000) AS INTEGER) AS g, COUNT(*) {_WINDOWS} "
-                                 f"GROUP BY 1"), params).all()
+
+    def count() -> list[list[int]]:
+        with engine.connect() as conn:
+            return [[int(g), int(n)] for g, n in conn.execute(text(
+                f"SELECT CAST(FLOOR({value} * 1000) AS INTEGER) AS g, COUNT(*) {_WINDOWS} GROUP BY 1"), params)]
+
+    grid = summaries.kept(engine, job_id, f"scores:{label}", summaries.stamp(engine, job_id), count)
     if not grid:
         return [], []
     low, high = min(g for g, _ in grid) / 1000, (max(g for g, _ in grid) + 1) / 1000

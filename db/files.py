@@ -190,14 +190,16 @@ def _known(engine: Engine, file_ids: Sequence[int], column) -> dict:
 
 def set_recordings(engine: Engine, found: Sequence[tuple[str, object, str | None]]) -> int:
     """Set each (uri, recorded_at, site) on the file's row, unknowns as NULL; returns how many rows
-    changed. Nothing else of the file (its results, its state) is touched."""
+    changed. Nothing else of the file (its results, its state) is touched but ``updated_at``,
+    which tells the job summaries kept for the overview (db/summaries.py) that hours moved."""
     changed = 0
+    stamp = now()
     with engine.begin() as conn:
         for chunk in sql.chunks(list(found), 20_000):
             given = sql.relation(engine, "given", {"uri": Text(), "recorded_at": DateTime(timezone=True),
                                                    "site": Text()}, chunk)
             changed += conn.execute(update(File).where(File.uri == given.c.uri).values(
-                recorded_at=given.c.recorded_at, site=given.c.site)).rowcount
+                recorded_at=given.c.recorded_at, site=given.c.site, updated_at=stamp)).rowcount
     return changed
 
 

@@ -315,6 +315,20 @@ class EstimateRow(Base):
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
+class JobSummary(Base):
+    """What a scan of a job's every window computed (db/summaries.py: the overview's counts, a
+    label's score grid), with the stamp of the rows it was computed from: read again while the
+    stamp holds, computed again when it changed."""
+
+    __tablename__ = "job_summary"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    stamp: Mapped[str] = mapped_column(Text)
+    body: Mapped[list] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
 class ReviewerRow(Base):
     """A named person of a reviewing team (``soundtag reviewers``): a ``reviewer`` records
     verdicts, a ``viewer`` only listens, an ``admin`` also adjudicates and sees the team's

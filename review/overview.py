@@ -100,10 +100,13 @@ def histogram(engine: Engine, job_id: str, label: str, bins: int = 20) -> dict:
 
 
 def counted(engine: Engine, job_id: str, items: list[ReviewItem], label: str, site: str | None = None,
-            day: str | None = None, hour: int | None = None) -> list[ReviewItem]:
+            day: str | None = None, hour: int | None = None,
+            scores: tuple[float, float] | None = None) -> list[ReviewItem]:
     """Of ``items``, those a chart's point counts: windows ``label`` tags, of ``site``, starting on
-    ``day`` ('YYYY-MM-DD', UTC) and in ``hour`` of the day where given; a file item when any of
-    its windows is."""
-    found = detections.detected(engine, job_id, label, site, day, hour)
+    ``day`` ('YYYY-MM-DD', UTC) and in ``hour`` of the day where given; or, with ``scores`` (a
+    score histogram bin's low and high edges), the windows in that bin, tagged or not. A file
+    item is counted when any of its windows is."""
+    found = (detections.scored(engine, job_id, label, *scores) if scores is not None
+             else detections.detected(engine, job_id, label, site, day, hour))
     files = {file_id for file_id, _, _ in found}
     return [item for item in items if item.key in found or (item.start_s is None and item.file_id in files)]

@@ -131,11 +131,12 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
 
     @app.get("/api/items")
     def list_items(request: Request, label: str | None = None, site: str | None = None, day: str | None = None,
-                   hour: int | None = None):
+                   hour: int | None = None, low: float | None = None, high: float | None = None):
         shown = queue.handed(who(request), BATCH) if handing(request) else queue.shown()
         if label is not None:  # what an overview chart's point counts
+            scores = None if low is None or high is None else (low, high)
             counted = {id(item) for item in overview.counted(engine, session.job_id, [item for _, item in shown],
-                                                             label, site, day, hour)}
+                                                             label, site, day, hour, scores)}
             shown = [(n, item) for n, item in shown if id(item) in counted]
         # Plain JSON values already: FastAPI's own encoding walks every value again (a second at
         # 2,000 items on a loaded machine; issue 27).

@@ -1,7 +1,9 @@
 """When and where a recording was made, read from what recorders write: a WAV file's GUANO
-(``guan``), BWF (``bext``) and AudioMoth comment (``LIST``/``INFO``/``ICMT``) chunks, then its
-name (``YYYYMMDD_HHMMSS`` with an optional prefix, as AudioMoth and Song Meter name files, or a
-``--time-pattern``). Never the file's mtime: a copy changes it. What none of them says is None.
+(``guan``), BWF (``bext``) and AudioMoth comment (``LIST``/``INFO``/``ICMT``) chunks; a FLAC
+file's Vorbis comments (``DATE``, ``COMMENT``) and an MP3 file's ID3 tag (``TDRC``/``TYER``,
+``COMM``), as libsndfile reads them; then its name (``YYYYMMDD_HHMMSS`` with an optional prefix,
+as AudioMoth and Song Meter name files, or a ``--time-pattern``). Never the file's mtime: a copy
+changes it. What none of them says is None.
 
 Times are returned in UTC. A time written without its zone (a bext chunk, a file name, a GUANO
 timestamp without offset) is read in ``Rules.timezone``, UTC when none is given.
@@ -73,33 +75,57 @@ def zone(name: str | None) -> timezone | ZoneInfo:
         raise ConfigError(f"--timezone {name!r}: not a time zone name; use one like Europe/Paris or UTC") from None
 
 
-def chunks(file: BinaryIO) -> dict[str, bytes]:
-    """The metadata chunks of a RIFF/WAVE file (``guan``, ``bext`` and ``LIST`` INFO's ``ICMT``)
-    by id, found by seeking from chunk to chunk: the audio is never read. Anything else (another
-    format, a truncated header) gives none. The file is left where it was."""
+def metadata(file: BinaryIO) -> dict[str, bytes]:
+    """What a file's header says of its recording, by kind: ``guan``, ``bext``, ``comment`` (a WAV
+    file's ``ICMT``, a FLAC or MP3 file's comment), ``date`` (a FLAC or MP3 file's). Only the
+    header is read; anything else (another format, a truncated header) gives none. The file is
+    left where it was."""
     at = file.tell()
-    found: dict[str, bytes] = {}
     try:
         head = file.read(12)
+        if head[:4] == b"fLaC" or head[:3] == b"ID3":
+            file.seek(at)
+            return _tags(file)
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-            return found
-        while True:
-            header = file.read(8)
-            if len(header) < 8:
-                return found
-            kind, size = header[:4], struct.unpack("<I", header[4:])[0]
-            if kind in (b"guan", b"bext", b"LIST") and size <= _MOST:
-                body = file.read(size)
-                if kind == b"LIST":
-                    found.update(_info(body))
-                else:
-                    found[kind.decode()] = body
-            else:
-                file.seek(size, 1)
-            if size % 2:  # chunks are padded to an even length
-                file.seek(1, 1)
+            return {}
+        return _chunks(file)
     finally:
         file.seek(at)
+
+
+def _tags(file: BinaryIO) -> dict[str, bytes]:
+    """A FLAC file's Vorbis comments or an MP3 file's ID3v2 tag, through libsndfile: it reads
+    the header only, and gives ``DATE``/``TDRC``/``TYER`` as its date and ``COMMENT``/``COMM`` as
+    its comment (an ID3 ``TDOR`` it does not give)."""
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(file) as sound:
+            found = sound.copy_metadata()
+    except (soundfile.LibsndfileError, RuntimeError, ValueError):
+        return {}
+    return {key: found[key].encode() for key in ("date", "comment") if found.get(key)}
+
+
+def _chunks(file: BinaryIO) -> dict[str, bytes]:
+    """A RIFF/WAVE file's ``guan``, ``bext`` and ``LIST`` INFO ``ICMT`` (as ``comment``) chunks,
+    found by seeking from chunk to chunk past the 12-byte RIFF header: the audio is never read."""
+    found: dict[str, bytes] = {}
+    while True:
+        header = file.read(8)
+        if len(header) < 8:
+            return found
+        kind, size = header[:4], struct.unpack("<I", header[4:])[0]
+        if kind in (b"guan", b"bext", b"LIST") and size <= _MOST:
+            body = file.read(size)
+            if kind == b"LIST":
+                found.update(_info(body))
+            else:
+                found[kind.decode()] = body
+        else:
+            file.seek(size, 1)
+        if size % 2:  # chunks are padded to an even length
+            file.seek(1, 1)
 
 
 def _info(body: bytes) -> dict[str, bytes]:
@@ -109,7 +135,7 @@ def _info(body: bytes) -> dict[str, bytes]:
     while at + 8 <= len(body):
         kind, size = body[at:at + 4], struct.unpack("<I", body[at + 4:at + 8])[0]
         if kind == b"ICMT":
-            found["ICMT"] = body[at + 8:at + 8 + size]
+            found["comment"] = body[at + 8:at + 8 + size]
         at += 8 + size + size % 2
     return found
 
@@ -189,12 +215,27 @@ def _utc(when: datetime, local) -> datetime:
     return when.astimezone(timezone.utc)
 
 
+def _tag_time(date: bytes, local) -> datetime | None:
+    """A Vorbis ``DATE`` or ID3 ``TDRC`` (ISO 8601: ``2024-05-01T06:30:00``, or with a space):
+    only one that holds a time of day tells when a recording was made; a bare date or year is
+    no recording time."""
+    text = date.decode("utf-8", "replace").strip().replace("Z", "+00:00")
+    if not re.match(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", text):
+        return None
+    try:
+        return _utc(datetime.fromisoformat(text), local)
+    except ValueError:
+        return None
+
+
 def recorded_at(found: dict[str, bytes], name: str, rules: Rules) -> datetime | None:
-    """The first of: GUANO's Timestamp, bext's origination, AudioMoth's comment, the file name."""
+    """The first of: GUANO's Timestamp, bext's origination, a FLAC or MP3 file's date, an
+    AudioMoth comment, the file name."""
     local = zone(rules.timezone)
     return ((_guano_time(guano(found["guan"]), local) if "guan" in found else None)
             or (_bext_time(found["bext"], local) if "bext" in found else None)
-            or (_moth_time(found["ICMT"]) if "ICMT" in found else None)
+            or (_tag_time(found["date"], local) if "date" in found else None)
+            or (_moth_time(found["comment"]) if "comment" in found else None)
             or _name_time(name, rules.time_pattern, local))
 
 
@@ -219,5 +260,5 @@ def site(uri: str, roots: list[str], rules: Rules, found: dict[str, bytes] | Non
 
 def read(file: BinaryIO, uri: str, roots: list[str], rules: Rules) -> Recording:
     """When and where the recording at ``uri`` (open as ``file``) was made."""
-    found = chunks(file)
+    found = metadata(file)
     return Recording(recorded_at(found, uri, rules), site(uri, roots, rules, found))

@@ -1,9 +1,13 @@
 """When and where a recording was made (soundtag.recording), read from real WAV files carrying
-GUANO, bext and AudioMoth chunks as recorders lay them out, and from recorders' file names."""
+GUANO, bext and AudioMoth chunks as recorders lay them out, from FLAC and MP3 files carrying
+Vorbis comments and ID3 tags, and from recorders' file names."""
 
+import io
 from datetime import datetime, timezone
 
+import numpy as np
 import pytest
+import soundfile
 
 from soundtag.errors import ConfigError
 from soundtag.recording import Rules, read
@@ -52,6 +56,69 @@ def test_audiomoth_comment_local_time_and_offset(tmp_path, offset, expected):
                "battery was 4.4V and temperature was 15.8C.")
     path = with_chunks(tmp_path / "moth.wav", [audiomoth_comment(comment)])
     assert _read(path).recorded_at == expected
+
+
+MOTH = "Recorded at 05:30:00 01/05/2024 (UTC+2) by AudioMoth 24F3190361DA3578 at medium gain"
+
+
+def _tagged(path, fmt, **tags):
+    """A second of noise in ``fmt`` (FLAC, MP3) written by libsndfile with ``tags`` (date,
+    comment, title): Vorbis comments in FLAC, an ID3v2.3 tag (TYER, COMM) before MP3's frames."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with soundfile.SoundFile(path, "w", 16000, 1, format=fmt) as f:
+        for key, value in tags.items():
+            setattr(f, key, value)
+        f.write(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
+    return path
+
+
+def _syncsafe(n):
+    return bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F])
+
+
+def _id3v24(path, frames):
+    """An MP3 whose ID3v2.4 tag holds ``frames`` (id, text): UTF-8 text frames, COMM with its
+    language and empty description, sizes syncsafe as version 4 writes them."""
+    stream = io.BytesIO()
+    with soundfile.SoundFile(stream, "w", 16000, 1, format="MP3") as f:
+        f.write(np.zeros(16000, dtype=np.float32))
+    audio = stream.getvalue()
+    body = b""
+    for kind, text in frames:
+        payload = b"\x03" + (b"eng\x00" if kind == b"COMM" else b"") + text.encode()
+        body += kind + _syncsafe(len(payload)) + b"\x00\x00" + payload
+    path.write_bytes(b"ID3\x04\x00\x00" + _syncsafe(len(body)) + body + audio)
+    return path
+
+
+def test_flac_date_without_zone_is_read_in_the_timezone(tmp_path):
+    path = _tagged(tmp_path / "take.flac", "FLAC", date="2024-05-01T06:30:00", title="dawn")
+    assert _read(path, Rules(timezone="Europe/Paris")).recorded_at == datetime(2024, 5, 1, 4, 30, tzinfo=UTC)
+
+
+def test_flac_audiomoth_comment(tmp_path):
+    path = _tagged(tmp_path / "moth.flac", "FLAC", comment=MOTH)
+    assert _read(path).recorded_at == datetime(2024, 5, 1, 3, 30, tzinfo=UTC)
+
+
+def test_mp3_id3v24_recording_time_and_comment(tmp_path):
+    path = _id3v24(tmp_path / "a.mp3", [(b"TDRC", "2024-05-01T06:30:00"), (b"COMM", MOTH)])
+    assert _read(path, Rules(timezone="America/New_York")).recorded_at == datetime(2024, 5, 1, 10, 30, tzinfo=UTC)
+    # Without the date, the AudioMoth comment says when.
+    assert _read(_id3v24(tmp_path / "b.mp3", [(b"COMM", MOTH)])).recorded_at == datetime(2024, 5, 1, 3, 30,
+                                                                                       tzinfo=UTC)
+
+
+def test_mp3_id3v23_comment_as_lame_writes_it(tmp_path):
+    path = _tagged(tmp_path / "take.mp3", "MP3", comment=MOTH, title="dawn")
+    assert _read(path).recorded_at == datetime(2024, 5, 1, 3, 30, tzinfo=UTC)
+
+
+def test_tags_without_a_time_of_day_leave_the_name_to_say(tmp_path):
+    # A year or a bare date is no recording time: the name's is taken, and without one, none.
+    assert _read(_tagged(tmp_path / "20240501_053000.flac", "FLAC", date="2024")).recorded_at == datetime(
+        2024, 5, 1, 5, 30, tzinfo=UTC)
+    assert _read(_tagged(tmp_path / "song.flac", "FLAC", date="2024-05-01", comment="field notes")).recorded_at is None
 
 
 def test_guano_wins_over_bext_and_comment_and_name(tmp_path):

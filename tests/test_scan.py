@@ -55,6 +55,27 @@ def test_scan_of_labeled_unchanged_folder_enqueues_nothing(tmp_path, celery_env)
     assert _scan(celery_env, folder)[0].endswith("1 listed, 0 new, 0 changed; nothing to enqueue")
 
 
+def test_scan_reads_times_and_sites_by_its_rules(tmp_path, celery_env, workers):
+    url, folder = celery_env["SOUNDTAG_DATABASE_URL"], tmp_path / "archive"
+    write(folder / "pond" / "unit7 2024.05.01 at 06h30.wav")
+    out = soundtag("scan", str(folder), "--labels", LABELS, "--time-pattern", "%Y.%m.%d at %Hh%M",
+                   "--timezone", "Europe/Paris", "--site-pattern", r"(unit\d+) ", env=celery_env).stdout
+    assert "1 new" in out
+    workers(celery_env)
+    wait_for(lambda: query(url, "select count(*) from labeling")[0][0] == 1, 120, "the scanned file to be labeled")
+    (at, site), = query(url, "select recorded_at, site from files")
+    # Paris is UTC+2 in May; the site is the pattern's group, not the folder.
+    assert (str(at)[:19], site) == ("2024-05-01 04:30:00", "unit7")
+
+
+def test_scan_refuses_a_bad_rule_in_one_line(tmp_path, celery_env):
+    write(tmp_path / "a.wav")
+    proc = soundtag("scan", str(tmp_path), "--labels", LABELS, "--timezone", "Mars/Olympus", env=celery_env,
+                    check=False)
+    assert proc.returncode != 0 and "--timezone 'Mars/Olympus'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_two_scans_of_the_same_source_never_run_at_once(tmp_path, celery_env):
     from producer.scan import _lock
     from soundtag.settings import Settings

@@ -171,7 +171,11 @@ async function histogram(label) {
       u.ctx.restore();
     }]},
   }, [mids, found.counts, found.precision], section);
-  chart.over.addEventListener("click", () => review({label}));
+  // A bin: the review of the windows whose score falls in it, tagged or not.
+  chart.over.addEventListener("click", () => {
+    const i = chart.cursor.idx;
+    if (i !== null && i !== undefined) review({label, low: found.edges[i], high: found.edges[i + 1]});
+  });
   charts.histogram = chart;
   exports("histogram", () => chart.ctx.canvas, () => [["bin low", "bin high", "windows", "validated", "validated share"],
     ...found.counts.map((n, i) => [found.edges[i], found.edges[i + 1], n, found.validated[i], found.precision[i]])]);

@@ -166,12 +166,17 @@ def scan(
     pattern: Pattern = None,
     audio_column: AudioColumn = None,
     truth_column: TruthColumn = None,
+    time_pattern: TimePattern = None,
+    timezone: TimeZone = None,
+    site_pattern: SitePattern = None,
 ) -> None:
     """Enqueue only the files that are new or changed since they were last seen (what the
     scheduled scans run); prints what it found."""
     from producer.scan import scan as run_scan
 
-    settings = load_settings(model=model, database_url=database)
+    settings = load_settings(model=model, database_url=database, time_pattern=time_pattern, timezone=timezone,
+                             site_pattern=site_pattern)
+    recording_rules(settings)
     result = run_scan(open_engine(settings, create=True), paths, read_taxonomy(taxonomy, labels, name), settings, pattern=pattern,
                       audio_column=audio_column, truth_column=truth_column)
     out.print(result.summary())

@@ -41,7 +41,7 @@ TimePattern = Annotated[Optional[str], typer.Option("--time-pattern", help="Wher
                                                   'time other than as YYYYMMDD_HHMMSS: strptime directives, e.g. '
                                                   '"%Y-%m-%d %H.%M" [SOUNDTAG_TIME_PATTERN].')]
 TimeZone = Annotated[Optional[str], typer.Option("--timezone", help="Time zone of recording times written without "
-                                                 "one (names, bext), e.g. Europe/Paris (default: UTC) "
+                                                 "one (names, bext, FLAC and MP3 dates), e.g. Europe/Paris (default: UTC) "
                                                  "[SOUNDTAG_TIMEZONE].")]
 SitePattern = Annotated[Optional[str], typer.Option("--site-pattern", help="Regular expression whose first group in "
                                                     "a file's path is its site (default: the first folder below "
