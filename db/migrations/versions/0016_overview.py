@@ -1,16 +1,16 @@
 """overview: job_summary, what a scan of a job's every window computed for the overview page,
 kept with the stamp of the rows it was computed from (db/summaries.py)
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0015'
-down_revision = '0014'
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
