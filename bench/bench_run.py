@@ -481,11 +481,13 @@ def report(r: dict) -> str:
         if head_backend in c and tower:
             b = c[head_backend]
             per_clip = (b["steady_s"] - b["cold_text_s"]) / max(1, r["steady_clips"] - 1)
-            fastest = min(r["tower"].values())
+            # The steady runs are fp32, so the tower they are held to is the fastest fp32 one.
+            fp32 = {variant: ms for variant, ms in r["tower"].items() if variant.endswith("fp32")}
+            fastest = min(fp32.values())
             met = "**met**" if per_clip <= 1.15 * fastest else "**not met**"
-            lines += ["", f"Target, steady per-clip cost ≤ 1.15× the fastest audio tower alone: {met} — "
-                          f"{1000 * per_clip:.0f} ms a clip on {head_backend} against {1000 * fastest:.0f} ms "
-                          f"({min(r['tower'], key=r['tower'].get)} alone), {per_clip / fastest:.2f}×."]
+            lines += ["", f"Target, steady per-clip cost ≤ 1.15× the fastest audio tower alone at the run's dtype "
+                          f"(fp32): {met} — {1000 * per_clip:.0f} ms a clip on {head_backend} against "
+                          f"{1000 * fastest:.0f} ms ({min(fp32, key=fp32.get)} alone), {per_clip / fastest:.2f}×."]
         onnx = c.get("onnx")
         if onnx:
             met = "**met**" if onnx["cold_kept_s"] <= 3 else "**not met**"
