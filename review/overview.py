@@ -7,6 +7,7 @@ a chart's point counts, so a click opens the review of exactly those."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from datetime import timedelta
@@ -19,6 +20,7 @@ from db.reviews import ReviewItem
 from db.segments import job_windows
 from review.validation import truths
 
+log = logging.getLogger(__name__)
 
 def effort(found: list[detections.Recording]) -> dict[tuple[str | None, str], float]:
     """Minutes recorded per site and hour ('YYYY-MM-DD HH', UTC): each recording's overlap with
@@ -75,6 +77,18 @@ def overview(engine: Engine, job_id: str, site: str | None = None) -> dict:
         "per_site": {label: [per_site[s][label] for s in sites] for label in labels},
         "effort_per_site": [effort_site[s] for s in sites],
     }
+
+
+def prepare(engine: Engine, job_id: str) -> None:
+    """Compute and keep (db/summaries.py) what the page and each label's histogram read, so that
+    a person's first look is served from the kept summaries rather than a scan of every window.
+    Run beside the server as it starts; a failure here is the first request's to report."""
+    try:
+        overview(engine, job_id)
+        for label in job_spec(engine, job_id).taxonomy.names:
+            histogram(engine, job_id, label)
+    except Exception:  # noqa: BLE001 - a request computes it again, and says what failed
+        log.exception("overview: preparing the summaries failed")
 
 
 def histogram(engine: Engine, job_id: str, label: str, bins: int = 20) -> dict:

@@ -153,6 +153,24 @@ def _painted(page, selector: str) -> int:
     }""", selector)
 
 
+def test_the_review_server_prepares_the_overview_before_anyone_asks(sqlite_url, server):  # noqa: F811
+    """The page's first look reads kept summaries: `soundtag review` computes them as it starts."""
+    from db.schema import engine_for, ensure_schema
+    from tests.conftest import wait_for
+
+    engine = engine_for(sqlite_url)
+    ensure_schema(engine)
+    job = _job(engine)
+    server("--database", sqlite_url, "--unit", "window", "--job", job).wait_ready()
+
+    def kept():
+        return {name for name, in query(sqlite_url, f"select name from job_summary where job_id = '{job}'")}
+
+    labels = {f"scores:{name}" for name, in query(sqlite_url, "select label from taxonomy_label where not is_group")}
+    assert labels
+    wait_for(lambda: kept() >= {"tagged"} | labels, 60, "the overview's summaries to be kept")
+
+
 def test_overview_page_draws_each_chart_and_opens_the_review_of_a_day(sqlite_url, server, browser):  # noqa: F811
     from db.schema import engine_for, ensure_schema
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -59,6 +60,7 @@ def review(
     import getpass
 
     from db.reviewers import any_reviewers
+    from review import overview
     from review.guard import Guard, check_exposure
     from review.order import Order
     from review.queue import Session
@@ -106,6 +108,8 @@ def review(
                   f"http://{shown_host}:{port}/" + (", each with their own token" if team else "?token=…"
                                                      if settings.review_token else "")
                   + "  (overview: /overview; Ctrl-C stops)")
+    # The overview's summaries are prepared while the first person opens the page.
+    threading.Thread(target=overview.prepare, args=(engine, info.job_id), daemon=True).start()
     serve(app_, host, port)
 
 
