@@ -4,6 +4,7 @@ prompts' embeddings kept across databases; a fleet worker on it."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -109,8 +110,12 @@ def test_fetch_model_exports_a_local_folder_offline_with_its_int8_towers(tiny_cl
     folder = folder_for(str(tiny_clap), exports)
     assert f"exported to ONNX in {folder}" in proc.stderr
     towers = {"audio.onnx", "text.onnx", "audio-int8.onnx", "text-int8.onnx"}
+    # Where OpenVINO is installed it compiles the towers at that dtype once, into its cache there.
+    openvino = importlib.util.find_spec("openvino") is not None
     assert {p.name for p in folder.iterdir()} == {*towers, *(f"{t}.data" for t in towers), "tokenizer.json",
-                                                  "front_end.npz", "manifest.json"}
+                                                  "front_end.npz", "manifest.json", *["openvino-cache"] * openvino}
+    assert (f"compiled by OpenVINO at int8 into {folder / 'openvino-cache'}" in proc.stderr) == openvino
+    assert not openvino or len(list((folder / "openvino-cache").iterdir())) >= 2  # both towers
     int8 = load_classifier(str(tiny_clap), exports, backend="onnx", dtype="int8")
     assert int8.revision.endswith(":int8-onnx")
     scores = int8.label_embeddings(taxonomy_from_csv(LABELS)) @ _embeddings(int8)[0]

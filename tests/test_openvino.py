@@ -73,3 +73,22 @@ def test_int8_runs_the_exports_quantized_towers(tiny_clap, export_dir):
     assert openvino.revision.endswith(":int8-openvino") and onnx.revision.endswith(":int8-onnx")
     windows = _windows(2)
     np.testing.assert_allclose(_scores(openvino, windows)[0], _scores(onnx, windows)[0], atol=1e-2)
+
+
+def test_a_second_start_imports_the_compiled_towers_from_the_exports_cache(tiny_clap, export_dir, monkeypatch):
+    """OpenVINO keeps what it compiled beside the export; the next process imports it (the same
+    scores) instead of compiling again."""
+    import openvino
+
+    compiled = []
+    original = openvino.Core.compile_model
+    monkeypatch.setattr(openvino.Core, "compile_model",
+                        lambda self, *args, **kwargs: compiled.append(original(self, *args, **kwargs)) or compiled[-1])
+    windows = _windows(2)
+    first = load_classifier(str(tiny_clap), export_dir, backend="openvino", keep_prompts=False)
+    audio, scores = _scores(first, windows)
+    assert any(first.towers._cache.iterdir())
+    again = load_classifier(str(tiny_clap), export_dir, backend="openvino", keep_prompts=False)
+    compiled.clear()
+    np.testing.assert_array_equal(_scores(again, windows)[1], scores)
+    assert [c.get_property("LOADED_FROM_CACHE") for c in compiled] == [True, True]  # audio and text towers

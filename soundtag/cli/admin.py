@@ -18,7 +18,8 @@ def fetch_model(
     model: Annotated[Optional[str], typer.Argument(help="Hub id or local folder [SOUNDTAG_MODEL].")] = None,
     export: Annotated[bool, typer.Option("--export", help="Also export its towers to ONNX (the CPU backend) "
                                          "[SOUNDTAG_EXPORT_DIR].")] = False,
-    dtype: Annotated[Optional[str], typer.Option(help="With --export: fp32 or int8 (adds the quantized towers).")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="With --export: fp32, int8 (adds the quantized towers) or bf16; "
+                                               "where OpenVINO is installed, also compiled by it at that dtype.")] = None,
     random: Annotated[Optional[Path], typer.Option(
         "--random", help="Instead, save a small randomly initialised CLAP in this folder: the real code path "
         "offline, labels that mean nothing.")] = None,
@@ -52,8 +53,13 @@ def fetch_model(
     if export:
         from model.onnx_export import exported
 
-        done = exported(settings.model, settings.dtype, settings.export_dir)
+        # bf16 is a precision OpenVINO computes the fp32 towers in, not a file of its own.
+        done = exported(settings.model, "int8" if settings.dtype == "int8" else "fp32", settings.export_dir)
         console.print(f"{settings.model_ref}: exported to ONNX in {done.folder}")
+        from model.openvino_towers import compile_ahead
+
+        if (kept := compile_ahead(done, settings.dtype)) is not None:
+            console.print(f"{settings.model_ref}: compiled by OpenVINO at {settings.dtype} into {kept}")
 
 
 @db_app.command("upgrade")
