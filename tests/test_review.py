@@ -377,7 +377,8 @@ def _open(browser, url: str):
 
 
 def _items(page, url: str) -> list[dict]:
-    return page.request.get(url + "/api/items").json()["items"]
+    """Every item of the review, in the order shown: one page as long as the whole listing."""
+    return page.request.get(url + "/api/items?limit=100000").json()["items"]
 
 
 def _item_of(url: str) -> int:
@@ -651,6 +652,59 @@ def test_events_and_label_queues_page_through_their_segments(long_db, server, br
     review_windows.wait_ready()
     assert len(_items(page, review_windows.url)) == windows
     assert errors == []
+
+
+MANY_S, MANY_HOP_S = 700, 10  # 69 windows: more than the page asks for at a time (review.listing.PAGE)
+
+
+@pytest.fixture(scope="module")
+def many_windows(tmp_path_factory, tiny_clap):
+    folder = tmp_path_factory.mktemp("many")
+    write(folder / "archive" / "many.wav", seconds=MANY_S, rate=8000, freq=300.0)
+    url = f"sqlite:///{folder / 'soundtag.db'}"
+    soundtag("run", str(folder / "archive"), "--labels", LABELS, "--model", str(tiny_clap), "--database", url,
+             "--hop", str(MANY_HOP_S))
+    return url
+
+
+def test_the_list_comes_a_page_at_a_time_and_the_reviewer_walks_past_the_first(many_windows, server, browser):
+    from review.listing import PAGE
+
+    review = server("--database", many_windows)
+    review.wait_ready()
+    every = json.loads(_raw(review.url, path="/api/items?limit=1000")[2])
+    total = every["total"]
+    assert total == len(every["items"]) > PAGE + 2
+    page_of_ten = json.loads(_raw(review.url, path="/api/items?limit=10&offset=60")[2])
+    assert (page_of_ten["total"], page_of_ten["offset"], len(page_of_ten["items"])) == (total, 60, min(10, total - 60))
+    assert [item["id"] for item in page_of_ten["items"]] == [item["id"] for item in every["items"][60:70]]
+    assert len(json.loads(_raw(review.url, path="/api/items")[2])["items"]) == PAGE  # the default: one page
+
+    page, errors = _open(browser, review.url)
+    asked = []  # the page's own requests for the list
+    page.on("response", lambda r: "/api/items?" in r.url and asked.append(r))
+    first_page = {item["id"] for item in every["items"][:PAGE]}
+    for _ in range(PAGE + 2):  # a verdict on each: past the first page's last item
+        page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+        page.keyboard.press("a")
+    page.wait_for_function(f"document.querySelector('#progress').textContent.startsWith('{PAGE + 2} reviewed')")
+    page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    beyond = every["items"][PAGE + 2]
+    assert beyond["id"] not in first_page
+    assert int(page.evaluate("document.body.dataset.item")) == beyond["id"]
+    assert page.text_content("#position").startswith(f"window {PAGE + 3} of {total}: ")
+    assert asked and all(len(answer.json()["items"]) <= PAGE and answer.json()["total"] == total for answer in asked)
+
+    # Opened again, the page starts at the first item without a verdict, in the second page.
+    again, errors_again = _open(browser, review.url)
+    again.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    assert int(again.evaluate("document.body.dataset.item")) == beyond["id"]
+    assert again.text_content("#position").startswith(f"window {PAGE + 3} of {total}: ")
+    again.keyboard.press("p")  # back into the first page: an item judged before, its verdict shown
+    again.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    assert again.text_content("#position").startswith(f"window {PAGE + 2} of {total}: ")
+    assert "accept" in again.text_content("#decision .verdict")
+    assert errors == [] and errors_again == []
 
 
 def test_an_abstained_item_says_so_and_the_help_is_on_top(long_db, server, browser):
