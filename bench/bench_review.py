@@ -158,9 +158,15 @@ def learn_database(files: int, dim: int = 512) -> str:
 
 
 def learn_requests(address: str, reviewed: int) -> dict:
-    """`GET /api/items` and verdicts against a `--order learn` server: taken in the order shown
-    (the reviewer's way), then one far down the list and an undo (the picks chosen again)."""
+    """The requests the page makes against a `--order learn` server, walked as a reviewer walks
+    it: a page opened (a new listing of the order, the page of its first item without a verdict),
+    verdicts in the order shown, the next page asked for as the walk nears a page's end, the
+    server asked for the next item without a verdict, a reload every 50 verdicts (as a new head
+    brings); then a verdict far down the list and an undo (the page asks where its item is)."""
     import json
+    from urllib.parse import urlencode
+
+    from review.listing import PAGE
 
     csrf = urllib.request.urlopen(address + "/", timeout=60).read().decode().split('data-csrf="')[1].split('"')[0]
 
@@ -173,24 +179,48 @@ def learn_requests(address: str, reviewed: int) -> dict:
             answer = json.loads(response.read())
         return (time.perf_counter() - began) * 1000, answer
 
-    gets, posts, given = [], [], set()
+    held: dict[int, dict] = {}
+
+    def page(**params) -> tuple[float, dict]:
+        elapsed, answer = timed("/api/items?" + urlencode({"limit": PAGE, **params}))
+        for k, item in enumerate(answer["items"]):
+            held.setdefault(answer["offset"] + k, item)
+        return elapsed, answer
+
+    opened, pages, seeks, posts = [], [], [], []
     for _ in range(5):
-        gets.append(timed("/api/items")[0])
+        held.clear()
+        elapsed, answer = page(after=-1)
+        opened.append(elapsed)
+    listing, place, sizes = answer["listing"], answer["position"], [len(answer["items"])]
     for n in range(reviewed):
-        if n % 50 == 0:
-            elapsed, listed = timed("/api/items")
-            gets.append(elapsed)
-        item = next(item for item in listed["items"] if item["given"] is None and item["id"] not in given)
-        posts.append(timed("/api/verdicts", {"item": item["id"], "version": item["version"], "verdict": "accept"})[0])
-        given.add(item["id"])
-    after = [timed("/api/items")[0] for _ in range(5)]
-    far = listed["items"][-1]
-    out_of_order = timed("/api/verdicts", {"item": far["id"], "version": far["version"], "verdict": "reject"})[0]
-    after_far = [timed("/api/items")[0] for _ in range(3)]
-    undo = timed("/api/undo", {})[0]
-    after_undo = [timed("/api/items")[0] for _ in range(3)]
-    return {"gets": gets, "posts": posts, "after": after, "far": out_of_order,
-            "after_far": after_far, "undo": undo, "after_undo": after_undo, "items": len(listed["items"])}
+        if n and n % 50 == 0:  # a reload: a new listing of the order as it is now
+            held.clear()
+            elapsed, answer = page(after=-1)
+            opened.append(elapsed)
+            listing, place = answer["listing"], answer["position"]
+        item = held[place]
+        elapsed, given = timed("/api/verdicts", {"item": item["id"], "version": item["version"], "verdict": "accept"})
+        posts.append(elapsed)
+        item["given"], item["version"] = given["given"], given["version"]
+        if n % 10 == 5:  # the server asked for the next without a verdict, past the pages held
+            seeks.append(page(listing=listing, after=place)[0])
+        ahead = (place + 10) // PAGE * PAGE
+        if ahead not in held:
+            elapsed, answer = page(listing=listing, offset=ahead)
+            pages.append(elapsed)
+            sizes.append(len(answer["items"]))
+        place = next(p for p in range(place + 1, answer["total"]) if not held[p]["given"])
+    far = answer["total"] - 1
+    elapsed, answer = page(listing=listing, offset=far // PAGE * PAGE)
+    pages.append(elapsed)
+    out_of_order = timed("/api/verdicts", {"item": held[far]["id"], "version": held[far]["version"],
+                                           "verdict": "reject"})[0]
+    after_far = [page(listing=listing, offset=offset)[0] for offset in (0, PAGE, 2 * PAGE)]
+    undo, undone = timed("/api/undo", {})
+    found = [page(listing=listing, item=undone["item"])[0] for _ in range(3)]
+    return {"opened": opened, "pages": pages, "seeks": seeks, "posts": posts, "far": out_of_order,
+            "after_far": after_far, "undo": undo, "found": found, "items": answer["total"], "page": max(sizes)}
 
 
 def learn_in_process(url: str, reviewed: int) -> dict:
@@ -295,7 +325,7 @@ def session(address: str, items: int) -> dict:
         page.goto(address + "/")
         page.wait_for_selector("body[data-state=ready]:not([data-busy])", timeout=60_000)
         first = time.perf_counter() - opened
-        listed = page.request.get(address + "/api/items").json()["items"]
+        listed = page.request.get(address + "/api/items?limit=100000").json()["items"]
         page.evaluate(TIMER)
         cdp = page.context.new_cdp_session(page)
         heaps = [(0, *memory(cdp))]
@@ -414,22 +444,26 @@ def learn_main(files: int, reviewed: int) -> None:
         "",
         f"`python -m bench.bench_review --learn {files} --reviewed {reviewed}` on {machine()}; "
         f"`soundtag review --order learn` (no head yet: k-centre over 512-dim embeddings) answering "
-        f"urllib in this process, {found['items']:,} items per `GET /api/items`. Load average {load_before} "
-        f"before, {loadavg()} after (2 cores shared with other work: times are upper bounds).",
+        f"urllib in this process the requests the page makes: pages of {found['page']} items of a listing of "
+        f"{found['items']:,} (review/listing.py). Load average {load_before} before, {loadavg()} after "
+        "(2 cores shared with other work: times are upper bounds).",
         "",
         f"- server start to answering (embeddings read, the first {found['items']:,}-item spread computed): "
         f"{ready:.1f} s",
-        f"- `GET /api/items`, the whole list, while {reviewed} verdicts arrive: {_ms(found['gets'])}",
-        f"- `POST /api/verdicts` on the first unreviewed item shown: {_ms(found['posts'])}",
-        f"- `GET /api/items` after them: {_ms(found['after'])}",
-        f"- a verdict on the last item listed: {found['far']:.0f} ms, then `GET /api/items`: {_ms(found['after_far'])}",
-        f"- undo: {found['undo']:.0f} ms, then `GET /api/items`: {_ms(found['after_undo'])}",
-        "- (the picks a verdict moves are chosen again in a thread; a request reads the order last brought up to date)",
+        f"- the page opened or reloaded (a new listing of the order as it is, the page of its first item "
+        f"without a verdict): {_ms(found['opened'])}",
+        f"- the next page of the listing, as the walk nears a page's end: {_ms(found['pages'])}",
+        f"- the next item without a verdict, asked of the server (the whole listing scanned): {_ms(found['seeks'])}",
+        f"- `POST /api/verdicts` on the item shown, {reviewed} in the order shown: {_ms(found['posts'])}",
+        f"- a verdict on the last item listed: {found['far']:.0f} ms, then pages of the listing: {_ms(found['after_far'])}",
+        f"- undo: {found['undo']:.0f} ms, then the page of the undone item, found in the listing: {_ms(found['found'])}",
+        "- (the picks a verdict moves are chosen again in a thread; a new listing reads the order last brought "
+        "up to date, and every later page of it is cut from that order)",
         "",
         f"The order alone, on `review.queue.ReviewQueue` in this process (queue and learner made in "
         f"{direct['start']:.1f} s):",
         "",
-        f"- `ReviewQueue.shown()` (what `GET /api/items` lists) while {reviewed} verdicts arrive: {_ms(direct['shown'])}",
+        f"- `ReviewQueue.shown()` (what a new listing takes) while {reviewed} verdicts arrive: {_ms(direct['shown'])}",
         f"- `ReviewQueue.give()` on the first unreviewed item shown: {_ms(direct['gives'])}; the order brought up "
         f"to date after it, in the background: {_ms(direct['catch_up'])}",
         "- a verdict on the last item shown: give {:.0f} ms, shown() {:.1f} ms, brought up to date in {:.0f} ms".format(

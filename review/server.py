@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -20,6 +20,7 @@ from review import audio, clip, overview
 from review.guard import BodyLimit, Guard
 from review.handout import BATCH
 from review.learning import Learner
+from review.listing import PAGE, Listings
 from review.queue import ReviewQueue, Session
 from soundtag.errors import (
     AudioError, HeldByAnother, NoSuchItem, NotInTaxonomy, ReadError, StaleVersion, TransientReadError,
@@ -67,6 +68,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     # Recordings are served only from where the job found them, whatever a path points to now.
     storage = Storage(settings.allowed_roots, settings.allowed_buckets, sources=job_roots(engine, session.job_id))
     clips = clip.Clips(storage)
+    listings = Listings()
     templates = Jinja2Templates(directory=HERE / "templates")
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -131,22 +133,44 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
 
     @app.get("/api/items")
     def list_items(request: Request, label: str | None = None, site: str | None = None, day: str | None = None,
-                   hour: int | None = None, low: float | None = None, high: float | None = None):
-        shown = queue.handed(who(request), BATCH) if handing(request) else queue.shown()
-        if label is not None:  # what an overview chart's point counts
-            scores = None if low is None or high is None else (low, high)
-            counted = {id(item) for item in overview.counted(engine, session.job_id, [item for _, item in shown],
-                                                             label, site, day, hour, scores)}
-            shown = [(n, item) for n, item in shown if id(item) in counted]
-        # Plain JSON values already: FastAPI's own encoding walks every value again (a second at
-        # 2,000 items on a loaded machine; issue 27).
-        return JSONResponse({"unit": session.unit, "handed": handing(request), "items": [
-            {"id": n, "file": item.file_id, "name": readable(item.uri), "duration": item.duration_s,
-             "start": item.start_s, "end": item.end_s, "clip_start": clip_bounds(item)[0],
-             "decision": item.decision, "margin": item.margin, "labels": [vars(scored) for scored in item.labels],
-             # What is handed to a person is theirs to judge, whoever else judged it (the overlap).
-             "given": None if handing(request) else queue.given(n), "version": queue.version(n)}
-            for n, item in shown],
+                   hour: int | None = None, low: float | None = None, high: float | None = None,
+                   listing: int | None = None, offset: int = Query(0, ge=0),
+                   limit: int = Query(PAGE, ge=1), after: int | None = Query(None, ge=-1), item: int | None = None):
+        """One page of the listing the page walks (``listing``; a new one of the order as it is now
+        when absent or no longer kept): ``limit`` items from place ``offset``, or the page holding
+        the first item without a verdict after place ``after``, or the page holding item ``item``;
+        ``position`` is the place found. Only the page's items are serialised (issue 27)."""
+        handed, reviewer_now = handing(request), who(request)
+        found = listings.get(listing, reviewer_now) if listing is not None else None
+        if found is None:
+            shown = queue.handed(reviewer_now, BATCH) if handed else queue.shown()
+            if label is not None:  # what an overview chart's point counts
+                scores = None if low is None or high is None else (low, high)
+                counted = {id(one) for one in overview.counted(engine, session.job_id, [one for _, one in shown],
+                                                               label, site, day, hour, scores)}
+                shown = [(n, one) for n, one in shown if id(one) in counted]
+            found = listings.make(shown, reviewer_now)
+
+        def given(n: int) -> dict | None:
+            # What is handed to a person is theirs to judge, whoever else judged it (the overlap).
+            return None if handed else queue.given(n)
+
+        position = None
+        if after is not None:
+            position = found.next_open(after, lambda n: given(n) is None, wrap=not handed)
+        elif item is not None:
+            position = found.place_of(item)
+        if position is not None:
+            offset = position - position % limit
+        # Plain JSON values already: FastAPI's own encoding walks every value again (issue 27).
+        return JSONResponse({
+            "unit": session.unit, "handed": handed, "listing": found.number, "total": len(found.shown),
+            "offset": offset, "position": position, "items": [
+                {"id": n, "file": one.file_id, "name": readable(one.uri), "duration": one.duration_s,
+                 "start": one.start_s, "end": one.end_s, "clip_start": clip_bounds(one)[0],
+                 "decision": one.decision, "margin": one.margin, "labels": [vars(scored) for scored in one.labels],
+                 "given": given(n), "version": queue.version(n)}
+                for n, one in found.page(offset, limit)],
             "progress": queue.progress(), "learning": learning_status()})
 
     @app.get("/api/learning")

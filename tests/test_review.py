@@ -377,7 +377,8 @@ def _open(browser, url: str):
 
 
 def _items(page, url: str) -> list[dict]:
-    return page.request.get(url + "/api/items").json()["items"]
+    """Every item of the review, in the order shown: one page as long as the whole listing."""
+    return page.request.get(url + "/api/items?limit=100000").json()["items"]
 
 
 def _item_of(url: str) -> int:
@@ -651,6 +652,95 @@ def test_events_and_label_queues_page_through_their_segments(long_db, server, br
     review_windows.wait_ready()
     assert len(_items(page, review_windows.url)) == windows
     assert errors == []
+
+
+MANY_WINDOWS = 56  # more than the page asks for at a time (review.listing.PAGE)
+
+
+@pytest.fixture
+def many_windows(tmp_path):
+    """A job over one 560 s recording whose 56 windows' results are stored as a worker stores
+    them (the model's scores do not matter here, and running it on 56 windows takes minutes)."""
+    import numpy as np
+
+    from db.files import add_files
+    from db.jobs import create_job
+    from db.results import save_results
+    from db.schema import engine_for, ensure_schema
+    from model.results import FileResult, WindowResult
+    from soundtag.fileref import FileRef
+    from soundtag.settings import Settings
+    from soundtag.taxonomy import taxonomy_from_csv
+
+    path = tmp_path / "archive" / "many.wav"
+    write(path, seconds=MANY_WINDOWS * 10.0, rate=8000, freq=300.0)
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    engine = engine_for(url)
+    ensure_schema(engine)
+    labels = LABELS.split(",")
+    job = create_job(engine, taxonomy_from_csv(LABELS), Settings(model="stored"), kind="run",
+                     sources=[str(path.parent)])
+    rng = np.random.default_rng(0)
+    windows = []
+    for n in range(MANY_WINDOWS):
+        cosines = rng.uniform(0.0, 0.4, len(labels))
+        scores = np.exp(10 * (cosines - cosines.max()))
+        windows.append(WindowResult(n * 10.0, n * 10.0 + 10.0, scores / scores.sum(), cosines))
+    mean = np.mean([w.similarity for w in windows], axis=0)
+    scores = np.exp(10 * (mean - mean.max()))
+    add_files(engine, job, [FileRef(path.as_uri(), fingerprint="many")])
+    save_results(engine, job, [FileResult(path.as_uri(), duration_s=MANY_WINDOWS * 10.0, sample_rate=8000,
+                                          channels=1, scores=scores / scores.sum(), similarity=mean,
+                                          segments=windows)], labels, logit_scale=10.0)
+    engine.dispose()
+    engine_for.cache_clear()
+    return url
+
+
+def test_the_list_comes_a_page_at_a_time_and_the_reviewer_walks_past_the_first(many_windows, server, browser):
+    from review.listing import PAGE
+
+    review = server("--database", many_windows, "--unit", "window")
+    review.wait_ready()
+    every = json.loads(_raw(review.url, path="/api/items?limit=1000")[2])["items"]
+    first_page = {item["id"] for item in every[:PAGE]}
+    page, errors = _open(browser, review.url)
+    asked: list[str] = []  # the page's own requests for the list
+    page.on("request", lambda r: "/api/items?" in r.url and asked.append(r.url))
+    for _ in range(PAGE + 1):  # n: on past the first page's last item
+        page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+        page.keyboard.press("n")
+    page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    walked = every[PAGE + 1]
+    assert walked["id"] not in first_page and int(page.evaluate("document.body.dataset.item")) == walked["id"]
+    assert page.text_content("#position").startswith(f"window {PAGE + 2} of {MANY_WINDOWS}: ")
+    page.reload()
+    for _ in range(PAGE + 2):  # a verdict on each: past the first page's last item
+        page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+        page.keyboard.press("a")
+    page.wait_for_selector(f"#progress:has-text('{PAGE + 2} reviewed / ')")
+    page.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    beyond = every[PAGE + 2]
+    assert int(page.evaluate("document.body.dataset.item")) == beyond["id"]
+    assert page.text_content("#position").startswith(f"window {PAGE + 3} of {MANY_WINDOWS}: ")
+    assert asked and all(f"limit={PAGE}" in url for url in asked)
+
+    # Opened again, the page starts at the first item without a verdict, in the second page.
+    again, errors_again = _open(browser, review.url)
+    again.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    assert int(again.evaluate("document.body.dataset.item")) == beyond["id"]
+    again.keyboard.press("p")  # back to an item judged before: its verdict shown
+    again.wait_for_selector("body[data-state=ready]:not([data-busy])")
+    assert again.text_content("#position").startswith(f"window {PAGE + 2} of {MANY_WINDOWS}: ")
+    assert "accept" in again.text_content("#decision .verdict")
+    assert errors == [] and errors_again == []
+
+    # The server serialises a page: limit items of the listing from offset, and the total.
+    assert len(every) == MANY_WINDOWS > PAGE + 2
+    five = json.loads(_raw(review.url, path=f"/api/items?limit=5&offset={PAGE}")[2])
+    assert (five["total"], five["offset"], len(five["items"])) == (MANY_WINDOWS, PAGE, 5)
+    assert [item["id"] for item in five["items"]] == [item["id"] for item in every[PAGE:PAGE + 5]]
+    assert len(json.loads(_raw(review.url, path="/api/items")[2])["items"]) == PAGE  # the default: one page
 
 
 def test_an_abstained_item_says_so_and_the_help_is_on_top(long_db, server, browser):

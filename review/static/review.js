@@ -12,14 +12,22 @@ const csrf = document.body.dataset.csrf;
 const taxonomy = JSON.parse(document.getElementById("taxonomy-labels").textContent);
 const colour = (label) => `hsla(${(Math.max(taxonomy.indexOf(label), 0) * 137) % 360}, 70%, 55%, 0.3)`;
 const ZOOM_STEP = 1.5, MAX_ZOOM = 64;
-let items = [], progress = null, index = 0, unit = "file";
+// The list is asked for a page at a time (issue 27: 20,000 items' JSON took seconds): the page
+// holding the current item, and the next one once the reviewer comes within AHEAD of its end.
+const PAGE = 50, AHEAD = 10;
+// The listing the page walks (its number on the server: every page is cut from one order), how
+// many items it has, and those of its pages that came, by place.
+let listing = null, total = 0;
+const items = new Map();  // place → item
+const pages = new Map();  // page number → Promise: each asked for once
+let progress = null, index = 0, unit = "file";
 // A team's page lists only the items handed to this person; when they are judged it asks for
 // the next ones instead of going round to the first.
 let handed = false;
 let busy = false;  // a verdict, an undo or the item after them is on its way: keys wait
 let showing = 0;  // the latest show(): an earlier one still loading gives way
 let clipStart = 0, zoom = 1;
-const clips = new Map();  // item position → Promise of {blob, start, rate}: the current item and the next
+const clips = new Map();  // item place → Promise of {blob, start, rate}: the current item and the next
 
 function element(tag, text, className) {
   const node = document.createElement(tag);
@@ -76,7 +84,7 @@ async function post(path, body) {
 // Fetched and decoded ahead: showing a prefetched item only draws it.
 function clipOf(i) {
   if (!clips.has(i)) {
-    clips.set(i, fetch(`/api/items/${items[i].id}/audio`).then(async (response) => {
+    clips.set(i, fetch(`/api/items/${items.get(i).id}/audio`).then(async (response) => {
       if (!response.ok) throw new Error(await response.text());
       const blob = await response.blob();
       const rate = Number(response.headers.get("X-Soundtag-Rate"));
@@ -116,8 +124,8 @@ function showVerdict(item) {
 }
 
 function where(item) {
-  if (item.start === null) return `recording ${index + 1} of ${items.length}`;
-  return `${unit} ${index + 1} of ${items.length}: ${clock(item.start)}–${clock(item.end)}` +
+  if (item.start === null) return `recording ${index + 1} of ${total}`;
+  return `${unit} ${index + 1} of ${total}: ${clock(item.start)}–${clock(item.end)}` +
     (item.duration ? ` of ${clock(item.duration)}` : "");
 }
 
@@ -137,9 +145,16 @@ function zoomBy(factor) {
 
 async function show(i) {
   const ticket = ++showing;
-  index = Math.max(0, Math.min(i, items.length - 1));
-  const item = items[index];
+  index = Math.max(0, Math.min(i, total - 1));
   document.body.dataset.state = "loading";
+  let item;
+  try {
+    item = await itemAt(index);
+  } catch (error) {
+    if (ticket === showing) { problem(error.message); document.body.dataset.state = "error"; }
+    return;
+  }
+  if (ticket !== showing) return;
   document.body.dataset.item = item.id;
   document.body.dataset.file = item.file;
   document.getElementById("name").textContent = item.name;
@@ -181,25 +196,93 @@ async function show(i) {
   document.body.dataset.rate = rate;
   document.getElementById("frequency-range").textContent = `0–${(rate / 2000).toFixed(1)} kHz`;
   document.body.dataset.state = "ready";
-  const next = nextUnreviewed() ?? index;
-  for (const kept of clips.keys()) if (kept !== index && kept !== next) clips.delete(kept);
   delete document.body.dataset.prefetched;
+  if (index + AHEAD < total) pageOf(index + AHEAD).catch(() => {});
+  let next;
+  try {
+    next = (await nextUnreviewed()) ?? index;
+  } catch {
+    return;  // asked again at the verdict
+  }
+  if (ticket !== showing) return;
+  for (const kept of clips.keys()) if (kept !== index && kept !== next) clips.delete(kept);
   if (next !== index) {
     clipOf(next).then(() => {
-      if (ticket === showing) document.body.dataset.prefetched = items[next].id;
+      if (ticket === showing) document.body.dataset.prefetched = items.get(next).id;
     }, () => {});
   }
 }
 
-// The first item after this one without a verdict, going round to the start (a team's page: up
-// to the end of what it was handed); null when the others all have one.
-function nextUnreviewed() {
-  for (let step = 1; step < items.length; step++) {
-    const i = (index + step) % items.length;
-    if (handed && i <= index) return null;
-    if (!items[i].given) return i;
+// Asks for a page of the listing. A new listing (none held yet, or the server no longer keeps
+// this one) replaces everything the page held of the old one: places belong to one listing.
+async function ask(params) {
+  const query = new URLSearchParams(location.search);  // an overview chart's filters, if any
+  for (const [key, value] of Object.entries({limit: PAGE, ...params})) query.set(key, value);
+  const asked = listing;
+  if (asked !== null) query.set("listing", asked);
+  const response = await fetch("/api/items?" + query);
+  if (!response.ok) throw new Error(`/api/items: ${response.status} ${await response.text()}`);
+  const answer = await response.json();
+  if (listing !== asked) return ask(params);  // the page took a new listing meanwhile: ask that one
+  if (answer.listing !== listing) {
+    listing = answer.listing;
+    items.clear();
+    pages.clear();
+    clips.clear();
+    progress = answer.progress;  // a page's own answer may be older than the verdict answers since
+  }
+  total = answer.total;
+  unit = answer.unit;
+  handed = answer.handed;
+  // The items the page holds already keep their verdicts as the page last heard them.
+  answer.items.forEach((item, k) => { if (!items.has(answer.offset + k)) items.set(answer.offset + k, item); });
+  if (!pages.has(answer.offset / PAGE)) pages.set(answer.offset / PAGE, Promise.resolve());
+  return answer;
+}
+
+// A new listing of the order as it is now: the page holding the first item without a verdict,
+// or with `params` another place to find (an item).
+function reload(params = {after: -1}) {
+  listing = null;
+  return ask(params);
+}
+
+function pageOf(i) {
+  const number = Math.floor(i / PAGE);
+  if (!pages.has(number)) {
+    const asked = ask({offset: number * PAGE});
+    pages.set(number, asked);
+    asked.catch(() => pages.delete(number));  // asked again when needed
+  }
+  return pages.get(number);
+}
+
+async function itemAt(i) {
+  if (!items.has(i)) await pageOf(i);
+  return items.get(i);
+}
+
+// The place of the first item after place `after` (-1: from the first) without a verdict, going
+// round to the start (a team's page: up to the end of what it was handed); null when the others
+// all have one. The pages held answer; past them the server looks, over the whole listing.
+async function nextUnreviewed(after = index) {
+  for (let step = 1; step <= total; step++) {
+    let i = after + step;
+    if (i >= total) {
+      if (handed) return null;
+      i -= total;
+    }
+    if (i === after) return null;
+    if (!items.has(i)) return (await ask({after})).position;
+    if (!items.get(i).given) return i;
   }
   return null;
+}
+
+// Where item `id` is in the listing; null when it is not in it.
+async function placeOf(id) {
+  for (const [i, item] of items) if (item.id === id) return i;
+  return (await ask({item: id})).position;
 }
 
 function unitName(n) {
@@ -212,18 +295,18 @@ function finished() {
   wavesurfer.pause();
   document.getElementById("done").textContent = handed
     ? `nothing left to hand out to you — u undoes your last verdict`
-    : `all ${items.length} ${unitName(items.length)} reviewed — u undoes the last verdict, p goes back`;
+    : `all ${total} ${unitName(total)} reviewed — u undoes the last verdict, p goes back`;
   document.body.dataset.state = "done";
 }
 
-function showFirst() {
-  const first = items.findIndex((item) => !item.given);
-  return first >= 0 ? show(first) : finished();
+// A new listing's first item without a verdict, or the done page.
+function showFrom(answer) {
+  return answer.position === null ? finished() : show(answer.position);
 }
 
-function update(n, answer) {
-  items[n].given = answer.given;
-  items[n].version = answer.version;
+function update(item, answer) {
+  item.given = answer.given;
+  item.version = answer.version;
   progress = answer.progress || progress;
   showProgress();
 }
@@ -232,17 +315,23 @@ function update(n, answer) {
 // means the item was judged already, so the page stays on the next one; any other failure goes
 // back to the item.
 async function judge(verdict, label) {
-  const at = index, item = items[at];
+  const at = index, item = items.get(at);
   const saved = post("/api/verdicts", {item: item.id, version: item.version, verdict, label});
-  const next = nextUnreviewed();
-  if (next === null && handed) return handOutMore(saved, at);
+  let next;
+  try {
+    next = await nextUnreviewed();
+  } catch (error) {
+    next = at;  // the list could not be asked: the page stays on the item once the verdict is in
+    problem(error.message);
+  }
+  if (next === null && handed) return handOutMore(saved, item);
   const shown = next === null ? finished() : show(next);
   let answer;
   try {
     answer = await saved;
-    update(at, answer);
+    update(item, answer);
   } catch (error) {
-    if (error.status === 409) update(at, error.answer);
+    if (error.status === 409) update(item, error.answer);
     await shown;
     if (error.status !== 409) { await show(at); problem(error.message); }
     return;
@@ -252,25 +341,15 @@ async function judge(verdict, label) {
 }
 
 // The last item handed to this person is judged: once the verdict is in, ask for the next ones.
-async function handOutMore(saved, at) {
+async function handOutMore(saved, item) {
   try {
-    update(at, await saved);
+    update(item, await saved);
   } catch (error) {
     if (error.status !== 409) { problem(error.message); return; }
   }
-  await reload();
+  const answer = await reload();
   showProgress();
-  return items.length ? show(0) : finished();
-}
-
-async function reload() {
-  const loaded = await (await fetch("/api/items" + location.search)).json();
-  items = loaded.items;
-  progress = loaded.progress;
-  unit = loaded.unit;
-  handed = loaded.handed;
-  clips.clear();  // kept by place in the list, which changed
-  return loaded;
+  return showFrom(answer);
 }
 
 // --order learn: the head the queue is ordered by, and with --learn its next version, trained in
@@ -296,8 +375,9 @@ async function followLearning(status) {
   if (!status) return;
   if (status.head !== learningHead) {
     learningHead = status.head;
-    await reload();
-    await showFirst();
+    const answer = await reload();
+    showProgress();
+    await showFrom(answer);
   }
   if (status.training) setTimeout(async () => followLearning(await (await fetch("/api/learning")).json()), 1000);
 }
@@ -312,13 +392,18 @@ async function undo() {
   }
   if (answer.item === null) return;
   if (handed) {  // the item is handed back to this person, first of their list
-    await reload();
+    const handedBack = await reload({item: answer.item});
     showProgress();
-    const back = items.findIndex((item) => item.id === answer.item);
-    return items.length ? show(Math.max(back, 0)) : finished();
+    return total ? show(handedBack.position ?? 0) : finished();
   }
-  update(answer.item, answer);
-  await show(answer.item);
+  const back = await placeOf(answer.item);
+  if (back === null) {  // not in this listing (an overview's filter): only the counts change
+    progress = answer.progress;
+    showProgress();
+    return;
+  }
+  update(await itemAt(back), answer);
+  await show(back);
 }
 
 // One action at a time: keys that arrive while a verdict is saved and the next item loads are
@@ -329,6 +414,8 @@ async function exclusive(action) {
   document.body.dataset.busy = "1";
   try {
     await action();
+  } catch (error) {
+    problem(error.message);
   } finally {
     busy = false;
     delete document.body.dataset.busy;
@@ -339,7 +426,7 @@ const help = document.getElementById("help");
 document.getElementById("help-button").addEventListener("click", () => { help.hidden = !help.hidden; });
 
 document.addEventListener("keydown", (event) => {
-  if (event.ctrlKey || event.metaKey || event.altKey || !items.length) return;
+  if (event.ctrlKey || event.metaKey || event.altKey || !total) return;
   const key = event.key;
   if (key === " ") { event.preventDefault(); wavesurfer.playPause(); }
   else if (key === "?") help.hidden = !help.hidden;
@@ -363,8 +450,8 @@ const loaded = await reload();
 learningHead = loaded.learning?.head ?? null;
 showLearning(loaded.learning);
 showProgress();
-if (items.length) {
-  await exclusive(showFirst);
+if (total) {
+  await exclusive(() => showFrom(loaded));
 } else {
   document.getElementById("name").textContent = "nothing to review";
   document.body.dataset.state = "empty";
