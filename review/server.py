@@ -1,9 +1,12 @@
 """The review web app: one item at a time (a file, a window or an event: review.units), its routes
 thin over review.queue's ReviewQueue (items, versions, verdicts, undo), a segment's audio cut by
-review.clip, a whole recording served by review.audio. Every request passes review.guard first."""
+review.clip, a whole recording served by review.audio. Every request passes review.guard first;
+with a team, ``--order adjudicate`` serves its admins only, and only an admin reads the team's
+progress (``/api/team``)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -20,6 +23,7 @@ from review import audio, clip, overview
 from review.guard import BodyLimit, Guard
 from review.handout import BATCH
 from review.learning import Learner
+from review.order import Order
 from review.queue import ReviewQueue, Session
 from soundtag.errors import (
     AudioError, HeldByAnother, NoSuchItem, NotInTaxonomy, ReadError, StaleVersion, TransientReadError,
@@ -72,10 +76,16 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def admit(request: Request) -> Response | None:
-        """The guard's refusal, or None; a team's person at work keeps the items handed to them."""
+        """The guard's refusal, or None; a team's person at work keeps the items handed to them.
+        Adjudication settles what the team could not: a team's admins only (one person without a
+        team settles their own)."""
         refused = guard.check(request)
         if refused is None and guard.team is not None:
-            queue.renew(request.state.reviewer.name)
+            person = request.state.reviewer
+            if queue.adjudicates and person.role != Role.ADMIN:
+                return PlainTextResponse(f"review: --order adjudicate is for the team's admins; {person.name} is a "
+                                         f"{person.role}", status_code=403)
+            queue.renew(person.name)
         return refused
 
     @app.middleware("http")
@@ -101,6 +111,9 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         """A team's person who judges is handed their own items; a viewer browses them all."""
         return guard.team is not None and request.state.reviewer.role != Role.VIEWER
 
+    def is_admin(request: Request) -> bool:
+        return guard.team is not None and request.state.reviewer.role == Role.ADMIN
+
     def learning_status() -> dict | None:
         return learner.status() if learner else None
 
@@ -108,7 +121,8 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     def page(request: Request):
         return templates.TemplateResponse(request, "review.html", {
             "csrf": guard.csrf, "labels": queue.labels, "reviewer": who(request), "job": session.job_id,
-            "model": spec.model, "taxonomy": spec.taxonomy.name, "order": session.order, "unit": session.unit})
+            "model": spec.model, "taxonomy": spec.taxonomy.name, "order": session.order, "unit": session.unit,
+            "admin": is_admin(request)})
 
     @app.get("/favicon.ico")
     def favicon():
@@ -132,7 +146,12 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     @app.get("/api/items")
     def list_items(request: Request, label: str | None = None, site: str | None = None, day: str | None = None,
                    hour: int | None = None):
-        shown = queue.handed(who(request), BATCH) if handing(request) else queue.shown()
+        votes = {}
+        if queue.adjudicates:
+            disputes = queue.disputes()
+            shown, votes = [(n, item) for n, item, _ in disputes], {n: people for n, _, people in disputes}
+        else:
+            shown = queue.handed(who(request), BATCH) if handing(request) else queue.shown()
         if label is not None:  # what an overview chart's point counts
             counted = {id(item) for item in overview.counted(engine, session.job_id, [item for _, item in shown],
                                                              label, site, day, hour)}
@@ -144,9 +163,18 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
              "start": item.start_s, "end": item.end_s, "clip_start": clip_bounds(item)[0],
              "decision": item.decision, "margin": item.margin, "labels": [vars(scored) for scored in item.labels],
              # What is handed to a person is theirs to judge, whoever else judged it (the overlap).
-             "given": None if handing(request) else queue.given(n), "version": queue.version(n)}
+             "given": None if handing(request) else queue.given(n), "version": queue.version(n),
+             **({"votes": votes.get(n, {})} if queue.adjudicates else {})}
             for n, item in shown],
             "progress": queue.progress(), "learning": learning_status()})
+
+    @app.get("/api/team")
+    def team(request: Request):
+        if not is_admin(request):
+            return PlainTextResponse("review: the team's progress is for its admins", status_code=403)
+        # Today as the server's clock has it: where the team works, whatever zone the stamps are in.
+        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+        return queue.team(midnight).as_json()
 
     @app.get("/api/learning")
     def learning():
