@@ -23,7 +23,6 @@ from review import audio, clip, overview
 from review.guard import BodyLimit, Guard
 from review.handout import BATCH
 from review.learning import Learner
-from review.order import Order
 from review.queue import ReviewQueue, Session
 from soundtag.errors import (
     AudioError, HeldByAnother, NoSuchItem, NotInTaxonomy, ReadError, StaleVersion, TransientReadError,
@@ -147,7 +146,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     def list_items(request: Request, label: str | None = None, site: str | None = None, day: str | None = None,
                    hour: int | None = None):
         votes = {}
-        if queue.adjudicates:
+        if queue.adjudicates:  # each dispute is the admin's to settle, as if handed to them
             disputes = queue.disputes()
             shown, votes = [(n, item) for n, item, _ in disputes], {n: people for n, _, people in disputes}
         else:
@@ -158,12 +157,13 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             shown = [(n, item) for n, item in shown if id(item) in counted]
         # Plain JSON values already: FastAPI's own encoding walks every value again (a second at
         # 2,000 items on a loaded machine; issue 27).
-        return JSONResponse({"unit": session.unit, "handed": handing(request), "items": [
+        handed = handing(request) or queue.adjudicates
+        return JSONResponse({"unit": session.unit, "handed": handed, "items": [
             {"id": n, "file": item.file_id, "name": readable(item.uri), "duration": item.duration_s,
              "start": item.start_s, "end": item.end_s, "clip_start": clip_bounds(item)[0],
              "decision": item.decision, "margin": item.margin, "labels": [vars(scored) for scored in item.labels],
              # What is handed to a person is theirs to judge, whoever else judged it (the overlap).
-             "given": None if handing(request) else queue.given(n), "version": queue.version(n),
+             "given": None if handed else queue.given(n), "version": queue.version(n),
              **({"votes": votes.get(n, {})} if queue.adjudicates else {})}
             for n, item in shown],
             "progress": queue.progress(), "learning": learning_status()})
