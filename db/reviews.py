@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import NamedTuple
 
 from sqlalchemy import (
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
+    case,
     column,
     func,
     or_,
@@ -151,13 +153,15 @@ def in_force(spec: JobSpec):
 @dataclass(frozen=True)
 class Settled:
     """An item's consensus: the settled verdict and its final label (None and None while the
-    voters are split), how many voted, whether they all agreed, whether an adjudicator settled it."""
+    voters are split), how many voted, whether they all agreed, whether an adjudicator settled it,
+    and who gave the verdict in force (the adjudicator, where one settled it)."""
 
     verdict: Verdict | None
     label: str | None
     votes: int
     agreed: bool
     adjudicated: bool
+    reviewer: str | None = None
 
 
 def consensus(engine: Engine, job_id: str) -> dict[tuple[int, float | None, float | None], Settled]:
@@ -167,12 +171,12 @@ def consensus(engine: Engine, job_id: str) -> dict[tuple[int, float | None, floa
     taxonomy_hash = select(TaxonomyRow.content_hash).where(TaxonomyRow.id == spec.taxonomy_id).scalar_subquery()
     with engine.connect() as conn:
         rows = conn.execute(job_labelings(job_id, spec, File.id, c.c.start_s, c.c.end_s, c.c.verdict, c.c.label,
-                                          c.c.votes, c.c.agreed, c.c.adjudicated)
+                                          c.c.votes, c.c.agreed, c.c.adjudicated, c.c.reviewer)
                             .join(c, and_(c.c.uri == File.uri, c.c.model == spec.model,
                                           c.c.taxonomy_hash == taxonomy_hash))).all()
     return {(file_id, start, end): Settled(Verdict(verdict) if verdict else None, label, votes, bool(agreed),
-                                           bool(adjudicated))
-            for file_id, start, end, verdict, label, votes, agreed, adjudicated in rows}
+                                           bool(adjudicated), reviewer)
+            for file_id, start, end, verdict, label, votes, agreed, adjudicated, reviewer in rows}
 
 
 def _speaks(spec: JobSpec, review):
@@ -239,6 +243,20 @@ def reviewer_votes(engine: Engine, job_id: str) -> dict[tuple[int, float | None,
     for file_id, start, end, reviewer, verdict, label in rows:
         votes.setdefault((file_id, start, end), {})[reviewer] = None if verdict == Verdict.REJECT else label
     return votes
+
+
+def verdict_counts(engine: Engine, job_id: str, since: datetime) -> dict[str, tuple[int, int]]:
+    """How many verdicts each reviewer gave under the job's model and taxonomy and did not undo:
+    (those given at ``since`` or later, all of them), by name."""
+    spec = job_spec(engine, job_id)
+    since = since.astimezone(timezone.utc)  # as the stamps are (SQLite compares their UTC text)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Review.reviewer, func.count(), func.sum(case((Review.reviewed_at >= since, 1),
+                                                                                else_=0)))
+                            .where(Review.model == spec.model, Review.taxonomy_id == spec.taxonomy_id,
+                                   Review.undone_at.is_(None))
+                            .group_by(Review.reviewer)).all()
+    return {reviewer: (int(recent or 0), total) for reviewer, total, recent in rows}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ class Order(StrEnum):
     STRATIFIED = "stratified"  # in turn per decided label, and within each across cosine bins
     LEARN = "learn"  # spread over the embedding space first, then where a head's best two labels are closest
     VALIDATE = "validate"  # a label's validation sample, as review.validation draws it: equal per score bin
+    # admins: the items whose votes disagree and no adjudicator settled (review.queue draws them), by
+    # file and time, so that one recording's disputes are heard in a row
+    ADJUDICATE = "adjudicate"
 
 
 BINS = 4
@@ -45,6 +48,8 @@ def ordered(items: Sequence[ReviewItem], order: Order, seed: str = "",
         return _learn(items, learning or Learning(), seed)
     if order == Order.VALIDATE:  # the items come drawn in this order (review.validation)
         return list(items)
+    if order == Order.ADJUDICATE:
+        return sorted(items, key=lambda i: i.key)
     if order == Order.UNCERTAIN:
         return sorted(items, key=lambda i: (i.margin, i.similarity, i.key))
     if order == Order.CONFIDENT:

@@ -1,20 +1,26 @@
 """One review session's queue: its items, the order they are shown in, the verdicts in force on
 them and each item's version, undo, and the lock that makes a verdict's check and write one step;
-for a team, which items each person is handed (review.handout). The review page's routes
+for a team, which items each person is handed (review.handout), the disputes an admin adjudicates
+(``--order adjudicate``) and the team's progress (review.team). The review page's routes
 (review.server) are thin over it."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine
 
 from db.jobs import job_spec
-from db.reviews import Given, ReviewItem, all_verdicts, record_verdicts, reviewer_votes, undo_verdict
+from db.reviewers import reviewers
+from db.reviews import (
+    Given, ReviewItem, all_verdicts, consensus, record_verdicts, reviewer_votes, undo_verdict, verdict_counts,
+)
 from review.handout import Handout, overlap_sample
 from review.learning import Learner
 from review.order import Order, ordered
+from review.team import TeamProgress, disputed, team_progress
 from review.units import Unit, review_items
 from review.validation import validation_items
 from soundtag.errors import HeldByAnother, NoSuchItem, NotInTaxonomy, StaleVersion
@@ -41,7 +47,8 @@ class ReviewQueue:
 
     With ``overlap`` (a team), each person is handed their own next items of the order, and the
     ``overlap`` share of them goes to two people; a verdict on an item handed to someone else is
-    refused."""
+    refused. In ``--order adjudicate`` the queue shows the items whose votes disagree and that no
+    adjudicator settled, and a verdict there is an adjudication: it settles the item."""
 
     def __init__(self, engine: Engine, session: Session, learner: Learner | None = None,
                  overlap: float | None = None) -> None:
@@ -68,12 +75,18 @@ class ReviewQueue:
         if self._learns:
             self.shown()  # the learn order is computed once, here, then kept up to date
         self.handout: Handout | None = None
-        if overlap is not None:
+        # Adjudication is not handed out: every admin sees every dispute, and one who voted on it
+        # must still be able to settle it (a handout skips what a person judged).
+        if overlap is not None and not self.adjudicates:
             self._judges = self._votes()
             self.handout = Handout(frozenset(overlap_sample([item.key for _, item in self.shown()], overlap)))
 
     def _votes(self) -> dict[tuple, set[str]]:
         return {key: set(people) for key, people in reviewer_votes(self.engine, self.session.job_id).items()}
+
+    @property
+    def adjudicates(self) -> bool:
+        return self.session.order == Order.ADJUDICATE
 
     @property
     def _learns(self) -> bool:
@@ -89,12 +102,36 @@ class ReviewQueue:
         return self._recordings.get(file_id)
 
     def shown(self) -> list[tuple[int, ReviewItem]]:
-        """Every item with its id, in the order the page shows them."""
+        """Every item with its id, in the order the page shows them (``--order adjudicate``: those
+        in dispute now)."""
+        if self.adjudicates:
+            return [(n, item) for n, item, _ in self.disputes()]
         if not self._learns:
             return list(enumerate(self.items))
         with self._lock:
             reviewed = [file_id for file_id, start, _ in self._given if start is None]
         return [(self._number[id(item)], item) for item in self.learner.order(self.items, reviewed)]
+
+    def disputes(self) -> list[tuple[int, ReviewItem, dict[str, str | None]]]:
+        """The items whose votes disagree and that no adjudicator settled yet, read afresh (other
+        servers' reviewers vote meanwhile), each with its id and every reviewer's vote (their
+        final label: None for a reject)."""
+        settled = consensus(self.engine, self.session.job_id)
+        open_ = {key for key, one in settled.items() if disputed(one)}
+        if not open_:
+            return []
+        votes = reviewer_votes(self.engine, self.session.job_id)
+        return [(n, item, votes.get(item.key, {})) for n, item in enumerate(self.items) if item.key in open_]
+
+    def team(self, since: datetime) -> TeamProgress:
+        """The team's progress (review.team), verdicts given from ``since`` counted as today's."""
+        job_id = self.session.job_id
+        people = {person.name: person.role for person in reviewers(self.engine)}
+        with self._lock:
+            held = {name: self.handout.held_by(name) for name in people} if self.handout is not None else {}
+        return team_progress(self.items, self.labels, consensus(self.engine, job_id),
+                             reviewer_votes(self.engine, job_id), verdict_counts(self.engine, job_id, since), held,
+                             people)
 
     def handed(self, reviewer: str, count: int) -> list[tuple[int, ReviewItem]]:
         """A team's queue: the next ``count`` items of the order for ``reviewer``, held for them
@@ -150,7 +187,8 @@ class ReviewQueue:
             if version != self._versions[n]:
                 raise StaleVersion("this item changed since the page showed it (a second press?)")
             record_verdicts(self.engine, {self.session.job_id: [Given(
-                item.file_id, verdict, reviewer, judged, item.start_s, item.end_s, item.decision)]})
+                item.file_id, verdict, reviewer, judged, item.start_s, item.end_s, item.decision,
+                adjudicated=self.adjudicates)]})
             if self.handout is not None:
                 self._judges.setdefault(item.key, set()).add(reviewer)
                 self.handout.release(reviewer, [item.key])

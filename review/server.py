@@ -1,9 +1,12 @@
 """The review web app: one item at a time (a file, a window or an event: review.units), its routes
 thin over review.queue's ReviewQueue (items, versions, verdicts, undo), a segment's audio cut by
-review.clip, a whole recording served by review.audio. Every request passes review.guard first."""
+review.clip, a whole recording served by review.audio. Every request passes review.guard first;
+with a team, ``--order adjudicate`` serves its admins only, and only an admin reads the team's
+progress (``/api/team``)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
@@ -74,10 +77,16 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def admit(request: Request) -> Response | None:
-        """The guard's refusal, or None; a team's person at work keeps the items handed to them."""
+        """The guard's refusal, or None; a team's person at work keeps the items handed to them.
+        Adjudication settles what the team could not: a team's admins only (one person without a
+        team settles their own)."""
         refused = guard.check(request)
         if refused is None and guard.team is not None:
-            queue.renew(request.state.reviewer.name)
+            person = request.state.reviewer
+            if queue.adjudicates and person.role != Role.ADMIN:
+                return PlainTextResponse(f"review: --order adjudicate is for the team's admins; {person.name} is a "
+                                         f"{person.role}", status_code=403)
+            queue.renew(person.name)
         return refused
 
     @app.middleware("http")
@@ -103,6 +112,9 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         """A team's person who judges is handed their own items; a viewer browses them all."""
         return guard.team is not None and request.state.reviewer.role != Role.VIEWER
 
+    def is_admin(request: Request) -> bool:
+        return guard.team is not None and request.state.reviewer.role == Role.ADMIN
+
     def learning_status() -> dict | None:
         return learner.status() if learner else None
 
@@ -110,7 +122,8 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
     def page(request: Request):
         return templates.TemplateResponse(request, "review.html", {
             "csrf": guard.csrf, "labels": queue.labels, "reviewer": who(request), "job": session.job_id,
-            "model": spec.model, "taxonomy": spec.taxonomy.name, "order": session.order, "unit": session.unit})
+            "model": spec.model, "taxonomy": spec.taxonomy.name, "order": session.order, "unit": session.unit,
+            "admin": is_admin(request)})
 
     @app.get("/favicon.ico")
     def favicon():
@@ -140,16 +153,24 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         when absent or no longer kept): ``limit`` items from place ``offset``, or the page holding
         the first item without a verdict after place ``after``, or the page holding item ``item``;
         ``position`` is the place found. Only the page's items are serialised (issue 27)."""
-        handed, reviewer_now = handing(request), who(request)
+        reviewer_now = who(request)
+        # Each dispute is the admin's to settle, as if handed to them; read on every request, so
+        # votes given since show.
+        disputes = queue.disputes() if queue.adjudicates else None
+        handed = handing(request) or disputes is not None
         found = listings.get(listing, reviewer_now) if listing is not None else None
         if found is None:
-            shown = queue.handed(reviewer_now, BATCH) if handed else queue.shown()
+            if disputes is not None:
+                shown = [(n, one) for n, one, _ in disputes]
+            else:
+                shown = queue.handed(reviewer_now, BATCH) if handing(request) else queue.shown()
             if label is not None:  # what an overview chart's point counts
                 scores = None if low is None or high is None else (low, high)
                 counted = {id(one) for one in overview.counted(engine, session.job_id, [one for _, one in shown],
                                                                label, site, day, hour, scores)}
                 shown = [(n, one) for n, one in shown if id(one) in counted]
             found = listings.make(shown, reviewer_now)
+        votes = {n: people for n, _, people in disputes} if disputes is not None else {}
 
         def given(n: int) -> dict | None:
             # What is handed to a person is theirs to judge, whoever else judged it (the overlap).
@@ -169,9 +190,18 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
                 {"id": n, "file": one.file_id, "name": readable(one.uri), "duration": one.duration_s,
                  "start": one.start_s, "end": one.end_s, "clip_start": clip_bounds(one)[0],
                  "decision": one.decision, "margin": one.margin, "labels": [vars(scored) for scored in one.labels],
-                 "given": given(n), "version": queue.version(n)}
+                 "given": given(n), "version": queue.version(n),
+                 **({"votes": votes.get(n, {})} if disputes is not None else {})}
                 for n, one in found.page(offset, limit)],
             "progress": queue.progress(), "learning": learning_status()})
+
+    @app.get("/api/team")
+    def team(request: Request):
+        if not is_admin(request):
+            return PlainTextResponse("review: the team's progress is for its admins", status_code=403)
+        # Today as the server's clock has it: where the team works, whatever zone the stamps are in.
+        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+        return queue.team(midnight).as_json()
 
     @app.get("/api/learning")
     def learning():

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from db.reviews import Given, given_verdicts, record_verdicts
+from db.schema import engine_for
 from tests.audio_files import write
 from tests.conftest import query, soundtag, wait_for
 from tests.test_review import LABELS, _shown, _status, browser, labeled, server  # noqa: F401 - fixtures
@@ -113,3 +115,109 @@ def test_three_reviewers_at_once_judge_apart_but_for_the_overlap_sample(archive_
     assert all(len(set(people)) == len(people) for people in judges.values())  # two different people
     assert {person for people in judges.values() for person in people} == {"ana", "bob", "cy"}
     assert all("nothing left" in page.text_content("#done") for page in pages)
+
+
+def _decision(page) -> str:
+    """The model's decision on the item on screen, as the team's progress names it ("": none)."""
+    shown = page.text_content("#decision strong")
+    return "" if shown.startswith("no decision") else shown
+
+
+def test_a_disagreement_goes_to_the_admins_adjudication_and_their_verdict_is_what_training_reads(
+        labeled, server, browser):  # noqa: F811
+    ana, bob, lead = _add(labeled, "ana"), _add(labeled, "bob"), _add(labeled, "lead", "admin")
+    team = server("--database", labeled, "--overlap", "1")  # every item to two people
+    _started(team)
+    ana_page = _signed_in(browser, team, ana)
+    file_id, decision = ana_page.evaluate("document.body.dataset.file"), _decision(ana_page)
+    other = next(n for n, label in enumerate(LABELS.split(","), 1) if label != decision)
+    ana_page.keyboard.press("a")
+    wait_for(lambda: len(query(labeled, "select * from reviews")) == 1, 30, "ana's verdict")
+    # bob's page opens after ana's verdict: its version of the item is the one she left
+    bob_page = _signed_in(browser, team, bob)
+    assert bob_page.evaluate("document.body.dataset.file") == file_id  # the overlap: the same item to both
+    bob_page.keyboard.press(str(other))
+    wait_for(lambda: len(query(labeled, "select * from reviews")) == 2, 30, "bob's verdict")
+    assert [tuple(row) for row in query(labeled, "select votes, agreed, label from consensus")] == [(2, False, None)]
+
+    adjudicate = server("--database", labeled, "--order", "adjudicate")
+    _started(adjudicate)
+    page = _signed_in(browser, adjudicate, lead)
+    assert page.evaluate("document.body.dataset.file") == file_id
+    votes = {span.get_attribute("data-reviewer"): span.text_content() for span in page.query_selector_all("#votes .vote")}
+    assert votes.keys() == {"ana", "bob"}
+    assert votes["ana"].endswith(f"ana → {decision}") and votes["bob"].endswith(f"bob → {LABELS.split(',')[other - 1]}")
+    page.keyboard.press(str(other))  # the lead sides with bob
+    page.wait_for_selector("body[data-state=done]")  # it was the only dispute: it left the queue
+    wait_for(lambda: query(labeled, "select reviewer from review where adjudicated"), 30, "the adjudication")
+    assert [tuple(row) for row in query(labeled, "select reviewer from review where adjudicated")] == [("lead",)]
+    assert page.request.get(f"{adjudicate.url}/api/items").json()["items"] == []
+    engine = engine_for(labeled)
+    taught = given_verdicts(engine, [int(file_id)])
+    assert [(v.verdict, v.label) for v in taught] == [("correct", LABELS.split(",")[other - 1])]
+
+
+def test_only_an_admin_may_adjudicate_and_one_person_without_a_team_may(labeled, server, browser):  # noqa: F811
+    ana, cy = _add(labeled, "ana"), _add(labeled, "cy", "viewer")
+    adjudicate = server("--database", labeled, "--order", "adjudicate")
+    _started(adjudicate)
+    for token, name in [(ana, "ana"), (cy, "cy")]:
+        page = browser.new_context().new_page()
+        answer = page.goto(f"{adjudicate.url}/?token={token}")
+        assert answer.status == 403 and "--order adjudicate is for the team's admins" in page.text_content("body")
+        assert name in page.text_content("body")
+        assert page.request.get(f"{adjudicate.url}/api/items").status == 403
+    adjudicate.stop()
+    soundtag("reviewers", "remove", "ana", "--database", labeled)
+    soundtag("reviewers", "remove", "cy", "--database", labeled)
+    engine = engine_for(labeled)  # the team is gone: one person on loopback, and two votes apart
+    job = query(labeled, "select id from job")[0][0]
+    file_id = query(labeled, "select min(id) from file")[0][0]
+    record_verdicts(engine, {job: [Given(file_id, "accept", "ana", "rain"), Given(file_id, "reject", "bob", "rain")]})
+    alone = server("--database", labeled, "--order", "adjudicate", "--reviewer", "solo")
+    alone.wait_ready()
+    page = browser.new_page()
+    page.goto(alone.url + "/")
+    _shown(page)
+    assert page.evaluate("document.body.dataset.file") == str(file_id)
+    page.keyboard.press("x")
+    page.wait_for_selector("body[data-state=done]")
+    wait_for(lambda: query(labeled, "select reviewer from review where adjudicated"), 30, "the adjudication")
+    assert [tuple(row) for row in query(labeled, "select reviewer, verdict from review where adjudicated")] == [
+        ("solo", "reject")]
+
+
+def test_the_admin_sees_the_teams_progress_and_a_reviewer_does_not(archive_of_45, server, browser):  # noqa: F811
+    url = archive_of_45
+    ana, bob, lead = _add(url, "ana"), _add(url, "bob"), _add(url, "lead", "admin")
+    review = server("--database", url, "--overlap", "1")
+    _started(review)
+    ana_page = _signed_in(browser, review, ana)
+    decisions = [_decision(ana_page)]
+    ana_page.keyboard.press("a")
+    ana_page.wait_for_selector("body:not([data-busy])[data-state=ready]")
+    decisions.append(_decision(ana_page))
+    ana_page.keyboard.press("a")
+    bob_page = _signed_in(browser, review, bob)  # handed ana's first item too: the overlap
+    bob_page.keyboard.press("a")
+    wait_for(lambda: len(query(url, "select * from reviews")) == 3, 30, "three verdicts")
+    assert ana_page.locator("#team").count() == 0
+    assert ana_page.request.get(f"{review.url}/api/team").status == 403
+
+    page = _signed_in(browser, review, lead)  # handed 20 items of its own: the first 20 are ana's and bob's
+    page.wait_for_selector("#team[data-loaded]")  # read as the page opened, perhaps before its handout
+    loaded = page.get_attribute("#team", "data-loaded")
+    page.click("#team-refresh")
+    page.wait_for_selector(f"#team:not([data-loaded='{loaded}'])")
+
+    def cells(row):
+        return [cell.text_content() for cell in row.query_selector_all("td")]
+
+    people = {row.get_attribute("data-person"): cells(row) for row in page.query_selector_all("#team-people tbody tr")}
+    assert people == {"ana": ["ana", "reviewer", "2", "2", "18", "100% of 1"],
+                      "bob": ["bob", "reviewer", "1", "1", "19", "100% of 1"],
+                      "lead": ["lead", "admin", "0", "0", "20", "—"]}
+    labels = {row.get_attribute("data-label"): cells(row)[1:] for row in page.query_selector_all("#team-labels tbody tr")}
+    judged = {label: int(row[0]) for label, row in labels.items() if int(row[0])}
+    assert judged == {label: decisions.count(label) for label in decisions}
+    assert sum(int(row[2]) for row in labels.values()) == 43 and all(row[1] == "0" for row in labels.values())

@@ -111,6 +111,42 @@ function showProgress() {
   }
 }
 
+// --order adjudicate: who said what, so that the admin's verdict can settle it.
+function showVotes(item) {
+  const node = document.getElementById("votes");
+  node.hidden = !item.votes;
+  if (!item.votes) return;
+  node.replaceChildren("votes: ", ...Object.entries(item.votes).sort().map(([person, label], i) => {
+    const vote = element("span", `${i ? " · " : ""}${person} → ${label ?? "none (reject)"}`, "vote");
+    vote.dataset.reviewer = person;
+    return vote;
+  }));
+}
+
+// An admin's page: per person, verdicts today and in all, items held now and agreement with the
+// consensus; per label, items judged, waiting for an adjudicator, and left (GET /api/team).
+async function showTeam() {
+  const section = document.getElementById("team");
+  if (!section) return;
+  const response = await fetch("/api/team");
+  if (!response.ok) { problem(`team: ${response.status} ${await response.text()}`); return; }
+  const team = await response.json();
+  const row = (cells, key, value) => {
+    const tr = element("tr");
+    tr.dataset[key] = value;
+    for (const [name, text] of cells) tr.append(element("td", String(text), name));
+    return tr;
+  };
+  document.querySelector("#team-people tbody").replaceChildren(...team.people.map((p) => row([
+    ["name", p.name], ["role", p.role ?? "(not in the team)"], ["today", p.today], ["total", p.total],
+    ["held", p.held], ["agreement", p.agreement.value === null ? "—"
+      : `${Math.round(p.agreement.value * 100)}% of ${p.agreement.items}`]], "person", p.name)));
+  document.querySelector("#team-labels tbody").replaceChildren(...team.labels.map((l) => row([
+    ["label", l.label || "no decision"], ["judged", l.judged], ["adjudicate", l.to_adjudicate],
+    ["remaining", l.remaining]], "label", l.label)));
+  section.dataset.loaded = Number(section.dataset.loaded ?? 0) + 1;
+}
+
 function decisionText(item) {
   return item.decision ?? "no decision (abstained)";
 }
@@ -166,6 +202,7 @@ async function show(i) {
     return row;
   }));
   showVerdict(item);
+  showVotes(item);
   problem("");
   let clip;
   try {
@@ -446,6 +483,11 @@ document.getElementById("player").addEventListener("wheel", (event) => {
   zoomBy(event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP);
 }, {passive: false});
 
+if (document.getElementById("team")) {
+  document.getElementById("team-refresh").addEventListener("click", showTeam);
+  showTeam();
+  setInterval(showTeam, 60000);
+}
 const loaded = await reload();
 learningHead = loaded.learning?.head ?? null;
 showLearning(loaded.learning);

@@ -25,9 +25,10 @@ def review(
     context: Annotated[float, typer.Option("--context", min=0.0, help="Seconds played before and after a "
                                            "window or event.")] = 1.0,
     order: Annotated[str, typer.Option("--order", help="uncertain, confident, random (seeded), stratified, learn "
-                                       "(spread over the embeddings, then where the head hesitates), or validate "
+                                       "(spread over the embeddings, then where the head hesitates), validate "
                                        "(with --label: every window, an equal number per score bin, for "
-                                       "`soundtag estimate`).")]
+                                       "`soundtag estimate`), or adjudicate (a team's admins: the items whose "
+                                       "reviewers disagree, with their votes; the verdict settles each).")]
     = "uncertain",
     head: Annotated[Optional[str], typer.Option("--head", help="With --order learn: the head to order by and, with "
                                                 "--learn, to train (default: review-JOB).")] = None,
@@ -77,6 +78,8 @@ def review(
         fail("give one of --search TEXT or --like URI")
     if order == Order.VALIDATE and (label is None or unit not in (None, Unit.WINDOW) or search_text or like):
         fail("--order validate draws the windows of one label: give --label L (and no --unit, --search or --like)")
+    if order == Order.ADJUDICATE and (search_text or like):
+        fail("--order adjudicate shows the items in dispute: give no --search or --like")
     engine = open_engine(settings)
     team = any_reviewers(engine)
     if team and reviewer is not None:
