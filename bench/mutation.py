@@ -56,7 +56,8 @@ MODULES = {
     "decisions": Module(("db/decisions.py",), ("tests/test_decisions.py",), select="decisions_and_tags and sqlite"),
     "files": Module(("db/files.py", "db/jobs.py"), ("tests/test_db.py",), select=(
         "sqlite and (queued or skips or changed or erases or failed_job or cancel or fail_files or another_model "
-        "or jobs_view)")),
+        "or jobs_view or scope or job_file_ids or failed_uris or labelings or truths_durations or recordings_set "
+        "or seen_again or failing_files or new_or_changed or spec_is or newest_first or state_changes or roots)")),
     "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py"),
                       select="not test_db.py or narrowest or (sqlite and (verdict or review_items))"),
     "leases": Module(("db/leases.py",), ("tests/test_leases.py",), select="sqlite"),
