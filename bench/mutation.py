@@ -247,6 +247,18 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             "the job table's default created_at is now() too",
     },
     "leases": {
+        'take_back_expired: -.join(File, File.id == JobFile.file_id).join(Job, Job.id == JobFile.job_id) / +.join(File, File.id == JobFile.file_id).join(Job, None)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'take_back_expired: -.join(File, File.id == JobFile.file_id).join(Job, Job.id == JobFile.job_id) / +.join(File, File.id == JobFile.file_id).join(Job, )':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'take_back_expired: -.join(File, File.id == JobFile.file_id).join(Job, Job.id == JobFile.job_id) / +.join(File, None).join(Job, Job.id == JobFile.job_id)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'take_back_expired: -.join(File, File.id == JobFile.file_id).join(Job, Job.id == JobFile.job_id) / +.join(File, ).join(Job, Job.id == JobFile.job_id)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'take_back_expired: -.where(JobFile.status == FileState.QUEUED, JobFile.lease_until < stamp, Job.state == JobState.ACTIVE) / +.where(JobFile.status == FileState.QUEUED, JobFile.lease_until <= stamp, Job.state == JobState.ACTIVE)':
+            "a lease that ends at the very microsecond of the database's clock: no test can stop the clock there",
+        'take_back_expired: -.with_for_update(of=JobFile, skip_locked=True)).all() / +.with_for_update(of=JobFile, skip_locked=False)).all()':
+            'a row lock: SQLite takes none and a test in one process never contends; only two workers taking back at once on PostgreSQL can tell (no fast test)',
         'held: -sql.among(conn.engine, "held", JobFile.file_id, BigInteger(), file_ids)) / +sql.among(conn.engine, None, JobFile.file_id, BigInteger(), file_ids))':
             'the name of a relation that lives in one statement',
         'held: -sql.among(conn.engine, "held", JobFile.file_id, BigInteger(), file_ids)) / +sql.among(conn.engine, "XXheldXX", JobFile.file_id, BigInteger(), file_ids))':

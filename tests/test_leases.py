@@ -188,3 +188,13 @@ def test_expired_leases_are_taken_back_a_bounded_number_at_a_time_job_by_job(eng
     first, second = sorted([job, second_job])
     assert [(t.job_id, t.uris) for t in leases.take_back_expired(engine, lambda *_: None)] == [(first, URIS)]
     assert [(t.job_id, t.uris) for t in leases.take_back_expired(engine, lambda *_: None)] == [(second, URIS)]
+
+
+def test_a_take_back_counts_the_holder_lost_and_leaves_finished_files_alone(engine, job):
+    leases.claim(engine, job, URIS, "w1:1", lease_s=-1)
+    leases.take_back_expired(engine, lambda *_: None)
+    (progress,) = [p for p in active_progress(engine) if p.job_id == job]
+    assert progress.since == job_info(engine, job).created_at.replace(tzinfo=progress.since.tzinfo)  # nobody on it
+    assert leases.claim(engine, job, URIS, "w2:2", lease_s=-1) == {uri: 1 for uri in URIS}
+    save_results(engine, job, [_labeled(URIS[0])], ["dog", "rain"], logit_scale=10.0)  # finished late, kept
+    assert [t.uris for t in leases.take_back_expired(engine, lambda *_: None)] == [URIS[1:]]
