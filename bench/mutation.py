@@ -56,7 +56,8 @@ MODULES = {
     "decisions": Module(("db/decisions.py",), ("tests/test_decisions.py",), select="decisions_and_tags and sqlite"),
     "files": Module(("db/files.py", "db/jobs.py"), ("tests/test_db.py",), select=(
         "sqlite and (queued or skips or changed or erases or failed_job or cancel or fail_files or another_model "
-        "or jobs_view)")),
+        "or jobs_view or scope or job_file_ids or failed_uris or labelings or truths_durations or recordings_set "
+        "or seen_again or failing_files or new_or_changed or spec_is or newest_first or state_changes or roots)")),
     "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py"),
                       select="not test_db.py or narrowest or (sqlite and (verdict or review_items))"),
     "leases": Module(("db/leases.py",), ("tests/test_leases.py",), select="sqlite"),
@@ -180,6 +181,100 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "stored_from: -return StoredEmbeddings(0, result.uri, np.array([seg.start_s for seg in result.segments]), / "
         "+return StoredEmbeddings(1, result.uri, np.array([seg.start_s for seg in result.segments]),":
             "a file being labeled has no id yet: its windows are scored by a head, never looked up by id",
+    },
+    "files": {
+        'add_files: -upsert = upsert.on_conflict_do_update(index_elements=["uri"], set_={ / +upsert = upsert.on_conflict_do_update(index_elements=["URI"], set_={':
+            "SQLite reads column names whatever their case; PostgreSQL refuses the column, so the test's PostgreSQL run fails",
+        'add_files: -"fingerprint": upsert.excluded.fingerprint, / +"FINGERPRINT": upsert.excluded.fingerprint,':
+            "SQLite reads column names whatever their case; PostgreSQL refuses the column, so the test's PostgreSQL run fails",
+        'add_files: -"size_bytes": func.coalesce(upsert.excluded.size_bytes, File.size_bytes), / +"SIZE_BYTES": func.coalesce(upsert.excluded.size_bytes, File.size_bytes),':
+            "SQLite reads column names whatever their case; PostgreSQL refuses the column, so the test's PostgreSQL run fails",
+        'add_files: -"truth": func.coalesce(upsert.excluded.truth, File.truth), / +"TRUTH": func.coalesce(upsert.excluded.truth, File.truth),':
+            "SQLite reads column names whatever their case; PostgreSQL refuses the column, so the test's PostgreSQL run fails",
+        'add_files: -"status": case((changed, literal(FileState.QUEUED)), else_=File.status), / +"STATUS": case((changed, literal(FileState.QUEUED)), else_=File.status),':
+            "SQLite reads column names whatever their case; PostgreSQL refuses the column, so the test's PostgreSQL run fails",
+        'add_files: -"error": case((changed, literal(None, Text())), else_=File.error), / +"ERROR": case((changed, literal(None, Text())), else_=File.error),':
+            "SQLite reads column names whatever their case; PostgreSQL refuses the column, so the test's PostgreSQL run fails",
+        'add_files: -"error": case((changed, literal(None, Text())), else_=File.error), / +"error": case((changed, literal(None, None)), else_=File.error),':
+            'a NULL is NULL whatever its type',
+        'add_files: -"error": case((changed, literal(None, Text())), else_=File.error), / +"error": case((changed, literal(None, )), else_=File.error),':
+            'a NULL is NULL whatever its type',
+        'add_files: -for chunk in sql.chunks(refs, 20_000): / +for chunk in sql.chunks(refs, ):':
+            'the files per statement: the same rows in more or fewer statements',
+        'add_files: -for chunk in sql.chunks(refs, 20_000): / +for chunk in sql.chunks(refs, 20001):':
+            'the files per statement: the same rows in more or fewer statements',
+        'add_files: -stamp = literal(now(), DateTime(timezone=True)) / +stamp = literal(now(), None)':
+            "the literal's type only says how the driver sends a timestamp that carries its zone",
+        'add_files: -stamp = literal(now(), DateTime(timezone=True)) / +stamp = literal(now(), )':
+            "the literal's type only says how the driver sends a timestamp that carries its zone",
+        'add_files: -stamp = literal(now(), DateTime(timezone=True)) / +stamp = literal(now(), DateTime(timezone=None))':
+            "the literal's type only says how the driver sends a timestamp that carries its zone",
+        'add_files: -stamp = literal(now(), DateTime(timezone=True)) / +stamp = literal(now(), DateTime(timezone=False))':
+            "the literal's type only says how the driver sends a timestamp that carries its zone",
+        'add_files: -found = sql.relation(engine, "found", {"uri": Text(), "fingerprint": Text(), "size_bytes": BigInteger(), / +found = sql.relation(engine, None, {"uri": Text(), "fingerprint": Text(), "size_bytes": BigInteger(),':
+            'the name of a relation that lives in one statement',
+        'add_files: -found = sql.relation(engine, "found", {"uri": Text(), "fingerprint": Text(), "size_bytes": BigInteger(), / +found = sql.relation(engine, "XXfoundXX", {"uri": Text(), "fingerprint": Text(), "size_bytes": BigInteger(),':
+            'the name of a relation that lives in one statement',
+        'add_files: -found = sql.relation(engine, "found", {"uri": Text(), "fingerprint": Text(), "size_bytes": BigInteger(), / +found = sql.relation(engine, "FOUND", {"uri": Text(), "fingerprint": Text(), "size_bytes": BigInteger(),':
+            'the name of a relation that lives in one statement',
+        'add_files: -}).returning(File.id, File.uri, File.created_at == File.updated_at, File.status) / +}).returning(File.id, File.uri, None, File.status)':
+            'a speed choice: without it new files are looked up for results too, and have none',
+        'fail_files: -select(JobFile.file_id).join(File, File.id == JobFile.file_id) / +select(JobFile.file_id).join(File, None)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'fail_files: -select(JobFile.file_id).join(File, File.id == JobFile.file_id) / +select(JobFile.file_id).join(File, )':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'new_or_changed: -Labeling.file_id.in_(ids), Labeling.model == model, Labeling.taxonomy_id == taxonomy_id, / +Labeling.model == model, Labeling.taxonomy_id == taxonomy_id,':
+            'a narrowing for speed: only the ids looked up are ever compared',
+        'new_or_changed: -JobFile.file_id.in_(ids), JobFile.status == FileState.QUEUED, Job.state == JobState.ACTIVE, / +None, JobFile.status == FileState.QUEUED, Job.state == JobState.ACTIVE,':
+            'a narrowing for speed: only the ids looked up are ever compared',
+        'new_or_changed: -JobFile.file_id.in_(ids), JobFile.status == FileState.QUEUED, Job.state == JobState.ACTIVE, / +JobFile.status == FileState.QUEUED, Job.state == JobState.ACTIVE,':
+            'a narrowing for speed: only the ids looked up are ever compared',
+        'new_or_changed: -settled = set(conn.execute(select(Labeling.file_id).join(File, File.id == Labeling.file_id).where( / +settled = set(conn.execute(select(Labeling.file_id).join(File, None).where(':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'new_or_changed: -settled = set(conn.execute(select(Labeling.file_id).join(File, File.id == Labeling.file_id).where( / +settled = set(conn.execute(select(Labeling.file_id).join(File, ).where(':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'new_or_changed: -settled |= set(conn.execute(select(JobFile.file_id).join(Job, Job.id == JobFile.job_id).where( / +settled |= set(conn.execute(select(JobFile.file_id).join(Job, None).where(':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'new_or_changed: -settled |= set(conn.execute(select(JobFile.file_id).join(Job, Job.id == JobFile.job_id).where( / +settled |= set(conn.execute(select(JobFile.file_id).join(Job, ).where(':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'job_spec: -.join(TaxonomyRow, TaxonomyRow.id == Job.taxonomy_id).where(Job.id == job_id)).one_or_none() / +.join(TaxonomyRow, None).where(Job.id == job_id)).one_or_none()':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'job_spec: -.join(TaxonomyRow, TaxonomyRow.id == Job.taxonomy_id).where(Job.id == job_id)).one_or_none() / +.join(TaxonomyRow, ).where(Job.id == job_id)).one_or_none()':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'create_job: -options=options, state=JobState.ACTIVE, created_at=now())) / +options=options, created_at=now()))':
+            "the job table's default state is ACTIVE too",
+        'create_job: -options=options, state=JobState.ACTIVE, created_at=now())) / +options=options, state=JobState.ACTIVE, ))':
+            "the job table's default created_at is now() too",
+    },
+    "leases": {
+        'take_back_expired: -.join(File, File.id == JobFile.file_id).join(Job, Job.id == JobFile.job_id) / +.join(File, File.id == JobFile.file_id).join(Job, None)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'take_back_expired: -.join(File, File.id == JobFile.file_id).join(Job, Job.id == JobFile.job_id) / +.join(File, File.id == JobFile.file_id).join(Job, )':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'take_back_expired: -.join(File, File.id == JobFile.file_id).join(Job, Job.id == JobFile.job_id) / +.join(File, None).join(Job, Job.id == JobFile.job_id)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'take_back_expired: -.join(File, File.id == JobFile.file_id).join(Job, Job.id == JobFile.job_id) / +.join(File, ).join(Job, Job.id == JobFile.job_id)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'take_back_expired: -.where(JobFile.status == FileState.QUEUED, JobFile.lease_until < stamp, Job.state == JobState.ACTIVE) / +.where(JobFile.status == FileState.QUEUED, JobFile.lease_until <= stamp, Job.state == JobState.ACTIVE)':
+            "a lease that ends at the very microsecond of the database's clock: no test can stop the clock there",
+        'take_back_expired: -.with_for_update(of=JobFile, skip_locked=True)).all() / +.with_for_update(of=JobFile, skip_locked=False)).all()':
+            'a row lock: SQLite takes none and a test in one process never contends; only two workers taking back at once on PostgreSQL can tell (no fast test)',
+        'held: -sql.among(conn.engine, "held", JobFile.file_id, BigInteger(), file_ids)) / +sql.among(conn.engine, None, JobFile.file_id, BigInteger(), file_ids))':
+            'the name of a relation that lives in one statement',
+        'held: -sql.among(conn.engine, "held", JobFile.file_id, BigInteger(), file_ids)) / +sql.among(conn.engine, "XXheldXX", JobFile.file_id, BigInteger(), file_ids))':
+            'the name of a relation that lives in one statement',
+        'held: -sql.among(conn.engine, "held", JobFile.file_id, BigInteger(), file_ids)) / +sql.among(conn.engine, "HELD", JobFile.file_id, BigInteger(), file_ids))':
+            'the name of a relation that lives in one statement',
+        'held: -sql.among(conn.engine, "held", JobFile.file_id, BigInteger(), file_ids)) / +sql.among(conn.engine, "held", JobFile.file_id, None, file_ids))':
+            "SQLite's relation of ids needs no type; PostgreSQL's array does, so the test's PostgreSQL run fails",
+        'take_back_expired: -.with_for_update(of=JobFile, skip_locked=True)).all() / +.with_for_update(of=None, skip_locked=True)).all()':
+            'a row lock: SQLite takes none and a test in one process never contends; only two workers taking back at once on PostgreSQL can tell (no fast test)',
+        'take_back_expired: -.with_for_update(of=JobFile, skip_locked=True)).all() / +.with_for_update(of=JobFile, skip_locked=None)).all()':
+            'a row lock: SQLite takes none and a test in one process never contends; only two workers taking back at once on PostgreSQL can tell (no fast test)',
+        'take_back_expired: -.with_for_update(of=JobFile, skip_locked=True)).all() / +.with_for_update(skip_locked=True)).all()':
+            'a row lock: SQLite takes none and a test in one process never contends; only two workers taking back at once on PostgreSQL can tell (no fast test)',
+        'take_back_expired: -.with_for_update(of=JobFile, skip_locked=True)).all() / +.with_for_update(of=JobFile, )).all()':
+            'a row lock: SQLite takes none and a test in one process never contends; only two workers taking back at once on PostgreSQL can tell (no fast test)',
     },
     "taxonomy": {
         '_spelled: -return {**entry, field: spelling.setdefault(key(name), name) if name else name} / +return {**entry, field: spelling.setdefault(key(name), name) if (name) or True else name}':

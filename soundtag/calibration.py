@@ -64,7 +64,8 @@ def calibrate(files: Iterable[tuple[frozenset[str], Mapping[str, float]]], label
         reached = [point for point in curve(scored) if point.precision >= target]
         if not reached:
             top = max((cosine for cosine, _ in scored), default=0.0)
-            found.append(Calibrated(label, min(1.0, top + 1e-6), None, 0.0 if support else None, support, False))
+            # Above 1 where a cosine was 1: capped at 1, that file would still be tagged.
+            found.append(Calibrated(label, top + 1e-6, None, 0.0 if support else None, support, False))
         else:
             best = reached[-1]
             found.append(Calibrated(label, best.threshold, best.precision, best.recall, support, True))

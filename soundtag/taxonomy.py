@@ -101,8 +101,13 @@ class Group(BaseModel):
         return _cosine(value)
 
 
+# calibrate gives a label that cannot reach its target precision a threshold just above every
+# cosine, so above 1 where a cosine was 1 (or a float's hair above it): it tags nothing.
+_ABOVE_EVERY_COSINE = 1.0 + 1e-5
+
+
 def _cosine(value: float | None) -> float | None:
-    if value is not None and not -1.0 <= value <= 1.0:
+    if value is not None and not -1.0 <= value <= _ABOVE_EVERY_COSINE:
         raise ValueError(f"threshold {value} is not a cosine similarity: give one between -1 and 1")
     return value
 

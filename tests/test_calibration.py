@@ -1,10 +1,12 @@
 """soundtag/calibration.py: thresholds chosen on constructed data whose optimum is known."""
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from soundtag.calibration import calibrate, curve, truths
+from soundtag.taxonomy import load_taxonomy
 
 
 def _files(rows):
@@ -67,17 +69,30 @@ def test_a_label_without_positives_or_cosines_is_reported_unreached_and_tags_not
     assert 0.0 < unseen.threshold <= 1e-5
 
 
-def test_an_unreached_threshold_stays_a_cosine():
+def test_an_unreached_label_tags_nothing_even_a_file_at_a_cosine_of_exactly_one():
     (dog,) = calibrate([(truths("rain"), {"dog": 1.0}), (truths("dog"), {"dog": 0.2})], ["dog"], target=0.9)
-    assert not dog.reached and dog.threshold == 1.0 and dog.recall == 0.0
+    assert not dog.reached and dog.recall == 0.0
+    assert not 1.0 >= dog.threshold  # the views tag a file whose cosine is >= the threshold
+
+
+def test_an_unreached_threshold_above_one_is_a_threshold_the_taxonomy_reads_back(tmp_path):
+    (dog,) = calibrate([(truths("rain"), {"dog": 1.0})], ["dog"], target=0.9)
+    written = load_taxonomy(_written(tmp_path, "labels: [dog, rain]")).with_thresholds({"dog": dog.threshold})
+    read = load_taxonomy(_written(tmp_path, yaml.safe_dump(written.document())))
+    assert read.labels[0].threshold == dog.threshold > 1.0
+
+
+def _written(tmp_path, text):
+    path = tmp_path / "taxonomy.yaml"
+    path.write_text(text)
+    return path
 
 
 def _labeled(draw_rows):
     return [(frozenset({"dog"} if positive else {"rain"}), {"dog": cosine}) for cosine, positive in draw_rows]
 
 
-# Cosines below 1: a threshold is a cosine too (at most 1), so a file at exactly 1 cannot be left untagged.
-ROWS_OF_ONE_LABEL = st.lists(st.tuples(st.sampled_from([i / 20 for i in range(-4, 20)]), st.booleans()), max_size=30)
+ROWS_OF_ONE_LABEL = st.lists(st.tuples(st.sampled_from([i / 20 for i in range(-4, 21)]), st.booleans()), max_size=30)
 
 
 @given(ROWS_OF_ONE_LABEL, st.floats(0.05, 1.0))

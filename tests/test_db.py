@@ -9,12 +9,24 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 
-from db import leases, packing, segments
+from db import files, leases, packing, segments
 from db.decisions import model_decisions
 from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
-from db.files import add_files, fail_files, new_or_changed
-from db.jobs import cancel_job, create_job, fail_job, finish_job_if_done, job_info, job_roots, job_spec, reactivate_job
+from db.files import add_files, fail_files, failed_uris, file_ids, job_file_ids, new_or_changed, queued_uris, scope_files
+from db.jobs import (
+    cancel_job,
+    create_job,
+    fail_job,
+    finish_job_if_done,
+    job_info,
+    job_labelings,
+    jobs,
+    job_roots,
+    job_spec,
+    reactivate_job,
+)
 from db.labeled_files import labeled_files
+from db.models import File, Labeling
 from db.predictions import job_cosines, job_predictions
 from db.results import save_results
 from db.reviews import (
@@ -630,3 +642,192 @@ def test_a_windows_segment_verdict_is_the_narrowest_that_holds_it_bounds_include
     assert covering([wide, narrow, left], 4.5, 5.5) is narrow
     assert covering([left, wide], 4.5, 5.5) is wide  # left ends before the window does
     assert covering([left], 0.0, 4.0) is left and covering([left], 4.0, 6.0) is None
+
+
+def _under(prefix, *names):
+    return [FileRef(f"{prefix}{name}", fingerprint=f"{name}:1", size_bytes=len(name), truth=name.upper())
+            for name in names]
+
+
+def test_a_scope_is_the_jobs_files_or_those_under_a_source_or_every_labeled_file(engine):
+    first = _job(engine)
+    add_files(engine, first, _under("file:///a/", "x", "y"))
+    save_results(engine, first, [_ok("file:///a/x"), FileResult("file:///a/y", error="corrupt")], TAX.names,
+                 logit_scale=10.0)
+    second = _job(engine)
+    add_files(engine, second, _under("file:///a_b/", "z") + _under("file:///axb/", "w"))
+    assert scope_files(engine, job_ids=[first]) == _under("file:///a/", "x", "y")
+    assert scope_files(engine, job_ids=[first, second], sources=["file:///axb/"]) == (
+        _under("file:///a/", "x", "y") + _under("file:///a_b/", "z") + _under("file:///axb/", "w"))
+    # A source is a prefix as written: its '_' is no wildcard.
+    assert scope_files(engine, sources=["file:///a_b/", "file:///a/x"]) == (
+        _under("file:///a/", "x") + _under("file:///a_b/", "z"))
+    assert scope_files(engine) == _under("file:///a/", "x")  # labeled: not failed, not still queued
+
+
+def test_queued_uris_are_the_jobs_files_still_to_label_in_the_order_they_were_added(engine):
+    job = _job(engine)
+    add_files(engine, job, _refs("c", "a", "b"))
+    add_files(engine, _job(engine, model="m2"), _refs("d"))
+    save_results(engine, job, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
+    assert queued_uris(engine, job) == ["file:///a/c", "file:///a/b"]
+
+
+def test_job_file_ids_names_only_the_jobs_own_files(engine):
+    job = _job(engine)
+    (a_id, _), _ = add_files(engine, job, _refs("a", "b"))
+    add_files(engine, _job(engine, model="m2"), _refs("c"))
+    assert job_file_ids(engine, job, ["file:///a/a", "file:///a/c", "file:///a/nowhere"]) == {"file:///a/a": a_id}
+
+
+def test_failed_uris_are_the_files_whose_latest_attempt_failed(engine):
+    job = _job(engine)
+    add_files(engine, job, _refs("a", "b", "c"))
+    save_results(engine, job, [_ok("file:///a/a"), FileResult("file:///a/b", error="corrupt"),
+                               FileResult("file:///a/c", error="corrupt")], TAX.names, logit_scale=10.0)
+    add_files(engine, _job(engine), _refs("c", version="2"))  # changed since: to be tried again
+    assert failed_uris(engine, ["file:///a/a", "file:///a/b", "file:///a/c", "file:///a/nowhere"]) == {"file:///a/b"}
+
+
+def test_a_jobs_labelings_are_those_of_its_model_and_taxonomy_whichever_job_made_them(engine):
+    earlier = _job(engine)
+    add_files(engine, earlier, _refs("a"))
+    save_results(engine, earlier, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
+    other_model = _job(engine, model="m2")
+    add_files(engine, other_model, _refs("b"))
+    save_results(engine, other_model, [_ok("file:///a/b")], TAX.names, logit_scale=10.0)
+    job = _job(engine)
+    add_files(engine, job, _refs("a", "b"), force=True)
+    spec = job_spec(engine, job)
+    with engine.connect() as conn:
+        labeled = conn.execute(job_labelings(job, spec, File.uri, Labeling.top_label)).all()
+        every = conn.execute(job_labelings(job, spec, File.uri, Labeling.top_label, every_file=True)
+                             .order_by(File.uri)).all()
+    assert [tuple(row) for row in labeled] == [("file:///a/a", "dog")]
+    assert [tuple(row) for row in every] == [("file:///a/a", "dog"), ("file:///a/b", None)]
+
+
+def test_truths_durations_and_ids_are_read_for_the_files_that_have_them(engine):
+    job = _job(engine)
+    add_files(engine, job, _under("file:///a/", "x") + _refs("b", "c"))
+    save_results(engine, job, [_ok("file:///a/b")], TAX.names, logit_scale=10.0)
+    ids = file_ids(engine, ["file:///a/c", "file:///a/x", "file:///a/b", "file:///a/nowhere"])
+    x, b, c = ids
+    assert ids == sorted(ids) and len(ids) == 3
+    assert files.truths(engine, ids) == {x: "X"}
+    assert files.durations(engine, ids) == {b: 1.0}
+
+
+def test_recordings_set_time_and_site_of_known_files_only_and_sources_are_every_jobs(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    add_files(engine, _job(engine), _refs("a", "b"))
+    create_job(engine, TAX, Settings(model="m"), kind="run", sources=["s3://x/", "/a"])
+    when = datetime(2024, 5, 1, 6, 30, tzinfo=timezone.utc)
+    assert files.set_recordings(engine, [("file:///a/a", when, "pond"), ("file:///a/nowhere", when, "x")]) == 1
+    assert query(url, "select uri, site from file order by uri") == [("file:///a/a", "pond"), ("file:///a/b", None)]
+    assert files.all_sources(engine) == ["/a", "s3://x/"]
+
+
+def _file_rows(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    return {uri: rest for uri, *rest in query(url, "select uri, fingerprint, size_bytes, truth, status, error from file")}
+
+
+def test_a_file_seen_again_keeps_what_it_was_not_given_anew_and_its_failure_until_it_changes(engine):
+    job = _job(engine)
+    add_files(engine, job, [FileRef("file:///a/a", "a:1", size_bytes=5, truth="dog")])
+    save_results(engine, job, [FileResult("file:///a/a", error="corrupt")], TAX.names, logit_scale=10.0)
+    add_files(engine, _job(engine), [FileRef("file:///a/a", "a:1")])
+    assert _file_rows(engine) == {"file:///a/a": ["a:1", 5, "dog", "failed", "corrupt"]}
+    add_files(engine, _job(engine), [FileRef("file:///a/a", "a:2", size_bytes=7, truth="rain")])
+    assert _file_rows(engine) == {"file:///a/a": ["a:2", 7, "rain", "queued", None]}
+
+
+def test_failing_files_fails_only_the_named_files_still_queued_in_that_job(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    job = _job(engine)
+    add_files(engine, job, _refs("a", "b", "c", "d"))
+    other = _job(engine, model="m2")
+    add_files(engine, other, _refs("a"))
+    save_results(engine, job, [_ok("file:///a/c")], TAX.names, logit_scale=10.0)
+    before = query(url, "select max(updated_at) from file")[0][0]
+    assert fail_files(engine, job, ["file:///a/a", "file:///a/c", "file:///a/nowhere"], "worker died 3 times") == 1
+    assert _statuses(engine, job) == {"file:///a/a": "failed", "file:///a/b": "queued", "file:///a/c": "done",
+                                      "file:///a/d": "queued"}
+    assert _statuses(engine, other) == {"file:///a/a": "queued"}
+    assert query(url, f"select error from job_file where job_id = '{job}' and status = 'failed'") == [
+        ("worker died 3 times",)]
+    (status, error, updated), = query(url, "select status, error, updated_at from file where uri = 'file:///a/a'")
+    assert (status, error) == ("failed", "worker died 3 times") and str(updated) > str(before)
+
+
+def test_new_or_changed_counts_and_leaves_out_what_an_active_job_of_the_model_has_queued(engine):
+    earlier = _job(engine)  # stays active: a has its result here, b is still queued
+    add_files(engine, earlier, _refs("a", "b"))
+    save_results(engine, earlier, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
+    add_files(engine, _job(engine, model="m2"), _refs("a", "c", version="2"))  # a changed since its result
+    failed = _job(engine)  # its files stay queued, but nothing will label them until it is reactivated
+    add_files(engine, failed, _refs("d"))
+    fail_job(engine, failed, "model m: cannot load")
+    owls = _job(engine, taxonomy=taxonomy_from_csv("owl,crow"))
+    add_files(engine, owls, _refs("e", "h"))
+    save_results(engine, owls, [_ok("file:///a/h")], ["owl", "crow"], logit_scale=10.0)
+    add_files(engine, _job(engine, model="m3"), _refs("g"))
+    refs = _refs("b") + _refs("a", "c", version="2") + _refs("d", "e", "h", "f") + _refs("g", version="2")
+    taxonomy_id = job_spec(engine, earlier).taxonomy_id
+    assert new_or_changed(engine, refs, "m", taxonomy_id) == (refs[1:], 6, 1)
+
+
+def test_a_jobs_spec_is_what_it_was_created_with(engine):
+    settings = Settings(model="m", window_s=5.0, hop_s=2.5, batch_size=3, queue="q", time_pattern="%Y%m%d_%H%M%S")
+    plain = create_job(engine, TAX, settings, kind="run", sources=["/a", "s3://b/"])
+    owls = taxonomy_from_csv("owl,crow")
+    other = create_job(engine, owls, settings, kind="relabel", sources=[], queue="gpu", force=True, model="m2",
+                       head="head:owls@v1")
+    assert len(plain) == 12 and int(plain, 16) >= 0
+    spec = job_spec(engine, plain)
+    assert (spec.model, spec.taxonomy.names, spec.state, spec.sources) == ("m", TAX.names, JobState.ACTIVE,
+                                                                           ("/a", "s3://b/"))
+    assert spec.options == {"window_s": 5.0, "hop_s": 2.5, "batch_size": 3, "queue": "q", "force": False,
+                            "time_pattern": "%Y%m%d_%H%M%S"}
+    spec = job_spec(engine, other)
+    assert (spec.model, spec.taxonomy.names, spec.sources) == ("m2", owls.names, ())
+    assert spec.options == {"window_s": 5.0, "hop_s": 2.5, "batch_size": 3, "queue": "gpu", "force": True,
+                            "head": "head:owls@v1", "time_pattern": "%Y%m%d_%H%M%S"}
+    assert job_spec(engine, "nope") is None
+
+
+def test_jobs_lists_the_newest_first_up_to_its_limit(engine):
+    made = [_job(engine) for _ in range(21)]
+    assert [info.job_id for info in jobs(engine, limit=2)] == made[:-3:-1]
+    assert [info.job_id for info in jobs(engine)] == made[:0:-1]  # 20 by default
+
+
+def test_state_changes_touch_only_their_own_job_and_say_whether_they_did(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    bystander = _job(engine)
+    add_files(engine, bystander, _refs("z"))
+    done = _job(engine)
+    add_files(engine, done, _refs("a"))
+    assert not finish_job_if_done(engine, done)  # a still queued
+    save_results(engine, done, [_ok("file:///a/a")], TAX.names, logit_scale=10.0)
+    assert finish_job_if_done(engine, done) and not finish_job_if_done(engine, done)
+    cancel_job(engine, done, reason="too late")  # a finished job stays as it ended
+    broken = _job(engine)
+    add_files(engine, broken, _refs("b"))
+    assert fail_job(engine, broken, "model m: cannot load")
+    stopped = _job(engine)
+    add_files(engine, stopped, _refs("c"))
+    stamped = f"select updated_at from job_file where job_id = '{stopped}'"
+    added = query(url, stamped)
+    cancel_job(engine, stopped, reason="interrupted")
+    reactivate_job(engine, stopped)  # only a failed job comes back
+    states = {job: (info.state, info.error, info.finished_at is not None)
+              for job in (bystander, done, broken, stopped) for info in [job_info(engine, job)]}
+    assert states == {bystander: (JobState.ACTIVE, None, False), done: (JobState.COMPLETED, None, True),
+                      broken: (JobState.FAILED, "model m: cannot load", True),
+                      stopped: (JobState.CANCELLED, "interrupted", True)}
+    reactivate_job(engine, broken)
+    assert (job_info(engine, broken).state, job_info(engine, broken).finished_at) == (JobState.ACTIVE, None)
+    assert _statuses(engine, bystander) == {"file:///a/z": "queued"}
+    assert str(query(url, stamped)) > str(added)  # the cancelled file says when

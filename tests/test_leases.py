@@ -11,9 +11,10 @@ import pytest
 
 from db import leases
 from db.files import add_files
-from db.jobs import create_job, fail_job
-from db.results import save_results
+from db.jobs import create_job, fail_job, job_info
 from db.models import now
+from db.progress import active_progress
+from db.results import save_results
 from model.results import FileResult
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
@@ -144,3 +145,56 @@ def test_a_worker_that_lost_its_lease_saves_nothing_and_the_new_holders_result_i
     assert query(url, "select f.uri, count(l.id), min(jf.status) from file f join job_file jf on jf.file_id = f.id "
                       "left join labeling l on l.file_id = f.id group by f.uri order by 1") == [
         (URIS[0], 1, "done"), (URIS[1], 0, "queued"), (URIS[2], 0, "queued")]
+
+
+@pytest.fixture
+def second_job(engine):
+    job_id = create_job(engine, taxonomy_from_csv("owl"), Settings(model="m"), kind="enqueue", sources=["/a"])
+    add_files(engine, job_id, [FileRef(uri, fingerprint="1") for uri in URIS])
+    return job_id
+
+
+def test_giving_back_releases_only_the_named_files_of_that_job_and_sends_them(engine, job, second_job):
+    leases.claim(engine, job, URIS, "w1:1", lease_s=-1)  # expired: given back, it must not be taken back too
+    leases.claim(engine, second_job, URIS, "w1:1", lease_s=60)
+    sent = []
+    assert leases.give_back(engine, job, URIS[:1], "w1:1", sent.append) == URIS[:1]
+    assert sent == [URIS[:1]]
+    assert [(h.worker, h.files) for h in leases.holders(engine, job)] == [("w1:1", 2)]
+    assert [(h.worker, h.files) for h in leases.holders(engine, second_job)] == [("w1:1", 3)]
+    assert [t.uris for t in leases.take_back_expired(engine, lambda *_: None)] == [URIS[1:]]
+    (progress,) = [p for p in active_progress(engine) if p.job_id == job]
+    assert progress.since == job_info(engine, job).created_at.replace(tzinfo=progress.since.tzinfo)  # nobody on it
+
+
+def test_the_fence_passes_only_the_files_asked_for_that_the_worker_holds_in_that_job(engine, job, second_job):
+    leases.claim(engine, job, URIS[:2], "w1:1", lease_s=60)
+    leases.claim(engine, second_job, URIS[2:], "w1:1", lease_s=60)
+    ids = dict(query(engine.url.render_as_string(hide_password=False), "select uri, id from file"))
+    with engine.begin() as conn:
+        assert leases.held(conn, job, [ids[URIS[0]], ids[URIS[2]]], "w1:1") == {ids[URIS[0]]}
+
+
+def test_a_renewed_lease_lasts_its_length_from_now(engine, job):
+    leases.claim(engine, job, URIS, "w1:1", lease_s=-1)
+    assert leases.renew(engine, "w1:1", lease_s=60) == 3
+    assert leases.claim(engine, job, URIS, "w2:2", lease_s=60) == {}
+
+
+def test_expired_leases_are_taken_back_a_bounded_number_at_a_time_job_by_job(engine, job, second_job, monkeypatch):
+    monkeypatch.setattr(leases, "TAKE_BACK", 3)
+    leases.claim(engine, job, URIS, "w1:1", lease_s=-1)
+    leases.claim(engine, second_job, URIS, "w1:1", lease_s=-1)
+    first, second = sorted([job, second_job])
+    assert [(t.job_id, t.uris) for t in leases.take_back_expired(engine, lambda *_: None)] == [(first, URIS)]
+    assert [(t.job_id, t.uris) for t in leases.take_back_expired(engine, lambda *_: None)] == [(second, URIS)]
+
+
+def test_a_take_back_counts_the_holder_lost_and_leaves_finished_files_alone(engine, job):
+    leases.claim(engine, job, URIS, "w1:1", lease_s=-1)
+    leases.take_back_expired(engine, lambda *_: None)
+    (progress,) = [p for p in active_progress(engine) if p.job_id == job]
+    assert progress.since == job_info(engine, job).created_at.replace(tzinfo=progress.since.tzinfo)  # nobody on it
+    assert leases.claim(engine, job, URIS, "w2:2", lease_s=-1) == {uri: 1 for uri in URIS}
+    save_results(engine, job, [_labeled(URIS[0])], ["dog", "rain"], logit_scale=10.0)  # finished late, kept
+    assert [t.uris for t in leases.take_back_expired(engine, lambda *_: None)] == [URIS[1:]]
