@@ -69,6 +69,9 @@ class ReviewQueue:
         self._recordings = {item.file_id: item.uri for item in items}
         self._given = all_verdicts(engine, session.job_id)
         self._versions = [0] * len(items)
+        # A team's versions are each person's: the overlap hands one item to two people, and the
+        # second's verdict is no second press (issue 28).
+        self._own_versions: dict[tuple[str, int], int] = {}
         # Requests run in a thread pool: a verdict's check of the version, its write and the new
         # version are one step, so a double press's second request sees the first one's version.
         self._lock = threading.Lock()
@@ -156,8 +159,19 @@ class ReviewQueue:
         found = self._given.get(self.items[n].key)
         return {"verdict": found[0], "label": found[1]} if found else None
 
-    def version(self, n: int) -> int:
-        return self._versions[n]
+    def version(self, n: int, reviewer: str | None = None) -> int:
+        """How many verdicts and undos item ``n`` has seen: with a team, ``reviewer``'s own."""
+        return self._own_versions.get((reviewer, n), 0) if self._per_person else self._versions[n]
+
+    @property
+    def _per_person(self) -> bool:
+        return self.handout is not None
+
+    def _bump(self, n: int, reviewer: str) -> None:
+        if self._per_person:
+            self._own_versions[reviewer, n] = self._own_versions.get((reviewer, n), 0) + 1
+        else:
+            self._versions[n] += 1
 
     def progress(self) -> dict:
         """Items reviewed and remaining, overall and per decided label."""
@@ -184,7 +198,7 @@ class ReviewQueue:
         with self._lock:
             if self.handout is not None and not self.handout.may_judge(reviewer, item.key, self._judges):
                 raise HeldByAnother("this item is handed to someone else")
-            if version != self._versions[n]:
+            if version != self.version(n, reviewer):
                 raise StaleVersion("this item changed since the page showed it (a second press?)")
             record_verdicts(self.engine, {self.session.job_id: [Given(
                 item.file_id, verdict, reviewer, judged, item.start_s, item.end_s, item.decision,
@@ -192,8 +206,12 @@ class ReviewQueue:
             if self.handout is not None:
                 self._judges.setdefault(item.key, set()).add(reviewer)
                 self.handout.release(reviewer, [item.key])
-            self._given[item.key] = (verdict, judged)
-            self._versions[n] += 1
+            if self.handout is not None and len(self._judges.get(item.key, ())) > 1:
+                # Several voted: what is in force is the consensus's.
+                self._given = all_verdicts(self.engine, self.session.job_id)
+            else:
+                self._given[item.key] = (verdict, judged)
+            self._bump(n, reviewer)
             in_force = dict(self._given)
         if self.learner:
             self.learner.verdicts_in_force(in_force)
@@ -206,7 +224,7 @@ class ReviewQueue:
             self._given = all_verdicts(self.engine, self.session.job_id)
             n = self._position.get(key)
             if n is not None:
-                self._versions[n] += 1
+                self._bump(n, reviewer)
             if self.handout is not None and key is not None:
                 self._judges = self._votes()
                 self.handout.next_for(reviewer, [key], self._judges)  # theirs again, to judge anew

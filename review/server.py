@@ -190,7 +190,7 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
                 {"id": n, "file": one.file_id, "name": readable(one.uri), "duration": one.duration_s,
                  "start": one.start_s, "end": one.end_s, "clip_start": clip_bounds(one)[0],
                  "decision": one.decision, "margin": one.margin, "labels": [vars(scored) for scored in one.labels],
-                 "given": given(n), "version": queue.version(n),
+                 "given": given(n), "version": queue.version(n, reviewer_now),
                  **({"votes": votes.get(n, {})} if disputes is not None else {})}
                 for n, one in found.page(offset, limit)],
             "progress": queue.progress(), "learning": learning_status()})
@@ -240,15 +240,15 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
             return JSONResponse({"error": str(exc)}, status_code=422)
         except (StaleVersion, HeldByAnother) as exc:
             return JSONResponse({"error": str(exc), "given": queue.given(verdict.item),
-                                 "version": queue.version(verdict.item)}, status_code=409)
-        return {"given": queue.given(verdict.item), "version": queue.version(verdict.item),
+                                 "version": queue.version(verdict.item, who(request))}, status_code=409)
+        return {"given": queue.given(verdict.item), "version": queue.version(verdict.item, who(request)),
                 "progress": queue.progress(), "learning": learning_status()}
 
     @app.post("/api/undo")
     def undo(request: Request):
         n = queue.undo(who(request))
         return {"item": n, "given": queue.given(n) if n is not None else None,
-                "version": queue.version(n) if n is not None else None, "progress": queue.progress()}
+                "version": queue.version(n, who(request)) if n is not None else None, "progress": queue.progress()}
 
     return app
 

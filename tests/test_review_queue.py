@@ -189,3 +189,20 @@ def test_a_team_is_handed_apart_and_a_verdict_on_anothers_item_is_refused(engine
     assert queue.undo("ana") == ana[-1] and ana[-1] in [n for n, _ in queue.handed("ana", 6)]  # hers again
     fresh = ReviewQueue(engine, Session(job, Order.UNCERTAIN), overlap=0.5)  # a restart reads who judged what
     assert ana[0] not in [n for n, _ in fresh.handed("ana", 6)]
+
+
+def test_both_people_handed_an_overlap_item_are_heard_and_a_split_is_in_force_nowhere(engine, job):
+    """Each person's page holds the version it was shown: the second person's verdict on an overlap
+    item is theirs, not a second press (it was refused as stale when versions were shared), and a
+    second press by either is still refused. Two who disagree leave nothing in force."""
+    queue = ReviewQueue(engine, Session(job, Order.UNCERTAIN), overlap=1.0)  # every item to two people
+    ana, bob = dict(queue.handed("ana", 6)), dict(queue.handed("bob", 6))
+    both = next(n for n in ana if n in bob)
+    shown_to_bob = queue.version(both, "bob")
+    queue.give("ana", both, queue.version(both, "ana"), Verdict.ACCEPT)
+    with pytest.raises(StaleVersion):
+        queue.give("ana", both, 0, Verdict.ACCEPT)  # her second press
+    assert queue.given(both) == {"verdict": Verdict.ACCEPT, "label": queue.items[both].decision}
+    queue.give("bob", both, shown_to_bob, Verdict.REJECT)
+    assert queue.given(both) is None  # one accept, one reject: split until an adjudicator settles it
+    assert [row[0] for row in _reviews(engine)] == ["accept", "reject"]
