@@ -159,7 +159,8 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
         disputes = queue.disputes() if queue.adjudicates else None
         handed = handing(request) or disputes is not None
         found = listings.get(listing, reviewer_now) if listing is not None else None
-        if found is None:
+        made = found is None
+        if made:
             if disputes is not None:
                 shown = [(n, one) for n, one, _ in disputes]
             else:
@@ -193,7 +194,8 @@ def create_app(engine: Engine, settings: Settings, session: Session, guard: Guar
                  "given": given(n), "version": queue.version(n, reviewer_now),
                  **({"votes": votes.get(n, {})} if disputes is not None else {})}
                 for n, one in found.page(offset, limit)],
-            "progress": queue.progress(), "learning": learning_status()})
+            # The page reads the counts from a new listing's answer only (later verdicts' answers carry them).
+            "progress": queue.progress() if made else None, "learning": learning_status()})
 
     @app.get("/api/team")
     def team(request: Request):
