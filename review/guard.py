@@ -6,7 +6,8 @@
 - On any other address a token is required (``--token``, SOUNDTAG_REVIEW_TOKEN). A first visit
   with ``?token=T`` opens a session: a random id in an HttpOnly, SameSite=Strict cookie, never
   the token itself (browsers send a host's cookies to all its ports, so any other service on the
-  host would receive it); scripts may send the token in the ``X-Soundtag-Token`` header instead.
+  host would receive it). The cookie is named for the port: a person signed in to two review
+  servers of one host (a team's page and an adjudication) keeps both sessions; scripts may send the token in the ``X-Soundtag-Token`` header instead.
 - With a team defined (``soundtag reviewers``), each person signs in with their own token:
   ``?token=T`` checks it once (a scrypt hash) and opens a session that remembers who they are;
   every later request reads again whether they are still in the team (a primary-key read), so a
@@ -73,6 +74,7 @@ class Guard:
 
     def __init__(self, host: str, port: int, token: str | None, team: Engine | None = None) -> None:
         self.token, self.team = token, team
+        self.cookie = f"{COOKIE}_{port}"
         self.csrf = secrets.token_urlsafe(32)
         self.sessions: set[str] = set()
         self.people: dict[str, int] = {}  # a team's sessions: the random id, then whose it is
@@ -92,10 +94,10 @@ class Guard:
             if query_token is not None:
                 if not _same(query_token, self.token):
                     return PlainTextResponse("review: wrong token", status_code=401)
-                session, response = _signed_in(request)
+                session, response = _signed_in(request, self.cookie)
                 self.sessions.add(session)
                 return response
-            if not (request.cookies.get(COOKIE) in self.sessions
+            if not (request.cookies.get(self.cookie) in self.sessions
                     or _same(request.headers.get(TOKEN_HEADER), self.token)):
                 return PlainTextResponse("review: a token is required: open the address `soundtag review` printed, "
                                          "with ?token=", status_code=401)
@@ -110,10 +112,10 @@ class Guard:
             if person is None:
                 return PlainTextResponse("review: unknown token; ask for yours (`soundtag reviewers add`)",
                                          status_code=401)
-            session, response = _signed_in(request)
+            session, response = _signed_in(request, self.cookie)
             self.people[session] = person.id
             return response
-        session = request.cookies.get(COOKIE)
+        session = request.cookies.get(self.cookie)
         person_id = self.people.get(session) if session is not None else None
         person: Reviewer | None = still_in(self.team, person_id) if person_id is not None else None
         if person is None:
@@ -142,7 +144,7 @@ class Guard:
         return None
 
 
-def _signed_in(request: Request) -> tuple[str, Response]:
+def _signed_in(request: Request, cookie: str) -> tuple[str, Response]:
     """A new session's id, and the answer that sets it and sends the browser to the same address
     without the token."""
     rest = {k: v for k, v in request.query_params.items() if k != "token"}
@@ -150,7 +152,7 @@ def _signed_in(request: Request) -> tuple[str, Response]:
     path = "/" + request.url.path.lstrip("/\\")
     response = RedirectResponse(path + (f"?{urlencode(rest)}" if rest else ""), 303)
     session = secrets.token_urlsafe(32)
-    response.set_cookie(COOKIE, session, httponly=True, samesite="strict")
+    response.set_cookie(cookie, session, httponly=True, samesite="strict")
     return session, response
 
 

@@ -321,8 +321,30 @@ def test_the_token_stays_out_of_the_cookie_and_redirects_stay_on_site(labeled, s
     assert "s3cret-token" not in cookie and "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
     session = cookie.split(";")[0]
     assert _raw(review.url, path="/api/items", headers={"Cookie": session})[0] == 200
-    assert _raw(review.url, path="/api/items", headers={"Cookie": "soundtag_review=s3cret-token"})[0] == 401
-    assert _raw(review.url, path="/api/items", headers={"Cookie": "soundtag_review=guessed"})[0] == 401
+    name = session.split("=")[0]
+    assert name == f"soundtag_review_{review.url.rsplit(':', 1)[1]}"  # the port's own
+    assert _raw(review.url, path="/api/items", headers={"Cookie": f"{name}=s3cret-token"})[0] == 401
+    assert _raw(review.url, path="/api/items", headers={"Cookie": f"{name}=guessed"})[0] == 401
+
+
+def test_one_browser_keeps_a_session_on_each_port_of_a_host():
+    """Browsers send a host's cookies to every port: each review server names its cookie for its
+    port, so signing in to one (an adjudication on another port) does not sign out of the other."""
+    from starlette.requests import Request
+
+    from review.guard import Guard
+
+    def request(port: int, path: str, query: str = "", cookies: str = "") -> Request:
+        headers = [(b"host", f"127.0.0.1:{port}".encode())] + ([(b"cookie", cookies.encode())] if cookies else [])
+        return Request({"type": "http", "method": "GET", "path": path, "query_string": query.encode(),
+                        "headers": headers})
+
+    team_page, adjudication = Guard("127.0.0.1", 8765, "t"), Guard("127.0.0.1", 8766, "t")
+    first = team_page.check(request(8765, "/", "token=t")).headers["set-cookie"].split(";")[0]
+    second = adjudication.check(request(8766, "/", "token=t")).headers["set-cookie"].split(";")[0]
+    jar = f"{first}; {second}"  # what the browser sends to either port
+    assert team_page.check(request(8765, "/api/items", cookies=jar)) is None
+    assert adjudication.check(request(8766, "/api/items", cookies=jar)) is None
 
 
 def test_a_default_port_accepts_the_host_without_it():
