@@ -64,11 +64,13 @@ def renew(engine: Engine, worker: str, lease_s: float) -> int:
 
 
 def held(conn: Connection, job_id: str, file_ids: Sequence[int], worker: str) -> set[int]:
-    """Of the job's ``file_ids``, those ``worker`` still holds, their rows locked until ``conn``'s
-    transaction ends: the fence a worker's results pass, so that one whose lease was taken back
-    (its files labeled by their new holder) writes nothing for them."""
+    """Of the job's ``file_ids``, those ``worker`` still holds and that are still queued, their rows
+    locked until ``conn``'s transaction ends: the fence a worker's results pass, so that one whose
+    lease was taken back (its files labeled by their new holder), or whose job was cancelled while
+    it labeled them, writes nothing for them."""
     return set(conn.execute(
         select(JobFile.file_id).where(JobFile.job_id == job_id, JobFile.worker == worker,
+                                      JobFile.status == FileState.QUEUED,
                                       sql.among(conn.engine, "held", JobFile.file_id, BigInteger(), file_ids))
         .with_for_update()).scalars())
 

@@ -11,7 +11,7 @@ import pytest
 
 from db import leases
 from db.files import add_files
-from db.jobs import create_job, fail_job, job_info
+from db.jobs import cancel_job, create_job, fail_job, job_info
 from db.models import now
 from db.progress import active_progress
 from db.results import save_results
@@ -173,6 +173,18 @@ def test_the_fence_passes_only_the_files_asked_for_that_the_worker_holds_in_that
     ids = dict(query(engine.url.render_as_string(hide_password=False), "select uri, id from file"))
     with engine.begin() as conn:
         assert leases.held(conn, job, [ids[URIS[0]], ids[URIS[2]]], "w1:1") == {ids[URIS[0]]}
+
+
+def test_a_job_cancelled_while_a_worker_labels_its_files_gets_none_of_their_results(engine, job):
+    """The worker still holds its leases after `soundtag cancel`: the fence passes queued files
+    only, so the results it was computing are dropped, not written over the cancellation."""
+    leases.claim(engine, job, URIS[:2], "w1:1", lease_s=60)
+    assert cancel_job(engine, job) == 3
+    half = np.full(2, 0.5)
+    dropped = save_results(engine, job, [FileResult(uri, duration_s=1.0, scores=half, similarity=half)
+                                         for uri in URIS[:2]], ["dog", "rain"], logit_scale=1.0, holder="w1:1")
+    assert sorted(dropped) == sorted(URIS[:2])
+    assert job_info(engine, job).cancelled == 3 and job_info(engine, job).done == 0
 
 
 def test_a_renewed_lease_lasts_its_length_from_now(engine, job):
