@@ -104,12 +104,13 @@ class Clips:
 
 def _version(file) -> tuple:
     """What changes when the file's bytes may have: a local file's size, modification time and
-    inode, else its size (an S3 object or dataset row is replaced, not edited in place)."""
+    inode; an S3 object's ETag and size (replaced, never edited in place: a new object of the same
+    size has another ETag); else its size (a dataset row)."""
     try:
         found = os.fstat(file.fileno())
         return found.st_size, found.st_mtime_ns, found.st_ino
     except (AttributeError, OSError, ValueError):
-        return (getattr(file, "size", None) or file.seek(0, os.SEEK_END),)
+        return getattr(file, "size", None) or file.seek(0, os.SEEK_END), getattr(file, "etag", None)
 
 
 def _cut(file, start_s: float, end_s: float) -> Clip:

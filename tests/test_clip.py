@@ -161,3 +161,17 @@ def test_a_repeated_cut_is_served_from_the_cache_until_the_file_changes(tmp_path
     changed = clips.cut((tmp_path / "a.wav").as_uri(), 2.0, 4.0)
     assert len(decoded) == 2
     np.testing.assert_array_equal(changed.samples, stored[2 * RATE:4 * RATE])
+
+
+def test_an_s3_object_replaced_by_one_of_the_same_size_is_cut_again(tmp_path, bucket):  # noqa: F811 - fixture
+    """S3 objects are replaced, not edited: the kept cut is the object's by its ETag, not its size."""
+    _noise(tmp_path / "a.wav", 10)
+    bucket.put("field/a.wav", (tmp_path / "a.wav").read_bytes())
+    clips = clip.Clips(Storage())
+    uri = f"s3://{bucket.name}/field/a.wav"
+    first = clips.cut(uri, 2.0, 4.0)
+    assert clips.cut(uri, 2.0, 4.0) is first
+    stored = _noise(tmp_path / "a.wav", 10)[::-1].copy()
+    sf.write(tmp_path / "a.wav", stored, RATE, subtype="PCM_16")  # the same length, other samples
+    bucket.put("field/a.wav", (tmp_path / "a.wav").read_bytes())
+    np.testing.assert_array_equal(clips.cut(uri, 2.0, 4.0).samples, stored[2 * RATE:4 * RATE])

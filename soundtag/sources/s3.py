@@ -92,9 +92,11 @@ class RangedObject(io.RawIOBase):
         super().__init__()
         self._client, self._bucket, self._key = client, bucket, key
         try:
-            self.size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+            head = client.head_object(Bucket=bucket, Key=key)
         except Exception as exc:  # noqa: BLE001 - botocore's errors are many; _problem() sorts them
             raise _problem(exc, client, bucket, key) from None
+        self.size = head["ContentLength"]
+        self.etag = head.get("ETag")  # changes with the content: what a cut of it is kept under
         self._position = 0
         self._held, self._held_at = b"", 0  # the bytes last fetched, and where they start
         self._ahead = _AHEAD_FIRST
