@@ -58,8 +58,9 @@ MODULES = {
         "sqlite and (queued or skips or changed or erases or failed_job or cancel or fail_files or another_model "
         "or jobs_view or scope or job_file_ids or failed_uris or labelings or truths_durations or recordings_set "
         "or seen_again or failing_files or new_or_changed or spec_is or newest_first or state_changes or roots)")),
-    "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py"),
-                      select="not test_db.py or narrowest or (sqlite and (verdict or review_items))"),
+    "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py", "tests/test_team_progress.py"),
+                      select=("not postgresql and (test_review_order.py or narrowest or verdict or review_items "
+                              "or undo or consensus or progress or adjudication or correction)")),
     "leases": Module(("db/leases.py",), ("tests/test_leases.py",), select="sqlite"),
     "order": Module(("review/order.py",), ("tests/test_review_order.py",)),
     "embeddings": Module(("db/embeddings.py",), ("tests/test_db.py", "tests/test_search.py"),
