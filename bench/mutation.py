@@ -58,8 +58,9 @@ MODULES = {
         "sqlite and (queued or skips or changed or erases or failed_job or cancel or fail_files or another_model "
         "or jobs_view or scope or job_file_ids or failed_uris or labelings or truths_durations or recordings_set "
         "or seen_again or failing_files or new_or_changed or spec_is or newest_first or state_changes or roots)")),
-    "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py"),
-                      select="not test_db.py or narrowest or (sqlite and (verdict or review_items))"),
+    "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py", "tests/test_team_progress.py"),
+                      select=("not postgresql and (test_review_order.py or narrowest or verdict or review_items "
+                              "or undo or consensus or progress or adjudication or correction)")),
     "leases": Module(("db/leases.py",), ("tests/test_leases.py",), select="sqlite"),
     "order": Module(("review/order.py",), ("tests/test_review_order.py",)),
     "embeddings": Module(("db/embeddings.py",), ("tests/test_db.py", "tests/test_search.py"),
@@ -275,6 +276,42 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             'a row lock: SQLite takes none and a test in one process never contends; only two workers taking back at once on PostgreSQL can tell (no fast test)',
         'take_back_expired: -.with_for_update(of=JobFile, skip_locked=True)).all() / +.with_for_update(of=JobFile, )).all()':
             'a row lock: SQLite takes none and a test in one process never contends; only two workers taking back at once on PostgreSQL can tell (no fast test)',
+    },
+    "reviews": {
+        'verdict_counts: -else_=0))) / +else_=None)))':
+            'SUM skips NULLs: the recent count is the same, and none at all reads 0 through `recent or 0`',
+        'verdict_counts: -else_=0))) / +)))':
+            "CASE's default is NULL, which SUM skips: the recent count is the same, and none at all reads 0 through `recent or 0`",
+        'given_verdicts: -Review.undone_at.is_(None))).all() / +)).all()':
+            'a narrowing: the consensus never settles on an undone verdict, so an undone row is never at home',
+        'given_verdicts: -rows = sorted((row for row in rows if row.id in at_home), key=lambda row: row.id) / +rows = sorted((row for row in rows if row.id in at_home), key=None)':
+            'rows sort by their first column, the id, which is unique',
+        'given_verdicts: -rows = sorted((row for row in rows if row.id in at_home), key=lambda row: row.id) / +rows = sorted((row for row in rows if row.id in at_home), )':
+            'rows sort by their first column, the id, which is unique',
+        'given_verdicts: -.join(taxonomy, taxonomy.c.id == settled.c.taxonomy_id) / +.join(taxonomy, None)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'given_verdicts: -.join(taxonomy, taxonomy.c.id == settled.c.taxonomy_id) / +.join(taxonomy, )':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'given_verdicts: -settled, taxonomy = Review.__table__.alias("settled"), TaxonomyRow.__table__.alias("taxonomy") / +settled, taxonomy = Review.__table__.alias(None), TaxonomyRow.__table__.alias("taxonomy")':
+            'the name of an alias that lives in one statement (None: an anonymous one)',
+        'given_verdicts: -settled, taxonomy = Review.__table__.alias("settled"), TaxonomyRow.__table__.alias("taxonomy") / +settled, taxonomy = Review.__table__.alias("XXsettledXX"), TaxonomyRow.__table__.alias("taxonomy")':
+            'the name of an alias that lives in one statement (None: an anonymous one)',
+        'given_verdicts: -settled, taxonomy = Review.__table__.alias("settled"), TaxonomyRow.__table__.alias("taxonomy") / +settled, taxonomy = Review.__table__.alias("SETTLED"), TaxonomyRow.__table__.alias("taxonomy")':
+            'the name of an alias that lives in one statement (None: an anonymous one)',
+        'given_verdicts: -settled, taxonomy = Review.__table__.alias("settled"), TaxonomyRow.__table__.alias("taxonomy") / +settled, taxonomy = Review.__table__.alias("settled"), TaxonomyRow.__table__.alias(None)':
+            'the name of an alias that lives in one statement (None: an anonymous one)',
+        'given_verdicts: -settled, taxonomy = Review.__table__.alias("settled"), TaxonomyRow.__table__.alias("taxonomy") / +settled, taxonomy = Review.__table__.alias("settled"), TaxonomyRow.__table__.alias("XXtaxonomyXX")':
+            'the name of an alias that lives in one statement (None: an anonymous one)',
+        'given_verdicts: -settled, taxonomy = Review.__table__.alias("settled"), TaxonomyRow.__table__.alias("taxonomy") / +settled, taxonomy = Review.__table__.alias("settled"), TaxonomyRow.__table__.alias("TAXONOMY")':
+            'the name of an alias that lives in one statement (None: an anonymous one)',
+        'given_verdicts: -.where(sql.among(engine, "files", Review.file_id, BigInteger(), chunk), / +.where(sql.among(engine, None, Review.file_id, BigInteger(), chunk),':
+            'the name of a relation that lives in one statement',
+        'given_verdicts: -.where(sql.among(engine, "files", Review.file_id, BigInteger(), chunk), / +.where(sql.among(engine, "XXfilesXX", Review.file_id, BigInteger(), chunk),':
+            'the name of a relation that lives in one statement',
+        'given_verdicts: -.where(sql.among(engine, "files", Review.file_id, BigInteger(), chunk), / +.where(sql.among(engine, "FILES", Review.file_id, BigInteger(), chunk),':
+            'the name of a relation that lives in one statement',
+        'given_verdicts: -.where(sql.among(engine, "files", Review.file_id, BigInteger(), chunk), / +.where(sql.among(engine, "files", Review.file_id, None, chunk),':
+            "SQLite's relation of ids needs no type; PostgreSQL's array does, so the test's PostgreSQL run fails",
     },
     "taxonomy": {
         '_spelled: -return {**entry, field: spelling.setdefault(key(name), name) if name else name} / +return {**entry, field: spelling.setdefault(key(name), name) if (name) or True else name}':

@@ -188,12 +188,6 @@ def _speaks(spec: JobSpec, review):
                and_(review.verdict.in_([Verdict.ACCEPT, Verdict.CORRECT]), review.label.in_(spec.taxonomy.names)))
 
 
-def _same_bounds(a, b):
-    """Both verdicts are on the file, or both on the same segment of it (as the views compare them)."""
-    return and_(func.coalesce(a.start_s, -1) == func.coalesce(b.start_s, -1),
-                func.coalesce(a.end_s, -1) == func.coalesce(b.end_s, -1))
-
-
 def undo_verdict(engine: Engine, job_id: str, reviewer: str) -> tuple[int, float | None, float | None] | None:
     """Undo the reviewer's latest verdict given under the job's model and taxonomy and not undone
     yet (their vote before it on the same file and bounds, if any, counts again; whether either is
@@ -231,16 +225,12 @@ def reviewer_votes(engine: Engine, job_id: str) -> dict[tuple[int, float | None,
     end_s): the final label of their latest verdict there that speaks in the job (``_speaks``) and
     was not undone (accept, correct: its label; reject: None). What agreement compares."""
     spec = job_spec(engine, job_id)
-    later = Review.__table__.alias("later")
     with engine.connect() as conn:
         rows = conn.execute(select(Review.file_id, Review.start_s, Review.end_s, Review.reviewer, Review.verdict,
-                                   Review.label).where(
-            _speaks(spec, Review), Review.undone_at.is_(None),
-            ~select(later.c.id).where(later.c.file_id == Review.file_id, later.c.reviewer == Review.reviewer,
-                                      _speaks(spec, later.c), later.c.undone_at.is_(None),
-                                      _same_bounds(later.c, Review), later.c.id > Review.id).exists())).all()
+                                   Review.label).where(_speaks(spec, Review), Review.undone_at.is_(None))
+                            .order_by(Review.id)).all()
     votes: dict[tuple[int, float | None, float | None], dict[str, str | None]] = {}
-    for file_id, start, end, reviewer, verdict, label in rows:
+    for file_id, start, end, reviewer, verdict, label in rows:  # oldest first: each person's latest stays
         votes.setdefault((file_id, start, end), {})[reviewer] = None if verdict == Verdict.REJECT else label
     return votes
 

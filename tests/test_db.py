@@ -2,7 +2,8 @@
 CLI, the producer and the workers all rely on."""
 
 import json
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from db.jobs import (
     reactivate_job,
 )
 from db.labeled_files import labeled_files
-from db.models import File, Labeling
+from db.models import File, Labeling, Review
 from db.predictions import job_cosines, job_predictions
 from db.results import save_results
 from db.reviews import (
@@ -37,7 +38,9 @@ from db.reviews import (
     record_verdict,
     record_verdicts,
     review_items,
+    reviewer_votes,
     undo_verdict,
+    verdict_counts,
     verdicts,
 )
 from db.schema import engine_for, upgrade
@@ -634,14 +637,126 @@ def test_undo_takes_back_only_ones_own_latest_vote_on_the_same_file_or_segment(e
     assert undo_verdict(engine, job, "ana") is None
 
 
+def test_each_reviewers_vote_is_their_latest_verdict_not_undone_that_speaks_in_the_job(engine):
+    """What agreement compares: per file and bounds, each person's latest vote there that was not
+    undone; another model's reject says nothing here, its accept or correct with a label of the
+    job's taxonomy does."""
+    job, ids = _labeled(engine, "a", "b")
+    a, b = ids["file:///a/a"], ids["file:///a/b"]
+    other = _job(engine, model="m2")
+    add_files(engine, other, _refs("a", "b"))
+    elsewhere = _job(engine, taxonomy_from_csv("rain,wind"), model="h")
+    add_files(engine, elsewhere, _refs("a", "b"))
+    record_verdicts(engine, {job: [Given(a, Verdict.REJECT, "ana", "dog")]})
+    record_verdicts(engine, {job: [Given(a, Verdict.CORRECT, "ana", "rain", shown="dog")]})
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog", 0.0, 1.0)]})
+    record_verdicts(engine, {job: [Given(a, Verdict.REJECT, "bo", "dog")]})
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "bo", "dog")]})
+    assert undo_verdict(engine, job, "bo") == (a, None, None)  # bo's reject counts again
+    record_verdicts(engine, {job: [Given(b, Verdict.ACCEPT, "ana", "dog")]})
+    record_verdicts(engine, {other: [Given(b, Verdict.REJECT, "ana", "dog"),  # another model's decision only
+                                     Given(b, Verdict.REJECT, "cy", "dog"),
+                                     Given(b, Verdict.CORRECT, "dy", "rain", shown="dog")]})
+    record_verdicts(engine, {elsewhere: [Given(b, Verdict.CORRECT, "ed", "wind", shown="rain")]})  # not a label here
+    same_model = _job(engine, taxonomy_from_csv("dog,wind"))
+    add_files(engine, same_model, _refs("a", "b"))
+    record_verdicts(engine, {same_model: [Given(b, Verdict.REJECT, "fy", "dog")]})  # that taxonomy's decision only
+    # Segments that share a start or an end are apart all the same.
+    record_verdicts(engine, {job: [Given(b, Verdict.ACCEPT, "ana", "dog", 0.0, 1.0)]})
+    record_verdicts(engine, {job: [Given(b, Verdict.REJECT, "ana", "dog", 0.0, 2.0)]})
+    record_verdicts(engine, {job: [Given(b, Verdict.ACCEPT, "ana", "dog", 0.5, 2.0)]})
+    assert reviewer_votes(engine, job) == {(a, None, None): {"ana": "rain", "bo": None}, (a, 0.0, 1.0): {"ana": "dog"},
+                                           (b, None, None): {"ana": "dog", "dy": "rain"}, (b, 0.0, 1.0): {"ana": "dog"},
+                                           (b, 0.0, 2.0): {"ana": None}, (b, 0.5, 2.0): {"ana": "dog"}}
+
+
+def test_verdict_counts_are_each_reviewers_verdicts_in_the_job_not_undone_since_a_time_and_in_all(engine, monkeypatch):
+    job, ids = _labeled(engine, "a", "b")
+    a, b = ids["file:///a/a"], ids["file:///a/b"]
+    other, same_model = _job(engine, model="m2"), _job(engine, taxonomy_from_csv("dog,wind"))
+    add_files(engine, other, _refs("a"))
+    add_files(engine, same_model, _refs("a"))
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog"), Given(b, Verdict.ACCEPT, "bo", "dog")]})
+    record_verdicts(engine, {other: [Given(a, Verdict.ACCEPT, "ana", "dog")],  # another model's job
+                             same_model: [Given(a, Verdict.ACCEPT, "ana", "dog")]})  # another taxonomy's
+    record_verdicts(engine, {job: [Given(b, Verdict.REJECT, "ana", "dog", 0.0, 1.0), Given(a, Verdict.REJECT, "bo", "dog")]})
+    with engine.connect() as conn:
+        since = conn.execute(sa.select(sa.func.max(Review.reviewed_at))).scalar()
+    since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)  # SQLite's stamps come back naive, in UTC
+    record_verdicts(engine, {job: [Given(b, Verdict.ACCEPT, "ana", "dog")]})
+    assert undo_verdict(engine, job, "ana") == (b, None, None)
+    assert verdict_counts(engine, job, since) == {"ana": (1, 2), "bo": (1, 2)}  # a verdict at `since` is recent
+    assert verdict_counts(engine, job, since + timedelta(seconds=1)) == {"ana": (0, 2), "bo": (0, 2)}
+    url = engine.url.render_as_string(hide_password=False)
+    assert {row.run_id for row in query(url, "select run_id from reviews")} == {job, other, same_model}
+    # `since` in any zone, on a machine in any zone, is the same moment.
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert verdict_counts(engine, job, since.astimezone(timezone(timedelta(hours=-7)))) == {"ana": (1, 2), "bo": (1, 2)}
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_review_items_are_each_labeled_file_by_id_with_its_duration_and_five_best_labels(engine):
+    names = ["a", "b", "c", "d", "e", "f", "g"]
+    job = _job(engine, taxonomy_from_csv(",".join(names)))
+    ids = dict((uri, file_id) for file_id, uri in add_files(engine, job, _refs("y", "x")))
+    scores = np.array([0.3, 0.25, 0.2, 0.1, 0.08, 0.05, 0.02])
+    save_results(engine, job, [FileResult(uri, scores=scores, similarity=scores / 10, duration_s=4.0 + file_id)
+                               for uri, file_id in ids.items()], names, logit_scale=10.0)
+    items = review_items(engine, job)
+    assert [item.file_id for item in items] == sorted(ids.values())
+    assert [item.duration_s for item in items] == [4.0 + file_id for file_id in sorted(ids.values())]
+    assert [(s.label, s.score, s.similarity) for s in items[0].labels] == [
+        (name, pytest.approx(score), pytest.approx(score / 10)) for name, score in zip(names[:5], scores[:5])]
+
+
+def test_an_undo_or_a_consensus_counts_only_the_verdicts_under_the_jobs_model_and_taxonomy(engine):
+    job, ids = _labeled(engine, "a", "b")
+    a, b = ids["file:///a/a"], ids["file:///a/b"]
+    other_model, other_taxonomy = _job(engine, model="m2"), _job(engine, taxonomy_from_csv("rain,dog"))
+    for other in (other_model, other_taxonomy):
+        add_files(engine, other, _refs("a", "b"))
+        save_results(engine, other, [_ok(uri) for uri in ids], job_spec(engine, other).taxonomy.names, logit_scale=10.0)
+    record_verdicts(engine, {job: [Given(a, Verdict.ACCEPT, "ana", "dog")]})
+    record_verdicts(engine, {other_model: [Given(b, Verdict.REJECT, "ana", "dog")]})
+    record_verdicts(engine, {other_taxonomy: [Given(b, Verdict.REJECT, "ana", "rain", 0.0, 1.0)]})
+    assert set(consensus(engine, job)) == {(a, None, None)}
+    assert undo_verdict(engine, job, "ana") == (a, None, None)
+    assert undo_verdict(engine, job, "ana") is None
+
+
+def test_training_reads_each_verdict_once_at_home_with_its_id_file_and_the_decision_a_correction_replaced(engine):
+    """A correct given under one model speaks in another model's job of the same taxonomy too; once
+    the person rejects at home, training reads the reject alone, not the correct still in force there."""
+    job, ids = _labeled(engine, "a", "b", "c")
+    a, b, c = ids["file:///a/a"], ids["file:///a/b"], ids["file:///a/c"]
+    other_model, other_taxonomy = _job(engine, model="m2"), _job(engine, taxonomy_from_csv("rain,dog"))
+    for other in (other_model, other_taxonomy):
+        add_files(engine, other, _refs("a", "b", "c"))
+        save_results(engine, other, [_ok(uri) for uri in ids], job_spec(engine, other).taxonomy.names, logit_scale=10.0)
+    record_verdicts(engine, {job: [Given(a, Verdict.CORRECT, "ana", "rain", shown="dog")]})
+    record_verdicts(engine, {job: [Given(a, Verdict.REJECT, "ana", "dog")]})
+    record_verdicts(engine, {other_model: [Given(b, Verdict.ACCEPT, "bo", "dog")]})
+    record_verdicts(engine, {job: [Given(c, Verdict.CORRECT, "cy", "rain", shown="dog")]})
+    given = given_verdicts(engine, [a, b, c])
+    assert [(v.file_id, v.verdict, v.label, v.shown) for v in given] == [
+        (a, Verdict.REJECT, "dog", None), (b, Verdict.ACCEPT, "dog", None), (c, Verdict.CORRECT, "rain", "dog")]
+    assert [v.review_id for v in given] == sorted(v.review_id for v in given) and given[0].review_id > 0
+
+
 def test_a_windows_segment_verdict_is_the_narrowest_that_holds_it_bounds_included():
-    from db.reviews import SpanVerdict, covering
+    from db.reviews import SLACK, SpanVerdict, covering
 
     wide, narrow, left = (SpanVerdict(0.0, 10.0, Verdict.ACCEPT, "dog"), SpanVerdict(4.5, 6.0, Verdict.REJECT, "dog"),
                           SpanVerdict(0.0, 4.0, Verdict.ACCEPT, "rain"))
     assert covering([wide, narrow, left], 4.5, 5.5) is narrow
     assert covering([left, wide], 4.5, 5.5) is wide  # left ends before the window does
     assert covering([left], 0.0, 4.0) is left and covering([left], 4.0, 6.0) is None
+    # Bounds that went through a float's rounding, up to SLACK off, still touch.
+    assert covering([narrow], 4.5 - SLACK, 6.0 + SLACK) is narrow
 
 
 def _under(prefix, *names):
