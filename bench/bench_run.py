@@ -421,7 +421,8 @@ def report(r: dict) -> str:
         "pipeline's construction), the text tower on the labels (soundtag's kept prompt embeddings are "
         "deleted before each run), and for soundtag the SQLite database. The ONNX export was built "
         f"beforehand, once, with OpenVINO's compiled towers ({r['export_s']:.0f} s: `soundtag fetch-model --export "
-        "--dtype D` for int8 and each dtype the OpenVINO rows run at). Each ran {runs}: best and median; peak RSS of the best run.",
+        f"--dtype D` for int8 and each dtype the OpenVINO rows run at). Each ran {runs}: best and median; peak RSS "
+        "of the best run.",
         "",
         "| path | best s | median s | files/s (best) | vs pipeline (best) | vs pipeline (median) | CPU s (best) "
         "| vs pipeline (CPU s) | peak RSS MB |",
