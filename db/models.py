@@ -315,6 +315,25 @@ class EstimateRow(Base):
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
+class AgreementRow(Base):
+    """One number ``soundtag agreement`` computed over a job's votes (soundtag/agreement.py):
+    Krippendorff's α over everyone (``label`` None) or of one label against the rest, Cohen's κ of
+    a pair of reviewers, or a reviewer's share of votes equal to the settled label. Appended, one
+    batch per run with one stamp: the ``agreement`` view shows the latest batch of each job."""
+
+    __tablename__ = "agreement_score"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    measure: Mapped[str] = mapped_column(String(16))  # alpha, kappa or settled
+    label: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str | None] = mapped_column(Text)
+    other_reviewer: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float)  # None: undefined (too few items, no variation)
+    items: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
 class JobSummary(Base):
     """What a scan of a job's every window computed (db/summaries.py: the overview's counts, a
     label's score grid), with the stamp of the rows it was computed from: read again while the

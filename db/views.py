@@ -635,3 +635,14 @@ FROM consensus c
 JOIN review r ON r.id = c.review_id
 WHERE c.start_s IS NOT NULL
 """
+
+# agreement (migration 0017): the latest batch of numbers `soundtag agreement` computed for each job.
+AGREEMENT_V1 = """
+CREATE VIEW agreement AS
+SELECT a.job_id AS run_id, j.model, t.name AS taxonomy, t.content_hash AS taxonomy_hash, a.measure, a.label,
+       a.reviewer, a.other_reviewer, a.value, a.items, a.computed_at
+FROM agreement_score a
+JOIN job j ON j.id = a.job_id
+JOIN taxonomy t ON t.id = j.taxonomy_id
+WHERE a.computed_at = (SELECT MAX(n.computed_at) FROM agreement_score n WHERE n.job_id = a.job_id)
+"""

@@ -92,12 +92,24 @@ def with_settled(votes: Votes, settled: Mapping[Hashable, str | None]) -> dict[s
     return {person: Score(matched[person] / judged[person], judged[person]) for person in sorted(judged)}
 
 
-def majority(votes: Votes) -> dict[Hashable, str | None]:
-    """The label more than half the voters gave, for each item two or more judged and settled so."""
-    settled = {}
-    for item, people in votes.items():
-        if len(people) >= 2:
-            (label, count), = Counter(people.values()).most_common(1)
-            if count * 2 > len(people):
-                settled[item] = label
-    return settled
+@dataclass(frozen=True)
+class Measure:
+    """One number of a job's agreement, as the ``agreement`` view keeps it: ``alpha`` over
+    everyone (``label`` None) or of one label against the rest, ``kappa`` of a pair of reviewers,
+    ``settled``: a reviewer's share of votes equal to the settled label."""
+
+    measure: str
+    score: Score
+    label: str | None = None
+    reviewer: str | None = None
+    other_reviewer: str | None = None
+
+
+def measures(votes: Votes, settled: Mapping[Hashable, str | None]) -> list[Measure]:
+    """Every number ``soundtag agreement`` reports on ``votes``: α overall and per label given,
+    κ per pair, each reviewer against ``settled`` (the items' settled labels)."""
+    labels = sorted({label for item in votes.values() for label in item.values() if label is not None})
+    return ([Measure("alpha", alpha(votes))]
+            + [Measure("alpha", alpha(votes, only=label), label=label) for label in labels]
+            + [Measure("kappa", score, reviewer=a, other_reviewer=b) for (a, b), score in pairwise_kappa(votes).items()]
+            + [Measure("settled", score, reviewer=person) for person, score in with_settled(votes, settled).items()])

@@ -12,6 +12,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from soundtag.agreement import NONE, Score, alpha, cohen_kappa, krippendorff_alpha, pairwise_kappa, with_settled
+from tests.conftest import query
 
 LABELS = ["rain", "siren", "dog", None]
 
@@ -106,8 +107,23 @@ def test_soundtag_agreement_reads_each_reviewers_latest_vote_and_equals_the_kept
     # Settled by majority: street siren, quiet's window rain; night (1 against 1) is not settled.
     assert {row["reviewer"]: (row["agreement"], row["items"]) for row in found["settled"]} == {
         "ana": (1.0, 2), "bob": (0.5, 2), "cy": (1.0, 2)}
+    # The same numbers in the agreement view, the latest run's.
+    view = {(measure, label, a, b): (value, items) for measure, label, a, b, value, items in query(
+        database_url, f"select measure, label, reviewer, other_reviewer, value, items from agreement "
+                      f"where run_id = '{job_id}'")}
+    assert view[("alpha", None, None, None)] == (pytest.approx(expected), 3)
+    assert {(a, b): (pytest.approx(v), n) for (m, _, a, b), (v, n) in view.items() if m == "kappa"} == pairs
+    assert {a: (v, n) for (m, _, a, _), (v, n) in view.items() if m == "settled"} == {
+        "ana": (1.0, 2), "bob": (0.5, 2), "cy": (1.0, 2)}
+    assert {label for (m, label, _, _) in view if m == "alpha"} == {None, "dog", "rain", "siren"}
     by_label = json.loads(soundtag("agreement", "--job", job_id, "--by", "label", "--json", "--database",
                                    database_url).stdout)
     assert [row["label"] for row in by_label["by_label"]] == ["dog", "rain", "siren"]
     table = soundtag("agreement", "--job", job_id, "--database", database_url)
     assert "ana & bob" in table.stdout and "3 items judged by 3 reviewers" in table.stderr
+    # An adjudicator settles quiet's window as dog, against the two who said rain: people are held to
+    # what was settled (the consensus), not to a count of votes (rain 2, dog 2 now: no majority).
+    record_verdicts(engine, {job_id: [Given(quiet, Verdict.CORRECT, "lead", "dog", *window, adjudicated=True)]})
+    again = json.loads(soundtag("agreement", "--job", job_id, "--json", "--database", database_url).stdout)
+    assert {row["reviewer"]: (row["agreement"], row["items"]) for row in again["settled"]} == {
+        "ana": (0.5, 2), "bob": (1.0, 2), "cy": (0.5, 2), "lead": (1.0, 1)}

@@ -75,22 +75,29 @@ def agreement(
     """How far reviewers agree on the items several of them judged: Krippendorff's α (nominal)
     over everyone, then per pair of reviewers (Cohen's κ) or per label, each with the number of
     items it rests on. A vote is the label an item ends up with in that person's latest verdict
-    (accept: the model's; correct: theirs; reject: none)."""
-    from db.reviews import reviewer_votes
-    from soundtag.agreement import alpha, majority, pairwise_kappa, with_settled
+    (accept: the model's; correct: theirs; reject: none). Every number is kept too: the
+    ``agreement`` view shows the latest of each job."""
+    from db.agreements import save_agreement
+    from db.reviews import consensus, reviewer_votes
+    from soundtag.agreement import measures
 
     if by not in ("reviewer", "label"):
         fail(f"--by {by!r}: use reviewer or label")
     engine = open_engine(load_settings(database_url=database))
     info = job_or_newest(engine, job, "agreement")
     votes = reviewer_votes(engine, info.job_id)
-    overall = alpha(votes)
-    rows = ([{"label": label, "alpha": (s := alpha(votes, only=label)).value, "items": s.items}
-             for label in sorted({v for item in votes.values() for v in item.values() if v is not None})]
-            if by == "label" else
-            [{"reviewers": [a, b], "kappa": s.value, "items": s.items} for (a, b), s in pairwise_kappa(votes).items()])
-    settled = [{"reviewer": person, "agreement": s.value, "items": s.items}
-               for person, s in with_settled(votes, majority(votes)).items()] if by == "reviewer" else []
+    # Each person against what the consensus settled (an adjudicator's label where one settled it).
+    settled_labels = {key: found.label for key, found in consensus(engine, info.job_id).items()
+                      if found.verdict is not None and found.votes >= 2}
+    found = measures(votes, settled_labels)
+    save_agreement(engine, info.job_id, found)
+    (overall,) = [m.score for m in found if m.measure == "alpha" and m.label is None]
+    rows = ([{"label": m.label, "alpha": m.score.value, "items": m.score.items}
+             for m in found if m.measure == "alpha" and m.label is not None] if by == "label" else
+            [{"reviewers": [m.reviewer, m.other_reviewer], "kappa": m.score.value, "items": m.score.items}
+             for m in found if m.measure == "kappa"])
+    settled = [{"reviewer": m.reviewer, "agreement": m.score.value, "items": m.score.items}
+               for m in found if m.measure == "settled"] if by == "reviewer" else []
     if as_json:
         out.print_json(json.dumps({"job": info.job_id, "items": len(votes),
                                    "alpha": {"value": overall.value, "items": overall.items},
@@ -109,5 +116,6 @@ def agreement(
         for row in rows:
             table.add_row(" & ".join(row["reviewers"]), _cell(row["kappa"]), str(row["items"]))
         for row in settled:
-            table.add_row(f"{row['reviewer']} & the majority", f"{_cell(row['agreement'])} agree", str(row["items"]))
+            table.add_row(f"{row['reviewer']} & the settled labels", f"{_cell(row['agreement'])} agree",
+                          str(row["items"]))
     out.print(table)
