@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,12 @@ def test_dockerfile_copies_what_exists_and_installs_the_cli():
     dockerfile = (ROOT / OURS["worker"]["build"] / "Dockerfile").read_text()
     for src in re.findall(r"^COPY (\S+)", dockerfile, re.M):
         assert (ROOT / src).exists(), src
-    assert "pip install ${TORCH_SPEC}" in dockerfile and 'pip install ".[monitoring]"' in dockerfile
+    assert "pip install ${TORCH_SPEC}" in dockerfile
+    # The extras the image installs exist: monitoring (Flower) and openvino (the CPU workers' fastest
+    # backend on x86, what --backend auto takes there).
+    (extras,) = re.findall(r'pip install "\.\[([^]]+)\]"', dockerfile)
+    defined = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(extras.split(",")) == {"monitoring", "openvino"} and set(extras.split(",")) <= set(defined)
     # Celery warns at every start of a worker run as root; the image's last USER is not root.
     users = re.findall(r"^USER (\S+)", dockerfile, re.M)
     assert users and users[-1] not in {"root", "0"}
