@@ -288,7 +288,8 @@ def test_db_upgrade_creates_views(pg_url):
     soundtag("db", "upgrade", "--database", pg_url)
     names = {r[0] for r in query(pg_url, "select table_name from information_schema.views where table_schema = 'public'")}
     assert names == {"files", "file_labels", "segment_labels", "jobs", "reviews", "reviewed_labels", "file_tags",
-                     "file_decisions", "segment_tags", "events", "detections", "detections_by_hour", "estimates"}
+                     "file_decisions", "segment_tags", "events", "detections", "detections_by_hour", "estimates",
+                     "consensus", "agreement"}
 
 
 def test_cli_and_producer_start_without_torch():
