@@ -12,9 +12,9 @@ from db.models import AgreementRow, now
 
 def save_agreement(engine: Engine, job_id: str, found: Sequence) -> None:
     """Append one batch of soundtag.agreement.Measure rows of the job, under one stamp."""
-    stamp = now()
     if not found:
         return
+    stamp = now()
     with engine.begin() as conn:
         conn.execute(insert(AgreementRow), [
             {"job_id": job_id, "measure": one.measure, "label": one.label, "reviewer": one.reviewer,

@@ -144,10 +144,14 @@ def in_force(spec: JobSpec):
     """The conditions on ``Review`` that select the verdicts in force in a job of ``spec``: on each
     file and bounds, the one the ``consensus`` view settles on (one person's latest that was not
     undone, where one judged; an adjudicator's, else the majority's, where several did)."""
-    taxonomy_hash = select(TaxonomyRow.content_hash).where(TaxonomyRow.id == spec.taxonomy_id).scalar_subquery()
     return (Review.id.in_(select(CONSENSUS.c.review_id).where(
-        CONSENSUS.c.model == spec.model, CONSENSUS.c.taxonomy_hash == taxonomy_hash,
+        CONSENSUS.c.model == spec.model, CONSENSUS.c.taxonomy_hash == _taxonomy_hash(spec),
         CONSENSUS.c.review_id.is_not(None))),)
+
+
+def _taxonomy_hash(spec: JobSpec):
+    """The job's taxonomy's content hash, as the consensus view names a taxonomy (a subquery)."""
+    return select(TaxonomyRow.content_hash).where(TaxonomyRow.id == spec.taxonomy_id).scalar_subquery()
 
 
 @dataclass(frozen=True)
@@ -168,12 +172,11 @@ def consensus(engine: Engine, job_id: str) -> dict[tuple[int, float | None, floa
     """The consensus on each item of the job that someone judged, by (file id, start_s, end_s)."""
     spec = job_spec(engine, job_id)
     c = CONSENSUS
-    taxonomy_hash = select(TaxonomyRow.content_hash).where(TaxonomyRow.id == spec.taxonomy_id).scalar_subquery()
     with engine.connect() as conn:
         rows = conn.execute(job_labelings(job_id, spec, File.id, c.c.start_s, c.c.end_s, c.c.verdict, c.c.label,
                                           c.c.votes, c.c.agreed, c.c.adjudicated, c.c.reviewer)
                             .join(c, and_(c.c.uri == File.uri, c.c.model == spec.model,
-                                          c.c.taxonomy_hash == taxonomy_hash))).all()
+                                          c.c.taxonomy_hash == _taxonomy_hash(spec)))).all()
     return {(file_id, start, end): Settled(Verdict(verdict) if verdict else None, label, votes, bool(agreed),
                                            bool(adjudicated), reviewer)
             for file_id, start, end, verdict, label, votes, agreed, adjudicated, reviewer in rows}
