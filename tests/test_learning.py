@@ -19,7 +19,7 @@ from soundtag.settings import Settings
 from soundtag.sources.walk import walk
 from soundtag.taxonomy import taxonomy_from_csv
 from tests.conftest import query, soundtag
-from tests.test_review import browser, server  # noqa: F401 - fixtures
+from tests.test_review import _press, browser, server  # noqa: F401 - fixtures
 from worker import runner
 
 CLASSES = ("tone", "chirp", "noise")
@@ -193,7 +193,7 @@ def test_the_learn_page_starts_diverse_and_retrains_after_n_verdicts_in_chromium
         page.wait_for_selector("body[data-state=ready]")
         heard.append(int(page.evaluate("document.body.dataset.file")))
         kind = _kind(page.text_content("#name"))
-        page.keyboard.press(str(CLASSES.index(kind) + 1))  # the right label, by its key
+        _press(page, str(CLASSES.index(kind) + 1))  # the right label, by its key
         page.wait_for_selector(f"#progress:has-text('{n + 1} reviewed')")
     # Before a head exists the page goes by k-centre over the stored embeddings (its spreading
     # is tested in test_review_order.py): the first recordings are its first picks.

@@ -10,7 +10,7 @@ from db.reviews import Given, given_verdicts, record_verdicts
 from db.schema import engine_for
 from tests.audio_files import write
 from tests.conftest import query, soundtag, wait_for
-from tests.test_review import LABELS, _shown, _status, browser, labeled, server  # noqa: F401 - fixtures
+from tests.test_review import LABELS, _press, _shown, _status, browser, labeled, server  # noqa: F401 - fixtures
 
 
 def _add(url: str, name: str, role: str = "reviewer") -> str:
@@ -49,7 +49,7 @@ def test_each_signed_in_reviewers_verdicts_carry_their_own_name(labeled, server,
     for n, (token, name) in enumerate([(ana, "ana"), (bob, "bob")], 1):
         page = _signed_in(browser, review, token)
         assert f"reviewer {name}" in page.text_content("header")
-        page.keyboard.press("a")
+        _press(page, "a")
         wait_for(lambda: len(query(labeled, "select * from reviews")) == n, 30, f"{name}'s verdict")
     rows = query(labeled, "select reviewer, verdict from reviews order by reviewed_at")
     assert [tuple(row) for row in rows] == [("ana", "accept"), ("bob", "accept")]
@@ -102,7 +102,7 @@ def test_three_reviewers_at_once_judge_apart_but_for_the_overlap_sample(archive_
             break
         for page in pages:  # in turn, so that each is handed items while the others hold theirs
             if page.evaluate("document.body.dataset.state") == "ready":
-                page.keyboard.press("a")
+                _press(page, "a")
                 page.wait_for_selector(settled)
     else:
         pytest.fail("the pages are still handed items after 60 rounds")
@@ -131,12 +131,12 @@ def test_a_disagreement_goes_to_the_admins_adjudication_and_their_verdict_is_wha
     ana_page = _signed_in(browser, team, ana)
     file_id, decision = ana_page.evaluate("document.body.dataset.file"), _decision(ana_page)
     other = next(n for n, label in enumerate(LABELS.split(","), 1) if label != decision)
-    ana_page.keyboard.press("a")
+    _press(ana_page, "a")
     wait_for(lambda: len(query(labeled, "select * from reviews")) == 1, 30, "ana's verdict")
     # bob's page opens after ana's verdict: its version of the item is the one she left
     bob_page = _signed_in(browser, team, bob)
     assert bob_page.evaluate("document.body.dataset.file") == file_id  # the overlap: the same item to both
-    bob_page.keyboard.press(str(other))
+    _press(bob_page, str(other))
     wait_for(lambda: len(query(labeled, "select * from reviews")) == 2, 30, "bob's verdict")
     assert [tuple(row) for row in query(labeled, "select votes, agreed, label from consensus")] == [(2, False, None)]
 
@@ -147,7 +147,7 @@ def test_a_disagreement_goes_to_the_admins_adjudication_and_their_verdict_is_wha
     votes = {span.get_attribute("data-reviewer"): span.text_content() for span in page.query_selector_all("#votes .vote")}
     assert votes.keys() == {"ana", "bob"}
     assert votes["ana"].endswith(f"ana → {decision}") and votes["bob"].endswith(f"bob → {LABELS.split(',')[other - 1]}")
-    page.keyboard.press(str(other))  # the lead sides with bob
+    _press(page, str(other))  # the lead sides with bob
     page.wait_for_selector("body[data-state=done]")  # it was the only dispute: it left the queue
     wait_for(lambda: query(labeled, "select reviewer from review where adjudicated"), 30, "the adjudication")
     assert [tuple(row) for row in query(labeled, "select reviewer from review where adjudicated")] == [("lead",)]
@@ -180,7 +180,7 @@ def test_only_an_admin_may_adjudicate_and_one_person_without_a_team_may(labeled,
     page.goto(alone.url + "/")
     _shown(page)
     assert page.evaluate("document.body.dataset.file") == str(file_id)
-    page.keyboard.press("x")
+    _press(page, "x")
     page.wait_for_selector("body[data-state=done]")
     wait_for(lambda: query(labeled, "select reviewer from review where adjudicated"), 30, "the adjudication")
     assert [tuple(row) for row in query(labeled, "select reviewer, verdict from review where adjudicated")] == [
@@ -194,12 +194,12 @@ def test_the_admin_sees_the_teams_progress_and_a_reviewer_does_not(archive_of_45
     _started(review)
     ana_page = _signed_in(browser, review, ana)
     decisions = [_decision(ana_page)]
-    ana_page.keyboard.press("a")
+    _press(ana_page, "a")
     ana_page.wait_for_selector("body:not([data-busy])[data-state=ready]")
     decisions.append(_decision(ana_page))
-    ana_page.keyboard.press("a")
+    _press(ana_page, "a")
     bob_page = _signed_in(browser, review, bob)  # handed ana's first item too: the overlap
-    bob_page.keyboard.press("a")
+    _press(bob_page, "a")
     wait_for(lambda: len(query(url, "select * from reviews")) == 3, 30, "three verdicts")
     assert ana_page.locator("#team").count() == 0
     assert ana_page.request.get(f"{review.url}/api/team").status == 403

@@ -15,6 +15,9 @@ const ZOOM_STEP = 1.5, MAX_ZOOM = 64;
 // The list is asked for a page at a time (issue 27: 20,000 items' JSON took seconds): the page
 // holding the current item, and the next one once the reviewer comes within AHEAD of its end.
 const PAGE = 50, AHEAD = 10;
+// Keys pressed within this many ms of a verdict's press are dropped: faster than a person could
+// hear or see the item after it, so the second press of a double press.
+const DOUBLE_PRESS_MS = 150;
 // The listing the page walks (its number on the server: every page is cut from one order), how
 // many items it has, and those of its pages that came, by place.
 let listing = null, total = 0;
@@ -444,16 +447,21 @@ async function undo() {
 }
 
 // One action at a time: keys that arrive while a verdict is saved and the next item loads are
-// dropped, not queued, so a double press records one verdict and lands on the next item.
-async function exclusive(action) {
+// dropped, not queued, so a double press records one verdict and lands on the next item. A verdict
+// holds the keys for at least `hold` ms from its press: the next item can be ready in 20 ms, sooner
+// than the second press of a double press, and sooner than anyone could have judged it.
+async function exclusive(action, hold = 0) {
   if (busy) return;
   busy = true;
   document.body.dataset.busy = "1";
+  const until = performance.now() + hold;
   try {
     await action();
   } catch (error) {
     problem(error.message);
   } finally {
+    const left = until - performance.now();
+    if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
     busy = false;
     delete document.body.dataset.busy;
   }
@@ -470,9 +478,12 @@ document.addEventListener("keydown", (event) => {
   else if (key === "Escape") help.hidden = true;
   else if (key === "+" || key === "=") zoomBy(ZOOM_STEP);
   else if (key === "-") zoomBy(1 / ZOOM_STEP);
-  else if (key === "a") exclusive(() => judge("accept"));
-  else if (key === "x") exclusive(() => judge("reject"));
-  else if (/^[1-9]$/.test(key) && Number(key) <= taxonomy.length) exclusive(() => judge("correct", taxonomy[Number(key) - 1]));
+  else if (event.repeat && (key === "a" || key === "x" || key === "u" || /^[1-9]$/.test(key))) return;  // a key held down
+  else if (key === "a") exclusive(() => judge("accept"), DOUBLE_PRESS_MS);
+  else if (key === "x") exclusive(() => judge("reject"), DOUBLE_PRESS_MS);
+  else if (/^[1-9]$/.test(key) && Number(key) <= taxonomy.length) {
+    exclusive(() => judge("correct", taxonomy[Number(key) - 1]), DOUBLE_PRESS_MS);
+  }
   else if (key === "n") exclusive(() => show(index + 1));
   else if (key === "p") exclusive(() => show(index - 1));
   else if (key === "u") exclusive(undo);
