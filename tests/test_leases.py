@@ -4,6 +4,7 @@ clock as the only judge of expiry; and results fenced by the lease."""
 
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -210,3 +211,35 @@ def test_a_take_back_counts_the_holder_lost_and_leaves_finished_files_alone(engi
     assert leases.claim(engine, job, URIS, "w2:2", lease_s=-1) == {uri: 1 for uri in URIS}
     save_results(engine, job, [_labeled(URIS[0])], ["dog", "rain"], logit_scale=10.0)  # finished late, kept
     assert [t.uris for t in leases.take_back_expired(engine, lambda *_: None)] == [URIS[1:]]
+
+
+def test_a_claim_leases_the_files_of_its_own_job_only_and_only_while_that_job_is_active(engine, job, second_job):
+    """The same files queued by two jobs are two leases: claiming them for one leaves the other's
+    to its own workers, and an inactive job claims nothing even while another job of them runs."""
+    assert leases.claim(engine, job, URIS[:2], "w1:1", lease_s=60) == {uri: 0 for uri in URIS[:2]}
+    assert leases.holders(engine, second_job) == []
+    assert leases.claim(engine, second_job, URIS, "w2:2", lease_s=60) == {uri: 0 for uri in URIS}
+    fail_job(engine, job, "model cannot load")
+    assert leases.claim(engine, job, URIS[2:], "w1:1", lease_s=60) == {}
+    assert [(h.worker, h.files) for h in leases.holders(engine, job)] == [("w1:1", 2)]
+
+
+def test_holders_say_since_when_each_worker_holds_files_and_until_when_oldest_first(engine, job, second_job):
+    add_files(engine, job, [FileRef("file:///a/d", fingerprint="1")])
+
+    def claim(job_id, uris, worker, lease_s=60):
+        leases.claim(engine, job_id, uris, worker, lease_s=lease_s)
+        time.sleep(0.01)  # SQLite's clock counts milliseconds
+
+    claim(job, URIS[:1], "w1:1")
+    claim(second_job, URIS, "w0:0")  # another job's: not counted
+    claim(job, URIS[1:2], "w3:3", lease_s=120)
+    claim(job, URIS[2:], "w2:2")
+    claim(job, ["file:///a/d"], "w1:1")  # w1 holds files since its first claim
+    holders = leases.holders(engine, job)
+    assert [(h.worker, h.files) for h in holders] == [("w1:1", 2), ("w3:3", 1), ("w2:2", 1)]  # by since, not name
+    w1, w3, w2 = holders
+    assert w1.since < w3.since < w2.since
+    assert (w3.until - w3.since, w2.until - w2.since) == (timedelta(seconds=120), timedelta(seconds=60))
+    assert w1.until > w2.until  # the latest of its leases
+    assert not any(h.lost for h in holders)
