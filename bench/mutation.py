@@ -276,6 +276,28 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             'a row lock: SQLite takes none and a test in one process never contends; only two workers taking back at once on PostgreSQL can tell (no fast test)',
         'take_back_expired: -.with_for_update(of=JobFile, skip_locked=True)).all() / +.with_for_update(of=JobFile, )).all()':
             'a row lock: SQLite takes none and a test in one process never contends; only two workers taking back at once on PostgreSQL can tell (no fast test)',
+        'claim: -select(File.id, File.uri).join(JobFile, JobFile.file_id == File.id).join(Job, Job.id == JobFile.job_id) / +select(File.id, File.uri).join(JobFile, JobFile.file_id == File.id).join(Job, None)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'claim: -select(File.id, File.uri).join(JobFile, JobFile.file_id == File.id).join(Job, Job.id == JobFile.job_id) / +select(File.id, File.uri).join(JobFile, JobFile.file_id == File.id).join(Job, )':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'claim: -select(File.id, File.uri).join(JobFile, JobFile.file_id == File.id).join(Job, Job.id == JobFile.job_id) / +select(File.id, File.uri).join(JobFile, None).join(Job, Job.id == JobFile.job_id)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'claim: -select(File.id, File.uri).join(JobFile, JobFile.file_id == File.id).join(Job, Job.id == JobFile.job_id) / +select(File.id, File.uri).join(JobFile, ).join(Job, Job.id == JobFile.job_id)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        '_claimable: -or_(JobFile.worker.is_(None), JobFile.worker == worker, JobFile.lease_until < stamp)) / +or_(JobFile.worker.is_(None), JobFile.worker == worker, JobFile.lease_until <= stamp))':
+            "a lease that ends at the very microsecond of the database's clock: no test can stop the clock there",
+        'claim: -took_over = and_(JobFile.worker.is_not(None), JobFile.worker != worker, JobFile.lease_until < stamp) / +took_over = and_(JobFile.worker != worker, JobFile.lease_until < stamp)':
+            'a file nobody held has a NULL worker, and NULL != worker is not true: it was never taken over either way',
+        'claim: -took_over = and_(JobFile.worker.is_not(None), JobFile.worker != worker, JobFile.lease_until < stamp) / +took_over = and_(JobFile.worker.is_not(None), JobFile.worker != worker, )':
+            'a claimable file another worker holds is one whose lease ran out (_claimable): the condition is implied',
+        'claim: -took_over = and_(JobFile.worker.is_not(None), JobFile.worker != worker, JobFile.lease_until < stamp) / +took_over = and_(JobFile.worker.is_not(None), JobFile.worker != worker, JobFile.lease_until <= stamp)':
+            "a lease that ends at the very microsecond of the database's clock: no test can stop the clock there",
+        'take_back_expired: -.order_by(JobFile.job_id, File.id).limit(TAKE_BACK) / +.order_by(JobFile.job_id, None).limit(TAKE_BACK)':
+            'the files of a job taken back past TAKE_BACK come in id order on SQLite without the ORDER BY too; each is taken back once, in this batch or the next',
+        'take_back_expired: -.order_by(JobFile.job_id, File.id).limit(TAKE_BACK) / +.order_by(JobFile.job_id, ).limit(TAKE_BACK)':
+            'the files of a job taken back past TAKE_BACK come in id order on SQLite without the ORDER BY too; each is taken back once, in this batch or the next',
+        'holders: -select(JobFile.worker, func.count(), func.min(JobFile.leased_at), until, until < sql.clock(engine)) / +select(JobFile.worker, func.count(), func.min(JobFile.leased_at), until, until <= sql.clock(engine))':
+            "a lease that ends at the very microsecond of the database's clock: no test can stop the clock there",
     },
     "reviews": {
         'verdict_counts: -else_=0))) / +else_=None)))':

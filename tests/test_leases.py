@@ -46,6 +46,8 @@ def test_a_live_lease_keeps_its_files_and_an_expired_one_gives_them_up(engine, j
 def test_finished_files_are_neither_claimed_nor_renewed_and_keep_who_labeled_them(engine, job):
     leases.claim(engine, job, URIS, "w1:1", lease_s=60)
     save_results(engine, job, [FileResult(URIS[0], error="unreadable")], ["dog", "rain"], logit_scale=10.0)
+    assert [(h.worker, h.files) for h in leases.holders(engine, job)] == [("w1:1", 2)]  # what it still labels
+    assert leases.claim(engine, job, URIS[:1], "w1:1", lease_s=60) == {}  # a redelivery of a finished file
     assert leases.renew(engine, "w1:1", lease_s=60) == 2
     assert leases.give_back(engine, job, URIS, "w2:2") == []  # not w2's to give
     assert leases.give_back(engine, job, URIS, "w1:1") == URIS[1:]
@@ -243,3 +245,18 @@ def test_holders_say_since_when_each_worker_holds_files_and_until_when_oldest_fi
     assert (w3.until - w3.since, w2.until - w2.since) == (timedelta(seconds=120), timedelta(seconds=60))
     assert w1.until > w2.until  # the latest of its leases
     assert not any(h.lost for h in holders)
+
+
+def test_a_job_of_one_file_has_it_claimed(engine):
+    job_id = create_job(engine, taxonomy_from_csv("dog"), Settings(model="m"), kind="enqueue", sources=["/a/a"])
+    add_files(engine, job_id, [FileRef(URIS[0], fingerprint="1")])
+    assert leases.claim(engine, job_id, URIS, "w1:1", lease_s=60) == {URIS[0]: 0}
+
+
+def test_a_worker_that_claims_its_own_expired_lease_again_has_not_lost_it(engine, job):
+    """A redelivery to the worker that held the file (a slow batch, its lease past) is not a death:
+    only a file taken over from another worker counts towards failing it."""
+    leases.claim(engine, job, URIS, "w1:1", lease_s=-1)
+    assert leases.claim(engine, job, URIS, "w1:1", lease_s=60) == {uri: 0 for uri in URIS}
+    assert leases.renew(engine, "w1:1", lease_s=-1) == 3
+    assert leases.claim(engine, job, URIS, "w2:2", lease_s=60) == {uri: 1 for uri in URIS}
