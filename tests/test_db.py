@@ -10,9 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 
-from db import files, leases, packing, segments
+from db import files, leases, segments
 from db.decisions import model_decisions
-from db.embeddings import EmbeddingKey, StoredEmbeddings, stored_embeddings_of
 from db.files import add_files, fail_files, failed_uris, file_ids, job_file_ids, new_or_changed, queued_uris, scope_files
 from db.jobs import (
     cancel_job,
@@ -46,7 +45,7 @@ from db.reviews import (
 from db.schema import engine_for, upgrade
 from db.taxonomies import label_embeddings, save_label_embeddings, save_taxonomy
 from model.results import FileResult, WindowResult
-from soundtag.errors import DamagedData, JobNotFound
+from soundtag.errors import JobNotFound
 from soundtag.fileref import FileRef
 from soundtag.settings import Settings
 from soundtag.states import FileState, JobState, Verdict
@@ -539,37 +538,6 @@ def test_migration_0007_computes_window_scores_from_cosines_as_they_were_stored(
     engine.dispose()
 
 
-def test_embeddings_are_kept_packed_and_raw_rows_of_older_versions_still_read(engine):
-    job = _job(engine)
-    add_files(engine, job, _refs("long"))
-    rng = np.random.default_rng(3)
-    vectors = rng.standard_normal((360, 512)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    segments = [WindowResult(10.0 * w, 10.0 * w + 10.0, np.array([0.5, 0.5]), np.array([0.1, 0.1]), v)
-                for w, v in enumerate(vectors)]
-    result = FileResult("file:///a/long", duration_s=3600.0, scores=np.array([0.5, 0.5]),
-                        similarity=np.array([0.1, 0.1]), segments=segments)
-    save_results(engine, job, [result], TAX.names, EmbeddingKey("r1", 10.0, 10.0, "fp16"),
-                       logit_scale=10.0)
-
-    def read() -> StoredEmbeddings:
-        found, revision = stored_embeddings_of(engine, "m", "file:///a/long")
-        assert revision == "r1"
-        np.testing.assert_array_equal(found.vectors, vectors.astype(np.float16).astype(np.float32))
-        np.testing.assert_array_equal(found.starts, 10.0 * np.arange(360))
-        np.testing.assert_array_equal(found.ends, 10.0 * np.arange(360) + 10.0)
-
-    read()
-    with engine.begin() as conn:
-        kind, size = conn.execute(text("select dtype, length(vectors) from audio_embedding")).one()
-        assert kind == "fp16z" and size < 0.9 * 360 * 512 * 2
-        # A row as versions before packing wrote it: raw fp16 vectors and float64 bounds.
-        conn.execute(text("update audio_embedding set dtype = 'fp16', vectors = :v, starts = :s, ends = :e"),
-                     {"v": vectors.astype(np.float16).tobytes(), "s": (10.0 * np.arange(360)).tobytes(),
-                      "e": (10.0 * np.arange(360) + 10.0).tobytes()})
-    read()
-
-
 def test_a_relabel_jobs_roots_are_those_of_the_jobs_it_relabeled(engine):
     taxonomy = taxonomy_from_csv("a,b")
     settings = Settings(model="m")
@@ -583,21 +551,6 @@ def test_a_relabel_jobs_roots_are_those_of_the_jobs_it_relabeled(engine):
     assert job_roots(engine, of_field) == job_roots(engine, twice) == ["/field", "s3://archive/dawn"]
     assert job_roots(engine, of_prefix) == ["file:///field/2024"]
     assert sorted(job_roots(engine, of_all)) == sorted(["/field", "s3://archive/dawn", "/lab/one.wav", "file:///field/2024"])
-
-
-def test_a_row_with_fewer_vectors_than_window_bounds_is_damaged_not_read_as_whole(engine):
-    job = _job(engine)
-    add_files(engine, job, _refs("a"))
-    vectors = np.eye(3, 4, dtype=np.float32)
-    segments = [WindowResult(float(w), w + 1.0, np.array([0.5, 0.5]), np.array([0.1, 0.1]), v)
-                for w, v in enumerate(vectors)]
-    save_results(engine, job, [FileResult("file:///a/a", duration_s=3.0, scores=np.array([0.5, 0.5]),
-                                          similarity=np.array([0.1, 0.1]), segments=segments)],
-                 TAX.names, EmbeddingKey("r1", 1.0, 1.0, "fp32"), logit_scale=10.0)
-    with engine.begin() as conn:  # the last window's vector lost, its bounds kept
-        conn.execute(text("update audio_embedding set vectors = :v"), {"v": packing.pack(vectors[:2])})
-    with pytest.raises(DamagedData, match="file:///a/a: stored embeddings unreadable \\(2 vectors for 3 windows\\)"):
-        stored_embeddings_of(engine, "m", "file:///a/a")
 
 
 def test_a_run_with_another_model_or_taxonomy_labels_what_an_earlier_model_labeled(engine):
