@@ -57,7 +57,7 @@ MODULES = {
     "files": Module(("db/files.py", "db/jobs.py"), ("tests/test_db.py",), select=(
         "sqlite and (queued or skips or changed or erases or failed_job or cancel or fail_files or another_model "
         "or jobs_view or scope or job_file_ids or failed_uris or labelings or truths_durations or recordings_set "
-        "or seen_again or failing_files or new_or_changed or spec_is or newest_first or state_changes or roots)")),
+        "or seen_again or failing_files or new_or_changed or spec_is or newest_first or state_changes or roots or batches_of_one)")),
     "reviews": Module(("db/reviews.py",), ("tests/test_db.py", "tests/test_review_order.py", "tests/test_team_progress.py"),
                       select=("not postgresql and (test_review_order.py or narrowest or verdict or review_items "
                               "or undo or consensus or progress or adjudication or correction)")),
@@ -183,6 +183,82 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             "a file being labeled has no id yet: its windows are scored by a head, never looked up by id",
     },
     "files": {
+        'add_files: -upsert = upsert.on_conflict_do_update(index_elements=["uri"], set_={ / +upsert = upsert.on_conflict_do_update(set_={':
+            "SQLite takes the one unique key as the conflict's target; PostgreSQL requires the target of DO UPDATE, so the test's PostgreSQL run fails",
+        'job_labelings: -query = select(*columns).select_from(JobFile).join(File, File.id == JobFile.file_id) / +query = select(*columns).select_from(JobFile).join(File, None)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'job_labelings: -query = select(*columns).select_from(JobFile).join(File, File.id == JobFile.file_id) / +query = select(*columns).select_from(JobFile).join(File, )':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'finish_job_if_done: -queued = select(JobFile.file_id).where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED).exists() / +queued = select(None).where(JobFile.job_id == job_id, JobFile.status == FileState.QUEUED).exists()':
+            'EXISTS asks whether a row is there, not what it holds',
+        'add_files: -upsert = upsert.on_conflict_do_update(index_elements=["uri"], set_={ / +upsert = upsert.on_conflict_do_update(index_elements=None, set_={':
+            "SQLite takes the one unique key as the conflict's target; PostgreSQL requires the target of DO UPDATE, so the test's PostgreSQL run fails",
+        'add_files: -known = sql.relation(engine, "known", {"file_id": BigInteger()}, touched) / +known = sql.relation(engine, None, {"file_id": BigInteger()}, touched)':
+            'the name of a relation that lives in one statement',
+        'add_files: -known = sql.relation(engine, "known", {"file_id": BigInteger()}, touched) / +known = sql.relation(engine, "XXknownXX", {"file_id": BigInteger()}, touched)':
+            'the name of a relation that lives in one statement',
+        'add_files: -known = sql.relation(engine, "known", {"file_id": BigInteger()}, touched) / +known = sql.relation(engine, "KNOWN", {"file_id": BigInteger()}, touched)':
+            'the name of a relation that lives in one statement',
+        'add_files: -select(Labeling.file_id).join(File, File.id == Labeling.file_id) / +select(Labeling.file_id).join(File, None)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'add_files: -select(Labeling.file_id).join(File, File.id == Labeling.file_id) / +select(Labeling.file_id).join(File, )':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'add_files: -entries = sql.relation(engine, "entries", {"file_id": BigInteger(), "status": Text()}, / +entries = sql.relation(engine, None, {"file_id": BigInteger(), "status": Text()},':
+            'the name of a relation that lives in one statement',
+        'add_files: -entries = sql.relation(engine, "entries", {"file_id": BigInteger(), "status": Text()}, / +entries = sql.relation(engine, "XXentriesXX", {"file_id": BigInteger(), "status": Text()},':
+            'the name of a relation that lives in one statement',
+        'add_files: -entries = sql.relation(engine, "entries", {"file_id": BigInteger(), "status": Text()}, / +entries = sql.relation(engine, "ENTRIES", {"file_id": BigInteger(), "status": Text()},':
+            'the name of a relation that lives in one statement',
+        'queued_uris: -.order_by(File.id)).scalars()) / +.order_by(None)).scalars())':
+            "SQLite gives rows in id order without the ORDER BY; PostgreSQL's plan for so few rows does too: no test can tell",
+        'queued_uris: -return list(conn.execute(select(File.uri).join(JobFile, JobFile.file_id == File.id) / +return list(conn.execute(select(File.uri).join(JobFile, None)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'queued_uris: -return list(conn.execute(select(File.uri).join(JobFile, JobFile.file_id == File.id) / +return list(conn.execute(select(File.uri).join(JobFile, )':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'job_file_ids: -found.update(conn.execute(select(File.uri, File.id).join(JobFile, JobFile.file_id == File.id) / +found.update(conn.execute(select(File.uri, File.id).join(JobFile, None)':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'job_file_ids: -found.update(conn.execute(select(File.uri, File.id).join(JobFile, JobFile.file_id == File.id) / +found.update(conn.execute(select(File.uri, File.id).join(JobFile, )':
+            'with no condition SQLAlchemy joins on the one foreign key between the two tables: the same join',
+        'scope_files: -for row in conn.execute(query.order_by(File.id))] / +for row in conn.execute(query.order_by(None))]':
+            "SQLite gives rows in id order without the ORDER BY; PostgreSQL's plan for so few rows does too: no test can tell",
+        'failed_uris: -for chunk in sql.chunks(list(uris), 20_000): / +for chunk in sql.chunks(list(uris), ):':
+            'a batch size: the same rows in more or fewer statements (every batch counts: test_reads_and_writes_over_many_uris_answer_the_same_in_batches_of_one)',
+        'failed_uris: -for chunk in sql.chunks(list(uris), 20_000): / +for chunk in sql.chunks(list(uris), 20001):':
+            'a batch size: the same rows in more or fewer statements (every batch counts: test_reads_and_writes_over_many_uris_answer_the_same_in_batches_of_one)',
+        'failed_uris: -sql.among(engine, "uris", File.uri, Text(), chunk), File.status == FileState.FAILED)).scalars()) / +sql.among(engine, None, File.uri, Text(), chunk), File.status == FileState.FAILED)).scalars())':
+            'the name of a relation that lives in one statement',
+        'failed_uris: -sql.among(engine, "uris", File.uri, Text(), chunk), File.status == FileState.FAILED)).scalars()) / +sql.among(engine, "uris", File.uri, None, chunk), File.status == FileState.FAILED)).scalars())':
+            "SQLite's relation needs no type; PostgreSQL's array does, so the test's PostgreSQL run fails",
+        'failed_uris: -sql.among(engine, "uris", File.uri, Text(), chunk), File.status == FileState.FAILED)).scalars()) / +sql.among(engine, "XXurisXX", File.uri, Text(), chunk), File.status == FileState.FAILED)).scalars())':
+            'the name of a relation that lives in one statement',
+        'failed_uris: -sql.among(engine, "uris", File.uri, Text(), chunk), File.status == FileState.FAILED)).scalars()) / +sql.among(engine, "URIS", File.uri, Text(), chunk), File.status == FileState.FAILED)).scalars())':
+            'the name of a relation that lives in one statement',
+        'file_ids: -found += conn.execute(select(File.id).where(sql.among(engine, "uris", File.uri, Text(), chunk))).scalars() / +found += conn.execute(select(File.id).where(sql.among(engine, None, File.uri, Text(), chunk))).scalars()':
+            'the name of a relation that lives in one statement',
+        'file_ids: -found += conn.execute(select(File.id).where(sql.among(engine, "uris", File.uri, Text(), chunk))).scalars() / +found += conn.execute(select(File.id).where(sql.among(engine, "uris", File.uri, None, chunk))).scalars()':
+            "SQLite's relation needs no type; PostgreSQL's array does, so the test's PostgreSQL run fails",
+        'file_ids: -found += conn.execute(select(File.id).where(sql.among(engine, "uris", File.uri, Text(), chunk))).scalars() / +found += conn.execute(select(File.id).where(sql.among(engine, "XXurisXX", File.uri, Text(), chunk))).scalars()':
+            'the name of a relation that lives in one statement',
+        'file_ids: -found += conn.execute(select(File.id).where(sql.among(engine, "uris", File.uri, Text(), chunk))).scalars() / +found += conn.execute(select(File.id).where(sql.among(engine, "URIS", File.uri, Text(), chunk))).scalars()':
+            'the name of a relation that lives in one statement',
+        '_known: -sql.among(engine, "files", File.id, BigInteger(), chunk), column.is_not(None))).all()) / +sql.among(engine, None, File.id, BigInteger(), chunk), column.is_not(None))).all())':
+            'the name of a relation that lives in one statement',
+        '_known: -sql.among(engine, "files", File.id, BigInteger(), chunk), column.is_not(None))).all()) / +sql.among(engine, "files", File.id, None, chunk), column.is_not(None))).all())':
+            "SQLite's relation needs no type; PostgreSQL's array does, so the test's PostgreSQL run fails",
+        '_known: -sql.among(engine, "files", File.id, BigInteger(), chunk), column.is_not(None))).all()) / +sql.among(engine, "XXfilesXX", File.id, BigInteger(), chunk), column.is_not(None))).all())':
+            'the name of a relation that lives in one statement',
+        '_known: -sql.among(engine, "files", File.id, BigInteger(), chunk), column.is_not(None))).all()) / +sql.among(engine, "FILES", File.id, BigInteger(), chunk), column.is_not(None))).all())':
+            'the name of a relation that lives in one statement',
+        'set_recordings: -for chunk in sql.chunks(list(found), 20_000): / +for chunk in sql.chunks(list(found), ):':
+            'a batch size: the same rows in more or fewer statements (every batch counts: test_reads_and_writes_over_many_uris_answer_the_same_in_batches_of_one)',
+        'set_recordings: -for chunk in sql.chunks(list(found), 20_000): / +for chunk in sql.chunks(list(found), 20001):':
+            'a batch size: the same rows in more or fewer statements (every batch counts: test_reads_and_writes_over_many_uris_answer_the_same_in_batches_of_one)',
+        'set_recordings: -given = sql.relation(engine, "given", {"uri": Text(), "recorded_at": DateTime(timezone=True), / +given = sql.relation(engine, None, {"uri": Text(), "recorded_at": DateTime(timezone=True),':
+            'the name of a relation that lives in one statement',
+        'set_recordings: -given = sql.relation(engine, "given", {"uri": Text(), "recorded_at": DateTime(timezone=True), / +given = sql.relation(engine, "XXgivenXX", {"uri": Text(), "recorded_at": DateTime(timezone=True),':
+            'the name of a relation that lives in one statement',
+        'set_recordings: -given = sql.relation(engine, "given", {"uri": Text(), "recorded_at": DateTime(timezone=True), / +given = sql.relation(engine, "GIVEN", {"uri": Text(), "recorded_at": DateTime(timezone=True),':
+            'the name of a relation that lives in one statement',
         'add_files: -upsert = upsert.on_conflict_do_update(index_elements=["uri"], set_={ / +upsert = upsert.on_conflict_do_update(index_elements=["URI"], set_={':
             "SQLite reads column names whatever their case; PostgreSQL refuses the column, so the test's PostgreSQL run fails",
         'add_files: -"fingerprint": upsert.excluded.fingerprint, / +"FINGERPRINT": upsert.excluded.fingerprint,':

@@ -101,6 +101,10 @@ def test_a_changed_file_is_queued_again_and_its_status_reset(engine):
     assert len(add_files(engine, again, _refs("a", version="2"))) == 1
     url = engine.url.render_as_string(hide_password=False)
     assert query(url, "select status, error from file") == [("queued", None)]
+    add_files(engine, again, _refs("b"))
+    save_results(engine, again, [_ok("file:///a/b")], TAX.names, logit_scale=10.0)
+    # Labeled by this model and taxonomy, but at its old fingerprint: labeled again.
+    assert [uri for _, uri in add_files(engine, _job(engine), _refs("b", version="2"))] == ["file:///a/b"]
 
 
 def test_a_new_job_of_an_old_file_erases_none_of_its_results(engine):
@@ -755,6 +759,7 @@ def test_failed_uris_are_the_files_whose_latest_attempt_failed(engine):
                                FileResult("file:///a/c", error="corrupt")], TAX.names, logit_scale=10.0)
     add_files(engine, _job(engine), _refs("c", version="2"))  # changed since: to be tried again
     assert failed_uris(engine, ["file:///a/a", "file:///a/b", "file:///a/c", "file:///a/nowhere"]) == {"file:///a/b"}
+    assert failed_uris(engine, ["file:///a/a", "file:///a/c"]) == set()  # b failed, but was not asked about
 
 
 def test_a_jobs_labelings_are_those_of_its_model_and_taxonomy_whichever_job_made_them(engine):
@@ -764,6 +769,12 @@ def test_a_jobs_labelings_are_those_of_its_model_and_taxonomy_whichever_job_made
     other_model = _job(engine, model="m2")
     add_files(engine, other_model, _refs("b"))
     save_results(engine, other_model, [_ok("file:///a/b")], TAX.names, logit_scale=10.0)
+    other_taxonomy = _job(engine, taxonomy_from_csv("owl,crow"))
+    add_files(engine, other_taxonomy, _refs("a"), force=True)
+    save_results(engine, other_taxonomy, [_ok("file:///a/a")], ["owl", "crow"], logit_scale=10.0)
+    elsewhere = _job(engine)  # labeled by the job's model and taxonomy, but not one of its files
+    add_files(engine, elsewhere, _refs("c"))
+    save_results(engine, elsewhere, [_ok("file:///a/c")], TAX.names, logit_scale=10.0)
     job = _job(engine)
     add_files(engine, job, _refs("a", "b"), force=True)
     spec = job_spec(engine, job)
@@ -791,8 +802,14 @@ def test_recordings_set_time_and_site_of_known_files_only_and_sources_are_every_
     add_files(engine, _job(engine), _refs("a", "b"))
     create_job(engine, TAX, Settings(model="m"), kind="run", sources=["s3://x/", "/a"])
     when = datetime(2024, 5, 1, 6, 30, tzinfo=timezone.utc)
+    before = dict(query(url, "select uri, updated_at from file"))
     assert files.set_recordings(engine, [("file:///a/a", when, "pond"), ("file:///a/nowhere", when, "x")]) == 1
     assert query(url, "select uri, site from file order by uri") == [("file:///a/a", "pond"), ("file:///a/b", None)]
+    with engine.connect() as conn:
+        (recorded,) = conn.execute(sa.select(File.recorded_at).where(File.uri == "file:///a/a")).one()
+    assert recorded.replace(tzinfo=recorded.tzinfo or timezone.utc) == when
+    after = dict(query(url, "select uri, updated_at from file"))
+    assert after["file:///a/a"] != before["file:///a/a"] and after["file:///a/b"] == before["file:///a/b"]
     assert files.all_sources(engine) == ["/a", "s3://x/"]
 
 
@@ -899,3 +916,34 @@ def test_state_changes_touch_only_their_own_job_and_say_whether_they_did(engine)
     assert (job_info(engine, broken).state, job_info(engine, broken).finished_at) == (JobState.ACTIVE, None)
     assert _statuses(engine, bystander) == {"file:///a/z": "queued"}
     assert str(query(url, stamped)) > str(added)  # the cancelled file says when
+
+
+def test_reads_and_writes_over_many_uris_answer_the_same_in_batches_of_one(engine, monkeypatch):
+    """Large archives go through the database in batches (db.sql.chunks): every batch counts."""
+    job = _job(engine)
+    add_files(engine, job, _refs("a", "b", "c"))
+    save_results(engine, job, [_ok("file:///a/a"), FileResult("file:///a/b", error="corrupt"),
+                               FileResult("file:///a/c", error="corrupt")], TAX.names, logit_scale=10.0)
+    real = files.sql.chunks
+    monkeypatch.setattr(files.sql, "chunks", lambda items, size=None: real(items, 1))
+    uris = ["file:///a/a", "file:///a/b", "file:///a/c"]
+    ids = file_ids(engine, uris)
+    assert len(ids) == 3
+    assert failed_uris(engine, uris) == {"file:///a/b", "file:///a/c"}
+    assert files.durations(engine, ids) == {ids[0]: 1.0}
+    assert files.durations(engine, ids[1:]) == {}  # a's duration, but a was not asked about
+    when = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    assert files.set_recordings(engine, [(uri, when, "pond") for uri in uris]) == 3
+    taxonomy_id = job_spec(engine, job).taxonomy_id
+    changed = _refs("a", "b", version="2") + _refs("d")
+    assert new_or_changed(engine, changed, "m", taxonomy_id) == (changed, 1, 2)
+
+
+def test_failing_files_stamps_when_they_failed(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    job = _job(engine)
+    add_files(engine, job, _refs("a"))
+    (before,) = query(url, "select updated_at from file")
+    time.sleep(0.01)
+    assert fail_files(engine, job, ["file:///a/a"], "worker died 3 times") == 1
+    assert query(url, "select updated_at from file") != [before]
