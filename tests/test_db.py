@@ -943,7 +943,9 @@ def test_failing_files_stamps_when_they_failed(engine):
     url = engine.url.render_as_string(hide_password=False)
     job = _job(engine)
     add_files(engine, job, _refs("a"))
-    (before,) = query(url, "select updated_at from file")
+    stamps = "select f.updated_at, j.updated_at from file f join job_file j on j.file_id = f.id"
+    (before,) = query(url, stamps)
     time.sleep(0.01)
     assert fail_files(engine, job, ["file:///a/a"], "worker died 3 times") == 1
-    assert query(url, "select updated_at from file") != [before]
+    (after,) = query(url, stamps)
+    assert after[0] > before[0] and after[1] > before[1]  # the file's and the job's row: when it failed
