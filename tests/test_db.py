@@ -11,8 +11,18 @@ import sqlalchemy as sa
 from sqlalchemy import text
 
 from db import files, leases, segments
+from db import sql as sql_module
 from db.decisions import model_decisions
-from db.files import add_files, fail_files, failed_uris, file_ids, job_file_ids, new_or_changed, queued_uris, scope_files
+from db.files import (
+    add_files,
+    fail_files,
+    failed_uris,
+    file_ids,
+    job_file_ids,
+    new_or_changed,
+    queued_uris,
+    scope_files,
+)
 from db.jobs import (
     cancel_job,
     create_job,
@@ -20,9 +30,9 @@ from db.jobs import (
     finish_job_if_done,
     job_info,
     job_labelings,
-    jobs,
     job_roots,
     job_spec,
+    jobs,
     reactivate_job,
 )
 from db.labeled_files import labeled_files
@@ -681,11 +691,13 @@ def test_an_undo_or_a_consensus_counts_only_the_verdicts_under_the_jobs_model_an
     record_verdicts(engine, {other_model: [Given(b, Verdict.REJECT, "ana", "dog")]})
     record_verdicts(engine, {other_taxonomy: [Given(b, Verdict.REJECT, "ana", "rain", 0.0, 1.0)]})
     assert set(consensus(engine, job)) == {(a, None, None)}
+    assert all_verdicts(engine, job) == {(a, None, None): (Verdict.ACCEPT, "dog")}  # in force: this job's only
     assert undo_verdict(engine, job, "ana") == (a, None, None)
     assert undo_verdict(engine, job, "ana") is None
 
 
-def test_training_reads_each_verdict_once_at_home_with_its_id_file_and_the_decision_a_correction_replaced(engine):
+def test_training_reads_each_verdict_once_at_home_with_its_id_file_and_the_decision_a_correction_replaced(
+        engine, monkeypatch):
     """A correct given under one model speaks in another model's job of the same taxonomy too; once
     the person rejects at home, training reads the reject alone, not the correct still in force there."""
     job, ids = _labeled(engine, "a", "b", "c")
@@ -702,6 +714,9 @@ def test_training_reads_each_verdict_once_at_home_with_its_id_file_and_the_decis
     assert [(v.file_id, v.verdict, v.label, v.shown) for v in given] == [
         (a, Verdict.REJECT, "dog", None), (b, Verdict.ACCEPT, "dog", None), (c, Verdict.CORRECT, "rain", "dog")]
     assert [v.review_id for v in given] == sorted(v.review_id for v in given) and given[0].review_id > 0
+    real = sql_module.chunks
+    monkeypatch.setattr(sql_module, "chunks", lambda items, size=None: real(items, 1))
+    assert given_verdicts(engine, [a, b, c]) == given  # a large archive's files, a batch at a time
 
 
 def test_a_windows_segment_verdict_is_the_narrowest_that_holds_it_bounds_included():
