@@ -66,8 +66,10 @@ MODULES = {
     "embeddings": Module(("db/embeddings.py",), ("tests/test_db.py", "tests/test_search.py"),
                          select="sqlite and (embeddings or index_follows or damaged or replaced_behind)"),
     "window_index": Module(("vectors/window_index.py", "vectors/index_segment.py", "vectors/approximate_index.py"),
-                           ("tests/test_search.py",), select=(
-        "sqlite and (index_follows or relabeled_file or deleted_files or query_answers or damaged or wrong_type "
+                           ("tests/test_window_index.py", "tests/test_index_segment.py",
+                            "tests/test_approximate_index.py", "tests/test_search.py"), select=(
+        "not postgresql and (test_window_index.py or test_index_segment.py or test_approximate_index.py "
+        "or index_follows or relabeled_file or deleted_files or query_answers or damaged or wrong_type "
         "or replaced_behind or approximate_search or built_ahead)")),
 }
 

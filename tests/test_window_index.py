@@ -7,14 +7,18 @@ import logging
 import threading
 import time
 
+import numpy as np
 import pytest
 from filelock import FileLock
-from sqlalchemy import create_engine, delete
+from sqlalchemy import create_engine, delete, select, update
 
-from db.models import File
+from db import embeddings, packing
+from db.models import AudioEmbedding, File
+from soundtag.errors import SoundtagError
 from soundtag.settings import Settings
 from tests.test_search import REVISION, _store
 from vectors import approximate_index, window_index
+from vectors.index_segment import stat
 from vectors.window_index import WindowIndex
 
 
@@ -223,3 +227,122 @@ def test_the_index_folder_is_one_per_database_model_and_revision(tmp_path, monke
     assert folder("postgresql://u@h/db") == postgresql
     assert len({folder(f"sqlite:///{tmp_path}/a.db"), folder(f"sqlite:///{tmp_path}/b.db"), postgresql,
                 folder(f"sqlite:///{tmp_path}/a.db", model="n"), folder(f"sqlite:///{tmp_path}/a.db", revision="s")}) == 5
+
+
+def _asked(monkeypatch):
+    """The queries the approximate index answered (its candidates ranked), counted."""
+    asked = []
+
+    def top(*args, real=approximate_index.top):
+        asked.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(approximate_index, "top", top)
+    return asked
+
+
+def test_exact_and_approximate_queries_use_the_index_asked_for(stored, tmp_path, monkeypatch):
+    engine, settings, _ = stored
+    uris = _store(engine, settings, [f"a{i}" for i in range(260)])
+    query = embeddings.stored_embeddings_of(engine, settings.model_ref, uris[7])[0].vectors[1]
+    asked = _asked(monkeypatch)
+    below = WindowIndex(engine, settings.model_ref, REVISION, tmp_path / "below", 10_000_000)
+    assert below.nearest(query, 1, approximate=True)[0].stored.uri == uris[7]
+    assert asked == [1] and _manifest(below)["approximate"]["rows"] == 1040
+    above = WindowIndex(engine, settings.model_ref, REVISION, tmp_path / "above", 1000)
+    assert above.nearest(query, 1, approximate=False)[0].stored.uri == uris[7]
+    assert asked == [1] and _manifest(above)["approximate"] is None
+
+
+def test_a_row_rewritten_behind_the_summary_is_asked_again_and_its_stale_window_left_out(stored, tmp_path, monkeypatch):
+    engine, settings, _ = stored
+    uris = _store(engine, settings, [f"a{i}" for i in range(260)])
+    index = WindowIndex(engine, settings.model_ref, REVISION, tmp_path / "index", 10_000_000)
+    old = embeddings.stored_embeddings_of(engine, settings.model_ref, uris[0])[0].vectors
+    index.nearest(old[3], 1, approximate=True)
+    # Rewritten in place with three windows, its stamp kept: only checking the hits against SQL can tell.
+    vectors = np.random.default_rng(7).standard_normal((3, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with engine.begin() as conn:
+        row_id = conn.execute(select(AudioEmbedding.id).join(File, File.id == AudioEmbedding.file_id)
+                              .where(File.uri == uris[0])).scalar_one()
+        conn.execute(update(AudioEmbedding).where(AudioEmbedding.id == row_id).values(
+            vectors=packing.pack(vectors.astype(np.float16))))
+    asked = _asked(monkeypatch)
+    hits = index.nearest(old[3], 5, approximate=True)
+    # What SQL holds now ranks them; the window gone is left out, not fetched past the row's end.
+    assert len(hits) >= 4 and (uris[0], 3) not in {(hit.stored.uri, hit.window) for hit in hits}
+    assert all(abs(float(hit.stored.vectors[hit.window] @ old[3]) - hit.similarity) < 1e-4 for hit in hits)
+    assert asked == [1, 1]  # asked again after the check, through the approximate index still
+
+
+def test_a_window_deleted_during_a_query_is_left_out(stored, monkeypatch):
+    engine, settings, index = stored
+    uris = _store(engine, settings, [f"a{i}" for i in range(10)])
+    query = embeddings.stored_embeddings_of(engine, settings.model_ref, uris[2])[0].vectors[0]
+    (best,) = index.nearest(query, 1)
+    assert best.stored.uri == uris[2]
+
+    def deleted_meanwhile(*args, real=embeddings.embeddings_by_id):
+        found = real(*args)
+        return {row_id: row for row_id, row in found.items() if row[1].uri != uris[2]}
+
+    monkeypatch.setattr(embeddings, "embeddings_by_id", deleted_meanwhile)
+    hits = index.nearest(query, 40)
+    assert len(hits) == 36 and uris[2] not in {hit.stored.uri for hit in hits}
+
+
+def test_the_approximate_index_serves_past_the_threshold_of_unmasked_windows(stored, tmp_path):
+    engine, settings, index = stored
+    uris = _store(engine, settings, [f"a{i}" for i in range(250)])
+    query = embeddings.stored_embeddings_of(engine, settings.model_ref, uris[0])[0].vectors[0]
+    index.nearest(query, 1)  # 1,000 windows: not past the threshold
+    assert _manifest(index)["approximate"] is None
+    asked = WindowIndex(engine, settings.model_ref, REVISION, tmp_path / "asked", 10_000_000)
+    asked.nearest(query, 1, approximate=True)  # asked for: from 1,000 windows on
+    assert _manifest(asked)["approximate"]["rows"] == 1000
+    _store(engine, settings, [f"b{i}" for i in range(10)], seed=1)
+    index.nearest(query, 1, approximate=False)
+    _delete(engine, uris[:20])  # 960 windows, 80 masked
+    index.nearest(query, 1)
+    assert _manifest(index)["approximate"] is None
+
+
+def test_a_segment_touched_but_intact_is_hashed_once(stored):
+    engine, settings, index = stored
+    uris = _store(engine, settings, [f"a{i}" for i in range(10)])
+    query = embeddings.stored_embeddings_of(engine, settings.model_ref, uris[0])[0].vectors[0]
+    index.nearest(query, 1)
+    (segment,) = _manifest(index)["segments"]
+    path = index.folder / f"{segment['name']}.f32"
+    path.write_bytes(path.read_bytes())  # a copy, a backup restored: another ctime
+    assert index.nearest(query, 1)[0].stored.uri == uris[0]
+    (now,) = _manifest(index)["segments"]
+    assert now["name"] == segment["name"] and now["stats"][".f32"] == stat(path)
+
+
+def test_a_segment_damaged_behind_its_unchanged_stats_is_found_by_the_hits_check(stored, caplog):
+    engine, settings, index = stored
+    uris = _store(engine, settings, [f"a{i}" for i in range(10)])
+    query = embeddings.stored_embeddings_of(engine, settings.model_ref, uris[3])[0].vectors[0]
+    index.nearest(query, 1)
+    manifest = _manifest(index)
+    path = index.folder / f"{manifest['segments'][0]['name']}.f32"
+    path.write_bytes(np.fromfile(path, np.float32).reshape(40, 16)[::-1].tobytes())
+    # As the disk would rot it: the stats the manifest holds still match.
+    manifest["segments"][0]["stats"][".f32"] = stat(path)
+    (index.folder / "manifest.json").write_text(json.dumps(manifest))
+    hits = index.nearest(query, 5)
+    assert f"search index: {path} does not match its checksum; rebuilding its rows" in caplog.text
+    assert len(hits) == 5 and (hits[0].stored.uri, hits[0].window) == (uris[3], 0)
+    assert all(abs(float(hit.stored.vectors[hit.window] @ query) - hit.similarity) < 1e-4 for hit in hits)
+
+
+def test_an_index_folder_that_cannot_be_written_is_named_with_what_to_do(stored, tmp_path):
+    engine, settings, _ = stored
+    (tmp_path / "a file").write_text("")
+    index = WindowIndex(engine, settings.model_ref, REVISION, tmp_path / "a file" / "index")
+    with pytest.raises(SoundtagError) as error:
+        index.nearest(np.ones(16, np.float32) / 4, 1)
+    assert str(error.value) == (f"{index.folder}: cannot keep the search index there (Not a directory); "
+                                "set SOUNDTAG_INDEX_DIR to a writable folder")
