@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from filelock import FileLock
 from sqlalchemy import create_engine, delete, select, update
+from sqlalchemy.exc import OperationalError
 
 from db import embeddings, packing
 from db.models import AudioEmbedding, File
@@ -18,7 +19,7 @@ from soundtag.errors import SoundtagError
 from soundtag.settings import Settings
 from tests.test_search import REVISION, _store
 from vectors import approximate_index, window_index
-from vectors.index_segment import stat
+from vectors.index_segment import ROW, IndexSegment, stat
 from vectors.window_index import WindowIndex
 
 
@@ -72,12 +73,15 @@ def test_a_compaction_drops_a_wholly_masked_segment_and_rewrites_a_mostly_masked
     gone = _store(engine, settings, [f"b{i}" for i in range(5)], seed=1)
     index.synced()
     assert not index.compact()  # nothing masked: nothing to rewrite
+    _delete(engine, first[16:])
+    index.synced()
+    assert not index.compact()  # a fifth of the first segment masked: kept as it is
     _delete(engine, gone)
     index.synced()
     assert index.compact()
     (kept,) = _manifest(index)["segments"]
-    assert (kept["rows"], kept["masked"]) == (80, [])
-    _delete(engine, first[:5])
+    assert (kept["rows"], kept["masked"]) == (80, [[64, 68], [68, 72], [72, 76], [76, 80]])
+    _delete(engine, first[:1])
     index.synced()
     assert index.compact()
     assert [(seg["rows"], seg["masked"]) for seg in _manifest(index)["segments"]] == [(60, [])]
@@ -103,7 +107,7 @@ def test_a_compaction_over_an_index_changed_meanwhile_is_dropped(stored, monkeyp
     monkeypatch.setattr(window_index, "merge", merge_then_change)
     with caplog.at_level(logging.INFO, logger="vectors.window_index"):
         assert not index.compact()
-    assert "search index: changed during compaction; left for a later query" in caplog.text
+    assert "search index: changed during compaction; left for a later query" in caplog.messages
     assert not _merged_files(index)
 
 
@@ -137,6 +141,32 @@ def test_a_compaction_waits_for_a_query_holding_the_index(stored):
     assert answer == [True] and [seg["rows"] for seg in _manifest(index)["segments"]] == [60]
 
 
+def test_a_compaction_waits_for_a_query_holding_the_index_before_it_commits(stored, monkeypatch):
+    engine, settings, index = stored
+    uris = _store(engine, settings, [f"a{i}" for i in range(20)])
+    index.synced()
+    _delete(engine, uris[:5])
+    index.synced()
+    merged, release = threading.Event(), []
+
+    def merge_then_query(*args, merge=window_index.merge):
+        segment = merge(*args)
+        release.append(_held(index.folder / "lock"))  # a query takes the lock as the merge ends
+        merged.set()
+        return segment
+
+    monkeypatch.setattr(window_index, "merge", merge_then_query)
+    answer = []
+    compaction = threading.Thread(target=lambda: answer.append(index.compact()), daemon=True)
+    compaction.start()
+    assert merged.wait(10)
+    compaction.join(0.3)
+    assert compaction.is_alive() and [seg["rows"] for seg in _manifest(index)["segments"]] == [80]
+    release[0].set()
+    compaction.join(10)
+    assert answer == [True] and [seg["rows"] for seg in _manifest(index)["segments"]] == [60]
+
+
 def test_a_compaction_that_fails_leaves_the_index_and_says_why(stored, monkeypatch, caplog):
     _, _, index = stored
 
@@ -145,7 +175,7 @@ def test_a_compaction_that_fails_leaves_the_index_and_says_why(stored, monkeypat
 
     monkeypatch.setattr(index, "compact", full)
     index._compact_quietly()
-    assert f"search index: could not compact {index.folder} (No space left on device)" in caplog.text
+    assert f"search index: could not compact {index.folder} (No space left on device)" in caplog.messages
 
 
 def test_a_damaged_approximate_index_is_named_and_rebuilt(stored, caplog):
@@ -155,7 +185,7 @@ def test_a_damaged_approximate_index_is_named_and_rebuilt(stored, caplog):
     path = index.folder / entry["name"]
     path.write_bytes(bytes(path.stat().st_size))
     _, (rebuilt, again) = index.synced(approximate=True)
-    assert f"search index: {path} does not match its checksum; rebuilding the approximate index" in caplog.text
+    assert f"search index: {path} does not match its checksum; rebuilding the approximate index" in caplog.messages
     assert again["name"] != entry["name"] and rebuilt.ntotal == 1040
 
 
@@ -168,7 +198,7 @@ def test_a_query_while_the_index_is_built_ahead_says_it_answers_exactly(stored, 
         _, approximate = index.synced(approximate=True)
     release.set()
     assert approximate is None
-    assert "search index: the approximate index is being built; answering exactly meanwhile" in caplog.text
+    assert "search index: the approximate index is being built; answering exactly meanwhile" in caplog.messages
 
 
 def test_an_index_is_built_ahead_from_a_thousand_unmasked_windows(stored):
@@ -267,7 +297,8 @@ def test_a_row_rewritten_behind_the_summary_is_asked_again_and_its_stale_window_
         row_id = conn.execute(select(AudioEmbedding.id).join(File, File.id == AudioEmbedding.file_id)
                               .where(File.uri == uris[0])).scalar_one()
         conn.execute(update(AudioEmbedding).where(AudioEmbedding.id == row_id).values(
-            vectors=packing.pack(vectors.astype(np.float16))))
+            vectors=packing.pack(vectors.astype(np.float16)), starts=packing.pack(np.array([0.0, 10.0, 20.0])),
+            ends=packing.pack(np.array([10.0, 20.0, 30.0]))))
     asked = _asked(monkeypatch)
     hits = index.nearest(old[3], 5, approximate=True)
     # What SQL holds now ranks them; the window gone is left out, not fetched past the row's end.
@@ -333,7 +364,7 @@ def test_a_segment_damaged_behind_its_unchanged_stats_is_found_by_the_hits_check
     manifest["segments"][0]["stats"][".f32"] = stat(path)
     (index.folder / "manifest.json").write_text(json.dumps(manifest))
     hits = index.nearest(query, 5)
-    assert f"search index: {path} does not match its checksum; rebuilding its rows" in caplog.text
+    assert f"search index: {path} does not match its checksum; rebuilding its rows" in caplog.messages
     assert len(hits) == 5 and (hits[0].stored.uri, hits[0].window) == (uris[3], 0)
     assert all(abs(float(hit.stored.vectors[hit.window] @ query) - hit.similarity) < 1e-4 for hit in hits)
 
@@ -346,3 +377,102 @@ def test_an_index_folder_that_cannot_be_written_is_named_with_what_to_do(stored,
         index.nearest(np.ones(16, np.float32) / 4, 1)
     assert str(error.value) == (f"{index.folder}: cannot keep the search index there (Not a directory); "
                                 "set SOUNDTAG_INDEX_DIR to a writable folder")
+
+
+def test_a_damaged_row_is_named_at_every_query_and_read_once_until_it_changes(stored, caplog):
+    engine, settings, index = stored
+    uris = _store(engine, settings, [f"a{i}" for i in range(10)])
+    with engine.begin() as conn:  # the newest row: the summary's last id
+        conn.execute(update(AudioEmbedding).where(AudioEmbedding.file_id == select(File.id).where(
+            File.uri == uris[9]).scalar_subquery()).values(vectors=b"not deflated"))
+    query = embeddings.stored_embeddings_of(engine, settings.model_ref, uris[0])[0].vectors[0]
+    index.nearest(query, 1)
+    (reason,) = index.damaged
+    assert reason.startswith(f"{uris[9]}: stored embeddings unreadable") and caplog.text.count(reason) == 1
+    assert f"{reason}; left out of the search index" in caplog.messages
+    _store(engine, settings, ["b"], seed=1)  # new rows: appended
+    index.nearest(query, 1)
+    _store(engine, settings, ["a0"], seed=2)  # a row replaced: every row compared
+    index.nearest(query, 1)
+    assert index.damaged == [reason] and caplog.text.count(reason) == 1
+    _store(engine, settings, ["a9"], seed=3)  # stored again: indexed
+    assert index.nearest(query, 41) and index.damaged == []
+
+
+def test_an_index_holds_its_revisions_windows_whatever_other_revisions_hold(stored):
+    engine, settings, index = stored
+    uris = _store(engine, settings, [f"a{i}" for i in range(10)])
+    query = embeddings.stored_embeddings_of(engine, settings.model_ref, uris[2])[0].vectors[1]
+    index.nearest(query, 1)
+    _store(engine, settings, [f"a{i}" for i in range(5)], seed=1, revision="r2")  # the model's next revision
+    _store(engine, settings, ["a9"], seed=2)  # a row of this revision replaced: every row compared
+    (best,) = index.nearest(query, 1)
+    assert (best.stored.uri, best.window, best.similarity) == (uris[2], 1, pytest.approx(1.0, abs=1e-3))
+
+
+@pytest.mark.parametrize("written", [0, 1], ids=["before any row", "after a chunk"])
+def test_a_fetch_that_fails_raises_its_own_error_and_leaves_no_partial_segment(stored, monkeypatch, written):
+    engine, settings, index = stored
+    _store(engine, settings, [f"a{i}" for i in range(10)])
+
+    def failing(*args, real=embeddings.embedding_rows):
+        yield from list(real(*args))[:written]
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(embeddings, "embedding_rows", failing)
+    with pytest.raises(OperationalError, match="server closed the connection"):
+        index.synced()
+    assert not [path.name for path in index.folder.iterdir() if path.suffix == ".tmp"]
+
+
+def test_a_commit_keeps_the_locks_and_a_build_ahead_under_way_and_removes_what_is_left_over(stored):
+    engine, settings, index = stored
+    _store(engine, settings, [f"a{i}" for i in range(10)])
+    index.synced()
+    strays = ["merged-0.f32", "merged-0.rows", "ahead-0.faiss", "0.f32.tmp"]  # of a process that died
+    for name in strays:
+        (index.folder / name).write_bytes(b"")
+    for lock, kept, gone in (("ahead.lock", "ahead-0.faiss", "merged-0.f32"),  # a build ahead under way
+                             ("compact.lock", "merged-1.f32", "ahead-0.faiss")):  # a compaction under way
+        (index.folder / kept).write_bytes(b"")
+        release = _held(index.folder / lock)
+        _store(engine, settings, [lock], seed=1)
+        started = time.perf_counter()
+        index.synced()
+        took = time.perf_counter() - started
+        release.set()
+        left = {path.name for path in index.folder.iterdir()}
+        assert {"lock", lock, kept} <= left and not {gone, "0.f32.tmp"} & left
+        assert took < 0.9  # asking whether one runs waits for nothing
+    _store(engine, settings, ["c"], seed=2)
+    index.synced()
+    assert not {*strays, "merged-1.f32"} & {path.name for path in index.folder.iterdir()}
+
+
+def test_a_manifest_missing_its_damaged_rows_is_read_as_none_damaged(stored):
+    engine, settings, index = stored
+    uris = _store(engine, settings, [f"a{i}" for i in range(10)])
+    query = embeddings.stored_embeddings_of(engine, settings.model_ref, uris[4])[0].vectors[2]
+    index.nearest(query, 1)
+    manifest = _manifest(index)
+    del manifest["damaged"]
+    (index.folder / "manifest.json").write_text(json.dumps(manifest))
+    assert index.nearest(query, 1)[0].stored.uri == uris[4] and index.damaged == []
+    _store(engine, settings, ["b"], seed=1)
+    assert index.nearest(query, 1)[0].stored.uri == uris[4] and index.damaged == []
+
+
+def _rows(count, masked=0):
+    return IndexSegment(f"{count}-{masked}", np.zeros((count, 1), np.float32), np.zeros(count, ROW), {}, {},
+                        [[0, masked]] if masked else [])
+
+
+def test_compaction_takes_the_mostly_masked_segments_and_past_eight_all_but_the_largest():
+    def chosen(segments):
+        return [seg.name for seg in window_index._to_merge(segments)]
+
+    eight = [_rows(10 + k) for k in range(8)]
+    assert chosen(eight) == [] and chosen([_rows(10, masked=2)]) == [] and chosen([_rows(10, masked=3)]) == ["10-3"]
+    assert chosen([*eight, _rows(5)]) == [seg.name for seg in eight[:7]] + ["5-0"]
+    # The mostly masked one and the rest but the largest: eight segments, the largest and the merged.
+    assert chosen([*eight, _rows(10, masked=5)]) == ["10-5"] + [seg.name for seg in eight[:7]]
