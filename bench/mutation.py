@@ -64,9 +64,12 @@ MODULES = {
     "leases": Module(("db/leases.py",), ("tests/test_leases.py",), select="sqlite"),
     "order": Module(("review/order.py",), ("tests/test_review_order.py",)),
     "embeddings": Module(("db/embeddings.py",), ("tests/test_embeddings.py",), select="not postgresql"),
-    "window_index": Module(("vectors/window_index.py",), ("tests/test_search.py",), select=(
-        "sqlite and (index_follows or relabeled_file or deleted_files or query_answers or damaged or replaced_behind "
-        "or approximate_search)")),
+    "window_index": Module(("vectors/window_index.py", "vectors/index_segment.py", "vectors/approximate_index.py"),
+                           ("tests/test_window_index.py", "tests/test_index_segment.py",
+                            "tests/test_approximate_index.py", "tests/test_search.py"), select=(
+        "not postgresql and (test_window_index.py or test_index_segment.py or test_approximate_index.py "
+        "or index_follows or relabeled_file or deleted_files or query_answers or damaged or wrong_type "
+        "or replaced_behind or approximate_search or built_ahead)")),
 }
 
 # Survivors that change nothing a user can observe, by module, keyed by "function: -line / +line"
@@ -540,6 +543,126 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         '_problem: -close = difflib.get_close_matches(loc[-1], valid, n=1) / +close = difflib.get_close_matches(loc[-1], valid, n=2)':
             'only the closest match is shown, and more matches do not change which is closest',
     },
+    "window_index": {
+        '_folder_name: -identity = "\\n".join([url.render_as_string(hide_password=True), model, revision]) / +identity = "XX\\nXX".join([url.render_as_string(hide_password=True), model, revision])':
+            'another separator between the same three parts: as stable and as unique',
+        'lists_for: -return int(2 ** np.clip(np.round(np.log2(max(rows, 1)) / 2), 4, 12)) / +return int(2 ** np.clip(np.round(np.log2(max(rows, 2)) / 2), 4, 12))':
+            '0, 1 and 2 windows all clip to 16 lists (and no index is built from fewer than MIN_ROWS windows)',
+        'build: -index = faiss.index_factory(dim, f"IVF{lists},PQ{dim // 8}", faiss.METRIC_INNER_PRODUCT) / +index = faiss.index_factory(dim, f"IVF{lists},PQ{dim // 8}", )':
+            'the windows and queries are unit vectors: the nearest by distance are the most similar by inner product, and the candidates are ranked again by their exact cosine',
+        'build: -rng = np.random.default_rng(0) / +rng = np.random.default_rng(None)':
+            'which windows train the lists: any sample of the same size trains them as well, and the candidates are ranked again by their exact cosine',
+        'build: -rng = np.random.default_rng(0) / +rng = np.random.default_rng(1)':
+            'which windows train the lists: any sample of the same size trains them as well, and the candidates are ranked again by their exact cosine',
+        'build: -share = min(1.0, lists * _SAMPLE_PER_LIST / max(live, 1)) / +share = min(1.0, lists * _SAMPLE_PER_LIST / max(live, 2))':
+            'an index is built from MIN_ROWS windows at least: live is never under 2',
+        'build: -replace=False))] / +replace=None))]':
+            'replace=None is falsy: drawn without replacement, as with False',
+        'extensible: -return set(entry["segments"]) <= names and live <= GROWTH * entry["trained"] / +return set(entry["segments"]) < names and live <= GROWTH * entry["trained"]':
+            'asked only when a segment is not covered (prepare_approximate returns before): covered ⊆ segments is then covered ⊊ segments',
+        '_written: -with open(staged, "rb+") as f: / +with open(staged, ) as f:':
+            "fsync flushes the file's data through a read-only descriptor as well",
+        'IndexSegment.similarities: -sims = np.nan_to_num(self.vectors @ query, copy=False, nan=-np.inf) / +sims = np.nan_to_num(self.vectors @ query, copy=None, nan=-np.inf)':
+            'the product is a new array: its NaN replaced in place or in a copy, the same values',
+        'IndexSegment.similarities: -sims = np.nan_to_num(self.vectors @ query, copy=False, nan=-np.inf) / +sims = np.nan_to_num(self.vectors @ query, nan=-np.inf)':
+            'the product is a new array: its NaN replaced in place or in a copy, the same values',
+        'IndexSegment.similarities: -sims = np.nan_to_num(self.vectors @ query, copy=False, nan=-np.inf) / +sims = np.nan_to_num(self.vectors @ query, copy=True, nan=-np.inf)':
+            'the product is a new array: its NaN replaced in place or in a copy, the same values',
+        'open_segment: -def open_segment(folder: Path, entry: dict, dim: int, verify: bool = False) -> IndexSegment: / +def open_segment(folder: Path, entry: dict, dim: int, verify: bool = True) -> IndexSegment:':
+            'only a segment just written opens without naming verify: its files hash to the checksums just taken, so verifying costs time alone',
+        'open_segment: -np.memmap(folder / f"{name}.rows", ROW, "r", shape=(rows,)), dict(entry["checksums"]), stats, / +np.memmap(folder / f"{name}.rows", ROW, "r", shape=None), dict(entry["checksums"]), stats,':
+            "the file's size was checked to be rows × the row's size: mapped whole, it is those rows",
+        'open_segment: -np.memmap(folder / f"{name}.rows", ROW, "r", shape=(rows,)), dict(entry["checksums"]), stats, / +np.memmap(folder / f"{name}.rows", ROW, "r", ), dict(entry["checksums"]), stats,':
+            "the file's size was checked to be rows × the row's size: mapped whole, it is those rows",
+        'IndexSegmentWriter.add: -(".rows", np.ascontiguousarray(rows, dtype=ROW))): / +(".rows", np.ascontiguousarray(rows, dtype=None))):':
+            "every caller passes rows of ROW already (add_embedding's, or a segment's)",
+        'IndexSegmentWriter.add: -(".rows", np.ascontiguousarray(rows, dtype=ROW))): / +(".rows", np.ascontiguousarray(rows, ))):':
+            "every caller passes rows of ROW already (add_embedding's, or a segment's)",
+        'IndexSegmentWriter.discard: -(self.folder / f"{self.name}{ext}.tmp").unlink(missing_ok=True) / +(self.folder / f"{self.name}{ext}.tmp").unlink(missing_ok=None)':
+            'the writer opened both files when it was made: they are there to unlink',
+        'IndexSegmentWriter.discard: -(self.folder / f"{self.name}{ext}.tmp").unlink(missing_ok=True) / +(self.folder / f"{self.name}{ext}.tmp").unlink(missing_ok=False)':
+            'the writer opened both files when it was made: they are there to unlink',
+        'merge: -step = _BLOCK // (dim * 4) / +step = _BLOCK // (dim * 5)':
+            'rows copied in smaller blocks: the same rows, in the same order',
+        '_folder_name: -if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"): / +if url.get_backend_name() == "sqlite" and url.database not in (None, "XXXX", ":memory:"):':
+            'an in-memory database lives in one process: its folder is named the same there with or without the working directory in it',
+        '_folder_name: -if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"): / +if url.get_backend_name() == "sqlite" and url.database not in (None, "", "XX:memory:XX"):':
+            'an in-memory database lives in one process: its folder is named the same there with or without the working directory in it',
+        '_folder_name: -if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"): / +if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":MEMORY:"):':
+            'an in-memory database lives in one process: its folder is named the same there with or without the working directory in it',
+        '_folder_name: -return hashlib.sha256(identity.encode()).hexdigest()[:24] / +return hashlib.sha256(identity.encode()).hexdigest()[:25]':
+            'a name of 25 hex digits instead of 24: as stable and as unique',
+        'WindowIndex.__init__: -approximate_above: int = 10_000_000): / +approximate_above: int = 10000001):':
+            'the default is never taken: every caller passes Settings.search_approximate_above',
+        'WindowIndex.__init__: -self.damaged: list[str] = []  # one line for each row left out, damaged in the database / +self.damaged: list[str] = None  # one line for each row left out, damaged in the database':
+            'synced sets it before anyone reads it (rank reads it after nearest)',
+        'WindowIndex.nearest: -query = np.asarray(query, dtype=np.float32) / +query = np.asarray(query, dtype=None)':
+            'a float64 query ranks the float32 windows by the same cosines to within 1e-7, under the tolerance and what a user reads',
+        'WindowIndex.nearest: -query = np.asarray(query, dtype=np.float32) / +query = np.asarray(query, )':
+            'a float64 query ranks the float32 windows by the same cosines to within 1e-7, under the tolerance and what a user reads',
+        'WindowIndex.nearest: -windows = self._current(segments, ann, query, limit, strict=False) / +windows = self._current(segments, ann, query, limit, strict=None)':
+            'None is falsy: not strict, as False',
+        'WindowIndex._current: -found = embeddings.embeddings_by_id(self.engine, self.model, self.revision, / +found = embeddings.embeddings_by_id(self.engine, self.model, None,':
+            "ids are rows of the index's own revision: filtering them by revision again keeps them all",
+        'WindowIndex._current: -and abs(float(stored.vectors[int(row["window"])] @ query) - similarity) < _TOLERANCE): / +and abs(float(stored.vectors[int(row["window"])] @ query) - similarity) <= _TOLERANCE):':
+            'a cosine off by exactly the tolerance, in float arithmetic: no hit lands there',
+        'WindowIndex.synced: -held_upto = manifest["state"]["upto"] if manifest else 0 / +held_upto = manifest["state"]["upto"] if manifest else 1':
+            'without a manifest every row is compared from id 0, whatever the summary up to id 0 or 1 says',
+        'WindowIndex.synced: -held, now = embeddings.embeddings_state(self.engine, self.model, self.revision, held_upto) / +held, now = embeddings.embeddings_state(self.engine, self.model, None, held_upto)':
+            "the summary only decides whether to compare: with other revisions' rows in it, a change of theirs starts a comparison that finds nothing of this revision changed",
+        'WindowIndex.prepare_approximate: -segments, _ = self.synced(approximate=False) / +segments, _ = self.synced(approximate=None)':
+            "inside the build ahead, synced's approximate step finds the build under way (this call holds its lock) and answers None, or loads a usable index this call does not use",
+        'WindowIndex.prepare_approximate: -segments, _ = self.synced(approximate=False) / +segments, _ = self.synced(approximate=True)':
+            "inside the build ahead, synced's approximate step finds the build under way (this call holds its lock) and answers None, or loads a usable index this call does not use",
+        'WindowIndex.prepare_approximate: -with FileLock(self.folder / "lock"): / +with FileLock(self.folder / "XXlockXX"):':
+            'the manifest is replaced atomically: read without the lock it is whole, the one just committed or a newer one, and the commit reads it again under the lock',
+        'WindowIndex.prepare_approximate: -with FileLock(self.folder / "lock"): / +with FileLock(self.folder / "LOCK"):':
+            'the manifest is replaced atomically: read without the lock it is whole, the one just committed or a newer one, and the commit reads it again under the lock',
+        'WindowIndex.prepare_approximate: -entry = manifest.get("approximate") if manifest else None / +entry = manifest.get("approximate") if (manifest) or True else None':
+            'synced has just committed a manifest: there is one',
+        'WindowIndex._update: -empty = np.array(manifest["empty"] if manifest else [], np.int64).reshape(-1, 2) / +empty = np.array(manifest["empty"] if manifest else [], None).reshape(-1, 2)':
+            'integer pairs make an int64 array either way, and an empty one holds no value to compare',
+        'WindowIndex._update: -empty = np.array(manifest["empty"] if manifest else [], np.int64).reshape(-1, 2) / +empty = np.array(manifest["empty"] if manifest else [], ).reshape(-1, 2)':
+            'integer pairs make an int64 array either way, and an empty one holds no value to compare',
+        'WindowIndex._update: -empty = np.array(manifest["empty"] if manifest else [], np.int64).reshape(-1, 2) / +empty = np.array(manifest["empty"] if manifest else [], np.int64).reshape(-2, 2)':
+            'numpy reads any negative size as the one to infer',
+        'WindowIndex._update: -ids, stamps = embeddings.embedding_stamps(self.engine, self.model, self.revision, after) / +ids, stamps = embeddings.embedding_stamps(self.engine, self.model, self.revision, )':
+            "compared from the first row instead of past the summary's: the rows up to it are unchanged (the summary matched), so the same rows are found changed",
+        'WindowIndex._fetched: -with ThreadPoolExecutor(os.cpu_count() or 1) as pool: / +with ThreadPoolExecutor(None) as pool:':
+            'how many threads inflate the rows: the same rows, inflated sooner or later',
+        'WindowIndex._fetched: -with ThreadPoolExecutor(os.cpu_count() or 1) as pool: / +with ThreadPoolExecutor(os.cpu_count() and 1) as pool:':
+            'how many threads inflate the rows: the same rows, inflated sooner or later',
+        'WindowIndex._fetched: -with ThreadPoolExecutor(os.cpu_count() or 1) as pool: / +with ThreadPoolExecutor(os.cpu_count() or 2) as pool:':
+            'how many threads inflate the rows: the same rows, inflated sooner or later',
+        'WindowIndex._fetched: -chunks = iter(embeddings.embedding_rows(self.engine, self.model, self.revision, ids)) / +chunks = iter(embeddings.embedding_rows(self.engine, self.model, None, ids))':
+            "ids are rows of the index's own revision: filtering them by revision again keeps them all",
+        'WindowIndex.compact: -chosen = _to_merge(self._open(manifest, False)[0]) if manifest else [] / +chosen = _to_merge(self._open(manifest, False)[0]) if (manifest) or True else []':
+            'without a manifest there is no segment to choose either way',
+        'WindowIndex.compact: -chosen = _to_merge(self._open(manifest, False)[0]) if manifest else [] / +chosen = _to_merge(self._open(manifest, None)[0]) if manifest else []':
+            'None is falsy: not verified, as False',
+        'WindowIndex.compact: -chosen = _to_merge(self._open(manifest, False)[0]) if manifest else [] / +chosen = _to_merge(self._open(manifest, True)[0]) if manifest else []':
+            'a segment file written since its manifest entry has another ctime and is hashed either way; verify only rehashes files untouched since, which only the disk itself can damage',
+        'WindowIndex.compact: -(self.folder / f"{merged.name}{ext}").unlink(missing_ok=True) / +(self.folder / f"{merged.name}{ext}").unlink(missing_ok=None)':
+            'the merged files are spared by every other clean-up while the compaction holds its lock: they are there to unlink',
+        'WindowIndex.compact: -(self.folder / f"{merged.name}{ext}").unlink(missing_ok=True) / +(self.folder / f"{merged.name}{ext}").unlink(missing_ok=False)':
+            'the merged files are spared by every other clean-up while the compaction holds its lock: they are there to unlink',
+        'WindowIndex.compact: -+ ([merged.entry()] if merged else [])}, compacting=True) / ++ ([merged.entry()] if merged else [])}, compacting=None)':
+            "the merged segment is kept by name, in the manifest this commits; no other compaction's files exist while this one holds the compaction lock (and the clean-up asks for that lock anyway)",
+        'WindowIndex.compact: -+ ([merged.entry()] if merged else [])}, compacting=True) / ++ ([merged.entry()] if merged else [])}, )':
+            "the merged segment is kept by name, in the manifest this commits; no other compaction's files exist while this one holds the compaction lock (and the clean-up asks for that lock anyway)",
+        'WindowIndex.compact: -+ ([merged.entry()] if merged else [])}, compacting=True) / ++ ([merged.entry()] if merged else [])}, compacting=False)':
+            "the merged segment is kept by name, in the manifest this commits; no other compaction's files exist while this one holds the compaction lock (and the clean-up asks for that lock anyway)",
+        'WindowIndex._commit: -path.unlink(missing_ok=True) / +path.unlink(missing_ok=None)':
+            "every clean-up runs under the index's lock and nothing else deletes there: a file just listed is there to unlink",
+        'WindowIndex._commit: -path.unlink(missing_ok=True) / +path.unlink(missing_ok=False)':
+            "every clean-up runs under the index's lock and nothing else deletes there: a file just listed is there to unlink",
+        '_top: -top = np.argpartition(-sims, limit - 1)[:limit] if len(sims) > limit else np.arange(len(sims)) / +top = np.argpartition(-sims, limit - 1)[:limit] if (len(sims) > limit) and False else np.arange(len(sims))':
+            "every row's cosine sorted instead of the best partitioned out first: the same best rows, sorted alike",
+        '_top: -top = np.argpartition(-sims, limit - 1)[:limit] if len(sims) > limit else np.arange(len(sims)) / +top = np.argpartition(-sims, limit - 1)[:limit] if len(sims) >= limit else np.arange(len(sims))':
+            'partitioning exactly limit rows keeps them all, as taking them all does',
+        '_top: -found += [(float(sims[i]), seg.rows[i]) for i in top if sims[i] > -np.inf] / +found += [(float(sims[i]), seg.rows[i]) for i in top if sims[i] >= -np.inf]':
+            'a masked or NaN row ranked at -inf is refused by the check against SQL (its row is gone, changed, or of another cosine): the same hits, after one more pass',
+    },
 }
 
 
@@ -583,6 +706,9 @@ def run(name: str, module: Module, max_children: int) -> None:
     work = prepare(name, module)
     # The copy's packages, not the ones PYTHONPATH names, are what the tests must import.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # mutmut forks each mutant's run from a process whose tests started OpenMP's threads (faiss's
+    # k-means, torch): GNU OpenMP does not survive a fork, and the child hangs until its timeout.
+    env["OMP_NUM_THREADS"] = "1"
     print(f"{name}: mutating {', '.join(module.files)} (log: {work.relative_to(ROOT)}/run.log)", flush=True)
     with open(work / "run.log", "wb") as log:
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *module.only],

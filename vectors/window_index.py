@@ -78,10 +78,11 @@ class WindowHit:
 
 def _folder_name(engine: Engine, model: str, revision: str) -> str:
     """The database (without its password; a SQLite file by absolute path), model and revision."""
-    url = engine.url.set(drivername=engine.url.get_backend_name(), password=None)
+    # URL.set(password=None) keeps the password: rendered hidden, a new password keeps the index.
+    url = engine.url.set(drivername=engine.url.get_backend_name())
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         url = url.set(database=str(Path(url.database).resolve()))
-    identity = "\n".join([url.render_as_string(hide_password=False), model, revision])
+    identity = "\n".join([url.render_as_string(hide_password=True), model, revision])
     return hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
