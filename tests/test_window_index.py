@@ -5,7 +5,6 @@ searches through it)."""
 import json
 import logging
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -43,13 +42,13 @@ def _merged_files(index):
 
 
 def _returns_at_once(call):
-    """``call``'s answer and how long it took, in a thread given up on after 5 s (a call that
-    waits for a lock held here would wait for ever)."""
-    answer, started = [], time.perf_counter()
+    """``call``'s answer, from a thread given up on after 30 s: a call that waited for a lock held
+    here would wait for ever, and answer nothing."""
+    answer = []
     worker = threading.Thread(target=lambda: answer.append(call()), daemon=True)
     worker.start()
-    worker.join(5)
-    return answer, time.perf_counter() - started
+    worker.join(30)
+    return answer
 
 
 def _held(path):
@@ -119,9 +118,9 @@ def test_a_second_compaction_or_build_ahead_returns_at_once(stored):
     index.synced()
     for lock, call in (("compact.lock", index.compact), ("ahead.lock", index.prepare_approximate)):
         release = _held(index.folder / lock)
-        answer, took = _returns_at_once(call)
+        answer = _returns_at_once(call)
         release.set()
-        assert answer == [False] and took < 0.5
+        assert answer == [False]
 
 
 def test_a_compaction_waits_for_a_query_holding_the_index(stored):
@@ -437,13 +436,11 @@ def test_a_commit_keeps_the_locks_and_a_build_ahead_under_way_and_removes_what_i
         (index.folder / kept).write_bytes(b"")
         release = _held(index.folder / lock)
         _store(engine, settings, [lock], seed=1)
-        started = time.perf_counter()
-        index.synced()
-        took = time.perf_counter() - started
+        answer = _returns_at_once(index.synced)  # asking whether one runs waits for nothing
         release.set()
+        assert len(answer) == 1
         left = {path.name for path in index.folder.iterdir()}
         assert {"lock", lock, kept} <= left and not {gone, "0.f32.tmp"} & left
-        assert took < 0.9  # asking whether one runs waits for nothing
     _store(engine, settings, ["c"], seed=2)
     index.synced()
     assert not {*strays, "merged-1.f32"} & {path.name for path in index.folder.iterdir()}
