@@ -140,28 +140,37 @@ def test_a_compaction_waits_for_a_query_holding_the_index(stored):
     assert answer == [True] and [seg["rows"] for seg in _manifest(index)["segments"]] == [60]
 
 
+def _stopped_by_a_query_after(monkeypatch, index, module, step, call, within):
+    """Run ``call`` in a thread with ``module.step`` patched so that a query takes the index's lock
+    as that step returns; once it has (within ``within`` s), the thread, its answer (a list) and
+    the event that lets the query go."""
+    real, stepped, release = getattr(module, step), threading.Event(), []
+
+    def then_query(*args):
+        result = real(*args)
+        release.append(_held(index.folder / "lock"))
+        stepped.set()
+        return result
+
+    monkeypatch.setattr(module, step, then_query)
+    answer = []
+    thread = threading.Thread(target=lambda: answer.append(call()), daemon=True)
+    thread.start()
+    assert stepped.wait(within)
+    thread.join(0.3)
+    return thread, answer, release[0]
+
+
 def test_a_compaction_waits_for_a_query_holding_the_index_before_it_commits(stored, monkeypatch):
     engine, settings, index = stored
     uris = _store(engine, settings, [f"a{i}" for i in range(20)])
     index.synced()
     _delete(engine, uris[:5])
     index.synced()
-    merged, release = threading.Event(), []
-
-    def merge_then_query(*args, merge=window_index.merge):
-        segment = merge(*args)
-        release.append(_held(index.folder / "lock"))  # a query takes the lock as the merge ends
-        merged.set()
-        return segment
-
-    monkeypatch.setattr(window_index, "merge", merge_then_query)
-    answer = []
-    compaction = threading.Thread(target=lambda: answer.append(index.compact()), daemon=True)
-    compaction.start()
-    assert merged.wait(10)
-    compaction.join(0.3)
+    compaction, answer, release = _stopped_by_a_query_after(monkeypatch, index, window_index, "merge",
+                                                            index.compact, 10)
     assert compaction.is_alive() and [seg["rows"] for seg in _manifest(index)["segments"]] == [80]
-    release[0].set()
+    release.set()
     compaction.join(10)
     assert answer == [True] and [seg["rows"] for seg in _manifest(index)["segments"]] == [60]
 
@@ -222,22 +231,10 @@ def test_an_index_built_ahead_covering_too_little_is_trained_again_not_extended(
 def test_a_build_ahead_waits_for_a_query_holding_the_index_before_it_commits(stored, monkeypatch):
     engine, settings, index = stored
     _store(engine, settings, [f"a{i}" for i in range(250)])
-    built, release = threading.Event(), []
-
-    def build_then_query(*args, build=approximate_index.build):
-        entry = build(*args)
-        release.append(_held(index.folder / "lock"))  # a query takes the lock as the build ends
-        built.set()
-        return entry
-
-    monkeypatch.setattr(approximate_index, "build", build_then_query)
-    answer = []
-    ahead = threading.Thread(target=lambda: answer.append(index.prepare_approximate()), daemon=True)
-    ahead.start()
-    assert built.wait(30)
-    ahead.join(0.3)
+    ahead, answer, release = _stopped_by_a_query_after(monkeypatch, index, approximate_index, "build",
+                                                       index.prepare_approximate, 30)
     assert ahead.is_alive() and _manifest(index)["approximate"] is None
-    release[0].set()
+    release.set()
     ahead.join(30)
     assert answer == [True] and _manifest(index)["approximate"]["rows"] == 1000
 
